@@ -1,0 +1,1 @@
+//! Modbus register maps (see the regmap helper).
