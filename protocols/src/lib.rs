@@ -14,4 +14,5 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod channel;
 pub mod regmap;
