@@ -14,6 +14,7 @@ pub type ChannelNo = u8;
 
 /// The physical quantity a channel's alarm is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Quantity {
     /// Residual (leakage) current, in mA (GB 14287.2).
     ResidualCurrent,
@@ -24,6 +25,7 @@ pub enum Quantity {
 /// Why a channel cannot measure: a fault, shown distinctly from an alarm (GB 14287.5-2025 §5.3.5,
 /// GB 14287.3 §6.3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FaultCause {
     /// The sensor lead (CT secondary or temperature probe) is open.
     LeadOpen,

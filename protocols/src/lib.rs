@@ -15,4 +15,14 @@
 extern crate std;
 
 pub mod channel;
+pub mod codec;
+pub mod id;
+pub mod message;
 pub mod regmap;
+pub mod thresholds;
+pub mod topic;
+
+pub use codec::{DecodeError, Encoding, decode, encode};
+pub use id::{DeviceId, GridId, IdError};
+pub use message::Message;
+pub use topic::{DeviceTopic, Topic};
