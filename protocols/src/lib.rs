@@ -16,6 +16,8 @@ extern crate std;
 
 pub mod channel;
 pub mod codec;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod id;
 pub mod message;
 pub mod regmap;

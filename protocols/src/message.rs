@@ -28,7 +28,7 @@ pub type Seq = u32;
 /// The longest firmware version string, bytes.
 pub const MAX_FIRMWARE_LEN: usize = 24;
 /// The longest free-text reason in a refusal, bytes.
-pub const MAX_REASON_LEN: usize = 64;
+pub const MAX_REASON_LEN: usize = 96;
 /// The most sequence numbers one [`Ack`] carries.
 pub const MAX_ACK_SEQS: usize = 32;
 

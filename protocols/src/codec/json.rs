@@ -3,7 +3,7 @@
 //! The shapes here are the protocol's JSON schema; the typed messages are converted to and from
 //! them. Field names carry their unit (`residual_ma`, `temp_dc`, `up_ms`). Absent optional
 //! fields are omitted when encoding and may be omitted when decoding; unknown fields are
-//! ignored, so that later minor versions can add fields. Strings are at most 64 bytes after
+//! ignored, so that later minor versions can add fields. Strings are at most 96 bytes after
 //! unescaping ([`SCRATCH_LEN`] bounds the unescape buffer).
 
 use heapless::{String, Vec};
@@ -41,13 +41,10 @@ pub fn decode(kind: DeviceTopic, payload: &[u8]) -> Result<Message, DecodeError>
 
 fn parse<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
     let mut scratch = [0u8; SCRATCH_LEN];
-    let (value, used) = serde_json_core::from_slice_escaped::<T>(payload, &mut scratch)
-        .map_err(DecodeError::Json)?;
-    let rest = payload.get(used..).unwrap_or_default();
-    match rest.iter().filter(|b| !b.is_ascii_whitespace()).count() {
-        0 => Ok(value),
-        count => Err(DecodeError::TrailingBytes { count }),
-    }
+    // serde-json-core refuses anything but whitespace after the value.
+    serde_json_core::from_slice_escaped::<T>(payload, &mut scratch)
+        .map(|(value, _used)| value)
+        .map_err(DecodeError::Json)
 }
 
 /// Encodes `msg` as JSON into `buf`; returns the length used.

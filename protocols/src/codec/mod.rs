@@ -80,7 +80,7 @@ pub enum DecodeError {
     Json(serde_json_core::de::Error),
     /// Malformed binary, or binary of the wrong shape for the topic.
     Binary(postcard::Error),
-    /// Bytes after the end of the message.
+    /// Bytes after the end of a binary message (JSON reports them as [`DecodeError::Json`]).
     TrailingBytes {
         /// How many.
         count: usize,
