@@ -167,7 +167,12 @@ mod tests {
             DeviceId::new(&"x".repeat(33)),
             Err(IdError::TooLong { len: 33 })
         );
-        for (s, ch, at) in [("a+", '+', 1), ("#", '#', 0), ("a/b", '/', 1), ("ab c", ' ', 2)] {
+        for (s, ch, at) in [
+            ("a+", '+', 1),
+            ("#", '#', 0),
+            ("a/b", '/', 1),
+            ("ab c", ' ', 2),
+        ] {
             assert_eq!(DeviceId::new(s), Err(IdError::BadChar { ch, at }), "{s}");
         }
         assert_eq!(

@@ -106,9 +106,7 @@ impl Threshold {
     /// [`ThresholdError`] if the value is outside the range.
     pub fn new(quantity: Quantity, value: i32, limits: &Limits) -> Result<Self, ThresholdError> {
         let t = match quantity {
-            Quantity::ResidualCurrent => {
-                Self::ResidualMa(u16::try_from(value).unwrap_or(u16::MAX))
-            }
+            Quantity::ResidualCurrent => Self::ResidualMa(u16::try_from(value).unwrap_or(u16::MAX)),
             Quantity::Temperature => Self::TempDc(i16::try_from(value).unwrap_or(i16::MAX)),
         };
         if t.value() != value {
@@ -147,9 +145,7 @@ impl Threshold {
     /// An alarm on this set-point clears only when the value is below this.
     pub const fn clear_below(self) -> i32 {
         match self {
-            Self::ResidualMa(v) => {
-                (v as i32).saturating_mul(RESIDUAL_CLEAR_PERCENT) / 100
-            }
+            Self::ResidualMa(v) => (v as i32).saturating_mul(RESIDUAL_CLEAR_PERCENT) / 100,
             Self::TempDc(v) => (v as i32).saturating_sub(TEMP_HYSTERESIS_DC as i32),
         }
     }

@@ -230,9 +230,15 @@ mod tests {
             ("firegrid/v1/alert/g/x", BadShape),
             ("firegrid/v1/foo/a/event", BadShape),
             ("firegrid/v1/dev/a/smoke", UnknownKind),
-            ("firegrid/v1/dev/+/event", BadId(IdError::BadChar { ch: '+', at: 0 })),
+            (
+                "firegrid/v1/dev/+/event",
+                BadId(IdError::BadChar { ch: '+', at: 0 }),
+            ),
             ("firegrid/v1/dev//event", BadId(IdError::Empty)),
-            ("firegrid/v1/alert/#", BadId(IdError::BadChar { ch: '#', at: 0 })),
+            (
+                "firegrid/v1/alert/#",
+                BadId(IdError::BadChar { ch: '#', at: 0 }),
+            ),
         ] {
             assert_eq!(Topic::parse(t), Err(e), "{t}");
         }

@@ -7,7 +7,9 @@ use std::fs;
 use std::path::Path;
 
 fn replay(target: &str, body: fn(&[u8])) -> usize {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions")
+        .join(target);
     let mut count = 0;
     for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.expect("readable directory entry").path();
@@ -34,4 +36,9 @@ fn decode_binary_regressions() {
 #[test]
 fn topic_regressions() {
     assert!(replay("topic", firegrid_protocols::fuzzing::topic) > 0);
+}
+
+#[test]
+fn regmap_regressions() {
+    assert!(replay("regmap", firegrid_protocols::fuzzing::regmap) > 0);
 }

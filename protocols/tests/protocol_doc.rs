@@ -36,7 +36,12 @@ fn examples() -> Vec<Example> {
                 .into_iter()
                 .find(|k| k.as_str() == kind)
                 .unwrap_or_else(|| panic!("line {}: unknown topic kind {kind:?}", i + 1));
-            current = Some(Example { line: i + 1, format: format.into(), kind, body: String::new() });
+            current = Some(Example {
+                line: i + 1,
+                format: format.into(),
+                kind,
+                body: String::new(),
+            });
         }
     }
     assert!(current.is_none(), "unterminated code block");
@@ -54,10 +59,17 @@ fn every_example_decodes() {
     let examples = examples();
     let json: Vec<_> = examples.iter().filter(|e| e.format == "json").collect();
     let binary: Vec<_> = examples.iter().filter(|e| e.format == "hex").collect();
-    assert!(json.len() >= 12, "the page shows every message kind: {}", json.len());
+    assert!(
+        json.len() >= 12,
+        "the page shows every message kind: {}",
+        json.len()
+    );
     assert!(binary.len() >= 2);
     for kind in DeviceTopic::ALL {
-        assert!(json.iter().any(|e| e.kind == kind), "no JSON example of {kind:?}");
+        assert!(
+            json.iter().any(|e| e.kind == kind),
+            "no JSON example of {kind:?}"
+        );
     }
 
     let mut decoded_json = Vec::new();
@@ -68,7 +80,12 @@ fn every_example_decodes() {
     }
     for ex in &binary {
         let bytes = hex(&ex.body);
-        assert_eq!(codec::detect(&bytes), Ok(Encoding::Binary), "line {}", ex.line);
+        assert_eq!(
+            codec::detect(&bytes),
+            Ok(Encoding::Binary),
+            "line {}",
+            ex.line
+        );
         let msg = codec::decode(ex.kind, &bytes)
             .unwrap_or_else(|e| panic!("docs/protocol.md line {}: {e}", ex.line));
         assert!(
@@ -78,7 +95,12 @@ fn every_example_decodes() {
         );
         let mut buf = [0u8; codec::MAX_PAYLOAD];
         let n = codec::encode(&msg, Encoding::Binary, &mut buf).expect("fits");
-        assert_eq!(&buf[..n], &bytes[..], "line {}: not the canonical encoding", ex.line);
+        assert_eq!(
+            &buf[..n],
+            &bytes[..],
+            "line {}: not the canonical encoding",
+            ex.line
+        );
     }
 }
 
@@ -91,7 +113,11 @@ fn print_binary_of_examples() {
         let msg = codec::decode(ex.kind, ex.body.as_bytes()).expect("decodes");
         let mut buf = [0u8; codec::MAX_PAYLOAD];
         let n = codec::encode(&msg, Encoding::Binary, &mut buf).expect("fits");
-        println!("line {} ({} bytes JSON, {n} binary):", ex.line, ex.body.trim().len());
+        println!(
+            "line {} ({} bytes JSON, {n} binary):",
+            ex.line,
+            ex.body.trim().len()
+        );
         for chunk in buf[..n].chunks(16) {
             let row: Vec<_> = chunk.iter().map(|b| format!("{b:02x}")).collect();
             println!("{}", row.join(" "));

@@ -16,8 +16,8 @@ use crate::message::{
     Heartbeat, Level, MAX_ACK_SEQS, MAX_FIRMWARE_LEN, MAX_REASON_LEN, Message, Reading,
     SelfTestResult, Seq, Status, Telemetry,
 };
-use crate::thresholds::{ALARM_DELAY_DEFAULT_S, HEARTBEAT_INTERVAL_DEFAULT_S, Threshold};
 use crate::thresholds::REPORT_INTERVAL_DEFAULT_S;
+use crate::thresholds::{ALARM_DELAY_DEFAULT_S, HEARTBEAT_INTERVAL_DEFAULT_S, Threshold};
 use crate::topic::DeviceTopic;
 
 /// Size of the buffer strings with escapes are unescaped into, bytes.
@@ -536,9 +536,11 @@ impl TryFrom<ConfigJson> for Config {
         let mut channels = Vec::new();
         for c in &j.channels {
             let threshold = match (c.residual_ma, c.temp_dc) {
-                (Some(v), None) => Threshold::ResidualMa(
-                    u16::try_from(v).map_err(|_| Invalid::OutOfRange { field: "residual_ma" })?,
-                ),
+                (Some(v), None) => {
+                    Threshold::ResidualMa(u16::try_from(v).map_err(|_| Invalid::OutOfRange {
+                        field: "residual_ma",
+                    })?)
+                }
                 (None, Some(v)) => Threshold::TempDc(
                     i16::try_from(v).map_err(|_| Invalid::OutOfRange { field: "temp_dc" })?,
                 ),

@@ -163,7 +163,10 @@ impl fmt::Display for DecodeError {
         match self {
             Self::Empty => f.write_str("empty payload"),
             Self::TooLarge { len } => {
-                write!(f, "payload of {len} bytes is over the {MAX_PAYLOAD}-byte limit")
+                write!(
+                    f,
+                    "payload of {len} bytes is over the {MAX_PAYLOAD}-byte limit"
+                )
             }
             Self::UnknownEncoding { first } => write!(
                 f,

@@ -1,5 +1,5 @@
-use std::vec;
 use std::string::ToString;
+use std::vec;
 use std::vec::Vec as StdVec;
 
 use heapless::{String, Vec};
@@ -15,10 +15,8 @@ use crate::thresholds::Threshold;
 // --- strategies ------------------------------------------------------------------------------
 
 fn time() -> impl Strategy<Value = DeviceTime> {
-    (any::<u64>(), of(any::<u64>())).prop_map(|(uptime_ms, unix_ms)| DeviceTime {
-        uptime_ms,
-        unix_ms,
-    })
+    (any::<u64>(), of(any::<u64>()))
+        .prop_map(|(uptime_ms, unix_ms)| DeviceTime { uptime_ms, unix_ms })
 }
 
 fn hstring<const N: usize>() -> impl Strategy<Value = String<N>> {
@@ -36,22 +34,32 @@ fn hstring<const N: usize>() -> impl Strategy<Value = String<N>> {
 
 /// Distinct channel numbers, in any order.
 fn channels() -> impl Strategy<Value = StdVec<u8>> {
-    proptest::sample::subsequence((0..MAX_CHANNELS as u8).collect::<StdVec<_>>(), 0..=MAX_CHANNELS)
-        .prop_shuffle()
+    proptest::sample::subsequence(
+        (0..MAX_CHANNELS as u8).collect::<StdVec<_>>(),
+        0..=MAX_CHANNELS,
+    )
+    .prop_shuffle()
 }
 
 fn reading(channel: u8) -> impl Strategy<Value = Reading> {
-    (of(any::<u32>()), of(any::<i16>()), of(any::<u16>()), of(any::<u32>()))
+    (
+        of(any::<u32>()),
+        of(any::<i16>()),
+        of(any::<u16>()),
+        of(any::<u32>()),
+    )
         .prop_filter("a reading has a value", |v| {
             v.0.is_some() || v.1.is_some() || v.2.is_some() || v.3.is_some()
         })
-        .prop_map(move |(residual_ma, temp_dc, voltage_dv, current_ma)| Reading {
-            channel,
-            residual_ma,
-            temp_dc,
-            voltage_dv,
-            current_ma,
-        })
+        .prop_map(
+            move |(residual_ma, temp_dc, voltage_dv, current_ma)| Reading {
+                channel,
+                residual_ma,
+                temp_dc,
+                voltage_dv,
+                current_ma,
+            },
+        )
 }
 
 fn telemetry() -> impl Strategy<Value = Telemetry> {
@@ -94,9 +102,11 @@ fn channel() -> impl Strategy<Value = u8> {
 fn event_kind() -> impl Strategy<Value = EventKind> {
     prop_oneof![
         (channel(), level()).prop_map(|(channel, level)| EventKind::AlarmRaised { channel, level }),
-        (channel(), level()).prop_map(|(channel, level)| EventKind::AlarmCleared { channel, level }),
+        (channel(), level())
+            .prop_map(|(channel, level)| EventKind::AlarmCleared { channel, level }),
         (channel(), cause()).prop_map(|(channel, cause)| EventKind::Fault { channel, cause }),
-        (channel(), cause()).prop_map(|(channel, cause)| EventKind::FaultCleared { channel, cause }),
+        (channel(), cause())
+            .prop_map(|(channel, cause)| EventKind::FaultCleared { channel, cause }),
         Just(EventKind::Smoke),
         Just(EventKind::SmokeCleared),
         any::<u16>().prop_map(|battery_mv| EventKind::BatteryLow { battery_mv }),
@@ -179,13 +189,15 @@ fn config() -> impl Strategy<Value = Config> {
         chans,
     )
         .prop_map(
-            |(version, report_interval_s, heartbeat_interval_s, buzzer, relay_trip, chans)| Config {
-                version,
-                report_interval_s,
-                heartbeat_interval_s,
-                buzzer,
-                relay_trip,
-                channels: chans.into_iter().collect(),
+            |(version, report_interval_s, heartbeat_interval_s, buzzer, relay_trip, chans)| {
+                Config {
+                    version,
+                    report_interval_s,
+                    heartbeat_interval_s,
+                    buzzer,
+                    relay_trip,
+                    channels: chans.into_iter().collect(),
+                }
             },
         )
 }
@@ -287,7 +299,9 @@ fn json_telemetry_example() {
             {"ch":0,"residual_ma":112},{"ch":1,"temp_dc":312,"future_field":[1,{"x":"y"}]}]}"#,
     )
     .unwrap();
-    let Message::Telemetry(t) = m else { panic!("{m:?}") };
+    let Message::Telemetry(t) = m else {
+        panic!("{m:?}")
+    };
     assert_eq!(t.seq, 1042);
     assert_eq!(t.time.unix_ms, Some(1_764_403_200_000));
     assert_eq!(t.readings[0].residual_ma, Some(112));
@@ -321,7 +335,9 @@ fn json_event_examples() {
     .unwrap() else {
         panic!()
     };
-    let EventKind::ConfigRefused { reason, .. } = e.kind else { panic!() };
+    let EventKind::ConfigRefused { reason, .. } = e.kind else {
+        panic!()
+    };
     assert_eq!(reason.as_str(), "channel 1: \"temp\" °C");
 }
 
@@ -329,37 +345,87 @@ fn json_event_examples() {
 fn json_refusals_say_why() {
     use DeviceTopic::*;
     let cases: &[(DeviceTopic, &str, &str)] = &[
-        (Event, r#"{"seq":1,"up_ms":0,"kind":"alarm_raised","residual_ma":1,"threshold_ma":2}"#,
-            "invalid message: event kind \"alarm_raised\" needs field \"ch\""),
-        (Event, r#"{"seq":1,"up_ms":0,"kind":"alarm_raised","ch":0,"residual_ma":1,"temp_dc":2}"#,
-            "invalid message: a level needs exactly one of \"residual_ma\" (with \"threshold_ma\") or \"temp_dc\" (with \"threshold_dc\")"),
-        (Event, r#"{"seq":1,"up_ms":0,"kind":"fault","ch":20,"cause":"lead_open"}"#,
-            "invalid message: channel 20 does not exist: channels are 0-15"),
-        (Telemetry, r#"{"seq":1,"up_ms":0,"readings":[{"ch":1,"temp_dc":1},{"ch":1,"temp_dc":2}]}"#,
-            "invalid message: channel 1 appears twice in one message"),
-        (Telemetry, r#"{"seq":1,"up_ms":0,"readings":[{"ch":3}]}"#,
-            "invalid message: reading of channel 3 has no value: give residual_ma, temp_dc, voltage_dv or current_ma"),
-        (Telemetry, r#"{"seq":1,"up_ms":0,"readings":[]} {"#, "bad JSON: JSON has non-whitespace trailing characters after the value."),
-        (Telemetry, "[1,2]", "payload starts with byte 0x5b: expected a JSON object ('{') or the binary marker 0xfb"),
+        (
+            Event,
+            r#"{"seq":1,"up_ms":0,"kind":"alarm_raised","residual_ma":1,"threshold_ma":2}"#,
+            "invalid message: event kind \"alarm_raised\" needs field \"ch\"",
+        ),
+        (
+            Event,
+            r#"{"seq":1,"up_ms":0,"kind":"alarm_raised","ch":0,"residual_ma":1,"temp_dc":2}"#,
+            "invalid message: a level needs exactly one of \"residual_ma\" (with \"threshold_ma\") or \"temp_dc\" (with \"threshold_dc\")",
+        ),
+        (
+            Event,
+            r#"{"seq":1,"up_ms":0,"kind":"fault","ch":20,"cause":"lead_open"}"#,
+            "invalid message: channel 20 does not exist: channels are 0-15",
+        ),
+        (
+            Telemetry,
+            r#"{"seq":1,"up_ms":0,"readings":[{"ch":1,"temp_dc":1},{"ch":1,"temp_dc":2}]}"#,
+            "invalid message: channel 1 appears twice in one message",
+        ),
+        (
+            Telemetry,
+            r#"{"seq":1,"up_ms":0,"readings":[{"ch":3}]}"#,
+            "invalid message: reading of channel 3 has no value: give residual_ma, temp_dc, voltage_dv or current_ma",
+        ),
+        (
+            Telemetry,
+            r#"{"seq":1,"up_ms":0,"readings":[]} {"#,
+            "bad JSON: JSON has non-whitespace trailing characters after the value.",
+        ),
+        (
+            Telemetry,
+            "[1,2]",
+            "payload starts with byte 0x5b: expected a JSON object ('{') or the binary marker 0xfb",
+        ),
         (Telemetry, "   ", "empty payload"),
-        (Status, r#"{"state":"online","seq":1,"up_ms":0}"#,
-            "invalid message: event kind \"online\" needs field \"firmware\""),
-        (Telemetry, "\u{fb}", "payload starts with byte 0xc3: expected a JSON object ('{') or the binary marker 0xfb"),
+        (
+            Status,
+            r#"{"state":"online","seq":1,"up_ms":0}"#,
+            "invalid message: event kind \"online\" needs field \"firmware\"",
+        ),
+        (
+            Telemetry,
+            "\u{fb}",
+            "payload starts with byte 0xc3: expected a JSON object ('{') or the binary marker 0xfb",
+        ),
     ];
     for (kind, payload, why) in cases {
-        assert_eq!(dec(*kind, payload).unwrap_err().to_string(), *why, "{payload}");
+        assert_eq!(
+            dec(*kind, payload).unwrap_err().to_string(),
+            *why,
+            "{payload}"
+        );
     }
-    assert_eq!(decode(Telemetry, &[BINARY_MARKER, 9, 0]).unwrap_err().reason(), "binary_version");
-    assert_eq!(decode(Telemetry, &[BINARY_MARKER]).unwrap_err().reason(), "binary_version");
+    assert_eq!(
+        decode(Telemetry, &[BINARY_MARKER, 9, 0])
+            .unwrap_err()
+            .reason(),
+        "binary_version"
+    );
+    assert_eq!(
+        decode(Telemetry, &[BINARY_MARKER]).unwrap_err().reason(),
+        "binary_version"
+    );
     let big = [b' '; MAX_PAYLOAD + 1];
-    assert_eq!(decode(Telemetry, &big), Err(DecodeError::TooLarge { len: MAX_PAYLOAD + 1 }));
+    assert_eq!(
+        decode(Telemetry, &big),
+        Err(DecodeError::TooLarge {
+            len: MAX_PAYLOAD + 1
+        })
+    );
 }
 
 #[test]
 fn hostile_nesting_is_refused_before_parsing() {
     let mut deep = std::string::String::from(r#"{"seq":1,"up_ms":0,"readings":[],"x":"#);
     deep.push_str(&"[".repeat(3000));
-    assert_eq!(dec(DeviceTopic::Telemetry, &deep), Err(DecodeError::TooDeep));
+    assert_eq!(
+        dec(DeviceTopic::Telemetry, &deep),
+        Err(DecodeError::TooDeep)
+    );
     // Brackets inside strings do not count.
     let ok = r#"{"seq":1,"up_ms":0,"readings":[],"x":"[[[[[[[[[[[[[[[[\"[[[["}"#;
     assert!(dec(DeviceTopic::Telemetry, ok).is_ok());
@@ -367,7 +433,10 @@ fn hostile_nesting_is_refused_before_parsing() {
 
 #[test]
 fn binary_refuses_trailing_bytes() {
-    let msg = Message::Ack(Ack { seqs: Vec::from_slice(&[1, 2]).unwrap(), time_ms: 3 });
+    let msg = Message::Ack(Ack {
+        seqs: Vec::from_slice(&[1, 2]).unwrap(),
+        time_ms: 3,
+    });
     let mut buf = [0u8; 64];
     let n = encode(&msg, Encoding::Binary, &mut buf).unwrap();
     assert_eq!(decode(DeviceTopic::Ack, &buf[..n]), Ok(msg));
@@ -398,8 +467,13 @@ fn largest_message_fits_the_payload_limit() {
     };
     let t = Telemetry {
         seq: u32::MAX,
-        time: DeviceTime { uptime_ms: u64::MAX, unix_ms: Some(u64::MAX) },
-        readings: (0..MAX_CHANNELS as u8).map(|channel| Reading { channel, ..r }).collect(),
+        time: DeviceTime {
+            uptime_ms: u64::MAX,
+            unix_ms: Some(u64::MAX),
+        },
+        readings: (0..MAX_CHANNELS as u8)
+            .map(|channel| Reading { channel, ..r })
+            .collect(),
     };
     let mut buf = [0u8; MAX_PAYLOAD];
     let n = encode(&Message::Telemetry(t), Encoding::Json, &mut buf).unwrap();
@@ -412,13 +486,36 @@ fn largest_message_fits_the_payload_limit() {
 fn typical_telemetry_sizes() {
     let t = Message::Telemetry(Telemetry {
         seq: 1042,
-        time: DeviceTime { uptime_ms: 86_400_000, unix_ms: Some(1_764_403_200_000) },
+        time: DeviceTime {
+            uptime_ms: 86_400_000,
+            unix_ms: Some(1_764_403_200_000),
+        },
         readings: [
-            Reading { channel: 0, residual_ma: Some(112), ..Reading::default() },
-            Reading { channel: 1, temp_dc: Some(312), ..Reading::default() },
-            Reading { channel: 2, temp_dc: Some(298), ..Reading::default() },
-            Reading { channel: 3, temp_dc: Some(305), ..Reading::default() },
-            Reading { channel: 4, temp_dc: Some(301), ..Reading::default() },
+            Reading {
+                channel: 0,
+                residual_ma: Some(112),
+                ..Reading::default()
+            },
+            Reading {
+                channel: 1,
+                temp_dc: Some(312),
+                ..Reading::default()
+            },
+            Reading {
+                channel: 2,
+                temp_dc: Some(298),
+                ..Reading::default()
+            },
+            Reading {
+                channel: 3,
+                temp_dc: Some(305),
+                ..Reading::default()
+            },
+            Reading {
+                channel: 4,
+                temp_dc: Some(301),
+                ..Reading::default()
+            },
         ]
         .into_iter()
         .collect(),
