@@ -31,13 +31,22 @@ fn the_page_matches_the_builtin_profile() {
         for address in first..=last {
             let reg = TYPICAL_RCM_TEMP
                 .at(RegisterKind::Holding, address)
-                .unwrap_or_else(|| panic!("docs/modbus.md lists 0x{address:04x}, the profile has no such register"));
+                .unwrap_or_else(|| {
+                    panic!("docs/modbus.md lists 0x{address:04x}, the profile has no such register")
+                });
             assert_eq!(reg.writable, writable, "access of 0x{address:04x}");
             listed.push(address);
         }
     }
-    let mut in_code: Vec<_> = TYPICAL_RCM_TEMP.registers.iter().map(|r| r.address).collect();
+    let mut in_code: Vec<_> = TYPICAL_RCM_TEMP
+        .registers
+        .iter()
+        .map(|r| r.address)
+        .collect();
     in_code.sort_unstable();
     listed.sort_unstable();
-    assert_eq!(listed, in_code, "docs/modbus.md and the profile list different registers");
+    assert_eq!(
+        listed, in_code,
+        "docs/modbus.md and the profile list different registers"
+    );
 }
