@@ -1,4 +1,10 @@
 #![no_std]
 #![doc = include_str!("../README.md")]
 
+#[cfg(test)]
+extern crate std;
+
+pub mod drivers;
+pub mod monitor;
+
 pub use firegrid_protocols as protocols;
