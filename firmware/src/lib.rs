@@ -6,5 +6,7 @@ extern crate std;
 
 pub mod drivers;
 pub mod monitor;
+pub mod outbox;
+pub mod seq;
 
 pub use firegrid_protocols as protocols;
