@@ -1,0 +1,414 @@
+use firegrid_protocols::GridId;
+use firegrid_protocols::channel::{FaultCause, Quantity};
+use firegrid_protocols::message::ChannelConfig;
+
+use super::*;
+
+const S: u64 = 1_000;
+const T0: u64 = 1_764_403_200_000;
+
+fn dev(id: &str) -> DeviceId {
+    DeviceId::new(id).unwrap()
+}
+
+fn spec(id: &str) -> DeviceSpec {
+    DeviceSpec {
+        id: dev(id),
+        grid: GridId::new("grid-7").unwrap(),
+        channels: vec![
+            ChannelConfig {
+                channel: 0,
+                enabled: true,
+                threshold: Threshold::ResidualMa(300),
+                delay_s: 10,
+            },
+            ChannelConfig {
+                channel: 1,
+                enabled: true,
+                threshold: Threshold::TempDc(850),
+                delay_s: 0,
+            },
+        ],
+        heartbeat_interval_s: 60,
+    }
+}
+
+fn engine() -> Engine {
+    let mut e = Engine::new(EngineConfig::default(), 1);
+    e.handle(Input::Upsert(spec("d1")), T0);
+    e
+}
+
+fn residual(ma: u32) -> Reading {
+    Reading {
+        channel: 0,
+        residual_ma: Some(ma),
+        ..Reading::default()
+    }
+}
+
+fn telemetry(id: &str, r: Reading) -> Input {
+    Input::Telemetry {
+        device: dev(id),
+        readings: vec![r],
+    }
+}
+
+fn alarm_event(value: i32) -> Input {
+    Input::Event {
+        device: dev("d1"),
+        kind: EventKind::AlarmRaised {
+            channel: 0,
+            level: Level {
+                quantity: Quantity::ResidualCurrent,
+                value,
+                threshold: 300,
+            },
+        },
+    }
+}
+
+fn opened(out: &[Output]) -> Vec<(EpisodeId, Category, Source)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Opened {
+                id, key, source, ..
+            } => Some((*id, key.category, *source)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ended(out: &[Output]) -> Vec<EpisodeId> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Ended { id } => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs ticks at every deadline up to `until`, collecting outputs.
+fn run_until(e: &mut Engine, until: u64) -> Vec<Output> {
+    let mut out = Vec::new();
+    for _ in 0..1_000_000 {
+        let Some(t) = e.next_deadline().filter(|t| *t <= until) else {
+            return out;
+        };
+        out.extend(e.handle(Input::Tick, t));
+    }
+    panic!("deadlines do not advance: {:?}", e.next_deadline())
+}
+
+#[test]
+fn a_burst_of_identical_alarm_events_is_one_episode() {
+    let mut e = engine();
+    let mut all = Vec::new();
+    for i in 0..1000 {
+        all.extend(e.handle(alarm_event(400), T0 + i));
+    }
+    assert_eq!(opened(&all), [(1, Category::Alarm, Source::Device)]);
+    assert_eq!(all.len(), 1, "no peaks for equal values: {all:?}");
+}
+
+#[test]
+fn gateway_detects_an_alarm_from_telemetry_after_the_delay() {
+    let mut e = engine();
+    assert!(e.handle(telemetry("d1", residual(350)), T0 + S).is_empty());
+    assert_eq!(e.next_deadline(), Some(T0 + 11 * S));
+    assert!(run_until(&mut e, T0 + 11 * S - 1).is_empty());
+    let out = run_until(&mut e, T0 + 11 * S);
+    assert_eq!(opened(&out), [(1, Category::Alarm, Source::Gateway)]);
+    // A device event for the same channel merges into it; a higher value is a new peak.
+    let out = e.handle(alarm_event(420), T0 + 12 * S);
+    assert_eq!(
+        out,
+        [Output::Peak {
+            id: 1,
+            level: Level {
+                quantity: Quantity::ResidualCurrent,
+                value: 420,
+                threshold: 300
+            }
+        }]
+    );
+}
+
+#[test]
+fn zero_delay_opens_on_the_first_sample() {
+    let mut e = engine();
+    let out = e.handle(
+        telemetry(
+            "d1",
+            Reading {
+                channel: 1,
+                temp_dc: Some(900),
+                ..Reading::default()
+            },
+        ),
+        T0,
+    );
+    assert_eq!(opened(&out), [(1, Category::Alarm, Source::Gateway)]);
+}
+
+#[test]
+fn gateway_detected_alarm_ends_after_the_hysteresis_hold() {
+    let mut e = engine();
+    e.handle(telemetry("d1", residual(350)), T0);
+    run_until(&mut e, T0 + 10 * S);
+    // In the hysteresis band (270..300): nothing ends.
+    e.handle(telemetry("d1", residual(280)), T0 + 20 * S);
+    assert!(ended(&run_until(&mut e, T0 + 100 * S)).is_empty());
+    // Below 270 for the hold time: ends once.
+    e.handle(telemetry("d1", residual(200)), T0 + 100 * S);
+    assert!(ended(&run_until(&mut e, T0 + 129 * S)).is_empty());
+    assert_eq!(ended(&run_until(&mut e, T0 + 130 * S)), [1]);
+    assert!(ended(&e.handle(telemetry("d1", residual(100)), T0 + 200 * S)).is_empty());
+}
+
+#[test]
+fn a_device_latched_alarm_ends_only_with_its_clear() {
+    let mut e = engine();
+    e.handle(alarm_event(400), T0);
+    e.handle(telemetry("d1", residual(10)), T0 + S);
+    assert!(ended(&run_until(&mut e, T0 + 100 * S)).is_empty());
+    let clear = Input::Event {
+        device: dev("d1"),
+        kind: EventKind::AlarmCleared {
+            channel: 0,
+            level: Level {
+                quantity: Quantity::ResidualCurrent,
+                value: 10,
+                threshold: 300,
+            },
+        },
+    };
+    assert_eq!(ended(&e.handle(clear.clone(), T0 + 101 * S)), [1]);
+    assert!(
+        e.handle(clear, T0 + 102 * S).is_empty(),
+        "a repeated clear does nothing"
+    );
+    // A new alarm is a new episode.
+    assert_eq!(
+        opened(&e.handle(alarm_event(500), T0 + 200 * S)),
+        [(2, Category::Alarm, Source::Device)]
+    );
+}
+
+#[test]
+fn faults_smoke_battery_tamper_are_separate_episodes() {
+    let mut e = engine();
+    let ev = |kind| Input::Event {
+        device: dev("d1"),
+        kind,
+    };
+    let mut out = e.handle(
+        ev(EventKind::Fault {
+            channel: 1,
+            cause: FaultCause::LeadOpen,
+        }),
+        T0,
+    );
+    out.extend(e.handle(ev(EventKind::Smoke), T0));
+    out.extend(e.handle(ev(EventKind::BatteryLow { battery_mv: 2500 }), T0));
+    out.extend(e.handle(ev(EventKind::Tamper), T0));
+    out.extend(e.handle(alarm_event(400), T0));
+    let cats: Vec<_> = opened(&out).into_iter().map(|(_, c, _)| c).collect();
+    assert_eq!(
+        cats,
+        [
+            Category::Fault,
+            Category::Smoke,
+            Category::BatteryLow,
+            Category::Tamper,
+            Category::Alarm
+        ]
+    );
+    assert!(
+        matches!(&out[0], Output::Opened { detail: Some("lead_open"), key, .. } if key.channel == Some(1))
+    );
+    let mut out = e.handle(
+        ev(EventKind::FaultCleared {
+            channel: 1,
+            cause: FaultCause::LeadOpen,
+        }),
+        T0 + S,
+    );
+    out.extend(e.handle(ev(EventKind::SmokeCleared), T0 + S));
+    out.extend(e.handle(ev(EventKind::BatteryOk { battery_mv: 3000 }), T0 + S));
+    out.extend(e.handle(ev(EventKind::TamperCleared), T0 + S));
+    assert_eq!(ended(&out), [1, 2, 3, 4]);
+}
+
+#[test]
+fn offline_after_silence_and_cleared_exactly_once() {
+    let mut e = engine();
+    // 3 × 60 s without any message.
+    assert!(run_until(&mut e, T0 + 180 * S - 1).is_empty());
+    let out = run_until(&mut e, T0 + 180 * S);
+    assert_eq!(opened(&out), [(1, Category::Offline, Source::Gateway)]);
+    assert!(
+        opened(&run_until(&mut e, T0 + 1000 * S)).is_empty(),
+        "raised once"
+    );
+    let out = e.handle(Input::Online(dev("d1")), T0 + 1001 * S);
+    assert_eq!(ended(&out), [1]);
+    assert!(ended(&e.handle(Input::Online(dev("d1")), T0 + 1002 * S)).is_empty());
+}
+
+#[test]
+fn a_last_will_opens_offline_after_the_grace_unless_the_device_returns() {
+    let mut e = engine();
+    e.handle(Input::Offline(dev("d1")), T0 + S);
+    e.handle(Input::Online(dev("d1")), T0 + 5 * S);
+    assert!(
+        opened(&run_until(&mut e, T0 + 60 * S)).is_empty(),
+        "a flap pages nobody"
+    );
+    e.handle(Input::Offline(dev("d1")), T0 + 70 * S);
+    let out = run_until(&mut e, T0 + 80 * S);
+    assert_eq!(opened(&out), [(1, Category::Offline, Source::Device)]);
+}
+
+#[test]
+fn escalation_until_acknowledged() {
+    let mut e = engine();
+    e.handle(
+        Input::Event {
+            device: dev("d1"),
+            kind: EventKind::Smoke,
+        },
+        T0,
+    );
+    // Keep the device online so only escalation happens.
+    for t in (0..700).step_by(60) {
+        e.handle(Input::Online(dev("d1")), T0 + t * S);
+    }
+    let out = run_until(&mut e, T0 + 700 * S);
+    let levels: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Escalated { level, .. } => Some(*level),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(levels, [1, 2], "after 2 min and 10 min");
+    e.handle(Input::Acknowledged(1), T0 + 701 * S);
+    for t in (700..3000).step_by(60) {
+        e.handle(Input::Online(dev("d1")), T0 + t * S);
+    }
+    assert!(
+        run_until(&mut e, T0 + 3000 * S)
+            .iter()
+            .all(|o| !matches!(o, Output::Escalated { .. }))
+    );
+}
+
+#[test]
+fn a_smoke_alarm_that_stopped_still_escalates_a_fault_does_not() {
+    let mut e = engine();
+    let ev = |kind| Input::Event {
+        device: dev("d1"),
+        kind,
+    };
+    e.handle(ev(EventKind::Smoke), T0);
+    e.handle(
+        ev(EventKind::Fault {
+            channel: 0,
+            cause: FaultCause::LeadShort,
+        }),
+        T0,
+    );
+    e.handle(ev(EventKind::SmokeCleared), T0 + S);
+    e.handle(
+        ev(EventKind::FaultCleared {
+            channel: 0,
+            cause: FaultCause::LeadShort,
+        }),
+        T0 + S,
+    );
+    let mut out = Vec::new();
+    for t in (0..200).step_by(30) {
+        out.extend(e.handle(Input::Online(dev("d1")), T0 + t * S));
+        out.extend(run_until(&mut e, T0 + t * S));
+    }
+    assert_eq!(out, [Output::Escalated { id: 1, level: 1 }]);
+}
+
+#[test]
+fn unknown_devices_change_nothing() {
+    let mut e = engine();
+    assert!(e.handle(alarm_event(400), T0).len() == 1);
+    assert!(
+        e.handle(telemetry("stranger", residual(999)), T0)
+            .is_empty()
+    );
+    assert!(e.handle(Input::Offline(dev("stranger")), T0).is_empty());
+    assert!(e.handle(Input::Acknowledged(99), T0).is_empty());
+}
+
+#[test]
+fn removing_a_device_ends_its_episodes() {
+    let mut e = engine();
+    e.handle(alarm_event(400), T0);
+    assert_eq!(ended(&e.handle(Input::Remove(dev("d1")), T0 + S)), [1]);
+    assert_eq!(e.device_count(), 0);
+    assert!(run_until(&mut e, T0 + 10_000 * S).is_empty());
+}
+
+#[test]
+fn restored_episodes_keep_their_ids_and_are_not_reopened() {
+    let mut e = Engine::new(EngineConfig::default(), 1);
+    e.handle(Input::Upsert(spec("d1")), T0);
+    e.restore(
+        OpenEpisode {
+            id: 41,
+            key: EpisodeKey {
+                device: dev("d1"),
+                channel: Some(0),
+                category: Category::Alarm,
+            },
+            started_ms: T0 - 60 * S,
+            ended: false,
+            acknowledged: true,
+            escalation: 0,
+            peak: None,
+            source: Source::Device,
+        },
+        T0,
+    );
+    assert!(
+        e.handle(alarm_event(400), T0 + S)
+            .iter()
+            .all(|o| !matches!(o, Output::Opened { .. }))
+    );
+    let out = e.handle(
+        Input::Event {
+            device: dev("d1"),
+            kind: EventKind::Smoke,
+        },
+        T0 + S,
+    );
+    assert_eq!(
+        opened(&out),
+        [(42, Category::Smoke, Source::Device)],
+        "ids continue after restored ones"
+    );
+}
+
+#[test]
+fn many_devices_tick_in_deadline_order() {
+    let mut e = Engine::new(EngineConfig::default(), 1);
+    for i in 0..1000 {
+        let mut s = spec(&format!("d{i}"));
+        s.heartbeat_interval_s = 60 + (i % 10);
+        e.handle(Input::Upsert(s), T0);
+    }
+    let out = run_until(&mut e, T0 + 3 * 70 * S);
+    assert_eq!(
+        opened(&out).len(),
+        1000,
+        "every silent device goes offline once"
+    );
+    assert!(e.timers.len() <= 4 * 1000 + 64);
+}
