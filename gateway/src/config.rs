@@ -1,0 +1,418 @@
+//! The gateway's configuration: one TOML file, every key documented with its default.
+//!
+//! Unknown keys are refused (a typo must not silently fall back to a default), and every error
+//! names the file, the line and the column. `firegrid print-default-config` prints
+//! [`DEFAULT_CONFIG`], which is also what an empty file means.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use firegrid_protocols::thresholds::{
+    ALARM_DELAY_MAX_S, Limits, RESIDUAL_SETPOINT_MAX_MA, RESIDUAL_SETPOINT_MIN_MA,
+    TEMP_SETPOINT_MAX_DC, TEMP_SETPOINT_MIN_DC,
+};
+
+use crate::engine::EngineConfig;
+
+/// The default configuration, with every key and its meaning. Parsing it gives
+/// [`Config::default`].
+pub const DEFAULT_CONFIG: &str = r#"# firegrid gateway configuration. Every key is optional; these are the defaults.
+
+# Where the store (SQLite journal, registry, readings) lives.
+data_dir = "firegrid-data"
+
+[broker]
+# "embedded": run an MQTT broker inside the gateway (one command runs everything).
+# "external": connect to a broker you run (Mosquitto, EMQX) as a client.
+mode = "embedded"
+# Embedded broker: where it listens.
+listen = "127.0.0.1:1883"
+# External broker: host and port.
+host = "127.0.0.1"
+port = 1883
+# Client id of the gateway's own connection (a persistent session is kept under it).
+client_id = "firegrid-gateway"
+# Consume through a shared subscription ($share/GROUP/...) when several gateways share a broker.
+shared_group = ""
+# Environment variables holding the credentials of the gateway's connection (never the values).
+username_env = ""
+password_env = ""
+
+[api]
+# The HTTP API and live views.
+listen = "127.0.0.1:8080"
+
+[engine]
+# A device is offline after this many heartbeat intervals without any message.
+offline_factor = 3
+# After a device's last will, how long it has to come back before it is reported offline, s.
+offline_grace_s = 10
+# A gateway-detected alarm ends after its value stayed below the hysteresis this long, s.
+clear_hold_s = 30
+# Unacknowledged tickets go up the area hierarchy after these times from their start, s
+# (community, street, district).
+escalation_s = [120, 600, 1800]
+
+[limits]
+# Set-point ranges accepted for devices (GB 14287; see docs/protocol.md).
+residual_min_ma = 20
+residual_max_ma = 1000
+temp_min_dc = 550
+temp_max_dc = 1400
+alarm_delay_max_s = 30
+
+[store]
+# How long raw readings are kept before only hourly rollups remain, days.
+readings_retention_days = 30
+"#;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// The MQTT broker.
+    pub broker: BrokerConfig,
+    /// The HTTP API.
+    pub api: ApiConfig,
+    /// The alarm engine.
+    pub engine: EngineSection,
+    /// Set-point ranges.
+    pub limits: LimitsSection,
+    /// The store.
+    pub store: StoreSection,
+}
+
+/// Embedded broker or external broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokerMode {
+    /// rumqttd inside the gateway.
+    Embedded,
+    /// A broker run by the operator.
+    External,
+}
+
+/// `[broker]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Embedded or external.
+    pub mode: BrokerMode,
+    /// Embedded broker's listen address.
+    pub listen: SocketAddr,
+    /// External broker's host.
+    pub host: String,
+    /// External broker's port.
+    pub port: u16,
+    /// The gateway connection's client id.
+    pub client_id: String,
+    /// Shared-subscription group; empty for none.
+    pub shared_group: String,
+    /// Environment variable with the username; empty for none.
+    pub username_env: String,
+    /// Environment variable with the password; empty for none.
+    pub password_env: String,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Listen address of the HTTP API.
+    pub listen: SocketAddr,
+}
+
+/// `[engine]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    /// Heartbeat intervals without news before offline.
+    pub offline_factor: u32,
+    /// Grace after a last will, s.
+    pub offline_grace_s: u64,
+    /// Hold below the hysteresis before a gateway-detected alarm ends, s.
+    pub clear_hold_s: u64,
+    /// Escalation times from an episode's start, s.
+    pub escalation_s: Vec<u64>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Lowest residual-current set-point, mA.
+    pub residual_min_ma: u16,
+    /// Highest residual-current set-point, mA.
+    pub residual_max_ma: u16,
+    /// Lowest temperature set-point, deci-°C.
+    pub temp_min_dc: i16,
+    /// Highest temperature set-point, deci-°C.
+    pub temp_max_dc: i16,
+    /// Longest alarm delay, s.
+    pub alarm_delay_max_s: u16,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// Raw readings retention, days.
+    pub readings_retention_days: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("firegrid-data"),
+            broker: BrokerConfig::default(),
+            api: ApiConfig::default(),
+            engine: EngineSection::default(),
+            limits: LimitsSection::default(),
+            store: StoreSection::default(),
+        }
+    }
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            mode: BrokerMode::Embedded,
+            listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            host: "127.0.0.1".into(),
+            port: 1883,
+            client_id: "firegrid-gateway".into(),
+            shared_group: String::new(),
+            username_env: String::new(),
+            password_env: String::new(),
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        let e = EngineConfig::default();
+        Self {
+            offline_factor: e.offline_factor,
+            offline_grace_s: e.offline_grace_ms / 1000,
+            clear_hold_s: e.clear_hold_ms / 1000,
+            escalation_s: e.escalation_ms.iter().map(|ms| ms / 1000).collect(),
+        }
+    }
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            residual_min_ma: RESIDUAL_SETPOINT_MIN_MA,
+            residual_max_ma: RESIDUAL_SETPOINT_MAX_MA,
+            temp_min_dc: TEMP_SETPOINT_MIN_DC,
+            temp_max_dc: TEMP_SETPOINT_MAX_DC,
+            alarm_delay_max_s: ALARM_DELAY_MAX_S,
+        }
+    }
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            readings_retention_days: 30,
+        }
+    }
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, has an unknown key, or a value of the wrong type.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The values parse but do not make sense together.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] with the file, line and column.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks configuration text; `path` is only used in errors.
+    ///
+    /// # Errors
+    /// [`ConfigError`] with the line and column.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|span| line_column(text, span.start))
+                .unwrap_or((1, 1));
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line,
+                column,
+                message: e.message().to_owned(),
+            }
+        })?;
+        config.check().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let l = &self.limits;
+        if l.residual_min_ma > l.residual_max_ma || l.temp_min_dc > l.temp_max_dc {
+            return Err("[limits]: a minimum is above its maximum".into());
+        }
+        if self.engine.offline_factor == 0 {
+            return Err("[engine] offline_factor must be at least 1".into());
+        }
+        if self.engine.escalation_s.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("[engine] escalation_s must increase (e.g. [120, 600, 1800])".into());
+        }
+        if self.broker.client_id.is_empty() {
+            return Err("[broker] client_id must not be empty".into());
+        }
+        Ok(())
+    }
+
+    /// The engine settings in engine units.
+    pub fn engine_config(&self) -> EngineConfig {
+        let e = &self.engine;
+        EngineConfig {
+            offline_factor: e.offline_factor,
+            offline_grace_ms: e.offline_grace_s.saturating_mul(1000),
+            clear_hold_ms: e.clear_hold_s.saturating_mul(1000),
+            escalation_ms: e
+                .escalation_s
+                .iter()
+                .map(|s| s.saturating_mul(1000))
+                .collect(),
+        }
+    }
+
+    /// The set-point ranges.
+    pub fn limits(&self) -> Limits {
+        let l = &self.limits;
+        Limits {
+            residual_min_ma: l.residual_min_ma,
+            residual_max_ma: l.residual_max_ma,
+            temp_min_dc: l.temp_min_dc,
+            temp_max_dc: l.temp_max_dc,
+            alarm_delay_max_s: l.alarm_delay_max_s,
+        }
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("firegrid.toml"))
+    }
+
+    #[test]
+    fn the_default_text_is_the_default() {
+        assert_eq!(parse(DEFAULT_CONFIG).unwrap(), Config::default());
+        assert_eq!(parse("").unwrap(), Config::default());
+        assert_eq!(Config::default().engine_config(), EngineConfig::default());
+        assert_eq!(Config::default().limits(), Limits::GB);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_line() {
+        let err =
+            parse("data_dir = \"x\"\n[broker]\nmode = \"embedded\"\nlisten_addr = \"1.2.3.4:1\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.starts_with("firegrid.toml:4:1: unknown field `listen_addr`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_and_values_point_at_the_line() {
+        let err = parse("[api]\nlisten = \"nowhere\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("firegrid.toml:2:10: "), "{err}");
+        let err = parse("[broker]\nmode = \"cloud\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("firegrid.toml:2:8: unknown variant `cloud`"),
+            "{err}"
+        );
+        let err = parse("[engine]\nescalation_s = [600, 120]\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "firegrid.toml: [engine] escalation_s must increase (e.g. [120, 600, 1800])"
+        );
+    }
+
+    #[test]
+    fn a_missing_file_says_which() {
+        let err = Config::load(Path::new("/nonexistent/firegrid.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("cannot read /nonexistent/firegrid.toml: "),
+            "{err}"
+        );
+    }
+}
