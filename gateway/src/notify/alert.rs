@@ -1,0 +1,160 @@
+//! What a grid worker receives: the alert message, its topic, and the webhook signature.
+//!
+//! One JSON object per alert, the same on every channel (MQTT `firegrid/v1/alert/{area}`,
+//! server-sent events, webhooks), so an SMS/IM gateway or a worker's app parses one shape:
+//!
+//! ```json
+//! {"alert_id":7,"episode":12,"what":"opened","category":"alarm","device":"hz-0042","channel":0,
+//!  "area":"gongshu-07","level":0,"source":"device","started_ms":1764403260000,
+//!  "quantity":"residual_current","value":412,"threshold":300,"sent_ms":1764403260004}
+//! ```
+//!
+//! `what` is `opened`, `escalated` (sent to the area `level` steps above the grid cell) or
+//! `ended`. `alert_id` identifies this alert across retries: a receiver that sees the same id
+//! twice has the same alert twice (delivery is at least once).
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use firegrid_protocols::GridId;
+use firegrid_protocols::channel::Quantity;
+
+use crate::model::{Category, EpisodeId, Source, UnixMs};
+
+/// Why an alert is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// An episode started.
+    Opened,
+    /// Nobody acknowledged in time; sent one level further up.
+    Escalated,
+    /// The condition ended.
+    Ended,
+}
+
+/// One alert, as sent on every channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// The notification's id (stable across retries).
+    pub alert_id: u64,
+    /// The episode.
+    pub episode: EpisodeId,
+    /// Why it is sent.
+    pub what: AlertKind,
+    /// The episode's category.
+    pub category: Category,
+    /// The device.
+    pub device: String,
+    /// The channel, for alarms and faults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<u8>,
+    /// The area it is sent to (the grid cell at level 0).
+    pub area: GridId,
+    /// Escalation level (0: the grid cell).
+    pub level: u8,
+    /// Who detected it.
+    pub source: Source,
+    /// When the episode started.
+    pub started_ms: UnixMs,
+    /// What was measured, for alarms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<Quantity>,
+    /// The (peak) value, for alarms: mA or deci-°C.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<i32>,
+    /// The set-point, for alarms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<i32>,
+    /// The fault's cause, for faults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// When the gateway sent it (first attempt).
+    pub sent_ms: UnixMs,
+}
+
+impl Alert {
+    /// The MQTT topic it is published on.
+    pub fn topic(&self) -> String {
+        firegrid_protocols::Topic::Alert(self.area.clone()).to_string()
+    }
+}
+
+/// The header carrying the webhook signature.
+pub const SIGNATURE_HEADER: &str = "X-Firegrid-Signature";
+
+/// Signs a webhook body: `sha256=` and the hex HMAC-SHA256 of the body under the secret, so a
+/// receiver can check that the alert came from this gateway and was not altered.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+        .expect("HMAC-SHA256 takes a key of any length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Checks a signature made by [`sign`] in constant time.
+pub fn verify(secret: &[u8], body: &[u8], signature: &str) -> bool {
+    let Some(hex_sig) = signature.strip_prefix("sha256=") else {
+        return false;
+    };
+    let Ok(sig) = hex::decode(hex_sig) else {
+        return false;
+    };
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+        .expect("HMAC-SHA256 takes a key of any length");
+    mac.update(body);
+    mac.verify_slice(&sig).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_hmac_vector() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            sign(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn verify_accepts_only_the_right_signature() {
+        let s = sign(b"k", b"body");
+        assert!(verify(b"k", b"body", &s));
+        assert!(!verify(b"k", b"bodY", &s));
+        assert!(!verify(b"K", b"body", &s));
+        assert!(!verify(b"k", b"body", "sha256=zz"));
+        assert!(!verify(b"k", b"body", &s[7..]));
+    }
+
+    #[test]
+    fn alert_json_shape() {
+        let a = Alert {
+            alert_id: 7,
+            episode: 12,
+            what: AlertKind::Opened,
+            category: Category::Alarm,
+            device: "hz-0042".into(),
+            channel: Some(0),
+            area: GridId::new("gongshu-07").unwrap(),
+            level: 0,
+            source: Source::Device,
+            started_ms: 1_764_403_260_000,
+            quantity: Some(Quantity::ResidualCurrent),
+            value: Some(412),
+            threshold: Some(300),
+            detail: None,
+            sent_ms: 1_764_403_260_004,
+        };
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            r#"{"alert_id":7,"episode":12,"what":"opened","category":"alarm","device":"hz-0042","channel":0,"area":"gongshu-07","level":0,"source":"device","started_ms":1764403260000,"quantity":"residual_current","value":412,"threshold":300,"sent_ms":1764403260004}"#
+        );
+        assert_eq!(a.topic(), "firegrid/v1/alert/gongshu-07");
+        let back: Alert = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        assert_eq!(back, a);
+    }
+}
