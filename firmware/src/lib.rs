@@ -4,8 +4,12 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod backoff;
+pub mod clock;
+pub mod device;
 pub mod drivers;
 pub mod monitor;
+pub mod mqtt;
 pub mod outbox;
 pub mod seq;
 

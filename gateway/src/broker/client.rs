@@ -1,0 +1,1132 @@
+//! The gateway's MQTT client: one typed API over rumqttc 0.25 for the embedded broker or an
+//! external one (Mosquitto, EMQX).
+//!
+//! [`Broker::connect`] opens three MQTT 3.1.1 connections, each with its own rumqttc event loop
+//! task, request queue, in-flight window and TCP socket:
+//!
+//! | link | client id | does |
+//! | --- | --- | --- |
+//! | ingest | `{client_id}` | subscribes to the device uplink filters (QoS 1), hands each message to ingest as an [`Incoming`], sends PUBACKs only when ingest [acks](AckToken::ack) |
+//! | normal | `{client_id}-out` | [`Priority::Normal`] publishes: acks, configs, commands, anything bulk |
+//! | urgent | `{client_id}-urgent` | [`Priority::Urgent`] publishes: alerts |
+//!
+//! Why three: an urgent publish can never wait behind a full queue or a full in-flight window of
+//! normal publishes (the two are independent all the way to the broker's socket), and PUBACKs of
+//! ingest never wait behind either. A priority channel in front of one connection would still
+//! put an alert behind up to an in-flight window of bulk publishes, and rumqttc's request queue
+//! would hold acks behind publishes. The cost is two more connections to the broker.
+//!
+//! Every link: TCP_NODELAY on (without it alerts get a 20-45 ms tail), a persistent session
+//! (clean session false) under a stable client id, a keep-alive, every network step under a
+//! timeout (rumqttc's connection timeout covers TCP connect + CONNECT/CONNACK, its flush timeout
+//! every write, the keep-alive a silent broker), and a jittered exponential back-off between
+//! reconnects (rumqttc has none of its own). The ingest link subscribes again whenever the broker
+//! has lost its session (CONNACK session-present = 0, e.g. a broker restart without persistence;
+//! rumqtt#250) and at its first connection in this process.
+//!
+//! Why MQTT 3.1.1 and not 5: every broker speaks it, rumqttc's and rumqttd's 3.1.1 paths are the
+//! mature ones, and what 5 would add here (session expiry, receive maximum, reason codes) is
+//! either covered (persistent session, in-order manual acks bound what is outstanding) or not
+//! honoured by rumqttd 0.20 (its in-flight window is a fixed 100).
+//!
+//! What a successful [`BrokerHandle::publish`] means: the message is in that link's queue. It
+//! goes out when the link is connected; QoS 1 messages not yet acknowledged by the broker are
+//! resent after a reconnect *if the broker kept the session*; if the session was lost they are
+//! dropped (rumqttc clears its pending queue). Delivery to devices is covered end to end by the
+//! protocol; alerts by the notifier's escalation.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use firegrid_protocols::codec::MAX_PAYLOAD;
+use firegrid_protocols::topic::DEVICE_UPLINK_FILTERS;
+use rumqttc::{
+    AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Outgoing, Packet, Publish, QoS,
+    SubscribeFilter, SubscribeReasonCode,
+};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::ack::{AckBook, AckToken};
+
+/// Settings of the gateway's MQTT client.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Broker host name or IP address.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// Stable client id of this gateway instance (1-48 of `[A-Za-z0-9_.-]`); the links use it
+    /// and it with `-out` and `-urgent` appended. Stable, so the broker keeps the session across
+    /// reconnects and gateway restarts. Two instances must not share one.
+    pub client_id: String,
+    /// Username and password, if the broker wants them.
+    pub credentials: Option<Credentials>,
+    /// Shared-subscription group: subscribe as `$share/{group}/{filter}` so that several gateway
+    /// instances (each with its own client id) split the devices' messages between them.
+    pub share_group: Option<String>,
+    /// Filters the ingest link subscribes to, at QoS 1. Default
+    /// [`DEVICE_UPLINK_FILTERS`]. Empty: no ingest link traffic (a publish-only client).
+    pub filters: Vec<String>,
+    /// MQTT keep-alive (whole seconds, at least 1 s). Default 30 s.
+    pub keep_alive: Duration,
+    /// Time for TCP connect plus CONNECT/CONNACK, and for each socket flush (rumqttc takes whole
+    /// seconds; rounded up). Default 5 s.
+    pub connect_timeout: Duration,
+    /// How long [`BrokerHandle::publish`] waits for room in its link's queue. Default 1 s.
+    pub publish_timeout: Duration,
+    /// Capacity of the [`Incoming`] channel to ingest. Default 1024.
+    pub ingest_capacity: usize,
+    /// How long the ingest link waits when ingest's channel is full before it gives up on a
+    /// message (QoS 0: dropped and counted; QoS 1: not acked, so redelivered after a reconnect).
+    /// Keep it well under the keep-alive: the link does not serve the connection meanwhile.
+    /// Default 10 s.
+    pub ingest_stall_timeout: Duration,
+    /// Queue capacity of the normal-priority publish link. Default 1024.
+    pub queue_capacity: usize,
+    /// Queue capacity of the urgent publish link. Default 256.
+    pub urgent_queue_capacity: usize,
+    /// Most outgoing QoS 1 publishes in flight (awaiting PUBACK) per link. Default 100.
+    pub max_inflight: u16,
+    /// Largest MQTT packet sent or accepted, in bytes. Default 8192 (twice the protocol's
+    /// [`MAX_PAYLOAD`]).
+    pub max_packet_size: usize,
+    /// First reconnect delay; it doubles per failed attempt up to `backoff_max`, and each delay
+    /// is drawn between half and all of that (jitter). Default 100 ms.
+    pub backoff_min: Duration,
+    /// Longest reconnect delay. Default 10 s.
+    pub backoff_max: Duration,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("client_id", &self.client_id)
+            .field("credentials", &self.credentials)
+            .field("share_group", &self.share_group)
+            .field("filters", &self.filters)
+            .field("keep_alive", &self.keep_alive)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("publish_timeout", &self.publish_timeout)
+            .field("ingest_capacity", &self.ingest_capacity)
+            .field("ingest_stall_timeout", &self.ingest_stall_timeout)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("urgent_queue_capacity", &self.urgent_queue_capacity)
+            .field("max_inflight", &self.max_inflight)
+            .field("max_packet_size", &self.max_packet_size)
+            .field("backoff_min", &self.backoff_min)
+            .field("backoff_max", &self.backoff_max)
+            .finish()
+    }
+}
+
+/// A username and password. Its `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// Username.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
+impl ClientConfig {
+    /// The defaults, for a broker at `host:port` and a client id.
+    pub fn new(host: impl Into<String>, port: u16, client_id: impl Into<String>) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            client_id: client_id.into(),
+            credentials: None,
+            share_group: None,
+            filters: DEVICE_UPLINK_FILTERS
+                .iter()
+                .map(|f| f.to_string())
+                .collect(),
+            keep_alive: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            publish_timeout: Duration::from_secs(1),
+            ingest_capacity: 1024,
+            ingest_stall_timeout: Duration::from_secs(10),
+            queue_capacity: 1024,
+            urgent_queue_capacity: 256,
+            max_inflight: 100,
+            max_packet_size: 2 * MAX_PAYLOAD,
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+        }
+    }
+
+    fn validate(&self) -> Result<(), BrokerError> {
+        let bad = |reason: String| Err(BrokerError::Config(reason));
+        let id_ok = |s: &str, max: usize| {
+            !s.is_empty()
+                && s.len() <= max
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        };
+        if !id_ok(&self.client_id, 48) {
+            return bad(format!(
+                "client_id {:?} must be 1-48 characters of [A-Za-z0-9_.-]",
+                self.client_id
+            ));
+        }
+        if let Some(group) = &self.share_group
+            && !id_ok(group, 64)
+        {
+            return bad(format!(
+                "share_group {group:?} must be 1-64 characters of [A-Za-z0-9_.-]"
+            ));
+        }
+        if let Some(f) = self.filters.iter().find(|f| !rumqttc::valid_filter(f)) {
+            return bad(format!("{f:?} is not a valid MQTT subscription filter"));
+        }
+        if self.host.is_empty() {
+            return bad("host is empty".into());
+        }
+        if self.keep_alive < Duration::from_secs(1) {
+            return bad(format!("keep_alive {:?} is under 1 s", self.keep_alive));
+        }
+        if self.connect_timeout.is_zero()
+            || self.publish_timeout.is_zero()
+            || self.ingest_stall_timeout.is_zero()
+        {
+            return bad(
+                "connect_timeout, publish_timeout and ingest_stall_timeout must not be 0".into(),
+            );
+        }
+        if self.ingest_capacity == 0
+            || self.queue_capacity == 0
+            || self.urgent_queue_capacity == 0
+            || self.max_inflight == 0
+        {
+            return bad("capacities and max_inflight must be at least 1".into());
+        }
+        if self.max_packet_size < MAX_PAYLOAD + 256 {
+            return bad(format!(
+                "max_packet_size {} is below {} (the protocol's largest message plus headers)",
+                self.max_packet_size,
+                MAX_PAYLOAD + 256
+            ));
+        }
+        if self.backoff_min.is_zero() || self.backoff_max < self.backoff_min {
+            return bad("backoff_min must be above 0 and at most backoff_max".into());
+        }
+        Ok(())
+    }
+
+    /// The filters as subscribed: with the `$share/{group}/` prefix when shared.
+    fn subscription_filters(&self) -> Vec<String> {
+        self.filters
+            .iter()
+            .map(|f| match &self.share_group {
+                Some(group) => format!("$share/{group}/{f}"),
+                None => f.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Errors of the MQTT client layer.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The configuration cannot work.
+    #[error("MQTT client: {0}")]
+    Config(String),
+    /// [`Broker::connect`] was called outside a Tokio runtime.
+    #[error("MQTT client: Broker::connect must be called within a Tokio runtime")]
+    NoRuntime,
+    /// The link's queue stayed full for the whole wait (the broker is unreachable or slower than
+    /// the publishes). The message was not queued.
+    #[error(
+        "MQTT {priority:?} publish to {topic}: queue full for {waited:?} (broker down or too slow)"
+    )]
+    Backpressure {
+        /// The link.
+        priority: Priority,
+        /// The message's topic.
+        topic: String,
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// The topic is not a valid MQTT topic name (empty, or has `+` or `#`).
+    #[error("MQTT publish: {0:?} is not a valid topic name")]
+    InvalidTopic(String),
+    /// The message would exceed the configured maximum packet size.
+    #[error("MQTT publish to {topic}: {size} bytes exceed max_packet_size {max}")]
+    TooLarge {
+        /// The message's topic.
+        topic: String,
+        /// Topic plus payload plus headers, in bytes.
+        size: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// The client has stopped (cancelled).
+    #[error("MQTT client has stopped")]
+    Stopped,
+    /// [`BrokerHandle::wait_connected`] ran out of time.
+    #[error("MQTT client: not connected within {waited:?} (state: {state})")]
+    NotConnected {
+        /// How long it waited.
+        waited: Duration,
+        /// The links' state at the end.
+        state: BrokerState,
+    },
+}
+
+/// MQTT quality of service of a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Qos {
+    /// QoS 0, at most once.
+    AtMostOnce,
+    /// QoS 1, at least once.
+    AtLeastOnce,
+}
+
+impl From<Qos> for QoS {
+    fn from(q: Qos) -> Self {
+        match q {
+            Qos::AtMostOnce => QoS::AtMostOnce,
+            Qos::AtLeastOnce => QoS::AtLeastOnce,
+        }
+    }
+}
+
+/// Which publish link a message takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Priority {
+    /// Acks, configs, commands: the normal link.
+    Normal,
+    /// Alerts: the urgent link, never behind normal publishes.
+    Urgent,
+}
+
+/// A message from a device, for ingest.
+#[derive(Debug)]
+pub struct Incoming {
+    /// The topic it came on.
+    pub topic: String,
+    /// The payload.
+    pub payload: Bytes,
+    /// When the client read it from the socket.
+    pub received_at: Instant,
+    /// It is a retained message sent because we subscribed (e.g. a device's last status).
+    pub retained: bool,
+    /// The broker marked it as a redelivery (DUP): it may have come before.
+    pub redelivered: bool,
+    /// Acknowledge once ingest has taken it; dropping it makes the broker redeliver it.
+    pub ack: AckToken,
+}
+
+/// The state of one link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinkState {
+    /// Not connected yet since the client started.
+    Connecting,
+    /// Connected; for the ingest link, subscribed too.
+    Connected,
+    /// Connected, the broker had lost the session (or this is the first connection), and the
+    /// link has subscribed again and awaits the SUBACK.
+    Resubscribing,
+    /// The connection is lost; reconnecting with back-off.
+    Disconnected,
+    /// The client has stopped.
+    Stopped,
+}
+
+/// The state of the client's three links; observe changes with [`BrokerHandle::state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BrokerState {
+    /// The subscribing link.
+    pub ingest: LinkState,
+    /// The normal-priority publish link.
+    pub normal: LinkState,
+    /// The urgent publish link.
+    pub urgent: LinkState,
+}
+
+impl BrokerState {
+    /// All three links are connected (and ingest subscribed).
+    pub fn is_connected(&self) -> bool {
+        self.links().iter().all(|s| *s == LinkState::Connected)
+    }
+
+    /// All three links have stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.links().iter().all(|s| *s == LinkState::Stopped)
+    }
+
+    fn links(&self) -> [LinkState; 3] {
+        [self.ingest, self.normal, self.urgent]
+    }
+
+    fn get_mut(&mut self, role: Role) -> &mut LinkState {
+        match role {
+            Role::Ingest => &mut self.ingest,
+            Role::Normal => &mut self.normal,
+            Role::Urgent => &mut self.urgent,
+        }
+    }
+}
+
+impl std::fmt::Display for BrokerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ingest {:?}, normal {:?}, urgent {:?}",
+            self.ingest, self.normal, self.urgent
+        )
+    }
+}
+
+/// Counters for metrics (monotonic since the client started).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) connects: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
+    pub(crate) session_losses: AtomicU64,
+    pub(crate) resubscribes: AtomicU64,
+    pub(crate) connection_errors: AtomicU64,
+    pub(crate) forced_reconnects: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) acked: AtomicU64,
+    pub(crate) acks_stale: AtomicU64,
+    pub(crate) ingest_dropped: AtomicU64,
+    pub(crate) publishes: AtomicU64,
+    pub(crate) publish_rejected: AtomicU64,
+}
+
+/// A snapshot of the client's counters, monotonic since it started (all links together).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CounterSnapshot {
+    /// Successful connections (CONNACK accepted), first ones included.
+    pub connects: u64,
+    /// Connections after a link's first.
+    pub reconnects: u64,
+    /// Reconnections where the broker had lost the session.
+    pub session_losses: u64,
+    /// Subscriptions sent by the ingest link (first connection and after session losses).
+    pub resubscribes: u64,
+    /// Connection attempts that failed and connections that broke.
+    pub connection_errors: u64,
+    /// Reconnections the ingest link forced so the broker redelivers a message ingest did not
+    /// take (an [`AckToken`] dropped, or ingest's channel full past the stall timeout).
+    pub forced_reconnects: u64,
+    /// Messages received by the ingest link.
+    pub received: u64,
+    /// PUBACKs released.
+    pub acked: u64,
+    /// [`AckToken::ack`] calls for a message of an earlier connection (it is redelivered).
+    pub acks_stale: u64,
+    /// Messages ingest's full channel did not take in time (QoS 0 lost, QoS 1 redelivered).
+    pub ingest_dropped: u64,
+    /// Publishes queued.
+    pub publishes: u64,
+    /// Publishes refused: queue full past the timeout, invalid, too large, or stopped.
+    pub publish_rejected: u64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> CounterSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CounterSnapshot {
+            connects: get(&self.connects),
+            reconnects: get(&self.reconnects),
+            session_losses: get(&self.session_losses),
+            resubscribes: get(&self.resubscribes),
+            connection_errors: get(&self.connection_errors),
+            forced_reconnects: get(&self.forced_reconnects),
+            received: get(&self.received),
+            acked: get(&self.acked),
+            acks_stale: get(&self.acks_stale),
+            ingest_dropped: get(&self.ingest_dropped),
+            publishes: get(&self.publishes),
+            publish_rejected: get(&self.publish_rejected),
+        }
+    }
+
+    fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The client's entry point.
+#[derive(Debug)]
+pub struct Broker;
+
+impl Broker {
+    /// Starts the client's three links (see the [module docs](self)) and returns at once; the
+    /// links connect in the background, and reconnect until `cancel` is cancelled. Then they
+    /// send DISCONNECT (the broker keeps the sessions), the [`Incoming`] channel closes and the
+    /// state becomes [`LinkState::Stopped`].
+    ///
+    /// Must be called within a Tokio runtime.
+    pub fn connect(
+        config: ClientConfig,
+        cancel: CancellationToken,
+    ) -> Result<(BrokerHandle, mpsc::Receiver<Incoming>), BrokerError> {
+        config.validate()?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BrokerError::NoRuntime)?;
+        let counters = Arc::new(Counters::default());
+        let (state_tx, state_rx) = watch::channel(BrokerState {
+            ingest: LinkState::Connecting,
+            normal: LinkState::Connecting,
+            urgent: LinkState::Connecting,
+        });
+        let state_tx = Arc::new(state_tx);
+        let (incoming_tx, incoming_rx) = mpsc::channel(config.ingest_capacity);
+
+        let mut clients = Vec::with_capacity(3);
+        for role in [Role::Ingest, Role::Normal, Role::Urgent] {
+            let (client, eventloop) = new_client(&config, role);
+            let acks = (role == Role::Ingest)
+                .then(|| Arc::new(AckBook::new(client.clone(), counters.clone())));
+            let link = Link {
+                role,
+                eventloop,
+                client: client.clone(),
+                acks,
+                incoming: (role == Role::Ingest).then(|| incoming_tx.clone()),
+                filters: if role == Role::Ingest {
+                    config.subscription_filters()
+                } else {
+                    Vec::new()
+                },
+                state: state_tx.clone(),
+                counters: counters.clone(),
+                cancel: cancel.clone(),
+                backoff_min: config.backoff_min,
+                backoff_max: config.backoff_max,
+                stall_timeout: config.ingest_stall_timeout,
+                disconnect_timeout: config.connect_timeout,
+                acks_written: 0,
+            };
+            runtime.spawn(link.run());
+            clients.push(client);
+        }
+        drop(incoming_tx);
+        let urgent = clients.pop().expect("three links were made");
+        let normal = clients.pop().expect("three links were made");
+        Ok((
+            BrokerHandle {
+                normal,
+                urgent,
+                state: state_rx,
+                counters,
+                publish_timeout: config.publish_timeout,
+                max_packet_size: config.max_packet_size,
+            },
+            incoming_rx,
+        ))
+    }
+}
+
+/// Publishes, and observes the client's state. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct BrokerHandle {
+    normal: AsyncClient,
+    urgent: AsyncClient,
+    state: watch::Receiver<BrokerState>,
+    counters: Arc<Counters>,
+    publish_timeout: Duration,
+    max_packet_size: usize,
+}
+
+impl BrokerHandle {
+    /// Queues a publish on the link of `priority`, waiting at most the configured
+    /// `publish_timeout` for room in its queue; never blocks longer. `Ok` means queued (see the
+    /// [module docs](self) for what happens to queued messages when the connection drops).
+    pub async fn publish(
+        &self,
+        priority: Priority,
+        topic: impl Into<String>,
+        payload: impl Into<Bytes>,
+        qos: Qos,
+        retain: bool,
+    ) -> Result<(), BrokerError> {
+        self.enqueue(
+            priority,
+            topic.into(),
+            payload.into(),
+            qos,
+            retain,
+            self.publish_timeout,
+        )
+        .await
+    }
+
+    /// Like [`BrokerHandle::publish`], but fails at once when the queue is full.
+    pub async fn try_publish(
+        &self,
+        priority: Priority,
+        topic: impl Into<String>,
+        payload: impl Into<Bytes>,
+        qos: Qos,
+        retain: bool,
+    ) -> Result<(), BrokerError> {
+        self.enqueue(
+            priority,
+            topic.into(),
+            payload.into(),
+            qos,
+            retain,
+            Duration::ZERO,
+        )
+        .await
+    }
+
+    async fn enqueue(
+        &self,
+        priority: Priority,
+        topic: String,
+        payload: Bytes,
+        qos: Qos,
+        retain: bool,
+        wait: Duration,
+    ) -> Result<(), BrokerError> {
+        let result = self
+            .check_and_send(priority, topic, payload, qos, retain, wait)
+            .await;
+        Counters::bump(match result {
+            Ok(()) => &self.counters.publishes,
+            Err(_) => &self.counters.publish_rejected,
+        });
+        result
+    }
+
+    async fn check_and_send(
+        &self,
+        priority: Priority,
+        topic: String,
+        payload: Bytes,
+        qos: Qos,
+        retain: bool,
+        wait: Duration,
+    ) -> Result<(), BrokerError> {
+        if !rumqttc::valid_topic(&topic) || topic.starts_with('$') {
+            return Err(BrokerError::InvalidTopic(topic));
+        }
+        // Fixed header (at most 5) + topic length (2) + topic + packet id (2) + payload.
+        let size = 9 + topic.len() + payload.len();
+        if size > self.max_packet_size {
+            // rumqttc would fail the whole connection on it, and resend it after every reconnect.
+            return Err(BrokerError::TooLarge {
+                topic,
+                size,
+                max: self.max_packet_size,
+            });
+        }
+        let client = match priority {
+            Priority::Normal => &self.normal,
+            Priority::Urgent => &self.urgent,
+        };
+        let send = client.publish_bytes(topic.clone(), qos.into(), retain, payload);
+        // tokio's timeout polls the send before looking at the clock, so a zero wait is a
+        // try-send. Dropping a pending flume send withdraws the message.
+        match tokio::time::timeout(wait, send).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(BrokerError::Stopped),
+            Err(_) => Err(BrokerError::Backpressure {
+                priority,
+                topic,
+                waited: wait,
+            }),
+        }
+    }
+
+    /// The links' state, to watch for changes.
+    pub fn state(&self) -> watch::Receiver<BrokerState> {
+        self.state.clone()
+    }
+
+    /// The counters, for metrics.
+    pub fn counters(&self) -> CounterSnapshot {
+        self.counters.snapshot()
+    }
+
+    /// Waits until all three links are connected (and ingest subscribed), at most `timeout`.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), BrokerError> {
+        let mut state = self.state.clone();
+        let wait = state.wait_for(|s| s.is_connected() || s.is_stopped());
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(s)) if s.is_connected() => Ok(()),
+            Ok(_) => Err(BrokerError::Stopped),
+            Err(_) => Err(BrokerError::NotConnected {
+                waited: timeout,
+                state: *self.state.borrow(),
+            }),
+        }
+    }
+
+    /// Waits until all three links have stopped (after the cancellation token was cancelled).
+    pub async fn stopped(&self) {
+        let mut state = self.state.clone();
+        // An error means every sender is gone, i.e. every link task has ended.
+        let _ = state.wait_for(BrokerState::is_stopped).await;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Ingest,
+    Normal,
+    Urgent,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::Normal => "normal",
+            Self::Urgent => "urgent",
+        }
+    }
+}
+
+fn new_client(config: &ClientConfig, role: Role) -> (AsyncClient, EventLoop) {
+    let (client_id, capacity) = match role {
+        // The ingest link's queue only carries PUBACKs and SUBSCRIBEs: room for one PUBACK per
+        // message ingest can hold plus the broker's window, so acking never finds it full.
+        Role::Ingest => (
+            config.client_id.clone(),
+            config.ingest_capacity + usize::from(config.max_inflight) + 16,
+        ),
+        Role::Normal => (format!("{}-out", config.client_id), config.queue_capacity),
+        Role::Urgent => (
+            format!("{}-urgent", config.client_id),
+            config.urgent_queue_capacity,
+        ),
+    };
+    let mut options = MqttOptions::new(client_id, config.host.clone(), config.port);
+    options
+        .set_keep_alive(Duration::from_secs(config.keep_alive.as_secs().max(1)))
+        .set_clean_session(false)
+        .set_manual_acks(role == Role::Ingest)
+        .set_max_packet_size(config.max_packet_size, config.max_packet_size)
+        .set_inflight(config.max_inflight);
+    if let Some(c) = &config.credentials {
+        options.set_credentials(c.username.clone(), c.password.clone());
+    }
+    let (client, mut eventloop) = AsyncClient::new(options, capacity);
+    let mut network = NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    network.set_connection_timeout(config.connect_timeout.as_secs_f64().ceil().max(1.0) as u64);
+    eventloop.set_network_options(network);
+    (client, eventloop)
+}
+
+/// One connection's event loop task.
+struct Link {
+    role: Role,
+    eventloop: EventLoop,
+    client: AsyncClient,
+    acks: Option<Arc<AckBook>>,
+    incoming: Option<mpsc::Sender<Incoming>>,
+    filters: Vec<String>,
+    state: Arc<watch::Sender<BrokerState>>,
+    counters: Arc<Counters>,
+    cancel: CancellationToken,
+    backoff_min: Duration,
+    backoff_max: Duration,
+    stall_timeout: Duration,
+    disconnect_timeout: Duration,
+    /// PUBACKs rumqttc reported written on this connection.
+    acks_written: u64,
+}
+
+/// What the loop does next after an event.
+enum Next {
+    Continue,
+    /// Drop the connection (a message was not taken) and reconnect after a back-off.
+    Reconnect,
+    /// Ingest is gone: stop.
+    Stop,
+}
+
+impl Link {
+    async fn run(mut self) {
+        let name = self.role.name();
+        let mut attempt: u32 = 0;
+        let mut connected = false;
+        let mut ever_connected = false;
+        let mut subscribed = false;
+        // Logged once per outage, not per attempt.
+        let mut outage_logged = false;
+        let mut stalled = false;
+
+        loop {
+            let acks = self.acks.clone();
+            let event = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => break,
+                () = abandoned(acks.as_deref()), if connected => None,
+                event = self.eventloop.poll() => Some(event),
+            };
+            let Some(event) = event else {
+                tracing::info!(
+                    link = name,
+                    "MQTT: ingest did not take a message; reconnecting so the broker redelivers it"
+                );
+                self.hang_up().await;
+                connected = false;
+                self.backoff_sleep(&mut attempt).await;
+                continue;
+            };
+            let next = match event {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    // rumqttc turns a refusing CONNACK into an error: this one accepted.
+                    attempt = 0;
+                    connected = true;
+                    outage_logged = false;
+                    Counters::bump(&self.counters.connects);
+                    if ever_connected {
+                        Counters::bump(&self.counters.reconnects);
+                        if !ack.session_present {
+                            Counters::bump(&self.counters.session_losses);
+                            tracing::warn!(
+                                link = name,
+                                "MQTT broker had lost the session (restarted without persistence?)"
+                            );
+                        }
+                    }
+                    tracing::info!(
+                        link = name,
+                        session_present = ack.session_present,
+                        reconnect = ever_connected,
+                        "MQTT connected"
+                    );
+                    ever_connected = true;
+                    let subscribe =
+                        !self.filters.is_empty() && (!ack.session_present || !subscribed);
+                    if subscribe {
+                        self.subscribe()
+                    } else {
+                        self.set_state(LinkState::Connected);
+                        Next::Continue
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(suback))) => {
+                    let refused = suback
+                        .return_codes
+                        .iter()
+                        .filter(|c| matches!(c, SubscribeReasonCode::Failure))
+                        .count();
+                    if refused > 0 {
+                        tracing::error!(
+                            link = name,
+                            refused,
+                            filters = ?self.filters,
+                            "MQTT broker refused subscriptions (ACL?); those messages will not come"
+                        );
+                    }
+                    subscribed = true;
+                    self.set_state(LinkState::Connected);
+                    Next::Continue
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    self.deliver(publish, &mut stalled).await
+                }
+                Ok(Event::Outgoing(Outgoing::PubAck(_))) => {
+                    self.acks_written += 1;
+                    Next::Continue
+                }
+                Ok(_) => Next::Continue,
+                Err(error) => {
+                    if connected || !outage_logged {
+                        tracing::warn!(
+                            link = name,
+                            error = %error,
+                            "MQTT connection {}; reconnecting with back-off",
+                            if connected { "lost" } else { "failed" }
+                        );
+                        outage_logged = true;
+                    } else {
+                        tracing::debug!(link = name, error = %error, attempt, "MQTT connect failed");
+                    }
+                    self.connection_lost(false);
+                    connected = false;
+                    Next::Reconnect
+                }
+            };
+            if let Some(acks) = &self.acks {
+                acks.flush();
+            }
+            match next {
+                Next::Continue => {}
+                Next::Stop => break,
+                Next::Reconnect => {
+                    if connected {
+                        // A reconnect forced by deliver() or subscribe().
+                        self.hang_up().await;
+                        connected = false;
+                    }
+                    self.backoff_sleep(&mut attempt).await;
+                }
+            }
+        }
+        self.shutdown(connected).await;
+        // Stopped only once the event loop (and so its request queue) is gone: a publish after
+        // that fails with BrokerError::Stopped.
+        let (state, role) = (self.state.clone(), self.role);
+        drop(self);
+        set_state(&state, role, LinkState::Stopped);
+    }
+
+    /// Sleeps the back-off delay of `attempt` (and counts the attempt); returns early when
+    /// cancelled (the loop then sees the cancellation).
+    async fn backoff_sleep(&mut self, attempt: &mut u32) {
+        let delay = backoff(*attempt, self.backoff_min, self.backoff_max);
+        *attempt = attempt.saturating_add(1);
+        tokio::select! {
+            () = self.cancel.cancelled() => {}
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+
+    /// Drops a working connection on purpose, so the broker redelivers what ingest did not take.
+    ///
+    /// First the PUBACKs already released are written (polled until rumqttc reports as many
+    /// written as were released, within the connect timeout), so only what was not taken comes
+    /// again. Then the socket is closed *without* DISCONNECT: rumqttd 0.20 handles a DISCONNECT
+    /// packet and the socket's close as two disconnections of the same connection id, and if
+    /// the reconnect has already been given that id, the second one kills it (and may leave
+    /// rumqttd's will bookkeeping for this client id broken, see [`super::embedded`]).
+    async fn hang_up(&mut self) {
+        if let Some(acks) = self.acks.clone() {
+            let eventloop = &mut self.eventloop;
+            let written = &mut self.acks_written;
+            let drain = async {
+                while *written < acks.released() {
+                    match eventloop.poll().await {
+                        Ok(Event::Outgoing(Outgoing::PubAck(_))) => *written += 1,
+                        Err(_) => break,
+                        // Messages arriving meanwhile are not delivered: they come again.
+                        Ok(_) => {}
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(self.disconnect_timeout, drain).await;
+        }
+        self.connection_lost(true);
+    }
+
+    /// Sends SUBSCRIBE for every filter (QoS 1). The request queue of the ingest link has room
+    /// (it only carries acks); if not, the connection is dropped and the next one subscribes.
+    fn subscribe(&mut self) -> Next {
+        let filters = self
+            .filters
+            .iter()
+            .map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+        match self.client.try_subscribe_many(filters) {
+            Ok(()) => {
+                Counters::bump(&self.counters.resubscribes);
+                self.set_state(LinkState::Resubscribing);
+                Next::Continue
+            }
+            Err(_) => {
+                tracing::warn!(
+                    link = self.role.name(),
+                    "MQTT: cannot queue SUBSCRIBE; reconnecting"
+                );
+                Next::Reconnect
+            }
+        }
+    }
+
+    async fn deliver(&mut self, publish: Publish, stalled: &mut bool) -> Next {
+        let received_at = Instant::now();
+        let (Some(tx), Some(acks)) = (&self.incoming, &self.acks) else {
+            return Next::Continue; // publish links subscribe to nothing
+        };
+        Counters::bump(&self.counters.received);
+        let ack = match publish.qos {
+            QoS::AtMostOnce => AckToken::none(),
+            QoS::AtLeastOnce | QoS::ExactlyOnce => acks.register(publish.pkid),
+        };
+        let incoming = Incoming {
+            topic: publish.topic,
+            payload: publish.payload,
+            received_at,
+            retained: publish.retain,
+            redelivered: publish.dup,
+            ack,
+        };
+        let incoming = match tx.try_send(incoming) {
+            Ok(()) => {
+                if std::mem::take(stalled) {
+                    tracing::info!("MQTT ingest channel has room again");
+                }
+                return Next::Continue;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return ingest_gone(),
+            Err(mpsc::error::TrySendError::Full(incoming)) => incoming,
+        };
+        if !*stalled {
+            tracing::warn!(
+                wait = ?self.stall_timeout,
+                "MQTT ingest channel full: ingest is slower than the devices; waiting"
+            );
+            *stalled = true;
+        }
+        let needs_ack = incoming.ack.needs_ack();
+        let send = tokio::time::timeout(self.stall_timeout, tx.send(incoming));
+        let result = tokio::select! {
+            () = self.cancel.cancelled() => return Next::Continue, // the loop sees the cancel
+            result = send => result,
+        };
+        match result {
+            Ok(Ok(())) => Next::Continue,
+            Ok(Err(_)) => ingest_gone(),
+            Err(_) => {
+                // The message was dropped with the send (its token too).
+                Counters::bump(&self.counters.ingest_dropped);
+                if needs_ack {
+                    tracing::warn!(
+                        "MQTT ingest took no message for {:?}: reconnecting so the broker \
+                         redelivers the QoS 1 ones",
+                        self.stall_timeout
+                    );
+                    Next::Reconnect
+                } else {
+                    Next::Continue
+                }
+            }
+        }
+    }
+
+    /// Bookkeeping when a connection is gone (or dropped on purpose).
+    fn connection_lost(&mut self, forced: bool) {
+        if forced {
+            Counters::bump(&self.counters.forced_reconnects);
+        } else {
+            Counters::bump(&self.counters.connection_errors);
+        }
+        self.acks_written = 0;
+        match &self.acks {
+            Some(acks) => acks.new_epoch(&mut self.eventloop),
+            None if forced => self.eventloop.clean(),
+            None => {} // rumqttc has cleaned up already
+        }
+        self.set_state(LinkState::Disconnected);
+    }
+
+    /// Says DISCONNECT (so the broker keeps the session and fires no will) within the connect
+    /// timeout.
+    async fn shutdown(&mut self, connected: bool) {
+        if let Some(acks) = &self.acks {
+            acks.stop();
+        }
+        self.incoming = None;
+        if connected && self.client.try_disconnect().is_ok() {
+            let eventloop = &mut self.eventloop;
+            let drain = async {
+                loop {
+                    match eventloop.poll().await {
+                        Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(self.disconnect_timeout, drain).await;
+        }
+        tracing::debug!(link = self.role.name(), "MQTT link stopped");
+    }
+
+    fn set_state(&self, new: LinkState) {
+        set_state(&self.state, self.role, new);
+    }
+}
+
+fn set_state(state: &watch::Sender<BrokerState>, role: Role, new: LinkState) {
+    state.send_if_modified(|s| {
+        let slot = s.get_mut(role);
+        let changed = *slot != new;
+        *slot = new;
+        changed
+    });
+}
+
+fn ingest_gone() -> Next {
+    tracing::info!("MQTT ingest channel closed: the ingest link stops");
+    Next::Stop
+}
+
+/// Waits for an abandoned ack token of the current connection; never, without an ack book.
+async fn abandoned(acks: Option<&AckBook>) {
+    match acks {
+        Some(acks) => acks.abandoned().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The delay before reconnect attempt `attempt` (0-based): `min * 2^attempt` capped at `max`,
+/// drawn uniformly between half and all of it.
+fn backoff(attempt: u32, min: Duration, max: Duration) -> Duration {
+    let base = min
+        .checked_mul(1u32 << attempt.min(20))
+        .unwrap_or(max)
+        .min(max);
+    let half = base / 2;
+    let jitter_ns = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+    half + Duration::from_nanos(fastrand::u64(0..=jitter_ns))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        let (min, max) = (Duration::from_millis(100), Duration::from_secs(10));
+        for _ in 0..100 {
+            let d0 = backoff(0, min, max);
+            assert!(d0 >= Duration::from_millis(50) && d0 <= min, "{d0:?}");
+            let d3 = backoff(3, min, max);
+            assert!(d3 >= Duration::from_millis(400) && d3 <= Duration::from_millis(800));
+            let d40 = backoff(40, min, max);
+            assert!(d40 >= max / 2 && d40 <= max, "{d40:?}");
+        }
+    }
+
+    #[test]
+    fn config_validation() {
+        let ok = ClientConfig::new("127.0.0.1", 1883, "firegrid-gw1");
+        assert!(ok.validate().is_ok());
+        let mut c = ok.clone();
+        c.client_id = "has/slash".into();
+        assert!(c.validate().is_err());
+        let mut c = ok.clone();
+        c.filters = vec!["a/#/b".into()];
+        assert!(c.validate().is_err());
+        let mut c = ok.clone();
+        c.max_packet_size = 1024;
+        assert!(c.validate().is_err());
+        let mut c = ok.clone();
+        c.share_group = Some("gw".into());
+        assert_eq!(
+            c.subscription_filters()[0],
+            "$share/gw/firegrid/v1/dev/+/telemetry"
+        );
+        let c = ClientConfig {
+            credentials: Some(Credentials {
+                username: "u".into(),
+                password: "secret".into(),
+            }),
+            ..ok
+        };
+        assert!(!format!("{c:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,797 @@
+//! Tests of the embedded broker and the client, in process, on free loopback ports, against
+//! rumqttd and a real Mosquitto. No fixed ports, no sleeps to synchronise: conditions are polled
+//! with deadlines.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use firegrid_protocols::codec::MAX_PAYLOAD;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::probe::{MqttVersion, probe};
+use super::testing::{Mosquitto, eventually, free_port};
+use super::*;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn config(addr: SocketAddr, client_id: &str) -> ClientConfig {
+    ClientConfig {
+        backoff_min: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(500),
+        connect_timeout: Duration::from_secs(2),
+        ..ClientConfig::new(addr.ip().to_string(), addr.port(), client_id)
+    }
+}
+
+async fn recv(rx: &mut mpsc::Receiver<Incoming>) -> Incoming {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("a message within the deadline")
+        .expect("the incoming channel is open")
+}
+
+/// Nothing more arrives within `quiet` (a bounded check for an absence, not a synchronisation).
+async fn assert_nothing_more(rx: &mut mpsc::Receiver<Incoming>, quiet: Duration) {
+    if let Ok(Some(m)) = tokio::time::timeout(quiet, rx.recv()).await {
+        panic!("unexpected message on {}: {:?}", m.topic, m.payload);
+    }
+}
+
+/// A third-party MQTT 3.1.1 client (rumqttc, automatic acks): publishes, and collects what its
+/// subscriptions bring.
+struct Peer {
+    client: rumqttc::AsyncClient,
+    messages: mpsc::UnboundedReceiver<rumqttc::Publish>,
+    task: JoinHandle<()>,
+}
+
+impl Peer {
+    async fn connect(addr: SocketAddr, id: &str) -> Self {
+        let mut options = rumqttc::MqttOptions::new(id, addr.ip().to_string(), addr.port());
+        options.set_keep_alive(Duration::from_secs(5));
+        let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 64);
+        let (tx, messages) = mpsc::unbounded_channel();
+        let (up_tx, up_rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut up = Some(up_tx);
+            loop {
+                match eventloop.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                        if let Some(up) = up.take() {
+                            let _ = up.send(());
+                        }
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        let _ = tx.send(p);
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        });
+        tokio::time::timeout(WAIT, up_rx)
+            .await
+            .expect("peer connects")
+            .expect("peer task runs");
+        Self {
+            client,
+            messages,
+            task,
+        }
+    }
+
+    async fn publish(&self, topic: &str, payload: &[u8]) {
+        self.client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload.to_vec())
+            .await
+            .expect("peer queue has room");
+    }
+
+    async fn subscribe(&mut self, filter: &str) {
+        self.client
+            .subscribe(filter, rumqttc::QoS::AtLeastOnce)
+            .await
+            .expect("peer queue has room");
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A device: rumqttc's MQTT 5 client with a persistent session, as the firmware connects.
+struct Device {
+    client: rumqttc::v5::AsyncClient,
+    messages: mpsc::UnboundedReceiver<rumqttc::v5::mqttbytes::v5::Publish>,
+    task: JoinHandle<()>,
+}
+
+impl Device {
+    async fn connect(addr: SocketAddr, id: &str) -> Self {
+        use rumqttc::v5::mqttbytes::v5::Packet;
+        let mut options = rumqttc::v5::MqttOptions::new(id, addr.ip().to_string(), addr.port());
+        options
+            .set_keep_alive(Duration::from_secs(5))
+            .set_clean_start(false)
+            .set_session_expiry_interval(Some(3600))
+            .set_max_packet_size(Some(16 * 1024));
+        let (client, mut eventloop) = rumqttc::v5::AsyncClient::new(options, 64);
+        let (tx, messages) = mpsc::unbounded_channel();
+        let (up_tx, up_rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut up = Some(up_tx);
+            loop {
+                match eventloop.poll().await {
+                    Ok(rumqttc::v5::Event::Incoming(Packet::ConnAck(_))) => {
+                        if let Some(up) = up.take() {
+                            let _ = up.send(());
+                        }
+                    }
+                    Ok(rumqttc::v5::Event::Incoming(Packet::Publish(p))) => {
+                        let _ = tx.send(p);
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        });
+        tokio::time::timeout(WAIT, up_rx)
+            .await
+            .expect("device connects over MQTT 5")
+            .expect("device task runs");
+        Self {
+            client,
+            messages,
+            task,
+        }
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn connected(
+    cfg: ClientConfig,
+) -> (BrokerHandle, mpsc::Receiver<Incoming>, CancellationToken) {
+    let cancel = CancellationToken::new();
+    let (handle, rx) = Broker::connect(cfg, cancel.clone()).expect("valid config");
+    handle.wait_connected(WAIT).await.expect("client connects");
+    (handle, rx, cancel)
+}
+
+// ---- embedded broker ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_answers_mqtt5_and_mqtt311_on_free_ports() {
+    let started = Instant::now();
+    let broker = EmbeddedBroker::start(EmbeddedConfig::loopback_free_ports())
+        .await
+        .expect("embedded broker starts");
+    eprintln!("embedded broker ready in {:?}", started.elapsed());
+    assert_ne!(broker.listen().port(), 0);
+    assert_ne!(broker.listen_v311().port(), 0);
+    assert!(broker.is_running());
+    let t = Duration::from_secs(2);
+    probe(broker.listen(), MqttVersion::V5, t)
+        .await
+        .expect("MQTT 5 answers");
+    probe(broker.listen_v311(), MqttVersion::V311, t)
+        .await
+        .expect("MQTT 3.1.1 answers");
+    broker.check(t).await.expect("health check passes");
+    // One protocol per listener: the other version gets no CONNACK.
+    assert!(probe(broker.listen(), MqttVersion::V311, t).await.is_err());
+    assert!(
+        probe(broker.listen_v311(), MqttVersion::V5, t)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_refuses_a_taken_port_with_a_clear_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    for key in ["listen", "listen_v311"] {
+        let mut cfg = EmbeddedConfig::loopback_free_ports();
+        if key == "listen" {
+            cfg.listen = addr;
+        } else {
+            cfg.listen_v311 = addr;
+        }
+        let started = Instant::now();
+        let err = EmbeddedBroker::start(cfg).await.expect_err("port is taken");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let text = err.to_string();
+        assert!(matches!(err, EmbeddedError::PortInUse { .. }), "{text}");
+        assert!(
+            text.contains(&format!("port {} on 127.0.0.1 is in use", addr.port())),
+            "{text}"
+        );
+        assert!(text.contains(&format!("set [broker] {key} =")), "{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_rejects_too_small_max_payload() {
+    let cfg = EmbeddedConfig {
+        max_payload: MAX_PAYLOAD,
+        ..EmbeddedConfig::loopback_free_ports()
+    };
+    let err = EmbeddedBroker::start(cfg).await.expect_err("too small");
+    assert!(matches!(err, EmbeddedError::Config(_)), "{err}");
+}
+
+/// A device speaking MQTT 5 reaches the gateway's 3.1.1 client through the embedded broker with
+/// the protocol's largest payload, and the gateway's publishes reach the device on both links.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_carries_device_messages_both_ways_across_versions() {
+    let broker = EmbeddedBroker::start(EmbeddedConfig::loopback_free_ports())
+        .await
+        .expect("embedded broker starts");
+    let (gw, mut rx, cancel) = connected(config(broker.listen_v311(), "gw-embedded")).await;
+
+    let device = Device::connect(broker.listen(), "hz-0042").await;
+    device
+        .client
+        .subscribe(
+            "firegrid/v1/dev/hz-0042/ack",
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+        )
+        .await
+        .expect("room");
+    let big = vec![b'{'; MAX_PAYLOAD];
+    device
+        .client
+        .publish(
+            "firegrid/v1/dev/hz-0042/event",
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            false,
+            big.clone(),
+        )
+        .await
+        .expect("room");
+    let m = recv(&mut rx).await;
+    assert_eq!(m.topic, "firegrid/v1/dev/hz-0042/event");
+    assert_eq!(m.payload.len(), MAX_PAYLOAD);
+    assert!(m.ack.needs_ack());
+    m.ack.ack().expect("acked");
+
+    // A third-party 3.1.1 tool publishes telemetry too.
+    let tool = Peer::connect(broker.listen_v311(), "tool").await;
+    tool.publish("firegrid/v1/dev/hz-0043/telemetry", b"{\"seq\":1}")
+        .await;
+    let m = recv(&mut rx).await;
+    assert_eq!(m.topic, "firegrid/v1/dev/hz-0043/telemetry");
+    m.ack.ack().expect("acked");
+
+    // Gateway -> device, on the normal and the urgent link. The device's SUBACK may still be
+    // on its way: publish until the first one arrives.
+    let mut device = device;
+    let mut got = None;
+    for _ in 0..100 {
+        gw.publish(
+            Priority::Normal,
+            "firegrid/v1/dev/hz-0042/ack",
+            Bytes::from_static(b"{\"seqs\":[1],\"ts\":1}"),
+            Qos::AtLeastOnce,
+            false,
+        )
+        .await
+        .expect("queued");
+        if let Ok(Some(p)) =
+            tokio::time::timeout(Duration::from_millis(100), device.messages.recv()).await
+        {
+            got = Some(p);
+            break;
+        }
+    }
+    let p = got.expect("the device gets the gateway's ack");
+    assert_eq!(&p.topic[..], b"firegrid/v1/dev/hz-0042/ack");
+    gw.publish(
+        Priority::Urgent,
+        "firegrid/v1/dev/hz-0042/ack",
+        Bytes::from_static(b"urgent"),
+        Qos::AtLeastOnce,
+        false,
+    )
+    .await
+    .expect("queued");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let p = tokio::time::timeout_at(deadline.into(), device.messages.recv())
+            .await
+            .expect("the urgent publish arrives")
+            .expect("device task runs");
+        if &p.payload[..] == b"urgent" {
+            break;
+        }
+    }
+    let c = gw.counters();
+    assert_eq!(c.connection_errors, 0, "{c:?}");
+    assert_eq!(c.reconnects, 0, "{c:?}");
+    cancel.cancel();
+    tokio::time::timeout(WAIT, gw.stopped())
+        .await
+        .expect("stops");
+}
+
+/// Ingest may finish messages out of order; PUBACKs still go out in order, so rumqttd (which
+/// disconnects a client acking out of order) keeps the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_taken_out_of_order_are_released_in_order() {
+    let broker = EmbeddedBroker::start(EmbeddedConfig::loopback_free_ports())
+        .await
+        .expect("embedded broker starts");
+    let (gw, mut rx, cancel) = connected(config(broker.listen_v311(), "gw-order")).await;
+    let tool = Peer::connect(broker.listen_v311(), "tool-order").await;
+    for i in 0..3 {
+        tool.publish("firegrid/v1/dev/d1/event", format!("{i}").as_bytes())
+            .await;
+    }
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(recv(&mut rx).await);
+    }
+    let payloads: Vec<_> = got.iter().map(|m| m.payload.clone()).collect();
+    assert_eq!(payloads, [&b"0"[..], b"1", b"2"]);
+    while let Some(m) = got.pop() {
+        m.ack.ack().expect("acked"); // 2, then 1, then 0
+    }
+    assert!(eventually(WAIT, || gw.counters().acked == 3).await);
+    tool.publish("firegrid/v1/dev/d1/event", b"3").await;
+    let m = recv(&mut rx).await;
+    assert_eq!(&m.payload[..], b"3");
+    assert!(!m.redelivered);
+    m.ack.ack().expect("acked");
+    assert!(eventually(WAIT, || gw.counters().acked == 4).await);
+    let c = gw.counters();
+    assert_eq!((c.connection_errors, c.reconnects), (0, 0), "{c:?}");
+    cancel.cancel();
+}
+
+/// rumqttd keeps a persistent session across the gateway's reconnect and redelivers what was not
+/// acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_redelivers_an_unacked_message_after_reconnect() {
+    let broker = EmbeddedBroker::start(EmbeddedConfig::loopback_free_ports())
+        .await
+        .expect("embedded broker starts");
+    let (gw, mut rx, cancel) = connected(config(broker.listen_v311(), "gw-redeliver")).await;
+    let tool = Peer::connect(broker.listen_v311(), "tool-redeliver").await;
+    tool.publish("firegrid/v1/dev/d2/event", b"A").await;
+    let m = recv(&mut rx).await;
+    assert_eq!(&m.payload[..], b"A");
+    drop(m); // not taken: the client reconnects so the broker redelivers it
+    let m = recv(&mut rx).await;
+    assert_eq!(&m.payload[..], b"A");
+    m.ack.ack().expect("acked");
+    let c = gw.counters();
+    assert_eq!(c.forced_reconnects, 1, "{c:?}");
+    assert_eq!(c.session_losses, 0, "{c:?}");
+    tool.publish("firegrid/v1/dev/d2/event", b"B").await;
+    let m = recv(&mut rx).await;
+    assert_eq!(&m.payload[..], b"B");
+    m.ack.ack().expect("acked");
+    cancel.cancel();
+}
+
+// ---- against a real Mosquitto ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_redelivers_what_was_not_acked_after_reconnect() {
+    let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
+    let (gw, mut rx, cancel) = connected(config(mosquitto.addr(), "gw-manual-ack")).await;
+    let tool = Peer::connect(mosquitto.addr(), "tool-manual-ack").await;
+
+    tool.publish("firegrid/v1/dev/d3/event", b"A").await;
+    tool.publish("firegrid/v1/dev/d3/event", b"B").await;
+    let a = recv(&mut rx).await;
+    let b = recv(&mut rx).await;
+    assert_eq!((&a.payload[..], &b.payload[..]), (&b"A"[..], &b"B"[..]));
+    assert!(!a.redelivered);
+
+    // A is not taken (dropped), B is held: the client drops the connection and Mosquitto
+    // redelivers both on the resumed session; B's old token acks nothing any more.
+    let started = Instant::now();
+    drop(a);
+    let a2 = recv(&mut rx).await;
+    eprintln!("redelivered after {:?}", started.elapsed());
+    assert_eq!(&a2.payload[..], b"A");
+    assert!(a2.redelivered, "Mosquitto sets DUP on a redelivery");
+    assert_eq!(b.ack.ack(), Err(AckError::Stale));
+    let b2 = recv(&mut rx).await;
+    assert_eq!(&b2.payload[..], b"B");
+    a2.ack.ack().expect("acked");
+    b2.ack.ack().expect("acked");
+    assert!(eventually(WAIT, || gw.counters().acked == 2).await);
+
+    // Acked messages do not come again after another reconnect.
+    tool.publish("firegrid/v1/dev/d3/event", b"C").await;
+    let c = recv(&mut rx).await;
+    drop(c);
+    let c2 = recv(&mut rx).await;
+    assert_eq!(&c2.payload[..], b"C");
+    c2.ack.ack().expect("acked");
+    assert_nothing_more(&mut rx, Duration::from_millis(300)).await;
+
+    let n = gw.counters();
+    assert_eq!(n.forced_reconnects, 2, "{n:?}");
+    assert_eq!(n.session_losses, 0, "{n:?}");
+    assert_eq!(n.acks_stale, 1, "{n:?}");
+    cancel.cancel();
+    tokio::time::timeout(WAIT, gw.stopped())
+        .await
+        .expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_broker_restart_the_client_resubscribes_by_itself() {
+    let mut mosquitto = Mosquitto::start().await.expect("mosquitto starts");
+    let (gw, mut rx, cancel) = connected(config(mosquitto.addr(), "gw-restart")).await;
+    assert_eq!(
+        gw.counters().resubscribes,
+        1,
+        "subscribed at the first connection"
+    );
+    // Record every state the client goes through (a watch keeps only the latest, so a quick
+    // reconnect may hide the disconnected state from a late reader).
+    let mut state = gw.state();
+    let seen = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while state.changed().await.is_ok() {
+            seen.push(*state.borrow_and_update());
+        }
+        seen
+    });
+
+    let started = Instant::now();
+    mosquitto.restart().await.expect("mosquitto restarts");
+    // All three links notice and reconnect; the broker lost their sessions; ingest resubscribes.
+    assert!(
+        eventually(WAIT, || {
+            let c = gw.counters();
+            c.session_losses == 3 && c.resubscribes == 2 && gw.state().borrow().is_connected()
+        })
+        .await,
+        "{:?} {}",
+        gw.counters(),
+        *gw.state().borrow()
+    );
+    eprintln!(
+        "reconnected and resubscribed {:?} after the restart began",
+        started.elapsed()
+    );
+    let c = gw.counters();
+    assert!(c.connection_errors >= 3, "{c:?}");
+    assert_eq!(c.reconnects, 3, "{c:?}");
+
+    let tool = Peer::connect(mosquitto.addr(), "tool-restart").await;
+    tool.publish("firegrid/v1/dev/d4/status", b"{\"state\":\"online\"}")
+        .await;
+    let m = recv(&mut rx).await;
+    assert_eq!(m.topic, "firegrid/v1/dev/d4/status");
+    m.ack.ack().expect("acked");
+
+    // The publish links work on the new sessions too.
+    let mut watcher = Peer::connect(mosquitto.addr(), "watcher-restart").await;
+    watcher.subscribe("firegrid/v1/alert/#").await;
+    let mut got = false;
+    for _ in 0..100 {
+        gw.publish(
+            Priority::Urgent,
+            "firegrid/v1/alert/g1",
+            &b"fire"[..],
+            Qos::AtLeastOnce,
+            false,
+        )
+        .await
+        .expect("queued");
+        if let Ok(Some(_)) =
+            tokio::time::timeout(Duration::from_millis(100), watcher.messages.recv()).await
+        {
+            got = true;
+            break;
+        }
+    }
+    assert!(got, "an alert reaches a subscriber after the restart");
+    cancel.cancel();
+    let seen = tokio::time::timeout(WAIT, seen)
+        .await
+        .expect("stops")
+        .expect("no panic");
+    eprintln!("states: {seen:?}");
+    assert!(
+        seen.iter()
+            .any(|s| s.ingest == LinkState::Resubscribing || s.ingest == LinkState::Disconnected)
+    );
+    assert!(seen.last().is_some_and(BrokerState::is_stopped));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_ingest_gets_qos1_messages_redelivered_not_lost() {
+    let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
+    let cfg = ClientConfig {
+        ingest_capacity: 1,
+        ingest_stall_timeout: Duration::from_millis(200),
+        ..config(mosquitto.addr(), "gw-stall")
+    };
+    let (gw, mut rx, cancel) = connected(cfg).await;
+    let tool = Peer::connect(mosquitto.addr(), "tool-stall").await;
+    for i in 0..3 {
+        tool.publish("firegrid/v1/dev/d5/event", format!("{i}").as_bytes())
+            .await;
+    }
+    // Nobody reads: the client gives up after the stall timeout and reconnects.
+    assert!(eventually(WAIT, || gw.counters().ingest_dropped >= 1).await);
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 3 {
+        let m = recv(&mut rx).await;
+        seen.insert(m.payload.clone());
+        m.ack.ack().ok(); // Stale for copies of an older connection: they come again
+    }
+    assert!(gw.counters().forced_reconnects >= 1);
+    cancel.cancel();
+}
+
+// ---- publishing ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_into_a_full_queue_fails_within_its_timeout() {
+    // Nothing listens: the links never connect and never drain their queues.
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let cfg = ClientConfig {
+        queue_capacity: 2,
+        urgent_queue_capacity: 2,
+        publish_timeout: Duration::from_millis(200),
+        ..config(addr, "gw-full")
+    };
+    let cancel = CancellationToken::new();
+    let (gw, _rx) = Broker::connect(cfg, cancel.clone()).expect("valid config");
+    let topic = "firegrid/v1/dev/d6/ack";
+    for _ in 0..2 {
+        gw.publish(Priority::Normal, topic, &b"x"[..], Qos::AtLeastOnce, false)
+            .await
+            .expect("room in the queue");
+    }
+    let started = Instant::now();
+    let err = gw
+        .publish(Priority::Normal, topic, &b"x"[..], Qos::AtLeastOnce, false)
+        .await
+        .expect_err("queue full");
+    let waited = started.elapsed();
+    assert!(
+        matches!(
+            err,
+            BrokerError::Backpressure {
+                priority: Priority::Normal,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+
+    let started = Instant::now();
+    let err = gw
+        .try_publish(Priority::Normal, topic, &b"x"[..], Qos::AtMostOnce, false)
+        .await
+        .expect_err("queue full");
+    assert!(matches!(err, BrokerError::Backpressure { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_millis(100));
+
+    // The urgent link has its own queue: an alert is not behind the full normal queue.
+    gw.try_publish(
+        Priority::Urgent,
+        "firegrid/v1/alert/g1",
+        &b"fire"[..],
+        Qos::AtLeastOnce,
+        false,
+    )
+    .await
+    .expect("urgent queue has room");
+
+    let err = gw
+        .publish(
+            Priority::Urgent,
+            "firegrid/v1/alert/+",
+            &b"x"[..],
+            Qos::AtMostOnce,
+            false,
+        )
+        .await
+        .expect_err("wildcards are not topic names");
+    assert!(matches!(err, BrokerError::InvalidTopic(_)), "{err}");
+    let huge = Bytes::from(vec![0u8; 3 * MAX_PAYLOAD]);
+    let err = gw
+        .publish(
+            Priority::Urgent,
+            "firegrid/v1/alert/g1",
+            huge,
+            Qos::AtMostOnce,
+            false,
+        )
+        .await
+        .expect_err("too large");
+    assert!(matches!(err, BrokerError::TooLarge { .. }), "{err}");
+    let c = gw.counters();
+    assert_eq!((c.publishes, c.publish_rejected), (3, 4), "{c:?}");
+    assert_eq!(gw.state().borrow().ingest, LinkState::Disconnected);
+
+    cancel.cancel();
+    tokio::time::timeout(WAIT, gw.stopped())
+        .await
+        .expect("stops");
+    let err = gw
+        .publish(
+            Priority::Urgent,
+            "firegrid/v1/alert/g1",
+            &b"x"[..],
+            Qos::AtMostOnce,
+            false,
+        )
+        .await
+        .expect_err("stopped");
+    assert!(matches!(err, BrokerError::Stopped), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_stops_every_link_and_closes_incoming() {
+    let broker = EmbeddedBroker::start(EmbeddedConfig::loopback_free_ports())
+        .await
+        .expect("embedded broker starts");
+    let (gw, mut rx, cancel) = connected(config(broker.listen_v311(), "gw-cancel")).await;
+    cancel.cancel();
+    tokio::time::timeout(WAIT, gw.stopped())
+        .await
+        .expect("stops");
+    assert!(gw.state().borrow().is_stopped());
+    let end = tokio::time::timeout(WAIT, rx.recv()).await.expect("closes");
+    assert!(end.is_none());
+}
+
+#[test]
+fn connect_outside_a_runtime_is_an_error() {
+    let cfg = ClientConfig::new("127.0.0.1", 1, "gw");
+    let err = Broker::connect(cfg, CancellationToken::new()).expect_err("no runtime");
+    assert!(matches!(err, BrokerError::NoRuntime));
+}
+
+/// rumqttd 0.20's known bug (rumqtt#1062): two CONNECTs with a client id it rejects (here `a/b`)
+/// kill the listener for everyone. [`EmbeddedBroker::watch`] notices. When rumqttd is patched,
+/// the listener survives and this test must change to say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_notices_a_listener_killed_by_the_known_rumqttd_bug() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let broker = EmbeddedBroker::start(EmbeddedConfig::loopback_free_ports())
+        .await
+        .expect("embedded broker starts");
+    let watch = tokio::spawn({
+        let broker = broker.clone();
+        async move { broker.watch(Duration::from_millis(50), 2).await }
+    });
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(broker.listen_v311())
+            .await
+            .expect("connects");
+        // CONNECT, MQTT 3.1.1, clean session, keep-alive 10 s, client id "a/b".
+        let connect = [
+            0x10, 15, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 10, 0, 3, b'a', b'/', b'b',
+        ];
+        s.write_all(&connect).await.expect("writes");
+        let mut buf = [0u8; 4];
+        let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+            .await
+            .expect("closed at once")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "rumqttd closes without a CONNACK");
+    }
+    let err = tokio::time::timeout(WAIT, watch)
+        .await
+        .expect("watch returns")
+        .expect("no panic");
+    assert!(matches!(err, EmbeddedError::NotReady { .. }), "{err}");
+    // The MQTT 5 listener is a separate thread and still answers.
+    probe(broker.listen(), MqttVersion::V5, Duration::from_secs(2))
+        .await
+        .expect("the other listener lives");
+}
+
+/// Measures the embedded broker's memory per connection (resident set of this process, which
+/// also holds the client sockets' user-space side, a few hundred bytes each). Run with
+/// `cargo test -p firegrid-gateway --release measure_memory -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test"]
+async fn measure_memory_per_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const N: usize = 2000;
+
+    fn rss_kib() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").expect("linux");
+        let pages: u64 = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("resident pages");
+        pages * 4
+    }
+    async fn connect(addr: SocketAddr, id: &str, subscribe: bool) -> tokio::net::TcpStream {
+        let mut s = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connects");
+        let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 5, 0x00, 0, 60, 0];
+        body.extend_from_slice(&(id.len() as u16).to_be_bytes());
+        body.extend_from_slice(id.as_bytes());
+        let mut p = vec![0x10, body.len() as u8];
+        p.extend_from_slice(&body);
+        s.write_all(&p).await.expect("writes");
+        let mut ack = [0u8; 5];
+        s.read_exact(&mut ack[..2]).await.expect("connack");
+        let mut rest = vec![0u8; ack[1] as usize];
+        s.read_exact(&mut rest).await.expect("connack");
+        if subscribe {
+            let mut body = vec![0, 1, 0];
+            for kind in ["config", "cmd", "ack"] {
+                let topic = format!("firegrid/v1/dev/{id}/{kind}");
+                body.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+                body.extend_from_slice(topic.as_bytes());
+                body.push(0x01);
+            }
+            let mut p = vec![0x82, body.len() as u8];
+            p.extend_from_slice(&body);
+            // And an online status, as a device sends at every connect.
+            let topic = format!("firegrid/v1/dev/{id}/status");
+            let payload = br#"{"state":"online","seq":1,"up_ms":1,"firmware":"0.1.0","report_interval_s":60,"heartbeat_interval_s":60}"#;
+            let mut publish = vec![0u8, 0];
+            publish[0] = 0; // placeholder for topic length, replaced below
+            publish.clear();
+            publish.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+            publish.extend_from_slice(topic.as_bytes());
+            publish.push(0); // no properties (QoS 0: no packet id)
+            publish.extend_from_slice(payload);
+            p.push(0x31); // PUBLISH, QoS 0, retain
+            p.push(publish.len() as u8);
+            p.extend_from_slice(&publish);
+            s.write_all(&p).await.expect("writes");
+            let mut suback = [0u8; 2];
+            s.read_exact(&mut suback).await.expect("suback");
+            let mut rest = vec![0u8; suback[1] as usize];
+            s.read_exact(&mut rest).await.expect("suback");
+        }
+        s
+    }
+
+    let broker = EmbeddedBroker::start(EmbeddedConfig::loopback_free_ports())
+        .await
+        .expect("embedded broker starts");
+    let base = rss_kib();
+    let mut idle = Vec::with_capacity(N);
+    for i in 0..N {
+        idle.push(connect(broker.listen(), &format!("idle-{i}"), false).await);
+    }
+    let after_idle = rss_kib();
+    let mut devices = Vec::with_capacity(N);
+    for i in 0..N {
+        devices.push(connect(broker.listen(), &format!("dev-{i}"), true).await);
+    }
+    let after_devices = rss_kib();
+    eprintln!(
+        "RSS: start {base} KiB; +{N} idle MQTT 5 connections: +{} KiB ({:.1} KiB each); \
+         +{N} device-like connections (3 subscriptions + retained status): +{} KiB ({:.1} KiB each)",
+        after_idle - base,
+        (after_idle - base) as f64 / N as f64,
+        after_devices - after_idle,
+        (after_devices - after_idle) as f64 / N as f64,
+    );
+}

@@ -1,0 +1,184 @@
+//! What can go wrong in the store.
+
+use std::path::PathBuf;
+
+use rusqlite::ErrorCode;
+
+use crate::model::{EpisodeId, TicketState};
+
+/// An error of the store. The ones a caller acts on are typed: [`StoreError::DiskFull`] (stop
+/// acknowledging devices: nothing was written), the `Unknown*` references, [`StoreError::InUse`],
+/// [`StoreError::IllegalTransition`]; the rest are reported.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The disk (or the database's size limit) is full: the transaction was rolled back and
+    /// nothing of it is stored. A caller must not acknowledge what it tried to write.
+    #[error("the store's disk is full: nothing was written")]
+    DiskFull,
+    /// An SQLite error.
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
+    /// A file operation around the database (creating its folder, moving a damaged file aside).
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On which file.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was written by a newer gateway: refused and left untouched.
+    #[error(
+        "the store has schema version {found}, newer than this gateway's {supported}: \
+         run a newer gateway or restore a backup"
+    )]
+    TooNew {
+        /// The file's version.
+        found: u32,
+        /// The newest this build knows.
+        supported: u32,
+    },
+    /// A JSON column could not be written or read.
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A stored value does not parse (the file was edited by hand, or is damaged).
+    #[error("stored data is invalid: {0}")]
+    Invalid(String),
+    /// No area with this id.
+    #[error("unknown area {0:?}")]
+    UnknownArea(String),
+    /// The area exists but is not a grid cell.
+    #[error("area {0:?} is not a grid cell")]
+    NotAGrid(String),
+    /// No worker with this id.
+    #[error("unknown worker {0}")]
+    UnknownWorker(i64),
+    /// No site with this id.
+    #[error("unknown site {0}")]
+    UnknownSite(i64),
+    /// No room with this id.
+    #[error("unknown room {0}")]
+    UnknownRoom(i64),
+    /// No circuit with this id.
+    #[error("unknown circuit {0}")]
+    UnknownCircuit(i64),
+    /// No device with this id.
+    #[error("unknown device {0:?}")]
+    UnknownDevice(String),
+    /// No episode with this id.
+    #[error("unknown episode {0}")]
+    UnknownEpisode(EpisodeId),
+    /// No notification with this id.
+    #[error("unknown notification {0}")]
+    UnknownNotification(i64),
+    /// Something with this id exists already.
+    #[error("{what} {id:?} exists already")]
+    AlreadyExists {
+        /// Which noun.
+        what: &'static str,
+        /// The id.
+        id: String,
+    },
+    /// Still referenced: it cannot be deleted (or changed that way).
+    #[error("{what} {id:?} is still used by {by}")]
+    InUse {
+        /// Which noun.
+        what: &'static str,
+        /// Its id.
+        id: String,
+        /// What still refers to it.
+        by: &'static str,
+    },
+    /// References that exist but do not fit together (a room of another site, a parent area of
+    /// a lower level, a circuit that would be its own ancestor).
+    #[error("{0}")]
+    Mismatch(String),
+    /// A device cannot be in this state without this field.
+    #[error("device {device:?} cannot be {state} without {missing}")]
+    Incomplete {
+        /// The device.
+        device: String,
+        /// The state asked for.
+        state: &'static str,
+        /// The missing field.
+        missing: &'static str,
+    },
+    /// A device configuration outside the allowed ranges.
+    #[error("invalid device configuration: {0}")]
+    InvalidConfig(String),
+    /// A ticket cannot move this way (see [`TicketState::may_become`]).
+    #[error("episode {id}: the ticket cannot go from {from} to {to}")]
+    IllegalTransition {
+        /// The episode.
+        id: EpisodeId,
+        /// Its ticket's state.
+        from: TicketState,
+        /// The state asked for.
+        to: TicketState,
+    },
+    /// A query that cannot be answered as asked (e.g. too many points).
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// A writer's queue is full: the caller decides (readings are dropped and counted).
+    #[error("the store's writer queue is full")]
+    QueueFull,
+    /// A writer thread has stopped.
+    #[error("the store's writer has stopped")]
+    Closed,
+    /// A group commit failed for a reason reported to every caller in the group.
+    #[error("journal transaction failed: {0}")]
+    Transaction(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(ErrorCode::DiskFull) {
+            Self::DiskFull
+        } else {
+            Self::Sqlite(e)
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether the disk is full (stop acknowledging; free space or raise the limit).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Self::DiskFull)
+    }
+
+    /// Whether the database file is damaged (found while running; the next open checks and
+    /// recovers).
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, Self::Sqlite(e) if is_damage(e))
+    }
+
+    /// Whether the error concerns the whole transaction (I/O, disk, damage) rather than one
+    /// caller's data: such an error fails a whole group commit.
+    pub(super) fn is_fatal(&self) -> bool {
+        match self {
+            Self::DiskFull | Self::Io { .. } | Self::Transaction(_) | Self::Closed => true,
+            Self::Sqlite(e) => e.sqlite_error_code() != Some(ErrorCode::ConstraintViolation),
+            _ => false,
+        }
+    }
+
+    /// A copy for every caller of a failed group commit.
+    pub(super) fn shared(&self) -> Self {
+        match self {
+            Self::DiskFull => Self::DiskFull,
+            Self::Closed => Self::Closed,
+            other => Self::Transaction(other.to_string()),
+        }
+    }
+}
+
+/// Whether an SQLite error says the file is not a (sound) database.
+pub(super) fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+    )
+}

@@ -1,0 +1,287 @@
+//! The schema, as numbered migrations (`PRAGMA user_version` is the number applied).
+//!
+//! Rules: a migration is never edited once released; a change is a new migration appended to
+//! [`MIGRATIONS`]. Each one runs in its own transaction together with the `user_version` bump,
+//! so a crash mid-migration leaves the previous version whole. Tables are `STRICT` (a wrong type
+//! is an error, not a silent conversion); enumerations are checked text, so the file stays
+//! readable with the `sqlite3` shell.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::StoreError;
+
+/// Version 1: registry, pending devices, journal, readings, notifications outbox, meta.
+const V1: &str = r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+-- Registry ------------------------------------------------------------------------------------
+
+CREATE TABLE areas (
+    id         TEXT PRIMARY KEY,
+    parent_id  TEXT REFERENCES areas(id),
+    level      TEXT NOT NULL CHECK (level IN ('district', 'street', 'community', 'grid')),
+    name       TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX areas_by_parent ON areas(parent_id);
+
+CREATE TABLE workers (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    area_id     TEXT NOT NULL REFERENCES areas(id),
+    phone       TEXT,
+    mqtt_topic  TEXT,
+    webhook_url TEXT,
+    created_ms  INTEGER NOT NULL,
+    updated_ms  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX workers_by_area ON workers(area_id);
+
+CREATE TABLE sites (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    address     TEXT NOT NULL,
+    owner_name  TEXT,
+    owner_phone TEXT,
+    area_id     TEXT NOT NULL REFERENCES areas(id),
+    created_ms  INTEGER NOT NULL,
+    updated_ms  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX sites_by_area ON sites(area_id);
+
+CREATE TABLE rooms (
+    id         INTEGER PRIMARY KEY,
+    site_id    INTEGER NOT NULL REFERENCES sites(id),
+    name       TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX rooms_by_site ON rooms(site_id);
+
+-- The supply tree of a site: supply -> distribution box -> circuit.
+CREATE TABLE circuits (
+    id         INTEGER PRIMARY KEY,
+    site_id    INTEGER NOT NULL REFERENCES sites(id),
+    parent_id  INTEGER REFERENCES circuits(id),
+    name       TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX circuits_by_site ON circuits(site_id);
+CREATE INDEX circuits_by_parent ON circuits(parent_id);
+
+CREATE TABLE devices (
+    id                   TEXT PRIMARY KEY,
+    kind                 TEXT NOT NULL
+        CHECK (kind IN ('electrical_fire_monitor', 'smoke_alarm', 'legacy_modbus')),
+    state                TEXT NOT NULL
+        CHECK (state IN ('registered', 'commissioned', 'in_service', 'decommissioned')),
+    site_id              INTEGER REFERENCES sites(id),
+    room_id              INTEGER REFERENCES rooms(id),
+    circuit_id           INTEGER REFERENCES circuits(id),
+    grid_id              TEXT REFERENCES areas(id),
+    -- The device's Config in the protocol's JSON (docs/protocol.md#config).
+    config               TEXT NOT NULL,
+    config_version       INTEGER NOT NULL,
+    heartbeat_interval_s INTEGER NOT NULL,
+    encoding             TEXT NOT NULL CHECK (encoding IN ('json', 'binary')),
+    credential_hash      TEXT,
+    created_ms           INTEGER NOT NULL,
+    updated_ms           INTEGER NOT NULL
+) STRICT;
+CREATE INDEX devices_by_state ON devices(state);
+CREATE INDEX devices_by_site ON devices(site_id);
+CREATE INDEX devices_by_room ON devices(room_id);
+CREATE INDEX devices_by_circuit ON devices(circuit_id);
+CREATE INDEX devices_by_grid ON devices(grid_id);
+
+-- Devices that published without being registered: a visible list instead of a silent drop.
+CREATE TABLE pending_devices (
+    id            TEXT PRIMARY KEY,
+    first_seen_ms INTEGER NOT NULL,
+    last_seen_ms  INTEGER NOT NULL,
+    messages      INTEGER NOT NULL,
+    last_topic    TEXT NOT NULL
+) STRICT;
+
+-- Journal -------------------------------------------------------------------------------------
+
+-- Every event journaled before its ack. The primary key is the dedupe table across restarts.
+CREATE TABLE events (
+    device         TEXT NOT NULL,
+    seq            INTEGER NOT NULL,
+    received_ms    INTEGER NOT NULL,
+    device_time_ms INTEGER,
+    uptime_ms      INTEGER NOT NULL,
+    kind           TEXT NOT NULL,
+    channel        INTEGER,
+    -- The event in the protocol's JSON (docs/protocol.md#event).
+    body           TEXT NOT NULL,
+    PRIMARY KEY (device, seq)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX events_by_time ON events(received_ms);
+
+CREATE TABLE episodes (
+    id             INTEGER PRIMARY KEY,
+    device         TEXT NOT NULL,
+    channel        INTEGER,
+    category       TEXT NOT NULL
+        CHECK (category IN ('alarm', 'fault', 'offline', 'battery_low', 'smoke', 'tamper')),
+    grid           TEXT NOT NULL,
+    source         TEXT NOT NULL CHECK (source IN ('device', 'gateway')),
+    started_ms     INTEGER NOT NULL,
+    ended_ms       INTEGER,
+    peak_quantity  TEXT CHECK (peak_quantity IN ('residual_current', 'temperature')),
+    peak_value     INTEGER,
+    peak_threshold INTEGER,
+    detail         TEXT,
+    ticket         TEXT NOT NULL DEFAULT 'raised' CHECK (ticket IN
+        ('raised', 'acknowledged', 'dispatched', 'rectified', 'verified', 'closed')),
+    escalation     INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX episodes_by_device ON episodes(device, started_ms);
+CREATE INDEX episodes_by_grid ON episodes(grid, started_ms);
+CREATE INDEX episodes_by_start ON episodes(started_ms);
+-- What Engine::restore needs after a restart: small, whatever the journal's size.
+CREATE INDEX episodes_live ON episodes(id) WHERE ended_ms IS NULL OR ticket = 'raised';
+
+CREATE TABLE ticket_steps (
+    id         INTEGER PRIMARY KEY,
+    episode_id INTEGER NOT NULL REFERENCES episodes(id),
+    state      TEXT NOT NULL,
+    who        TEXT NOT NULL,
+    at_ms      INTEGER NOT NULL,
+    note       TEXT
+) STRICT;
+CREATE INDEX ticket_steps_by_episode ON ticket_steps(episode_id, id);
+
+CREATE TABLE audit (
+    id      INTEGER PRIMARY KEY,
+    at_ms   INTEGER NOT NULL,
+    who     TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail  TEXT NOT NULL
+) STRICT;
+CREATE INDEX audit_by_time ON audit(at_ms);
+CREATE INDEX audit_by_subject ON audit(subject, at_ms);
+CREATE INDEX audit_by_who ON audit(who, at_ms);
+
+-- Alerts to send, at least once, across restarts.
+CREATE TABLE notifications (
+    id              INTEGER PRIMARY KEY,
+    episode_id      INTEGER NOT NULL REFERENCES episodes(id),
+    kind            TEXT NOT NULL CHECK (kind IN ('opened', 'escalated', 'ended')),
+    level           INTEGER NOT NULL,
+    channel         TEXT NOT NULL CHECK (channel IN ('mqtt', 'webhook', 'sse')),
+    target          TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    delivered_ms    INTEGER
+) STRICT;
+CREATE INDEX notifications_due ON notifications(next_attempt_ms) WHERE delivered_ms IS NULL;
+CREATE INDEX notifications_by_episode ON notifications(episode_id);
+
+-- Readings ------------------------------------------------------------------------------------
+
+-- One row per (telemetry message, channel). The key makes a redelivered message a no-op.
+CREATE TABLE readings (
+    device      TEXT NOT NULL,
+    channel     INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    ts_ms       INTEGER NOT NULL,
+    residual_ma INTEGER,
+    temp_dc     INTEGER,
+    voltage_dv  INTEGER,
+    current_ma  INTEGER,
+    PRIMARY KEY (device, channel, seq)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX readings_by_time ON readings(device, channel, ts_ms);
+
+-- Hourly rollups, kept far longer than raw readings. Per quantity: count, min, max, sum.
+CREATE TABLE readings_hourly (
+    device      TEXT NOT NULL,
+    channel     INTEGER NOT NULL,
+    hour_ms     INTEGER NOT NULL,
+    count       INTEGER NOT NULL,
+    residual_n  INTEGER NOT NULL DEFAULT 0,
+    residual_min INTEGER,
+    residual_max INTEGER,
+    residual_sum INTEGER NOT NULL DEFAULT 0,
+    temp_n      INTEGER NOT NULL DEFAULT 0,
+    temp_min    INTEGER,
+    temp_max    INTEGER,
+    temp_sum    INTEGER NOT NULL DEFAULT 0,
+    voltage_n   INTEGER NOT NULL DEFAULT 0,
+    voltage_min INTEGER,
+    voltage_max INTEGER,
+    voltage_sum INTEGER NOT NULL DEFAULT 0,
+    current_n   INTEGER NOT NULL DEFAULT 0,
+    current_min INTEGER,
+    current_max INTEGER,
+    current_sum INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (device, channel, hour_ms)
+) STRICT, WITHOUT ROWID;
+"#;
+
+/// Every migration, in order: index `i` takes the schema from version `i` to `i + 1`.
+pub(super) const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this build writes.
+pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;
+
+/// The tables, parents before children (the order a salvage copies them in).
+pub(super) const TABLES: &[&str] = &[
+    "meta",
+    "areas",
+    "workers",
+    "sites",
+    "rooms",
+    "circuits",
+    "devices",
+    "pending_devices",
+    "events",
+    "episodes",
+    "ticket_steps",
+    "audit",
+    "notifications",
+    "readings_hourly",
+    "readings",
+];
+
+/// The schema version of the open database.
+pub(super) fn version(conn: &Connection) -> Result<u32, rusqlite::Error> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+}
+
+/// Brings the schema to [`LATEST`]; returns the version found. Idempotent: at `LATEST` it only
+/// reads the version.
+///
+/// # Errors
+/// [`StoreError::TooNew`] if the file was written by a newer build (refused, not touched);
+/// a database error if a migration fails (that migration is rolled back whole).
+pub(super) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    let found = version(conn)?;
+    if found > LATEST {
+        return Err(StoreError::TooNew {
+            found,
+            supported: LATEST,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another process may have migrated between our read and our write lock.
+        if version(&tx)? > i as u32 {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as u32 + 1)?;
+        tx.commit()?;
+    }
+    Ok(found)
+}
