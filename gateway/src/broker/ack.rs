@@ -33,7 +33,14 @@ pub enum AckError {
     Stopped,
 }
 
-/// The right to acknowledge one received message. See the [module docs](self).
+/// The right to acknowledge one received QoS 1 message (a no-op for QoS 0).
+///
+/// [`AckToken::ack`] marks the message taken; PUBACKs go out in the order the messages arrived,
+/// as MQTT requires (rumqttd even disconnects a client acking out of order), so a message taken
+/// early waits for those before it. A token of an earlier connection acks nothing
+/// ([`AckError::Stale`]): the broker redelivers that message on the new connection with a new
+/// token, and ingest deduplicates. Dropping a token without `ack` means "not taken": the client
+/// drops the connection and reconnects (with back-off) so the broker redelivers the message.
 #[must_use = "dropping an AckToken without ack() makes the broker redeliver the message"]
 #[derive(Debug)]
 pub struct AckToken {
@@ -138,9 +145,12 @@ impl AckBook {
             self.counters.acks_stale.fetch_add(1, Ordering::Relaxed);
             return Err(AckError::Stale);
         }
-        let index = usize::try_from(slot - inner.first_slot)
-            .expect("a slot of this epoch is at or after first_slot");
-        if let Some(entry) = inner.queue.get_mut(index) {
+        // A slot of this epoch is still queued: it leaves the queue only once taken, and a
+        // token takes once.
+        let index = slot
+            .checked_sub(inner.first_slot)
+            .and_then(|i| usize::try_from(i).ok());
+        if let Some(entry) = index.and_then(|i| inner.queue.get_mut(i)) {
             entry.1 = true;
         }
         self.release(&mut inner);

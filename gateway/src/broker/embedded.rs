@@ -69,14 +69,17 @@ use super::probe::{MqttVersion, ProbeError, probe};
 /// The `tracing` filter directives the binary must add for the embedded broker.
 ///
 /// rumqttd logs ordinary events at ERROR: every client disconnect ("disconnected",
-/// "connection-stop"), every readiness probe, a CONNECT of the wrong protocol version. Those all
-/// come from `rumqttd::server`, which is switched off; the router (`rumqttd::router`, e.g. "no
-/// space for new connection", "Failed to append to commitlog") and the message logs
-/// (`rumqttd::segments`, "jumping to head" when a subscriber lost messages) keep WARN and above.
-/// Note that the router still logs a client id taking over an older connection at ERROR.
+/// "connection-stop") and readiness probe, a CONNECT of the wrong protocol version (all from
+/// `rumqttd::server`), a client saying DISCONNECT ("no-connection id N is already gone"), a client
+/// id taking over an older connection (both from `rumqttd::router::routing`). Those targets are
+/// switched off; that also hides the router's real errors ("no space for new connection",
+/// "Failed to append to commitlog"), which the client's side sees as refused connections. The
+/// message logs (`rumqttd::segments`: "jumping to head", a subscriber lost messages) and the
+/// rest keep WARN and above.
 ///
 /// Use it as e.g. `EnvFilter::new(format!("info,{TRACING_DIRECTIVES}"))`.
-pub const TRACING_DIRECTIVES: &str = "rumqttd=warn,rumqttd::server=off";
+pub const TRACING_DIRECTIVES: &str =
+    "rumqttd=warn,rumqttd::server=off,rumqttd::router::routing=off";
 
 /// The smallest [`EmbeddedConfig::max_payload`]: the protocol's largest message plus room for the
 /// topic (at most 58 bytes) and the MQTT headers.

@@ -220,6 +220,12 @@ async fn embedded_refuses_a_taken_port_with_a_clear_error() {
     }
 }
 
+#[test]
+fn tracing_directives_parse() {
+    tracing_subscriber::EnvFilter::try_new(format!("info,{TRACING_DIRECTIVES}"))
+        .expect("valid directives");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_rejects_too_small_max_payload() {
     let cfg = EmbeddedConfig {
@@ -753,15 +759,15 @@ async fn measure_memory_per_connection() {
             // And an online status, as a device sends at every connect.
             let topic = format!("firegrid/v1/dev/{id}/status");
             let payload = br#"{"state":"online","seq":1,"up_ms":1,"firmware":"0.1.0","report_interval_s":60,"heartbeat_interval_s":60}"#;
-            let mut publish = vec![0u8, 0];
-            publish[0] = 0; // placeholder for topic length, replaced below
-            publish.clear();
+            let mut publish = Vec::new();
             publish.extend_from_slice(&(topic.len() as u16).to_be_bytes());
             publish.extend_from_slice(topic.as_bytes());
             publish.push(0); // no properties (QoS 0: no packet id)
             publish.extend_from_slice(payload);
             p.push(0x31); // PUBLISH, QoS 0, retain
-            p.push(publish.len() as u8);
+            let len = publish.len();
+            assert!((128..16384).contains(&len));
+            p.extend_from_slice(&[(len % 128) as u8 | 0x80, (len / 128) as u8]);
             p.extend_from_slice(&publish);
             s.write_all(&p).await.expect("writes");
             let mut suback = [0u8; 2];
@@ -794,4 +800,73 @@ async fn measure_memory_per_connection() {
         after_devices - after_idle,
         (after_devices - after_idle) as f64 / N as f64,
     );
+}
+
+/// Measures the latency of an urgent publish from the gateway's client to a subscriber, through
+/// the embedded broker and through Mosquitto. Run with
+/// `cargo test -p firegrid-gateway --release measure_alert_latency -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test"]
+async fn measure_alert_latency() {
+    let embedded = EmbeddedBroker::start(EmbeddedConfig::loopback_free_ports())
+        .await
+        .expect("embedded broker starts");
+    let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
+    for (name, addr) in [
+        ("embedded", embedded.listen_v311()),
+        ("mosquitto", mosquitto.addr()),
+    ] {
+        let (gw, _rx, cancel) = connected(config(addr, &format!("gw-lat-{name}"))).await;
+        let mut watcher = Peer::connect(addr, &format!("watcher-lat-{name}")).await;
+        watcher.subscribe("firegrid/v1/alert/#").await;
+        // Wait until the subscription is in place.
+        loop {
+            gw.publish(
+                Priority::Urgent,
+                "firegrid/v1/alert/warmup",
+                &b"w"[..],
+                Qos::AtLeastOnce,
+                false,
+            )
+            .await
+            .expect("queued");
+            if tokio::time::timeout(Duration::from_millis(100), watcher.messages.recv())
+                .await
+                .is_ok()
+            {
+                break;
+            }
+        }
+        while watcher.messages.try_recv().is_ok() {}
+        let mut samples = Vec::new();
+        for i in 0..200 {
+            let started = Instant::now();
+            gw.publish(
+                Priority::Urgent,
+                "firegrid/v1/alert/g1",
+                format!("{i}"),
+                Qos::AtLeastOnce,
+                false,
+            )
+            .await
+            .expect("queued");
+            loop {
+                let p = tokio::time::timeout(WAIT, watcher.messages.recv())
+                    .await
+                    .expect("arrives")
+                    .expect("runs");
+                if p.payload == format!("{i}").as_bytes() {
+                    break;
+                }
+            }
+            samples.push(started.elapsed());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        samples.sort();
+        eprintln!(
+            "{name}: urgent publish -> subscriber, 200 samples: p50 {:?}, p99 {:?}, max {:?}",
+            samples[100], samples[198], samples[199]
+        );
+        cancel.cancel();
+    }
 }
