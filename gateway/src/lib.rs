@@ -6,5 +6,6 @@ pub mod engine;
 pub mod ingest;
 pub mod model;
 pub mod notify;
+pub mod store;
 
 pub use firegrid_protocols as protocols;

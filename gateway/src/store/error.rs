@@ -125,6 +125,9 @@ pub enum StoreError {
     /// A writer's queue is full: the caller decides (readings are dropped and counted).
     #[error("the store's writer queue is full")]
     QueueFull,
+    /// A writer thread could not be started.
+    #[error("cannot start a store writer thread: {0}")]
+    Spawn(#[source] std::io::Error),
     /// A writer thread has stopped.
     #[error("the store's writer has stopped")]
     Closed,
@@ -159,8 +162,16 @@ impl StoreError {
     /// caller's data: such an error fails a whole group commit.
     pub(super) fn is_fatal(&self) -> bool {
         match self {
-            Self::DiskFull | Self::Io { .. } | Self::Transaction(_) | Self::Closed => true,
-            Self::Sqlite(e) => e.sqlite_error_code() != Some(ErrorCode::ConstraintViolation),
+            Self::DiskFull
+            | Self::Io { .. }
+            | Self::Transaction(_)
+            | Self::Closed
+            | Self::Spawn(_) => true,
+            // SQLite's own failures concern the transaction, except a constraint (this
+            // caller's data); a conversion error (a value out of range) is this caller's too.
+            Self::Sqlite(e) => {
+                matches!(e.sqlite_error_code(), Some(c) if c != ErrorCode::ConstraintViolation)
+            }
             _ => false,
         }
     }

@@ -1,0 +1,394 @@
+//! The gateway's local store: one SQLite file in WAL mode, with numbered migrations.
+//!
+//! What it holds: the **registry** (areas down to grid cells, workers, sites, rooms, circuits,
+//! devices, and the devices that published without being registered), the **journal** (events,
+//! deduplicated by `(device, seq)` across restarts; episodes with their tickets, ticket steps,
+//! the audit log, the notifications outbox), and **readings** (raw, kept
+//! [`StoreOptions::readings_retention_ms`], plus hourly rollups kept far longer).
+//!
+//! # Reliability
+//!
+//! - **Durable before the ack.** Journal transactions run on a connection with
+//!   `synchronous=FULL`: in WAL mode the WAL is fsynced at every commit, so whatever
+//!   [`Store::journal_batch`] (or [`JournalWriter`]) has returned `Ok` for survives `kill -9` and
+//!   power loss. Only then may the caller publish the device's ack.
+//! - **Disk full is typed.** [`StoreError::DiskFull`]: the transaction was rolled back whole, the
+//!   caller stops acknowledging (devices keep their events and resend them), never ack-and-drop.
+//! - **A damaged file never stops start-up.** [`Store::open`] runs `PRAGMA quick_check`; if the
+//!   file is not a database or is damaged, it is moved aside (`<file>.damaged-<ms>`, with its
+//!   `-wal`/`-shm`), a fresh store is created, whatever rows can still be read are copied over,
+//!   and [`StoreHealth::recovery`] says what happened (also logged at `error`).
+//! - **Readings never delay alarms.** Readings, rollups, pruning and the pending-device list
+//!   use a second connection (`synchronous=NORMAL`: losing the last second of readings on
+//!   power loss is acceptable, they are not acknowledged end to end) fed by its own thread and
+//!   queue ([`ReadingsWriter`]). SQLite has one write lock per file, so the two writers take
+//!   turns through an in-process gate that lets a waiting journal write go first; a readings
+//!   transaction is at most [`StoreOptions::readings_chunk_rows`] rows (about a millisecond),
+//!   which bounds how long a journal write can wait. Checkpoints (fsyncs of the database file)
+//!   are the readings connection's job, off the alarm path; the journal connection checkpoints
+//!   only as a safety net when the WAL has grown to ~40 MB without one (no telemetry at all).
+//!
+//! # Concurrency
+//!
+//! [`Store`] is `Clone + Send + Sync` (an `Arc`); its methods block, so async code calls them
+//! through `tokio::task::spawn_blocking`, or uses the two writer threads:
+//!
+//! - [`JournalWriter`]: a bounded queue of op lists, each with a oneshot reply. The thread takes
+//!   whatever is queued (up to [`WriterOptions::max_group`]) into **one** transaction, one
+//!   savepoint per caller (a caller's bad data fails that caller only), one fsync for all:
+//!   group commit. Under load, alarms from many devices share fsyncs instead of queueing
+//!   behind each other.
+//! - [`ReadingsWriter`]: a bounded queue of telemetry samples and pending-device sightings,
+//!   never blocking its caller ([`StoreError::QueueFull`] when full: the caller counts the drop);
+//!   it coalesces what is queued into chunked transactions.
+//!
+//! Queries (API, start-up) use a small pool of read connections: WAL lets them read while the
+//! writers write.
+//!
+//! ```no_run
+//! # fn run() -> Result<(), firegrid_gateway::store::StoreError> {
+//! use firegrid_gateway::store::{JournalWriter, Store, WriterOptions};
+//!
+//! let (store, health) = Store::open("/var/lib/firegrid/firegrid.db")?;
+//! if let Some(recovery) = &health.recovery {
+//!     eprintln!("store recovered: {recovery}");
+//! }
+//! let next_episode = store.max_episode_id()? + 1;
+//! let specs = store.device_specs()?; // Engine::new(config, next_episode), Input::Upsert each
+//! let open = store.open_episodes()?; // then Engine::restore each
+//! let (journal, _thread) = JournalWriter::spawn(store.clone(), WriterOptions::default())?;
+//! // async: journal.submit(ops).await?, then ack the device
+//! # let _ = (next_episode, specs, open, journal); Ok(()) }
+//! ```
+
+mod error;
+mod journal;
+mod names;
+mod readings;
+mod recovery;
+mod registry;
+mod schema;
+mod sql;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use error::StoreError;
+pub use journal::{
+    AuditEntry, AuditFilter, EpisodeFilter, JournalOp, JournalResult, NewEvent, NewNotification,
+    Notification, NotificationId, NotificationKind, NotifyChannel, StoredEvent, TicketStep,
+};
+pub use readings::{Agg, HOUR_MS, InsertReport, MAX_POINTS, Point, PruneReport, Sample};
+pub use recovery::{Check, Recovery, StoreHealth, TableSalvage};
+pub use registry::{
+    Actor, Area, AreaFields, AreaFilter, AreaId, AreaLevel, Circuit, CircuitFields, CircuitFilter,
+    CircuitId, Device, DeviceFields, DeviceFilter, PendingDevice, Room, RoomFields, RoomFilter,
+    RoomId, Site, SiteFields, SiteFilter, SiteId, WireEncoding, Worker, WorkerFields, WorkerFilter,
+    WorkerId,
+};
+pub use writer::{JournalStats, JournalWriter, ReadingsStats, ReadingsWriter, WriterOptions};
+
+/// Settings of the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// How long raw readings are kept, ms (default 30 days).
+    pub readings_retention_ms: u64,
+    /// How long hourly rollups are kept, ms (default 2 years).
+    pub hourly_retention_ms: u64,
+    /// Run `PRAGMA quick_check` at open (default true). It reads the whole file: seconds per GB.
+    pub check_at_open: bool,
+    /// The most reading rows in one readings transaction (default 256): bounds how long a
+    /// journal write can wait for the file's write lock.
+    pub readings_chunk_rows: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        const DAY_MS: u64 = 24 * 3600 * 1000;
+        Self {
+            readings_retention_ms: 30 * DAY_MS,
+            hourly_retention_ms: 730 * DAY_MS,
+            check_at_open: true,
+            readings_chunk_rows: 256,
+        }
+    }
+}
+
+/// The store. See the [module docs](self). Cheap to clone; every clone is the same store.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    options: StoreOptions,
+    /// `synchronous=FULL`: journal, registry, tickets, audit, notifications.
+    journal: Mutex<Connection>,
+    /// `synchronous=NORMAL`: readings, rollups, pruning, pending devices, checkpoints.
+    bulk: Mutex<Connection>,
+    /// Idle read connections.
+    readers: Mutex<Vec<Connection>>,
+    /// Whose turn it is to hold the file's write lock.
+    gate: WriteGate,
+}
+
+/// WAL pages from which a journal commit checkpoints (only when the readings connection has
+/// not: it checkpoints from 1000 pages).
+const JOURNAL_CHECKPOINT_PAGES: u32 = 10_000;
+
+/// How many idle read connections are kept.
+const MAX_IDLE_READERS: usize = 4;
+
+/// What a connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Journal,
+    Bulk,
+    Reader,
+}
+
+fn configure(conn: &Connection, role: Role) -> Result<(), rusqlite::Error> {
+    // Waits for other processes (a `sqlite3` shell, a backup); in-process writers use the gate.
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "trusted_schema", false)?;
+    // Keeps the WAL file from staying large after a burst.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    match role {
+        Role::Journal => {
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            // Checkpoints cost fsyncs of the database file: the readings connection does them.
+            // This is only the safety net of a gateway without telemetry (smoke alarms only),
+            // where the WAL would otherwise grow for ever: ~40 MB.
+            conn.pragma_update(None, "wal_autocheckpoint", JOURNAL_CHECKPOINT_PAGES)?;
+        }
+        Role::Bulk => {
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
+        }
+        Role::Reader => {
+            conn.pragma_update(None, "query_only", true)?;
+        }
+    }
+    Ok(())
+}
+
+fn open_connection(path: &Path, role: Role) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(&conn, role)?;
+    Ok(conn)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic mid-transaction rolled the transaction back (rusqlite's drop): the connection is
+    // sound, so a poisoned lock is used as it is.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` with default [`StoreOptions`]. See
+    /// [`open_with`](Self::open_with).
+    ///
+    /// # Errors
+    /// See [`open_with`](Self::open_with).
+    pub fn open(path: impl AsRef<Path>) -> Result<(Self, StoreHealth), StoreError> {
+        Self::open_with(path, StoreOptions::default())
+    }
+
+    /// Opens (or creates) the store at `path`: creates its folder, checks the file, migrates
+    /// the schema. A damaged file is moved aside and replaced by a fresh store with what could
+    /// be salvaged; [`StoreHealth`] says what happened.
+    ///
+    /// # Errors
+    /// What no fresh start can fix: the folder cannot be created or written
+    /// ([`StoreError::Io`], [`StoreError::Sqlite`]), or the file is from a newer gateway
+    /// ([`StoreError::TooNew`], left untouched).
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        options: StoreOptions,
+    ) -> Result<(Self, StoreHealth), StoreError> {
+        recovery::open(path.as_ref(), options)
+    }
+
+    fn from_parts(
+        path: PathBuf,
+        options: StoreOptions,
+        journal: Connection,
+        bulk: Connection,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                path,
+                options,
+                journal: Mutex::new(journal),
+                bulk: Mutex::new(bulk),
+                readers: Mutex::new(Vec::new()),
+                gate: WriteGate::default(),
+            }),
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The settings in force.
+    pub fn options(&self) -> &StoreOptions {
+        &self.inner.options
+    }
+
+    /// Copies the WAL into the database file as far as readers allow (`PRAGMA
+    /// wal_checkpoint(PASSIVE)`), off the alarm path. The readings connection does this by
+    /// itself every ~4 MB of WAL; call it now and then when readings are idle.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let conn = lock(&self.inner.bulk);
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Reads with a pooled read connection.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = lock(&self.inner.readers).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => open_connection(&self.inner.path, Role::Reader)?,
+        };
+        let out = f(&conn);
+        let mut idle = lock(&self.inner.readers);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
+
+    /// Writes with the journal connection (durable commits), ahead of readings.
+    fn write_journal<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = lock(&self.inner.journal);
+        let _turn = self.inner.gate.enter(Lane::Journal);
+        f(&mut conn)
+    }
+
+    /// Writes with the readings connection, after any waiting journal write.
+    fn write_bulk<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = lock(&self.inner.bulk);
+        let _turn = self.inner.gate.enter(Lane::Bulk);
+        f(&mut conn)
+    }
+
+    /// Reads a `meta` value.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        use rusqlite::OptionalExtension;
+        self.read(|c| {
+            Ok(
+                c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                    .optional()?,
+            )
+        })
+    }
+
+    /// Writes a `meta` value (durably), e.g. the broker session marker.
+    ///
+    /// # Errors
+    /// A database error; [`StoreError::DiskFull`].
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.write_journal(|c| {
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+/// Which writer asks for the file's write lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Journal and registry: goes first.
+    Journal,
+    /// Readings: waits while a journal write waits.
+    Bulk,
+}
+
+/// One SQLite write lock per file: the writers take turns here rather than spinning in SQLite's
+/// busy handler, and a waiting journal write goes before the next readings chunk.
+#[derive(Default)]
+struct WriteGate {
+    state: Mutex<GateState>,
+    turn: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    held: bool,
+    journal_waiting: usize,
+}
+
+struct Turn<'a>(&'a WriteGate);
+
+impl WriteGate {
+    fn enter(&self, lane: Lane) -> Turn<'_> {
+        let mut s = lock(&self.state);
+        match lane {
+            Lane::Journal => {
+                s.journal_waiting += 1;
+                while s.held {
+                    s = self.turn.wait(s).unwrap_or_else(PoisonError::into_inner);
+                }
+                s.journal_waiting -= 1;
+            }
+            Lane::Bulk => {
+                while s.held || s.journal_waiting > 0 {
+                    s = self.turn.wait(s).unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+        }
+        s.held = true;
+        Turn(self)
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).held = false;
+        self.0.turn.notify_all();
+    }
+}

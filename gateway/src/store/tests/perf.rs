@@ -1,0 +1,140 @@
+//! Measurements, printed and never asserted (run with `--nocapture` to read them). Small
+//! enough to run with every test run.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::*;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+fn summary(mut latencies: Vec<Duration>) -> String {
+    latencies.sort();
+    format!(
+        "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    )
+}
+
+#[test]
+fn journal_throughput_with_synchronous_full() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    let mut seq = 0u32;
+    let mut next = |n: usize| -> Vec<JournalOp> {
+        (0..n)
+            .map(|_| {
+                seq += 1;
+                new_event("d-1", seq)
+            })
+            .collect()
+    };
+    println!("journal, synchronous=FULL, one transaction per batch:");
+    for (batch, batches) in [(1, 200), (10, 60), (100, 20)] {
+        let started = Instant::now();
+        for _ in 0..batches {
+            store.journal_batch(&next(batch)).unwrap();
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "  batch {batch:>3}: {:>8.0} events/s, {:.2} ms per commit",
+            (batch * batches) as f64 / secs,
+            secs * 1e3 / batches as f64
+        );
+    }
+
+    // Group commit: 16 callers, one event each per request, through the writer thread.
+    let (writer, thread) = JournalWriter::spawn(store.clone(), WriterOptions::default()).unwrap();
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..16 {
+            let writer = writer.clone();
+            s.spawn(move || {
+                for seq in 1..=40 {
+                    writer
+                        .submit_blocking(vec![new_event(&format!("w-{t}"), seq)])
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let secs = started.elapsed().as_secs_f64();
+    let stats = writer.stats();
+    println!(
+        "  writer, 16 callers x 40 single-event requests: {:.0} events/s, {} transactions \
+         for {} requests (largest group {})",
+        stats.ops as f64 / secs,
+        stats.transactions,
+        stats.requests,
+        stats.largest_group
+    );
+    drop(writer);
+    thread.join().unwrap();
+}
+
+#[test]
+fn journal_latency_under_a_readings_load() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    let measure = |from: u32| -> Vec<Duration> {
+        (from..from + 300)
+            .map(|seq| {
+                let started = Instant::now();
+                store.journal_batch(&[new_event("d-1", seq)]).unwrap();
+                started.elapsed()
+            })
+            .collect()
+    };
+    let idle = measure(1);
+
+    let alone: Vec<Sample> = (0..10_000)
+        .map(|seq| super::readings::sample(&format!("a-{}", seq % 500), seq, T0))
+        .collect();
+    let started = Instant::now();
+    let rows = store.insert_readings(&alone).unwrap().inserted;
+    println!(
+        "readings alone: {:.0} rows/s ({rows} rows, with hourly rollups)",
+        rows as f64 / started.elapsed().as_secs_f64()
+    );
+
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let (loaded, rows) = std::thread::scope(|s| {
+        let load = s.spawn(|| {
+            let mut rows = 0;
+            let mut seq = 0;
+            // 500 devices' telemetry per batch, until the measurement is done (bounded).
+            for _ in 0..1000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let batch: Vec<Sample> = (0..500)
+                    .map(|d| {
+                        seq += 1;
+                        super::readings::sample(&format!("r-{d}"), seq, T0 + u64::from(seq))
+                    })
+                    .collect();
+                rows += store.insert_readings(&batch).unwrap().inserted;
+            }
+            rows
+        });
+        let loaded = measure(1000);
+        stop.store(true, Ordering::Relaxed);
+        (loaded, load.join().unwrap())
+    });
+    let secs = started.elapsed().as_secs_f64();
+    println!("journal latency, single-event commits (synchronous=FULL):");
+    println!("  idle:                {}", summary(idle));
+    println!(
+        "  with readings load:  {} (meanwhile {rows} reading rows, {:.0} rows/s, in {}-row \
+         transactions)",
+        summary(loaded),
+        rows as f64 / secs,
+        store.options().readings_chunk_rows
+    );
+}

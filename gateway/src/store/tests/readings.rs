@@ -1,0 +1,243 @@
+use firegrid_protocols::message::Reading;
+
+use super::*;
+
+const MIN: u64 = 60_000;
+const DAY: u64 = 24 * HOUR_MS;
+
+/// Channel 0: residual current `seq` mA at 220.0 V; channel 1: 30.0 °C + `seq` deci-°C.
+pub(super) fn sample(device: &str, seq: u32, ts_ms: u64) -> Sample {
+    Sample {
+        device: did(device),
+        seq,
+        ts_ms,
+        readings: vec![
+            Reading {
+                channel: 0,
+                residual_ma: Some(seq),
+                voltage_dv: Some(2200),
+                ..Reading::default()
+            },
+            Reading {
+                channel: 1,
+                temp_dc: Some(300 + i16::try_from(seq).unwrap()),
+                ..Reading::default()
+            },
+        ],
+    }
+}
+
+/// `n` samples, one a minute from `from`, seq 1..=n.
+fn minutes(device: &str, from: u64, n: u32) -> Vec<Sample> {
+    (1..=n)
+        .map(|seq| sample(device, seq, from + u64::from(seq - 1) * MIN))
+        .collect()
+}
+
+#[test]
+fn redelivered_telemetry_is_stored_once_and_rolled_up_once() {
+    let dir = tmp();
+    let path = db(&dir);
+    let store = open(&path);
+    let batch = minutes("d-1", T0, 120);
+    let r = store.insert_readings(&batch).unwrap();
+    assert_eq!(
+        r,
+        InsertReport {
+            inserted: 240,
+            duplicates: 0
+        }
+    );
+    let r = store.insert_readings(&batch[100..]).unwrap();
+    assert_eq!(
+        r,
+        InsertReport {
+            inserted: 0,
+            duplicates: 40
+        }
+    );
+    drop(store);
+    let store = open(&path);
+    let r = store.insert_readings(&batch).unwrap();
+    assert_eq!(
+        r,
+        InsertReport {
+            inserted: 0,
+            duplicates: 240
+        },
+        "across restarts too"
+    );
+
+    let hours = store
+        .history(&did("d-1"), 0, T0, T0 + 2 * HOUR_MS, HOUR_MS)
+        .unwrap();
+    assert_eq!(hours.iter().map(|p| p.count).collect::<Vec<_>>(), [60, 60]);
+    let raw_count: i64 = raw(&path)
+        .query_row("SELECT count(*) FROM readings", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(raw_count, 240);
+
+    // Same seq from another device is another reading.
+    let r = store.insert_readings(&[sample("d-2", 1, T0)]).unwrap();
+    assert_eq!(r.inserted, 2);
+    // From telemetry: the device's clock if it has one, else the receive time.
+    let t = firegrid_protocols::message::Telemetry {
+        seq: 9,
+        time: firegrid_protocols::message::DeviceTime {
+            uptime_ms: 5,
+            unix_ms: None,
+        },
+        readings: batch[0].readings.iter().copied().collect(),
+    };
+    assert_eq!(Sample::from_telemetry(did("d-3"), &t, T0 + 1).ts_ms, T0 + 1);
+}
+
+#[test]
+fn history_is_raw_when_fine_and_rolled_up_from_an_hour() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    store.insert_readings(&minutes("d-1", T0, 120)).unwrap();
+    let d = did("d-1");
+
+    // Every raw reading.
+    let points = store.history(&d, 0, T0, T0 + 10 * MIN, 0).unwrap();
+    assert_eq!(points.len(), 10);
+    let p = points[3];
+    assert_eq!((p.t_ms, p.count), (T0 + 3 * MIN, 1));
+    assert_eq!(
+        p.residual_ma,
+        Some(Agg {
+            min: 4,
+            max: 4,
+            avg: 4.0
+        })
+    );
+    assert_eq!(
+        p.voltage_dv,
+        Some(Agg {
+            min: 2200,
+            max: 2200,
+            avg: 2200.0
+        })
+    );
+    assert_eq!((p.temp_dc, p.current_ma), (None, None));
+
+    // Raw readings in 10-minute buckets.
+    let points = store
+        .history(&d, 0, T0, T0 + 2 * HOUR_MS, 10 * MIN)
+        .unwrap();
+    assert_eq!(points.len(), 12);
+    assert_eq!((points[0].t_ms, points[0].count), (T0, 10));
+    assert_eq!(
+        points[0].residual_ma,
+        Some(Agg {
+            min: 1,
+            max: 10,
+            avg: 5.5
+        })
+    );
+    assert_eq!(points[11].t_ms, T0 + 110 * MIN);
+    assert_eq!(
+        points[11].residual_ma,
+        Some(Agg {
+            min: 111,
+            max: 120,
+            avg: 115.5
+        })
+    );
+
+    // Hourly rollups.
+    let points = store.history(&d, 1, T0, T0 + 2 * HOUR_MS, HOUR_MS).unwrap();
+    assert_eq!(points.len(), 2);
+    assert_eq!((points[1].t_ms, points[1].count), (T0 + HOUR_MS, 60));
+    assert_eq!(
+        points[1].temp_dc,
+        Some(Agg {
+            min: 361,
+            max: 420,
+            avg: 390.5
+        })
+    );
+    assert_eq!(points[1].residual_ma, None);
+    let points = store
+        .history(&d, 0, T0, T0 + 2 * HOUR_MS, 2 * HOUR_MS)
+        .unwrap();
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0].count, 120);
+    assert_eq!(
+        points[0].residual_ma,
+        Some(Agg {
+            min: 1,
+            max: 120,
+            avg: 60.5
+        })
+    );
+    // Rollups are hour-granular: an hour counts if it starts in the range.
+    let points = store
+        .history(&d, 0, T0 + 30 * MIN, T0 + 90 * MIN, HOUR_MS)
+        .unwrap();
+    assert_eq!(
+        points.iter().map(|p| p.t_ms).collect::<Vec<_>>(),
+        [T0 + HOUR_MS]
+    );
+
+    assert!(
+        store
+            .history(&d, 5, T0, T0 + HOUR_MS, 0)
+            .unwrap()
+            .is_empty()
+    );
+    let err = store
+        .history(&d, 0, T0, T0 + 20_000 * MIN, MIN)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidQuery(_)), "{err}");
+}
+
+#[test]
+fn prune_drops_old_readings_and_keeps_rollups_longer() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    let old = T0 - 40 * DAY;
+    let mut batch = minutes("d-1", old, 10);
+    batch.extend(minutes("d-1", T0, 10).into_iter().map(|s| Sample {
+        seq: s.seq + 100,
+        ..s
+    }));
+    batch.extend(minutes("d-2", old, 5));
+    store.insert_readings(&batch).unwrap();
+
+    let report = store.prune(T0).unwrap();
+    assert_eq!(
+        report,
+        PruneReport {
+            readings: 30,
+            hourly: 0
+        }
+    );
+    let d = did("d-1");
+    assert!(
+        store
+            .history(&d, 0, old, old + HOUR_MS, 0)
+            .unwrap()
+            .is_empty()
+    );
+    let kept = store.history(&d, 0, old, old + HOUR_MS, HOUR_MS).unwrap();
+    assert_eq!(kept.len(), 1, "the rollup outlives the raw readings");
+    assert_eq!(kept[0].count, 10);
+    assert_eq!(store.history(&d, 0, T0, T0 + HOUR_MS, 0).unwrap().len(), 10);
+    assert_eq!(
+        store.prune(T0).unwrap(),
+        PruneReport::default(),
+        "idempotent"
+    );
+
+    let later = T0 + 731 * DAY;
+    let report = store.prune(later).unwrap();
+    assert_eq!(
+        report,
+        PruneReport {
+            readings: 20,
+            hourly: 6
+        }
+    );
+}

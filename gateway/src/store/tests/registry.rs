@@ -1,0 +1,521 @@
+use super::*;
+use firegrid_protocols::thresholds::Threshold;
+
+#[test]
+fn areas_check_levels_references_and_uses() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    tree(&store);
+
+    let f = |parent: Option<&str>, level| AreaFields {
+        parent_id: parent.map(gid),
+        level,
+        name: "x".into(),
+    };
+    let err = store
+        .create_area(&gid("g9"), &f(Some("nope"), AreaLevel::Grid), actor())
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::UnknownArea(a) if a == "nope"),
+        "{err}"
+    );
+    let err = store
+        .create_area(&gid("s9"), &f(Some("g1"), AreaLevel::Street), actor())
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Mismatch(_)), "{err}");
+    let err = store
+        .create_area(&gid("g1"), &f(Some("c1"), AreaLevel::Grid), actor())
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::AlreadyExists { what: "area", .. }),
+        "{err}"
+    );
+    // A community with grid cells below it cannot become a grid cell.
+    let err = store
+        .update_area(&gid("c1"), &f(Some("s1"), AreaLevel::Grid), actor())
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Mismatch(_)), "{err}");
+    let err = store
+        .update_area(&gid("d1"), &f(Some("d1"), AreaLevel::District), actor())
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Mismatch(_)), "{err}");
+
+    let renamed = store
+        .update_area(
+            &gid("g2"),
+            &AreaFields {
+                parent_id: Some(gid("c1")),
+                level: AreaLevel::Grid,
+                name: "Grid two".into(),
+            },
+            Actor::new("admin", T0 + 5),
+        )
+        .unwrap();
+    assert_eq!(renamed.fields.name, "Grid two");
+    assert_eq!((renamed.created_ms, renamed.updated_ms), (T0, T0 + 5));
+    assert_eq!(store.area(&gid("g2")).unwrap(), Some(renamed));
+
+    let path: Vec<String> = store
+        .area_path(&gid("g1"))
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id.to_string())
+        .collect();
+    assert_eq!(path, ["g1", "c1", "s1", "d1"]);
+    assert!(matches!(
+        store.area_path(&gid("zz")),
+        Err(StoreError::UnknownArea(_))
+    ));
+
+    let grids: Vec<String> = store
+        .areas(&AreaFilter {
+            level: Some(AreaLevel::Grid),
+            ..AreaFilter::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id.to_string())
+        .collect();
+    assert_eq!(grids, ["g1", "g2"]);
+    assert_eq!(
+        store
+            .areas(&AreaFilter {
+                parent_id: Some(gid("c1")),
+                ..AreaFilter::default()
+            })
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let err = store.delete_area(&gid("c1"), actor()).unwrap_err();
+    assert!(
+        matches!(err, StoreError::InUse { by: "areas", .. }),
+        "{err}"
+    );
+    store.delete_area(&gid("g2"), actor()).unwrap();
+    assert_eq!(store.area(&gid("g2")).unwrap(), None);
+    assert!(matches!(
+        store.delete_area(&gid("g2"), actor()),
+        Err(StoreError::UnknownArea(_))
+    ));
+
+    // Every change is audited with who made it.
+    let log = store
+        .audit_log(&AuditFilter {
+            subject: Some("area/g2".into()),
+            ..AuditFilter::default()
+        })
+        .unwrap();
+    let actions: Vec<(&str, &str)> = log
+        .iter()
+        .map(|e| (e.action.as_str(), e.who.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("area.delete", "tester"),
+            ("area.update", "admin"),
+            ("area.create", "tester")
+        ]
+    );
+    assert_eq!(log[1].detail["name"], "Grid two");
+}
+
+#[test]
+fn workers_sites_rooms_and_circuits() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    tree(&store);
+
+    // Workers.
+    let wf = |area: &str| WorkerFields {
+        name: "Li Na".into(),
+        area_id: gid(area),
+        phone: Some("138".into()),
+        mqtt_topic: None,
+        webhook_url: Some("http://127.0.0.1:1/hook".into()),
+    };
+    assert!(matches!(
+        store.create_worker(&wf("nope"), actor()),
+        Err(StoreError::UnknownArea(_))
+    ));
+    let w = store.create_worker(&wf("g1"), actor()).unwrap();
+    store.create_worker(&wf("c1"), actor()).unwrap();
+    assert_eq!(store.worker(w.id).unwrap(), Some(w.clone()));
+    let mut changed = wf("g2");
+    changed.phone = None;
+    let w2 = store.update_worker(w.id, &changed, actor()).unwrap();
+    assert_eq!(w2.fields, changed);
+    let in_g2 = store
+        .workers(&WorkerFilter {
+            area_id: Some(gid("g2")),
+        })
+        .unwrap();
+    assert_eq!(in_g2, [w2]);
+    assert!(matches!(
+        store.update_worker(999, &changed, actor()),
+        Err(StoreError::UnknownWorker(999))
+    ));
+    store.delete_worker(w.id, actor()).unwrap();
+    assert!(matches!(
+        store.delete_worker(w.id, actor()),
+        Err(StoreError::UnknownWorker(_))
+    ));
+    assert_eq!(store.workers(&WorkerFilter::default()).unwrap().len(), 1);
+
+    // Sites, listed by area subtree.
+    let s1 = site(&store, "g1");
+    let s2 = site(&store, "g2");
+    let ids = |f: SiteFilter| -> Vec<SiteId> {
+        store.sites(&f).unwrap().into_iter().map(|s| s.id).collect()
+    };
+    assert_eq!(
+        ids(SiteFilter {
+            area_id: Some(gid("d1"))
+        }),
+        [s1.id, s2.id]
+    );
+    assert_eq!(
+        ids(SiteFilter {
+            area_id: Some(gid("g2"))
+        }),
+        [s2.id]
+    );
+    let mut sf = s2.fields.clone();
+    sf.address = "14 Wenyi Rd".into();
+    assert_eq!(store.update_site(s2.id, &sf, actor()).unwrap().fields, sf);
+    assert!(matches!(
+        store.update_site(999, &sf, actor()),
+        Err(StoreError::UnknownSite(999))
+    ));
+
+    // Rooms.
+    assert!(matches!(
+        store.create_room(
+            &RoomFields {
+                site_id: 999,
+                name: "1".into()
+            },
+            actor()
+        ),
+        Err(StoreError::UnknownSite(999))
+    ));
+    let room = store
+        .create_room(
+            &RoomFields {
+                site_id: s1.id,
+                name: "3-302".into(),
+            },
+            actor(),
+        )
+        .unwrap();
+    assert_eq!(
+        store
+            .rooms(&RoomFilter {
+                site_id: Some(s1.id)
+            })
+            .unwrap(),
+        std::slice::from_ref(&room)
+    );
+    assert!(
+        store
+            .rooms(&RoomFilter {
+                site_id: Some(s2.id)
+            })
+            .unwrap()
+            .is_empty()
+    );
+
+    // Circuits: a supply tree within one site, without loops.
+    let c = |parent: Option<CircuitId>, site_id: SiteId, name: &str| CircuitFields {
+        site_id,
+        parent_id: parent,
+        name: name.into(),
+    };
+    let supply = store
+        .create_circuit(&c(None, s1.id, "supply"), actor())
+        .unwrap();
+    let dbox = store
+        .create_circuit(&c(Some(supply.id), s1.id, "box 1"), actor())
+        .unwrap();
+    let line = store
+        .create_circuit(&c(Some(dbox.id), s1.id, "lights"), actor())
+        .unwrap();
+    let err = store
+        .create_circuit(&c(Some(dbox.id), s2.id, "foreign"), actor())
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Mismatch(_)), "{err}");
+    assert!(matches!(
+        store.create_circuit(&c(Some(999), s1.id, "x"), actor()),
+        Err(StoreError::UnknownCircuit(999))
+    ));
+    let err = store
+        .update_circuit(supply.id, &c(Some(line.id), s1.id, "supply"), actor())
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Mismatch(_)), "a loop: {err}");
+    assert_eq!(
+        store
+            .circuits(&CircuitFilter {
+                site_id: Some(s1.id)
+            })
+            .unwrap()
+            .iter()
+            .map(|c| c.id)
+            .collect::<Vec<_>>(),
+        [supply.id, dbox.id, line.id]
+    );
+    let err = store.delete_circuit(dbox.id, actor()).unwrap_err();
+    assert!(
+        matches!(err, StoreError::InUse { by: "circuits", .. }),
+        "{err}"
+    );
+    store.delete_circuit(line.id, actor()).unwrap();
+    assert_eq!(store.circuit(line.id).unwrap(), None);
+
+    // A site with rooms and circuits stays.
+    let err = store.delete_site(s1.id, actor()).unwrap_err();
+    assert!(
+        matches!(err, StoreError::InUse { what: "site", .. }),
+        "{err}"
+    );
+    store.delete_site(s2.id, actor()).unwrap();
+    assert_eq!(store.site(s2.id).unwrap(), None);
+    store.delete_room(room.id, actor()).unwrap();
+    assert_eq!(store.room(room.id).unwrap(), None);
+}
+
+#[test]
+fn devices_check_their_references_and_feed_the_engine() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    tree(&store);
+    let s1 = site(&store, "g1");
+    let s2 = site(&store, "g2");
+    let room_of_s2 = store
+        .create_room(
+            &RoomFields {
+                site_id: s2.id,
+                name: "1".into(),
+            },
+            actor(),
+        )
+        .unwrap();
+    let circuit = store
+        .create_circuit(
+            &CircuitFields {
+                site_id: s1.id,
+                parent_id: None,
+                name: "supply".into(),
+            },
+            actor(),
+        )
+        .unwrap();
+
+    let mut f = fields(Some(s1.id), Some("g1"), DeviceState::InService);
+    f.room_id = Some(room_of_s2.id);
+    let err = store.create_device(&did("x"), &f, actor()).unwrap_err();
+    assert!(matches!(err, StoreError::Mismatch(_)), "{err}");
+    let mut f = fields(Some(s1.id), Some("c1"), DeviceState::InService);
+    let err = store.create_device(&did("x"), &f, actor()).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NotAGrid(a) if a == "c1"),
+        "{err}"
+    );
+    f.grid_id = None;
+    let err = store.create_device(&did("x"), &f, actor()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Incomplete {
+                missing: "a grid cell",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let mut f = fields(None, None, DeviceState::Registered);
+    f.config.channels[0].threshold = Threshold::ResidualMa(5);
+    let err = store.create_device(&did("x"), &f, actor()).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidConfig(_)), "{err}");
+    let mut f = fields(None, None, DeviceState::Registered);
+    f.circuit_id = Some(circuit.id);
+    let err = store.create_device(&did("x"), &f, actor()).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Mismatch(_)),
+        "a circuit needs the site: {err}"
+    );
+
+    store
+        .record_pending(&did("d-2"), "firegrid/v1/dev/d-2/status", T0)
+        .unwrap();
+    store
+        .record_pending(&did("d-2"), "firegrid/v1/dev/d-2/event", T0 + 7)
+        .unwrap();
+    let pending = store.list_pending().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (
+            pending[0].messages,
+            pending[0].first_seen_ms,
+            pending[0].last_seen_ms
+        ),
+        (2, T0, T0 + 7)
+    );
+    assert_eq!(pending[0].last_topic, "firegrid/v1/dev/d-2/event");
+
+    let mut in_service = fields(Some(s1.id), Some("g1"), DeviceState::InService);
+    in_service.circuit_id = Some(circuit.id);
+    let d1 = store
+        .create_device(&did("d-1"), &in_service, actor())
+        .unwrap();
+    let d2 = store
+        .create_device(
+            &did("d-2"),
+            &fields(None, None, DeviceState::Registered),
+            actor(),
+        )
+        .unwrap();
+    assert!(
+        store.list_pending().unwrap().is_empty(),
+        "registered: no longer pending"
+    );
+    store
+        .create_device(
+            &did("d-3"),
+            &fields(Some(s2.id), Some("g2"), DeviceState::Commissioned),
+            actor(),
+        )
+        .unwrap();
+    store
+        .create_device(
+            &did("d-4"),
+            &fields(Some(s2.id), Some("g2"), DeviceState::Decommissioned),
+            actor(),
+        )
+        .unwrap();
+    assert!(matches!(
+        store.create_device(&did("d-1"), &in_service, actor()),
+        Err(StoreError::AlreadyExists { what: "device", .. })
+    ));
+
+    // Round trip, config included (kept in the protocol's JSON).
+    assert_eq!(store.device(&did("d-1")).unwrap(), Some(d1.clone()));
+    assert_eq!(store.device(&did("d-2")).unwrap(), Some(d2));
+    let config_json: String = raw(store.path())
+        .query_row("SELECT config FROM devices WHERE id = 'd-1'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(
+        config_json.contains(r#""residual_ma":300"#),
+        "{config_json}"
+    );
+
+    let specs = store.device_specs().unwrap();
+    let ids: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["d-1", "d-3"], "commissioned and in service only");
+    assert_eq!(specs[0], d1.spec().unwrap());
+    assert_eq!(specs[0].channels.len(), 2);
+    assert_eq!(specs[0].heartbeat_interval_s, 60);
+
+    let list = |f: DeviceFilter| -> Vec<String> {
+        store
+            .devices(&f)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id.to_string())
+            .collect()
+    };
+    assert_eq!(list(DeviceFilter::default()), ["d-1", "d-2", "d-3", "d-4"]);
+    assert_eq!(
+        list(DeviceFilter {
+            area_id: Some(gid("c1")),
+            ..DeviceFilter::default()
+        }),
+        ["d-1", "d-3", "d-4"]
+    );
+    assert_eq!(
+        list(DeviceFilter {
+            state: Some(DeviceState::Registered),
+            ..DeviceFilter::default()
+        }),
+        ["d-2"]
+    );
+    assert_eq!(
+        list(DeviceFilter {
+            site_id: Some(s2.id),
+            limit: 1,
+            offset: 1,
+            ..DeviceFilter::default()
+        }),
+        ["d-4"]
+    );
+
+    // Update: a new config version, decommissioned.
+    let mut f = d1.fields.clone();
+    f.config = config(2);
+    f.state = DeviceState::Decommissioned;
+    let updated = store
+        .update_device(&did("d-1"), &f, Actor::new("installer", T0 + 9))
+        .unwrap();
+    assert_eq!(updated.fields.config.version, 2);
+    assert_eq!(updated.updated_ms, T0 + 9);
+    assert_eq!(store.device_specs().unwrap().len(), 1);
+    assert!(matches!(
+        store.update_device(&did("zz"), &f, actor()),
+        Err(StoreError::UnknownDevice(_))
+    ));
+
+    // References in use.
+    let err = store.delete_circuit(circuit.id, actor()).unwrap_err();
+    assert!(
+        matches!(err, StoreError::InUse { by: "devices", .. }),
+        "{err}"
+    );
+    let err = store.delete_area(&gid("g2"), actor()).unwrap_err();
+    assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+    let err = store
+        .update_area(
+            &gid("g2"),
+            &AreaFields {
+                parent_id: Some(gid("s1")),
+                level: AreaLevel::Community,
+                name: "x".into(),
+            },
+            actor(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+
+    // A device with a journal is decommissioned, never deleted.
+    store.journal_batch(&[new_event("d-1", 1)]).unwrap();
+    let err = store.delete_device(&did("d-1"), actor()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::InUse {
+                by: "journal events",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    store.delete_device(&did("d-2"), actor()).unwrap();
+    assert_eq!(store.device(&did("d-2")).unwrap(), None);
+
+    // The audit keeps who changed what, never the credential hash.
+    let log = store
+        .audit_log(&AuditFilter {
+            subject: Some("device/d-1".into()),
+            ..AuditFilter::default()
+        })
+        .unwrap();
+    assert_eq!(log[0].who, "installer");
+    assert_eq!(log[0].action, "device.update");
+    assert!(
+        log.iter()
+            .all(|e| !e.detail.to_string().contains("hash:abc"))
+    );
+    assert!(store.forget_pending(&did("d-9")).is_ok_and(|found| !found));
+}

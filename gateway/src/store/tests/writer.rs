@@ -1,0 +1,112 @@
+use super::*;
+
+#[test]
+fn the_journal_writer_serves_concurrent_callers() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    let (writer, thread) = JournalWriter::spawn(store.clone(), WriterOptions::default()).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let writer = writer.clone();
+            s.spawn(move || {
+                let device = format!("d-{t}");
+                for seq in 1..=25 {
+                    let results = writer
+                        .submit_blocking(vec![new_event(&device, seq)])
+                        .unwrap();
+                    assert_eq!(results, [JournalResult::Inserted]);
+                }
+                // A resend is acknowledged again as a duplicate.
+                let results = writer.submit_blocking(vec![new_event(&device, 1)]).unwrap();
+                assert_eq!(results, [JournalResult::Duplicate]);
+            });
+        }
+    });
+    let stats = writer.stats();
+    assert_eq!((stats.requests, stats.ops, stats.failures), (208, 208, 0));
+    assert!(stats.transactions <= stats.requests);
+    println!("journal writer: {stats:?}");
+    for t in 0..8 {
+        let events = store
+            .device_events(&did(&format!("d-{t}")), None, 100)
+            .unwrap();
+        assert_eq!(events.len(), 25);
+    }
+    drop(writer);
+    thread.join().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_writer_answers_async_callers() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    let (writer, _thread) = JournalWriter::spawn(store.clone(), WriterOptions::default()).unwrap();
+    let tasks: Vec<_> = (1..=20)
+        .map(|seq| {
+            let writer = writer.clone();
+            tokio::spawn(async move { writer.submit(vec![new_event("d-1", seq)]).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap(), [JournalResult::Inserted]);
+    }
+    let (readings, _thread) =
+        ReadingsWriter::spawn(store.clone(), WriterOptions::default()).unwrap();
+    readings
+        .try_submit(vec![super::readings::sample("d-1", 1, T0)])
+        .unwrap();
+    readings.flush().await.unwrap();
+    assert_eq!(readings.stats().inserted, 2);
+}
+
+#[test]
+fn the_readings_writer_batches_flushes_and_never_blocks() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    let (writer, thread) = ReadingsWriter::spawn(
+        store.clone(),
+        WriterOptions {
+            queue: 1,
+            max_group: 1,
+        },
+    )
+    .unwrap();
+
+    // Hold the readings connection: the writer thread blocks on its first write, the queue
+    // fills, and the next submit is refused at once instead of waiting.
+    let mut accepted = 0u32;
+    store
+        .write_bulk(|_| {
+            for seq in 1..=3 {
+                match writer.try_submit(vec![super::readings::sample("d-1", seq, T0)]) {
+                    Ok(()) => accepted += 1,
+                    Err(StoreError::QueueFull) => return Ok(()),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            panic!("the queue never filled");
+        })
+        .unwrap();
+    assert!(accepted >= 1);
+    writer.flush_blocking().unwrap();
+    writer
+        .try_record_pending(did("stranger"), "firegrid/v1/dev/stranger/status", T0)
+        .unwrap();
+    writer.flush_blocking().unwrap();
+    let stats = writer.stats();
+    assert_eq!(stats.inserted, u64::from(accepted) * 2);
+    assert_eq!(
+        stats.dropped, 2,
+        "the refused sample's two rows are counted"
+    );
+    assert_eq!(store.list_pending().unwrap()[0].id, did("stranger"));
+
+    // Redelivery through the writer.
+    writer
+        .try_submit(vec![super::readings::sample("d-1", 1, T0)])
+        .unwrap();
+    writer.flush_blocking().unwrap();
+    assert_eq!(writer.stats().duplicates, 2);
+    drop(writer);
+    thread.join().unwrap();
+}

@@ -1,0 +1,384 @@
+//! The two writer threads: the journal's (group commit, replies) and the readings' (batched,
+//! fire and forget, never blocking its caller).
+//!
+//! Both take requests from a bounded `tokio::sync::mpsc` queue, so async code sends with
+//! `.await` (backpressure) and the thread receives with `blocking_recv` — no runtime thread is
+//! ever blocked on SQLite. A writer thread ends when every handle ([`JournalWriter`],
+//! [`ReadingsWriter`], both `Clone`) is dropped, after finishing what is queued; join the
+//! returned `JoinHandle` to wait for that.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot};
+
+use firegrid_protocols::DeviceId;
+
+use super::journal::{JournalOp, JournalResult};
+use super::readings::Sample;
+use super::{Store, StoreError};
+use crate::model::UnixMs;
+
+/// Settings of a writer thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterOptions {
+    /// Requests queued at most (then: the journal's callers wait, readings are refused).
+    pub queue: usize,
+    /// The most ops (journal) or reading rows (readings) taken into one group.
+    pub max_group: usize,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        Self {
+            queue: 1024,
+            max_group: 1000,
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Vec<JournalResult>, StoreError>>;
+
+struct JournalRequest {
+    ops: Vec<JournalOp>,
+    reply: Reply,
+}
+
+/// Counters of a [`JournalWriter`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    /// Transactions committed (one fsync each).
+    pub transactions: u64,
+    /// Requests served.
+    pub requests: u64,
+    /// Ops written.
+    pub ops: u64,
+    /// Requests in the largest group.
+    pub largest_group: u64,
+    /// Transactions that failed (every request in them got the error).
+    pub failures: u64,
+}
+
+#[derive(Default)]
+struct JournalCounters {
+    transactions: AtomicU64,
+    requests: AtomicU64,
+    ops: AtomicU64,
+    largest_group: AtomicU64,
+    failures: AtomicU64,
+}
+
+/// A handle on the journal writer thread: group commit, see the [store docs](super#concurrency).
+///
+/// Requests go through a bounded `tokio::sync::mpsc` queue: async code sends with `.await`
+/// (backpressure when the writer is behind), and the thread receives with `blocking_recv`, so
+/// no runtime thread ever blocks on SQLite. The thread ends when every handle (clones
+/// included) is dropped, after finishing what is queued; join the `JoinHandle` that
+/// [`spawn`](Self::spawn) returned to wait for that.
+#[derive(Clone)]
+pub struct JournalWriter {
+    tx: mpsc::Sender<JournalRequest>,
+    counters: Arc<JournalCounters>,
+}
+
+impl std::fmt::Debug for JournalWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalWriter")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl JournalWriter {
+    /// Starts the journal writer thread on `store`.
+    ///
+    /// # Errors
+    /// [`StoreError::Spawn`] if the thread cannot be started.
+    pub fn spawn(
+        store: Store,
+        options: WriterOptions,
+    ) -> Result<(Self, JoinHandle<()>), StoreError> {
+        let (tx, mut rx) = mpsc::channel::<JournalRequest>(options.queue.max(1));
+        let counters = Arc::new(JournalCounters::default());
+        let c = counters.clone();
+        let max_group = options.max_group.max(1);
+        let thread = std::thread::Builder::new()
+            .name("store-journal".into())
+            .spawn(move || {
+                while let Some(first) = rx.blocking_recv() {
+                    let mut n = first.ops.len();
+                    let mut group = vec![first];
+                    // Group commit: whatever queued up during the previous fsync goes together.
+                    while n < max_group {
+                        match rx.try_recv() {
+                            Ok(r) => {
+                                n += r.ops.len();
+                                group.push(r);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let batches: Vec<&[JournalOp]> = group.iter().map(|r| &r.ops[..]).collect();
+                    let results = store.journal_group(&batches);
+                    c.requests.fetch_add(group.len() as u64, Ordering::Relaxed);
+                    c.largest_group
+                        .fetch_max(group.len() as u64, Ordering::Relaxed);
+                    match results {
+                        Ok(results) => {
+                            c.transactions.fetch_add(1, Ordering::Relaxed);
+                            c.ops.fetch_add(n as u64, Ordering::Relaxed);
+                            for (request, result) in group.into_iter().zip(results) {
+                                // A caller that gave up does not get its answer; what it asked
+                                // for is written all the same (its device resends; dedupe).
+                                let _ = request.reply.send(result);
+                            }
+                        }
+                        Err(e) => {
+                            c.failures.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(
+                                requests = group.len(),
+                                "journal transaction failed: {e}"
+                            );
+                            for request in group {
+                                let _ = request.reply.send(Err(e.shared()));
+                            }
+                        }
+                    }
+                }
+            })
+            .map_err(StoreError::Spawn)?;
+        Ok((Self { tx, counters }, thread))
+    }
+
+    /// Journals `ops` in the next group commit and waits until they are durable. Then, and
+    /// only then, acknowledge the device. Waits for queue space when the writer is behind.
+    ///
+    /// # Errors
+    /// As [`Store::journal_batch`]; [`StoreError::Closed`] if the writer has stopped.
+    pub async fn submit(&self, ops: Vec<JournalOp>) -> Result<Vec<JournalResult>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(JournalRequest { ops, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`submit`](Self::submit) for threads outside the async runtime (panics if called
+    /// from async code, as `tokio`'s blocking calls do).
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit).
+    pub fn submit_blocking(&self, ops: Vec<JournalOp>) -> Result<Vec<JournalResult>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .blocking_send(JournalRequest { ops, reply })
+            .map_err(|_| StoreError::Closed)?;
+        answer.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> JournalStats {
+        let c = &self.counters;
+        JournalStats {
+            transactions: c.transactions.load(Ordering::Relaxed),
+            requests: c.requests.load(Ordering::Relaxed),
+            ops: c.ops.load(Ordering::Relaxed),
+            largest_group: c.largest_group.load(Ordering::Relaxed),
+            failures: c.failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
+enum ReadingsRequest {
+    Samples(Vec<Sample>),
+    Pending {
+        id: DeviceId,
+        topic: String,
+        now: UnixMs,
+    },
+    Flush(oneshot::Sender<()>),
+}
+
+/// Counters of a [`ReadingsWriter`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadingsStats {
+    /// Reading rows stored.
+    pub inserted: u64,
+    /// Reading rows already stored (redelivered telemetry).
+    pub duplicates: u64,
+    /// Reading rows refused because the queue was full.
+    pub dropped: u64,
+    /// Reading rows lost to a failed write (disk full, I/O; logged).
+    pub failed: u64,
+}
+
+#[derive(Default)]
+struct ReadingsCounters {
+    inserted: AtomicU64,
+    duplicates: AtomicU64,
+    dropped: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// A handle on the readings writer thread, see the [store docs](super#concurrency). Its
+/// queue is bounded too, but a caller never waits on it: a full queue refuses
+/// ([`StoreError::QueueFull`]) and counts the drop. It ends as [`JournalWriter`]'s does.
+#[derive(Clone)]
+pub struct ReadingsWriter {
+    tx: mpsc::Sender<ReadingsRequest>,
+    counters: Arc<ReadingsCounters>,
+}
+
+impl std::fmt::Debug for ReadingsWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadingsWriter")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+fn rows(samples: &[Sample]) -> u64 {
+    samples.iter().map(|s| s.readings.len() as u64).sum()
+}
+
+impl ReadingsWriter {
+    /// Starts the readings writer thread on `store`.
+    ///
+    /// # Errors
+    /// [`StoreError::Spawn`] if the thread cannot be started.
+    pub fn spawn(
+        store: Store,
+        options: WriterOptions,
+    ) -> Result<(Self, JoinHandle<()>), StoreError> {
+        let (tx, mut rx) = mpsc::channel::<ReadingsRequest>(options.queue.max(1));
+        let counters = Arc::new(ReadingsCounters::default());
+        let c = counters.clone();
+        let max_rows = options.max_group.max(1) as u64;
+        let thread = std::thread::Builder::new()
+            .name("store-readings".into())
+            .spawn(move || {
+                let write = |samples: &mut Vec<Sample>| {
+                    if samples.is_empty() {
+                        return;
+                    }
+                    match store.insert_readings(samples) {
+                        Ok(r) => {
+                            c.inserted.fetch_add(r.inserted, Ordering::Relaxed);
+                            c.duplicates.fetch_add(r.duplicates, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            c.failed.fetch_add(rows(samples), Ordering::Relaxed);
+                            tracing::error!(rows = rows(samples), "readings not stored: {e}");
+                        }
+                    }
+                    samples.clear();
+                };
+                let mut samples = Vec::new();
+                while let Some(first) = rx.blocking_recv() {
+                    let mut next = Some(first);
+                    // Take what is queued, in order, writing samples in groups.
+                    while let Some(request) = next.take() {
+                        match request {
+                            ReadingsRequest::Samples(s) => {
+                                samples.extend(s);
+                                if rows(&samples) >= max_rows {
+                                    write(&mut samples);
+                                }
+                            }
+                            ReadingsRequest::Pending { id, topic, now } => {
+                                if let Err(e) = store.record_pending(&id, &topic, now) {
+                                    tracing::warn!(device = %id, "pending device not recorded: {e}");
+                                }
+                            }
+                            ReadingsRequest::Flush(done) => {
+                                write(&mut samples);
+                                let _ = done.send(());
+                            }
+                        }
+                        next = rx.try_recv().ok();
+                    }
+                    write(&mut samples);
+                }
+            })
+            .map_err(StoreError::Spawn)?;
+        Ok((Self { tx, counters }, thread))
+    }
+
+    /// Queues readings without waiting.
+    ///
+    /// # Errors
+    /// [`StoreError::QueueFull`] (counted in [`ReadingsStats::dropped`]: telemetry is not
+    /// acknowledged end to end, so a full queue drops it); [`StoreError::Closed`].
+    pub fn try_submit(&self, samples: Vec<Sample>) -> Result<(), StoreError> {
+        let n = rows(&samples);
+        self.tx
+            .try_send(ReadingsRequest::Samples(samples))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    self.counters.dropped.fetch_add(n, Ordering::Relaxed);
+                    StoreError::QueueFull
+                }
+                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+            })
+    }
+
+    /// Queues a sighting of an unregistered device ([`Store::record_pending`]) without waiting.
+    ///
+    /// # Errors
+    /// [`StoreError::QueueFull`]; [`StoreError::Closed`].
+    pub fn try_record_pending(
+        &self,
+        id: DeviceId,
+        topic: &str,
+        now: UnixMs,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .try_send(ReadingsRequest::Pending {
+                id,
+                topic: topic.to_string(),
+                now,
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => StoreError::QueueFull,
+                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+            })
+    }
+
+    /// Waits until everything queued before this call is written.
+    ///
+    /// # Errors
+    /// [`StoreError::Closed`].
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(ReadingsRequest::Flush(done))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        wait.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// [`flush`](Self::flush) for threads outside the async runtime.
+    ///
+    /// # Errors
+    /// [`StoreError::Closed`].
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .blocking_send(ReadingsRequest::Flush(done))
+            .map_err(|_| StoreError::Closed)?;
+        wait.blocking_recv().map_err(|_| StoreError::Closed)
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> ReadingsStats {
+        let c = &self.counters;
+        ReadingsStats {
+            inserted: c.inserted.load(Ordering::Relaxed),
+            duplicates: c.duplicates.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+        }
+    }
+}
