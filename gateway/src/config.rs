@@ -27,8 +27,10 @@ data_dir = "firegrid-data"
 # "embedded": run an MQTT broker inside the gateway (one command runs everything).
 # "external": connect to a broker you run (Mosquitto, EMQX) as a client.
 mode = "embedded"
-# Embedded broker: where it listens.
+# Embedded broker: where it listens for devices (MQTT 5) and for tools (MQTT 3.1.1; the
+# gateway's own client uses it too). One protocol version per port.
 listen = "127.0.0.1:1883"
+listen_v311 = "127.0.0.1:1884"
 # External broker: host and port.
 host = "127.0.0.1"
 port = 1883
@@ -102,8 +104,10 @@ pub enum BrokerMode {
 pub struct BrokerConfig {
     /// Embedded or external.
     pub mode: BrokerMode,
-    /// Embedded broker's listen address.
+    /// Embedded broker's MQTT 5 listen address (devices).
     pub listen: SocketAddr,
+    /// Embedded broker's MQTT 3.1.1 listen address (tools and the gateway's own client).
+    pub listen_v311: SocketAddr,
     /// External broker's host.
     pub host: String,
     /// External broker's port.
@@ -182,6 +186,7 @@ impl Default for BrokerConfig {
         Self {
             mode: BrokerMode::Embedded,
             listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            listen_v311: SocketAddr::from(([127, 0, 0, 1], 1884)),
             host: "127.0.0.1".into(),
             port: 1883,
             client_id: "firegrid-gateway".into(),

@@ -908,6 +908,21 @@ impl Store {
         }
     }
 
+    /// Whether the event `(device, seq)` is journaled already: the pipeline asks before the
+    /// engine sees an event, so that a resent event raises nothing twice.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn event_exists(&self, device: &DeviceId, seq: Seq) -> Result<bool, StoreError> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT EXISTS(SELECT 1 FROM events WHERE device = ? AND seq = ?)",
+                rusqlite::params![device.as_str(), i64::from(seq)],
+                |r| r.get::<_, bool>(0),
+            )?)
+        })
+    }
+
     /// A device's journaled events, newest first: those before `before_seq` if given.
     ///
     /// # Errors
