@@ -1,11 +1,16 @@
 #![doc = include_str!("../README.md")]
 
+pub mod api;
+pub mod app;
 pub mod broker;
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod ingest;
+pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod pipeline;
 pub mod store;
 
 pub use firegrid_protocols as protocols;

@@ -1,12 +1,101 @@
-//! The `firegrid` command.
+//! The `firegrid` command: run the gateway, print or check its configuration.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use firegrid_gateway::app;
+use firegrid_gateway::config::{Config, DEFAULT_CONFIG};
+
+/// firegrid: watches electrical circuits and smoke alarms and gets grid workers to hazards fast.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the gateway: embedded broker (by default), store, alarm engine, notifier, HTTP API.
+    Run {
+        /// Configuration file (TOML); without it the defaults apply (see print-default-config).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Overrides `data_dir` of the configuration.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print the default configuration, every key documented.
+    PrintDefaultConfig,
+    /// Check a configuration file and say what is wrong, with the line.
+    CheckConfig {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
-    eprintln!(
-        "firegrid {}: the gateway is not built yet (it lands with the \"Gateway core\" issue).\n\
-         What works today: the protocol crate and its reference, docs/protocol.md; run scripts/test.",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Cmd::Run {
+        config: None,
+        data_dir: None,
+    }) {
+        Cmd::PrintDefaultConfig => {
+            print!("{DEFAULT_CONFIG}");
+            ExitCode::SUCCESS
+        }
+        Cmd::CheckConfig { file } => match Config::load(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Run { config, data_dir } => {
+            let mut cfg = match config.as_deref().map(Config::load).transpose() {
+                Ok(c) => c.unwrap_or_default(),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(d) = data_dir {
+                cfg.data_dir = d;
+            }
+            app::init_tracing();
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(async {
+                let cancel = CancellationToken::new();
+                let stop = cancel.clone();
+                tokio::spawn(async move {
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        tracing::info!("Ctrl-C: stopping (draining the journal and stores)");
+                    }
+                    stop.cancel();
+                });
+                match app::run(cfg, cancel, None).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("firegrid: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }
+    }
 }

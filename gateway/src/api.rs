@@ -1,0 +1,466 @@
+//! The HTTP API: JSON under `/api/v1`, live alerts as server-sent events, `/healthz` and
+//! `/metrics`.
+//!
+//! Every change goes through the [`Store`] (which checks references and writes the audit log
+//! with who made the change), and then, for devices and tickets, a [`Control`] tells the
+//! running pipeline. Store calls block, so they run on `spawn_blocking`.
+//!
+//! # Routes
+//!
+//! | Method and path | What |
+//! | --- | --- |
+//! | `GET /healthz` | `200` with uptime and the store's, broker's and journal's health; `503` when not healthy |
+//! | `GET /metrics` | Prometheus text ([`Metrics::render`]) |
+//! | `GET, POST /api/v1/areas` | list (`?parent=&level=`), create `{"id","parent_id","level","name"}` |
+//! | `GET, PUT, DELETE /api/v1/areas/{id}` | one area; `PUT` `{"parent_id","level","name"}` |
+//! | `GET /api/v1/areas/{id}/path` | the area and the areas above it (the escalation path) |
+//! | `GET, POST /api/v1/workers` | list (`?area=`), create `{"name","area_id","phone","mqtt_topic","webhook_url"}` |
+//! | `GET, PUT, DELETE /api/v1/workers/{id}` | one worker |
+//! | `GET, POST /api/v1/sites` | list (`?area=`, the area and below), create `{"name","address","owner_name","owner_phone","area_id"}` |
+//! | `GET, PUT, DELETE /api/v1/sites/{id}` | one site |
+//! | `GET, POST /api/v1/rooms` | list (`?site=`), create `{"site_id","name"}` |
+//! | `GET, PUT, DELETE /api/v1/rooms/{id}` | one room |
+//! | `GET, POST /api/v1/circuits` | list (`?site=`), create `{"site_id","parent_id","name"}` |
+//! | `GET, PUT, DELETE /api/v1/circuits/{id}` | one circuit |
+//! | `GET /api/v1/circuits/{id}/history` | readings of every channel of the devices on the circuit |
+//! | `GET, POST /api/v1/devices` | list (`?state=&kind=&site=&area=&limit=&offset=`), register `{"id","kind","state","site_id","room_id","circuit_id","grid_id","encoding","config"}` |
+//! | `GET, PUT, DELETE /api/v1/devices/{id}` | one device; `PUT` `{"kind","site_id","room_id","circuit_id","grid_id","encoding"}` (the binding; state and config have their own routes); `DELETE` only before it has history |
+//! | `PUT /api/v1/devices/{id}/config` | set-points and intervals, in the protocol's config shape, checked against the configured [`Limits`]; the version is assigned |
+//! | `POST /api/v1/devices/{id}/state` | `{"to","note"}`: registered → commissioned → in_service, back to commissioned for maintenance, → decommissioned, and decommissioned → registered |
+//! | `POST /api/v1/devices/{id}/commands` | `{"cmd":"self_test"\|"silence"\|"reset_alarm"\|"reboot","ch":0}` → `202` |
+//! | `GET /api/v1/devices/{id}/history` | `?ch=&from=&to=&step=&format=json\|csv` (or `Accept: text/csv`) |
+//! | `GET /api/v1/pending` | devices that published without being registered, latest first |
+//! | `DELETE /api/v1/pending/{id}` | forget a pending device |
+//! | `GET /api/v1/episodes` | `?grid=&area=&device=&state=&category=&open=true&from=&to=&limit=&offset=`, newest first |
+//! | `GET /api/v1/episodes/{id}` | one episode with its ticket steps |
+//! | `POST /api/v1/episodes/{id}/ticket` | `{"to","who","note"}`: move the ticket (forward only) |
+//! | `GET /api/v1/audit` | `?who=&action=&subject=&from=&to=&limit=&offset=`, newest first |
+//! | `GET /api/v1/live` | server-sent events: one per [`Alert`] (event name = its `what`, id = its `alert_id`), `lagged` when this client fell behind; `?area=&device=` filter |
+//!
+//! Times are ms since the Unix epoch (`from`, `to`, every `*_ms`). A list's `limit` is 1–10 000.
+//!
+//! # Errors
+//!
+//! Every error is JSON `{"error": "..."}` saying what was wrong and what is expected:
+//!
+//! | Status | When |
+//! | --- | --- |
+//! | 400 | malformed JSON, a bad id in the path, a bad query parameter (unknown, wrong type, out of range), a bad `X-Firegrid-User` |
+//! | 404 | the resource named in the path does not exist; no such route |
+//! | 405 | the route exists, the method does not |
+//! | 409 | it exists already, it is still in use, an illegal ticket or device-state move, a stale config `version` |
+//! | 413 | a body over 2 MB |
+//! | 415 | a body without `Content-Type: application/json` |
+//! | 422 | well-formed JSON that does not fit: unknown fields, wrong types, out-of-range set-points (the GB text), references to things that do not exist or do not fit together |
+//! | 503 | the running pipeline could not be told (full or stopped): the change is stored and takes effect at the next start |
+//! | 507 | the store's disk is full: nothing was written |
+//! | 500 | anything else: logged with its cause, answered with a generic message |
+//!
+//! # Who
+//!
+//! Until authentication lands, the person making a change is taken from the `X-Firegrid-User`
+//! header (default `api`) and written to the audit log.
+
+mod episodes;
+mod error;
+mod history;
+mod live;
+mod registry;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use firegrid_protocols::thresholds::Limits;
+
+use crate::control::Control;
+use crate::metrics::Metrics;
+use crate::model::UnixMs;
+use crate::notify::alert::Alert;
+use crate::store::{Store, StoreError, StoreHealth};
+
+pub use error::ApiError;
+use error::{Json, Subject};
+
+/// The header naming who makes a change (until authentication lands).
+pub const USER_HEADER: &str = "X-Firegrid-User";
+
+/// The actor when [`USER_HEADER`] is absent.
+pub const DEFAULT_USER: &str = "api";
+
+/// How long a change waits for room in the pipeline's control queue before giving up.
+const CONTROL_SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long `/healthz` waits for the store to answer.
+const HEALTH_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often an idle live stream sends a keep-alive comment.
+const LIVE_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// What `/healthz` reports beyond the store's answer: set by the pipeline.
+#[derive(Debug)]
+pub struct Health {
+    store_at_open: StoreHealth,
+    broker_connected: AtomicBool,
+    journal_error: Mutex<Option<String>>,
+}
+
+impl Health {
+    /// The health of a gateway whose store opened as `store_at_open`, not yet connected to its
+    /// broker (so `/healthz` says 503 until [`set_broker_connected`](Self::set_broker_connected)).
+    pub fn new(store_at_open: StoreHealth) -> Self {
+        Self {
+            store_at_open,
+            broker_connected: AtomicBool::new(false),
+            journal_error: Mutex::new(None),
+        }
+    }
+
+    /// What the store's open found and did.
+    pub fn store_at_open(&self) -> &StoreHealth {
+        &self.store_at_open
+    }
+
+    /// Whether the gateway's broker connection is up.
+    pub fn set_broker_connected(&self, connected: bool) {
+        self.broker_connected.store(connected, Ordering::Relaxed);
+    }
+
+    /// Whether the gateway's broker connection is up.
+    pub fn broker_connected(&self) -> bool {
+        self.broker_connected.load(Ordering::Relaxed)
+    }
+
+    /// Why the journal cannot be written (e.g. the disk is full: devices are not acknowledged),
+    /// or `None` once it can again.
+    pub fn set_journal_error(&self, error: Option<String>) {
+        *self
+            .journal_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = error;
+    }
+
+    /// Why the journal cannot be written, if it cannot.
+    pub fn journal_error(&self) -> Option<String> {
+        self.journal_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// What the API's handlers share.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// The store.
+    pub store: Store,
+    /// The gateway's metrics (rendered at `/metrics`).
+    pub metrics: Arc<Metrics>,
+    /// Changes the running pipeline must act on.
+    pub control: mpsc::Sender<Control>,
+    /// Alerts as they are published: each `/api/v1/live` client subscribes.
+    pub live: broadcast::Sender<Arc<Alert>>,
+    /// The set-point ranges device configurations are checked against.
+    pub limits: Limits,
+    /// When the gateway started (uptime in `/healthz`).
+    pub started: Instant,
+    /// Broker and journal health, set by the pipeline.
+    pub health: Arc<Health>,
+    /// Cancelled when serving stops: live streams end, so a graceful shutdown is not held up
+    /// by clients that never hang up. [`serve`] cancels it.
+    pub closing: CancellationToken,
+}
+
+impl ApiState {
+    /// The state of an API over `store`, started now.
+    pub fn new(
+        store: Store,
+        health: Arc<Health>,
+        metrics: Arc<Metrics>,
+        control: mpsc::Sender<Control>,
+        live: broadcast::Sender<Arc<Alert>>,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            store,
+            metrics,
+            control,
+            live,
+            limits,
+            started: Instant::now(),
+            health,
+            closing: CancellationToken::new(),
+        }
+    }
+}
+
+/// The API's routes over `state`. See the [module docs](self).
+pub fn router(state: ApiState) -> Router {
+    use episodes as e;
+    use history as h;
+    use registry as r;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/areas", get(r::list_areas).post(r::create_area))
+        .route(
+            "/api/v1/areas/{id}",
+            get(r::get_area).put(r::update_area).delete(r::delete_area),
+        )
+        .route("/api/v1/areas/{id}/path", get(r::area_path))
+        .route(
+            "/api/v1/workers",
+            get(r::list_workers).post(r::create_worker),
+        )
+        .route(
+            "/api/v1/workers/{id}",
+            get(r::get_worker)
+                .put(r::update_worker)
+                .delete(r::delete_worker),
+        )
+        .route("/api/v1/sites", get(r::list_sites).post(r::create_site))
+        .route(
+            "/api/v1/sites/{id}",
+            get(r::get_site).put(r::update_site).delete(r::delete_site),
+        )
+        .route("/api/v1/rooms", get(r::list_rooms).post(r::create_room))
+        .route(
+            "/api/v1/rooms/{id}",
+            get(r::get_room).put(r::update_room).delete(r::delete_room),
+        )
+        .route(
+            "/api/v1/circuits",
+            get(r::list_circuits).post(r::create_circuit),
+        )
+        .route(
+            "/api/v1/circuits/{id}",
+            get(r::get_circuit)
+                .put(r::update_circuit)
+                .delete(r::delete_circuit),
+        )
+        .route("/api/v1/circuits/{id}/history", get(h::circuit_history))
+        .route(
+            "/api/v1/devices",
+            get(r::list_devices).post(r::create_device),
+        )
+        .route(
+            "/api/v1/devices/{id}",
+            get(r::get_device)
+                .put(r::update_device)
+                .delete(r::delete_device),
+        )
+        .route("/api/v1/devices/{id}/config", put(r::set_device_config))
+        .route("/api/v1/devices/{id}/state", post(r::set_device_state))
+        .route("/api/v1/devices/{id}/commands", post(r::device_command))
+        .route("/api/v1/devices/{id}/history", get(h::device_history))
+        .route("/api/v1/pending", get(r::list_pending))
+        .route(
+            "/api/v1/pending/{id}",
+            axum::routing::delete(r::forget_pending),
+        )
+        .route("/api/v1/episodes", get(e::list_episodes))
+        .route("/api/v1/episodes/{id}", get(e::get_episode))
+        .route("/api/v1/episodes/{id}/ticket", post(e::move_ticket))
+        .route("/api/v1/audit", get(e::audit_log))
+        .route("/api/v1/live", get(live::live))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then stops taking connections,
+/// ends the live streams and waits for requests in flight.
+///
+/// # Errors
+/// An I/O error of the listener.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let closing = state.closing.clone();
+    let app = router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.cancel();
+        })
+        .await
+}
+
+/// The gateway's clock: ms since the Unix epoch.
+pub(crate) fn now_ms() -> UnixMs {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Runs a store call on the blocking pool; its error is mapped with `subject` (the resource
+/// named in the path, if any: unknown → 404 for it, 422 for any other reference).
+pub(crate) async fn blocking<T, F>(state: &ApiState, subject: Subject, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    T: Send + 'static,
+{
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(result) => result.map_err(|e| ApiError::from_store(e, &subject)),
+        Err(join) => Err(ApiError::internal("a store task failed", &join)),
+    }
+}
+
+/// Tells the running pipeline about a change that is already stored.
+pub(crate) async fn tell_pipeline(state: &ApiState, control: Control) -> Result<(), ApiError> {
+    use tokio::sync::mpsc::error::SendTimeoutError;
+    let what = format!("{control:?}");
+    match state
+        .control
+        .send_timeout(control, CONTROL_SEND_TIMEOUT)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(SendTimeoutError::Timeout(_)) => {
+            tracing::error!(control = %what, "the pipeline's control queue stayed full");
+            Err(ApiError::unavailable(
+                "the change is stored, but the running gateway is too busy to take it now: \
+                 it takes effect at the next start, or retry the request",
+            ))
+        }
+        Err(SendTimeoutError::Closed(_)) => {
+            tracing::error!(control = %what, "the pipeline is not running");
+            Err(ApiError::unavailable(
+                "the change is stored, but the gateway's pipeline is not running: it takes \
+                 effect at the next start",
+            ))
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route: see the API's route list (/api/v1/...)")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this route does not take this method",
+    )
+}
+
+#[derive(Serialize)]
+struct HealthReport {
+    status: &'static str,
+    version: &'static str,
+    uptime_s: u64,
+    store: StoreReport,
+    broker: BrokerReport,
+    journal: JournalReport,
+    problems: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct StoreReport {
+    ok: bool,
+    path: String,
+    schema_version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovered_at_open: Option<String>,
+}
+
+#[derive(Serialize)]
+struct BrokerReport {
+    connected: bool,
+}
+
+#[derive(Serialize)]
+struct JournalReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+async fn healthz(State(state): State<ApiState>) -> Response {
+    let mut problems = Vec::new();
+    let store = state.store.clone();
+    let check = tokio::time::timeout(
+        HEALTH_STORE_TIMEOUT,
+        tokio::task::spawn_blocking(move || store.max_episode_id()),
+    )
+    .await;
+    let store_ok = match check {
+        Ok(Ok(Ok(_))) => true,
+        Ok(Ok(Err(e))) => {
+            tracing::error!(error = %e, "health check: the store does not answer");
+            problems.push(format!("store: {e}"));
+            false
+        }
+        Ok(Err(join)) => {
+            tracing::error!(error = %join, "health check: the store task failed");
+            problems.push("store: the check failed".to_string());
+            false
+        }
+        Err(_) => {
+            problems.push(format!(
+                "store: no answer within {} s",
+                HEALTH_STORE_TIMEOUT.as_secs()
+            ));
+            false
+        }
+    };
+    let connected = state.health.broker_connected();
+    if !connected {
+        problems.push("broker: not connected".to_string());
+    }
+    let journal_error = state.health.journal_error();
+    if let Some(e) = &journal_error {
+        problems.push(format!("journal: {e}"));
+    }
+    let at_open = state.health.store_at_open();
+    let healthy = problems.is_empty();
+    let report = HealthReport {
+        status: if healthy { "ok" } else { "unhealthy" },
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_s: state.started.elapsed().as_secs(),
+        store: StoreReport {
+            ok: store_ok,
+            path: at_open.path.display().to_string(),
+            schema_version: at_open.schema_version,
+            recovered_at_open: at_open.recovery.as_ref().map(ToString::to_string),
+        },
+        broker: BrokerReport { connected },
+        journal: JournalReport {
+            error: journal_error,
+        },
+        problems,
+    };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(report)).into_response()
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}

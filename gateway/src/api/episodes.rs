@@ -1,0 +1,230 @@
+//! Episode, ticket and audit routes.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use firegrid_protocols::message::Level;
+use firegrid_protocols::{DeviceId, GridId};
+
+use super::error::{
+    ApiError, Json, PathId, Query, Subject, Who, check_text, check_who, query_area, query_device,
+};
+use super::registry::limit;
+use super::{ApiState, blocking, now_ms, tell_pipeline};
+use crate::control::Control;
+use crate::model::{Category, Episode, EpisodeId, Source, TicketState, UnixMs};
+use crate::store::{AuditFilter, EpisodeFilter, TicketStep};
+
+type ApiResult<T = Response> = Result<T, ApiError>;
+
+/// The longest ticket note, characters.
+const MAX_NOTE: usize = 1000;
+
+/// An episode as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct EpisodeView {
+    id: EpisodeId,
+    device: DeviceId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<u8>,
+    category: Category,
+    grid: GridId,
+    source: Source,
+    started_ms: UnixMs,
+    ended_ms: Option<UnixMs>,
+    /// Whether the condition goes on.
+    open: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peak: Option<Level>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+    ticket: TicketState,
+    escalation: u8,
+}
+
+impl From<Episode> for EpisodeView {
+    fn from(e: Episode) -> Self {
+        Self {
+            id: e.id,
+            device: e.key.device,
+            channel: e.key.channel,
+            category: e.key.category,
+            grid: e.grid,
+            source: e.source,
+            started_ms: e.started_ms,
+            open: e.ended_ms.is_none(),
+            ended_ms: e.ended_ms,
+            peak: e.peak,
+            detail: e.detail,
+            ticket: e.ticket,
+            escalation: e.escalation,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct EpisodeWithSteps {
+    #[serde(flatten)]
+    episode: EpisodeView,
+    steps: Vec<TicketStep>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EpisodeQuery {
+    grid: Option<String>,
+    area: Option<String>,
+    device: Option<String>,
+    /// The ticket's state.
+    state: Option<TicketState>,
+    category: Option<Category>,
+    open: Option<bool>,
+    from: Option<UnixMs>,
+    to: Option<UnixMs>,
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+/// Checks a `from`/`to` pair.
+pub(super) fn time_range(from: Option<UnixMs>, to: Option<UnixMs>) -> ApiResult<()> {
+    if let (Some(f), Some(t)) = (from, to)
+        && f >= t
+    {
+        return Err(ApiError::bad_request(format!(
+            "from ({f}) must be before to ({t}): both are ms since the Unix epoch"
+        )));
+    }
+    Ok(())
+}
+
+pub(super) async fn list_episodes(
+    State(state): State<ApiState>,
+    Query(q): Query<EpisodeQuery>,
+) -> ApiResult {
+    time_range(q.from, q.to)?;
+    let open_only = match q.open {
+        None | Some(true) => q.open.is_some(),
+        Some(false) => {
+            return Err(ApiError::bad_request(
+                "open=false is not supported: use open=true for ongoing episodes, or leave it \
+                 out for all",
+            ));
+        }
+    };
+    let filter = EpisodeFilter {
+        area: q
+            .area
+            .as_deref()
+            .map(|a| query_area("area", a))
+            .transpose()?,
+        grid: q
+            .grid
+            .as_deref()
+            .map(|g| query_area("grid", g))
+            .transpose()?,
+        device: q
+            .device
+            .as_deref()
+            .map(|d| query_device("device", d))
+            .transpose()?,
+        ticket: q.state,
+        category: q.category,
+        open_only,
+        from_ms: q.from,
+        to_ms: q.to,
+        limit: limit(q.limit)?,
+        offset: q.offset.unwrap_or(0),
+    };
+    let episodes = blocking(&state, Subject::NONE, move |s| s.episodes(&filter)).await?;
+    Ok(Json(
+        episodes
+            .into_iter()
+            .map(EpisodeView::from)
+            .collect::<Vec<_>>(),
+    )
+    .into_response())
+}
+
+pub(super) async fn get_episode(State(state): State<ApiState>, id: PathId) -> ApiResult {
+    let id = id.episode()?;
+    let found = blocking(&state, Subject::new("episode", id), move |s| {
+        let Some(episode) = s.episode(id)? else {
+            return Ok(None);
+        };
+        Ok(Some((episode, s.ticket_steps(id)?)))
+    })
+    .await?;
+    let (episode, steps) = found.ok_or_else(|| ApiError::not_found(format!("no episode {id}")))?;
+    Ok(Json(EpisodeWithSteps {
+        episode: episode.into(),
+        steps,
+    })
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TicketBody {
+    to: TicketState,
+    #[serde(default)]
+    who: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+pub(super) async fn move_ticket(
+    State(state): State<ApiState>,
+    Who(header_who): Who,
+    id: PathId,
+    Json(body): Json<TicketBody>,
+) -> ApiResult {
+    let id = id.episode()?;
+    let who = match &body.who {
+        Some(w) => check_who("who", w.trim())?,
+        None => header_who,
+    };
+    if let Some(n) = &body.note {
+        check_text("note", n, MAX_NOTE, false)?;
+    }
+    let to = body.to;
+    let note = body.note;
+    let episode = blocking(&state, Subject::new("episode", id), move |s| {
+        s.ticket_transition(id, to, &who, note.as_deref(), now_ms())
+    })
+    .await?;
+    if to.is_acknowledged() {
+        tell_pipeline(&state, Control::Acknowledged(id)).await?;
+    }
+    Ok(Json(EpisodeView::from(episode)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditQuery {
+    who: Option<String>,
+    action: Option<String>,
+    subject: Option<String>,
+    from: Option<UnixMs>,
+    to: Option<UnixMs>,
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+pub(super) async fn audit_log(
+    State(state): State<ApiState>,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult {
+    time_range(q.from, q.to)?;
+    let filter = AuditFilter {
+        who: q.who,
+        action: q.action,
+        subject: q.subject,
+        from_ms: q.from,
+        to_ms: q.to,
+        limit: limit(q.limit)?,
+        offset: q.offset.unwrap_or(0),
+    };
+    let entries = blocking(&state, Subject::NONE, move |s| s.audit_log(&filter)).await?;
+    Ok(Json(entries).into_response())
+}

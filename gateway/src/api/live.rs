@@ -1,0 +1,112 @@
+//! `GET /api/v1/live`: alerts as server-sent events.
+//!
+//! Each [`Alert`] published on the broadcast becomes one event: its name is the alert's `what`
+//! (`opened`, `escalated`, `ended`), its id the `alert_id`, its data the alert's JSON (the
+//! same object as on MQTT and webhooks). A client too slow to keep up never holds up the
+//! sender: the broadcast drops the oldest alerts for it, and the client gets a `lagged` event
+//! `{"missed": n}` (then reload the open episodes from `/api/v1/episodes?open=true`).
+//! Comments keep idle connections open through proxies. `?area=` and `?device=` keep only
+//! alerts sent to that area or about that device.
+
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use firegrid_protocols::{DeviceId, GridId};
+
+use super::error::{ApiError, Query, query_area, query_device};
+use super::{ApiState, LIVE_KEEP_ALIVE};
+use crate::notify::alert::{Alert, AlertKind};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LiveQuery {
+    area: Option<String>,
+    device: Option<String>,
+}
+
+/// Which alerts a client wants.
+#[derive(Debug, Clone)]
+struct LiveFilter {
+    area: Option<GridId>,
+    device: Option<DeviceId>,
+}
+
+impl LiveFilter {
+    fn wants(&self, alert: &Alert) -> bool {
+        self.area.as_ref().is_none_or(|a| *a == alert.area)
+            && self
+                .device
+                .as_ref()
+                .is_none_or(|d| d.as_str() == alert.device)
+    }
+}
+
+/// The SSE event name of an alert.
+pub(crate) const fn event_name(kind: AlertKind) -> &'static str {
+    match kind {
+        AlertKind::Opened => "opened",
+        AlertKind::Escalated => "escalated",
+        AlertKind::Ended => "ended",
+    }
+}
+
+fn alert_event(alert: &Alert) -> Event {
+    let event = Event::default()
+        .event(event_name(alert.what))
+        .id(alert.alert_id.to_string());
+    match serde_json::to_string(alert) {
+        Ok(json) => event.data(json),
+        // An alert is plain data: this does not happen; say so rather than drop it silently.
+        Err(e) => {
+            tracing::error!(error = %e, alert = alert.alert_id, "cannot encode an alert");
+            event.data("{}")
+        }
+    }
+}
+
+pub(super) async fn live(
+    State(state): State<ApiState>,
+    Query(q): Query<LiveQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let filter = LiveFilter {
+        area: q
+            .area
+            .as_deref()
+            .map(|a| query_area("area", a))
+            .transpose()?,
+        device: q
+            .device
+            .as_deref()
+            .map(|d| query_device("device", d))
+            .transpose()?,
+    };
+    let rx = state.live.subscribe();
+    let closing = state.closing.clone();
+    let stream = futures_util::stream::unfold(
+        (rx, closing, filter),
+        |(mut rx, closing, filter)| async move {
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    () = closing.cancelled() => return None,
+                    next = rx.recv() => next,
+                };
+                let event = match next {
+                    Ok(alert) if filter.wants(&alert) => alert_event(&alert),
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(missed)) => Event::default()
+                        .event("lagged")
+                        .data(format!("{{\"missed\":{missed}}}")),
+                    Err(RecvError::Closed) => return None,
+                };
+                return Some((Ok(event), (rx, closing, filter)));
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(LIVE_KEEP_ALIVE)))
+}

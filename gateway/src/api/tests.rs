@@ -1,0 +1,1369 @@
+//! The API driven in process: a store in a temporary folder, [`router`] called with
+//! `tower::ServiceExt::oneshot` (and [`serve`] on a port-0 listener), no sleeps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+use tower::ServiceExt;
+
+use firegrid_protocols::channel::Quantity;
+use firegrid_protocols::message::{Action, Level, Reading};
+use firegrid_protocols::thresholds::Limits;
+use firegrid_protocols::{DeviceId, GridId};
+
+use super::{ApiState, Health, router, serve};
+use crate::control::Control;
+use crate::engine::Output;
+use crate::metrics::{IngestKind, Metrics};
+use crate::model::{Category, EpisodeKey, Source};
+use crate::notify::alert::{Alert, AlertKind};
+use crate::store::{JournalOp, Sample, Store};
+
+/// How long a test waits for something that should come at once.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+struct Harness {
+    app: Router,
+    state: ApiState,
+    control: mpsc::Receiver<Control>,
+    _dir: tempfile::TempDir,
+}
+
+fn harness_with(limits: Limits, live_capacity: usize) -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, at_open) = Store::open(dir.path().join("firegrid.db")).expect("store");
+    let health = Arc::new(Health::new(at_open));
+    health.set_broker_connected(true);
+    let (control_tx, control) = mpsc::channel(64);
+    let (live, _) = broadcast::channel(live_capacity);
+    let state = ApiState::new(
+        store,
+        health,
+        Arc::new(Metrics::new()),
+        control_tx,
+        live,
+        limits,
+    );
+    Harness {
+        app: router(state.clone()),
+        state,
+        control,
+        _dir: dir,
+    }
+}
+
+fn harness() -> Harness {
+    harness_with(Limits::GB, 16)
+}
+
+/// A response: status, headers and body text.
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    text: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+    }
+
+    fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error message: {}", self.text))
+            .to_string()
+    }
+}
+
+impl Harness {
+    async fn send(&self, req: Request<Body>) -> Answer {
+        let res = self.app.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        Answer {
+            status,
+            headers,
+            text: String::from_utf8(bytes.to_vec()).expect("UTF-8"),
+        }
+    }
+
+    async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> Answer {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("X-Firegrid-User", "installer-li");
+        let body = match body {
+            Some(v) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(req.body(body).expect("request")).await
+    }
+
+    async fn get(&self, uri: &str) -> Answer {
+        self.call("GET", uri, None).await
+    }
+
+    /// A call that must succeed with `status`; its JSON.
+    async fn ok(&self, method: &str, uri: &str, body: Option<Value>, status: u16) -> Value {
+        let a = self.call(method, uri, body).await;
+        assert_eq!(a.status, status, "{method} {uri}: {}", a.text);
+        if a.text.is_empty() {
+            Value::Null
+        } else {
+            a.json()
+        }
+    }
+
+    /// The next control message, which must already be queued.
+    fn control(&mut self) -> Control {
+        self.control.try_recv().expect("a control message")
+    }
+
+    fn no_control(&mut self) {
+        assert!(
+            self.control.try_recv().is_err(),
+            "no control message expected"
+        );
+    }
+
+    /// Areas d1 (district) > g1 (grid), a site in g1 (its id is returned).
+    async fn tree(&self) -> i64 {
+        self.ok(
+            "POST",
+            "/api/v1/areas",
+            Some(json!({"id": "d1", "level": "district", "name": "Gongshu"})),
+            201,
+        )
+        .await;
+        self.ok(
+            "POST",
+            "/api/v1/areas",
+            Some(json!({"id": "g1", "parent_id": "d1", "level": "grid", "name": "Grid 1"})),
+            201,
+        )
+        .await;
+        let site = self
+            .ok(
+                "POST",
+                "/api/v1/sites",
+                Some(json!({"name": "Building 7", "address": "7 Moganshan Rd", "area_id": "g1"})),
+                201,
+            )
+            .await;
+        site["id"].as_i64().expect("site id")
+    }
+
+    /// Registers device `id`, commissioned at `site` in grid g1, with a residual channel 0 and
+    /// a temperature channel 1.
+    async fn device(&mut self, id: &str, site: i64) -> Value {
+        let d = self
+            .ok(
+                "POST",
+                "/api/v1/devices",
+                Some(json!({
+                    "id": id,
+                    "kind": "electrical_fire_monitor",
+                    "state": "commissioned",
+                    "site_id": site,
+                    "grid_id": "g1",
+                    "config": {"channels": [{"ch": 0, "residual_ma": 300}, {"ch": 1, "temp_dc": 850}]}
+                })),
+                201,
+            )
+            .await;
+        assert_eq!(
+            self.control(),
+            Control::DeviceChanged(DeviceId::new(id).expect("id"))
+        );
+        d
+    }
+
+    /// Journals an open alarm episode of `device` (id 1).
+    fn episode(&self, device: &str) -> u64 {
+        let output = Output::Opened {
+            id: 1,
+            key: EpisodeKey {
+                device: DeviceId::new(device).expect("id"),
+                channel: Some(0),
+                category: Category::Alarm,
+            },
+            grid: GridId::new("g1").expect("grid"),
+            source: Source::Device,
+            level: Some(Level {
+                quantity: Quantity::ResidualCurrent,
+                value: 412,
+                threshold: 300,
+            }),
+            detail: None,
+        };
+        self.state
+            .store
+            .journal_batch(&[JournalOp::Engine {
+                output,
+                at_ms: 1_764_403_260_000,
+            }])
+            .expect("journal");
+        1
+    }
+}
+
+#[tokio::test]
+async fn registry_crud_round_trips() {
+    let mut h = harness();
+    let site = h.tree().await;
+
+    // Areas.
+    let a = h.ok("GET", "/api/v1/areas/g1", None, 200).await;
+    assert_eq!(a["parent_id"], "d1");
+    assert_eq!(a["level"], "grid");
+    let grids = h.ok("GET", "/api/v1/areas?level=grid", None, 200).await;
+    assert_eq!(grids.as_array().map(Vec::len), Some(1));
+    let a = h
+        .ok(
+            "PUT",
+            "/api/v1/areas/g1",
+            Some(json!({"parent_id": "d1", "level": "grid", "name": "Grid one"})),
+            200,
+        )
+        .await;
+    assert_eq!(a["name"], "Grid one");
+    let path = h.ok("GET", "/api/v1/areas/g1/path", None, 200).await;
+    assert_eq!(path[1]["id"], "d1");
+    let dup = h
+        .call(
+            "POST",
+            "/api/v1/areas",
+            Some(json!({"id": "g1", "level": "grid", "name": "again"})),
+        )
+        .await;
+    assert_eq!(dup.status, 409, "{}", dup.text);
+    assert!(dup.error().contains("exists already"), "{}", dup.text);
+
+    // Workers.
+    let w = h
+        .ok(
+            "POST",
+            "/api/v1/workers",
+            Some(json!({"name": "Li Na", "area_id": "g1", "phone": "13800000000"})),
+            201,
+        )
+        .await;
+    let wid = w["id"].as_i64().expect("worker id");
+    let w = h
+        .ok(
+            "PUT",
+            &format!("/api/v1/workers/{wid}"),
+            Some(json!({"name": "Li Na", "area_id": "g1", "webhook_url": "https://example.invalid/hook"})),
+            200,
+        )
+        .await;
+    assert_eq!(w["phone"], Value::Null);
+    assert_eq!(w["webhook_url"], "https://example.invalid/hook");
+    let ws = h.ok("GET", "/api/v1/workers?area=g1", None, 200).await;
+    assert_eq!(ws.as_array().map(Vec::len), Some(1));
+
+    // Sites, rooms, circuits.
+    let s = h
+        .ok("GET", &format!("/api/v1/sites/{site}"), None, 200)
+        .await;
+    assert_eq!(s["address"], "7 Moganshan Rd");
+    let sites = h.ok("GET", "/api/v1/sites?area=d1", None, 200).await;
+    assert_eq!(
+        sites.as_array().map(Vec::len),
+        Some(1),
+        "the area and below"
+    );
+    let room = h
+        .ok(
+            "POST",
+            "/api/v1/rooms",
+            Some(json!({"site_id": site, "name": "3-302"})),
+            201,
+        )
+        .await;
+    let room_id = room["id"].as_i64().expect("room id");
+    let supply = h
+        .ok(
+            "POST",
+            "/api/v1/circuits",
+            Some(json!({"site_id": site, "name": "supply"})),
+            201,
+        )
+        .await;
+    let supply_id = supply["id"].as_i64().expect("circuit id");
+    let c = h
+        .ok(
+            "POST",
+            "/api/v1/circuits",
+            Some(json!({"site_id": site, "parent_id": supply_id, "name": "3F sockets"})),
+            201,
+        )
+        .await;
+    let circuit_id = c["id"].as_i64().expect("circuit id");
+    let cs = h
+        .ok("GET", &format!("/api/v1/circuits?site={site}"), None, 200)
+        .await;
+    assert_eq!(cs.as_array().map(Vec::len), Some(2));
+
+    // Devices.
+    let created = h
+        .call(
+            "POST",
+            "/api/v1/devices",
+            Some(json!({"id": "hz-0042", "kind": "electrical_fire_monitor"})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.headers[header::LOCATION], "/api/v1/devices/hz-0042");
+    let d = created.json();
+    assert_eq!(d["state"], "registered");
+    assert_eq!(d["config"]["version"], 1);
+    assert_eq!(d["encoding"], "json");
+    assert!(d.get("credential_hash").is_none());
+    assert_eq!(h.control(), Control::DeviceChanged(did("hz-0042")));
+
+    let d = h
+        .ok(
+            "PUT",
+            "/api/v1/devices/hz-0042",
+            Some(json!({
+                "kind": "electrical_fire_monitor", "site_id": site, "room_id": room_id,
+                "circuit_id": circuit_id, "grid_id": "g1"
+            })),
+            200,
+        )
+        .await;
+    assert_eq!(d["room_id"], room_id);
+    assert_eq!(d["circuit_id"], circuit_id);
+    assert_eq!(d["state"], "registered", "PUT keeps the state");
+    assert_eq!(h.control(), Control::DeviceChanged(did("hz-0042")));
+    let d = h.ok("GET", "/api/v1/devices/hz-0042", None, 200).await;
+    assert_eq!(d["grid_id"], "g1");
+    let list = h
+        .ok(
+            "GET",
+            &format!("/api/v1/devices?state=registered&site={site}&area=d1&limit=10"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    let none = h
+        .ok("GET", "/api/v1/devices?state=in_service", None, 200)
+        .await;
+    assert_eq!(none, json!([]));
+
+    // In use: 409 with what uses it.
+    let in_use = h
+        .call("DELETE", &format!("/api/v1/rooms/{room_id}"), None)
+        .await;
+    assert_eq!(in_use.status, 409, "{}", in_use.text);
+    assert!(
+        in_use.error().contains("still used by devices"),
+        "{}",
+        in_use.text
+    );
+
+    // Deletes.
+    h.ok("DELETE", "/api/v1/devices/hz-0042", None, 204).await;
+    assert_eq!(h.control(), Control::DeviceRemoved(did("hz-0042")));
+    assert_eq!(h.get("/api/v1/devices/hz-0042").await.status, 404);
+    h.ok("DELETE", &format!("/api/v1/rooms/{room_id}"), None, 204)
+        .await;
+    h.ok(
+        "DELETE",
+        &format!("/api/v1/circuits/{circuit_id}"),
+        None,
+        204,
+    )
+    .await;
+    h.ok("DELETE", &format!("/api/v1/workers/{wid}"), None, 204)
+        .await;
+    let gone = h
+        .call("DELETE", &format!("/api/v1/workers/{wid}"), None)
+        .await;
+    assert_eq!(gone.status, 404, "{}", gone.text);
+    assert_eq!(gone.error(), format!("no worker {wid}"));
+
+    // Every change is audited with who made it.
+    let log = h
+        .ok("GET", "/api/v1/audit?subject=device/hz-0042", None, 200)
+        .await;
+    let actions: Vec<(&str, &str)> = log
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or(""),
+                e["who"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("device.delete", "installer-li"),
+            ("device.update", "installer-li"),
+            ("device.create", "installer-li")
+        ]
+    );
+    h.no_control();
+}
+
+fn did(s: &str) -> DeviceId {
+    DeviceId::new(s).expect("device id")
+}
+
+#[tokio::test]
+async fn the_actor_defaults_to_api_and_is_checked() {
+    let h = harness();
+    let req = Request::post("/api/v1/areas")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"id":"d1","level":"district","name":"D"}"#))
+        .expect("request");
+    assert_eq!(h.send(req).await.status, 201);
+    let log = h.ok("GET", "/api/v1/audit?who=api", None, 200).await;
+    assert_eq!(log[0]["action"], "area.create");
+
+    let req = Request::post("/api/v1/areas")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("X-Firegrid-User", "x".repeat(65))
+        .body(Body::from(r#"{"id":"d2","level":"district","name":"D"}"#))
+        .expect("request");
+    let a = h.send(req).await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(
+        a.error()
+            .contains("X-Firegrid-User must be 1-64 characters")
+    );
+}
+
+#[tokio::test]
+async fn thresholds_are_checked_against_the_limits() {
+    let mut h = harness();
+    let site = h.tree().await;
+    h.device("hz-1", site).await;
+
+    let bad = |ch: Value| json!({"channels": [ch]});
+    for (body, expected) in [
+        (
+            bad(json!({"ch": 0, "residual_ma": 5})),
+            "invalid device configuration: channel 0: residual-current set-point 5 mA is \
+             outside 20-1000 mA (GB 14287.2)",
+        ),
+        (
+            bad(json!({"ch": 2, "temp_dc": 1500})),
+            "invalid device configuration: channel 2: temperature set-point 1500 is outside \
+             550-1400 (deci-°C; GB 14287.3: 55-140 °C)",
+        ),
+        (
+            bad(json!({"ch": 0, "residual_ma": 300, "delay_s": 31})),
+            "invalid device configuration: channel 0: alarm delay 31 s is over 30 s (GB 14287: \
+             alarm within 30 s)",
+        ),
+        (
+            bad(json!({"ch": 0, "residual_ma": 300, "temp_dc": 850})),
+            "invalid device configuration: channel 0: give exactly one of residual_ma (mA) or \
+             temp_dc (deci-°C)",
+        ),
+        (
+            bad(json!({"ch": 16, "residual_ma": 300})),
+            "invalid device configuration: channel 16 does not exist: channels are 0-15",
+        ),
+        (
+            json!({"report_interval_s": 1, "channels": []}),
+            "invalid device configuration: report_interval_s 1 s is outside 5-86400 s",
+        ),
+        (
+            json!({"channels": [{"ch": 0, "residual_ma": 300}, {"ch": 0, "residual_ma": 400}]}),
+            "invalid device configuration: channel 0 is listed twice",
+        ),
+        (
+            bad(json!({"ch": 0, "residual_ma": 99_999_999_999_i64})),
+            "invalid device configuration: channel 0: residual-current set-point 2147483647 mA \
+             is outside 20-1000 mA (GB 14287.2)",
+        ),
+    ] {
+        let a = h
+            .call("PUT", "/api/v1/devices/hz-1/config", Some(body.clone()))
+            .await;
+        assert_eq!(a.status, 422, "{body}: {}", a.text);
+        assert_eq!(a.error(), expected, "{body}");
+    }
+    // Nothing was changed, nobody was told.
+    let d = h.ok("GET", "/api/v1/devices/hz-1", None, 200).await;
+    assert_eq!(d["config"]["version"], 1);
+    h.no_control();
+
+    // A good change gets the next version and reaches the pipeline.
+    let d = h
+        .ok(
+            "PUT",
+            "/api/v1/devices/hz-1/config",
+            Some(json!({"version": 1, "channels": [{"ch": 0, "residual_ma": 500, "delay_s": 5}]})),
+            200,
+        )
+        .await;
+    assert_eq!(
+        d["config"],
+        json!({"version": 2, "report_interval_s": 60, "heartbeat_interval_s": 60, "buzzer": true,
+               "relay_trip": false, "channels": [{"ch": 0, "enabled": true, "residual_ma": 500, "delay_s": 5}]})
+    );
+    assert_eq!(h.control(), Control::DeviceChanged(did("hz-1")));
+
+    // The same again changes nothing; a change based on an old version is refused.
+    let same = json!({"channels": [{"ch": 0, "residual_ma": 500, "delay_s": 5}]});
+    let d = h
+        .ok("PUT", "/api/v1/devices/hz-1/config", Some(same), 200)
+        .await;
+    assert_eq!(d["config"]["version"], 2);
+    h.no_control();
+    let stale = h
+        .call(
+            "PUT",
+            "/api/v1/devices/hz-1/config",
+            Some(json!({"version": 1, "channels": []})),
+        )
+        .await;
+    assert_eq!(stale.status, 409, "{}", stale.text);
+    assert!(
+        stale.error().contains("it is version 2 now"),
+        "{}",
+        stale.text
+    );
+
+    // An unknown device is 404 (checked after the body).
+    let a = h
+        .call(
+            "PUT",
+            "/api/v1/devices/nope/config",
+            Some(json!({"channels": []})),
+        )
+        .await;
+    assert_eq!(a.status, 404, "{}", a.text);
+}
+
+#[tokio::test]
+async fn configured_limits_narrower_than_gb_are_enforced() {
+    let limits = Limits {
+        residual_max_ma: 500,
+        ..Limits::GB
+    };
+    let mut h = harness_with(limits, 16);
+    let site = h.tree().await;
+    h.device("hz-1", site).await;
+    let a = h
+        .call(
+            "PUT",
+            "/api/v1/devices/hz-1/config",
+            Some(json!({"channels": [{"ch": 0, "residual_ma": 800}]})),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert!(a.error().contains("outside 20-500 mA"), "{}", a.text);
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_with_a_json_error() {
+    let mut h = harness();
+    let site = h.tree().await;
+    h.device("hz-1", site).await;
+
+    // Unknown fields.
+    let a = h
+        .call(
+            "POST",
+            "/api/v1/areas",
+            Some(json!({"id": "g2", "level": "grid", "name": "G", "colour": "red"})),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert!(a.error().contains("unknown field `colour`"), "{}", a.text);
+    let a = h
+        .call(
+            "PUT",
+            "/api/v1/devices/hz-1/config",
+            Some(json!({"channels": [{"ch": 0, "residual": 300}]})),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert!(a.error().contains("unknown field `residual`"), "{}", a.text);
+
+    // Malformed JSON, wrong type, no JSON content type.
+    let req = Request::post("/api/v1/areas")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{\"id\": "))
+        .expect("request");
+    let a = h.send(req).await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(!a.error().is_empty());
+    let a = h
+        .call(
+            "POST",
+            "/api/v1/rooms",
+            Some(json!({"site_id": "seven", "name": "1"})),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    let req = Request::post("/api/v1/areas")
+        .body(Body::from(r#"{"id":"x","level":"grid","name":"x"}"#))
+        .expect("request");
+    let a = h.send(req).await;
+    assert_eq!(a.status, 415, "{}", a.text);
+    assert!(a.error().contains("application/json"), "{}", a.text);
+
+    // Ids: the protocol's rule, in the path and in bodies.
+    let a = h.get("/api/v1/devices/a+b").await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert_eq!(
+        a.error(),
+        "device id in the path \"a+b\": id contains '+' at byte 1: ids are 1-32 characters of \
+         [A-Za-z0-9_-]"
+    );
+    let a = h.get(&format!("/api/v1/devices/{}", "x".repeat(33))).await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    let a = h.get("/api/v1/workers/seven").await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(a.error().contains("is not a number"), "{}", a.text);
+    let a = h
+        .call(
+            "POST",
+            "/api/v1/devices",
+            Some(json!({"id": "hz/1", "kind": "smoke_alarm"})),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert!(
+        a.error().starts_with("id \"hz/1\": id contains '/'"),
+        "{}",
+        a.text
+    );
+    let a = h
+        .call(
+            "POST",
+            "/api/v1/devices",
+            Some(json!({"id": "hz-2", "kind": "toaster"})),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert!(
+        a.error().contains("unknown variant `toaster`"),
+        "{}",
+        a.text
+    );
+
+    // Query parameters.
+    for uri in [
+        "/api/v1/devices?stat=registered",
+        "/api/v1/devices?state=asleep",
+        "/api/v1/devices?limit=0",
+        "/api/v1/devices?limit=10001",
+        "/api/v1/episodes?open=maybe",
+        "/api/v1/episodes?open=false",
+        "/api/v1/episodes?from=10&to=5",
+        "/api/v1/episodes?device=a%2Fb",
+        "/api/v1/devices/hz-1/history?ch=16",
+        "/api/v1/devices/hz-1/history?step=fast",
+        "/api/v1/devices/hz-1/history?from=0&to=100000000&step=1",
+        "/api/v1/audit?from=-1",
+    ] {
+        let a = h.get(uri).await;
+        assert_eq!(a.status, 400, "{uri}: {}", a.text);
+        assert!(!a.error().is_empty(), "{uri}");
+    }
+
+    // References that do not exist are 422, the path's own resource 404.
+    let a = h
+        .call(
+            "POST",
+            "/api/v1/workers",
+            Some(json!({"name": "Wang", "area_id": "nowhere"})),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert!(
+        a.error().starts_with("unknown area \"nowhere\""),
+        "{}",
+        a.text
+    );
+    let a = h
+        .call(
+            "PUT",
+            "/api/v1/areas/g1",
+            Some(json!({"parent_id": "nowhere", "level": "grid", "name": "G"})),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    let a = h
+        .call(
+            "PUT",
+            "/api/v1/areas/zz",
+            Some(json!({"level": "grid", "name": "G"})),
+        )
+        .await;
+    assert_eq!(a.status, 404, "{}", a.text);
+    let a = h
+        .call(
+            "POST",
+            "/api/v1/devices",
+            Some(json!({"id": "hz-3", "kind": "smoke_alarm", "grid_id": "d1"})),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert_eq!(a.error(), "area \"d1\" is not a grid cell");
+
+    // No such route, no such method.
+    let a = h.get("/api/v1/nothing").await;
+    assert_eq!(a.status, 404);
+    assert!(a.error().contains("no such route"));
+    let a = h.call("PATCH", "/api/v1/areas", None).await;
+    assert_eq!(a.status, 405, "{}", a.text);
+    assert!(a.error().contains("method"));
+    h.no_control();
+}
+
+#[tokio::test]
+async fn device_states_move_by_the_rules() {
+    let mut h = harness();
+    let site = h.tree().await;
+    h.ok(
+        "POST",
+        "/api/v1/devices",
+        Some(json!({"id": "hz-1", "kind": "smoke_alarm"})),
+        201,
+    )
+    .await;
+    assert_eq!(h.control(), Control::DeviceChanged(did("hz-1")));
+
+    let a = h
+        .call(
+            "POST",
+            "/api/v1/devices/hz-1/state",
+            Some(json!({"to": "in_service"})),
+        )
+        .await;
+    assert_eq!(a.status, 409, "{}", a.text);
+    assert!(
+        a.error()
+            .starts_with("device hz-1: cannot go from registered to in_service"),
+        "{}",
+        a.text
+    );
+    let a = h
+        .call(
+            "POST",
+            "/api/v1/devices/hz-1/state",
+            Some(json!({"to": "commissioned"})),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert_eq!(
+        a.error(),
+        "device \"hz-1\" cannot be commissioned without a site"
+    );
+    h.no_control();
+
+    h.ok(
+        "PUT",
+        "/api/v1/devices/hz-1",
+        Some(json!({"kind": "smoke_alarm", "site_id": site, "grid_id": "g1"})),
+        200,
+    )
+    .await;
+    assert_eq!(h.control(), Control::DeviceChanged(did("hz-1")));
+    for to in ["commissioned", "in_service"] {
+        let d = h
+            .ok(
+                "POST",
+                "/api/v1/devices/hz-1/state",
+                Some(json!({"to": to, "note": "tested with smoke spray"})),
+                200,
+            )
+            .await;
+        assert_eq!(d["state"], to);
+        assert_eq!(h.control(), Control::DeviceChanged(did("hz-1")));
+    }
+    // The same state again is a no-op.
+    h.ok(
+        "POST",
+        "/api/v1/devices/hz-1/state",
+        Some(json!({"to": "in_service"})),
+        200,
+    )
+    .await;
+    h.no_control();
+    h.ok(
+        "POST",
+        "/api/v1/devices/hz-1/state",
+        Some(json!({"to": "decommissioned"})),
+        200,
+    )
+    .await;
+    assert_eq!(h.control(), Control::DeviceRemoved(did("hz-1")));
+    let log = h
+        .ok("GET", "/api/v1/audit?action=device.state", None, 200)
+        .await;
+    assert_eq!(
+        log[0]["detail"],
+        json!({"from": "in_service", "to": "decommissioned", "note": null})
+    );
+    assert_eq!(log[1]["detail"]["note"], "tested with smoke spray");
+
+    // A decommissioned device takes no commands.
+    let a = h
+        .call(
+            "POST",
+            "/api/v1/devices/hz-1/commands",
+            Some(json!({"cmd": "self_test"})),
+        )
+        .await;
+    assert_eq!(a.status, 409, "{}", a.text);
+    h.no_control();
+}
+
+#[tokio::test]
+async fn commands_go_to_the_pipeline() {
+    let mut h = harness();
+    let site = h.tree().await;
+    h.device("hz-1", site).await;
+
+    let a = h
+        .call(
+            "POST",
+            "/api/v1/devices/hz-1/commands",
+            Some(json!({"cmd": "reset_alarm", "ch": 0})),
+        )
+        .await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    assert_eq!(
+        a.json(),
+        json!({"device": "hz-1", "cmd": "reset_alarm", "ch": 0, "status": "queued"})
+    );
+    assert_eq!(
+        h.control(),
+        Control::Command(did("hz-1"), Action::ResetAlarm { channel: Some(0) })
+    );
+    h.ok(
+        "POST",
+        "/api/v1/devices/hz-1/commands",
+        Some(json!({"cmd": "self_test"})),
+        202,
+    )
+    .await;
+    assert_eq!(h.control(), Control::Command(did("hz-1"), Action::SelfTest));
+
+    for (body, status) in [
+        (json!({"cmd": "reboot", "ch": 1}), 422),
+        (json!({"cmd": "reset_alarm", "ch": 16}), 422),
+        (json!({"cmd": "explode"}), 422),
+        (json!({"cmd": "silence", "force": true}), 422),
+    ] {
+        let a = h
+            .call("POST", "/api/v1/devices/hz-1/commands", Some(body.clone()))
+            .await;
+        assert_eq!(a.status, status, "{body}: {}", a.text);
+    }
+    let a = h
+        .call(
+            "POST",
+            "/api/v1/devices/nope/commands",
+            Some(json!({"cmd": "reboot"})),
+        )
+        .await;
+    assert_eq!(a.status, 404, "{}", a.text);
+    h.no_control();
+    let log = h
+        .ok("GET", "/api/v1/audit?action=device.command", None, 200)
+        .await;
+    assert_eq!(log[1]["detail"], json!({"cmd": "reset_alarm", "ch": 0}));
+}
+
+#[tokio::test]
+async fn a_stopped_pipeline_is_503_after_the_change_is_stored() {
+    let mut h = harness();
+    h.tree().await;
+    h.control.close();
+    let a = h
+        .call(
+            "POST",
+            "/api/v1/devices",
+            Some(json!({"id": "hz-1", "kind": "smoke_alarm"})),
+        )
+        .await;
+    assert_eq!(a.status, 503, "{}", a.text);
+    assert!(a.error().contains("the change is stored"), "{}", a.text);
+    h.ok("GET", "/api/v1/devices/hz-1", None, 200).await;
+}
+
+#[tokio::test]
+async fn tickets_move_forward_and_acknowledgement_reaches_the_pipeline() {
+    let mut h = harness();
+    let site = h.tree().await;
+    h.device("hz-1", site).await;
+    let id = h.episode("hz-1");
+
+    let e = h
+        .ok("GET", &format!("/api/v1/episodes/{id}"), None, 200)
+        .await;
+    assert_eq!(e["device"], "hz-1");
+    assert_eq!(e["category"], "alarm");
+    assert_eq!(e["open"], true);
+    assert_eq!(
+        e["peak"],
+        json!({"quantity": "residual_current", "value": 412, "threshold": 300})
+    );
+    assert_eq!(e["steps"][0]["state"], "raised");
+
+    let e = h
+        .ok(
+            "POST",
+            &format!("/api/v1/episodes/{id}/ticket"),
+            Some(json!({"to": "acknowledged", "who": "grid-worker-wang", "note": "on my way"})),
+            200,
+        )
+        .await;
+    assert_eq!(e["ticket"], "acknowledged");
+    assert_eq!(h.control(), Control::Acknowledged(id));
+
+    let a = h
+        .call(
+            "POST",
+            &format!("/api/v1/episodes/{id}/ticket"),
+            Some(json!({"to": "raised"})),
+        )
+        .await;
+    assert_eq!(a.status, 409, "{}", a.text);
+    assert!(
+        a.error().starts_with(
+            "episode 1: the ticket cannot go from acknowledged to raised: a ticket moves \
+             forward only (raised → acknowledged → dispatched → rectified → verified → closed)"
+        ),
+        "{}",
+        a.text
+    );
+    h.no_control();
+
+    h.ok(
+        "POST",
+        &format!("/api/v1/episodes/{id}/ticket"),
+        Some(json!({"to": "closed"})),
+        200,
+    )
+    .await;
+    assert_eq!(h.control(), Control::Acknowledged(id));
+    let e = h
+        .ok("GET", &format!("/api/v1/episodes/{id}"), None, 200)
+        .await;
+    let steps: Vec<(&str, &str)> = e["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            (
+                s["state"].as_str().unwrap_or(""),
+                s["who"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("raised", "gateway"),
+            ("acknowledged", "grid-worker-wang"),
+            ("closed", "installer-li")
+        ]
+    );
+    assert_eq!(e["steps"][1]["note"], "on my way");
+
+    let list = h
+        .ok(
+            "GET",
+            "/api/v1/episodes?open=true&state=closed&category=alarm&area=d1&device=hz-1",
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    let list = h
+        .ok("GET", "/api/v1/episodes?state=raised", None, 200)
+        .await;
+    assert_eq!(list, json!([]));
+
+    for (uri, status) in [
+        ("/api/v1/episodes/2", 404),
+        ("/api/v1/episodes/x", 400),
+        ("/api/v1/episodes/-1", 400),
+    ] {
+        assert_eq!(h.get(uri).await.status, status, "{uri}");
+    }
+    let a = h
+        .call(
+            "POST",
+            "/api/v1/episodes/9/ticket",
+            Some(json!({"to": "acknowledged"})),
+        )
+        .await;
+    assert_eq!(a.status, 404, "{}", a.text);
+    let a = h
+        .call(
+            "POST",
+            &format!("/api/v1/episodes/{id}/ticket"),
+            Some(json!({"to": "fixed"})),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    h.no_control();
+}
+
+fn alert(id: u64, what: AlertKind, area: &str) -> Arc<Alert> {
+    Arc::new(Alert {
+        alert_id: id,
+        episode: 12,
+        what,
+        category: Category::Alarm,
+        device: "hz-0042".into(),
+        channel: Some(0),
+        area: GridId::new(area).expect("area"),
+        level: 0,
+        source: Source::Device,
+        started_ms: 1_764_403_260_000,
+        quantity: Some(Quantity::ResidualCurrent),
+        value: Some(412),
+        threshold: Some(300),
+        detail: None,
+        sent_ms: 1_764_403_260_004,
+    })
+}
+
+/// Reads the SSE body until `want` appears in what was received; all of it.
+async fn read_until(body: &mut Body, want: &str) -> String {
+    let mut seen = String::new();
+    let found = tokio::time::timeout(DEADLINE, async {
+        while !seen.contains(want) {
+            let Some(frame) = body.frame().await else {
+                return false;
+            };
+            if let Ok(data) = frame.expect("frame").into_data() {
+                seen.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+        true
+    })
+    .await;
+    assert_eq!(found, Ok(true), "{want:?} not received; got {seen:?}");
+    seen
+}
+
+#[tokio::test]
+async fn live_streams_broadcast_alerts_as_events() {
+    let h = harness();
+    let res = h
+        .app
+        .clone()
+        .oneshot(
+            Request::get("/api/v1/live?area=g1")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut body = res.into_body();
+
+    // Another area's alert is filtered out; ours arrives whole.
+    h.state
+        .live
+        .send(alert(6, AlertKind::Opened, "g2"))
+        .expect("a subscriber");
+    let a = alert(7, AlertKind::Opened, "g1");
+    h.state.live.send(a.clone()).expect("a subscriber");
+    let seen = read_until(&mut body, "\n\n").await;
+    let json = serde_json::to_string(&*a).expect("json");
+    assert_eq!(seen, format!("event: opened\nid: 7\ndata: {json}\n\n"));
+
+    h.state
+        .live
+        .send(alert(8, AlertKind::Ended, "g1"))
+        .expect("a subscriber");
+    let seen = read_until(&mut body, "id: 8\n").await;
+    assert!(seen.starts_with("event: ended\n"), "{seen}");
+}
+
+#[tokio::test]
+async fn a_lagging_live_client_gets_a_lagged_event() {
+    let h = harness_with(Limits::GB, 2);
+    let res = h
+        .app
+        .clone()
+        .oneshot(
+            Request::get("/api/v1/live")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    let mut body = res.into_body();
+    // The sender never waits for the client: five alerts into a queue of two.
+    for id in 1..=5 {
+        h.state
+            .live
+            .send(alert(id, AlertKind::Escalated, "g1"))
+            .expect("a subscriber");
+    }
+    let seen = read_until(&mut body, "\"alert_id\":5,").await;
+    assert!(
+        seen.starts_with("event: lagged\ndata: {\"missed\":3}\n\n"),
+        "{seen}"
+    );
+    assert!(seen.contains("id: 4\n"), "{seen}");
+    assert!(!seen.contains("id: 3\n"), "{seen}");
+}
+
+#[tokio::test]
+async fn history_as_json_and_csv() {
+    let mut h = harness();
+    let site = h.tree().await;
+    h.device("hz-1", site).await;
+    let c = h
+        .ok(
+            "POST",
+            "/api/v1/circuits",
+            Some(json!({"site_id": site, "name": "sockets"})),
+            201,
+        )
+        .await;
+    let circuit = c["id"].as_i64().expect("id");
+    h.ok(
+        "PUT",
+        "/api/v1/devices/hz-1",
+        Some(json!({"kind": "electrical_fire_monitor", "site_id": site, "circuit_id": circuit, "grid_id": "g1"})),
+        200,
+    )
+    .await;
+    assert_eq!(h.control(), Control::DeviceChanged(did("hz-1")));
+
+    let t0: u64 = 1_764_403_200_000;
+    let samples: Vec<Sample> = (0..3)
+        .map(|i| Sample {
+            device: did("hz-1"),
+            seq: i,
+            ts_ms: t0 + u64::from(i) * 60_000,
+            readings: vec![
+                Reading {
+                    channel: 0,
+                    residual_ma: Some(100 + i * 10),
+                    ..Reading::default()
+                },
+                Reading {
+                    channel: 1,
+                    temp_dc: Some(300),
+                    ..Reading::default()
+                },
+            ],
+        })
+        .collect();
+    h.state.store.insert_readings(&samples).expect("readings");
+    let range = format!("from={t0}&to={}", t0 + 3_600_000);
+
+    // JSON, raw: every reading of channel 0.
+    let j = h
+        .ok(
+            "GET",
+            &format!("/api/v1/devices/hz-1/history?ch=0&{range}&step=raw"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(j["step_ms"], 0);
+    assert_eq!(j["series"][0]["ch"], 0);
+    let points = j["series"][0]["points"].as_array().expect("points");
+    assert_eq!(points.len(), 3);
+    assert_eq!(points[2]["t_ms"], t0 + 120_000);
+    assert_eq!(points[2]["residual_ma"]["max"], 120);
+    assert_eq!(points[2]["temp_dc"], Value::Null);
+
+    // CSV, grouped by 5 minutes, every configured channel.
+    let a = h
+        .get(&format!(
+            "/api/v1/devices/hz-1/history?{range}&step=5m&format=csv"
+        ))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    assert_eq!(
+        a.headers[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"hz-1-history.csv\""
+    );
+    assert_eq!(
+        a.text,
+        format!(
+            "device,ch,t_ms,count,residual_ma_min,residual_ma_max,residual_ma_avg,temp_dc_min,\
+             temp_dc_max,temp_dc_avg,voltage_dv_min,voltage_dv_max,voltage_dv_avg,current_ma_min,\
+             current_ma_max,current_ma_avg\r\n\
+             hz-1,0,{t0},3,100,120,110,,,,,,,,,\r\n\
+             hz-1,1,{t0},3,,,,300,300,300,,,,,,\r\n"
+        )
+    );
+
+    // Accept: text/csv does the same; format=json wins over it.
+    let req = Request::get(format!("/api/v1/devices/hz-1/history?ch=1&{range}"))
+        .header(header::ACCEPT, "text/csv")
+        .body(Body::empty())
+        .expect("request");
+    let a = h.send(req).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.text.lines().count(), 4, "{}", a.text);
+    assert!(a.text.lines().all(|l| l.split(',').count() == 16));
+    let req = Request::get(format!("/api/v1/devices/hz-1/history?{range}&format=json"))
+        .header(header::ACCEPT, "text/csv")
+        .body(Body::empty())
+        .expect("request");
+    let a = h.send(req).await;
+    assert_eq!(a.json()["series"].as_array().map(Vec::len), Some(2));
+
+    // Per circuit: the devices on it, every channel.
+    let j = h
+        .ok(
+            "GET",
+            &format!("/api/v1/circuits/{circuit}/history?{range}&step=1h"),
+            None,
+            200,
+        )
+        .await;
+    let series = j["series"].as_array().expect("series");
+    assert_eq!(series.len(), 2);
+    assert_eq!(series[0]["device"], "hz-1");
+    assert_eq!(series[0]["points"][0]["count"], 3);
+    assert_eq!(series[0]["points"][0]["residual_ma"]["avg"], 110.0);
+
+    assert_eq!(h.get("/api/v1/devices/nope/history").await.status, 404);
+    assert_eq!(h.get("/api/v1/circuits/999/history").await.status, 404);
+}
+
+#[tokio::test]
+async fn pending_devices_are_listed_and_forgotten() {
+    let h = harness();
+    h.state
+        .store
+        .record_pending(&did("stray-1"), "firegrid/v1/dev/stray-1/status", 1000)
+        .expect("pending");
+    let list = h.ok("GET", "/api/v1/pending", None, 200).await;
+    assert_eq!(list[0]["id"], "stray-1");
+    assert_eq!(list[0]["messages"], 1);
+    h.ok("DELETE", "/api/v1/pending/stray-1", None, 204).await;
+    assert_eq!(
+        h.call("DELETE", "/api/v1/pending/stray-1", None)
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let h = harness();
+    h.state.metrics.ingested(IngestKind::Event);
+    h.state.metrics.refused("unknown_device");
+    let a = h.get("/metrics").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        a.headers[header::CONTENT_TYPE],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    for line in [
+        "# TYPE firegrid_ingest_messages_total counter\n",
+        "firegrid_ingest_messages_total{kind=\"event\"} 1\n",
+        "firegrid_refusals_total{reason=\"unknown_device\"} 1\n",
+        "firegrid_journal_commit_seconds_bucket{le=\"+Inf\"} 0\n",
+        "firegrid_alerts_total{channel=\"sse\",result=\"ok\"} 0\n",
+        "firegrid_queue_depth{queue=\"notify\"} 0\n",
+    ] {
+        assert!(a.text.contains(line), "{line:?} missing from:\n{}", a.text);
+    }
+}
+
+#[tokio::test]
+async fn healthz_says_what_is_wrong() {
+    let h = harness();
+    let a = h.get("/healthz").await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let j = a.json();
+    assert_eq!(j["status"], "ok");
+    assert_eq!(j["store"]["ok"], true);
+    assert_eq!(j["broker"]["connected"], true);
+    assert_eq!(j["problems"], json!([]));
+    assert!(j["uptime_s"].is_u64());
+
+    h.state.health.set_broker_connected(false);
+    h.state
+        .health
+        .set_journal_error(Some("the store's disk is full".into()));
+    let a = h.get("/healthz").await;
+    assert_eq!(a.status, 503, "{}", a.text);
+    assert_eq!(
+        a.json()["problems"],
+        json!(["broker: not connected", "journal: the store's disk is full"])
+    );
+}
+
+/// `serve` on a port-0 listener: a plain HTTP/1.1 request, then a graceful shutdown that is
+/// not held up by a live client that never hangs up.
+#[tokio::test]
+async fn serve_answers_and_shuts_down_gracefully() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let h = harness();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, h.state.clone(), async move {
+        let _ = stop_rx.await;
+    }));
+
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = String::new();
+    tokio::time::timeout(DEADLINE, conn.read_to_string(&mut answer))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("\"status\":\"ok\""), "{answer}");
+
+    // A live client that stays connected.
+    let mut live = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    live.write_all(b"GET /api/v1/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut head = [0u8; 64];
+    let n = tokio::time::timeout(DEADLINE, live.read(&mut head))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert!(head[..n].starts_with(b"HTTP/1.1 200 OK"));
+
+    stop_tx.send(()).expect("server running");
+    let result = tokio::time::timeout(DEADLINE, server)
+        .await
+        .expect("the server stopped in time")
+        .expect("join");
+    result.expect("served");
+}

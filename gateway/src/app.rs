@@ -1,0 +1,306 @@
+//! Starting and stopping the whole gateway: store, broker, engine, pipeline, notifier, API.
+//!
+//! [`run`] takes the configuration and a [`CancellationToken`]; cancelling it stops the edges
+//! (broker client, HTTP) and lets the inside drain (pipeline → journal → readings flush). Tests
+//! run it in-process on port 0 and learn the addresses from the `ready` channel.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, ApiState, Health};
+use crate::broker::{
+    Broker, ClientConfig, Credentials, EmbeddedBroker, EmbeddedConfig, TRACING_DIRECTIVES,
+};
+use crate::config::{BrokerMode, Config};
+use crate::engine::{Engine, Input};
+use crate::metrics::Metrics;
+use crate::pipeline::{self, Pipeline, now_ms};
+use crate::store::{JournalWriter, ReadingsWriter, Store, StoreOptions, WriterOptions};
+
+/// Where a running gateway can be reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    /// The HTTP API.
+    pub api: SocketAddr,
+    /// The broker devices connect to (MQTT 5 on the embedded broker).
+    pub mqtt: SocketAddr,
+    /// The embedded broker's MQTT 3.1.1 listener (tools, `mosquitto_pub`), if embedded.
+    pub mqtt_v311: Option<SocketAddr>,
+    /// The store file.
+    pub store: PathBuf,
+}
+
+/// Why the gateway could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The data directory cannot be made.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store cannot be opened.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The embedded broker cannot start or died.
+    #[error("embedded broker: {0}")]
+    Embedded(#[from] crate::broker::EmbeddedError),
+    /// The broker client cannot be set up.
+    #[error("broker: {0}")]
+    Broker(#[from] crate::broker::BrokerError),
+    /// The HTTP listener cannot be bound.
+    #[error("HTTP API on {addr}: {source}")]
+    Http {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Installs the log subscriber: `RUST_LOG` if set, else `info`, always with the embedded
+/// broker's noisy targets turned down.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let base = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    let filter = EnvFilter::try_new(format!("{base},{TRACING_DIRECTIVES}"))
+        .unwrap_or_else(|_| EnvFilter::new(format!("info,{TRACING_DIRECTIVES}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs the gateway until `cancel`. Sends where it can be reached on `ready` once everything
+/// is up.
+///
+/// # Errors
+/// [`AppError`] if a part cannot start, or the embedded broker died.
+pub async fn run(
+    config: Config,
+    cancel: CancellationToken,
+    ready: Option<oneshot::Sender<Running>>,
+) -> Result<(), AppError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| AppError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let store_path = config.data_dir.join("firegrid.db");
+    let options = StoreOptions {
+        readings_retention_ms: u64::from(config.store.readings_retention_days) * 86_400_000,
+        ..StoreOptions::default()
+    };
+    let (store, store_health) =
+        tokio::task::block_in_place(|| Store::open_with(&store_path, options))?;
+    if let Some(r) = &store_health.recovery {
+        tracing::error!("the store was damaged and has been recovered: {r:?}");
+    }
+    let (journal, journal_thread) = JournalWriter::spawn(store.clone(), WriterOptions::default())?;
+    let (readings, readings_thread) =
+        ReadingsWriter::spawn(store.clone(), WriterOptions::default())?;
+
+    let tasks = TaskTracker::new();
+    let failed = CancellationToken::new();
+
+    // The broker: embedded (default) or external.
+    let mut embedded = None;
+    let client = match config.broker.mode {
+        BrokerMode::Embedded => {
+            let b = EmbeddedBroker::start(EmbeddedConfig {
+                listen: config.broker.listen,
+                listen_v311: config.broker.listen_v311,
+                ..EmbeddedConfig::default()
+            })
+            .await?;
+            let cc = ClientConfig::new(
+                b.listen_v311().ip().to_string(),
+                b.listen_v311().port(),
+                &config.broker.client_id,
+            );
+            embedded = Some(Arc::new(b));
+            cc
+        }
+        BrokerMode::External => ClientConfig::new(
+            &config.broker.host,
+            config.broker.port,
+            &config.broker.client_id,
+        ),
+    };
+    let client = with_credentials(client, &config);
+    let (broker, incoming) = Broker::connect(client, cancel.child_token())?;
+
+    // The engine: the registry, then the episodes that were open when the gateway stopped.
+    let now = now_ms();
+    let mut engine = Engine::new(
+        config.engine_config(),
+        store.max_episode_id()?.saturating_add(1),
+    );
+    let specs = store.device_specs()?;
+    for spec in &specs {
+        engine.handle(Input::Upsert(spec.clone()), now);
+    }
+    let open = store.open_episodes()?;
+    for e in &open {
+        engine.restore(e.clone(), now);
+    }
+    tracing::info!(
+        devices = specs.len(),
+        open_episodes = open.len(),
+        "engine loaded"
+    );
+
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::new(store_health));
+    {
+        // /healthz follows the broker connection.
+        let (health, mut state) = (health.clone(), broker.state());
+        tasks.spawn(async move {
+            loop {
+                health.set_broker_connected(state.borrow_and_update().is_connected());
+                if state.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let (control_tx, control_rx) = mpsc::channel(1024);
+    let (notify_tx, notify_rx) = mpsc::channel(4096);
+    let (live, _) = broadcast::channel(1024);
+
+    let pipeline = Pipeline::new(
+        engine,
+        store.clone(),
+        journal.clone(),
+        readings.clone(),
+        broker.clone(),
+        notify_tx,
+        live.clone(),
+        metrics.clone(),
+    )?;
+    let inner = CancellationToken::new();
+    let pipeline_task = tasks.spawn(pipeline.run(incoming, control_rx, inner.clone()));
+    tasks.spawn(pipeline::notifier(
+        store.clone(),
+        journal.clone(),
+        broker.clone(),
+        metrics.clone(),
+        notify_rx,
+        inner.clone(),
+    ));
+
+    let listener = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .map_err(|source| AppError::Http {
+            addr: config.api.listen,
+            source,
+        })?;
+    let api_addr = listener.local_addr().map_err(|source| AppError::Http {
+        addr: config.api.listen,
+        source,
+    })?;
+    let state = ApiState::new(
+        store.clone(),
+        health.clone(),
+        metrics.clone(),
+        control_tx,
+        live,
+        config.limits(),
+    );
+    let api_stop = cancel.clone();
+    tasks.spawn(async move {
+        if let Err(e) = api::serve(listener, state, api_stop.cancelled_owned()).await {
+            tracing::error!("HTTP API stopped: {e}");
+        }
+    });
+
+    if let Some(b) = embedded.clone() {
+        let (cancel, failed) = (cancel.clone(), failed.clone());
+        tasks.spawn(async move {
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                e = b.watch(Duration::from_secs(5), 3) => {
+                    tracing::error!("the embedded broker stopped answering ({e}); exiting so that the supervisor restarts firegrid");
+                    failed.cancel();
+                    cancel.cancel();
+                }
+            }
+        });
+    }
+
+    let running = Running {
+        api: api_addr,
+        mqtt: embedded.as_ref().map_or(
+            SocketAddr::from(([127, 0, 0, 1], config.broker.port)),
+            |b| b.listen(),
+        ),
+        mqtt_v311: embedded.as_ref().map(|b| b.listen_v311()),
+        store: store_path.clone(),
+    };
+    announce(&running, &config);
+    if let Some(ready) = ready {
+        let _ = ready.send(running);
+    }
+
+    cancel.cancelled().await;
+    // Edges are stopped by `cancel`; now let the inside drain.
+    inner.cancel();
+    let _ = pipeline_task.await;
+    tasks.close();
+    tasks.wait().await;
+    drop(journal);
+    drop(readings);
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = journal_thread.join();
+        let _ = readings_thread.join();
+    })
+    .await;
+    tracing::info!("stopped");
+    if failed.is_cancelled() {
+        return Err(AppError::Embedded(crate::broker::EmbeddedError::Exited));
+    }
+    Ok(())
+}
+
+fn with_credentials(mut c: ClientConfig, config: &Config) -> ClientConfig {
+    let var = |name: &str| {
+        (!name.is_empty())
+            .then(|| std::env::var(name).ok())
+            .flatten()
+    };
+    if let Some(username) = var(&config.broker.username_env) {
+        c.credentials = Some(Credentials {
+            username,
+            password: var(&config.broker.password_env).unwrap_or_default(),
+        });
+    }
+    if !config.broker.shared_group.is_empty() {
+        c.share_group = Some(config.broker.shared_group.clone());
+    }
+    c
+}
+
+fn announce(r: &Running, config: &Config) {
+    let mqtt = match r.mqtt_v311 {
+        Some(v311) => format!(
+            "embedded broker: MQTT 5 on {} (devices), MQTT 3.1.1 on {v311} (tools)",
+            r.mqtt
+        ),
+        None => format!(
+            "external broker {}:{}",
+            config.broker.host, config.broker.port
+        ),
+    };
+    tracing::info!(
+        "firegrid is running\n  {mqtt}\n  HTTP API:  http://{api}/api/v1  (live alarms: /api/v1/live, metrics: /metrics)\n  alerts:    MQTT topic firegrid/v1/alert/#\n  store:     {store}",
+        api = r.api,
+        store = r.store.display(),
+    );
+}

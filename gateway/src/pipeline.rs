@@ -1,0 +1,581 @@
+//! The pipeline: device messages in, episodes journaled, acks and alerts out.
+//!
+//! One task owns the [`Engine`]. For each batch of messages taken from the broker it:
+//! 1. classifies them ([`ingest::classify`]), refusing unknown or decommissioned devices (into
+//!    the pending list) and resent events (already journaled: acknowledged again, nothing raised);
+//! 2. feeds the engine and queues readings for the readings writer (never waited for);
+//! 3. writes events, episodes and the alerts to send in **one** journal transaction (group
+//!    commit, durable);
+//! 4. only then acknowledges the events end to end (`firegrid/v1/dev/{id}/ack`), hands the
+//!    alerts to the notifier, and releases the broker's PUBACKs — so nothing acknowledged can be
+//!    lost, and anything not journaled comes again from its sender.
+//!
+//! Telemetry never waits behind the journal's fsync and alerts never wait behind telemetry:
+//! readings go to their own writer, alerts to their own broker link.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use firegrid_protocols::DeviceId;
+use firegrid_protocols::codec::{self, Encoding};
+use firegrid_protocols::message::{Ack, Command, MAX_ACK_SEQS, Message, Seq, Status};
+use firegrid_protocols::topic::{DeviceTopic, Topic};
+
+use crate::broker::{BrokerHandle, Incoming, Priority, Qos};
+use crate::control::Control;
+use crate::engine::{Engine, Input, Output};
+use crate::ingest::{self, Refusal, Refusals};
+use crate::metrics::{AlertChannel, AlertResult, IngestKind, Metrics};
+use crate::model::{DeviceState, UnixMs};
+use crate::notify::alert::{Alert, AlertKind};
+use crate::store::{
+    Device, DeviceFilter, JournalOp, JournalResult, JournalWriter, NewEvent, NewNotification,
+    NotificationKind, NotifyChannel, ReadingsWriter, Sample, Store, StoreError, WireEncoding,
+};
+
+/// The most broker messages handled in one batch (one journal transaction).
+const MAX_BATCH: usize = 512;
+
+/// The wall clock, ms since the Unix epoch.
+pub fn now_ms() -> UnixMs {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// What the pipeline needs of the device registry, cached.
+#[derive(Debug, Clone)]
+struct Known {
+    state: DeviceState,
+    encoding: Encoding,
+}
+
+/// An alert that was journaled and must now go out.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The notification's id in the outbox.
+    pub id: i64,
+    /// The topic.
+    pub topic: String,
+    /// The alert.
+    pub alert: Alert,
+}
+
+/// The pipeline task's parts.
+pub struct Pipeline {
+    /// The engine, owned here only.
+    pub engine: Engine,
+    /// The store (reads).
+    pub store: Store,
+    /// The journal writer (durable group commits).
+    pub journal: JournalWriter,
+    /// The readings writer (batched, never waited for).
+    pub readings: ReadingsWriter,
+    /// Publishing to devices and grid workers.
+    pub broker: BrokerHandle,
+    /// Journaled alerts to deliver.
+    pub notify: mpsc::Sender<Outgoing>,
+    /// Live alerts for server-sent events.
+    pub live: broadcast::Sender<Arc<Alert>>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Refusals by reason.
+    pub refusals: Refusals,
+    known: HashMap<DeviceId, Known>,
+    next_command: u32,
+}
+
+/// Results of one batch, to act on after the journal commit.
+#[derive(Default)]
+struct After {
+    acks: HashMap<DeviceId, Vec<Seq>>,
+    tokens: Vec<crate::broker::AckToken>,
+    samples: Vec<Sample>,
+}
+
+impl Pipeline {
+    /// A pipeline over an engine already loaded with the registry and the open episodes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        engine: Engine,
+        store: Store,
+        journal: JournalWriter,
+        readings: ReadingsWriter,
+        broker: BrokerHandle,
+        notify: mpsc::Sender<Outgoing>,
+        live: broadcast::Sender<Arc<Alert>>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StoreError> {
+        let mut known = HashMap::new();
+        for d in store.devices(&DeviceFilter {
+            limit: 10_000,
+            ..DeviceFilter::default()
+        })? {
+            known.insert(d.id.clone(), known_of(&d));
+        }
+        Ok(Self {
+            engine,
+            store,
+            journal,
+            readings,
+            broker,
+            notify,
+            live,
+            metrics,
+            refusals: Refusals::default(),
+            known,
+            // Command ids only need to differ per device across restarts: seconds since the epoch
+            // advance faster than any device receives commands.
+            next_command: u32::try_from(now_ms() / 1000).unwrap_or(1),
+        })
+    }
+
+    /// Runs until `cancel`: messages, API changes and engine deadlines.
+    ///
+    /// # Cancel safety
+    /// Every branch of the `select!` is cancel-safe (`recv` and `sleep`); a batch is handled to
+    /// its end (journal commit, acks) before the loop looks at `cancel` again.
+    pub async fn run(
+        mut self,
+        mut incoming: mpsc::Receiver<Incoming>,
+        mut control: mpsc::Receiver<Control>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            let deadline = self.engine.next_deadline();
+            let wait = deadline.map_or(Duration::from_secs(3600), |t| {
+                Duration::from_millis(t.saturating_sub(now_ms()))
+            });
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                Some(c) = control.recv() => self.control(c).await,
+                Some(first) = incoming.recv() => {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match incoming.try_recv() {
+                            Ok(m) => batch.push(m),
+                            Err(_) => break,
+                        }
+                    }
+                    self.batch(batch).await;
+                }
+                () = tokio::time::sleep(wait) => {
+                    let now = now_ms();
+                    let out = self.engine.handle(Input::Tick, now);
+                    self.commit(Vec::new(), out, now, After::default()).await;
+                }
+                else => break,
+            }
+        }
+        if let Err(e) = self.readings.flush().await {
+            tracing::warn!("readings not flushed at shutdown: {e}");
+        }
+    }
+
+    async fn batch(&mut self, batch: Vec<Incoming>) {
+        let now = now_ms();
+        let mut ops = Vec::new();
+        let mut outputs = Vec::new();
+        let mut after = After::default();
+        for m in batch {
+            match m.topic.rsplit('/').next() {
+                Some("telemetry") => self.metrics.ingested(IngestKind::Telemetry),
+                Some("event") => self.metrics.ingested(IngestKind::Event),
+                Some("status") => self.metrics.ingested(IngestKind::Status),
+                _ => {}
+            }
+            match self.take(&m, now, &mut ops, &mut outputs, &mut after) {
+                Ok(()) => {}
+                Err((device, refusal)) => {
+                    self.refusals.count(&m.topic, &refusal);
+                    self.metrics.refused(refusal.reason());
+                    if let (Some(device), Refusal::UnknownDevice) = (device, &refusal)
+                        && let Err(e) = self.readings.try_record_pending(device, &m.topic, now)
+                    {
+                        tracing::debug!("pending device not recorded: {e}");
+                    }
+                }
+            }
+            // A refused message is taken too: redelivering it would refuse it again.
+            after.tokens.push(m.ack);
+        }
+        self.commit(ops, outputs, now, after).await;
+    }
+
+    /// Takes one message into the batch.
+    fn take(
+        &mut self,
+        m: &Incoming,
+        now: UnixMs,
+        ops: &mut Vec<JournalOp>,
+        outputs: &mut Vec<Output>,
+        after: &mut After,
+    ) -> Result<(), (Option<DeviceId>, Refusal)> {
+        let (device, msg) = ingest::classify(&m.topic, &m.payload)?;
+        match self.known.get(&device).map(|k| k.state) {
+            Some(DeviceState::Commissioned | DeviceState::InService) => {}
+            Some(DeviceState::Decommissioned) => {
+                return Err((Some(device), Refusal::Decommissioned));
+            }
+            // Unknown, or registered but not yet installed: listed as pending.
+            None | Some(DeviceState::Registered) => {
+                return Err((Some(device), Refusal::UnknownDevice));
+            }
+        }
+        match msg {
+            Message::Telemetry(t) => {
+                after
+                    .samples
+                    .push(Sample::from_telemetry(device.clone(), &t, now));
+                outputs.extend(self.engine.handle(
+                    Input::Telemetry {
+                        device,
+                        readings: t.readings.iter().copied().collect(),
+                    },
+                    now,
+                ));
+            }
+            Message::Event(e) => {
+                let duplicate = ops.iter().any(|op| {
+                    matches!(op, JournalOp::Event(n) if n.device == device && n.event.seq == e.seq)
+                }) || tokio::task::block_in_place(|| self.store.event_exists(&device, e.seq))
+                    .unwrap_or(false);
+                after.acks.entry(device.clone()).or_default().push(e.seq);
+                if duplicate {
+                    return Err((Some(device), Refusal::Duplicate));
+                }
+                outputs.extend(self.engine.handle(
+                    Input::Event {
+                        device: device.clone(),
+                        kind: e.kind.clone(),
+                    },
+                    now,
+                ));
+                ops.push(JournalOp::Event(NewEvent {
+                    device,
+                    event: e,
+                    received_ms: now,
+                }));
+            }
+            Message::Status(Status::Online(_)) => {
+                outputs.extend(self.engine.handle(Input::Online(device), now));
+            }
+            Message::Status(Status::Offline) => {
+                outputs.extend(self.engine.handle(Input::Offline(device), now));
+            }
+            // classify only passes uplink messages.
+            Message::Config(_) | Message::Command(_) | Message::Ack(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Journals events, engine outputs and their alerts in one transaction, then acts.
+    async fn commit(
+        &mut self,
+        mut ops: Vec<JournalOp>,
+        outputs: Vec<Output>,
+        now: UnixMs,
+        after: After,
+    ) {
+        let After {
+            acks,
+            tokens,
+            samples,
+        } = after;
+        let rows: usize = samples.iter().map(|s| s.readings.len()).sum();
+        if !samples.is_empty() && self.readings.try_submit(samples).is_err() {
+            self.metrics.readings_dropped(rows as u64);
+        }
+        let mut alerts = Vec::new();
+        let mut notify_ops = Vec::new();
+        for o in &outputs {
+            if let Some((alert, topic)) = self.alert_for(o, now) {
+                notify_ops.push(JournalOp::Notify(NewNotification {
+                    episode_id: alert.episode,
+                    kind: match alert.what {
+                        AlertKind::Opened => NotificationKind::Opened,
+                        AlertKind::Escalated => NotificationKind::Escalated,
+                        AlertKind::Ended => NotificationKind::Ended,
+                    },
+                    level: alert.level,
+                    channel: NotifyChannel::Mqtt,
+                    target: topic.clone(),
+                    payload: serde_json::to_value(&alert).unwrap_or_default(),
+                    next_attempt_ms: now,
+                }));
+                alerts.push((alert, topic));
+            }
+            if let Output::Opened { key, .. } = o {
+                self.metrics.episode_opened(key.category);
+            }
+        }
+        // Episodes first: a notification refers to its episode.
+        ops.extend(JournalOp::from_outputs(outputs, now));
+        ops.extend(notify_ops);
+        if !ops.is_empty() {
+            let started = std::time::Instant::now();
+            match self.journal.submit(ops).await {
+                Ok(results) => {
+                    self.metrics.journal_commit(started.elapsed());
+                    let ids = results.iter().filter_map(|r| match r {
+                        JournalResult::Enqueued(id) => Some(*id),
+                        _ => None,
+                    });
+                    for ((mut alert, topic), id) in alerts.into_iter().zip(ids) {
+                        alert.alert_id = u64::try_from(id).unwrap_or(0);
+                        let _ = self.live.send(Arc::new(alert.clone()));
+                        if self.notify.try_send(Outgoing { id, topic, alert }).is_err() {
+                            // The outbox keeps it; the notifier's sweep sends it.
+                            tracing::warn!("notifier queue full; alert left to the outbox sweep");
+                        }
+                    }
+                }
+                Err(e) => {
+                    // Nothing is acknowledged: devices and the broker send it all again.
+                    tracing::error!("journal write failed, nothing acknowledged: {e}");
+                    return;
+                }
+            }
+        }
+        for (device, seqs) in acks {
+            self.ack_device(&device, seqs, now).await;
+        }
+        for t in tokens {
+            let _ = t.ack();
+        }
+    }
+
+    /// The alert an engine output calls for, with its topic.
+    fn alert_for(&self, o: &Output, now: UnixMs) -> Option<(Alert, String)> {
+        let (id, what, level) = match o {
+            Output::Opened { id, .. } => (*id, AlertKind::Opened, 0),
+            Output::Escalated { id, level } => (*id, AlertKind::Escalated, *level),
+            Output::Ended { id } => (*id, AlertKind::Ended, 0),
+            Output::Peak { .. } => return None,
+        };
+        let alert = match o {
+            Output::Opened {
+                key,
+                grid,
+                source,
+                level: value,
+                detail,
+                ..
+            } => Alert {
+                alert_id: 0,
+                episode: id,
+                what,
+                category: key.category,
+                device: key.device.to_string(),
+                channel: key.channel,
+                area: grid.clone(),
+                level: 0,
+                source: *source,
+                started_ms: now,
+                quantity: value.map(|l| l.quantity),
+                value: value.map(|l| l.value),
+                threshold: value.map(|l| l.threshold),
+                detail: detail.map(str::to_owned),
+                sent_ms: now,
+            },
+            _ => {
+                let e = tokio::task::block_in_place(|| self.store.episode(id)).ok()??;
+                let area = if level == 0 {
+                    e.grid.clone()
+                } else {
+                    let path =
+                        tokio::task::block_in_place(|| self.store.area_path(&e.grid)).ok()?;
+                    path.get(usize::from(level))
+                        .or(path.last())
+                        .map_or(e.grid.clone(), |a| a.id.clone())
+                };
+                Alert {
+                    alert_id: 0,
+                    episode: id,
+                    what,
+                    category: e.key.category,
+                    device: e.key.device.to_string(),
+                    channel: e.key.channel,
+                    area,
+                    level,
+                    source: e.source,
+                    started_ms: e.started_ms,
+                    quantity: e.peak.map(|l| l.quantity),
+                    value: e.peak.map(|l| l.value),
+                    threshold: e.peak.map(|l| l.threshold),
+                    detail: e.detail.clone(),
+                    sent_ms: now,
+                }
+            }
+        };
+        let topic = alert.topic();
+        Some((alert, topic))
+    }
+
+    /// Publishes the end-to-end ack of journaled events.
+    async fn ack_device(&self, device: &DeviceId, seqs: Vec<Seq>, now: UnixMs) {
+        let encoding = self
+            .known
+            .get(device)
+            .map_or(Encoding::Json, |k| k.encoding);
+        for chunk in seqs.chunks(MAX_ACK_SEQS) {
+            let ack = Message::Ack(Ack {
+                seqs: chunk.iter().copied().collect(),
+                time_ms: now,
+            });
+            self.publish_to(device, DeviceTopic::Ack, &ack, encoding, false)
+                .await;
+        }
+    }
+
+    async fn publish_to(
+        &self,
+        device: &DeviceId,
+        kind: DeviceTopic,
+        msg: &Message,
+        encoding: Encoding,
+        retain: bool,
+    ) {
+        let mut buf = vec![0u8; codec::MAX_PAYLOAD];
+        let Ok(n) = codec::encode(msg, encoding, &mut buf) else {
+            tracing::error!(%device, ?kind, "message too large to encode");
+            return;
+        };
+        buf.truncate(n);
+        let topic = Topic::device(device, kind).to_string();
+        if let Err(e) = self
+            .broker
+            .publish(Priority::Normal, topic, buf, Qos::AtLeastOnce, retain)
+            .await
+        {
+            // An ack lost here is resent: the device sends the event again and it is acked as
+            // a duplicate.
+            tracing::warn!(%device, ?kind, "publish to device failed: {e}");
+        }
+    }
+
+    async fn control(&mut self, c: Control) {
+        let now = now_ms();
+        let outputs = match c {
+            Control::Acknowledged(id) => self.engine.handle(Input::Acknowledged(id), now),
+            Control::DeviceRemoved(id) => {
+                self.known.remove(&id);
+                self.engine.handle(Input::Remove(id), now)
+            }
+            Control::DeviceChanged(id) => {
+                let Ok(Some(d)) = tokio::task::block_in_place(|| self.store.device(&id)) else {
+                    return;
+                };
+                self.known.insert(id.clone(), known_of(&d));
+                let mut out = Vec::new();
+                match d.fields.state {
+                    DeviceState::Commissioned | DeviceState::InService => {
+                        if let Some(spec) = d.spec() {
+                            out = self.engine.handle(Input::Upsert(spec), now);
+                        }
+                        let encoding = known_of(&d).encoding;
+                        let config = Message::Config(d.fields.config.clone());
+                        self.publish_to(&id, DeviceTopic::Config, &config, encoding, true)
+                            .await;
+                    }
+                    DeviceState::Decommissioned => out = self.engine.handle(Input::Remove(id), now),
+                    DeviceState::Registered => {}
+                }
+                out
+            }
+            Control::Command(id, action) => {
+                self.next_command = self.next_command.wrapping_add(1);
+                let cmd = Message::Command(Command {
+                    id: self.next_command,
+                    time_ms: now,
+                    action,
+                });
+                let encoding = self.known.get(&id).map_or(Encoding::Json, |k| k.encoding);
+                self.publish_to(&id, DeviceTopic::Cmd, &cmd, encoding, false)
+                    .await;
+                Vec::new()
+            }
+        };
+        self.commit(Vec::new(), outputs, now, After::default())
+            .await;
+    }
+}
+
+fn known_of(d: &Device) -> Known {
+    Known {
+        state: d.fields.state,
+        encoding: match d.fields.encoding {
+            WireEncoding::Json => Encoding::Json,
+            WireEncoding::Binary => Encoding::Binary,
+        },
+    }
+}
+
+/// Delivers journaled alerts: MQTT on the urgent link, marked delivered in the outbox; what
+/// fails is retried with backoff, and a periodic sweep picks up whatever the outbox still holds
+/// (after a restart, or when the queue was full).
+pub async fn notifier(
+    store: Store,
+    journal: JournalWriter,
+    broker: BrokerHandle,
+    metrics: Arc<Metrics>,
+    mut queue: mpsc::Receiver<Outgoing>,
+    cancel: CancellationToken,
+) {
+    let mut sweep = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        let batch: Vec<Outgoing> = tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            Some(o) = queue.recv() => vec![o],
+            _ = sweep.tick() => {
+                let due = tokio::task::block_in_place(|| store.due_notifications(now_ms(), 256));
+                due.unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|n| {
+                        let mut alert: Alert = serde_json::from_value(n.fields.payload).ok()?;
+                        alert.alert_id = u64::try_from(n.id).unwrap_or(0);
+                        Some(Outgoing { id: n.id, topic: n.fields.target, alert })
+                    })
+                    .collect()
+            }
+        };
+        for o in batch {
+            let body = serde_json::to_vec(&o.alert).unwrap_or_default();
+            let op = match broker
+                .publish(Priority::Urgent, o.topic, body, Qos::AtLeastOnce, false)
+                .await
+            {
+                Ok(()) => {
+                    metrics.alert(AlertChannel::Mqtt, AlertResult::Ok);
+                    if o.alert.what == AlertKind::Opened {
+                        // From the message's arrival (the episode's start) to the alert's send.
+                        metrics.alarm_latency(Duration::from_millis(
+                            now_ms().saturating_sub(o.alert.started_ms),
+                        ));
+                    }
+                    JournalOp::Delivered {
+                        id: o.id,
+                        at_ms: now_ms(),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(episode = o.alert.episode, "alert not sent, will retry: {e}");
+                    metrics.alert(AlertChannel::Mqtt, AlertResult::Retry);
+                    JournalOp::Failed {
+                        id: o.id,
+                        next_attempt_ms: now_ms() + 2_000,
+                    }
+                }
+            };
+            if let Err(e) = journal.submit(vec![op]).await {
+                tracing::warn!("delivery state not journaled: {e}");
+            }
+        }
+    }
+}
