@@ -20,6 +20,7 @@ use crate::broker::{
 use crate::config::{BrokerMode, Config};
 use crate::engine::{Engine, Input};
 use crate::metrics::Metrics;
+use crate::notify::webhook::Webhooks;
 use crate::pipeline::{self, Pipeline, now_ms};
 use crate::store::{JournalWriter, ReadingsWriter, Store, StoreOptions, WriterOptions};
 
@@ -56,6 +57,9 @@ pub enum AppError {
     /// The broker client cannot be set up.
     #[error("broker: {0}")]
     Broker(#[from] crate::broker::BrokerError),
+    /// The webhook client cannot be set up.
+    #[error("webhooks: {0}")]
+    Webhooks(reqwest::Error),
     /// The HTTP listener cannot be bound.
     #[error("HTTP API on {addr}: {source}")]
     Http {
@@ -185,12 +189,26 @@ pub async fn run(
         live.clone(),
         metrics.clone(),
     )?;
+    let mut pipeline = pipeline;
+    pipeline.webhooks = config.webhooks.iter().map(|w| w.url.clone()).collect();
+    let webhooks = Webhooks::new(config.webhooks.iter().map(|w| {
+        let secret = (!w.secret_env.is_empty())
+            .then(|| std::env::var(&w.secret_env).ok())
+            .flatten()
+            .map(String::into_bytes);
+        if secret.is_none() && !w.secret_env.is_empty() {
+            tracing::warn!(url = %w.url, var = %w.secret_env, "webhook secret variable is not set: alerts to it are unsigned");
+        }
+        (w.url.clone(), secret)
+    }))
+    .map_err(AppError::Webhooks)?;
     let inner = CancellationToken::new();
     let pipeline_task = tasks.spawn(pipeline.run(incoming, control_rx, inner.clone()));
     tasks.spawn(pipeline::notifier(
         store.clone(),
         journal.clone(),
         broker.clone(),
+        webhooks,
         metrics.clone(),
         notify_rx,
         inner.clone(),

@@ -68,6 +68,13 @@ alarm_delay_max_s = 30
 [store]
 # How long raw readings are kept before only hourly rollups remain, days.
 readings_retention_days = 30
+
+# Webhooks: every alert is also POSTed (JSON, at least once, retried with backoff) to each of
+# these, e.g. an SMS or IM gateway. The body is signed: header X-Firegrid-Signature =
+# "sha256=" + hex HMAC-SHA256 of the body under the secret read from `secret_env`.
+# [[webhooks]]
+# url = "https://sms-gateway.example/firegrid"
+# secret_env = "FIREGRID_WEBHOOK_SECRET"
 "#;
 
 /// The whole configuration.
@@ -86,6 +93,19 @@ pub struct Config {
     pub limits: LimitsSection,
     /// The store.
     pub store: StoreSection,
+    /// Where alerts are also POSTed.
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// `[[webhooks]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The URL alerts are POSTed to (`http://` or `https://`).
+    pub url: String,
+    /// Environment variable holding the signing secret; empty: unsigned.
+    #[serde(default)]
+    pub secret_env: String,
 }
 
 /// Embedded broker or external broker.
@@ -177,6 +197,7 @@ impl Default for Config {
             engine: EngineSection::default(),
             limits: LimitsSection::default(),
             store: StoreSection::default(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -318,6 +339,16 @@ impl Config {
         if self.engine.escalation_s.windows(2).any(|w| w[0] >= w[1]) {
             return Err("[engine] escalation_s must increase (e.g. [120, 600, 1800])".into());
         }
+        if let Some(w) = self
+            .webhooks
+            .iter()
+            .find(|w| !(w.url.starts_with("http://") || w.url.starts_with("https://")))
+        {
+            return Err(format!(
+                "[[webhooks]] url {:?} must start with http:// or https://",
+                w.url
+            ));
+        }
         if self.broker.client_id.is_empty() {
             return Err("[broker] client_id must not be empty".into());
         }
@@ -407,6 +438,27 @@ mod tests {
         assert_eq!(
             err,
             "firegrid.toml: [engine] escalation_s must increase (e.g. [120, 600, 1800])"
+        );
+    }
+
+    #[test]
+    fn webhooks_are_checked() {
+        let c =
+            parse("[[webhooks]]\nurl = \"https://sms.example/a\"\nsecret_env = \"S\"\n").unwrap();
+        assert_eq!(c.webhooks[0].url, "https://sms.example/a");
+        let err = parse("[[webhooks]]\nurl = \"ftp://x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "firegrid.toml: [[webhooks]] url \"ftp://x\" must start with http:// or https://"
+        );
+        let err = parse("[[webhooks]]\nurl = \"http://x\"\nsecret = \"inline\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("firegrid.toml:3:1: unknown field `secret`"),
+            "{err}"
         );
     }
 

@@ -2,3 +2,4 @@
 //! server-sent events and webhooks.
 
 pub mod alert;
+pub mod webhook;

@@ -32,6 +32,7 @@ use crate::ingest::{self, Refusal, Refusals};
 use crate::metrics::{AlertChannel, AlertResult, IngestKind, Metrics};
 use crate::model::{DeviceState, UnixMs};
 use crate::notify::alert::{Alert, AlertKind};
+use crate::notify::webhook::{Webhooks, retry_delay_ms};
 use crate::store::{
     Device, DeviceFilter, JournalOp, JournalResult, JournalWriter, NewEvent, NewNotification,
     NotificationKind, NotifyChannel, ReadingsWriter, Sample, Store, StoreError, WireEncoding,
@@ -54,15 +55,19 @@ struct Known {
     encoding: Encoding,
 }
 
-/// An alert that was journaled and must now go out.
+/// An alert that was journaled and must now go out on one channel.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     /// The notification's id in the outbox.
     pub id: i64,
-    /// The topic.
-    pub topic: String,
+    /// MQTT or a webhook.
+    pub channel: NotifyChannel,
+    /// The topic or the URL.
+    pub target: String,
     /// The alert.
     pub alert: Alert,
+    /// Delivery attempts so far.
+    pub attempts: u32,
 }
 
 /// The pipeline task's parts.
@@ -85,6 +90,8 @@ pub struct Pipeline {
     pub metrics: Arc<Metrics>,
     /// Refusals by reason.
     pub refusals: Refusals,
+    /// Webhook URLs every alert is also POSTed to.
+    pub webhooks: Vec<String>,
     known: HashMap<DeviceId, Known>,
     next_command: u32,
 }
@@ -127,6 +134,7 @@ impl Pipeline {
             live,
             metrics,
             refusals: Refusals::default(),
+            webhooks: Vec::new(),
             known,
             // Command ids only need to differ per device across restarts: seconds since the epoch
             // advance faster than any device receives commands.
@@ -291,24 +299,37 @@ impl Pipeline {
         if !samples.is_empty() && self.readings.try_submit(samples).is_err() {
             self.metrics.readings_dropped(rows as u64);
         }
-        let mut alerts = Vec::new();
+        let mut outgoing = Vec::new();
         let mut notify_ops = Vec::new();
         for o in &outputs {
             if let Some((alert, topic)) = self.alert_for(o, now) {
-                notify_ops.push(JournalOp::Notify(NewNotification {
-                    episode_id: alert.episode,
-                    kind: match alert.what {
-                        AlertKind::Opened => NotificationKind::Opened,
-                        AlertKind::Escalated => NotificationKind::Escalated,
-                        AlertKind::Ended => NotificationKind::Ended,
-                    },
-                    level: alert.level,
-                    channel: NotifyChannel::Mqtt,
-                    target: topic.clone(),
-                    payload: serde_json::to_value(&alert).unwrap_or_default(),
-                    next_attempt_ms: now,
-                }));
-                alerts.push((alert, topic));
+                let targets = std::iter::once((NotifyChannel::Mqtt, topic)).chain(
+                    self.webhooks
+                        .iter()
+                        .map(|url| (NotifyChannel::Webhook, url.clone())),
+                );
+                for (channel, target) in targets {
+                    notify_ops.push(JournalOp::Notify(NewNotification {
+                        episode_id: alert.episode,
+                        kind: match alert.what {
+                            AlertKind::Opened => NotificationKind::Opened,
+                            AlertKind::Escalated => NotificationKind::Escalated,
+                            AlertKind::Ended => NotificationKind::Ended,
+                        },
+                        level: alert.level,
+                        channel,
+                        target: target.clone(),
+                        payload: serde_json::to_value(&alert).unwrap_or_default(),
+                        next_attempt_ms: now,
+                    }));
+                    outgoing.push(Outgoing {
+                        id: 0,
+                        channel,
+                        target,
+                        alert: alert.clone(),
+                        attempts: 0,
+                    });
+                }
             }
             if let Output::Opened { key, .. } = o {
                 self.metrics.episode_opened(key.category);
@@ -326,10 +347,13 @@ impl Pipeline {
                         JournalResult::Enqueued(id) => Some(*id),
                         _ => None,
                     });
-                    for ((mut alert, topic), id) in alerts.into_iter().zip(ids) {
-                        alert.alert_id = u64::try_from(id).unwrap_or(0);
-                        let _ = self.live.send(Arc::new(alert.clone()));
-                        if self.notify.try_send(Outgoing { id, topic, alert }).is_err() {
+                    for (mut o, id) in outgoing.into_iter().zip(ids) {
+                        o.id = id;
+                        o.alert.alert_id = u64::try_from(id).unwrap_or(0);
+                        if o.channel == NotifyChannel::Mqtt {
+                            let _ = self.live.send(Arc::new(o.alert.clone()));
+                        }
+                        if self.notify.try_send(o).is_err() {
                             // The outbox keeps it; the notifier's sweep sends it.
                             tracing::warn!("notifier queue full; alert left to the outbox sweep");
                         }
@@ -516,18 +540,19 @@ fn known_of(d: &Device) -> Known {
     }
 }
 
-/// Delivers journaled alerts: MQTT on the urgent link, marked delivered in the outbox; what
-/// fails is retried with backoff, and a periodic sweep picks up whatever the outbox still holds
-/// (after a restart, or when the queue was full).
+/// Delivers journaled alerts: MQTT on the urgent link, webhooks by signed POST; each is marked
+/// delivered in the outbox, or failed and retried with backoff. A periodic sweep picks up
+/// whatever the outbox still holds (after a restart, a failure, or when the queue was full).
 pub async fn notifier(
     store: Store,
     journal: JournalWriter,
     broker: BrokerHandle,
+    webhooks: Webhooks,
     metrics: Arc<Metrics>,
     mut queue: mpsc::Receiver<Outgoing>,
     cancel: CancellationToken,
 ) {
-    let mut sweep = tokio::time::interval(Duration::from_secs(5));
+    let mut sweep = tokio::time::interval(Duration::from_secs(1));
     loop {
         let batch: Vec<Outgoing> = tokio::select! {
             biased;
@@ -540,20 +565,45 @@ pub async fn notifier(
                     .filter_map(|n| {
                         let mut alert: Alert = serde_json::from_value(n.fields.payload).ok()?;
                         alert.alert_id = u64::try_from(n.id).unwrap_or(0);
-                        Some(Outgoing { id: n.id, topic: n.fields.target, alert })
+                        Some(Outgoing {
+                            id: n.id,
+                            channel: n.fields.channel,
+                            target: n.fields.target,
+                            alert,
+                            attempts: n.attempts,
+                        })
                     })
                     .collect()
             }
         };
         for o in batch {
             let body = serde_json::to_vec(&o.alert).unwrap_or_default();
-            let op = match broker
-                .publish(Priority::Urgent, o.topic, body, Qos::AtLeastOnce, false)
-                .await
-            {
+            let (channel, result) = match o.channel {
+                NotifyChannel::Webhook => (
+                    AlertChannel::Webhook,
+                    webhooks
+                        .post(&o.target, body)
+                        .await
+                        .map_err(|e| e.to_string()),
+                ),
+                NotifyChannel::Mqtt | NotifyChannel::Sse => (
+                    AlertChannel::Mqtt,
+                    broker
+                        .publish(
+                            Priority::Urgent,
+                            o.target.clone(),
+                            body,
+                            Qos::AtLeastOnce,
+                            false,
+                        )
+                        .await
+                        .map_err(|e| e.to_string()),
+                ),
+            };
+            let op = match result {
                 Ok(()) => {
-                    metrics.alert(AlertChannel::Mqtt, AlertResult::Ok);
-                    if o.alert.what == AlertKind::Opened {
+                    metrics.alert(channel, AlertResult::Ok);
+                    if o.alert.what == AlertKind::Opened && o.channel == NotifyChannel::Mqtt {
                         // From the message's arrival (the episode's start) to the alert's send.
                         metrics.alarm_latency(Duration::from_millis(
                             now_ms().saturating_sub(o.alert.started_ms),
@@ -565,11 +615,11 @@ pub async fn notifier(
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(episode = o.alert.episode, "alert not sent, will retry: {e}");
-                    metrics.alert(AlertChannel::Mqtt, AlertResult::Retry);
+                    tracing::warn!(episode = o.alert.episode, target = %o.target, attempts = o.attempts, "alert not delivered, will retry: {e}");
+                    metrics.alert(channel, AlertResult::Retry);
                     JournalOp::Failed {
                         id: o.id,
-                        next_attempt_ms: now_ms() + 2_000,
+                        next_attempt_ms: now_ms() + retry_delay_ms(o.attempts),
                     }
                 }
             };
