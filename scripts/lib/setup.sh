@@ -16,7 +16,7 @@ setup_rust() {
 # Debian packages the tests use: real servers (Mosquitto, VictoriaMetrics), socat for RTU
 # serial pairs, bc for the summary. Installing them does not start them: each test starts its
 # own on a free loopback port.
-FIREGRID_DEBIAN_PACKAGES=(mosquitto mosquitto-clients socat victoria-metrics bc)
+FIREGRID_DEBIAN_PACKAGES=(mosquitto mosquitto-clients socat victoria-metrics bc curl)
 
 setup_debian_packages() {
   local missing=() p

@@ -412,3 +412,12 @@ fn many_devices_tick_in_deadline_order() {
     );
     assert!(e.timers.len() <= 4 * 1000 + 64);
 }
+
+/// The benchmark's goal is ≤ 2 KiB of gateway memory per active device; the engine's share must
+/// stay well inside it.
+#[test]
+fn engine_state_per_device_fits_the_budget() {
+    let n = Engine::approx_bytes_per_device(5);
+    println!("engine state per 5-channel device: {n} bytes");
+    assert!(n < 1024, "{n} bytes");
+}
