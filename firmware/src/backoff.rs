@@ -22,17 +22,6 @@
 //! assert!(b.next_delay_ms() <= 1_000);
 //! ```
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::arithmetic_side_effects
-    )
-)]
-
 /// The backoff window: it starts at `base_ms` and doubles per failed attempt up to `cap_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackoffConfig {

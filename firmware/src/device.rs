@@ -60,17 +60,6 @@
 //!   telemetry dropped since the last status the shell confirmed with
 //!   [`Device::status_published`], so a count is not lost with a status that never left.
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::arithmetic_side_effects
-    )
-)]
-
 use core::fmt;
 
 use firegrid_protocols::codec::{self, DecodeError, EncodeError, Encoding};

@@ -83,17 +83,6 @@
 //! make these reconnects unnecessary: nothing borrowed from a received packet outlives its
 //! handling here.)
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::arithmetic_side_effects
-    )
-)]
-
 #[cfg(feature = "tokio")]
 pub mod host;
 

@@ -85,17 +85,6 @@
 //! again later (after an ack or a reconnect frees slots); the device's local alarm does not
 //! depend on the outbox.
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::arithmetic_side_effects
-    )
-)]
-
 use core::fmt;
 
 use firegrid_protocols::codec::{self, EncodeError, Encoding};

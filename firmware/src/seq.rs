@@ -54,17 +54,6 @@
 //! and a generation, or a log). If `store` reports an error, the allocator assumes nothing was
 //! written and hands out no number of the block it was reserving.
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::arithmetic_side_effects
-    )
-)]
-
 use core::fmt;
 
 use firegrid_protocols::message::Seq;

@@ -65,17 +65,6 @@
 //! [`FaultCause::LeadShort`]: firegrid_protocols::channel::FaultCause::LeadShort
 //! [`FaultCause::SensorError`]: firegrid_protocols::channel::FaultCause::SensorError
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::arithmetic_side_effects
-    )
-)]
-
 pub mod ads1115;
 pub mod ads131m02;
 pub mod ntc;
