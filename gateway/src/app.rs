@@ -22,7 +22,9 @@ use crate::engine::{Engine, Input};
 use crate::metrics::Metrics;
 use crate::notify::webhook::Webhooks;
 use crate::pipeline::{self, Pipeline, now_ms};
-use crate::store::{JournalWriter, ReadingsWriter, Store, StoreOptions, WriterOptions};
+use crate::store::{
+    JournalWriter, NotifyChannel, ReadingsWriter, Store, StoreOptions, WriterOptions,
+};
 
 /// Where a running gateway can be reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,8 +205,22 @@ pub async fn run(
     }))
     .map_err(AppError::Webhooks)?;
     let inner = CancellationToken::new();
-    let pipeline_task = tasks.spawn(pipeline.run(incoming, control_rx, inner.clone()));
+    if !pipeline.webhooks.is_empty() {
+        let (tx, rx) = mpsc::channel(4096);
+        pipeline.notify_webhooks = Some(tx);
+        tasks.spawn(pipeline::notifier(
+            NotifyChannel::Webhook,
+            store.clone(),
+            journal.clone(),
+            broker.clone(),
+            webhooks.clone(),
+            metrics.clone(),
+            rx,
+            inner.clone(),
+        ));
+    }
     tasks.spawn(pipeline::notifier(
+        NotifyChannel::Mqtt,
         store.clone(),
         journal.clone(),
         broker.clone(),
@@ -213,6 +229,7 @@ pub async fn run(
         notify_rx,
         inner.clone(),
     ));
+    let pipeline_task = tasks.spawn(pipeline.run(incoming, control_rx, inner.clone()));
 
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await

@@ -41,9 +41,9 @@ impl Refusal {
             Self::Decode(e) => match e.reason() {
                 "json" => "decode_json",
                 "binary" => "decode_binary",
-                "invalid" => "invalid",
-                "too_large" => "too_large",
-                _ => "decode_other",
+                // empty, too_large, unknown_encoding, binary_version, too_deep, ...: as named
+                // by the codec.
+                other => other,
             },
             Self::UnknownDevice => "unknown_device",
             Self::Decommissioned => "decommissioned",

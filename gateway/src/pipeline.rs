@@ -90,8 +90,11 @@ pub struct Pipeline {
     pub metrics: Arc<Metrics>,
     /// Refusals by reason.
     pub refusals: Refusals,
-    /// Webhook URLs every alert is also POSTed to.
+    /// Webhook URLs every alert is also POSTed to, and the queue of their own notifier (so
+    /// that a slow webhook never delays an MQTT alert).
     pub webhooks: Vec<String>,
+    /// The webhook notifier's queue.
+    pub notify_webhooks: Option<mpsc::Sender<Outgoing>>,
     known: HashMap<DeviceId, Known>,
     next_command: u32,
 }
@@ -135,6 +138,7 @@ impl Pipeline {
             metrics,
             refusals: Refusals::default(),
             webhooks: Vec::new(),
+            notify_webhooks: None,
             known,
             // Command ids only need to differ per device across restarts: seconds since the epoch
             // advance faster than any device receives commands.
@@ -301,8 +305,14 @@ impl Pipeline {
         }
         let mut outgoing = Vec::new();
         let mut notify_ops = Vec::new();
+        // Episodes opened in this batch are not in the store yet: their later alerts (ended,
+        // escalated) are built from the opening one.
+        let mut opened_here: HashMap<u64, Alert> = HashMap::new();
         for o in &outputs {
-            if let Some((alert, topic)) = self.alert_for(o, now) {
+            if let Some((alert, topic)) = self.alert_for(o, now, &opened_here) {
+                if alert.what == AlertKind::Opened {
+                    opened_here.insert(alert.episode, alert.clone());
+                }
                 let targets = std::iter::once((NotifyChannel::Mqtt, topic)).chain(
                     self.webhooks
                         .iter()
@@ -353,7 +363,11 @@ impl Pipeline {
                         if o.channel == NotifyChannel::Mqtt {
                             let _ = self.live.send(Arc::new(o.alert.clone()));
                         }
-                        if self.notify.try_send(o).is_err() {
+                        let queue = match o.channel {
+                            NotifyChannel::Webhook => self.notify_webhooks.as_ref(),
+                            NotifyChannel::Mqtt | NotifyChannel::Sse => Some(&self.notify),
+                        };
+                        if queue.is_none_or(|q| q.try_send(o).is_err()) {
                             // The outbox keeps it; the notifier's sweep sends it.
                             tracing::warn!("notifier queue full; alert left to the outbox sweep");
                         }
@@ -375,7 +389,12 @@ impl Pipeline {
     }
 
     /// The alert an engine output calls for, with its topic.
-    fn alert_for(&self, o: &Output, now: UnixMs) -> Option<(Alert, String)> {
+    fn alert_for(
+        &self,
+        o: &Output,
+        now: UnixMs,
+        opened_here: &HashMap<u64, Alert>,
+    ) -> Option<(Alert, String)> {
         let (id, what, level) = match o {
             Output::Opened { id, .. } => (*id, AlertKind::Opened, 0),
             Output::Escalated { id, level } => (*id, AlertKind::Escalated, *level),
@@ -407,16 +426,27 @@ impl Pipeline {
                 detail: detail.map(str::to_owned),
                 sent_ms: now,
             },
+            _ if opened_here.contains_key(&id) => {
+                let first = opened_here.get(&id)?;
+                let area = if level == 0 {
+                    first.area.clone()
+                } else {
+                    self.area_at(&first.area, level)
+                };
+                Alert {
+                    what,
+                    level,
+                    area,
+                    sent_ms: now,
+                    ..first.clone()
+                }
+            }
             _ => {
                 let e = tokio::task::block_in_place(|| self.store.episode(id)).ok()??;
                 let area = if level == 0 {
                     e.grid.clone()
                 } else {
-                    let path =
-                        tokio::task::block_in_place(|| self.store.area_path(&e.grid)).ok()?;
-                    path.get(usize::from(level))
-                        .or(path.last())
-                        .map_or(e.grid.clone(), |a| a.id.clone())
+                    self.area_at(&e.grid, level)
                 };
                 Alert {
                     alert_id: 0,
@@ -439,6 +469,18 @@ impl Pipeline {
         };
         let topic = alert.topic();
         Some((alert, topic))
+    }
+
+    /// The area `level` steps above `grid` (the top of the hierarchy when it has fewer levels).
+    fn area_at(&self, grid: &firegrid_protocols::GridId, level: u8) -> firegrid_protocols::GridId {
+        tokio::task::block_in_place(|| self.store.area_path(grid))
+            .ok()
+            .and_then(|path| {
+                path.get(usize::from(level))
+                    .or(path.last())
+                    .map(|a| a.id.clone())
+            })
+            .unwrap_or_else(|| grid.clone())
     }
 
     /// Publishes the end-to-end ack of journaled events.
@@ -488,7 +530,16 @@ impl Pipeline {
         let outputs = match c {
             Control::Acknowledged(id) => self.engine.handle(Input::Acknowledged(id), now),
             Control::DeviceRemoved(id) => {
-                self.known.remove(&id);
+                // Decommissioned devices stay known, so their messages are refused as such;
+                // deleted ones are forgotten.
+                match tokio::task::block_in_place(|| self.store.device(&id)) {
+                    Ok(Some(d)) => {
+                        self.known.insert(id.clone(), known_of(&d));
+                    }
+                    _ => {
+                        self.known.remove(&id);
+                    }
+                }
                 self.engine.handle(Input::Remove(id), now)
             }
             Control::DeviceChanged(id) => {
@@ -540,10 +591,14 @@ fn known_of(d: &Device) -> Known {
     }
 }
 
-/// Delivers journaled alerts: MQTT on the urgent link, webhooks by signed POST; each is marked
-/// delivered in the outbox, or failed and retried with backoff. A periodic sweep picks up
-/// whatever the outbox still holds (after a restart, a failure, or when the queue was full).
+/// Delivers journaled alerts of one kind of channel — MQTT on the urgent link, or webhooks by
+/// signed POST (one task each, so that a slow webhook never delays an MQTT alert); each is
+/// marked delivered in the outbox, or failed and retried with backoff. A periodic sweep picks
+/// up whatever the outbox still holds of its kind (after a restart, a failure, or when the
+/// queue was full).
+#[allow(clippy::too_many_arguments)]
 pub async fn notifier(
+    kind: NotifyChannel,
     store: Store,
     journal: JournalWriter,
     broker: BrokerHandle,
@@ -560,8 +615,10 @@ pub async fn notifier(
             Some(o) = queue.recv() => vec![o],
             _ = sweep.tick() => {
                 let due = tokio::task::block_in_place(|| store.due_notifications(now_ms(), 256));
+                let webhooks_only = kind == NotifyChannel::Webhook;
                 due.unwrap_or_default()
                     .into_iter()
+                    .filter(|n| (n.fields.channel == NotifyChannel::Webhook) == webhooks_only)
                     .filter_map(|n| {
                         let mut alert: Alert = serde_json::from_value(n.fields.payload).ok()?;
                         alert.alert_id = u64::try_from(n.id).unwrap_or(0);

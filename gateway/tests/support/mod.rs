@@ -1,0 +1,846 @@
+//! What the end-to-end tests share: a gateway in this process or as the real binary, a small
+//! HTTP/1.1 client for its API, MQTT clients (rumqttc, and Debian's `mosquitto_pub` and
+//! `mosquitto_sub`), and polling with deadlines (never a sleep to synchronise).
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, Once, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use firegrid_gateway::app::{self, AppError, Running};
+use firegrid_gateway::config::{BrokerMode, Config};
+
+/// The longest any one step waits for something to happen.
+pub(crate) const DEADLINE: Duration = Duration::from_secs(5);
+
+/// The wall clock, ms since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).expect("ms fit in u64"))
+}
+
+/// Logs of the gateway go to the test's captured output (shown only when a test fails).
+/// `RUST_LOG` overrides the level (default `warn`).
+pub(crate) fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let base = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
+        let filter = tracing_subscriber::EnvFilter::try_new(format!(
+            "{base},{}",
+            firegrid_gateway::broker::TRACING_DIRECTIVES
+        ))
+        .expect("a valid log filter");
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+// ---- polling ----------------------------------------------------------------------------------
+
+/// Polls `check` every 5 ms until it gives a value; panics with `what` after `timeout`.
+pub(crate) async fn until<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Polls the async `check` every 20 ms until it gives a value; panics with `what` after
+/// `timeout`.
+pub(crate) async fn until_async<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ---- HTTP -------------------------------------------------------------------------------------
+
+/// An HTTP response.
+#[derive(Debug, Clone)]
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) body: String,
+}
+
+impl Response {
+    /// The body as JSON.
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request (`Connection: close`), JSON body if any.
+pub(crate) async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Response {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n\
+             X-Firegrid-User: e2e-test\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if !body.is_empty() {
+            head.push_str("Content-Type: application/json\r\n");
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        std::io::Result::Ok(raw)
+    };
+    let raw = tokio::time::timeout(DEADLINE, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: no answer within {DEADLINE:?}"))
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    parse_response(&raw).unwrap_or_else(|| {
+        panic!(
+            "{method} {path}: not an HTTP response: {:?}",
+            String::from_utf8_lossy(&raw)
+        )
+    })
+}
+
+fn parse_response(raw: &[u8]) -> Option<Response> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..split]).ok()?;
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let chunked = lines.any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let eol = rest.windows(2).position(|w| w == b"\r\n")?;
+            let size_text = std::str::from_utf8(&rest[..eol]).ok()?;
+            let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+            rest = &rest[eol + 2..];
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(rest.get(..size)?);
+            rest = rest.get(size + 2..)?;
+        }
+        body = out;
+    }
+    Some(Response {
+        status,
+        body: String::from_utf8(body).ok()?,
+    })
+}
+
+/// The gateway's HTTP API.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Api(pub(crate) SocketAddr);
+
+impl Api {
+    /// Any request.
+    pub(crate) async fn request(&self, method: &str, path: &str, body: Option<Value>) -> Response {
+        http(self.0, method, path, body.as_ref()).await
+    }
+
+    /// A request that must succeed (2xx); its JSON body (`null` when empty).
+    pub(crate) async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let r = self.request(method, path, body).await;
+        assert!(
+            (200..300).contains(&r.status),
+            "{method} {path}: {} {}",
+            r.status,
+            r.body
+        );
+        if r.body.is_empty() {
+            Value::Null
+        } else {
+            r.json()
+        }
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> Value {
+        self.ok("GET", path, None).await
+    }
+
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Value {
+        self.ok("POST", path, Some(body)).await
+    }
+
+    pub(crate) async fn put(&self, path: &str, body: Value) -> Value {
+        self.ok("PUT", path, Some(body)).await
+    }
+
+    /// `/metrics` as text.
+    pub(crate) async fn metrics(&self) -> String {
+        let r = self.request("GET", "/metrics", None).await;
+        assert_eq!(r.status, 200, "/metrics: {}", r.body);
+        r.body
+    }
+
+    /// Waits until `/healthz` says 200 (store answers, broker connected and subscribed).
+    pub(crate) async fn wait_healthy(&self, timeout: Duration) {
+        until_async("/healthz 200", timeout, || async {
+            let ok = tokio::time::timeout(Duration::from_secs(1), async {
+                match TcpStream::connect(self.0).await {
+                    Ok(_) => self.request("GET", "/healthz", None).await.status == 200,
+                    Err(_) => false,
+                }
+            })
+            .await;
+            ok.unwrap_or(false).then_some(())
+        })
+        .await;
+    }
+
+    /// The areas `gongshu` (street) and `grid-7` (grid cell below it) and a site in `grid-7`;
+    /// returns the site's id.
+    pub(crate) async fn create_district(&self) -> i64 {
+        self.post(
+            "/api/v1/areas",
+            json!({"id": "gongshu", "level": "street", "name": "Gongshu"}),
+        )
+        .await;
+        self.post(
+            "/api/v1/areas",
+            json!({"id": "grid-7", "level": "grid", "name": "Grid 7", "parent_id": "gongshu"}),
+        )
+        .await;
+        let site = self
+            .post(
+                "/api/v1/sites",
+                json!({"name": "Block 3", "address": "3 Wulin Rd", "area_id": "grid-7"}),
+            )
+            .await;
+        site["id"].as_i64().expect("a site id")
+    }
+
+    /// Registers, binds, configures and commissions an electrical-fire monitor in `grid-7`
+    /// (channel 0 residual current 300 mA, channel 1 temperature 85.0 °C), in service.
+    pub(crate) async fn install_device(&self, id: &str, site: i64) {
+        self.post(
+            "/api/v1/devices",
+            json!({"id": id, "kind": "electrical_fire_monitor"}),
+        )
+        .await;
+        self.put(
+            &format!("/api/v1/devices/{id}"),
+            json!({"kind": "electrical_fire_monitor", "site_id": site, "grid_id": "grid-7"}),
+        )
+        .await;
+        self.put(
+            &format!("/api/v1/devices/{id}/config"),
+            json!({"channels": [
+                {"ch": 0, "residual_ma": 300, "delay_s": 10},
+                {"ch": 1, "temp_dc": 850}
+            ]}),
+        )
+        .await;
+        for to in ["commissioned", "in_service"] {
+            let d = self
+                .post(&format!("/api/v1/devices/{id}/state"), json!({"to": to}))
+                .await;
+            assert_eq!(d["state"], to, "{d}");
+        }
+    }
+
+    /// The episodes the API lists for `query` (e.g. `open=true&device=hz-0042`).
+    pub(crate) async fn episodes(&self, query: &str) -> Vec<Value> {
+        self.get(&format!("/api/v1/episodes?{query}"))
+            .await
+            .as_array()
+            .expect("a list of episodes")
+            .clone()
+    }
+}
+
+/// The value of one series in Prometheus text, e.g.
+/// `firegrid_refusals_total{reason="duplicate"}`.
+pub(crate) fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(series)?;
+        rest.strip_prefix(' ')?.trim().parse().ok()
+    })
+}
+
+/// Every `firegrid_refusals_total` series: reason → count.
+pub(crate) fn refusals(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("firegrid_refusals_total{reason=\"")?;
+            let (reason, value) = rest.split_once("\"} ")?;
+            Some((reason.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+// ---- the gateway in this process --------------------------------------------------------------
+
+/// A gateway run in this process by `app::run`, on free ports, with its own data directory.
+pub(crate) struct Gateway {
+    pub(crate) running: Running,
+    pub(crate) api: Api,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<Result<(), AppError>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Starts one with the embedded broker (both listeners on free ports) and the defaults,
+    /// changed by `configure`; returns once `/healthz` says 200.
+    pub(crate) async fn start(configure: impl FnOnce(&mut Config)) -> Self {
+        init_logs();
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut config = Config {
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        };
+        config.api.listen = any_port;
+        config.broker.listen = any_port;
+        config.broker.listen_v311 = any_port;
+        configure(&mut config);
+        let cancel = CancellationToken::new();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let mut task = tokio::spawn(app::run(config, cancel.clone(), Some(ready_tx)));
+        let running = tokio::select! {
+            r = ready_rx => r.expect("the gateway says where it runs"),
+            r = &mut task => panic!("the gateway stopped during start-up: {r:?}"),
+            () = tokio::time::sleep(DEADLINE) => panic!("the gateway did not start within {DEADLINE:?}"),
+        };
+        let api = Api(running.api);
+        api.wait_healthy(DEADLINE).await;
+        Self {
+            running,
+            api,
+            cancel,
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// Starts one against an external broker at `broker`.
+    pub(crate) async fn start_external(broker: SocketAddr, client_id: &str) -> Self {
+        let client_id = client_id.to_string();
+        Self::start(move |c| {
+            c.broker.mode = BrokerMode::External;
+            c.broker.host = broker.ip().to_string();
+            c.broker.port = broker.port();
+            c.broker.client_id = client_id;
+        })
+        .await
+    }
+
+    /// Where MQTT 3.1.1 tools connect: the embedded broker's 3.1.1 listener, or the external
+    /// broker.
+    pub(crate) fn mqtt_v311(&self) -> SocketAddr {
+        self.running.mqtt_v311.unwrap_or(self.running.mqtt)
+    }
+
+    /// Counts journaled rows of `device`'s events with `seq`, or all of them (`None`), read
+    /// from the store file (a read-only connection beside the running gateway).
+    pub(crate) fn journaled(&self, device: &str, seq: Option<u32>) -> u64 {
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.running.store,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("the store opens read-only");
+        let n: i64 = match seq {
+            Some(seq) => conn.query_row(
+                "SELECT count(*) FROM events WHERE device = ?1 AND seq = ?2",
+                rusqlite::params![device, seq],
+                |r| r.get(0),
+            ),
+            None => conn.query_row(
+                "SELECT count(*) FROM events WHERE device = ?1",
+                rusqlite::params![device],
+                |r| r.get(0),
+            ),
+        }
+        .expect("events can be counted");
+        u64::try_from(n).expect("a count")
+    }
+
+    /// Stops it (cancel) and waits for it to drain; says how long that took.
+    pub(crate) async fn stop(mut self) -> Duration {
+        let started = Instant::now();
+        self.cancel.cancel();
+        let task = self.task.take().expect("running");
+        let result = tokio::time::timeout(DEADLINE, task)
+            .await
+            .expect("the gateway stops within the deadline")
+            .expect("the gateway task did not panic");
+        result.expect("the gateway stopped cleanly");
+        started.elapsed()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+// ---- the real binary --------------------------------------------------------------------------
+
+/// The `firegrid` binary as a child process: `firegrid run --config FILE`, its output in a log
+/// file beside the configuration.
+pub(crate) struct Binary {
+    child: Option<std::process::Child>,
+    pub(crate) api: Api,
+    pub(crate) log: PathBuf,
+}
+
+impl Binary {
+    /// The path of the binary Cargo built for these tests.
+    pub(crate) fn path() -> &'static str {
+        env!("CARGO_BIN_EXE_firegrid")
+    }
+
+    /// Starts `firegrid run --config config` (whose API listens on `api`), logging to `log`;
+    /// returns once `/healthz` says 200.
+    pub(crate) async fn start(config: &Path, api: SocketAddr, log: PathBuf) -> Self {
+        let out = std::fs::File::create(&log).expect("a log file");
+        let child = std::process::Command::new(Self::path())
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("a second handle"))
+            .stderr(out)
+            .spawn()
+            .expect("the firegrid binary starts");
+        let mut me = Self {
+            child: Some(child),
+            api: Api(api),
+            log,
+        };
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = me.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!(
+                    "firegrid exited during start-up ({status}):\n{}",
+                    me.log_text()
+                );
+            }
+            let healthy = tokio::time::timeout(Duration::from_secs(1), async {
+                TcpStream::connect(api).await.is_ok()
+                    && me.api.request("GET", "/healthz", None).await.status == 200
+            })
+            .await
+            .unwrap_or(false);
+            if healthy {
+                return me;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "firegrid not healthy within {DEADLINE:?}:\n{}",
+                me.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// What it logged.
+    pub(crate) fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, and waits for it to be gone.
+    pub(crate) fn kill9(&mut self) {
+        use std::os::unix::process::ExitStatusExt;
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL is delivered");
+        let status = child.wait().expect("the killed child is reaped");
+        assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status}");
+    }
+
+    /// SIGINT (what Ctrl-C sends: a graceful stop), and waits for a clean exit.
+    pub(crate) async fn interrupt(&mut self) -> Duration {
+        let started = Instant::now();
+        let pid = self.pid().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -INT {pid}");
+        let mut child = self.child.take().expect("running");
+        let status = until("firegrid to exit after SIGINT", DEADLINE, || {
+            child.try_wait().expect("try_wait")
+        })
+        .await;
+        assert!(
+            status.success(),
+            "clean exit after SIGINT: {status}\n{}",
+            self.log_text()
+        );
+        started.elapsed()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+// ---- MQTT: rumqttc ----------------------------------------------------------------------------
+
+/// A message a test client received.
+#[derive(Debug, Clone)]
+pub(crate) struct Received {
+    pub(crate) topic: String,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) at: Instant,
+    /// The wall clock when it arrived, ms since the Unix epoch.
+    pub(crate) at_ms: u64,
+}
+
+impl Received {
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_slice(&self.payload).unwrap_or_else(|e| {
+            panic!(
+                "{}: not JSON ({e}): {:?}",
+                self.topic,
+                String::from_utf8_lossy(&self.payload)
+            )
+        })
+    }
+}
+
+/// A third-party MQTT 3.1.1 client (rumqttc, clean session, automatic PUBACKs): publishes
+/// QoS 1 and records every message its subscriptions bring, with the time it arrived.
+pub(crate) struct Mqtt {
+    client: rumqttc::AsyncClient,
+    log: Arc<Mutex<Vec<Received>>>,
+    subacks: Arc<Mutex<u32>>,
+    task: JoinHandle<()>,
+}
+
+impl Mqtt {
+    /// Connects to `addr` as `id`; returns once the broker accepted the connection.
+    pub(crate) async fn connect(addr: SocketAddr, id: &str) -> Self {
+        let mut options = rumqttc::MqttOptions::new(id, addr.ip().to_string(), addr.port());
+        options.set_keep_alive(Duration::from_secs(10));
+        options.set_max_packet_size(64 * 1024, 64 * 1024);
+        options.set_inflight(100);
+        let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 256);
+        // As the gateway's own links: without it, small publishes can wait for delayed ACKs.
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        eventloop.set_network_options(network);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let subacks = Arc::new(Mutex::new(0));
+        let (up_tx, up_rx) = oneshot::channel();
+        let task = tokio::spawn({
+            let (log, subacks) = (log.clone(), subacks.clone());
+            async move {
+                let mut up = Some(up_tx);
+                loop {
+                    match eventloop.poll().await {
+                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                            if let Some(up) = up.take() {
+                                let _ = up.send(());
+                            }
+                        }
+                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                            *subacks.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+                        }
+                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                            log.lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .push(Received {
+                                    topic: p.topic,
+                                    payload: p.payload.to_vec(),
+                                    at: Instant::now(),
+                                    at_ms: now_ms(),
+                                });
+                        }
+                        Ok(_) => {}
+                        // rumqttc reconnects on the next poll; pace it.
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+            }
+        });
+        tokio::time::timeout(DEADLINE, up_rx)
+            .await
+            .unwrap_or_else(|_| {
+                panic!("MQTT client {id} not connected to {addr} within {DEADLINE:?}")
+            })
+            .expect("the client task runs");
+        Self {
+            client,
+            log,
+            subacks,
+            task,
+        }
+    }
+
+    /// Subscribes to `filter` (QoS 1) and waits for the SUBACK.
+    pub(crate) async fn subscribe(&self, filter: &str) {
+        let before = *self.subacks.lock().unwrap_or_else(PoisonError::into_inner);
+        self.client
+            .subscribe(filter, rumqttc::QoS::AtLeastOnce)
+            .await
+            .expect("the client takes a subscription");
+        until(&format!("SUBACK for {filter}"), DEADLINE, || {
+            (*self.subacks.lock().unwrap_or_else(PoisonError::into_inner) > before).then_some(())
+        })
+        .await;
+    }
+
+    /// Publishes QoS 1 (queued in the client; it goes out in order).
+    pub(crate) async fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload.into())
+            .await
+            .expect("the client takes a publish");
+    }
+
+    /// Every message received so far on topics starting with `prefix`.
+    pub(crate) fn received(&self, prefix: &str) -> Vec<Received> {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|m| m.topic.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    /// Every alert received so far (`firegrid/v1/alert/...`), as JSON.
+    pub(crate) fn alerts(&self) -> Vec<Value> {
+        self.received("firegrid/v1/alert/")
+            .iter()
+            .map(Received::json)
+            .collect()
+    }
+
+    /// Every sequence number acknowledged to `device` so far, in arrival order (a seq acked
+    /// twice appears twice).
+    pub(crate) fn acked(&self, device: &str) -> Vec<u32> {
+        self.received(&format!("firegrid/v1/dev/{device}/ack"))
+            .iter()
+            .flat_map(|m| ack_seqs(&m.json()))
+            .collect()
+    }
+}
+
+impl Drop for Mqtt {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The `seqs` of an ack message.
+pub(crate) fn ack_seqs(ack: &Value) -> Vec<u32> {
+    ack["seqs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("an ack has seqs: {ack}"))
+        .iter()
+        .map(|s| u32::try_from(s.as_u64().expect("a seq is a number")).expect("a seq is a u32"))
+        .collect()
+}
+
+/// The device of a device topic `firegrid/v1/dev/{id}/...`.
+pub(crate) fn topic_device(topic: &str) -> &str {
+    topic
+        .strip_prefix("firegrid/v1/dev/")
+        .and_then(|t| t.split('/').next())
+        .unwrap_or_else(|| panic!("not a device topic: {topic}"))
+}
+
+// ---- MQTT: Debian's mosquitto clients ---------------------------------------------------------
+
+/// Publishes `payload` once with `mosquitto_pub` (MQTT 3.1.1, QoS 1) and waits for it to exit:
+/// the broker has the message then.
+pub(crate) async fn mosquitto_pub(broker: SocketAddr, topic: &str, payload: &[u8]) {
+    // An empty message is `-n`; anything else (binary too) comes on stdin.
+    let source = if payload.is_empty() { "-n" } else { "-s" };
+    let mut child = tokio::process::Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            &broker.ip().to_string(),
+            "-p",
+            &broker.port().to_string(),
+        ])
+        .args(["-V", "mqttv311", "-q", "1", "-t", topic, source])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("mosquitto_pub runs (Debian's mosquitto-clients)");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin
+        .write_all(payload)
+        .await
+        .expect("mosquitto_pub reads stdin");
+    drop(stdin);
+    let out = tokio::time::timeout(DEADLINE, child.wait_with_output())
+        .await
+        .expect("mosquitto_pub exits within the deadline")
+        .expect("mosquitto_pub is waited for");
+    assert!(
+        out.status.success(),
+        "mosquitto_pub -t {topic}: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `mosquitto_sub` (MQTT 3.1.1, QoS 1) on some filters: each message as (topic, payload, when
+/// it arrived).
+pub(crate) struct MosquittoSub {
+    _child: tokio::process::Child,
+    lines: mpsc::UnboundedReceiver<(String, Instant)>,
+    seen: Vec<(String, String, Instant)>,
+}
+
+impl MosquittoSub {
+    /// Starts it and returns once it has its SUBACK.
+    pub(crate) async fn start(broker: SocketAddr, filters: &[&str]) -> Self {
+        let mut cmd = tokio::process::Command::new("mosquitto_sub");
+        cmd.args([
+            "-h",
+            &broker.ip().to_string(),
+            "-p",
+            &broker.port().to_string(),
+        ])
+        .args(["-V", "mqttv311", "-q", "1", "-d", "-F", "MSG %t %p"]);
+        for f in filters {
+            cmd.args(["-t", f]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("mosquitto_sub runs (Debian's mosquitto-clients)");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, mut lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if tx.send((line, Instant::now())).is_err() {
+                    break;
+                }
+            }
+        });
+        let subscribed = async {
+            while let Some((line, _)) = lines.recv().await {
+                if line.contains("received SUBACK") {
+                    return true;
+                }
+            }
+            false
+        };
+        let ok = tokio::time::timeout(DEADLINE, subscribed).await;
+        assert!(
+            matches!(ok, Ok(true)),
+            "mosquitto_sub did not subscribe to {filters:?} within {DEADLINE:?}"
+        );
+        Self {
+            _child: child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for the first message (seen before or arriving) whose topic is `topic`.
+    pub(crate) async fn next_on(&mut self, topic: &str) -> (String, Instant) {
+        if let Some(i) = self.seen.iter().position(|(t, _, _)| t == topic) {
+            let (_, p, at) = self.seen.remove(i);
+            return (p, at);
+        }
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let (line, at) = tokio::time::timeout_at(deadline, self.lines.recv())
+                .await
+                .unwrap_or_else(|_| panic!("mosquitto_sub: nothing on {topic} within {DEADLINE:?}"))
+                .expect("mosquitto_sub is running");
+            let Some(msg) = line.strip_prefix("MSG ") else {
+                continue; // a debug line
+            };
+            let (t, p) = msg.split_once(' ').unwrap_or((msg, ""));
+            if t == topic {
+                return (p.to_string(), at);
+            }
+            self.seen.push((t.to_string(), p.to_string(), at));
+        }
+    }
+}
+
+// ---- reporting --------------------------------------------------------------------------------
+
+/// "min / median / p90 / max" of durations, in ms.
+pub(crate) fn summary(samples: &mut [Duration]) -> String {
+    samples.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let at = |q: f64| {
+        let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        ms(samples[i])
+    };
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "n={} min {:.2} ms, median {:.2} ms, p90 {:.2} ms, max {:.2} ms",
+        samples.len(),
+        at(0.0),
+        at(0.5),
+        at(0.9),
+        at(1.0)
+    );
+    s
+}
