@@ -30,6 +30,8 @@ pub enum Refusal {
     Decommissioned,
     /// The same (device, sequence number) was taken before.
     Duplicate,
+    /// The payload's `dev` names another device than its topic.
+    DeviceMismatch,
 }
 
 impl Refusal {
@@ -48,6 +50,7 @@ impl Refusal {
             Self::UnknownDevice => "unknown_device",
             Self::Decommissioned => "decommissioned",
             Self::Duplicate => "duplicate",
+            Self::DeviceMismatch => "device_mismatch",
         }
     }
 }
@@ -61,6 +64,9 @@ impl fmt::Display for Refusal {
             Self::UnknownDevice => f.write_str("device is not registered (listed as pending)"),
             Self::Decommissioned => f.write_str("device is decommissioned"),
             Self::Duplicate => f.write_str("sequence number already taken"),
+            Self::DeviceMismatch => {
+                f.write_str("the payload's \"dev\" names another device than the topic")
+            }
         }
     }
 }
@@ -81,10 +87,18 @@ pub fn classify(
     if !kind.is_uplink() {
         return Err((Some(device), Refusal::NotUplink));
     }
-    match codec::decode(kind, payload) {
-        Ok(msg) => Ok((device, msg)),
-        Err(e) => Err((Some(device), Refusal::Decode(e))),
+    let msg =
+        codec::decode(kind, payload).map_err(|e| (Some(device.clone()), Refusal::Decode(e)))?;
+    if codec::detect(payload) == Ok(codec::Encoding::Json) {
+        match codec::json::claimed_device(payload) {
+            Ok(Some(claimed)) if claimed != device => {
+                return Err((Some(device), Refusal::DeviceMismatch));
+            }
+            Err(e) => return Err((Some(device), Refusal::Decode(e))),
+            _ => {}
+        }
     }
+    Ok((device, msg))
 }
 
 /// Refusal counters by reason; each reason is logged once with an example.
@@ -158,6 +172,20 @@ mod tests {
                 br#"{"seq":1,"up_ms":0,"kind":"fault"}"#
             ),
             "invalid"
+        );
+        assert_eq!(
+            reason(
+                "firegrid/v1/dev/a/event",
+                br#"{"dev":"b","seq":1,"up_ms":0,"kind":"smoke"}"#
+            ),
+            "device_mismatch"
+        );
+        assert!(
+            classify(
+                "firegrid/v1/dev/a/event",
+                br#"{"dev":"a","seq":1,"up_ms":0,"kind":"smoke"}"#
+            )
+            .is_ok()
         );
         let (dev, _) = classify("firegrid/v1/dev/a/telemetry", b"").unwrap_err();
         assert_eq!(

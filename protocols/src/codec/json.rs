@@ -39,6 +39,23 @@ pub fn decode(kind: DeviceTopic, payload: &[u8]) -> Result<Message, DecodeError>
     })
 }
 
+/// The device id an uplink JSON payload claims in its optional `dev` field, if any (`Ok(None)`
+/// when there is none). A receiver refuses a message whose claim differs from its topic: it
+/// catches a device or a multiplexing gateway publishing under the wrong id. Binary payloads
+/// carry no claim.
+///
+/// # Errors
+/// [`DecodeError`] if the payload is not a JSON object or `dev` is not a valid id.
+pub fn claimed_device(payload: &[u8]) -> Result<Option<crate::id::DeviceId>, DecodeError> {
+    #[derive(Deserialize)]
+    struct Claim {
+        #[serde(default)]
+        dev: Option<crate::id::DeviceId>,
+    }
+    check_json_depth(payload)?;
+    Ok(parse::<Claim>(payload)?.dev)
+}
+
 fn parse<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
     let mut scratch = [0u8; SCRATCH_LEN];
     // serde-json-core refuses anything but whitespace after the value.

@@ -525,3 +525,28 @@ fn typical_telemetry_sizes() {
     let binary = encode(&t, Encoding::Binary, &mut buf).unwrap();
     assert_eq!((json, binary), (180, 50));
 }
+
+#[test]
+fn a_json_payload_may_claim_its_device() {
+    use super::json::claimed_device;
+    let claim = |s: &str| {
+        claimed_device(s.as_bytes()).map(|d| d.map(|d| std::string::String::from(d.as_str())))
+    };
+    assert_eq!(
+        claim(r#"{"dev":"hz-0042","seq":1,"up_ms":0,"kind":"smoke"}"#),
+        Ok(Some("hz-0042".into()))
+    );
+    assert_eq!(claim(r#"{"seq":1,"up_ms":0,"kind":"smoke"}"#), Ok(None));
+    assert!(
+        claim(r#"{"dev":"a/b"}"#).is_err(),
+        "a claim must be a valid id"
+    );
+    // The claim does not disturb decoding (unknown fields are ignored).
+    assert!(
+        decode(
+            DeviceTopic::Event,
+            br#"{"dev":"x","seq":1,"up_ms":0,"kind":"smoke"}"#
+        )
+        .is_ok()
+    );
+}
