@@ -6,7 +6,8 @@
 //! - [`client`]: the gateway's client over rumqttc 0.25 ([`Broker::connect`]), against the
 //!   embedded broker or an external one: persistent session, manual in-order acknowledgement
 //!   ([`AckToken`]), resubscription after a lost session, jittered reconnect back-off, publishes
-//!   that never block for ever, and a separate link for urgent publishes.
+//!   that never block for ever, publishes confirmed by the broker's PUBACK
+//!   ([`BrokerHandle::publish_confirmed`]), and a separate link for urgent publishes.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

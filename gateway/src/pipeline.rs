@@ -38,6 +38,9 @@ use crate::store::{
     NotificationKind, NotifyChannel, ReadingsWriter, Sample, Store, StoreError, WireEncoding,
 };
 
+/// How long the notifier waits for the broker to confirm an alert before retrying it.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The most broker messages handled in one batch (one journal transaction).
 const MAX_BATCH: usize = 512;
 
@@ -645,13 +648,14 @@ pub async fn notifier(
                 ),
                 NotifyChannel::Mqtt | NotifyChannel::Sse => (
                     AlertChannel::Mqtt,
+                    // Delivered means the broker's PUBACK came: only then is it marked so.
                     broker
-                        .publish(
+                        .publish_confirmed(
                             Priority::Urgent,
                             o.target.clone(),
                             body,
-                            Qos::AtLeastOnce,
                             false,
+                            CONFIRM_TIMEOUT,
                         )
                         .await
                         .map_err(|e| e.to_string()),

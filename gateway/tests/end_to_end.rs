@@ -1095,7 +1095,6 @@ struct Crash {
 /// nothing acknowledged is lost, nothing is journaled twice, no episode opens twice, no alert
 /// is sent twice except one that a crash left unmarked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "known bug: an alert is marked delivered when queued, not on PUBACK (fix in progress)"]
 async fn kill_9_mid_stream_loses_nothing_acknowledged_and_doubles_nothing() {
     const N: u32 = 300;
     const WINDOW: usize = 25;
@@ -1513,7 +1512,6 @@ async fn kill_9_mid_stream_loses_nothing_acknowledged_and_doubles_nothing() {
 /// after the broker comes back, even when the gateway is restarted meanwhile (here: a clean
 /// stop with Ctrl-C).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "known bug: an alert is marked delivered when queued, not on PUBACK (fix in progress)"]
 async fn an_alert_raised_during_a_broker_outage_survives_a_gateway_restart() {
     let started = Instant::now();
     support::init_logs();

@@ -34,9 +34,22 @@
 //! resent after a reconnect *if the broker kept the session*; if the session was lost they are
 //! dropped (rumqttc clears its pending queue). Delivery to devices is covered end to end by the
 //! protocol; alerts by the notifier's escalation.
+//!
+//! What a successful [`BrokerHandle::publish_confirmed`] means: the broker has acknowledged
+//! (PUBACK) that very publish, so it holds the message. Its error means *not confirmed*, not
+//! *not delivered*: the message may still arrive (a resend after a reconnect), so a caller that
+//! retries may deliver it twice (receivers deduplicate). How: each publish link keeps a FIFO of
+//! one slot per publish in rumqttc's request queue (taken under one lock with the queueing, so
+//! the two orders agree; plain publishes get an empty slot); its event-loop task takes the next
+//! slot on each `Outgoing::Publish` rumqttc reports for a queued request, files it under the
+//! packet id, and resolves it on the PUBACK of that id. A connection error fails every filed
+//! slot: rumqttc resends those after a reconnect, but the resends are not confirmed (their
+//! PUBACKs are ignored). Resends are told apart from queued requests by watching rumqttc's
+//! pending list (resends carry their packet id; queued requests it moved there have none).
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -44,9 +57,9 @@ use firegrid_protocols::codec::MAX_PAYLOAD;
 use firegrid_protocols::topic::DEVICE_UPLINK_FILTERS;
 use rumqttc::{
     AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Outgoing, Packet, Publish, QoS,
-    SubscribeFilter, SubscribeReasonCode,
+    Request, SubscribeFilter, SubscribeReasonCode,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::ack::{AckBook, AckToken};
@@ -277,6 +290,19 @@ pub enum BrokerError {
     /// The client has stopped (cancelled).
     #[error("MQTT client has stopped")]
     Stopped,
+    /// [`BrokerHandle::publish_confirmed`]: the broker's PUBACK did not come (the link was down
+    /// or dropped before it, the broker lost the session, the client stopped, or the timeout
+    /// passed). The message may still reach the broker later (rumqttc resends what it had sent
+    /// after a reconnect); retry, and let the receivers deduplicate.
+    #[error("MQTT {priority:?} publish to {topic}: not confirmed by the broker: {reason}")]
+    NotConfirmed {
+        /// The link.
+        priority: Priority,
+        /// The message's topic.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
     /// [`BrokerHandle::wait_connected`] ran out of time.
     #[error("MQTT client: not connected within {waited:?} (state: {state})")]
     NotConnected {
@@ -494,6 +520,7 @@ impl Broker {
             let (client, eventloop) = new_client(&config, role);
             let acks = (role == Role::Ingest)
                 .then(|| Arc::new(AckBook::new(client.clone(), counters.clone())));
+            let book = Arc::new(Confirmations::default());
             let link = Link {
                 role,
                 eventloop,
@@ -513,9 +540,10 @@ impl Broker {
                 stall_timeout: config.ingest_stall_timeout,
                 disconnect_timeout: config.connect_timeout,
                 acks_written: 0,
+                confirms: (role != Role::Ingest).then(|| Tracker::new(book.clone())),
             };
             runtime.spawn(link.run());
-            clients.push(client);
+            clients.push(PublishLink { client, book });
         }
         drop(incoming_tx);
         let urgent = clients.pop().expect("three links were made");
@@ -537,8 +565,8 @@ impl Broker {
 /// Publishes, and observes the client's state. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct BrokerHandle {
-    normal: AsyncClient,
-    urgent: AsyncClient,
+    normal: PublishLink,
+    urgent: PublishLink,
     state: watch::Receiver<BrokerState>,
     counters: Arc<Counters>,
     publish_timeout: Duration,
@@ -557,13 +585,17 @@ impl BrokerHandle {
         qos: Qos,
         retain: bool,
     ) -> Result<(), BrokerError> {
-        self.enqueue(
+        let message = Outbound {
             priority,
-            topic.into(),
-            payload.into(),
+            topic: topic.into(),
+            payload: payload.into(),
             qos,
             retain,
-            self.publish_timeout,
+        };
+        self.enqueue(
+            message,
+            tokio::time::Instant::now() + self.publish_timeout,
+            None,
         )
         .await
     }
@@ -577,29 +609,90 @@ impl BrokerHandle {
         qos: Qos,
         retain: bool,
     ) -> Result<(), BrokerError> {
-        self.enqueue(
+        let message = Outbound {
             priority,
-            topic.into(),
-            payload.into(),
+            topic: topic.into(),
+            payload: payload.into(),
             qos,
             retain,
-            Duration::ZERO,
-        )
-        .await
+        };
+        self.enqueue(message, tokio::time::Instant::now(), None)
+            .await
+    }
+
+    /// Publishes at QoS 1 on the link of `priority` and returns `Ok` only once the broker has
+    /// acknowledged (PUBACK) this publish: the broker then holds the message.
+    ///
+    /// Everything is bounded by `timeout`: waiting for the link to be connected (a publish is
+    /// not queued while the link is down, so retries during an outage do not pile up copies),
+    /// for room in its queue, and for the PUBACK. Errors: [`BrokerError::NotConfirmed`] when the
+    /// link is down for the whole timeout, drops before the PUBACK, the broker lost the session,
+    /// the client stops, or the timeout passes; [`BrokerError::Backpressure`] when the queue
+    /// stayed full; [`BrokerError::InvalidTopic`], [`BrokerError::TooLarge`],
+    /// [`BrokerError::Stopped`]. After an error the message may still reach the broker (it was
+    /// sent, or is queued and goes out after a reconnect): retry, receivers deduplicate.
+    pub async fn publish_confirmed(
+        &self,
+        priority: Priority,
+        topic: impl Into<String>,
+        payload: impl Into<Bytes>,
+        retain: bool,
+        timeout: Duration,
+    ) -> Result<(), BrokerError> {
+        let topic = topic.into();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let not_confirmed = |topic: String, reason: String| BrokerError::NotConfirmed {
+            priority,
+            topic,
+            reason,
+        };
+        // Do not queue into a link that is down: the message would wait there (and go out,
+        // unconfirmed, after the reconnect) while the caller retries.
+        let mut state = self.state.clone();
+        let up = state.wait_for(|s| {
+            let link = match priority {
+                Priority::Normal => s.normal,
+                Priority::Urgent => s.urgent,
+            };
+            matches!(link, LinkState::Connected | LinkState::Stopped)
+        });
+        match tokio::time::timeout_at(deadline, up).await {
+            Ok(Ok(_)) => {} // Stopped: the publish below says so
+            Ok(Err(_)) => return Err(BrokerError::Stopped),
+            Err(_) => {
+                return Err(not_confirmed(
+                    topic,
+                    format!("the link was not connected within {timeout:?}"),
+                ));
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        let message = Outbound {
+            priority,
+            topic: topic.clone(),
+            payload: payload.into(),
+            qos: Qos::AtLeastOnce,
+            retain,
+        };
+        self.enqueue(message, deadline, Some(tx)).await?;
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(reason))) => Err(not_confirmed(topic, reason.to_string())),
+            Ok(Err(_)) => Err(not_confirmed(topic, "the link stopped".into())),
+            Err(_) => Err(not_confirmed(
+                topic,
+                format!("no PUBACK within {timeout:?}"),
+            )),
+        }
     }
 
     async fn enqueue(
         &self,
-        priority: Priority,
-        topic: String,
-        payload: Bytes,
-        qos: Qos,
-        retain: bool,
-        wait: Duration,
+        message: Outbound,
+        deadline: tokio::time::Instant,
+        confirm: Option<Confirm>,
     ) -> Result<(), BrokerError> {
-        let result = self
-            .check_and_send(priority, topic, payload, qos, retain, wait)
-            .await;
+        let result = self.check_and_send(message, deadline, confirm).await;
         Counters::bump(match result {
             Ok(()) => &self.counters.publishes,
             Err(_) => &self.counters.publish_rejected,
@@ -607,15 +700,21 @@ impl BrokerHandle {
         result
     }
 
+    /// Queues `message` on its link, waiting until `deadline` for room; with `confirm`, that
+    /// sender takes the message's confirmation slot.
     async fn check_and_send(
         &self,
-        priority: Priority,
-        topic: String,
-        payload: Bytes,
-        qos: Qos,
-        retain: bool,
-        wait: Duration,
+        message: Outbound,
+        deadline: tokio::time::Instant,
+        mut confirm: Option<Confirm>,
     ) -> Result<(), BrokerError> {
+        let Outbound {
+            priority,
+            topic,
+            payload,
+            qos,
+            retain,
+        } = message;
         if !rumqttc::valid_topic(&topic) || topic.starts_with('$') {
             return Err(BrokerError::InvalidTopic(topic));
         }
@@ -629,21 +728,42 @@ impl BrokerHandle {
                 max: self.max_packet_size,
             });
         }
-        let client = match priority {
+        let link = match priority {
             Priority::Normal => &self.normal,
             Priority::Urgent => &self.urgent,
         };
-        let send = client.publish_bytes(topic.clone(), qos.into(), retain, payload);
-        // tokio's timeout polls the send before looking at the clock, so a zero wait is a
-        // try-send. Dropping a pending flume send withdraws the message.
-        match tokio::time::timeout(wait, send).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(BrokerError::Stopped),
-            Err(_) => Err(BrokerError::Backpressure {
-                priority,
-                topic,
-                waited: wait,
-            }),
+        let started = tokio::time::Instant::now();
+        loop {
+            // Registered before the attempt, so room made in between is not missed.
+            let room = link.book.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                // Queue and take the slot under one lock: slots and queue stay in one order.
+                let mut slots = link.book.lock();
+                let sent =
+                    link.client
+                        .try_publish(topic.clone(), qos.into(), retain, payload.to_vec());
+                if sent.is_ok() {
+                    slots.push_back(confirm.take());
+                    return Ok(());
+                }
+            }
+            // Full, or the link's event loop is gone.
+            let stopped = match priority {
+                Priority::Normal => self.state.borrow().normal,
+                Priority::Urgent => self.state.borrow().urgent,
+            } == LinkState::Stopped;
+            if stopped {
+                return Err(BrokerError::Stopped);
+            }
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                return Err(BrokerError::Backpressure {
+                    priority,
+                    topic,
+                    waited: deadline.saturating_duration_since(started),
+                });
+            }
         }
     }
 
@@ -728,6 +848,197 @@ fn new_client(config: &ClientConfig, role: Role) -> (AsyncClient, EventLoop) {
     (client, eventloop)
 }
 
+/// A message to publish.
+struct Outbound {
+    priority: Priority,
+    topic: String,
+    payload: Bytes,
+    qos: Qos,
+    retain: bool,
+}
+
+/// A publish link as the handle sees it: rumqttc's client and the link's confirmation slots.
+#[derive(Debug, Clone)]
+struct PublishLink {
+    client: AsyncClient,
+    book: Arc<Confirmations>,
+}
+
+/// Resolves one [`BrokerHandle::publish_confirmed`]: `Ok` on its PUBACK, else why not.
+type Confirm = oneshot::Sender<Result<(), &'static str>>;
+
+/// Shared between a publish link's handle side and its event-loop task.
+#[derive(Debug, Default)]
+struct Confirmations {
+    /// One slot per publish request in rumqttc's request queue (or moved from there to its
+    /// pending list), in queue order: the sender of a confirmed publish, `None` for the others.
+    slots: Mutex<VecDeque<Option<Confirm>>>,
+    /// Notified when rumqttc may have made room in the request queue (it took a request, or
+    /// moved them all to its pending list) and when the link stops.
+    room: Notify,
+}
+
+impl Confirmations {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Option<Confirm>>> {
+        // The critical sections only push and pop; a panic in one leaves the queue usable.
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What is at the front of rumqttc's pending list (`EventLoop::pending`) before a poll: the
+/// next request it sends comes from there if the list is not empty.
+#[derive(Debug, Clone, Copy)]
+struct PendingPeek {
+    len: usize,
+    /// The front is a publish rumqttc had sent before (it carries its packet id): a resend,
+    /// with no slot of its own.
+    front_is_resend: bool,
+    /// Publishes in the list that were never sent (moved there from the request queue by
+    /// `EventLoop::clean`); each has its slot at the front of [`Confirmations::slots`].
+    unsent: usize,
+}
+
+impl PendingPeek {
+    fn of(pending: &VecDeque<Request>) -> Self {
+        let is_resend = |r: &Request| matches!(r, Request::Publish(p) if p.pkid != 0);
+        let is_unsent = |r: &Request| matches!(r, Request::Publish(p) if p.pkid == 0);
+        Self {
+            len: pending.len(),
+            front_is_resend: pending.front().is_some_and(is_resend),
+            unsent: if pending.is_empty() {
+                0
+            } else {
+                pending.iter().filter(|r| is_unsent(r)).count()
+            },
+        }
+    }
+}
+
+/// The event-loop side of a publish link's confirmations.
+#[derive(Debug)]
+struct Tracker {
+    book: Arc<Confirmations>,
+    /// Confirmed publishes sent on this connection, by packet id, awaiting their PUBACK.
+    sent: HashMap<u16, Confirm>,
+    /// A publish rumqttc holds back because its packet id is still in flight (a "collision":
+    /// `Outgoing::AwaitAck`, then `Outgoing::Publish` once that id is acked).
+    collided: Option<(u16, Option<Confirm>)>,
+}
+
+impl Tracker {
+    fn new(book: Arc<Confirmations>) -> Self {
+        Self {
+            book,
+            sent: HashMap::new(),
+            collided: None,
+        }
+    }
+
+    /// The next slot of the request queue (rumqttc took that request).
+    fn next_slot(&self) -> Option<Confirm> {
+        match self.book.lock().pop_front() {
+            Some(slot) => slot,
+            None => {
+                // Cannot happen: every queued publish pushed a slot before rumqttc could see it.
+                tracing::error!("MQTT confirmations: a publish without a slot");
+                None
+            }
+        }
+    }
+
+    /// Books what `poll` returned; `before` is rumqttc's pending list before that poll.
+    fn on_event(
+        &mut self,
+        event: &Result<Event, rumqttc::ConnectionError>,
+        before: PendingPeek,
+        eventloop: &EventLoop,
+    ) {
+        match event {
+            Ok(Event::Outgoing(out @ (Outgoing::Publish(pkid) | Outgoing::AwaitAck(pkid)))) => {
+                let pkid = *pkid;
+                let from_pending = eventloop.pending.len() + 1 == before.len;
+                let slot = if from_pending && before.front_is_resend {
+                    None
+                } else if !from_pending
+                    && matches!(out, Outgoing::Publish(_))
+                    && self.collided.as_ref().is_some_and(|(id, _)| *id == pkid)
+                {
+                    self.collided.take().and_then(|(_, slot)| slot)
+                } else {
+                    self.next_slot()
+                };
+                self.book.room.notify_waiters();
+                if matches!(out, Outgoing::AwaitAck(_)) {
+                    self.collided = Some((pkid, slot));
+                    return;
+                }
+                // A packet id is reused only after its PUBACK: anything still filed under it is
+                // stale (a resend's id, or an ack that never came).
+                if let Some(stale) = self.sent.remove(&pkid) {
+                    let _ = stale.send(Err("its packet id was reused before its PUBACK came"));
+                }
+                if let Some(tx) = slot {
+                    if pkid == 0 {
+                        let _ = tx.send(Err("sent at QoS 0"));
+                    } else {
+                        self.sent.insert(pkid, tx);
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                if let Some(tx) = self.sent.remove(&ack.pkid) {
+                    let _ = tx.send(Ok(()));
+                }
+            }
+            Ok(Event::Incoming(Packet::ConnAck(ack))) if !ack.session_present => {
+                // rumqttc dropped its pending list, and with it the never-sent publishes that
+                // `clean` had moved there: their slots are at the front.
+                let dropped: Vec<_> = {
+                    let mut slots = self.book.lock();
+                    let n = before.unsent.min(slots.len());
+                    slots.drain(..n).collect()
+                };
+                for tx in dropped.into_iter().flatten() {
+                    let _ = tx.send(Err("the broker lost the session before it was sent"));
+                }
+                if let Some((_, slot)) = &mut self.collided
+                    && let Some(tx) = slot.take()
+                {
+                    let _ = tx.send(Err("the broker lost the session before it was sent"));
+                }
+            }
+            Ok(_) => {}
+            Err(_) => self.connection_lost(),
+        }
+    }
+
+    /// Fails every publish sent on the connection that just ended: rumqttc resends them on the
+    /// next one if the broker kept the session, but those resends are not confirmed.
+    fn connection_lost(&mut self) {
+        for (_, tx) in self.sent.drain() {
+            let _ = tx.send(Err("the connection dropped before its PUBACK"));
+        }
+        if let Some((_, slot)) = &mut self.collided
+            && let Some(tx) = slot.take()
+        {
+            let _ = tx.send(Err("the connection dropped before it was sent"));
+        }
+        // `clean` emptied the request queue into the pending list.
+        self.book.room.notify_waiters();
+    }
+
+    /// The link stops: fails everything, queued or sent, and wakes publishes waiting for room
+    /// (they find the link stopped). Call it once rumqttc's queue is gone, so nothing is added.
+    fn stop(&mut self) {
+        self.connection_lost();
+        let queued: Vec<_> = self.book.lock().drain(..).collect();
+        for tx in queued.into_iter().flatten() {
+            let _ = tx.send(Err("the client stopped"));
+        }
+        self.book.room.notify_waiters();
+    }
+}
+
 /// One connection's event loop task.
 struct Link {
     role: Role,
@@ -745,6 +1056,8 @@ struct Link {
     disconnect_timeout: Duration,
     /// PUBACKs rumqttc reported written on this connection.
     acks_written: u64,
+    /// Confirmed publishes (publish links only).
+    confirms: Option<Tracker>,
 }
 
 /// What the loop does next after an event.
@@ -769,12 +1082,16 @@ impl Link {
 
         loop {
             let acks = self.acks.clone();
+            let before = PendingPeek::of(&self.eventloop.pending);
             let event = tokio::select! {
                 biased;
                 () = self.cancel.cancelled() => break,
                 () = abandoned(acks.as_deref()), if connected => None,
                 event = self.eventloop.poll() => Some(event),
             };
+            if let (Some(event), Some(confirms)) = (&event, &mut self.confirms) {
+                confirms.on_event(event, before, &self.eventloop);
+            }
             let Some(event) = event else {
                 tracing::info!(
                     link = name,
@@ -881,8 +1198,12 @@ impl Link {
         // Stopped only once the event loop (and so its request queue) is gone: a publish after
         // that fails with BrokerError::Stopped.
         let (state, role) = (self.state.clone(), self.role);
+        let confirms = self.confirms.take();
         drop(self);
         set_state(&state, role, LinkState::Stopped);
+        if let Some(mut confirms) = confirms {
+            confirms.stop();
+        }
     }
 
     /// Sleeps the back-off delay of `attempt` (and counts the attempt); returns early when
@@ -1015,6 +1336,9 @@ impl Link {
             Counters::bump(&self.counters.connection_errors);
         }
         self.acks_written = 0;
+        if let Some(confirms) = &mut self.confirms {
+            confirms.connection_lost();
+        }
         match &self.acks {
             Some(acks) => acks.new_epoch(&mut self.eventloop),
             None if forced => self.eventloop.clean(),

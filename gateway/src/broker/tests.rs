@@ -870,3 +870,466 @@ async fn measure_alert_latency() {
         cancel.cancel();
     }
 }
+
+// ---- confirmed publishes ----
+
+/// A client config for a publish-only client (no ingest subscriptions).
+fn publisher(addr: SocketAddr, client_id: &str) -> ClientConfig {
+    ClientConfig {
+        filters: Vec::new(),
+        ..config(addr, client_id)
+    }
+}
+
+/// The retained message on `topic`, read by a fresh subscriber: proof the broker holds it.
+async fn retained(addr: SocketAddr, id: &str, topic: &str) -> Bytes {
+    let mut reader = Peer::connect(addr, id).await;
+    reader.subscribe(topic).await;
+    let m = tokio::time::timeout(WAIT, reader.messages.recv())
+        .await
+        .expect("the retained message within the deadline")
+        .expect("peer runs");
+    assert!(m.retain, "it is the retained one");
+    m.payload
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_publish_returns_once_the_broker_holds_the_message() {
+    let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
+    let (gw, _rx, cancel) = connected(publisher(mosquitto.addr(), "gw-confirm")).await;
+    for (priority, topic) in [
+        (Priority::Urgent, "firegrid/v1/alert/c1"),
+        (Priority::Normal, "firegrid/v1/dev/c1/config"),
+    ] {
+        gw.publish_confirmed(priority, topic, &b"confirmed"[..], true, WAIT)
+            .await
+            .expect("the broker acknowledges it");
+        // Retained: a subscriber that comes afterwards gets it, so the broker had it.
+        let payload = retained(mosquitto.addr(), &format!("reader-{priority:?}"), topic).await;
+        assert_eq!(&payload[..], b"confirmed");
+    }
+    let err = gw
+        .publish_confirmed(
+            Priority::Urgent,
+            "firegrid/v1/alert/+",
+            &b"x"[..],
+            false,
+            WAIT,
+        )
+        .await
+        .expect_err("not a topic name");
+    assert!(matches!(err, BrokerError::InvalidTopic(_)), "{err}");
+    cancel.cancel();
+    tokio::time::timeout(WAIT, gw.stopped())
+        .await
+        .expect("stops");
+    let err = gw
+        .publish_confirmed(
+            Priority::Urgent,
+            "firegrid/v1/alert/c1",
+            &b"x"[..],
+            false,
+            WAIT,
+        )
+        .await
+        .expect_err("stopped");
+    assert!(matches!(err, BrokerError::Stopped), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_publish_fails_while_the_broker_is_down_and_works_after_its_restart() {
+    let mut mosquitto = Mosquitto::start().await.expect("mosquitto starts");
+    let (gw, _rx, cancel) = connected(publisher(mosquitto.addr(), "gw-confirm-down")).await;
+    let topic = "firegrid/v1/alert/c2";
+    gw.publish_confirmed(Priority::Urgent, topic, &b"before"[..], true, WAIT)
+        .await
+        .expect("confirmed while the broker runs");
+
+    mosquitto.kill();
+    let timeout = Duration::from_millis(800);
+    for _ in 0..3 {
+        let started = Instant::now();
+        let err = gw
+            .publish_confirmed(Priority::Urgent, topic, &b"during"[..], true, timeout)
+            .await
+            .expect_err("nobody can confirm it");
+        let waited = started.elapsed();
+        assert!(matches!(err, BrokerError::NotConfirmed { .. }), "{err}");
+        assert!(waited < timeout + Duration::from_millis(500), "{waited:?}");
+        eprintln!("broker down: {err} after {waited:?}");
+    }
+
+    mosquitto.restart().await.expect("mosquitto restarts");
+    // The links reconnect with back-off: retry until confirmed, as the notifier does.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match gw
+            .publish_confirmed(Priority::Urgent, topic, &b"after"[..], true, timeout)
+            .await
+        {
+            Ok(()) => break,
+            Err(err) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "not confirmed after restart: {err}"
+                );
+                assert!(matches!(err, BrokerError::NotConfirmed { .. }), "{err}");
+            }
+        }
+    }
+    // The restarted broker (no persistence) holds the confirmed one.
+    let payload = retained(mosquitto.addr(), "reader-after", topic).await;
+    assert_eq!(&payload[..], b"after");
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn interleaved_confirmed_and_plain_publishes_are_each_confirmed() {
+    let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
+    let cfg = ClientConfig {
+        max_inflight: 10, // packet ids wrap around several times
+        ..publisher(mosquitto.addr(), "gw-confirm-mix")
+    };
+    let (gw, _rx, cancel) = connected(cfg).await;
+    let mut watcher = Peer::connect(mosquitto.addr(), "watcher-mix").await;
+    watcher.subscribe("firegrid/v1/alert/#").await;
+    // The subscription is in place once a confirmed probe arrives.
+    let probe = "firegrid/v1/alert/probe";
+    let deadline = Instant::now() + WAIT;
+    loop {
+        gw.publish_confirmed(Priority::Urgent, probe, &b"p"[..], false, WAIT)
+            .await
+            .expect("probe confirmed");
+        if let Ok(Some(_)) =
+            tokio::time::timeout(Duration::from_millis(100), watcher.messages.recv()).await
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the watcher never subscribed");
+    }
+    while let Ok(Some(_)) =
+        tokio::time::timeout(Duration::from_millis(200), watcher.messages.recv()).await
+    {}
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..100u32 {
+        let gw = gw.clone();
+        tasks.spawn(async move {
+            let topic = format!("firegrid/v1/alert/m{i}");
+            let payload = Bytes::from(i.to_string());
+            match i % 3 {
+                0 => gw
+                    .publish_confirmed(Priority::Urgent, topic, payload, false, WAIT)
+                    .await
+                    .map(|()| true),
+                1 => gw
+                    .publish(Priority::Urgent, topic, payload, Qos::AtLeastOnce, false)
+                    .await
+                    .map(|()| false),
+                _ => gw
+                    .publish(Priority::Urgent, topic, payload, Qos::AtMostOnce, false)
+                    .await
+                    .map(|()| false),
+            }
+            .map_err(|e| format!("#{i}: {e}"))
+        });
+    }
+    let mut confirmed = 0;
+    while let Some(result) = tasks.join_next().await {
+        if result
+            .expect("no panic")
+            .expect("queued, and confirmed where asked")
+        {
+            confirmed += 1;
+        }
+    }
+    assert_eq!(confirmed, 34);
+    // Every QoS 1 one arrives (QoS 0 ones on loopback too, but that is not promised).
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 67 {
+        let m = tokio::time::timeout(WAIT, watcher.messages.recv())
+            .await
+            .expect("the messages within the deadline")
+            .expect("peer runs");
+        let i: u32 = std::str::from_utf8(&m.payload).unwrap().parse().unwrap();
+        if i % 3 != 2 {
+            seen.insert(i);
+        }
+    }
+    cancel.cancel();
+}
+
+/// How [`FakeBroker`] treats PUBLISH packets.
+#[derive(Debug, Clone, Copy)]
+enum FakeMode {
+    /// PUBACK those whose payload starts with `ack`; ignore the others.
+    AckSome,
+    /// Close the connection at the first PUBLISH, without a PUBACK.
+    DropOnPublish,
+    /// Close the connection of the first PUBLISH of all; after that, say the session is present
+    /// to new connections (so rumqttc resends what it had sent) and behave as
+    /// [`FakeMode::AckSome`].
+    DropFirstThenAckSome,
+}
+
+/// A minimal MQTT 3.1.1 broker for the publish links: CONNACK (no session), PINGRESP, and
+/// PUBLISH as its mode says. Reports the payload of every PUBLISH it reads.
+struct FakeBroker {
+    addr: SocketAddr,
+    published: mpsc::UnboundedReceiver<Vec<u8>>,
+    task: JoinHandle<()>,
+}
+
+impl FakeBroker {
+    async fn start(mode: FakeMode) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a free port");
+        let addr = listener.local_addr().expect("bound");
+        let (tx, published) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let tx = tx.clone();
+                let dropped = dropped.clone();
+                let session = u8::from(dropped.load(std::sync::atomic::Ordering::SeqCst));
+                tokio::spawn(async move {
+                    loop {
+                        let mut first = [0u8; 1];
+                        if socket.read_exact(&mut first).await.is_err() {
+                            return;
+                        }
+                        let (mut len, mut shift) = (0usize, 0);
+                        loop {
+                            let mut b = [0u8; 1];
+                            if socket.read_exact(&mut b).await.is_err() {
+                                return;
+                            }
+                            len |= usize::from(b[0] & 0x7f) << shift;
+                            shift += 7;
+                            if b[0] & 0x80 == 0 {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0u8; len];
+                        if socket.read_exact(&mut body).await.is_err() {
+                            return;
+                        }
+                        let reply: Vec<u8> = match first[0] >> 4 {
+                            1 => vec![0x20, 0x02, session, 0x00], // CONNACK
+                            12 => vec![0xd0, 0x00],               // PINGRESP
+                            3 => {
+                                let qos = (first[0] >> 1) & 3;
+                                let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                                let mut at = 2 + topic_len;
+                                let pkid = (qos > 0).then(|| {
+                                    at += 2;
+                                    [body[at - 2], body[at - 1]]
+                                });
+                                let payload = body[at..].to_vec();
+                                let ack = payload.starts_with(b"ack");
+                                let _ = tx.send(payload);
+                                let mode = match mode {
+                                    FakeMode::DropFirstThenAckSome
+                                        if !dropped
+                                            .swap(true, std::sync::atomic::Ordering::SeqCst) =>
+                                    {
+                                        FakeMode::DropOnPublish
+                                    }
+                                    FakeMode::DropFirstThenAckSome => FakeMode::AckSome,
+                                    mode => mode,
+                                };
+                                match (mode, pkid) {
+                                    (FakeMode::DropOnPublish, _) => return,
+                                    (FakeMode::AckSome, Some(id)) if ack => {
+                                        vec![0x40, 0x02, id[0], id[1]]
+                                    }
+                                    (FakeMode::AckSome, _) => Vec::new(),
+                                    (FakeMode::DropFirstThenAckSome, _) => unreachable!(),
+                                }
+                            }
+                            14 => return, // DISCONNECT
+                            _ => Vec::new(),
+                        };
+                        if !reply.is_empty() && socket.write_all(&reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            published,
+            task,
+        }
+    }
+}
+
+impl Drop for FakeBroker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_the_publishes_the_broker_acknowledged_are_confirmed() {
+    let mut fake = FakeBroker::start(FakeMode::AckSome).await;
+    let (gw, _rx, cancel) = connected(publisher(fake.addr, "gw-confirm-some")).await;
+    // 60 publishes in queue order: confirmed ones the
+    // broker acks, confirmed ones it ignores, and plain QoS 1 / QoS 0 ones in between (which
+    // it acks or not, so their packet ids and PUBACKs are mixed in).
+    let mut tasks = tokio::task::JoinSet::new();
+    let timeout = Duration::from_secs(2);
+    for i in 0..60u32 {
+        let (kind, payload) = match i % 5 {
+            0 => ("confirmed", format!("ack-{i}")),
+            1 => ("confirmed", format!("no-{i}")),
+            2 => ("qos1", format!("ack-{i}")),
+            3 => ("qos1", format!("no-{i}")),
+            _ => ("qos0", format!("no-{i}")),
+        };
+        let topic = "firegrid/v1/alert/some";
+        if kind == "confirmed" {
+            let publisher = gw.clone();
+            tasks.spawn(async move {
+                let result = publisher
+                    .publish_confirmed(Priority::Urgent, topic, payload.clone(), false, timeout)
+                    .await;
+                (payload, result)
+            });
+            // Not a sleep: wait until that publish is queued (its task then only waits for the
+            // PUBACK), so the queue order is the loop's order.
+            let expected = u64::from(i) + 1;
+            assert!(
+                eventually(WAIT, || gw.counters().publishes >= expected).await,
+                "queued"
+            );
+        } else {
+            let qos = if kind == "qos0" {
+                Qos::AtMostOnce
+            } else {
+                Qos::AtLeastOnce
+            };
+            gw.publish(Priority::Urgent, topic, payload, qos, false)
+                .await
+                .expect("queued");
+        }
+    }
+    let mut results = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        results.push(r.expect("no panic"));
+    }
+    assert_eq!(results.len(), 24);
+    for (payload, result) in &results {
+        if payload.starts_with("ack") {
+            assert!(result.is_ok(), "{payload}: {result:?}");
+        } else {
+            let err = result.as_ref().expect_err(payload);
+            assert!(
+                matches!(err, BrokerError::NotConfirmed { reason, .. } if reason.contains("no PUBACK")),
+                "{payload}: {err}"
+            );
+        }
+    }
+    let mut count = 0;
+    while let Ok(Some(_)) =
+        tokio::time::timeout(Duration::from_millis(50), fake.published.recv()).await
+    {
+        count += 1;
+    }
+    assert!(count >= 60, "the broker read {count}");
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lost_before_the_puback_fails_the_confirmed_publish() {
+    let mut fake = FakeBroker::start(FakeMode::DropOnPublish).await;
+    let (gw, _rx, cancel) = connected(publisher(fake.addr, "gw-confirm-drop")).await;
+    let timeout = Duration::from_secs(5);
+    let started = Instant::now();
+    let err = gw
+        .publish_confirmed(
+            Priority::Urgent,
+            "firegrid/v1/alert/drop",
+            &b"x"[..],
+            false,
+            timeout,
+        )
+        .await
+        .expect_err("the connection dropped before any PUBACK");
+    let waited = started.elapsed();
+    assert!(
+        matches!(&err, BrokerError::NotConfirmed { reason, .. } if reason.contains("dropped")),
+        "{err}"
+    );
+    assert!(
+        waited < timeout,
+        "failed at the drop, not at the timeout: {waited:?}"
+    );
+    let sent = tokio::time::timeout(WAIT, fake.published.recv())
+        .await
+        .expect("the broker read it")
+        .expect("open");
+    assert_eq!(sent, b"x");
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resends_after_a_reconnect_do_not_confirm_other_publishes() {
+    let mut fake = FakeBroker::start(FakeMode::DropFirstThenAckSome).await;
+    let (gw, _rx, cancel) = connected(publisher(fake.addr, "gw-confirm-resend")).await;
+    let topic = "firegrid/v1/alert/resend";
+    let timeout = Duration::from_secs(2);
+    let err = gw
+        .publish_confirmed(Priority::Urgent, topic, &b"ack-first"[..], false, timeout)
+        .await
+        .expect_err("the connection dropped before its PUBACK");
+    assert!(matches!(err, BrokerError::NotConfirmed { .. }), "{err}");
+    // Queued around the reconnect: a plain QoS 1 publish and a QoS 0 one.
+    gw.publish(
+        Priority::Urgent,
+        topic,
+        &b"ack-plain"[..],
+        Qos::AtLeastOnce,
+        false,
+    )
+    .await
+    .expect("queued");
+    gw.publish(
+        Priority::Urgent,
+        topic,
+        &b"no-plain0"[..],
+        Qos::AtMostOnce,
+        false,
+    )
+    .await
+    .expect("queued");
+    // The broker kept the session: rumqttc resends "ack-first", which the broker acks. That
+    // PUBACK must not confirm "no-second", which the broker never acks.
+    let err = gw
+        .publish_confirmed(Priority::Urgent, topic, &b"no-second"[..], false, timeout)
+        .await
+        .expect_err("never acknowledged");
+    assert!(
+        matches!(&err, BrokerError::NotConfirmed { reason, .. } if reason.contains("no PUBACK")),
+        "{err}"
+    );
+    gw.publish_confirmed(Priority::Urgent, topic, &b"ack-third"[..], false, timeout)
+        .await
+        .expect("acknowledged");
+    let mut read = Vec::new();
+    while let Ok(Some(p)) =
+        tokio::time::timeout(Duration::from_millis(100), fake.published.recv()).await
+    {
+        read.push(String::from_utf8(p).unwrap());
+    }
+    eprintln!("the broker read {read:?}");
+    assert_eq!(
+        read.iter().filter(|p| *p == "ack-first").count(),
+        2,
+        "{read:?}"
+    );
+    cancel.cancel();
+}
