@@ -2,7 +2,6 @@
 //! learn about. Sent on a bounded channel; the pipeline applies them in order.
 
 use firegrid_protocols::DeviceId;
-use firegrid_protocols::message::Command;
 
 use crate::model::EpisodeId;
 
@@ -20,6 +19,3 @@ pub enum Control {
     /// the command id and time.
     Command(DeviceId, firegrid_protocols::message::Action),
 }
-
-/// A command as sent, for the API's answer.
-pub type SentCommand = Command;
