@@ -1,3 +1,6 @@
 #![doc = include_str!("../README.md")]
 
 pub use firegrid_firmware as firmware;
+
+pub mod physics;
+pub mod sim_bus;
