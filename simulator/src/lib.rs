@@ -2,5 +2,6 @@
 
 pub use firegrid_firmware as firmware;
 
+pub mod device;
 pub mod physics;
 pub mod sim_bus;
