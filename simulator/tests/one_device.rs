@@ -88,7 +88,8 @@ impl Mosquitto {
                         std::fs::read_to_string(&log).unwrap_or_default()
                     );
                 }
-                std::thread::yield_now();
+                // A refused connect returns at once: probe again shortly, not in a spin.
+                std::thread::sleep(Duration::from_millis(5));
             }
         }
         panic!("mosquitto would not start: {last_log}");
