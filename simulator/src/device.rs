@@ -19,8 +19,12 @@
 //! so a slow physical process (a creeping leakage, a heating terminal) can be compressed
 //! without changing what the firmware decides.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use firegrid_firmware::clock::Clock;
 use firegrid_firmware::device::Device;
@@ -30,8 +34,8 @@ use firegrid_firmware::drivers::ntc::{self, NtcDivider};
 use firegrid_firmware::drivers::residual::{RmsCalculator, RmsConfig};
 use firegrid_firmware::monitor::{Indicators, Input, Layout};
 use firegrid_firmware::mqtt::host::{TcpConnector, TokioClock};
-use firegrid_firmware::mqtt::{self, DownCause, Exit, LinkEvent, Shell};
-use firegrid_firmware::seq::MemStore;
+use firegrid_firmware::mqtt::{self, Connector, DownCause, Exit, LinkEvent, Shell};
+use firegrid_firmware::seq::SeqStore;
 use firegrid_protocols::channel::{ChannelNo, FaultCause};
 use firegrid_protocols::id::DeviceId;
 use firegrid_protocols::message::Seq;
@@ -51,7 +55,33 @@ pub const TELEMETRY_SLOTS: usize = 16;
 pub const RX_BUFFER: usize = 16 * 1024;
 
 /// The firmware device a [`SimDevice`] runs.
-pub type FirmwareDevice = Device<MemStore, EVENT_SLOTS, TELEMETRY_SLOTS>;
+pub type FirmwareDevice = Device<Flash, EVENT_SLOTS, TELEMETRY_SLOTS>;
+
+/// A simulated device's non-volatile sequence-number store: clones share one cell, so the
+/// high-water mark survives a simulated power cut (the device is dropped and booted again with
+/// a clone), as the board's flash log does.
+#[derive(Debug, Clone, Default)]
+pub struct Flash(Rc<Cell<Option<u32>>>);
+
+impl Flash {
+    /// The stored high-water mark.
+    pub fn value(&self) -> Option<u32> {
+        self.0.get()
+    }
+}
+
+impl SeqStore for Flash {
+    type Error = core::convert::Infallible;
+
+    fn load(&mut self) -> Result<Option<u32>, Self::Error> {
+        Ok(self.0.get())
+    }
+
+    fn store(&mut self, value: u32) -> Result<(), Self::Error> {
+        self.0.set(Some(value));
+        Ok(())
+    }
+}
 
 /// How a [`SimDevice`] senses.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,6 +92,12 @@ pub struct SimOptions {
     pub time_scale: f64,
     /// Seed of the chips' noise. Default 1.
     pub seed: u64,
+    /// Model time at the device's boot, ms (a device booted again after a power cut keeps
+    /// the world's time). Default 0.
+    pub model_offset_ms: u64,
+    /// Whether [`DeviceView`] keeps every message sent and every indicator change (tests), or
+    /// only the latest state and counts (fleets running for hours). Default true.
+    pub history: bool,
 }
 
 impl Default for SimOptions {
@@ -70,6 +106,8 @@ impl Default for SimOptions {
             sample_interval_ms: 1_000,
             time_scale: 1.0,
             seed: 1,
+            model_offset_ms: 0,
+            history: true,
         }
     }
 }
@@ -130,6 +168,35 @@ pub struct DeviceView {
     pub unacked_events: Option<usize>,
 }
 
+/// What a fleet of simulated devices did, summed over its devices (see
+/// [`SimDevice::count_into`]).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Devices with a session up now.
+    pub connected: AtomicI64,
+    /// Sessions that came up.
+    pub sessions: AtomicU64,
+    /// Telemetry messages handed to the MQTT client.
+    pub telemetry: AtomicU64,
+    /// Events handed to the MQTT client, first sends.
+    pub events: AtomicU64,
+    /// Events sent again (not acknowledged in time, or after a reconnect).
+    pub resends: AtomicU64,
+    /// Acks received.
+    pub acks: AtomicU64,
+}
+
+impl Counters {
+    /// A counter's value now.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// One simulated device: models, simulated chips, real drivers; the firmware's [`Shell`].
 #[derive(Debug)]
 pub struct SimDevice {
@@ -147,12 +214,18 @@ pub struct SimDevice {
     smoke_shown: bool,
     sensors_ok: bool,
     view: watch::Sender<DeviceView>,
+    counters: Option<Arc<Counters>>,
+    link_up: bool,
 }
 
 impl SimDevice {
     /// A device with `layout` sensing `models`, booting now on `clock`.
     pub fn new(layout: Layout, models: Models, options: SimOptions, clock: TokioClock) -> Self {
-        let adc = SimAds131m02::new(models.circuit.clone(), 0, options.seed);
+        let adc = SimAds131m02::new(
+            models.circuit.clone(),
+            options.model_offset_ms,
+            options.seed,
+        );
         Self {
             models,
             layout,
@@ -164,6 +237,8 @@ impl SimDevice {
                     1.0
                 },
                 seed: options.seed,
+                model_offset_ms: options.model_offset_ms,
+                history: options.history,
             },
             clock,
             adc,
@@ -174,7 +249,14 @@ impl SimDevice {
             smoke_shown: false,
             sensors_ok: true,
             view: watch::Sender::new(DeviceView::default()),
+            counters: None,
+            link_up: false,
         }
+    }
+
+    /// Adds what this device does to `counters` (shared by a fleet).
+    pub fn count_into(&mut self, counters: Arc<Counters>) {
+        self.counters = Some(counters);
     }
 
     /// The device's layout.
@@ -199,7 +281,9 @@ impl SimDevice {
 
     /// Model time at device time `now_ms`, ms.
     pub fn model_ms(&self, now_ms: u64) -> u64 {
-        (now_ms as f64 * self.options.time_scale) as u64
+        self.options
+            .model_offset_ms
+            .saturating_add((now_ms as f64 * self.options.time_scale) as u64)
     }
 
     /// Takes one sensing pass at device time `now_ms` and queues its inputs.
@@ -345,9 +429,12 @@ impl Shell for SimDevice {
     }
 
     fn show(&mut self, indicators: Indicators) {
+        let history = self.options.history;
         self.view.send_modify(|v| {
             v.indicators = Some(indicators);
-            v.shown.push(indicators);
+            if history {
+                v.shown.push(indicators);
+            }
         });
     }
 
@@ -368,6 +455,40 @@ impl Shell for SimDevice {
     }
 
     fn on_link(&mut self, event: &LinkEvent) {
+        if let Some(c) = &self.counters {
+            match event {
+                LinkEvent::Up { .. } => {
+                    Counters::add(&c.sessions);
+                    if !self.link_up {
+                        c.connected.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                LinkEvent::Down { .. } if self.link_up => {
+                    c.connected.fetch_sub(1, Ordering::Relaxed);
+                }
+                LinkEvent::Sent { resend: true, .. } => Counters::add(&c.resends),
+                LinkEvent::Sent {
+                    topic: DeviceTopic::Event,
+                    ..
+                } => Counters::add(&c.events),
+                LinkEvent::Sent {
+                    topic: DeviceTopic::Telemetry,
+                    ..
+                } => Counters::add(&c.telemetry),
+                LinkEvent::Received {
+                    topic: Some(DeviceTopic::Ack),
+                    refused: None,
+                    ..
+                } => Counters::add(&c.acks),
+                _ => {}
+            }
+        }
+        match event {
+            LinkEvent::Up { .. } => self.link_up = true,
+            LinkEvent::Down { .. } => self.link_up = false,
+            _ => {}
+        }
+        let history = self.options.history;
         self.view.send_modify(|v| match event {
             LinkEvent::Up { .. } => {
                 v.link_up = true;
@@ -375,9 +496,13 @@ impl Shell for SimDevice {
             }
             LinkEvent::Down { cause, .. } => {
                 v.link_up = false;
-                v.downs.push(*cause);
+                if history {
+                    v.downs.push(*cause);
+                }
             }
-            LinkEvent::Sent { topic, seq, resend } => v.sent.push((*topic, *seq, *resend)),
+            LinkEvent::Sent { topic, seq, resend } if history => {
+                v.sent.push((*topic, *seq, *resend));
+            }
             LinkEvent::Received {
                 topic,
                 refused,
@@ -393,19 +518,46 @@ impl Shell for SimDevice {
     }
 }
 
+impl Drop for SimDevice {
+    /// A device switched off mid-session is no longer connected.
+    fn drop(&mut self) {
+        if let (Some(c), true) = (&self.counters, self.link_up) {
+            c.connected.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Runs `sim` as device `id` on the broker at `broker`, through the firmware's MQTT runner,
 /// until a reboot is asked for. The future is not `Send` (see the module documentation).
 pub async fn run_device(
     id: DeviceId,
     broker: SocketAddr,
+    sim: SimDevice,
+    options: &mqtt::Options<'_>,
+) -> Exit {
+    run_device_on(
+        id,
+        TcpConnector::new(broker),
+        Flash::default(),
+        sim,
+        options,
+    )
+    .await
+}
+
+/// Runs `sim` as device `id` over `connector`, its sequence numbers kept in `flash`, until a
+/// reboot is asked for. The future is not `Send` (see the module documentation).
+pub async fn run_device_on<C: Connector>(
+    id: DeviceId,
+    mut connector: C,
+    flash: Flash,
     mut sim: SimDevice,
     options: &mqtt::Options<'_>,
 ) -> Exit {
     let clock = sim.clock;
     let now = clock.now_ms();
-    let mut device = FirmwareDevice::new(id, sim.layout.clone(), MemStore::new(), now);
+    let mut device = FirmwareDevice::new(id, sim.layout.clone(), flash, now);
     sim.boot(&mut device, now);
-    let mut connector = TcpConnector::new(broker);
     let mut rx_buffer = vec![0u8; RX_BUFFER];
     mqtt::run(
         &mut device,

@@ -3,5 +3,9 @@
 pub use firegrid_firmware as firmware;
 
 pub mod device;
+pub mod fleet;
+pub mod net;
 pub mod physics;
+pub mod provision;
+pub mod scenario;
 pub mod sim_bus;

@@ -1,11 +1,286 @@
-//! The `firegrid-sim` command.
+//! The `firegrid-sim` command: run a simulated district against a gateway, or check a scenario.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use firegrid_simulator::device::Counters;
+use firegrid_simulator::fleet::{Fleet, FleetOptions};
+use firegrid_simulator::provision::{self, Api};
+use firegrid_simulator::scenario::{Incident, Plan, Scenario};
+
+/// firegrid-sim: simulated districts of firegrid devices running the real firmware.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a scenario's district: register it in the gateway, then play its devices and
+    /// incidents until Ctrl-C (or --for-s).
+    Run(RunArgs),
+    /// Check a scenario file and print what it makes.
+    Check {
+        /// The scenario (TOML).
+        scenario: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The scenario (TOML); see simulator/scenarios/.
+    #[arg(long, short)]
+    scenario: PathBuf,
+    /// The broker the devices connect to (MQTT 5; the embedded broker's `listen`).
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    broker: SocketAddr,
+    /// The gateway's HTTP API, to register the district.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// Do not register the district (it is registered already, or the gateway is not ours).
+    #[arg(long)]
+    no_register: bool,
+    /// Worker threads running the devices.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// The devices' MQTT keep-alive, s.
+    #[arg(long, default_value_t = 60)]
+    keep_alive_s: u16,
+    /// The first boots are spread over this long, ms.
+    #[arg(long, default_value_t = 2_000)]
+    boot_spread_ms: u64,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    for_s: Option<u64>,
+    /// Print a status line this often, s (0: never).
+    #[arg(long, default_value_t = 10)]
+    status_every_s: u64,
+}
+
+fn load(path: &Path) -> Result<Scenario, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Scenario::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
 
 fn main() -> ExitCode {
-    eprintln!(
-        "firegrid-sim {}: the simulator is not built yet (it lands with the \"Simulator\" issue).",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Check { scenario } => match load(&scenario) {
+            Ok(s) => {
+                let plan = s.plan();
+                println!(
+                    "{}: ok — {} streets, {} devices, {} incidents",
+                    scenario.display(),
+                    plan.streets.len(),
+                    plan.devices.len(),
+                    s.incidents.len()
+                );
+                for i in sorted(&s.incidents) {
+                    println!("  {}", describe(i));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Run(args) => {
+            let scenario = match load(&args.scenario) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(run(args, scenario))
+        }
+    }
+}
+
+async fn run(args: RunArgs, scenario: Scenario) -> ExitCode {
+    let plan = scenario.plan();
+    say(&format!(
+        "scenario \"{}\": {} devices on {} streets",
+        scenario.name,
+        plan.devices.len(),
+        plan.streets.len()
+    ));
+    if !args.no_register {
+        let api = match Api::new(&args.api) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("firegrid-sim: HTTP client: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match provision::provision(&api, &scenario, &plan, say).await {
+            Ok(p) => say(&format!(
+                "registered in the gateway at {} ({} created, {} already there)",
+                args.api, p.created, p.existing
+            )),
+            Err(e) => {
+                eprintln!("firegrid-sim: registering the district failed: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let cancel = CancellationToken::new();
+    let mut options = FleetOptions::new(args.broker, plan.devices.len());
+    options.threads = args.threads.max(1);
+    options.keep_alive_s = args.keep_alive_s;
+    options.boot_spread_ms = args.boot_spread_ms;
+    let fleet = match Fleet::start(&plan, &options, &cancel) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("firegrid-sim: cannot start the devices: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    say(&format!(
+        "{} devices booting on {} threads, connecting to {}",
+        plan.devices.len(),
+        options.threads,
+        args.broker
+    ));
+    let stop = cancel.clone();
+    let for_s = args.for_s;
+    tokio::spawn(async move {
+        let limit = async {
+            match for_s {
+                Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => say("Ctrl-C: stopping the devices"),
+            () = limit => say("time is up: stopping the devices"),
+        }
+        stop.cancel();
+    });
+    play(&scenario, &plan, &fleet, args.status_every_s, &cancel).await;
+    let counters = fleet.counters().clone();
+    tokio::task::spawn_blocking(move || fleet.join()).await.ok();
+    say(&status(&counters, plan.devices.len()));
+    ExitCode::SUCCESS
+}
+
+/// Announces the incidents as they start and prints a status line now and then, until
+/// `cancel`.
+async fn play(
+    scenario: &Scenario,
+    plan: &Plan,
+    fleet: &Fleet,
+    status_every_s: u64,
+    cancel: &CancellationToken,
+) {
+    let start = fleet.started();
+    let mut timeline = sorted(&scenario.incidents).into_iter().peekable();
+    let mut next_status = (status_every_s > 0).then(|| start + Duration::from_secs(status_every_s));
+    loop {
+        let next_incident = timeline
+            .peek()
+            .map(|i| start + Duration::from_secs(at_s(i)));
+        let wake = [next_incident, next_status].into_iter().flatten().min();
+        let sleep = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = sleep => {}
+        }
+        let now = tokio::time::Instant::now();
+        while let Some(i) = timeline.next_if(|i| start + Duration::from_secs(at_s(i)) <= now) {
+            say(&describe(i));
+        }
+        if let Some(at) = next_status
+            && at <= now
+        {
+            say(&status(fleet.counters(), plan.devices.len()));
+            next_status = Some(at + Duration::from_secs(status_every_s));
+        }
+    }
+}
+
+fn status(c: &Counters, devices: usize) -> String {
+    format!(
+        "devices {devices}, connected {}, telemetry sent {}, events sent {} (+{} resent), acks {}",
+        c.connected.load(Ordering::Relaxed),
+        Counters::get(&c.telemetry),
+        Counters::get(&c.events),
+        Counters::get(&c.resends),
+        Counters::get(&c.acks),
+    )
+}
+
+fn say(line: &str) {
+    println!("firegrid-sim: {line}");
+}
+
+fn sorted(incidents: &[Incident]) -> Vec<&Incident> {
+    let mut v: Vec<&Incident> = incidents.iter().collect();
+    v.sort_by_key(|i| at_s(i));
+    v
+}
+
+const fn at_s(i: &Incident) -> u64 {
+    match i {
+        Incident::LeakageCreep { at_s, .. }
+        | Incident::Smoke { at_s, .. }
+        | Incident::LooseTerminal { at_s, .. }
+        | Incident::LeadOpen { at_s, .. }
+        | Incident::BatteryDrain { at_s, .. }
+        | Incident::NetworkOutage { at_s, .. }
+        | Incident::PowerCut { at_s, .. } => *at_s,
+    }
+}
+
+fn describe(i: &Incident) -> String {
+    let what = match i {
+        Incident::LeakageCreep {
+            room, ma_per_min, ..
+        } => format!("leakage on the circuit of room {room} starts rising {ma_per_min} mA/min"),
+        Incident::Smoke { room, for_s, .. } => format!("smoke in room {room} for {for_s} s"),
+        Incident::LooseTerminal { room, ch, .. } => {
+            format!("terminal {ch} in room {room} works loose and heats up under load")
+        }
+        Incident::LeadOpen {
+            room, ch, for_s, ..
+        } => match for_s {
+            Some(s) => format!("sensor lead {ch} in room {room} opens for {s} s"),
+            None => format!("sensor lead {ch} in room {room} opens"),
+        },
+        Incident::BatteryDrain {
+            room, mv_per_min, ..
+        } => format!("smoke alarm battery in room {room} drains {mv_per_min} mV/min"),
+        Incident::NetworkOutage { street, for_s, .. } => {
+            format!("street {street} loses its network for {for_s} s")
+        }
+        Incident::PowerCut { street, for_s, .. } => {
+            format!("street {street} loses power for {for_s} s; then every device boots at once")
+        }
+    };
+    format!("+{} s: {what}", at_s(i))
 }

@@ -84,7 +84,7 @@ async fn boot_steps_the_first_pass_and_the_battery_measurement() {
     let mut device = FirmwareDevice::new(
         DeviceId::new("sim-boot").expect("id"),
         sim.layout.clone(),
-        MemStore::new(),
+        Flash::default(),
         0,
     );
     sim.boot(&mut device, 0);
