@@ -358,7 +358,7 @@ impl Monitor {
                 self.start_self_test(now_ms, &mut out);
             }
             Input::Command(cmd) => self.command(now_ms, cmd, &mut out),
-            Input::Config(config) => self.apply_config(config, &mut out),
+            Input::Config(config) => self.apply_config(now_ms, config, &mut out),
         }
         self.timers(now_ms, &mut out);
         Outputs {
@@ -610,7 +610,7 @@ impl Monitor {
         push(out, Output::CheckSensors);
     }
 
-    fn apply_config(&mut self, config: Config, out: &mut Outs) {
+    fn apply_config(&mut self, now: u64, config: Config, out: &mut Outs) {
         if config.version == self.config.version {
             return;
         }
@@ -621,6 +621,12 @@ impl Monitor {
                     // A new set-point or delay restarts the alarm delay; a latched alarm stays.
                     state.above_since = None;
                 }
+                // Shorter intervals take effect now, not after the old, longer ones: the
+                // gateway expects a message within the new heartbeat interval.
+                let report = u64::from(config.report_interval_s).saturating_mul(SEC);
+                let heartbeat = u64::from(config.heartbeat_interval_s).saturating_mul(SEC);
+                self.report_due = self.report_due.min(now.saturating_add(report));
+                self.heartbeat_due = self.heartbeat_due.min(now.saturating_add(heartbeat));
                 self.config = config;
                 push(out, Output::Event(EventKind::ConfigApplied { version }));
             }

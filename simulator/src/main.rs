@@ -57,6 +57,9 @@ struct RunArgs {
     /// The first boots are spread over this long, ms.
     #[arg(long, default_value_t = 2_000)]
     boot_spread_ms: u64,
+    /// Base of the devices' reconnect backoff, ms (doubling per failed attempt, full jitter).
+    #[arg(long, default_value_t = 1_000)]
+    backoff_base_ms: u64,
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     for_s: Option<u64>,
@@ -149,6 +152,7 @@ async fn run(args: RunArgs, scenario: Scenario) -> ExitCode {
     options.threads = args.threads.max(1);
     options.keep_alive_s = args.keep_alive_s;
     options.boot_spread_ms = args.boot_spread_ms;
+    options.backoff_base_ms = args.backoff_base_ms;
     let fleet = match Fleet::start(&plan, &options, &cancel) {
         Ok(f) => f,
         Err(e) => {

@@ -97,6 +97,36 @@ impl Default for DeviceSettings {
     }
 }
 
+impl DeviceSettings {
+    /// The configuration a monitor gets, checked against the GB ranges as the gateway and the
+    /// device check it.
+    ///
+    /// # Errors
+    /// What is out of range, and the range.
+    pub fn device_config(&self) -> Result<firegrid_protocols::message::Config, String> {
+        use firegrid_protocols::channel::Quantity;
+        use firegrid_protocols::thresholds::{Limits, Threshold};
+        let mut config = Layout::typical_monitor().default_config();
+        config.report_interval_s = self.report_interval_s;
+        config.heartbeat_interval_s = self.heartbeat_interval_s;
+        for ch in config.channels.iter_mut() {
+            ch.delay_s = self.alarm_delay_s;
+            ch.threshold = match ch.threshold.quantity() {
+                Quantity::ResidualCurrent => {
+                    let ma = i32::try_from(self.residual_ma).unwrap_or(i32::MAX);
+                    Threshold::new(Quantity::ResidualCurrent, ma, &Limits::GB)
+                }
+                Quantity::Temperature => {
+                    Threshold::new(Quantity::Temperature, self.temp_dc, &Limits::GB)
+                }
+            }
+            .map_err(|e| e.to_string())?;
+        }
+        config.validate(&Limits::GB).map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+}
+
 /// `[[street]]`: a street and how it is cut up.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -238,9 +268,11 @@ impl Scenario {
             return err("a scenario needs at least one [[street]]".into());
         }
         let d = &self.devices;
-        if d.sample_interval_ms == 0 || d.report_interval_s == 0 || d.heartbeat_interval_s == 0 {
-            return err("[devices]: intervals must be > 0".into());
+        if d.sample_interval_ms == 0 {
+            return err("[devices] sample_interval_ms must be ≥ 1".into());
         }
+        d.device_config()
+            .map_err(|e| ScenarioError(format!("[devices]: {e}")))?;
         let [lo, hi] = d.base_leakage_ma;
         if !(0.0..=1000.0).contains(&lo) || !(lo..=1000.0).contains(&hi) {
             return err(format!(

@@ -439,6 +439,39 @@ fn the_relay_trips_only_when_fitted_and_enabled() {
     assert!(m.step(11 * S, Input::Config(c)).indicators.relay_tripped);
 }
 
+/// Found by the simulator's street-outage test: a device booted on the default 60 s intervals
+/// kept them until its next report after the gateway set 5 s, so the gateway, expecting a
+/// message every 5 s, declared it offline.
+#[test]
+fn shorter_intervals_take_effect_when_the_config_is_applied() {
+    let mut m = monitor();
+    sample(&mut m, 1 * S, RES, 120);
+    let mut c = m.config().clone();
+    c.version = 1;
+    c.report_interval_s = 5;
+    c.heartbeat_interval_s = 10;
+    m.step(2 * S, Input::Config(c));
+    assert_eq!(
+        m.next_deadline(),
+        7 * S,
+        "the report is due 5 s after the change"
+    );
+    let o = m.step(7 * S, Input::Tick);
+    assert!(o.actions.contains(&Output::Report));
+    assert!(!o.actions.contains(&Output::Heartbeat));
+    assert!(
+        m.step(12 * S, Input::Tick)
+            .actions
+            .contains(&Output::Heartbeat)
+    );
+    // Longer intervals do not postpone what is already due.
+    let mut c = m.config().clone();
+    c.version = 2;
+    c.report_interval_s = 600;
+    m.step(13 * S, Input::Config(c));
+    assert_eq!(m.next_deadline(), 17 * S);
+}
+
 #[test]
 fn reports_and_heartbeats_on_schedule() {
     let mut m = monitor();

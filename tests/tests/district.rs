@@ -1,0 +1,489 @@
+//! A simulated district on the real binaries: `firegrid` (the gateway) and `firegrid-sim`
+//! (devices running the real firmware), on the embedded broker and on Debian's Mosquitto.
+//! Every test registers its district through the API (as the simulator does for a user), plays
+//! incidents, and checks what a grid worker's phone (an MQTT subscriber on the alert topic) and
+//! the API show.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use firegrid_e2e::{BrokerSetup, Gateway, Mosquitto, Sim, Worker, metric, tail, until};
+use serde_json::Value;
+
+/// Generous: CI machines are slow and shared; nothing here waits this long when it works.
+const WAIT: Duration = Duration::from_secs(90);
+
+/// Devices that report and beat often, decide after 1 s.
+const FAST_DEVICES: &str = r#"
+[devices]
+sample_interval_ms = 500
+report_interval_s = 5
+heartbeat_interval_s = 5
+alarm_delay_s = 1
+"#;
+
+fn is(alert: &Value, what: &str, category: &str, device: &str) -> bool {
+    alert["what"] == what && alert["category"] == category && alert["device"] == device
+}
+
+/// Distinct alert ids per (episode, what): a crash may resend an alert, never under a new id.
+fn alert_ids(alerts: &[Value]) -> BTreeMap<(u64, String), BTreeSet<u64>> {
+    let mut m: BTreeMap<(u64, String), BTreeSet<u64>> = BTreeMap::new();
+    for a in alerts {
+        if let (Some(e), Some(w), Some(id)) = (
+            a["episode"].as_u64(),
+            a["what"].as_str(),
+            a["alert_id"].as_u64(),
+        ) {
+            m.entry((e, w.to_owned())).or_default().insert(id);
+        }
+    }
+    m
+}
+
+fn assert_no_alert_twice(alerts: &[Value]) {
+    for ((episode, what), ids) in alert_ids(alerts) {
+        assert_eq!(
+            ids.len(),
+            1,
+            "episode {episode} has {what} alerts under several ids: {ids:?}"
+        );
+    }
+}
+
+async fn leakage_and_smoke_reach_the_grid_worker(broker: BrokerSetup, dir: &std::path::Path) {
+    let gateway = Gateway::start(dir, broker, "").await;
+    let worker = Worker::subscribe(gateway.tools, "worker-a-1").await;
+    let scenario = format!(
+        r#"name = "e2e alarm flow"
+{FAST_DEVICES}
+[[street]]
+id = "a"
+name = "A Street"
+cells = 1
+sites_per_cell = 1
+rooms_per_site = 3
+
+[[incident]]
+what = "leakage_creep"
+at_s = 2
+room = "a-1-1-1"
+ma_per_min = 1e6
+max_ma = 450
+
+[[incident]]
+what = "smoke"
+at_s = 2
+room = "a-1-1-2"
+for_s = 600
+"#
+    );
+    let mut sim = Sim::start(dir, &scenario, &gateway, &["--backoff-base-ms", "200"]);
+    sim.until_connected(6, WAIT).await;
+
+    let alarm = worker
+        .wait_for("the leakage alarm's alert", WAIT, |a| {
+            is(a, "opened", "alarm", "a-1-1-1-m")
+        })
+        .await;
+    assert_eq!(alarm["area"], "a-1", "{alarm}");
+    assert_eq!(alarm["channel"], 0, "{alarm}");
+    assert_eq!(alarm["quantity"], "residual_current", "{alarm}");
+    assert!(alarm["value"].as_i64().unwrap_or(0) >= 300, "{alarm}");
+    let smoke = worker
+        .wait_for("the smoke alert", WAIT, |a| {
+            is(a, "opened", "smoke", "a-1-1-2-s")
+        })
+        .await;
+    assert_eq!(smoke["area"], "a-1", "{smoke}");
+
+    // The monitoring centre sees both as open episodes; nothing else happened.
+    let open = gateway.episodes("open=true").await;
+    let open: BTreeSet<(String, String)> = open
+        .iter()
+        .map(|e| {
+            (
+                e["device"].as_str().unwrap_or_default().to_owned(),
+                e["category"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        open,
+        BTreeSet::from([
+            ("a-1-1-1-m".to_owned(), "alarm".to_owned()),
+            ("a-1-1-2-s".to_owned(), "smoke".to_owned()),
+        ]),
+        "{}",
+        tail(&sim.process.log(), 10)
+    );
+    assert_no_alert_twice(&worker.alerts());
+    // Every event the devices sent was acknowledged end to end.
+    until("every event acknowledged", WAIT, || {
+        sim.status().filter(|s| s.acks >= s.events && s.events > 0)
+    })
+    .await;
+    // Readings of the district are stored (telemetry, not only events).
+    let stored = metric(
+        &gateway.metrics().await,
+        "firegrid_ingest_messages_total{kind=\"telemetry\"}",
+    );
+    assert!(
+        stored.unwrap_or(0.0) > 0.0,
+        "telemetry ingested: {stored:?}"
+    );
+    assert!(
+        sim.process.interrupt().await,
+        "firegrid-sim stops cleanly on Ctrl-C"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leakage_alarm_and_smoke_reach_the_grid_worker_on_the_embedded_broker() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    leakage_and_smoke_reach_the_grid_worker(BrokerSetup::Embedded, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leakage_alarm_and_smoke_reach_the_grid_worker_through_mosquitto() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
+    leakage_and_smoke_reach_the_grid_worker(BrokerSetup::External(mosquitto.addr()), dir.path())
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_street_outage_gives_offline_episodes_then_every_buffered_alarm_once() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let gateway = Gateway::start(
+        dir.path(),
+        BrokerSetup::Embedded,
+        "[engine]\noffline_grace_s = 1\n",
+    )
+    .await;
+    let worker = Worker::subscribe(gateway.tools, "worker-outage").await;
+    // Street b loses its network from +4 s to +16 s; during the outage one of its circuits
+    // goes into alarm and one of its rooms fills with smoke. Street a is not touched.
+    let scenario = format!(
+        r#"name = "e2e outage"
+{FAST_DEVICES}
+[[street]]
+id = "a"
+name = "A Street"
+cells = 1
+sites_per_cell = 1
+rooms_per_site = 2
+smoke_alarms = false
+
+[[street]]
+id = "b"
+name = "B Street"
+cells = 1
+sites_per_cell = 1
+rooms_per_site = 2
+
+[[incident]]
+what = "network_outage"
+at_s = 4
+street = "b"
+for_s = 12
+
+[[incident]]
+what = "leakage_creep"
+at_s = 8
+room = "b-1-1-1"
+ma_per_min = 1e6
+max_ma = 450
+
+[[incident]]
+what = "smoke"
+at_s = 9
+room = "b-1-1-2"
+for_s = 600
+"#
+    );
+    // Keep-alive 2 s: the broker notices the silent devices within 3 s.
+    let mut sim = Sim::start(
+        dir.path(),
+        &scenario,
+        &gateway,
+        &["--keep-alive-s", "2", "--backoff-base-ms", "200"],
+    );
+    sim.until_connected(6, WAIT).await;
+    let b_devices = ["b-1-1-1-m", "b-1-1-1-s", "b-1-1-2-m", "b-1-1-2-s"];
+
+    // Every device of street b goes offline, and comes back.
+    for d in b_devices {
+        worker
+            .wait_for(&format!("{d} offline"), WAIT, |a| {
+                is(a, "opened", "offline", d)
+            })
+            .await;
+    }
+    for d in b_devices {
+        worker
+            .wait_for(&format!("{d} back online"), WAIT, |a| {
+                is(a, "ended", "offline", d)
+            })
+            .await;
+    }
+    // The alarm and the smoke raised during the outage arrive once the link returns.
+    worker
+        .wait_for("the buffered leakage alarm", WAIT, |a| {
+            is(a, "opened", "alarm", "b-1-1-1-m")
+        })
+        .await;
+    worker
+        .wait_for("the buffered smoke alarm", WAIT, |a| {
+            is(a, "opened", "smoke", "b-1-1-2-s")
+        })
+        .await;
+    until("every event acknowledged after the outage", WAIT, || {
+        sim.status().filter(|s| s.acks >= s.events && s.events > 0)
+    })
+    .await;
+
+    let alerts = worker.alerts();
+    // Once each: one episode per (device, category), one opened alert per episode.
+    let mut opened: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for a in alerts.iter().filter(|a| a["what"] == "opened") {
+        *opened
+            .entry((
+                a["device"].as_str().unwrap_or_default().to_owned(),
+                a["category"].as_str().unwrap_or_default().to_owned(),
+            ))
+            .or_default() += 1;
+    }
+    for d in b_devices {
+        assert_eq!(
+            opened.get(&(d.to_owned(), "offline".to_owned())),
+            Some(&1),
+            "{opened:?}"
+        );
+    }
+    assert_eq!(
+        opened.get(&("b-1-1-1-m".into(), "alarm".into())),
+        Some(&1),
+        "{opened:?}"
+    );
+    assert_eq!(
+        opened.get(&("b-1-1-2-s".into(), "smoke".into())),
+        Some(&1),
+        "{opened:?}"
+    );
+    // Street a never went offline.
+    assert!(
+        !opened.keys().any(|(d, _)| d.starts_with("a-")),
+        "street a was not touched: {opened:?}"
+    );
+    assert_no_alert_twice(&alerts);
+    // The gateway journaled the buffered alarm once: one alarm episode for the device.
+    let episodes = gateway.episodes("device=b-1-1-1-m").await;
+    let alarms = episodes.iter().filter(|e| e["category"] == "alarm").count();
+    assert_eq!(alarms, 1, "{episodes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_raised_while_the_broker_is_down_arrive_after_its_restart() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut mosquitto = Mosquitto::start().await.expect("mosquitto starts");
+    let gateway = Gateway::start(dir.path(), BrokerSetup::External(mosquitto.addr()), "").await;
+    let scenario = format!(
+        r#"name = "e2e broker restart"
+{FAST_DEVICES}
+[[street]]
+id = "a"
+name = "A Street"
+cells = 1
+sites_per_cell = 1
+rooms_per_site = 2
+
+[[incident]]
+what = "leakage_creep"
+at_s = 10
+room = "a-1-1-1"
+ma_per_min = 1e6
+max_ma = 450
+
+[[incident]]
+what = "smoke"
+at_s = 10
+room = "a-1-1-2"
+for_s = 600
+"#
+    );
+    let mut sim = Sim::start(
+        dir.path(),
+        &scenario,
+        &gateway,
+        &["--backoff-base-ms", "200"],
+    );
+    sim.until_connected(4, WAIT).await;
+    let started = Instant::now();
+    mosquitto.kill();
+    // The alarms happen at +10 s while the broker is down; bring it back after them.
+    until("the alarms to happen on the devices", WAIT, || {
+        (started.elapsed() > Duration::from_secs(14)).then_some(())
+    })
+    .await;
+    mosquitto.restart().await.expect("mosquitto restarts");
+    let worker = Worker::subscribe(mosquitto.addr(), "worker-restart").await;
+    // No session survived (no persistence): the worker subscribed after the restart, so the
+    // alerts it sees were published after it.
+    worker
+        .wait_for("the leakage alarm after the restart", WAIT, |a| {
+            is(a, "opened", "alarm", "a-1-1-1-m")
+        })
+        .await;
+    worker
+        .wait_for("the smoke alarm after the restart", WAIT, |a| {
+            is(a, "opened", "smoke", "a-1-1-2-s")
+        })
+        .await;
+    until("every event acknowledged", WAIT, || {
+        sim.status().filter(|s| s.acks >= s.events && s.events > 0)
+    })
+    .await;
+    assert_no_alert_twice(&worker.alerts());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_mid_district_loses_no_acknowledged_alarm_and_alerts_nothing_twice() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
+    let mut gateway = Gateway::start(dir.path(), BrokerSetup::External(mosquitto.addr()), "").await;
+    let worker = Worker::subscribe(mosquitto.addr(), "worker-crash").await;
+    // Alarms every second from +3 s to +12 s in ten rooms; the gateway is killed in the middle.
+    let mut scenario = format!(
+        r#"name = "e2e kill -9"
+{FAST_DEVICES}
+[[street]]
+id = "a"
+name = "A Street"
+cells = 2
+sites_per_cell = 1
+rooms_per_site = 5
+"#
+    );
+    let rooms: Vec<String> = (1..=2)
+        .flat_map(|c| (1..=5).map(move |r| format!("a-{c}-1-{r}")))
+        .collect();
+    for (i, room) in rooms.iter().enumerate() {
+        let what = if i % 2 == 0 {
+            "what = \"leakage_creep\"\nma_per_min = 1e6\nmax_ma = 450".to_owned()
+        } else {
+            "what = \"smoke\"\nfor_s = 600".to_owned()
+        };
+        scenario.push_str(&format!(
+            "\n[[incident]]\n{what}\nat_s = {}\nroom = \"{room}\"\n",
+            3 + i
+        ));
+    }
+    let mut sim = Sim::start(
+        dir.path(),
+        &scenario,
+        &gateway,
+        &["--backoff-base-ms", "200"],
+    );
+    sim.until_connected(20, WAIT).await;
+    let started = Instant::now();
+    until("the middle of the alarms", WAIT, || {
+        (started.elapsed() > Duration::from_secs(7)).then_some(())
+    })
+    .await;
+    gateway.process.kill9();
+    until("a few alarms while the gateway is down", WAIT, || {
+        (started.elapsed() > Duration::from_secs(10)).then_some(())
+    })
+    .await;
+    gateway.restart().await;
+
+    // Every alarm of every room: one episode, one opened alert (possibly resent with the same
+    // id after the crash, never under two ids).
+    let expected: Vec<(String, &str)> = rooms
+        .iter()
+        .enumerate()
+        .map(|(i, room)| {
+            if i % 2 == 0 {
+                (format!("{room}-m"), "alarm")
+            } else {
+                (format!("{room}-s"), "smoke")
+            }
+        })
+        .collect();
+    for (device, category) in &expected {
+        worker
+            .wait_for(&format!("{category} of {device}"), WAIT, |a| {
+                is(a, "opened", category, device)
+            })
+            .await;
+    }
+    until("every event acknowledged", WAIT, || {
+        sim.status().filter(|s| s.acks >= s.events && s.events > 0)
+    })
+    .await;
+    let alerts = worker.alerts();
+    assert_no_alert_twice(&alerts);
+    let episodes = gateway.episodes("").await;
+    for (device, category) in &expected {
+        let n = episodes
+            .iter()
+            .filter(|e| e["device"] == device.as_str() && e["category"] == *category)
+            .count();
+        assert_eq!(n, 1, "{device} {category}: {n} episodes");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_devices_booting_at_once_after_a_power_cut_all_come_back() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
+    let gateway = Gateway::start(dir.path(), BrokerSetup::External(mosquitto.addr()), "").await;
+    // 1000 rooms, a monitor and a smoke alarm each; the power goes at +5 s and returns at
+    // +10 s to all 2000 at the same instant.
+    let scenario = r#"name = "e2e power returns"
+[devices]
+sample_interval_ms = 10000
+report_interval_s = 60
+heartbeat_interval_s = 60
+
+[[street]]
+id = "p"
+name = "P Street"
+cells = 4
+sites_per_cell = 5
+rooms_per_site = 50
+
+[[incident]]
+what = "power_cut"
+at_s = 5
+street = "p"
+for_s = 5
+"#;
+    let mut sim = Sim::start(
+        dir.path(),
+        scenario,
+        &gateway,
+        &["--boot-spread-ms", "0", "--threads", "2"],
+    );
+    sim.until_connected(2000, Duration::from_secs(240)).await;
+    let up = Instant::now();
+    // Down at +5 s (connected falls to 0), then back: all 2000 again.
+    until("the power cut", WAIT, || {
+        sim.status().filter(|s| s.connected == 0)
+    })
+    .await;
+    sim.until_connected(2000, WAIT).await;
+    let back = up.elapsed();
+    let status = sim.status().expect("a status line");
+    assert!(status.connected == 2000, "{status:?}");
+    // The gateway knows all 2000 and has every boot's events acknowledged.
+    until("every event acknowledged", WAIT, || {
+        sim.status()
+            .filter(|s| s.acks >= s.events && s.events >= 2000)
+    })
+    .await;
+    let known = metric(&gateway.metrics().await, "firegrid_devices_known");
+    assert_eq!(known, Some(2000.0), "devices known to the gateway");
+    eprintln!("2000 devices back {back:?} after the first all-connected");
+}
