@@ -43,6 +43,8 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The most broker messages handled in one batch (one journal transaction).
 const MAX_BATCH: usize = 512;
+/// Devices read from the store per query when the pipeline starts (the store's largest page).
+const DEVICE_PAGE: u32 = 10_000;
 
 /// The wall clock, ms since the Unix epoch.
 pub fn now_ms() -> UnixMs {
@@ -123,13 +125,23 @@ impl Pipeline {
         live: broadcast::Sender<Arc<Alert>>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, StoreError> {
+        // Every registered device, page by page (a district has far more than one page).
         let mut known = HashMap::new();
-        for d in store.devices(&DeviceFilter {
-            limit: 10_000,
-            ..DeviceFilter::default()
-        })? {
-            known.insert(d.id.clone(), known_of(&d));
+        loop {
+            let page = store.devices(&DeviceFilter {
+                limit: DEVICE_PAGE,
+                offset: u32::try_from(known.len()).unwrap_or(u32::MAX),
+                ..DeviceFilter::default()
+            })?;
+            let last = page.len() < DEVICE_PAGE as usize;
+            for d in page {
+                known.insert(d.id.clone(), known_of(&d));
+            }
+            if last {
+                break;
+            }
         }
+        metrics.set_devices_known(engine.device_count() as u64);
         Ok(Self {
             engine,
             store,
@@ -168,7 +180,10 @@ impl Pipeline {
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
-                Some(c) = control.recv() => self.control(c).await,
+                Some(c) = control.recv() => {
+                    self.control(c).await;
+                    self.metrics.set_devices_known(self.engine.device_count() as u64);
+                }
                 Some(first) = incoming.recv() => {
                     let mut batch = vec![first];
                     while batch.len() < MAX_BATCH {
