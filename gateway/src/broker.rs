@@ -7,7 +7,9 @@
 //!   embedded broker or an external one: persistent session, manual in-order acknowledgement
 //!   ([`AckToken`]), resubscription after a lost session, jittered reconnect back-off, publishes
 //!   that never block for ever, publishes confirmed by the broker's PUBACK
-//!   ([`BrokerHandle::publish_confirmed`]), and a separate link for urgent publishes.
+//!   ([`BrokerHandle::publish_confirmed`]), a separate subscribing link for events and statuses
+//!   (they come out of [`Uplink::recv`] before telemetry), and a separate link for urgent
+//!   publishes.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -41,6 +43,6 @@ mod tests;
 pub use ack::{AckError, AckToken};
 pub use client::{
     Broker, BrokerError, BrokerHandle, BrokerState, ClientConfig, CounterSnapshot, Credentials,
-    Incoming, LinkState, Priority, Qos,
+    Incoming, LinkState, Priority, Qos, Uplink,
 };
 pub use embedded::{EmbeddedBroker, EmbeddedConfig, EmbeddedError, TRACING_DIRECTIVES};

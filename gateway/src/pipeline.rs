@@ -25,7 +25,7 @@ use firegrid_protocols::codec::{self, Encoding};
 use firegrid_protocols::message::{Ack, Command, MAX_ACK_SEQS, Message, Seq, Status};
 use firegrid_protocols::topic::{DeviceTopic, Topic};
 
-use crate::broker::{BrokerHandle, Incoming, Priority, Qos};
+use crate::broker::{BrokerHandle, Incoming, Priority, Qos, Uplink};
 use crate::control::Control;
 use crate::engine::{Engine, Input, Output};
 use crate::ingest::{self, Refusal, Refusals};
@@ -168,7 +168,7 @@ impl Pipeline {
     /// its end (journal commit, acks) before the loop looks at `cancel` again.
     pub async fn run(
         mut self,
-        mut incoming: mpsc::Receiver<Incoming>,
+        mut incoming: Uplink,
         mut control: mpsc::Receiver<Control>,
         cancel: CancellationToken,
     ) {

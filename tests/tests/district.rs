@@ -487,3 +487,130 @@ for_s = 5
     assert_eq!(known, Some(2000.0), "devices known to the gateway");
     eprintln!("2000 devices back {back:?} after the first all-connected");
 }
+
+/// Publishes telemetry for `devices` as fast as the broker takes it (QoS 0) until `stop`,
+/// counting into `sent`.
+async fn flood(
+    broker: std::net::SocketAddr,
+    devices: Vec<String>,
+    stop: tokio_util::sync::CancellationToken,
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    let mut options = rumqttc::MqttOptions::new("flood", broker.ip().to_string(), broker.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 1000);
+    let driver = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    'outer: for seq in 1u32.. {
+        for d in &devices {
+            if stop.is_cancelled() {
+                break 'outer;
+            }
+            let payload = format!(
+                r#"{{"seq":{seq},"up_ms":{seq},"readings":[{{"ch":0,"residual_ma":{}}},{{"ch":1,"temp_dc":312}}]}}"#,
+                20 + seq % 7
+            );
+            if client
+                .publish(
+                    format!("firegrid/v1/dev/{d}/telemetry"),
+                    rumqttc::QoS::AtMostOnce,
+                    false,
+                    payload,
+                )
+                .await
+                .is_err()
+            {
+                break 'outer;
+            }
+            sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    driver.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_does_not_wait_behind_a_telemetry_flood() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
+    let gateway = Gateway::start(dir.path(), BrokerSetup::External(mosquitto.addr()), "").await;
+    let worker = Worker::subscribe(mosquitto.addr(), "worker-flood").await;
+    let scenario = format!(
+        r#"name = "e2e flood"
+{FAST_DEVICES}
+[[street]]
+id = "f"
+name = "F Street"
+cells = 1
+sites_per_cell = 2
+rooms_per_site = 10
+
+[[incident]]
+what = "smoke"
+at_s = 6
+room = "f-1-2-7"
+for_s = 600
+"#
+    );
+    let mut sim = Sim::start(
+        dir.path(),
+        &scenario,
+        &gateway,
+        &["--backoff-base-ms", "200"],
+    );
+    sim.until_connected(40, WAIT).await;
+    // Far more telemetry than the gateway can take, from before the smoke until after its
+    // alert.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let published = || sent.load(std::sync::atomic::Ordering::Relaxed);
+    let monitors: Vec<String> = (1..=2)
+        .flat_map(|s| (1..=10).map(move |r| format!("f-1-{s}-{r}-m")))
+        .collect();
+    let flooding = tokio::spawn(flood(
+        mosquitto.addr(),
+        monitors,
+        stop.clone(),
+        sent.clone(),
+    ));
+    // The simulator announces the smoke as it starts: how much telemetry is ahead of it.
+    until("the smoke to start", WAIT, || {
+        sim.process
+            .log()
+            .contains("smoke in room f-1-2-7")
+            .then_some(())
+    })
+    .await;
+    let ahead = published();
+    let smoke = worker
+        .wait_for("the smoke alert during the flood", WAIT, |a| {
+            is(a, "opened", "smoke", "f-1-2-7-s")
+        })
+        .await;
+    let ingested = || async {
+        metric(
+            &gateway.metrics().await,
+            "firegrid_ingest_messages_total{kind=\"telemetry\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    let ingested_at_alert = ingested().await;
+    stop.cancel();
+    flooding.await.expect("the flood task");
+    let (total, ingested_total) = (published(), ingested().await);
+    eprintln!(
+        "{ahead} telemetry messages published before the smoke; {ingested_at_alert} ingested when \
+         its alert arrived; {total} published and {ingested_total} ingested in all"
+    );
+    // The load was real: more than the gateway could take.
+    assert!(
+        ingested_total < total as f64,
+        "the flood did not overload the gateway: {ingested_total} of {total} ingested"
+    );
+    // The alert did not wait for the telemetry that was queued ahead of the smoke.
+    assert!(
+        ingested_at_alert < ahead as f64,
+        "the smoke alert waited behind the telemetry published before it: {ingested_at_alert} \
+         ingested of {ahead}"
+    );
+    assert_eq!(smoke["area"], "f-1");
+    assert_no_alert_twice(&worker.alerts());
+}

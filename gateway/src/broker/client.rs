@@ -1,16 +1,28 @@
 //! The gateway's MQTT client: one typed API over rumqttc 0.25 for the embedded broker or an
 //! external one (Mosquitto, EMQX).
 //!
-//! [`Broker::connect`] opens three MQTT 3.1.1 connections, each with its own rumqttc event loop
+//! [`Broker::connect`] opens four MQTT 3.1.1 connections, each with its own rumqttc event loop
 //! task, request queue, in-flight window and TCP socket:
 //!
 //! | link | client id | does |
 //! | --- | --- | --- |
-//! | ingest | `{client_id}` | subscribes to the device uplink filters (QoS 1), hands each message to ingest as an [`Incoming`], sends PUBACKs only when ingest [acks](AckToken::ack) |
+//! | ingest | `{client_id}` | subscribes to the telemetry filters (QoS 1), hands each message to ingest as an [`Incoming`], sends PUBACKs only when ingest [acks](AckToken::ack) |
+//! | alarms | `{client_id}-alarms` | the same for every other uplink filter: events (alarms, faults, smoke) and statuses |
 //! | normal | `{client_id}-out` | [`Priority::Normal`] publishes: acks, configs, commands, anything bulk |
 //! | urgent | `{client_id}-urgent` | [`Priority::Urgent`] publishes: alerts |
 //!
-//! Why three: an urgent publish can never wait behind a full queue or a full in-flight window of
+//! Why a link of its own for events: the broker keeps one queue per connection and drops from it
+//! when it is full (Mosquitto silently, past `max_queued_messages`), and a gateway slower than
+//! its devices' telemetry fills it. An event behind that queue waits for it or is dropped and
+//! resent by its device 10 s later, again and again: the end-to-end test
+//! `smoke_does_not_wait_behind_a_telemetry_flood` saw a smoke alarm take a minute. On its own
+//! connection an event only ever queues behind other events and statuses, and [`Uplink::recv`]
+//! hands them to ingest before any telemetry. The price: a device's telemetry and its events
+//! are no longer in one order (its statuses and events still are); nothing depends on it except
+//! that telemetry delayed past the device's last will postpones the will's offline verdict to
+//! the heartbeat timeout.
+//!
+//! Why separate publish links: an urgent publish can never wait behind a full queue or a full in-flight window of
 //! normal publishes (the two are independent all the way to the broker's socket), and PUBACKs of
 //! ingest never wait behind either. A priority channel in front of one connection would still
 //! put an alert behind up to an in-flight window of bulk publishes, and rumqttc's request queue
@@ -373,11 +385,13 @@ pub enum LinkState {
     Stopped,
 }
 
-/// The state of the client's three links; observe changes with [`BrokerHandle::state`].
+/// The state of the client's four links; observe changes with [`BrokerHandle::state`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BrokerState {
-    /// The subscribing link.
+    /// The subscribing link for telemetry.
     pub ingest: LinkState,
+    /// The subscribing link for events and statuses.
+    pub alarms: LinkState,
     /// The normal-priority publish link.
     pub normal: LinkState,
     /// The urgent publish link.
@@ -385,23 +399,24 @@ pub struct BrokerState {
 }
 
 impl BrokerState {
-    /// All three links are connected (and ingest subscribed).
+    /// All four links are connected (and the subscribing ones subscribed).
     pub fn is_connected(&self) -> bool {
         self.links().iter().all(|s| *s == LinkState::Connected)
     }
 
-    /// All three links have stopped.
+    /// All four links have stopped.
     pub fn is_stopped(&self) -> bool {
         self.links().iter().all(|s| *s == LinkState::Stopped)
     }
 
-    fn links(&self) -> [LinkState; 3] {
-        [self.ingest, self.normal, self.urgent]
+    fn links(&self) -> [LinkState; 4] {
+        [self.ingest, self.alarms, self.normal, self.urgent]
     }
 
     fn get_mut(&mut self, role: Role) -> &mut LinkState {
         match role {
             Role::Ingest => &mut self.ingest,
+            Role::Alarms => &mut self.alarms,
             Role::Normal => &mut self.normal,
             Role::Urgent => &mut self.urgent,
         }
@@ -412,8 +427,8 @@ impl std::fmt::Display for BrokerState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "ingest {:?}, normal {:?}, urgent {:?}",
-            self.ingest, self.normal, self.urgent
+            "ingest {:?}, alarms {:?}, normal {:?}, urgent {:?}",
+            self.ingest, self.alarms, self.normal, self.urgent
         )
     }
 }
@@ -494,31 +509,38 @@ impl Counters {
 pub struct Broker;
 
 impl Broker {
-    /// Starts the client's three links (see the [module docs](self)) and returns at once; the
+    /// Starts the client's four links (see the [module docs](self)) and returns at once; the
     /// links connect in the background, and reconnect until `cancel` is cancelled. Then they
-    /// send DISCONNECT (the broker keeps the sessions), the [`Incoming`] channel closes and the
-    /// state becomes [`LinkState::Stopped`].
+    /// send DISCONNECT (the broker keeps the sessions), the [`Uplink`] ends and the state
+    /// becomes [`LinkState::Stopped`].
     ///
     /// Must be called within a Tokio runtime.
     pub fn connect(
         config: ClientConfig,
         cancel: CancellationToken,
-    ) -> Result<(BrokerHandle, mpsc::Receiver<Incoming>), BrokerError> {
+    ) -> Result<(BrokerHandle, Uplink), BrokerError> {
         config.validate()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BrokerError::NoRuntime)?;
         let counters = Arc::new(Counters::default());
         let (state_tx, state_rx) = watch::channel(BrokerState {
             ingest: LinkState::Connecting,
+            alarms: LinkState::Connecting,
             normal: LinkState::Connecting,
             urgent: LinkState::Connecting,
         });
         let state_tx = Arc::new(state_tx);
-        let (incoming_tx, incoming_rx) = mpsc::channel(config.ingest_capacity);
+        let (telemetry_tx, telemetry_rx) = mpsc::channel(config.ingest_capacity);
+        let (alarms_tx, alarms_rx) = mpsc::channel(config.ingest_capacity);
+        let (telemetry_filters, alarm_filters): (Vec<String>, Vec<String>) = config
+            .subscription_filters()
+            .into_iter()
+            .partition(|f| f.ends_with("/telemetry"));
 
-        let mut clients = Vec::with_capacity(3);
-        for role in [Role::Ingest, Role::Normal, Role::Urgent] {
+        let mut clients = Vec::with_capacity(2);
+        for role in [Role::Ingest, Role::Alarms, Role::Normal, Role::Urgent] {
             let (client, eventloop) = new_client(&config, role);
-            let acks = (role == Role::Ingest)
+            let acks = role
+                .subscribes()
                 .then(|| Arc::new(AckBook::new(client.clone(), counters.clone())));
             let book = Arc::new(Confirmations::default());
             let link = Link {
@@ -526,11 +548,15 @@ impl Broker {
                 eventloop,
                 client: client.clone(),
                 acks,
-                incoming: (role == Role::Ingest).then(|| incoming_tx.clone()),
-                filters: if role == Role::Ingest {
-                    config.subscription_filters()
-                } else {
-                    Vec::new()
+                incoming: match role {
+                    Role::Ingest => Some(telemetry_tx.clone()),
+                    Role::Alarms => Some(alarms_tx.clone()),
+                    Role::Normal | Role::Urgent => None,
+                },
+                filters: match role {
+                    Role::Ingest => telemetry_filters.clone(),
+                    Role::Alarms => alarm_filters.clone(),
+                    Role::Normal | Role::Urgent => Vec::new(),
                 },
                 state: state_tx.clone(),
                 counters: counters.clone(),
@@ -540,14 +566,16 @@ impl Broker {
                 stall_timeout: config.ingest_stall_timeout,
                 disconnect_timeout: config.connect_timeout,
                 acks_written: 0,
-                confirms: (role != Role::Ingest).then(|| Tracker::new(book.clone())),
+                confirms: (!role.subscribes()).then(|| Tracker::new(book.clone())),
             };
             runtime.spawn(link.run());
-            clients.push(PublishLink { client, book });
+            if !role.subscribes() {
+                clients.push(PublishLink { client, book });
+            }
         }
-        drop(incoming_tx);
-        let urgent = clients.pop().expect("three links were made");
-        let normal = clients.pop().expect("three links were made");
+        drop((telemetry_tx, alarms_tx));
+        let urgent = clients.pop().expect("two publish links were made");
+        let normal = clients.pop().expect("two publish links were made");
         Ok((
             BrokerHandle {
                 normal,
@@ -557,8 +585,62 @@ impl Broker {
                 publish_timeout: config.publish_timeout,
                 max_packet_size: config.max_packet_size,
             },
-            incoming_rx,
+            Uplink {
+                alarms: alarms_rx,
+                telemetry: telemetry_rx,
+            },
         ))
+    }
+}
+
+/// What devices send, from the two subscribing links: events and statuses first.
+#[derive(Debug)]
+pub struct Uplink {
+    alarms: mpsc::Receiver<Incoming>,
+    telemetry: mpsc::Receiver<Incoming>,
+}
+
+impl Uplink {
+    /// The next message: an event or status if one is waiting, else telemetry. `None` once
+    /// both links have stopped and everything was taken.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: it only awaits `mpsc::Receiver::recv`, which is.
+    pub async fn recv(&mut self) -> Option<Incoming> {
+        tokio::select! {
+            biased;
+            Some(m) = self.alarms.recv() => Some(m),
+            Some(m) = self.telemetry.recv() => Some(m),
+            else => None,
+        }
+    }
+
+    /// The next message if one is waiting, events and statuses first.
+    ///
+    /// # Errors
+    /// `Empty` if nothing waits, `Disconnected` once both links have stopped.
+    pub fn try_recv(&mut self) -> Result<Incoming, mpsc::error::TryRecvError> {
+        use mpsc::error::TryRecvError;
+        match self.alarms.try_recv() {
+            Ok(m) => Ok(m),
+            Err(alarms) => match (self.telemetry.try_recv(), alarms) {
+                (Ok(m), _) => Ok(m),
+                (Err(TryRecvError::Disconnected), TryRecvError::Disconnected) => {
+                    Err(TryRecvError::Disconnected)
+                }
+                (Err(_), _) => Err(TryRecvError::Empty),
+            },
+        }
+    }
+
+    /// Messages waiting.
+    pub fn len(&self) -> usize {
+        self.alarms.len() + self.telemetry.len()
+    }
+
+    /// Whether no message waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -777,7 +859,7 @@ impl BrokerHandle {
         self.counters.snapshot()
     }
 
-    /// Waits until all three links are connected (and ingest subscribed), at most `timeout`.
+    /// Waits until all four links are connected (and the subscribing ones subscribed), at most `timeout`.
     pub async fn wait_connected(&self, timeout: Duration) -> Result<(), BrokerError> {
         let mut state = self.state.clone();
         let wait = state.wait_for(|s| s.is_connected() || s.is_stopped());
@@ -791,7 +873,7 @@ impl BrokerHandle {
         }
     }
 
-    /// Waits until all three links have stopped (after the cancellation token was cancelled).
+    /// Waits until all four links have stopped (after the cancellation token was cancelled).
     pub async fn stopped(&self) {
         let mut state = self.state.clone();
         // An error means every sender is gone, i.e. every link task has ended.
@@ -802,14 +884,21 @@ impl BrokerHandle {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     Ingest,
+    Alarms,
     Normal,
     Urgent,
 }
 
 impl Role {
+    /// Subscribes and hands messages to ingest (rather than publishing).
+    fn subscribes(self) -> bool {
+        matches!(self, Self::Ingest | Self::Alarms)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::Ingest => "ingest",
+            Self::Alarms => "alarms",
             Self::Normal => "normal",
             Self::Urgent => "urgent",
         }
@@ -824,6 +913,10 @@ fn new_client(config: &ClientConfig, role: Role) -> (AsyncClient, EventLoop) {
             config.client_id.clone(),
             config.ingest_capacity + usize::from(config.max_inflight) + 16,
         ),
+        Role::Alarms => (
+            format!("{}-alarms", config.client_id),
+            config.ingest_capacity + usize::from(config.max_inflight) + 16,
+        ),
         Role::Normal => (format!("{}-out", config.client_id), config.queue_capacity),
         Role::Urgent => (
             format!("{}-urgent", config.client_id),
@@ -834,7 +927,7 @@ fn new_client(config: &ClientConfig, role: Role) -> (AsyncClient, EventLoop) {
     options
         .set_keep_alive(Duration::from_secs(config.keep_alive.as_secs().max(1)))
         .set_clean_session(false)
-        .set_manual_acks(role == Role::Ingest)
+        .set_manual_acks(role.subscribes())
         .set_max_packet_size(config.max_packet_size, config.max_packet_size)
         .set_inflight(config.max_inflight);
     if let Some(c) = &config.credentials {

@@ -26,7 +26,7 @@ fn config(addr: SocketAddr, client_id: &str) -> ClientConfig {
     }
 }
 
-async fn recv(rx: &mut mpsc::Receiver<Incoming>) -> Incoming {
+async fn recv(rx: &mut Uplink) -> Incoming {
     tokio::time::timeout(WAIT, rx.recv())
         .await
         .expect("a message within the deadline")
@@ -34,7 +34,7 @@ async fn recv(rx: &mut mpsc::Receiver<Incoming>) -> Incoming {
 }
 
 /// Nothing more arrives within `quiet` (a bounded check for an absence, not a synchronisation).
-async fn assert_nothing_more(rx: &mut mpsc::Receiver<Incoming>, quiet: Duration) {
+async fn assert_nothing_more(rx: &mut Uplink, quiet: Duration) {
     if let Ok(Some(m)) = tokio::time::timeout(quiet, rx.recv()).await {
         panic!("unexpected message on {}: {:?}", m.topic, m.payload);
     }
@@ -158,9 +158,7 @@ impl Drop for Device {
     }
 }
 
-async fn connected(
-    cfg: ClientConfig,
-) -> (BrokerHandle, mpsc::Receiver<Incoming>, CancellationToken) {
+async fn connected(cfg: ClientConfig) -> (BrokerHandle, Uplink, CancellationToken) {
     let cancel = CancellationToken::new();
     let (handle, rx) = Broker::connect(cfg, cancel.clone()).expect("valid config");
     handle.wait_connected(WAIT).await.expect("client connects");
@@ -445,8 +443,8 @@ async fn after_a_broker_restart_the_client_resubscribes_by_itself() {
     let (gw, mut rx, cancel) = connected(config(mosquitto.addr(), "gw-restart")).await;
     assert_eq!(
         gw.counters().resubscribes,
-        1,
-        "subscribed at the first connection"
+        2,
+        "both subscribing links subscribed at their first connection"
     );
     // Record every state the client goes through (a watch keeps only the latest, so a quick
     // reconnect may hide the disconnected state from a late reader).
@@ -461,11 +459,12 @@ async fn after_a_broker_restart_the_client_resubscribes_by_itself() {
 
     let started = Instant::now();
     mosquitto.restart().await.expect("mosquitto restarts");
-    // All three links notice and reconnect; the broker lost their sessions; ingest resubscribes.
+    // All four links notice and reconnect; the broker lost their sessions; the two subscribing
+    // links subscribe again.
     assert!(
         eventually(WAIT, || {
             let c = gw.counters();
-            c.session_losses == 3 && c.resubscribes == 2 && gw.state().borrow().is_connected()
+            c.session_losses == 4 && c.resubscribes == 4 && gw.state().borrow().is_connected()
         })
         .await,
         "{:?} {}",
@@ -477,8 +476,8 @@ async fn after_a_broker_restart_the_client_resubscribes_by_itself() {
         started.elapsed()
     );
     let c = gw.counters();
-    assert!(c.connection_errors >= 3, "{c:?}");
-    assert_eq!(c.reconnects, 3, "{c:?}");
+    assert!(c.connection_errors >= 4, "{c:?}");
+    assert_eq!(c.reconnects, 4, "{c:?}");
 
     let tool = Peer::connect(mosquitto.addr(), "tool-restart").await;
     tool.publish("firegrid/v1/dev/d4/status", b"{\"state\":\"online\"}")
@@ -515,10 +514,13 @@ async fn after_a_broker_restart_the_client_resubscribes_by_itself() {
         .expect("stops")
         .expect("no panic");
     eprintln!("states: {seen:?}");
-    assert!(
-        seen.iter()
-            .any(|s| s.ingest == LinkState::Resubscribing || s.ingest == LinkState::Disconnected)
-    );
+    for link in [|s: &BrokerState| s.ingest, |s: &BrokerState| s.alarms] {
+        assert!(
+            seen.iter()
+                .map(link)
+                .any(|l| l == LinkState::Resubscribing || l == LinkState::Disconnected)
+        );
+    }
     assert!(seen.last().is_some_and(BrokerState::is_stopped));
 }
 
@@ -1332,4 +1334,34 @@ async fn resends_after_a_reconnect_do_not_confirm_other_publishes() {
         "{read:?}"
     );
     cancel.cancel();
+}
+
+/// Events travel on their own connection and come out of [`Uplink::recv`] before telemetry
+/// that arrived earlier: an alarm never waits behind a telemetry backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_overtake_waiting_telemetry() {
+    let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
+    let (gw, mut rx, cancel) = connected(config(mosquitto.addr(), "gw-overtake")).await;
+    let tool = Peer::connect(mosquitto.addr(), "tool-overtake").await;
+    // Fewer than Mosquitto's in-flight window (20): all of them wait, unacknowledged.
+    for i in 0..15 {
+        tool.publish("firegrid/v1/dev/d6/telemetry", format!("{i}").as_bytes())
+            .await;
+    }
+    assert!(eventually(WAIT, || rx.len() == 15).await, "{}", rx.len());
+    tool.publish("firegrid/v1/dev/d6/event", b"smoke").await;
+    assert!(eventually(WAIT, || rx.len() == 16).await, "{}", rx.len());
+    let first = recv(&mut rx).await;
+    assert_eq!(first.topic, "firegrid/v1/dev/d6/event");
+    first.ack.ack().expect("acked");
+    for i in 0..15 {
+        let m = rx.try_recv().expect("the telemetry waits, in order");
+        assert_eq!(&m.payload[..], format!("{i}").as_bytes());
+        m.ack.ack().expect("acked");
+    }
+    assert!(rx.is_empty());
+    cancel.cancel();
+    tokio::time::timeout(WAIT, gw.stopped())
+        .await
+        .expect("stops");
 }
