@@ -34,8 +34,8 @@ use crate::model::{DeviceState, UnixMs};
 use crate::notify::alert::{Alert, AlertKind};
 use crate::notify::webhook::{Webhooks, retry_delay_ms};
 use crate::store::{
-    Device, DeviceFilter, JournalOp, JournalResult, JournalWriter, NewEvent, NewNotification,
-    NotificationKind, NotifyChannel, ReadingsWriter, Sample, Store, StoreError, WireEncoding,
+    Device, JournalOp, JournalResult, JournalWriter, NewEvent, NewNotification, NotificationKind,
+    NotifyChannel, ReadingsWriter, Sample, Store, StoreError, WireEncoding,
 };
 
 /// How long the notifier waits for the broker to confirm an alert before retrying it.
@@ -43,8 +43,6 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The most broker messages handled in one batch (one journal transaction).
 const MAX_BATCH: usize = 512;
-/// Devices read from the store per query when the pipeline starts (the store's largest page).
-const DEVICE_PAGE: u32 = 10_000;
 
 /// The wall clock, ms since the Unix epoch.
 pub fn now_ms() -> UnixMs {
@@ -125,22 +123,11 @@ impl Pipeline {
         live: broadcast::Sender<Arc<Alert>>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, StoreError> {
-        // Every registered device, page by page (a district has far more than one page).
-        let mut known = HashMap::new();
-        loop {
-            let page = store.devices(&DeviceFilter {
-                limit: DEVICE_PAGE,
-                offset: u32::try_from(known.len()).unwrap_or(u32::MAX),
-                ..DeviceFilter::default()
-            })?;
-            let last = page.len() < DEVICE_PAGE as usize;
-            for d in page {
-                known.insert(d.id.clone(), known_of(&d));
-            }
-            if last {
-                break;
-            }
-        }
+        let known = store
+            .all_devices()?
+            .iter()
+            .map(|d| (d.id.clone(), known_of(d)))
+            .collect();
         metrics.set_devices_known(engine.device_count() as u64);
         Ok(Self {
             engine,

@@ -1627,6 +1627,30 @@ impl Store {
         })
     }
 
+    /// Every device, by id, however many (read a page of the largest size at a time).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn all_devices(&self) -> Result<Vec<Device>, StoreError> {
+        self.all_devices_paged(10_000)
+    }
+
+    pub(crate) fn all_devices_paged(&self, page: u32) -> Result<Vec<Device>, StoreError> {
+        let mut all = Vec::new();
+        loop {
+            let got = self.devices(&DeviceFilter {
+                limit: page,
+                offset: u32::try_from(all.len()).unwrap_or(u32::MAX),
+                ..DeviceFilter::default()
+            })?;
+            let last = got.len() < page as usize;
+            all.extend(got);
+            if last {
+                return Ok(all);
+            }
+        }
+    }
+
     /// Devices, by id.
     ///
     /// # Errors

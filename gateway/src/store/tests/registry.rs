@@ -519,3 +519,31 @@ fn devices_check_their_references_and_feed_the_engine() {
     );
     assert!(store.forget_pending(&did("d-9")).is_ok_and(|found| !found));
 }
+
+/// The pipeline once read only the first page (10 000) of devices at start: the rest were
+/// refused as unknown after a restart.
+#[test]
+fn all_devices_reads_every_page() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    tree(&store);
+    for i in 0..5 {
+        store
+            .create_device(
+                &did(&format!("p-{i}")),
+                &fields(None, None, DeviceState::Registered),
+                actor(),
+            )
+            .unwrap();
+    }
+    for page in [1, 2, 5, 10] {
+        let ids: Vec<String> = store
+            .all_devices_paged(page)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id.to_string())
+            .collect();
+        assert_eq!(ids, ["p-0", "p-1", "p-2", "p-3", "p-4"], "page {page}");
+    }
+    assert_eq!(store.all_devices().unwrap().len(), 5);
+}
