@@ -684,23 +684,27 @@ impl Plan {
                 at_s,
                 street,
                 for_s,
-            } => {
-                for st in &mut self.streets {
-                    if street == "*" || &st.id == street {
-                        st.outages.push((at_s * S, (at_s + for_s) * S));
-                    }
-                }
-            }
+            } => self.add_window(street, (at_s * S, (at_s + for_s) * S), |st| &mut st.outages),
             Incident::PowerCut {
                 at_s,
                 street,
                 for_s,
-            } => {
-                for st in &mut self.streets {
-                    if street == "*" || &st.id == street {
-                        st.power_cuts.push((at_s * S, (at_s + for_s) * S));
-                    }
-                }
+            } => self.add_window(street, (at_s * S, (at_s + for_s) * S), |st| {
+                &mut st.power_cuts
+            }),
+        }
+    }
+
+    /// Adds `window` to the list `pick` chooses of `street` (or of every street for `*`).
+    fn add_window(
+        &mut self,
+        street: &str,
+        window: (u64, u64),
+        pick: impl Fn(&mut StreetPlan) -> &mut Vec<(u64, u64)>,
+    ) {
+        for st in &mut self.streets {
+            if street == "*" || st.id == street {
+                pick(st).push(window);
             }
         }
     }

@@ -11,6 +11,10 @@ use firegrid_simulator::provision::Api;
 use reqwest::Method;
 use serde_json::Value;
 
+/// How long a test waits for something that should happen: generous, because CI machines are
+/// slow and shared; nothing waits this long when it works.
+pub const WAIT: Duration = Duration::from_secs(90);
+
 /// How long the harness waits for a process to come up.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -323,6 +327,14 @@ impl Sim {
         self.process.log().lines().rev().find_map(SimStatus::parse)
     }
 
+    /// Waits (at most [`WAIT`]) until every event the devices sent was acknowledged end to end.
+    pub async fn until_all_acked(&self) {
+        until("every event acknowledged end to end", WAIT, || {
+            self.status().filter(|s| s.acks >= s.events && s.events > 0)
+        })
+        .await;
+    }
+
     /// Waits until the simulator says `n` devices are connected.
     pub async fn until_connected(&mut self, n: i64, timeout: Duration) {
         let deadline = Instant::now() + timeout;
@@ -453,6 +465,21 @@ impl Worker {
     /// The alerts that match `pick`.
     pub fn matching(&self, pick: impl Fn(&Value) -> bool) -> Vec<Value> {
         self.alerts().into_iter().filter(|a| pick(a)).collect()
+    }
+
+    /// Waits (at most [`WAIT`]) for an alert `what` (`opened`, `ended`, …) of `category` about
+    /// `device`, naming `description` if it does not come; returns it.
+    pub async fn until_alert(
+        &self,
+        description: &str,
+        what: &str,
+        category: &str,
+        device: &str,
+    ) -> Value {
+        self.wait_for(description, WAIT, |a| {
+            a["what"] == what && a["category"] == category && a["device"] == device
+        })
+        .await
     }
 
     /// Waits until an alert matches `pick`; returns it.

@@ -7,11 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use firegrid_e2e::{BrokerSetup, Gateway, Mosquitto, Sim, Worker, metric, tail, until};
+use firegrid_e2e::{BrokerSetup, Gateway, Mosquitto, Sim, WAIT, Worker, metric, tail, until};
 use serde_json::Value;
-
-/// Generous: CI machines are slow and shared; nothing here waits this long when it works.
-const WAIT: Duration = Duration::from_secs(90);
 
 /// Devices that report and beat often, decide after 1 s.
 const FAST_DEVICES: &str = r#"
@@ -21,10 +18,6 @@ report_interval_s = 5
 heartbeat_interval_s = 5
 alarm_delay_s = 1
 "#;
-
-fn is(alert: &Value, what: &str, category: &str, device: &str) -> bool {
-    alert["what"] == what && alert["category"] == category && alert["device"] == device
-}
 
 /// Distinct alert ids per (episode, what): a crash may resend an alert, never under a new id.
 fn alert_ids(alerts: &[Value]) -> BTreeMap<(u64, String), BTreeSet<u64>> {
@@ -82,18 +75,14 @@ for_s = 600
     sim.until_connected(6, WAIT).await;
 
     let alarm = worker
-        .wait_for("the leakage alarm's alert", WAIT, |a| {
-            is(a, "opened", "alarm", "a-1-1-1-m")
-        })
+        .until_alert("the leakage alarm's alert", "opened", "alarm", "a-1-1-1-m")
         .await;
     assert_eq!(alarm["area"], "a-1", "{alarm}");
     assert_eq!(alarm["channel"], 0, "{alarm}");
     assert_eq!(alarm["quantity"], "residual_current", "{alarm}");
     assert!(alarm["value"].as_i64().unwrap_or(0) >= 300, "{alarm}");
     let smoke = worker
-        .wait_for("the smoke alert", WAIT, |a| {
-            is(a, "opened", "smoke", "a-1-1-2-s")
-        })
+        .until_alert("the smoke alert", "opened", "smoke", "a-1-1-2-s")
         .await;
     assert_eq!(smoke["area"], "a-1", "{smoke}");
 
@@ -119,10 +108,7 @@ for_s = 600
     );
     assert_no_alert_twice(&worker.alerts());
     // Every event the devices sent was acknowledged end to end.
-    until("every event acknowledged", WAIT, || {
-        sim.status().filter(|s| s.acks >= s.events && s.events > 0)
-    })
-    .await;
+    sim.until_all_acked().await;
     // Readings of the district are stored (telemetry, not only events).
     let stored = metric(
         &gateway.metrics().await,
@@ -215,33 +201,22 @@ for_s = 600
     // Every device of street b goes offline, and comes back.
     for d in b_devices {
         worker
-            .wait_for(&format!("{d} offline"), WAIT, |a| {
-                is(a, "opened", "offline", d)
-            })
+            .until_alert(&format!("{d} offline"), "opened", "offline", d)
             .await;
     }
     for d in b_devices {
         worker
-            .wait_for(&format!("{d} back online"), WAIT, |a| {
-                is(a, "ended", "offline", d)
-            })
+            .until_alert(&format!("{d} back online"), "ended", "offline", d)
             .await;
     }
     // The alarm and the smoke raised during the outage arrive once the link returns.
     worker
-        .wait_for("the buffered leakage alarm", WAIT, |a| {
-            is(a, "opened", "alarm", "b-1-1-1-m")
-        })
+        .until_alert("the buffered leakage alarm", "opened", "alarm", "b-1-1-1-m")
         .await;
     worker
-        .wait_for("the buffered smoke alarm", WAIT, |a| {
-            is(a, "opened", "smoke", "b-1-1-2-s")
-        })
+        .until_alert("the buffered smoke alarm", "opened", "smoke", "b-1-1-2-s")
         .await;
-    until("every event acknowledged after the outage", WAIT, || {
-        sim.status().filter(|s| s.acks >= s.events && s.events > 0)
-    })
-    .await;
+    sim.until_all_acked().await;
 
     let alerts = worker.alerts();
     // Once each: one episode per (device, category), one opened alert per episode.
@@ -331,19 +306,22 @@ for_s = 600
     // No session survived (no persistence): the worker subscribed after the restart, so the
     // alerts it sees were published after it.
     worker
-        .wait_for("the leakage alarm after the restart", WAIT, |a| {
-            is(a, "opened", "alarm", "a-1-1-1-m")
-        })
+        .until_alert(
+            "the leakage alarm after the restart",
+            "opened",
+            "alarm",
+            "a-1-1-1-m",
+        )
         .await;
     worker
-        .wait_for("the smoke alarm after the restart", WAIT, |a| {
-            is(a, "opened", "smoke", "a-1-1-2-s")
-        })
+        .until_alert(
+            "the smoke alarm after the restart",
+            "opened",
+            "smoke",
+            "a-1-1-2-s",
+        )
         .await;
-    until("every event acknowledged", WAIT, || {
-        sim.status().filter(|s| s.acks >= s.events && s.events > 0)
-    })
-    .await;
+    sim.until_all_acked().await;
     assert_no_alert_twice(&worker.alerts());
 }
 
@@ -413,15 +391,15 @@ rooms_per_site = 5
         .collect();
     for (device, category) in &expected {
         worker
-            .wait_for(&format!("{category} of {device}"), WAIT, |a| {
-                is(a, "opened", category, device)
-            })
+            .until_alert(
+                &format!("{category} of {device}"),
+                "opened",
+                category,
+                device,
+            )
             .await;
     }
-    until("every event acknowledged", WAIT, || {
-        sim.status().filter(|s| s.acks >= s.events && s.events > 0)
-    })
-    .await;
+    sim.until_all_acked().await;
     let alerts = worker.alerts();
     assert_no_alert_twice(&alerts);
     let episodes = gateway.episodes("").await;
@@ -581,9 +559,12 @@ for_s = 600
     .await;
     let ahead = published();
     let smoke = worker
-        .wait_for("the smoke alert during the flood", WAIT, |a| {
-            is(a, "opened", "smoke", "f-1-2-7-s")
-        })
+        .until_alert(
+            "the smoke alert during the flood",
+            "opened",
+            "smoke",
+            "f-1-2-7-s",
+        )
         .await;
     let ingested = || async {
         metric(
