@@ -43,6 +43,6 @@ mod tests;
 pub use ack::{AckError, AckToken};
 pub use client::{
     Broker, BrokerError, BrokerHandle, BrokerState, ClientConfig, CounterSnapshot, Credentials,
-    Incoming, LinkState, Priority, Qos, Uplink,
+    Incoming, LinkState, Priority, Qos, Uplink, UplinkSender,
 };
 pub use embedded::{EmbeddedBroker, EmbeddedConfig, EmbeddedError, TRACING_DIRECTIVES};

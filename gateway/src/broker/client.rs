@@ -573,6 +573,7 @@ impl Broker {
                 clients.push(PublishLink { client, book });
             }
         }
+        let senders = (alarms_tx.downgrade(), telemetry_tx.downgrade());
         drop((telemetry_tx, alarms_tx));
         let urgent = clients.pop().expect("two publish links were made");
         let normal = clients.pop().expect("two publish links were made");
@@ -586,6 +587,7 @@ impl Broker {
                 max_packet_size: config.max_packet_size,
             },
             Uplink {
+                senders,
                 alarms: alarms_rx,
                 telemetry: telemetry_rx,
             },
@@ -596,11 +598,43 @@ impl Broker {
 /// What devices send, from the two subscribing links: events and statuses first.
 #[derive(Debug)]
 pub struct Uplink {
+    /// Weak, so the queues close when the links stop (and every [`UplinkSender`] is gone).
+    senders: (mpsc::WeakSender<Incoming>, mpsc::WeakSender<Incoming>),
     alarms: mpsc::Receiver<Incoming>,
     telemetry: mpsc::Receiver<Incoming>,
 }
 
+/// Hands messages that did not come through the broker (e.g. from polled Modbus monitors) to
+/// the same queues, with the same priority: telemetry to the telemetry queue, the rest ahead.
+#[derive(Debug, Clone)]
+pub struct UplinkSender {
+    alarms: mpsc::Sender<Incoming>,
+    telemetry: mpsc::Sender<Incoming>,
+}
+
+impl UplinkSender {
+    /// Queues `m` (by its topic), waiting for room.
+    ///
+    /// # Errors
+    /// The pipeline is gone; the message is handed back.
+    pub async fn send(&self, m: Incoming) -> Result<(), mpsc::error::SendError<Incoming>> {
+        if m.topic.ends_with("/telemetry") {
+            self.telemetry.send(m).await
+        } else {
+            self.alarms.send(m).await
+        }
+    }
+}
+
 impl Uplink {
+    /// A sender into these queues, while the links run (`None` once they stopped).
+    pub fn sender(&self) -> Option<UplinkSender> {
+        Some(UplinkSender {
+            alarms: self.senders.0.upgrade()?,
+            telemetry: self.senders.1.upgrade()?,
+        })
+    }
+
     /// The next message: an event or status if one is waiting, else telemetry. `None` once
     /// both links have stopped and everything was taken.
     ///

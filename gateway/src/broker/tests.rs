@@ -1365,3 +1365,34 @@ async fn events_overtake_waiting_telemetry() {
         .await
         .expect("stops");
 }
+
+/// Messages from elsewhere (polled Modbus monitors) join the same queues with the same
+/// priority, and stop being accepted once the links have stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uplink_sender_joins_the_queues_with_their_priority() {
+    let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
+    let (gw, mut rx, cancel) = connected(config(mosquitto.addr(), "gw-join")).await;
+    let tx = rx.sender().expect("the links run");
+    let local = |topic: &str| Incoming {
+        topic: topic.into(),
+        payload: Bytes::from_static(b"{}"),
+        received_at: Instant::now(),
+        retained: false,
+        redelivered: false,
+        ack: AckToken::none(),
+    };
+    tx.send(local("firegrid/v1/dev/m1/telemetry"))
+        .await
+        .expect("queued");
+    tx.send(local("firegrid/v1/dev/m1/event"))
+        .await
+        .expect("queued");
+    assert_eq!(recv(&mut rx).await.topic, "firegrid/v1/dev/m1/event");
+    assert_eq!(recv(&mut rx).await.topic, "firegrid/v1/dev/m1/telemetry");
+    drop(tx);
+    cancel.cancel();
+    tokio::time::timeout(WAIT, gw.stopped())
+        .await
+        .expect("stops");
+    assert!(rx.sender().is_none(), "no sender once the links stopped");
+}
