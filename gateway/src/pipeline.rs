@@ -123,12 +123,21 @@ impl Pipeline {
         live: broadcast::Sender<Arc<Alert>>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, StoreError> {
+        // Every registered device, a page at a time (a page is at most 10 000).
         let mut known = HashMap::new();
-        for d in store.devices(&DeviceFilter {
-            limit: 10_000,
-            ..DeviceFilter::default()
-        })? {
-            known.insert(d.id.clone(), known_of(&d));
+        loop {
+            let page = store.devices(&DeviceFilter {
+                limit: 10_000,
+                offset: u32::try_from(known.len()).unwrap_or(u32::MAX),
+                ..DeviceFilter::default()
+            })?;
+            let last = page.len() < 10_000;
+            for d in page {
+                known.insert(d.id.clone(), known_of(&d));
+            }
+            if last {
+                break;
+            }
         }
         Ok(Self {
             engine,
