@@ -27,7 +27,7 @@ use crate::store::{
 };
 
 /// How often the queue gauges of `/metrics` are sampled.
-const QUEUE_SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
+const QUEUE_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Where a running gateway can be reached.
 #[derive(Debug, Clone, PartialEq, Eq)]

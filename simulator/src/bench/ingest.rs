@@ -8,7 +8,7 @@
 //! (PUBACKs counted by the publishers) and stored all their rows: the drain time.
 //!
 //! A step is **sustained** when, over its window, the gateway took in at least 97 % of what the
-//! broker accepted, stored at least 97 % of the rows of that, dropped no reading, and drained
+//! broker accepted and dropped no reading, and afterwards had taken in and stored every row
 //! within [`MAX_DRAIN`] — so nothing was piling up. The highest sustained step's rate (taken
 //! in, per second) is the result. Steps go up in fractions of the baseline rate; after the
 //! first step that is not sustained, two more bisect between it and the last good one (full
@@ -147,9 +147,10 @@ async fn step(gw: &mut Gateway, load: &Load, plan: &Plan, per_s: f64) -> Result<
         dropped_rows: dropped,
         max_queued,
         drain_s: drain.as_secs_f64(),
+        // Storing is checked by the drain: every row of every accepted message stored soon
+        // after the window (the stored count is sampled every 100 ms, too coarse for a window).
         sustained: published > 0.0
             && ingested >= KEEP_UP * published
-            && stored >= KEEP_UP * published * CHANNELS as f64
             && dropped == 0
             && drain <= MAX_DRAIN,
     };

@@ -27,6 +27,8 @@ pub struct BenchResults {
     pub sizes: Vec<SizeResult>,
     /// Where each goal of the issue lands (filled by [`BenchResults::finish`]).
     pub goals: Vec<Goal>,
+    /// Memory per device between consecutive sizes (filled by [`BenchResults::finish`]).
+    pub marginal: Vec<Marginal>,
     /// More benchmarks' results (TSDB writer, Modbus polling, …): see [`Self::add_section`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sections: Vec<Section>,
@@ -130,6 +132,19 @@ pub struct LoadResult {
     pub baseline: Option<LatencyStats>,
 }
 
+/// The gateway's memory per device from one size to the next: (active RSS at `to` − active RSS
+/// at `from`) / (`to` − `from`). Fixed costs that grow with load rather than with devices
+/// (SQLite page caches, queue buffers, allocator arenas) cancel out here.
+#[derive(Debug, Clone, Serialize)]
+pub struct Marginal {
+    /// The smaller size.
+    pub from: usize,
+    /// The larger size.
+    pub to: usize,
+    /// Bytes per added device.
+    pub per_device_bytes: f64,
+}
+
 /// A goal of the issue and where this run lands.
 #[derive(Debug, Clone, Serialize)]
 pub struct Goal {
@@ -220,6 +235,7 @@ impl BenchResults {
             },
             sizes: Vec::new(),
             goals: Vec::new(),
+            marginal: Vec::new(),
             sections: Vec::new(),
             elapsed_s: 0.0,
         }
@@ -303,6 +319,19 @@ impl BenchResults {
             met: ran_100k,
         });
         self.goals = goals;
+        self.marginal = self
+            .sizes
+            .windows(2)
+            .filter(|w| w[1].devices > w[0].devices)
+            .map(|w| Marginal {
+                from: w[0].devices,
+                to: w[1].devices,
+                per_device_bytes: (w[1].memory.active.rss_kib as f64
+                    - w[0].memory.active.rss_kib as f64)
+                    * 1024.0
+                    / (w[1].devices - w[0].devices) as f64,
+            })
+            .collect();
     }
 
     /// The results as a readable table.
@@ -339,6 +368,13 @@ impl BenchResults {
                 r.memory.per_device_bytes,
                 r.registration.single_post_per_s,
                 r.registration.import_per_s,
+            );
+        }
+        for m in &self.marginal {
+            let _ = writeln!(
+                t,
+                "memory from {} to {} devices: {:.0} B per added device",
+                m.from, m.to, m.per_device_bytes
             );
         }
         let _ = writeln!(
