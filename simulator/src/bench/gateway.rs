@@ -353,6 +353,16 @@ impl Metrics {
             .sum()
     }
 
+    /// The mean of histogram `name` (seconds), in ms; 0 without observations.
+    pub fn mean_ms(&self, name: &str) -> f64 {
+        let count = self.get(&format!("{name}_count"));
+        if count > 0.0 {
+            self.get(&format!("{name}_sum")) / count * 1000.0
+        } else {
+            0.0
+        }
+    }
+
     /// Messages refused for `reason`.
     pub fn refused(&self, reason: &str) -> u64 {
         self.get(&format!("firegrid_refusals_total{{reason=\"{reason}\"}}")) as u64

@@ -37,12 +37,13 @@ pub async fn measure(
     let ids: Vec<&str> = (0..n).map(|i| fleet.id(i)).collect();
     let registration = gw.register(&ids, site, plan.single_posts).await?;
 
-    // Every device sends at least twice, at a moderate rate; then the queues drain.
+    // Every device sends at least once, at the search's first (low) rate; then the queues
+    // drain.
     let load = Load::start(broker.port(), fleet, plan.publishers).await?;
-    let rate = (0.3 * baseline_per_s).max(1000.0);
+    let rate = (0.1 * baseline_per_s).max(1000.0);
     let active_for = plan
         .window
-        .max(Duration::from_secs_f64(2.0 * n as f64 / rate));
+        .max(Duration::from_secs_f64(1.2 * n as f64 / rate));
     load.set_rate(rate);
     tokio::time::sleep(active_for).await;
     load.set_rate(0.0);
@@ -113,6 +114,8 @@ pub async fn measure(
         },
         ingest,
         loads,
+        journal_commit_mean_ms: m.mean_ms("firegrid_journal_commit_seconds"),
+        gateway_alarm_mean_ms: m.mean_ms("firegrid_alarm_latency_seconds"),
         refused_unknown: m.refused("unknown_device"),
         offline_episodes: m.episodes("offline"),
     })

@@ -71,6 +71,8 @@ pub struct Settings {
     pub publishers: usize,
     /// Alarm samples per load.
     pub alarms_per_load: usize,
+    /// Time between two alarm samples, ms.
+    pub alarm_spacing_ms: f64,
     /// Measuring window, s.
     pub window_s: f64,
     /// Payload encoding.
@@ -98,6 +100,10 @@ pub struct SizeResult {
     pub ingest: Ingest,
     /// Alarm latency at each background load.
     pub loads: Vec<LoadResult>,
+    /// The gateway's mean journal commit (with its fsync) over the size's run, ms.
+    pub journal_commit_mean_ms: f64,
+    /// The gateway's own mean alarm latency (message received → alert published), ms.
+    pub gateway_alarm_mean_ms: f64,
     /// Messages the gateway refused as from unknown devices (0 when registration reached it).
     pub refused_unknown: u64,
     /// Offline episodes the gateway opened (devices silent too long between phases).
@@ -228,6 +234,7 @@ impl BenchResults {
                 quick: plan.quick,
                 publishers: plan.publishers,
                 alarms_per_load: plan.alarms,
+                alarm_spacing_ms: plan.alarm_spacing.as_secs_f64() * 1000.0,
                 window_s: plan.window.as_secs_f64(),
                 encoding: format!("{:?}", plan.encoding).to_lowercase(),
                 channels: super::load::CHANNELS,
@@ -346,8 +353,14 @@ impl BenchResults {
         let s = &self.settings;
         let _ = writeln!(
             t,
-            "telemetry: QoS {}, {}, {} channels per message; {} publisher connections; {} alarms per load; {:.1} s windows\n",
-            s.qos, s.encoding, s.channels, s.publishers, s.alarms_per_load, s.window_s
+            "telemetry: QoS {}, {}, {} channels per message; {} publisher connections; {} alarms per load, one every {:.0} ms; {:.1} s windows\n",
+            s.qos,
+            s.encoding,
+            s.channels,
+            s.publishers,
+            s.alarms_per_load,
+            s.alarm_spacing_ms,
+            s.window_s
         );
         let _ = writeln!(
             t,
@@ -368,6 +381,19 @@ impl BenchResults {
                 r.memory.per_device_bytes,
                 r.registration.single_post_per_s,
                 r.registration.import_per_s,
+            );
+        }
+        for r in &self.sizes {
+            let _ = writeln!(
+                t,
+                "{} devices, inside the gateway: journal commit (fsync) mean {:.2} ms; \
+                 receive -> alert published mean {:.2} ms; {} unknown-device refusals; \
+                 {} offline episodes",
+                r.devices,
+                r.journal_commit_mean_ms,
+                r.gateway_alarm_mean_ms,
+                r.refused_unknown,
+                r.offline_episodes
             );
         }
         for m in &self.marginal {
