@@ -175,7 +175,7 @@ async fn step(gw: &mut Gateway, load: &Load, plan: &Plan, per_s: f64) -> Result<
 
 /// Waits (polling `/metrics`) until the gateway has taken in every telemetry message the
 /// broker accepted from `load` (the only telemetry it gets) and stored or dropped all of their
-/// rows; how long that took ([`DRAIN_LIMIT`] if it did not).
+/// rows; how long that took (60 s, the limit, if it did not).
 ///
 /// # Errors
 /// [`BenchError::Api`].
