@@ -34,8 +34,8 @@ use crate::model::{DeviceState, UnixMs};
 use crate::notify::alert::{Alert, AlertKind};
 use crate::notify::webhook::{Webhooks, retry_delay_ms};
 use crate::store::{
-    Device, DeviceFilter, JournalOp, JournalResult, JournalWriter, NewEvent, NewNotification,
-    NotificationKind, NotifyChannel, ReadingsWriter, Sample, Store, StoreError, WireEncoding,
+    Device, JournalOp, JournalResult, JournalWriter, NewEvent, NewNotification, NotificationKind,
+    NotifyChannel, ReadingsWriter, Sample, Store, StoreError, WireEncoding,
 };
 
 /// How long the notifier waits for the broker to confirm an alert before retrying it.
@@ -123,22 +123,11 @@ impl Pipeline {
         live: broadcast::Sender<Arc<Alert>>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, StoreError> {
-        // Every registered device, a page at a time (a page is at most 10 000).
-        let mut known = HashMap::new();
-        loop {
-            let page = store.devices(&DeviceFilter {
-                limit: 10_000,
-                offset: u32::try_from(known.len()).unwrap_or(u32::MAX),
-                ..DeviceFilter::default()
-            })?;
-            let last = page.len() < 10_000;
-            for d in page {
-                known.insert(d.id.clone(), known_of(&d));
-            }
-            if last {
-                break;
-            }
-        }
+        let known = store
+            .all_devices()?
+            .iter()
+            .map(|d| (d.id.clone(), known_of(d)))
+            .collect();
         Ok(Self {
             engine,
             store,

@@ -1692,6 +1692,27 @@ impl Store {
         self.read(|c| rows(c, &sql, &w.params, device_row))
     }
 
+    /// Every registered device, by id, however many (read a page of 10 000 at a time).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn all_devices(&self) -> Result<Vec<Device>, StoreError> {
+        const PAGE: u32 = 10_000;
+        let mut all = Vec::new();
+        loop {
+            let page = self.devices(&DeviceFilter {
+                limit: PAGE,
+                offset: u32::try_from(all.len()).unwrap_or(u32::MAX),
+                ..DeviceFilter::default()
+            })?;
+            let last = page.len() < PAGE as usize;
+            all.extend(page);
+            if last {
+                return Ok(all);
+            }
+        }
+    }
+
     /// What the engine needs at start-up: every commissioned or in-service device.
     ///
     /// # Errors
