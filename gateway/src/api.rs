@@ -24,6 +24,7 @@
 //! | `GET, PUT, DELETE /api/v1/circuits/{id}` | one circuit |
 //! | `GET /api/v1/circuits/{id}/history` | readings of every channel of the devices on the circuit |
 //! | `GET, POST /api/v1/devices` | list (`?state=&kind=&site=&area=&limit=&offset=`), register `{"id","kind","state","site_id","room_id","circuit_id","grid_id","encoding","config"}` |
+//! | `POST /api/v1/device-imports` | register many devices at once: a JSON array (1–5000) of the `POST /api/v1/devices` body, in **one** store transaction (one fsync), all or nothing; `201` `{"created","ids"}`; `422`/`409` name the refused items as `[index] "id": why`. (Not under `/devices/`, where any name is a device id.) |
 //! | `GET, PUT, DELETE /api/v1/devices/{id}` | one device; `PUT` `{"kind","site_id","room_id","circuit_id","grid_id","encoding"}` (the binding; state and config have their own routes); `DELETE` only before it has history |
 //! | `PUT /api/v1/devices/{id}/config` | set-points and intervals, in the protocol's config shape, checked against the configured [`Limits`]; the version is assigned |
 //! | `POST /api/v1/devices/{id}/state` | `{"to","note"}`: registered → commissioned → in_service, back to commissioned for maintenance, → decommissioned, and decommissioned → registered |
@@ -257,6 +258,7 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/devices",
             get(r::list_devices).post(r::create_device),
         )
+        .route("/api/v1/device-imports", post(r::import_devices))
         .route(
             "/api/v1/devices/{id}",
             get(r::get_device)

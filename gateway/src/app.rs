@@ -19,12 +19,15 @@ use crate::broker::{
 };
 use crate::config::{BrokerMode, Config};
 use crate::engine::{Engine, Input};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Queue};
 use crate::notify::webhook::Webhooks;
 use crate::pipeline::{self, Pipeline, now_ms};
 use crate::store::{
     JournalWriter, NotifyChannel, ReadingsWriter, Store, StoreOptions, WriterOptions,
 };
+
+/// How often the queue gauges of `/metrics` are sampled.
+const QUEUE_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Where a running gateway can be reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +182,33 @@ pub async fn run(
     }
     let (control_tx, control_rx) = mpsc::channel(1024);
     let (notify_tx, notify_rx) = mpsc::channel(4096);
+    {
+        // The queue gauges and the stored-readings count of /metrics, sampled.
+        let (metrics, journal, readings) = (metrics.clone(), journal.clone(), readings.clone());
+        let (notify, broker, cancel) = (notify_tx.clone(), broker.clone(), cancel.clone());
+        tasks.spawn(async move {
+            let mut every = tokio::time::interval(QUEUE_SAMPLE_INTERVAL);
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    _ = every.tick() => {}
+                }
+                // Received from the broker and not yet taken by the pipeline.
+                let waiting = broker
+                    .counters()
+                    .received
+                    .saturating_sub(metrics.ingested_total());
+                metrics.set_queue_depth(
+                    Queue::Ingest,
+                    usize::try_from(waiting).unwrap_or(usize::MAX),
+                );
+                metrics.set_queue_depth(Queue::Journal, journal.queue_depth());
+                metrics.set_queue_depth(Queue::Readings, readings.queue_depth());
+                metrics.set_queue_depth(Queue::Notify, notify.max_capacity() - notify.capacity());
+                metrics.set_readings_stored(readings.stats().inserted);
+            }
+        });
+    }
     let (live, _) = broadcast::channel(1024);
 
     let pipeline = Pipeline::new(

@@ -16,6 +16,7 @@
 //! | `firegrid_devices_known` | gauge | | [`Metrics::set_devices_known`] |
 //! | `firegrid_queue_depth` | gauge | `queue` = `ingest`, `journal`, `readings`, `notify` | [`Metrics::set_queue_depth`] |
 //! | `firegrid_readings_dropped_total` | counter | | [`Metrics::readings_dropped`] |
+//! | `firegrid_readings_stored_total` | counter | | [`Metrics::set_readings_stored`] (reading rows written by the readings writer) |
 //! | `firegrid_broker_reconnects_total` | counter | | [`Metrics::broker_reconnected`] |
 //!
 //! [`Refusal::reason`]: crate::ingest::Refusal::reason
@@ -220,6 +221,7 @@ pub struct Metrics {
     devices_known: AtomicI64,
     queue_depth: [AtomicI64; Queue::ALL.len()],
     readings_dropped: AtomicU64,
+    readings_stored: AtomicU64,
     broker_reconnects: AtomicU64,
 }
 
@@ -242,6 +244,7 @@ impl Metrics {
             devices_known: AtomicI64::new(0),
             queue_depth: Default::default(),
             readings_dropped: AtomicU64::new(0),
+            readings_stored: AtomicU64::new(0),
             broker_reconnects: AtomicU64::new(0),
         }
     }
@@ -249,6 +252,11 @@ impl Metrics {
     /// Counts a message taken at ingest.
     pub fn ingested(&self, kind: IngestKind) {
         self.ingest[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Messages taken at ingest so far, of every kind.
+    pub fn ingested_total(&self) -> u64 {
+        self.ingest.iter().map(|a| a.load(Ordering::Relaxed)).sum()
     }
 
     /// Counts a refused message by its reason ([`Refusal::reason`]).
@@ -309,6 +317,11 @@ impl Metrics {
     /// Counts telemetry samples dropped because the readings queue was full.
     pub fn readings_dropped(&self, n: u64) {
         self.readings_dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Sets the reading rows stored so far (the readings writer's own count, sampled).
+    pub fn set_readings_stored(&self, rows: u64) {
+        self.readings_stored.fetch_max(rows, Ordering::Relaxed);
     }
 
     /// Counts a reconnect of the gateway's broker connection.
@@ -431,6 +444,19 @@ impl Metrics {
             "readings_dropped_total",
             &[],
             load(&self.readings_dropped),
+        );
+
+        header(
+            &mut out,
+            "readings_stored_total",
+            "Reading rows written to the store.",
+            "counter",
+        );
+        series(
+            &mut out,
+            "readings_stored_total",
+            &[],
+            load(&self.readings_stored),
         );
 
         header(
@@ -569,6 +595,7 @@ mod tests {
         m.set_devices_known(12);
         m.set_queue_depth(Queue::Journal, 3);
         m.readings_dropped(5);
+        m.set_readings_stored(40);
         m.broker_reconnected();
         let expected = "\
 # HELP firegrid_ingest_messages_total Uplink messages taken at ingest, by topic kind.
@@ -642,6 +669,9 @@ firegrid_queue_depth{queue=\"notify\"} 0
 # HELP firegrid_readings_dropped_total Telemetry samples dropped because the readings queue was full.
 # TYPE firegrid_readings_dropped_total counter
 firegrid_readings_dropped_total 5
+# HELP firegrid_readings_stored_total Reading rows written to the store.
+# TYPE firegrid_readings_stored_total counter
+firegrid_readings_stored_total 40
 # HELP firegrid_broker_reconnects_total Reconnects of the gateway's MQTT connection.
 # TYPE firegrid_broker_reconnects_total counter
 firegrid_broker_reconnects_total 1

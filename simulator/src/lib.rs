@@ -2,6 +2,7 @@
 
 pub use firegrid_firmware as firmware;
 
+pub mod bench;
 pub mod device;
 pub mod fleet;
 pub mod net;

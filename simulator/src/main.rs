@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use firegrid_simulator::bench;
 use firegrid_simulator::device::Counters;
 use firegrid_simulator::fleet::{Fleet, FleetOptions};
 use firegrid_simulator::provision::{self, Api};
@@ -32,6 +33,9 @@ enum Cmd {
         /// The scenario (TOML).
         scenario: PathBuf,
     },
+    /// Measure ingest, alarm latency and memory against a plain-broker baseline; print a table
+    /// and write JSON (see docs/performance.md).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -73,9 +77,23 @@ fn load(path: &Path) -> Result<Scenario, String> {
     Scenario::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Cmd::Bench(args) => match runtime() {
+            Ok(r) => r.block_on(run_bench(args)),
+            Err(code) => code,
+        },
         Cmd::Check { scenario } => match load(&scenario) {
             Ok(s) => {
                 let plan = s.plan();
@@ -104,18 +122,30 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            runtime.block_on(run(args, scenario))
+            match runtime() {
+                Ok(r) => r.block_on(run(args, scenario)),
+                Err(code) => code,
+            }
+        }
+    }
+}
+
+async fn run_bench(args: bench::BenchArgs) -> ExitCode {
+    let out = args.out.clone();
+    match bench::run(args).await {
+        Ok(mut results) => {
+            results.finish();
+            println!("{}", results.table());
+            if let Err(e) = results.write(&out) {
+                eprintln!("firegrid-sim bench: cannot write {}: {e}", out.display());
+                return ExitCode::FAILURE;
+            }
+            eprintln!("results written to {}", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("firegrid-sim bench: {e}");
+            ExitCode::FAILURE
         }
     }
 }

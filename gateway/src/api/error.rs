@@ -87,6 +87,12 @@ impl ApiError {
         }
     }
 
+    /// The same error with `prefix` before its message (e.g. which item of a list).
+    pub(crate) fn with_prefix(mut self, prefix: &str) -> Self {
+        self.message.insert_str(0, prefix);
+        self
+    }
+
     /// 400: the request itself is malformed (query, path, header, JSON syntax).
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)

@@ -803,14 +803,11 @@ pub(super) async fn list_devices(
     Ok(Json(devices.iter().map(DeviceView::from).collect::<Vec<_>>()).into_response())
 }
 
-pub(super) async fn create_device(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    Json(body): Json<DeviceCreate>,
-) -> ApiResult {
+/// The id and fields of a device to register, checked (config against the configured limits).
+fn new_device(body: &DeviceCreate, limits: &Limits) -> ApiResult<(DeviceId, DeviceFields)> {
     let id = device_id("id", &body.id)?;
     let config = match &body.config {
-        Some(c) => c.to_config(c.version.unwrap_or(1), &state.limits)?,
+        Some(c) => c.to_config(c.version.unwrap_or(1), limits)?,
         None => default_config(),
     };
     let fields = DeviceFields {
@@ -824,6 +821,15 @@ pub(super) async fn create_device(
         encoding: body.encoding.unwrap_or_default(),
         credential_hash: None,
     };
+    Ok((id, fields))
+}
+
+pub(super) async fn create_device(
+    State(state): State<ApiState>,
+    Who(who): Who,
+    Json(body): Json<DeviceCreate>,
+) -> ApiResult {
+    let (id, fields) = new_device(&body, &state.limits)?;
     let device = blocking(&state, Subject::NONE, {
         let id = id.clone();
         move |s| s.create_device(&id, &fields, Actor::new(&who, now_ms()))
@@ -834,6 +840,76 @@ pub(super) async fn create_device(
         format!("/api/v1/devices/{}", device.id),
         DeviceView::from(&device),
     ))
+}
+
+/// The most devices one `POST /device-imports` takes (its body stays under the 2 MB limit
+/// with a typical configuration).
+pub(super) const MAX_IMPORT: usize = 5000;
+
+/// How many item errors an import's refusal lists at most.
+const MAX_IMPORT_ERRORS: usize = 20;
+
+/// What an import answers: how many were registered, and their ids in order.
+#[derive(Debug, Serialize)]
+struct Imported {
+    created: usize,
+    ids: Vec<DeviceId>,
+}
+
+/// `POST /device-imports`: a JSON array of [`DeviceCreate`] registered in one store
+/// transaction, all or nothing. Every item is checked first; a refusal lists each bad item as
+/// `[index] id: why` (at most [`MAX_IMPORT_ERRORS`]). The pipeline is told of each device,
+/// as for a single registration.
+pub(super) async fn import_devices(
+    State(state): State<ApiState>,
+    Who(who): Who,
+    Json(body): Json<Vec<DeviceCreate>>,
+) -> ApiResult {
+    if body.is_empty() || body.len() > MAX_IMPORT {
+        return Err(ApiError::unprocessable(format!(
+            "{} devices given: an import takes 1-{MAX_IMPORT}; split larger lists",
+            body.len()
+        )));
+    }
+    let mut devices = Vec::with_capacity(body.len());
+    let mut errors = Vec::new();
+    for (i, item) in body.iter().enumerate() {
+        match new_device(item, &state.limits) {
+            Ok(d) => devices.push(d),
+            Err(e) => errors.push(format!("[{i}] {:?}: {}", item.id, e.message())),
+        }
+    }
+    if !errors.is_empty() {
+        let n = errors.len();
+        errors.truncate(MAX_IMPORT_ERRORS);
+        return Err(ApiError::unprocessable(format!(
+            "{n} of {} devices refused, none registered: {}{}",
+            body.len(),
+            errors.join("; "),
+            if n > MAX_IMPORT_ERRORS { "; ..." } else { "" }
+        )));
+    }
+    let ids: Vec<DeviceId> = devices.iter().map(|(id, _)| id.clone()).collect();
+    let result = blocking(&state, Subject::NONE, move |s| {
+        s.create_devices(&devices, Actor::new(&who, now_ms()))
+    })
+    .await?;
+    if let Err((i, e)) = result {
+        let e = ApiError::from_store(e, &Subject::NONE);
+        let id = ids.get(i).map(ToString::to_string).unwrap_or_default();
+        return Err(e.with_prefix(&format!("none registered: [{i}] {id:?}: ")));
+    }
+    for id in &ids {
+        tell_pipeline(&state, Control::DeviceChanged(id.clone())).await?;
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(Imported {
+            created: ids.len(),
+            ids,
+        }),
+    )
+        .into_response())
 }
 
 pub(super) async fn get_device(State(state): State<ApiState>, id: PathId) -> ApiResult {

@@ -1367,3 +1367,84 @@ async fn serve_answers_and_shuts_down_gracefully() {
         .expect("join");
     result.expect("served");
 }
+
+#[tokio::test]
+async fn a_device_import_is_all_or_nothing_with_each_refusal_named() {
+    let mut h = harness();
+    let site = h.tree().await;
+    let item = |id: &str| {
+        json!({
+            "id": id, "kind": "electrical_fire_monitor", "state": "in_service",
+            "site_id": site, "grid_id": "g1",
+            "config": {"channels": [{"ch": 0, "residual_ma": 300}]}
+        })
+    };
+    let a = h
+        .ok(
+            "POST",
+            "/api/v1/device-imports",
+            Some(json!([item("imp-1"), item("imp-2"), item("imp-3")])),
+            201,
+        )
+        .await;
+    assert_eq!(a, json!({"created": 3, "ids": ["imp-1", "imp-2", "imp-3"]}));
+    for id in ["imp-1", "imp-2", "imp-3"] {
+        assert_eq!(h.control(), Control::DeviceChanged(did(id)));
+        let d = h
+            .ok("GET", &format!("/api/v1/devices/{id}"), None, 200)
+            .await;
+        assert_eq!(d["state"], "in_service", "{d}");
+    }
+
+    // Bad items are all named, and nothing is registered.
+    let mut bad_config = item("imp-5");
+    bad_config["config"]["channels"][0]["residual_ma"] = json!(5);
+    let a = h
+        .call(
+            "POST",
+            "/api/v1/device-imports",
+            Some(json!([item("imp-4"), item("a/b"), bad_config])),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    let e = a.error();
+    assert!(
+        e.starts_with("2 of 3 devices refused, none registered: [1] \"a/b\": "),
+        "{e}"
+    );
+    assert!(
+        e.contains("[2] \"imp-5\": invalid device configuration"),
+        "{e}"
+    );
+    // A conflict found by the store (an existing id) rolls back the items before it.
+    let a = h
+        .call(
+            "POST",
+            "/api/v1/device-imports",
+            Some(json!([item("imp-4"), item("imp-2")])),
+        )
+        .await;
+    assert_eq!(a.status, 409, "{}", a.text);
+    assert!(
+        a.error().starts_with("none registered: [1] \"imp-2\": "),
+        "{}",
+        a.text
+    );
+    let a = h.call("GET", "/api/v1/devices/imp-4", None).await;
+    assert_eq!(a.status, 404, "{}", a.text);
+    h.no_control();
+
+    // Bounded: empty and oversized lists are refused.
+    let a = h
+        .call("POST", "/api/v1/device-imports", Some(json!([])))
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    let many: Vec<Value> = (0..=super::registry::MAX_IMPORT)
+        .map(|i| json!({"id": format!("m-{i}"), "kind": "smoke_alarm"}))
+        .collect();
+    let a = h
+        .call("POST", "/api/v1/device-imports", Some(json!(many)))
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert!(a.error().contains("an import takes 1-5000"), "{}", a.text);
+}

@@ -64,6 +64,7 @@ pub struct Mosquitto {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    extra_config: String,
 }
 
 impl Mosquitto {
@@ -75,8 +76,19 @@ impl Mosquitto {
         Self::start_on(free_port()).await
     }
 
+    /// Starts one on a free port with `extra_config` lines appended to its configuration
+    /// (e.g. `max_queued_messages 0` for a load test; a later line wins over the defaults), and
+    /// waits until it answers an MQTT CONNECT.
+    pub async fn start_with(extra_config: &str) -> Result<Self, MosquittoError> {
+        Self::start_on_with(free_port(), extra_config).await
+    }
+
     /// Starts one on `port` and waits until it answers an MQTT CONNECT.
     pub async fn start_on(port: u16) -> Result<Self, MosquittoError> {
+        Self::start_on_with(port, "").await
+    }
+
+    async fn start_on_with(port: u16, extra_config: &str) -> Result<Self, MosquittoError> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "firegrid-mosquitto-{}-{}",
@@ -88,6 +100,7 @@ impl Mosquitto {
             child: None,
             port,
             dir,
+            extra_config: extra_config.to_string(),
         };
         me.spawn().await?;
         Ok(me)
@@ -136,8 +149,8 @@ impl Mosquitto {
             format!(
                 "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n\
                  set_tcp_nodelay true\nlog_dest stderr\nlog_type error\nlog_type warning\n\
-                 log_type notice\nlog_type information\n",
-                self.port
+                 log_type notice\nlog_type information\n{}\n",
+                self.port, self.extra_config
             ),
         )?;
         let log = fs::OpenOptions::new()

@@ -747,6 +747,53 @@ fn check_device(conn: &Connection, id: &DeviceId, f: &DeviceFields) -> Result<()
         .map_err(|e| StoreError::InvalidConfig(e.to_string()))
 }
 
+/// Inserts one device inside the caller's transaction (and takes it off the pending list).
+fn insert_device(
+    tx: &Connection,
+    id: &DeviceId,
+    fields: &DeviceFields,
+    actor: Actor<'_>,
+) -> Result<Device, StoreError> {
+    let config = sql::protocol_json(&Message::Config(fields.config.clone()))?;
+    if exists(tx, "SELECT 1 FROM devices WHERE id = ?1", id.as_str())? {
+        return Err(StoreError::AlreadyExists {
+            what: "device",
+            id: id.to_string(),
+        });
+    }
+    check_device(tx, id, fields)?;
+    tx.execute(
+        "INSERT INTO devices (id, kind, state, site_id, room_id, circuit_id, grid_id, \
+             config, config_version, heartbeat_interval_s, encoding, credential_hash, \
+             created_ms, updated_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+        params![
+            id.as_str(),
+            device_kind_str(fields.kind),
+            device_state_str(fields.state),
+            fields.site_id,
+            fields.room_id,
+            fields.circuit_id,
+            fields.grid_id.as_ref().map(GridId::as_str),
+            config,
+            fields.config.version,
+            fields.config.heartbeat_interval_s,
+            fields.encoding.as_str(),
+            fields.credential_hash,
+            actor.now
+        ],
+    )?;
+    tx.execute("DELETE FROM pending_devices WHERE id = ?1", [id.as_str()])?;
+    let device = Device {
+        id: id.clone(),
+        fields: fields.clone(),
+        created_ms: actor.now,
+        updated_ms: actor.now,
+    };
+    audit(tx, actor, "device.create", format!("device/{id}"), &device)?;
+    Ok(device)
+}
+
 fn immediate(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
     Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
 }
@@ -1483,47 +1530,38 @@ impl Store {
         fields: &DeviceFields,
         actor: Actor<'_>,
     ) -> Result<Device, StoreError> {
-        let config = sql::protocol_json(&Message::Config(fields.config.clone()))?;
         self.write_journal(|conn| {
             let tx = immediate(conn)?;
-            if exists(&tx, "SELECT 1 FROM devices WHERE id = ?1", id.as_str())? {
-                return Err(StoreError::AlreadyExists {
-                    what: "device",
-                    id: id.to_string(),
-                });
-            }
-            check_device(&tx, id, fields)?;
-            tx.execute(
-                "INSERT INTO devices (id, kind, state, site_id, room_id, circuit_id, grid_id, \
-                 config, config_version, heartbeat_interval_s, encoding, credential_hash, \
-                 created_ms, updated_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
-                params![
-                    id.as_str(),
-                    device_kind_str(fields.kind),
-                    device_state_str(fields.state),
-                    fields.site_id,
-                    fields.room_id,
-                    fields.circuit_id,
-                    fields.grid_id.as_ref().map(GridId::as_str),
-                    config,
-                    fields.config.version,
-                    fields.config.heartbeat_interval_s,
-                    fields.encoding.as_str(),
-                    fields.credential_hash,
-                    actor.now
-                ],
-            )?;
-            tx.execute("DELETE FROM pending_devices WHERE id = ?1", [id.as_str()])?;
-            let device = Device {
-                id: id.clone(),
-                fields: fields.clone(),
-                created_ms: actor.now,
-                updated_ms: actor.now,
-            };
-            audit(&tx, actor, "device.create", format!("device/{id}"), &device)?;
+            let device = insert_device(&tx, id, fields, actor)?;
             tx.commit()?;
             Ok(device)
+        })
+    }
+
+    /// Registers many devices in **one** transaction (one fsync): all or nothing. The outer
+    /// error is the database's; the inner one names the first device that could not be
+    /// registered (its index in `devices`, and why), and then none is.
+    ///
+    /// # Errors
+    /// A database error; per device, as [`create_device`](Self::create_device) (a device given
+    /// twice is [`StoreError::AlreadyExists`] at its second place).
+    pub fn create_devices(
+        &self,
+        devices: &[(DeviceId, DeviceFields)],
+        actor: Actor<'_>,
+    ) -> Result<Result<Vec<Device>, (usize, StoreError)>, StoreError> {
+        self.write_journal(|conn| {
+            let tx = immediate(conn)?;
+            let mut created = Vec::with_capacity(devices.len());
+            for (i, (id, fields)) in devices.iter().enumerate() {
+                match insert_device(&tx, id, fields, actor) {
+                    Ok(d) => created.push(d),
+                    // Dropping the transaction rolls everything back.
+                    Err(e) => return Ok(Err((i, e))),
+                }
+            }
+            tx.commit()?;
+            Ok(Ok(created))
         })
     }
 

@@ -178,6 +178,11 @@ impl JournalWriter {
         answer.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 
+    /// Requests waiting in the queue now.
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> JournalStats {
         let c = &self.counters;
@@ -369,6 +374,11 @@ impl ReadingsWriter {
             .blocking_send(ReadingsRequest::Flush(done))
             .map_err(|_| StoreError::Closed)?;
         wait.blocking_recv().map_err(|_| StoreError::Closed)
+    }
+
+    /// Requests (batches of samples, sightings) waiting in the queue now.
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
     }
 
     /// The counters so far.

@@ -547,3 +547,39 @@ fn all_devices_reads_every_page() {
     }
     assert_eq!(store.all_devices().unwrap().len(), 5);
 }
+
+#[test]
+fn an_import_is_one_transaction_and_every_device_can_be_read_back() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    tree(&store);
+    let site = site(&store, "g1");
+    let f = fields(Some(site.id), Some("g1"), DeviceState::InService);
+    // More than one page of `devices` (10 000), as the pipeline loads them at start-up.
+    let many: Vec<(DeviceId, DeviceFields)> = (0..10_050)
+        .map(|i| (did(&format!("m-{i:05}")), f.clone()))
+        .collect();
+    let created = store.create_devices(&many, actor()).unwrap().unwrap();
+    assert_eq!(created.len(), 10_050);
+    let all = store.all_devices().unwrap();
+    assert_eq!(all.len(), 10_050);
+    assert_eq!(all[10_049].id, did("m-10049"));
+
+    // All or nothing: a bad item names its place, and nothing before it is kept.
+    let batch = vec![
+        (did("n-1"), f.clone()),
+        (
+            did("n-2"),
+            fields(Some(site.id), Some("nope"), DeviceState::InService),
+        ),
+    ];
+    let (i, err) = store.create_devices(&batch, actor()).unwrap().unwrap_err();
+    assert_eq!(i, 1);
+    assert!(matches!(err, StoreError::UnknownArea(_)), "{err}");
+    assert_eq!(store.device(&did("n-1")).unwrap(), None);
+    let again = vec![(did("n-3"), f.clone()), (did("m-00001"), f)];
+    let (i, err) = store.create_devices(&again, actor()).unwrap().unwrap_err();
+    assert_eq!(i, 1);
+    assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err}");
+    assert_eq!(store.all_devices().unwrap().len(), 10_050);
+}

@@ -1,0 +1,406 @@
+//! The gateway under test: the `firegrid` binary as a child process against the benchmark's
+//! Mosquitto, its HTTP API (registration) and `/metrics`.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::memory::{self, Rss};
+use super::{BenchError, progress};
+
+/// How long the gateway has to answer `/healthz` after it is started.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Timeout of one API call (an import of 5000 devices included).
+const API_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Devices per `POST /api/v1/device-imports` (the gateway takes at most 5000).
+pub const IMPORT_CHUNK: usize = 5000;
+
+/// The grid cell every benchmark device is in: its alerts go to `firegrid/v1/alert/bench-grid`.
+pub const GRID: &str = "bench-grid";
+
+/// The `firegrid` binary: `explicit`, or `firegrid` next to this executable (or one directory
+/// up, for a test executable in `target/*/deps/`).
+///
+/// # Errors
+/// [`BenchError::GatewayMissing`] with how to build it.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, BenchError> {
+    if let Some(p) = explicit {
+        return if p.is_file() {
+            Ok(p.to_owned())
+        } else {
+            Err(BenchError::GatewayMissing(p.to_owned()))
+        };
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    let candidates = [dir.join("firegrid"), dir.join("..").join("firegrid")];
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| BenchError::GatewayMissing(candidates[0].clone()))
+}
+
+/// A loopback port nothing listens on now.
+fn free_port() -> Result<u16, BenchError> {
+    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// A running `firegrid run --config FILE` with a temporary data directory. Killed on drop.
+#[derive(Debug)]
+pub struct Gateway {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    api: String,
+    http: reqwest::Client,
+}
+
+impl Gateway {
+    /// Starts the gateway against the broker on `mqtt_port` and waits until `/healthz` says
+    /// 200 (broker connected, store open), checking all the while that it still runs.
+    ///
+    /// # Errors
+    /// [`BenchError::Gateway`] with its log when it exits or does not become healthy.
+    pub async fn start(binary: &Path, mqtt_port: u16) -> Result<Self, BenchError> {
+        let dir = tempfile::Builder::new()
+            .prefix("firegrid-bench-")
+            .tempdir()?;
+        let api_port = free_port()?;
+        let config = dir.path().join("firegrid.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = {:?}\n\n[broker]\nmode = \"external\"\nhost = \"127.0.0.1\"\n\
+                 port = {mqtt_port}\nclient_id = \"bench-gateway\"\n\n[api]\n\
+                 listen = \"127.0.0.1:{api_port}\"\n",
+                dir.path().join("data")
+            ),
+        )?;
+        let log = std::fs::File::create(dir.path().join("firegrid.log"))?;
+        let child = Command::new(binary)
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let http = reqwest::Client::builder()
+            .timeout(API_TIMEOUT)
+            .build()
+            .map_err(|e| BenchError::Api(e.to_string()))?;
+        let mut me = Self {
+            child: Some(child),
+            dir,
+            api: format!("http://127.0.0.1:{api_port}"),
+            http,
+        };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = me.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                return Err(me.failed(&format!("exited during start-up ({status})")));
+            }
+            let health = tokio::time::timeout(
+                Duration::from_secs(1),
+                me.http.get(format!("{}/healthz", me.api)).send(),
+            )
+            .await;
+            if let Ok(Ok(r)) = health
+                && r.status().is_success()
+            {
+                return Ok(me);
+            }
+            if started.elapsed() > START_TIMEOUT {
+                return Err(me.failed(&format!("was not healthy within {START_TIMEOUT:?}")));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn failed(&self, what: &str) -> BenchError {
+        BenchError::Gateway {
+            what: what.to_string(),
+            log: self.log_tail(),
+        }
+    }
+
+    /// The last 40 lines of its log.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("firegrid.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Its memory now.
+    ///
+    /// # Errors
+    /// [`BenchError::Gateway`] if it is no longer running.
+    pub fn rss(&mut self) -> Result<Rss, BenchError> {
+        let Some(child) = self.child.as_mut() else {
+            return Err(self.failed("was stopped"));
+        };
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(self.failed(&format!("exited ({status})")));
+        }
+        Ok(memory::rss(child.id()))
+    }
+
+    /// Kills it (SIGKILL) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `POST path` with a JSON body; the JSON answer of a 2xx.
+    ///
+    /// # Errors
+    /// [`BenchError::Api`] with the status and the gateway's error message.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, BenchError> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.api))
+            .header("content-type", "application/json")
+            .header("x-firegrid-user", "bench")
+            .body(serde_json::to_vec(body)?)
+            .send()
+            .await
+            .map_err(|e| BenchError::Api(format!("POST {path}: {e}")))?;
+        let status = r.status();
+        let text = r
+            .text()
+            .await
+            .map_err(|e| BenchError::Api(format!("POST {path}: {e}")))?;
+        if !status.is_success() {
+            return Err(BenchError::Api(format!("POST {path}: {status}: {text}")));
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// `/metrics`, as series name (with labels) → value.
+    ///
+    /// # Errors
+    /// [`BenchError::Api`].
+    pub async fn metrics(&self) -> Result<Metrics, BenchError> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.api))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| BenchError::Api(format!("GET /metrics: {e}")))?
+            .text()
+            .await
+            .map_err(|e| BenchError::Api(format!("GET /metrics: {e}")))?;
+        Ok(Metrics::parse(&text))
+    }
+
+    /// Creates the benchmark's street and grid cell and a site in it; its id.
+    ///
+    /// # Errors
+    /// [`BenchError::Api`].
+    pub async fn create_site(&self) -> Result<i64, BenchError> {
+        self.post(
+            "/api/v1/areas",
+            &json!({"id": "bench-street", "level": "street", "name": "Bench street"}),
+        )
+        .await?;
+        self.post(
+            "/api/v1/areas",
+            &json!({"id": GRID, "level": "grid", "name": "Bench grid", "parent_id": "bench-street"}),
+        )
+        .await?;
+        let site = self
+            .post(
+                "/api/v1/sites",
+                &json!({"name": "Bench block", "address": "1 Bench Rd", "area_id": GRID}),
+            )
+            .await?;
+        site["id"]
+            .as_i64()
+            .ok_or_else(|| BenchError::Api(format!("no site id in {site}")))
+    }
+
+    /// Registers `ids` in service at `site`: the first `single` one POST each (over a
+    /// keep-alive connection, one after the other), the rest by bulk import.
+    ///
+    /// # Errors
+    /// [`BenchError::Api`].
+    pub async fn register(
+        &self,
+        ids: &[&str],
+        site: i64,
+        single: usize,
+    ) -> Result<Registration, BenchError> {
+        let device = |id: &str| {
+            json!({
+                "id": id, "kind": "electrical_fire_monitor", "state": "in_service",
+                "site_id": site, "grid_id": GRID,
+                "config": {"channels": [
+                    {"ch": 0, "residual_ma": 300}, {"ch": 1, "temp_dc": 850},
+                    {"ch": 2, "temp_dc": 850}, {"ch": 3, "temp_dc": 850}, {"ch": 4, "temp_dc": 850}
+                ]}
+            })
+        };
+        let single = single.min(ids.len());
+        let started = Instant::now();
+        for id in &ids[..single] {
+            self.post("/api/v1/devices", &device(id)).await?;
+        }
+        let single_s = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        for chunk in ids[single..].chunks(IMPORT_CHUNK) {
+            let body = Value::Array(chunk.iter().map(|id| device(id)).collect());
+            self.post("/api/v1/device-imports", &body).await?;
+        }
+        let import_s = started.elapsed().as_secs_f64();
+        let imported = ids.len() - single;
+        let r = Registration {
+            single_posts: single,
+            single_post_per_s: rate(single, single_s),
+            imported,
+            import_per_s: rate(imported, import_s),
+            total_s: single_s + import_s,
+        };
+        progress(&format!(
+            "registered {} devices in {:.1} s: {:.0}/s by single POSTs, {:.0}/s by import",
+            ids.len(),
+            r.total_s,
+            r.single_post_per_s,
+            r.import_per_s
+        ));
+        Ok(r)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn rate(n: usize, s: f64) -> f64 {
+    if s > 0.0 { n as f64 / s } else { 0.0 }
+}
+
+/// How registration went.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Registration {
+    /// Devices registered by one `POST /api/v1/devices` each.
+    pub single_posts: usize,
+    /// Their rate, devices per second.
+    pub single_post_per_s: f64,
+    /// Devices registered by `POST /api/v1/device-imports` (5000 per request).
+    pub imported: usize,
+    /// Their rate, devices per second.
+    pub import_per_s: f64,
+    /// All of it, s.
+    pub total_s: f64,
+}
+
+/// A scrape of `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics(HashMap<String, f64>);
+
+impl Metrics {
+    /// Parses the Prometheus text format (series → value; comments skipped).
+    pub fn parse(text: &str) -> Self {
+        Self(
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| {
+                    let (series, value) = l.rsplit_once(' ')?;
+                    Some((series.to_string(), value.parse().ok()?))
+                })
+                .collect(),
+        )
+    }
+
+    /// One series, e.g. `firegrid_queue_depth{queue="ingest"}`; 0 when absent.
+    pub fn get(&self, series: &str) -> f64 {
+        self.0.get(series).copied().unwrap_or(0.0)
+    }
+
+    /// Telemetry messages taken at ingest.
+    pub fn telemetry(&self) -> u64 {
+        self.get("firegrid_ingest_messages_total{kind=\"telemetry\"}") as u64
+    }
+
+    /// Reading rows stored.
+    pub fn stored(&self) -> u64 {
+        self.get("firegrid_readings_stored_total") as u64
+    }
+
+    /// Reading rows dropped because the readings queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.get("firegrid_readings_dropped_total") as u64
+    }
+
+    /// The sum of the pipeline's queue depths.
+    pub fn queued(&self) -> u64 {
+        ["ingest", "journal", "readings", "notify"]
+            .iter()
+            .map(|q| self.get(&format!("firegrid_queue_depth{{queue=\"{q}\"}}")) as u64)
+            .sum()
+    }
+
+    /// The mean of histogram `name` (seconds), in ms; 0 without observations.
+    pub fn mean_ms(&self, name: &str) -> f64 {
+        let count = self.get(&format!("{name}_count"));
+        if count > 0.0 {
+            self.get(&format!("{name}_sum")) / count * 1000.0
+        } else {
+            0.0
+        }
+    }
+
+    /// Messages refused for `reason`.
+    pub fn refused(&self, reason: &str) -> u64 {
+        self.get(&format!("firegrid_refusals_total{{reason=\"{reason}\"}}")) as u64
+    }
+
+    /// Episodes opened of `category`.
+    pub fn episodes(&self, category: &str) -> u64 {
+        self.get(&format!(
+            "firegrid_episodes_opened_total{{category=\"{category}\"}}"
+        )) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_text_is_read_by_series() {
+        let m = Metrics::parse(
+            "# HELP x y\nfiregrid_ingest_messages_total{kind=\"telemetry\"} 12\n\
+             firegrid_queue_depth{queue=\"ingest\"} 3\nfiregrid_queue_depth{queue=\"readings\"} 4\n\
+             firegrid_readings_stored_total 60\n",
+        );
+        assert_eq!(m.telemetry(), 12);
+        assert_eq!(m.queued(), 7);
+        assert_eq!(m.stored(), 60);
+        assert_eq!(m.dropped(), 0);
+    }
+
+    #[test]
+    fn a_missing_binary_says_how_to_build_it() {
+        let e = locate(Some(Path::new("/nonexistent/firegrid")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cargo build --release -p firegrid-gateway"),
+            "{e}"
+        );
+    }
+}
