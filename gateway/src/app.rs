@@ -62,6 +62,9 @@ pub enum AppError {
     /// The webhook client cannot be set up.
     #[error("webhooks: {0}")]
     Webhooks(reqwest::Error),
+    /// The time-series database writer cannot start.
+    #[error("tsdb: {0}")]
+    Tsdb(#[from] crate::tsdb::TsdbError),
     /// The HTTP listener cannot be bound.
     #[error("HTTP API on {addr}: {source}")]
     Http {
@@ -229,6 +232,18 @@ pub async fn run(
         notify_rx,
         inner.clone(),
     ));
+    // Readings to the time-series database, through the disk spool (never waited for).
+    let mut tsdb = None;
+    if config.tsdb.is_active() {
+        let (t, feed) = crate::tsdb::Tsdb::start(
+            &config.tsdb,
+            &config.data_dir,
+            metrics.tsdb().clone(),
+            inner.clone(),
+        )?;
+        pipeline.tsdb = Some(feed);
+        tsdb = Some(t);
+    }
     let pipeline_task = tasks.spawn(pipeline.run(incoming, control_rx, inner.clone()));
 
     let listener = tokio::net::TcpListener::bind(config.api.listen)
@@ -290,6 +305,9 @@ pub async fn run(
     let _ = pipeline_task.await;
     tasks.close();
     tasks.wait().await;
+    if let Some(t) = tsdb {
+        t.stopped().await;
+    }
     drop(journal);
     drop(readings);
     let _ = tokio::task::spawn_blocking(move || {

@@ -17,8 +17,10 @@
 //! | `firegrid_queue_depth` | gauge | `queue` = `ingest`, `journal`, `readings`, `notify` | [`Metrics::set_queue_depth`] |
 //! | `firegrid_readings_dropped_total` | counter | | [`Metrics::readings_dropped`] |
 //! | `firegrid_broker_reconnects_total` | counter | | [`Metrics::broker_reconnected`] |
+//! | `firegrid_tsdb_*` | | | the TSDB writer: [`TsdbStats::render`] (docs/tsdb.md) |
 //!
 //! [`Refusal::reason`]: crate::ingest::Refusal::reason
+//! [`TsdbStats::render`]: crate::tsdb::TsdbStats::render
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -221,6 +223,7 @@ pub struct Metrics {
     queue_depth: [AtomicI64; Queue::ALL.len()],
     readings_dropped: AtomicU64,
     broker_reconnects: AtomicU64,
+    tsdb: std::sync::Arc<crate::tsdb::TsdbStats>,
 }
 
 impl Default for Metrics {
@@ -243,7 +246,13 @@ impl Metrics {
             queue_depth: Default::default(),
             readings_dropped: AtomicU64::new(0),
             broker_reconnects: AtomicU64::new(0),
+            tsdb: std::sync::Arc::default(),
         }
+    }
+
+    /// The TSDB writer's state (all zero while it is off).
+    pub fn tsdb(&self) -> &std::sync::Arc<crate::tsdb::TsdbStats> {
+        &self.tsdb
     }
 
     /// Counts a message taken at ingest.
@@ -445,6 +454,15 @@ impl Metrics {
             &[],
             load(&self.broker_reconnects),
         );
+
+        let mut last = String::new();
+        self.tsdb.render(|name, help, kind, labels, value| {
+            if name != last {
+                header(&mut out, name, help, kind);
+                last = name.to_string();
+            }
+            series(&mut out, name, labels, value);
+        });
         out
     }
 }
