@@ -90,6 +90,8 @@ pub struct TsdbStatus {
     pub dropped_readings: u64,
     /// Readings not spooled because the spool thread's queue was full (or a write failed).
     pub queue_dropped_readings: u64,
+    /// Readings appended to the spool since the gateway started.
+    pub spooled_readings: u64,
     /// Readings the server confirmed.
     pub written_readings: u64,
     /// Readings the server refused, now in the dead-letter file.
@@ -160,6 +162,7 @@ impl TsdbStats {
             spool_bytes: load(&self.spool_bytes),
             dropped_readings: load(&self.spool_dropped),
             queue_dropped_readings: load(&self.queue_dropped),
+            spooled_readings: load(&self.spooled),
             written_readings: load(&self.written),
             dead_lettered_readings: load(&self.dead_lettered),
             last_success_ms: (last != 0).then_some(last),

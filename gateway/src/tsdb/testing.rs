@@ -93,20 +93,39 @@ impl VictoriaMetrics {
         self.child.is_some()
     }
 
-    /// Kills it (SIGKILL) and waits for it to exit; its data stays.
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+    /// Stops it gracefully (SIGTERM: it flushes what it accepted to disk, as a real server
+    /// being restarted would) and waits for it to exit, at most 10 s, then SIGKILL; its data
+    /// stays.
+    pub async fn stop(&mut self) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        let term = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        if term.is_ok_and(|s| s.success()) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if c.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
+        self.kill_now(c);
     }
 
-    /// Starts it again on the same port with the same data.
+    fn kill_now(&self, mut c: Child) {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    /// Starts it (again) on the same port with the same data.
     ///
     /// # Errors
     /// [`VmError`] if it cannot start.
     pub async fn restart(&mut self) -> Result<(), VmError> {
-        self.stop();
+        self.stop().await;
         self.spawn().await
     }
 
@@ -249,7 +268,9 @@ fn parse_export_line(line: &str) -> Option<Series> {
 
 impl Drop for VictoriaMetrics {
     fn drop(&mut self) {
-        self.stop();
+        if let Some(c) = self.child.take() {
+            self.kill_now(c);
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
