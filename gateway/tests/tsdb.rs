@@ -414,6 +414,34 @@ async fn a_refused_batch_is_dead_lettered_and_the_stream_goes_on() {
     w.stop().await;
 }
 
+/// The one boundary where the writer is at-least-once: the server confirmed a batch but the
+/// gateway died before its cursor was saved, so the batch is sent again after the restart —
+/// the same points with the same timestamps. InfluxDB overwrites them; VictoriaMetrics keeps
+/// them once with `-dedup.minScrapeInterval` (docs/tsdb.md), shown here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_sent_again_after_a_crash_is_kept_once() {
+    support::init_logs();
+    let vm = VictoriaMetrics::start_with_dedup()
+        .await
+        .expect("victoria-metrics starts");
+    let dir = tempfile::tempdir().unwrap();
+    let base = now_ms() - 60_000;
+    let sent = points(base, 0..300);
+    let w = Writer::start(&vm.url(), dir.path(), |_| {});
+    w.spool(sent.clone()).await;
+    w.wait("all written", |s| s.written_readings == 300).await;
+    w.stop().await;
+    // The crash right after the 204: the cursor is as it was before the batch.
+    std::fs::remove_file(dir.path().join("tsdb-spool").join("cursor")).unwrap();
+    let w = Writer::start(&vm.url(), dir.path(), |_| {});
+    let again = w
+        .wait("the batch written again", |s| s.written_readings == 300)
+        .await;
+    assert_eq!(again.pending_readings, 0, "{again:?}");
+    assert_eq!(export_n(&vm, 300).await, expected(&sent));
+    w.stop().await;
+}
+
 /// The telemetry of device `hz-0001` with seq `seq`: two channels at `ts`.
 fn telemetry(seq: u64, ts: u64) -> String {
     format!(

@@ -2,8 +2,11 @@
 //! API) on a free loopback port in a temporary directory, for tests and the benchmark. Stopped
 //! (SIGKILL) when dropped; `FIREGRID_VICTORIA_METRICS` overrides the binary's path.
 //!
-//! It runs with `-dedup.minScrapeInterval=1ms`: VictoriaMetrics otherwise keeps both copies of a
-//! point written twice (InfluxDB overwrites it), and the writer is at-least-once (docs/tsdb.md).
+//! [`VictoriaMetrics::start`] runs it as packaged, which keeps *both* copies of a point written
+//! twice (InfluxDB overwrites it): so a test that finds every reading exactly once shows that
+//! the writer sent none twice. [`VictoriaMetrics::start_with_dedup`] adds
+//! `-dedup.minScrapeInterval=1ms`, the setting docs/tsdb.md recommends for production, under
+//! which a re-sent batch (the writer is at-least-once at one narrow boundary) is idempotent.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -44,6 +47,7 @@ pub struct VictoriaMetrics {
     port: u16,
     dir: PathBuf,
     http: reqwest::Client,
+    dedup: bool,
 }
 
 /// One exported series: its labels and its points (ms, value), by time.
@@ -64,6 +68,18 @@ impl VictoriaMetrics {
     /// # Errors
     /// [`VmError`] if it cannot start.
     pub async fn start() -> Result<Self, VmError> {
+        Self::start_as(false).await
+    }
+
+    /// Starts one with `-dedup.minScrapeInterval=1ms`: a point written twice is kept once.
+    ///
+    /// # Errors
+    /// [`VmError`] if it cannot start.
+    pub async fn start_with_dedup() -> Result<Self, VmError> {
+        Self::start_as(true).await
+    }
+
+    async fn start_as(dedup: bool) -> Result<Self, VmError> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "firegrid-vm-{}-{}",
@@ -74,6 +90,7 @@ impl VictoriaMetrics {
         let mut me = Self {
             child: None,
             port: free_port(),
+            dedup,
             dir,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -154,9 +171,9 @@ impl VictoriaMetrics {
                 "-retentionPeriod=100y",
                 "-search.latencyOffset=0s",
                 "-search.disableCache",
-                "-dedup.minScrapeInterval=1ms",
                 "-loggerLevel=WARN",
             ])
+            .args(self.dedup.then_some("-dedup.minScrapeInterval=1ms"))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

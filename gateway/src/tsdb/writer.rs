@@ -172,8 +172,7 @@ pub async fn run(
         match outcome {
             Outcome::Written => {
                 let n = batch.points.len() as u64;
-                commit(&spool, &stats, batch).await;
-                stats.written(n);
+                commit(&spool, &stats, batch, move |st| st.written(n)).await;
                 attempt = 0;
                 limit = opts.batch_size;
             }
@@ -182,11 +181,9 @@ pub async fn run(
                 if let Err(e) = dead_letter(&opts.dead_letter, status, &reason, &body) {
                     tracing::error!("tsdb: cannot write the dead-letter file: {e}");
                 }
-                stats.dead_lettered(
-                    batch.points.len() as u64,
-                    format!("HTTP {status}: {reason}"),
-                );
-                commit(&spool, &stats, batch).await;
+                let n = batch.points.len() as u64;
+                let reason = format!("HTTP {status}: {reason}");
+                commit(&spool, &stats, batch, move |st| st.dead_lettered(n, reason)).await;
                 attempt = 0;
             }
             Outcome::TooLarge if batch.points.len() > 1 => {
@@ -199,8 +196,10 @@ pub async fn run(
                 if let Err(e) = dead_letter(&opts.dead_letter, 413, reason, &body) {
                     tracing::error!("tsdb: cannot write the dead-letter file: {e}");
                 }
-                stats.dead_lettered(1, reason.to_string());
-                commit(&spool, &stats, batch).await;
+                commit(&spool, &stats, batch, move |st| {
+                    st.dead_lettered(1, reason.to_string());
+                })
+                .await;
             }
             Outcome::Retry {
                 retry_after,
@@ -256,9 +255,20 @@ async fn wait_for_batch(
     }
 }
 
-async fn commit(spool: &Arc<Mutex<Spool>>, stats: &Arc<TsdbStats>, batch: Batch) {
-    let end = batch.end;
-    with_spool(spool, stats, move |s| s.commit(end)).await;
+/// Commits `batch` and counts it by `count` in the same step as the spool's counts are
+/// updated, so that no reader of the stats sees it neither pending nor counted.
+async fn commit(
+    spool: &Arc<Mutex<Spool>>,
+    stats: &Arc<TsdbStats>,
+    batch: Batch,
+    count: impl FnOnce(&TsdbStats) + Send + 'static,
+) {
+    let (end, st) = (batch.end, stats.clone());
+    with_spool(spool, stats, move |s| {
+        count(&st);
+        s.commit(end)
+    })
+    .await;
 }
 
 /// Runs `f` on the spool on a blocking thread, then copies its counts (pending, bytes, dropped
