@@ -17,7 +17,7 @@
 //! | `firegrid_queue_depth` | gauge | `queue` = `ingest`, `journal`, `readings`, `notify` | [`Metrics::set_queue_depth`] |
 //! | `firegrid_readings_dropped_total` | counter | | [`Metrics::readings_dropped`] |
 //! | `firegrid_broker_reconnects_total` | counter | | [`Metrics::broker_reconnected`] |
-//! | `firegrid_tsdb_*` | | | the TSDB writer: [`TsdbStats::render`] (docs/tsdb.md) |
+//! | `firegrid_tsdb_*` | | | the TSDB writer, when on: [`TsdbStats::render`] (docs/tsdb.md) |
 //!
 //! [`Refusal::reason`]: crate::ingest::Refusal::reason
 //! [`TsdbStats::render`]: crate::tsdb::TsdbStats::render
@@ -455,6 +455,7 @@ impl Metrics {
             load(&self.broker_reconnects),
         );
 
+        // The TSDB writer's series, when it runs.
         let mut last = String::new();
         self.tsdb.render(|name, help, kind, labels, value| {
             if name != last {

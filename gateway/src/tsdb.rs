@@ -107,6 +107,11 @@ const RETRY: usize = 1;
 const DEAD: usize = 2;
 
 impl TsdbStats {
+    /// Marks the writer as running (its metrics and status block appear).
+    pub fn set_enabled(&self) {
+        self.enabled.store(1, Ordering::Relaxed);
+    }
+
     /// Readings pending in the spool.
     pub fn pending(&self) -> u64 {
         self.pending.load(Ordering::Relaxed)
@@ -174,9 +179,13 @@ impl TsdbStats {
         }
     }
 
-    /// The Prometheus text of these metrics, through `metric(name, help, type, labels, value)`.
+    /// The Prometheus text of these metrics, through `metric(name, help, type, labels, value)`;
+    /// nothing while the writer is off.
     pub fn render(&self, mut metric: impl FnMut(&str, &str, &str, &[(&str, &str)], u64)) {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        if load(&self.enabled) == 0 {
+            return;
+        }
         let gauge = "gauge";
         let counter = "counter";
         metric(
@@ -330,7 +339,7 @@ impl Tsdb {
             pending = recovery.pending,
             "tsdb writer starting"
         );
-        stats.enabled.store(1, Ordering::Relaxed);
+        stats.set_enabled();
         stats.set_spool(spool.counts());
         let spool = Arc::new(Mutex::new(spool));
         let spooled = Arc::new(Notify::new());
@@ -456,5 +465,40 @@ pub async fn check_connection(config: &TsdbConfig) -> Result<String, String> {
             config.url
         )),
         retry::Outcome::TooLarge => Err(format!("[tsdb] {}: answered 413", config.url)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    #[test]
+    fn metrics_appear_once_the_writer_runs() {
+        let m = Metrics::new();
+        assert!(!m.render().contains("tsdb"));
+        let t = m.tsdb();
+        t.set_enabled();
+        t.set_spool(spool::SpoolCounts {
+            bytes: 4096,
+            pending: 70,
+            dropped: 3,
+        });
+        t.written(5);
+        t.failed("HTTP 503: restarting".into());
+        let text = m.render();
+        for line in [
+            "# TYPE firegrid_tsdb_spool_bytes gauge\nfiregrid_tsdb_spool_bytes 4096\n",
+            "firegrid_tsdb_spool_pending_readings 70\n",
+            "# TYPE firegrid_tsdb_spool_dropped_readings_total counter\nfiregrid_tsdb_spool_dropped_readings_total 3\n",
+            "firegrid_tsdb_written_readings_total 5\n",
+            "# TYPE firegrid_tsdb_batches_total counter\nfiregrid_tsdb_batches_total{result=\"ok\"} 1\n\
+             firegrid_tsdb_batches_total{result=\"retry\"} 1\nfiregrid_tsdb_batches_total{result=\"dead_letter\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        let status = t.status();
+        assert_eq!(status.last_error.as_deref(), Some("HTTP 503: restarting"));
+        assert!(status.last_success_ms.is_some());
     }
 }
