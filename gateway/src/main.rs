@@ -30,7 +30,7 @@ enum Cmd {
     },
     /// Print the default configuration, every key documented.
     PrintDefaultConfig,
-    /// Check a configuration file and say what is wrong, with the line; with [tsdb] enabled,
+    /// Check a configuration file and say what is wrong, with the line; with the tsdb section on,
     /// also test the connection to the time-series database.
     CheckConfig {
         /// The file.

@@ -14,7 +14,7 @@
 //! - [`point`]: one reading of one channel with its tags; its binary form in the spool.
 //! - [`codec`]: the spool's segment format (pure, property-tested).
 //! - [`spool`]: segment files, cursor, bound.
-//! - [`line`]: the schema, as line protocol.
+//! - [`line`](mod@line): the schema, as line protocol.
 //! - [`retry`]: classifying answers and backoff (pure).
 //! - [`writer`]: HTTP, the writer task, the dead-letter file.
 //! - [`config`]: the `tsdb` section of the configuration.

@@ -1,5 +1,5 @@
 //! The disk spool between the pipeline and the writer: append-only segment files of
-//! checksummed records ([`codec`](super::codec)), a read cursor committed only after the
+//! checksummed records (the `super::codec` format), a read cursor committed only after the
 //! server confirmed a batch, and a size bound that drops the oldest readings — counted.
 //!
 //! Files in its directory: `{id:020}.seg` (segments, oldest first) and `cursor` (the next

@@ -1,5 +1,5 @@
 //! The writer: reads batches from the spool, POSTs them to the InfluxDB v2 write API, and
-//! commits, retries or dead-letters each by the server's answer ([`retry`](super::retry)).
+//! commits, retries or dead-letters each by the server's answer (`super::retry`).
 
 use std::io::Write as _;
 use std::path::PathBuf;
