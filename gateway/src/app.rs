@@ -62,9 +62,6 @@ pub enum AppError {
     /// The webhook client cannot be set up.
     #[error("webhooks: {0}")]
     Webhooks(reqwest::Error),
-    /// The time-series database writer cannot start.
-    #[error("tsdb: {0}")]
-    Tsdb(#[from] crate::tsdb::TsdbError),
     /// The HTTP listener cannot be bound.
     #[error("HTTP API on {addr}: {source}")]
     Http {
@@ -233,16 +230,22 @@ pub async fn run(
         inner.clone(),
     ));
     // Readings to the time-series database, through the disk spool (never waited for).
+    // A writer that cannot start (token unreadable, spool unopenable) never keeps the alarms
+    // from running: it is logged and shown in /healthz (`firegrid check-config` finds it first).
     let mut tsdb = None;
     if config.tsdb.is_active() {
-        let (t, feed) = crate::tsdb::Tsdb::start(
-            &config.tsdb,
-            &config.data_dir,
-            metrics.tsdb().clone(),
-            inner.clone(),
-        )?;
-        pipeline.tsdb = Some(feed);
-        tsdb = Some(t);
+        let stats = metrics.tsdb().clone();
+        match crate::tsdb::Tsdb::start(&config.tsdb, &config.data_dir, stats, inner.clone()) {
+            Ok((t, feed)) => {
+                pipeline.tsdb = Some(feed);
+                tsdb = Some(t);
+            }
+            Err(e) => {
+                tracing::error!("the TSDB writer did not start (alarms are not affected): {e}");
+                metrics.tsdb().set_enabled();
+                metrics.tsdb().set_error(format!("not started: {e}"));
+            }
+        }
     }
     let pipeline_task = tasks.spawn(pipeline.run(incoming, control_rx, inner.clone()));
 

@@ -442,6 +442,26 @@ async fn a_batch_sent_again_after_a_crash_is_kept_once() {
     w.stop().await;
 }
 
+/// A writer that cannot start (here: its token variable is unset) never keeps the gateway and
+/// its alarms from running; `/healthz` says why readings are not written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_cannot_start_does_not_stop_the_gateway() {
+    let gw = support::Gateway::start(|c| {
+        c.tsdb.enabled = true;
+        c.tsdb.url = "http://127.0.0.1:9".into();
+        c.tsdb.token_env = "FIREGRID_TEST_TSDB_TOKEN_SURELY_UNSET".into();
+    })
+    .await;
+    let health = gw.api.get("/healthz").await;
+    assert_eq!(health["status"], "ok", "{health}");
+    let error = health["tsdb"]["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("not started: [tsdb] token_env: the environment variable FIREGRID_TEST_TSDB_TOKEN_SURELY_UNSET is not set"),
+        "{health}"
+    );
+    gw.stop().await;
+}
+
 /// The telemetry of device `hz-0001` with seq `seq`: two channels at `ts`.
 fn telemetry(seq: u64, ts: u64) -> String {
     format!(

@@ -156,8 +156,14 @@ pub async fn run(
         if !wait_for_batch(&opts, limit, &spooled, &stats, &cancel).await {
             return;
         }
-        let Some(Some(batch)) = with_spool(&spool, &stats, move |s| s.read_batch(limit)).await
-        else {
+        let Some(read) = with_spool(&spool, &stats, move |s| s.read_batch(limit)).await else {
+            // The spool cannot be read (logged, in the status): do not spin on it.
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+            }
+        };
+        let Some(batch) = read else {
             continue;
         };
         body.clear();
