@@ -539,6 +539,17 @@ async fn kill_9_of_the_gateway_during_an_outage_loses_nothing_and_doubles_nothin
 
     // 2. The database goes down; readings wait in the spool; the gateway is killed.
     vm.stop().await;
+    let check = std::process::Command::new(Binary::path())
+        .arg("check-config")
+        .arg(&config_file)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(2), "check-config: {said}");
+    assert!(
+        said.contains("[tsdb] http://127.0.0.1:") && said.contains("no answer"),
+        "{said}"
+    );
     publish(seq, seq + 150).await;
     seq += 150;
     let m = spooled(gw.api, 500.0).await;
