@@ -42,6 +42,9 @@ pub struct BenchOptions {
     pub url: Option<String>,
     /// How long the writer may take before the run fails.
     pub timeout: Duration,
+    /// Rounds; each measures every row, in turn with its baseline, and the best rate of each
+    /// is reported (the machine is shared: the best is the least disturbed).
+    pub rounds: usize,
 }
 
 impl Default for BenchOptions {
@@ -52,6 +55,7 @@ impl Default for BenchOptions {
             append_batch: 100,
             url: None,
             timeout: Duration::from_secs(300),
+            rounds: 3,
         }
     }
 }
@@ -65,6 +69,8 @@ pub struct TsdbBench {
     pub batch_size: usize,
     /// Readings per spool append.
     pub append_batch: usize,
+    /// Rounds measured (the best of each row is reported).
+    pub rounds: usize,
     /// The writer's rate: handed over → confirmed by the server.
     pub writer_per_s: f64,
     /// The baseline: plain POSTs of the same line protocol.
@@ -85,8 +91,8 @@ impl TsdbBench {
             )
         };
         let mut s = format!(
-            "TSDB benchmark: {} readings, {} per POST, {} per spool append\n",
-            self.readings, self.batch_size, self.append_batch
+            "TSDB benchmark: {} readings, {} per POST, {} per spool append, best of {} rounds\n",
+            self.readings, self.batch_size, self.append_batch, self.rounds
         );
         s += &row(
             "writer (feed→spool→gzip POST)",
@@ -138,20 +144,30 @@ pub async fn run(opts: &BenchOptions) -> Result<TsdbBench, BenchError> {
     };
     let dir = tempfile_dir()?;
     let base_ms = now_ms().saturating_sub(opts.readings as u64 + 1000);
-    let writer_per_s = writer_rate(opts, &url, &dir, base_ms).await?;
-    let baseline_post_per_s = baseline_rate(opts, &url, base_ms).await?;
-    let (spool_append_per_s, raw_append_per_s) = {
-        let (opts, dir) = (opts.clone(), dir.clone());
-        tokio::task::spawn_blocking(move || spool_rates(&opts, &dir, base_ms))
-            .await
-            .map_err(|e| BenchError::Writer(e.to_string()))??
-    };
+    let (mut writer_per_s, mut baseline_post_per_s) = (0.0f64, 0.0f64);
+    let (mut spool_append_per_s, mut raw_append_per_s) = (0.0f64, 0.0f64);
+    for round in 0..opts.rounds.max(1) {
+        let round_dir = dir.join(round.to_string());
+        let w = writer_rate(opts, &url, &round_dir, base_ms, round).await?;
+        let b = baseline_rate(opts, &url, base_ms, round).await?;
+        let (s, r) = {
+            let opts = opts.clone();
+            tokio::task::spawn_blocking(move || spool_rates(&opts, &round_dir, base_ms))
+                .await
+                .map_err(|e| BenchError::Writer(e.to_string()))??
+        };
+        writer_per_s = writer_per_s.max(w);
+        baseline_post_per_s = baseline_post_per_s.max(b);
+        spool_append_per_s = spool_append_per_s.max(s);
+        raw_append_per_s = raw_append_per_s.max(r);
+    }
     let _ = std::fs::remove_dir_all(&dir);
     drop(vm);
     Ok(TsdbBench {
         readings: opts.readings,
         batch_size: opts.batch_size,
         append_batch: opts.append_batch,
+        rounds: opts.rounds.max(1),
         writer_per_s,
         baseline_post_per_s,
         spool_append_per_s,
@@ -198,7 +214,9 @@ async fn writer_rate(
     url: &str,
     dir: &std::path::Path,
     base_ms: u64,
+    round: usize,
 ) -> Result<f64, BenchError> {
+    let prefix = format!("bench-w{round}");
     let config = TsdbConfig {
         enabled: true,
         url: url.to_string(),
@@ -217,7 +235,7 @@ async fn writer_rate(
     let mut i = 0;
     while i < opts.readings {
         let n = (opts.readings - i).min(400);
-        let points: Vec<Point> = (i..i + n).map(|j| point("bench-w", base_ms, j)).collect();
+        let points: Vec<Point> = (i..i + n).map(|j| point(&prefix, base_ms, j)).collect();
         feed.offer_points(points);
         i += n;
         if stats.status().queue_dropped_readings > 0 {
@@ -244,13 +262,19 @@ async fn writer_rate(
     Ok(want as f64 / elapsed.as_secs_f64())
 }
 
-async fn baseline_rate(opts: &BenchOptions, url: &str, base_ms: u64) -> Result<f64, BenchError> {
+async fn baseline_rate(
+    opts: &BenchOptions,
+    url: &str,
+    base_ms: u64,
+    round: usize,
+) -> Result<f64, BenchError> {
+    let prefix = format!("bench-b{round}");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
     let write = format!("{}/api/v2/write", url.trim_end_matches('/'));
     let points: Vec<Point> = (0..opts.readings)
-        .map(|j| point("bench-b", base_ms, j))
+        .map(|j| point(&prefix, base_ms, j))
         .collect();
     let started = Instant::now();
     let mut body = Vec::new();
@@ -278,6 +302,7 @@ fn spool_rates(
         .collect();
     let batch = opts.append_batch.max(1);
     let spool_opts = SpoolOptions::with_bound(u64::MAX / 2, Fsync::Always);
+    std::fs::create_dir_all(dir)?;
     let (mut spool, _) = Spool::open(&dir.join("spool"), spool_opts)?;
     let started = Instant::now();
     for chunk in points.chunks(batch) {
@@ -325,6 +350,7 @@ mod tests {
             append_batch: 100,
             url: None,
             timeout: Duration::from_secs(30),
+            rounds: 1,
         })
         .await
         .unwrap();
