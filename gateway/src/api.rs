@@ -9,7 +9,7 @@
 //!
 //! | Method and path | What |
 //! | --- | --- |
-//! | `GET /healthz` | `200` with uptime and the store's, broker's and journal's health; `503` when not healthy |
+//! | `GET /healthz` | `200` with uptime and the store's, broker's and journal's health, and the TSDB writer's state when it is on (`tsdb`: pending, dropped, last error, last success; never a reason for 503); `503` when not healthy |
 //! | `GET /metrics` | Prometheus text ([`Metrics::render`]) |
 //! | `GET, POST /api/v1/areas` | list (`?parent=&level=`), create `{"id","parent_id","level","name"}` |
 //! | `GET, PUT, DELETE /api/v1/areas/{id}` | one area; `PUT` `{"parent_id","level","name"}` |
@@ -371,6 +371,8 @@ struct HealthReport {
     store: StoreReport,
     broker: BrokerReport,
     journal: JournalReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tsdb: Option<crate::tsdb::TsdbStatus>,
     problems: Vec<String>,
 }
 
@@ -446,6 +448,8 @@ async fn healthz(State(state): State<ApiState>) -> Response {
         journal: JournalReport {
             error: journal_error,
         },
+        // The TSDB writer, when on: never a problem for /healthz (alarms do not depend on it).
+        tsdb: Some(state.metrics.tsdb().status()).filter(|t| t.enabled),
         problems,
     };
     let status = if healthy {

@@ -259,6 +259,24 @@ pub async fn run(
         notify_rx,
         inner.clone(),
     ));
+    // Readings to the time-series database, through the disk spool (never waited for).
+    // A writer that cannot start (token unreadable, spool unopenable) never keeps the alarms
+    // from running: it is logged and shown in /healthz (`firegrid check-config` finds it first).
+    let mut tsdb = None;
+    if config.tsdb.is_active() {
+        let stats = metrics.tsdb().clone();
+        match crate::tsdb::Tsdb::start(&config.tsdb, &config.data_dir, stats, inner.clone()) {
+            Ok((t, feed)) => {
+                pipeline.tsdb = Some(feed);
+                tsdb = Some(t);
+            }
+            Err(e) => {
+                tracing::error!("the TSDB writer did not start (alarms are not affected): {e}");
+                metrics.tsdb().set_enabled();
+                metrics.tsdb().set_error(format!("not started: {e}"));
+            }
+        }
+    }
     let pipeline_task = tasks.spawn(pipeline.run(incoming, control_rx, inner.clone()));
 
     let listener = tokio::net::TcpListener::bind(config.api.listen)
@@ -320,6 +338,9 @@ pub async fn run(
     let _ = pipeline_task.await;
     tasks.close();
     tasks.wait().await;
+    if let Some(t) = tsdb {
+        t.stopped().await;
+    }
     drop(journal);
     drop(readings);
     let _ = tokio::task::spawn_blocking(move || {

@@ -69,6 +69,37 @@ alarm_delay_max_s = 30
 # How long raw readings are kept before only hourly rollups remain, days.
 readings_retention_days = 30
 
+[tsdb]
+# Readings also go to a time-series database through the InfluxDB v2 write API (InfluxDB 2/3,
+# VictoriaMetrics), via a disk spool: an outage of the database loses nothing (docs/tsdb.md).
+# Off unless enabled with a url.
+enabled = false
+# Base URL; /api/v2/write is appended. e.g. "http://127.0.0.1:8086"
+url = ""
+org = ""
+bucket = "firegrid"
+# The API token: the name of an environment variable holding it, or a file holding it (one of
+# them; never the token itself, which is never logged).
+token_env = ""
+token_file = ""
+# Readings per POST at most; a smaller batch goes once its oldest reading waited
+# flush_interval_ms.
+batch_size = 5000
+flush_interval_ms = 1000
+# Timeout of every request, and the longest backoff between retries (a server's Retry-After
+# is honoured), ms.
+timeout_ms = 10000
+retry_max_ms = 30000
+# gzip request bodies.
+gzip = true
+# The spool (data_dir/tsdb-spool) holds at most this many bytes; past it the oldest readings
+# are dropped and counted (firegrid_tsdb_spool_dropped_readings_total, /healthz).
+spool_max_bytes = 1073741824
+# When spooled readings are forced to disk: "always" (each hand-over), "interval" (every
+# fsync_interval_ms), "never" (the OS decides; survives a gateway crash, not a power loss).
+fsync = "interval"
+fsync_interval_ms = 1000
+
 # Webhooks: every alert is also POSTed (JSON, at least once, retried with backoff) to each of
 # these, e.g. an SMS or IM gateway. The body is signed: header X-Firegrid-Signature =
 # "sha256=" + hex HMAC-SHA256 of the body under the secret read from `secret_env`.
@@ -95,6 +126,8 @@ pub struct Config {
     pub store: StoreSection,
     /// Where alerts are also POSTed.
     pub webhooks: Vec<WebhookConfig>,
+    /// The time-series database writer.
+    pub tsdb: crate::tsdb::TsdbConfig,
 }
 
 /// `[[webhooks]]`.
@@ -198,6 +231,7 @@ impl Default for Config {
             limits: LimitsSection::default(),
             store: StoreSection::default(),
             webhooks: Vec::new(),
+            tsdb: crate::tsdb::TsdbConfig::default(),
         }
     }
 }
@@ -352,6 +386,7 @@ impl Config {
         if self.broker.client_id.is_empty() {
             return Err("[broker] client_id must not be empty".into());
         }
+        self.tsdb.check()?;
         Ok(())
     }
 
@@ -458,6 +493,36 @@ mod tests {
             .to_string();
         assert!(
             err.starts_with("firegrid.toml:3:1: unknown field `secret`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_tsdb_section_is_checked() {
+        let c =
+            parse("[tsdb]\nenabled = true\nurl = \"http://127.0.0.1:8086\"\ntoken_env = \"T\"\n")
+                .unwrap();
+        assert!(c.tsdb.is_active());
+        assert!(!Config::default().tsdb.is_active());
+        let err = parse("[tsdb]\nenabled = true\nurl = \"http://x\"\nbatch_size = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "firegrid.toml: [tsdb] batch_size must be 1–100000 readings"
+        );
+        let err = parse("[tsdb]\ntoken = \"inline\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("firegrid.toml:2:1: unknown field `token`"),
+            "{err}"
+        );
+        let err = parse("[tsdb]\nfsync = \"sometimes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("firegrid.toml:2:9: unknown variant `sometimes`"),
             "{err}"
         );
     }

@@ -12,5 +12,8 @@ pub mod model;
 pub mod notify;
 pub mod pipeline;
 pub mod store;
+#[cfg(any(test, feature = "test-support", feature = "bench"))]
+pub mod testing;
+pub mod tsdb;
 
 pub use firegrid_protocols as protocols;

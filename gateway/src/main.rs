@@ -30,7 +30,8 @@ enum Cmd {
     },
     /// Print the default configuration, every key documented.
     PrintDefaultConfig,
-    /// Check a configuration file and say what is wrong, with the line.
+    /// Check a configuration file and say what is wrong, with the line; with the tsdb section on,
+    /// also test the connection to the time-series database.
     CheckConfig {
         /// The file.
         file: PathBuf,
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Cmd::CheckConfig { file } => match Config::load(&file) {
+            Ok(cfg) if cfg.tsdb.is_active() => check_tsdb(&file, &cfg),
             Ok(_) => {
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
@@ -96,6 +98,30 @@ fn main() -> ExitCode {
                     }
                 }
             })
+        }
+    }
+}
+
+/// `check-config` with `[tsdb]` on: the configuration is fine; now test the connection.
+fn check_tsdb(file: &std::path::Path, cfg: &Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(firegrid_gateway::tsdb::check_connection(&cfg.tsdb)) {
+        Ok(said) => {
+            println!("{}: ok; tsdb: {said}", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            ExitCode::from(2)
         }
     }
 }

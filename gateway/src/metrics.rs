@@ -18,8 +18,10 @@
 //! | `firegrid_readings_dropped_total` | counter | | [`Metrics::readings_dropped`] |
 //! | `firegrid_readings_stored_total` | counter | | [`Metrics::set_readings_stored`] (reading rows written by the readings writer) |
 //! | `firegrid_broker_reconnects_total` | counter | | [`Metrics::broker_reconnected`] |
+//! | `firegrid_tsdb_*` | | | the TSDB writer, when on: [`TsdbStats::render`] (docs/tsdb.md) |
 //!
 //! [`Refusal::reason`]: crate::ingest::Refusal::reason
+//! [`TsdbStats::render`]: crate::tsdb::TsdbStats::render
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -223,6 +225,7 @@ pub struct Metrics {
     readings_dropped: AtomicU64,
     readings_stored: AtomicU64,
     broker_reconnects: AtomicU64,
+    tsdb: std::sync::Arc<crate::tsdb::TsdbStats>,
 }
 
 impl Default for Metrics {
@@ -246,7 +249,13 @@ impl Metrics {
             readings_dropped: AtomicU64::new(0),
             readings_stored: AtomicU64::new(0),
             broker_reconnects: AtomicU64::new(0),
+            tsdb: std::sync::Arc::default(),
         }
+    }
+
+    /// The TSDB writer's state (all zero while it is off).
+    pub fn tsdb(&self) -> &std::sync::Arc<crate::tsdb::TsdbStats> {
+        &self.tsdb
     }
 
     /// Counts a message taken at ingest.
@@ -471,6 +480,16 @@ impl Metrics {
             &[],
             load(&self.broker_reconnects),
         );
+
+        // The TSDB writer's series, when it runs.
+        let mut last = String::new();
+        self.tsdb.render(|name, help, kind, labels, value| {
+            if name != last {
+                header(&mut out, name, help, kind);
+                last = name.to_string();
+            }
+            series(&mut out, name, labels, value);
+        });
         out
     }
 }

@@ -56,6 +56,8 @@ pub fn now_ms() -> UnixMs {
 struct Known {
     state: DeviceState,
     encoding: Encoding,
+    /// Its readings' tags in the time-series database.
+    tags: crate::tsdb::Tags,
 }
 
 /// An alert that was journaled and must now go out on one channel.
@@ -98,6 +100,8 @@ pub struct Pipeline {
     pub webhooks: Vec<String>,
     /// The webhook notifier's queue.
     pub notify_webhooks: Option<mpsc::Sender<Outgoing>>,
+    /// The time-series database's spool, when the TSDB writer is on (never waited for).
+    pub tsdb: Option<crate::tsdb::Feed>,
     known: HashMap<DeviceId, Known>,
     next_command: u32,
 }
@@ -141,6 +145,7 @@ impl Pipeline {
             refusals: Refusals::default(),
             webhooks: Vec::new(),
             notify_webhooks: None,
+            tsdb: None,
             known,
             // Command ids only need to differ per device across restarts: seconds since the epoch
             // advance faster than any device receives commands.
@@ -304,6 +309,14 @@ impl Pipeline {
             tokens,
             samples,
         } = after;
+        if let Some(feed) = &self.tsdb {
+            feed.offer(&samples, |d| {
+                self.known
+                    .get(d)
+                    .map(|k| k.tags.clone())
+                    .unwrap_or_default()
+            });
+        }
         let rows: usize = samples.iter().map(|s| s.readings.len()).sum();
         if !samples.is_empty() && self.readings.try_submit(samples).is_err() {
             self.metrics.readings_dropped(rows as u64);
@@ -592,6 +605,11 @@ fn known_of(d: &Device) -> Known {
         encoding: match d.fields.encoding {
             WireEncoding::Json => Encoding::Json,
             WireEncoding::Binary => Encoding::Binary,
+        },
+        tags: crate::tsdb::Tags {
+            site: d.fields.site_id,
+            circuit: d.fields.circuit_id,
+            grid: d.fields.grid_id.as_ref().map(ToString::to_string),
         },
     }
 }

@@ -8,22 +8,17 @@
 
 use std::fs;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::testing::NotReady;
+
 use super::probe::{MqttVersion, probe};
 
-/// A loopback port nothing listens on right now (bound to port 0, read, released). Another
-/// process could take it before the caller binds it; on a test machine that is rare.
-pub fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("the loopback interface can bind port 0")
-}
+pub use crate::testing::free_port;
 
 /// Why a Mosquitto did not start.
 #[derive(Debug, thiserror::Error)]
@@ -169,32 +164,36 @@ impl Mosquitto {
     }
 
     async fn wait_ready(&mut self) -> Result<(), MosquittoError> {
-        let started = Instant::now();
-        let deadline = started + Self::READY_TIMEOUT;
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Some(status) = child.try_wait()?
-            {
+        let addr = self.addr();
+        let Some(child) = self.child.as_mut() else {
+            return Ok(());
+        };
+        let ready = crate::testing::wait_ready(
+            child,
+            Self::READY_TIMEOUT,
+            Duration::from_millis(10),
+            || async move {
+                probe(addr, MqttVersion::V311, Duration::from_millis(500))
+                    .await
+                    .is_ok()
+            },
+        )
+        .await;
+        match ready {
+            Ok(()) => Ok(()),
+            Err(NotReady::Exited(status)) => {
                 self.child = None;
-                return Err(MosquittoError::Exited {
+                Err(MosquittoError::Exited {
                     status,
                     log: self.log(),
-                });
+                })
             }
-            if probe(self.addr(), MqttVersion::V311, Duration::from_millis(500))
-                .await
-                .is_ok()
-            {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(MosquittoError::NotReady {
-                    port: self.port,
-                    waited: started.elapsed(),
-                    log: self.log(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            Err(NotReady::Timeout(waited)) => Err(MosquittoError::NotReady {
+                port: self.port,
+                waited,
+                log: self.log(),
+            }),
+            Err(NotReady::Io(e)) => Err(MosquittoError::Io(e)),
         }
     }
 
