@@ -132,8 +132,26 @@ fn main() -> ExitCode {
 
 async fn run_bench(args: bench::BenchArgs) -> ExitCode {
     let out = args.out.clone();
+    let quick = args.quick;
     match bench::run(args).await {
         Ok(mut results) => {
+            // The time-series writer and its spool, each against its baseline.
+            let tsdb = firegrid_gateway::tsdb::bench::BenchOptions {
+                readings: if quick { 20_000 } else { 200_000 },
+                rounds: if quick { 1 } else { 3 },
+                ..Default::default()
+            };
+            match firegrid_gateway::tsdb::bench::run(&tsdb).await {
+                Ok(t) => {
+                    if let Err(e) = results.add_section("tsdb", &t, t.table()) {
+                        eprintln!("firegrid-sim bench: TSDB results: {e}");
+                    }
+                }
+                Err(e) => {
+                    eprintln!("firegrid-sim bench: the TSDB benchmark failed: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
             results.finish();
             println!("{}", results.table());
             if let Err(e) = results.write(&out) {
