@@ -62,6 +62,9 @@ pub enum AppError {
     /// The webhook client cannot be set up.
     #[error("webhooks: {0}")]
     Webhooks(reqwest::Error),
+    /// A Modbus profile or device entry is wrong.
+    #[error("modbus: {0}")]
+    Modbus(#[from] crate::modbus::ModbusError),
     /// The HTTP listener cannot be bound.
     #[error("HTTP API on {addr}: {source}")]
     Http {
@@ -229,6 +232,35 @@ pub async fn run(
         notify_rx,
         inner.clone(),
     ));
+    // Legacy Modbus monitors: their messages join the MQTT ones on the pipeline's channel.
+    let incoming = if config.modbus.is_empty() {
+        incoming
+    } else {
+        let (tx, rx) = mpsc::channel(1024);
+        pipeline.modbus = crate::modbus::spawn(
+            &config.modbus,
+            tx.clone(),
+            metrics.modbus.clone(),
+            &tasks,
+            &cancel,
+        )?;
+        let (mut mqtt, stop) = (incoming, cancel.clone());
+        tasks.spawn(async move {
+            // Cancel-safe: `recv` and `cancelled` lose nothing; a message not yet forwarded
+            // is not acknowledged, so the broker sends it again.
+            loop {
+                let m = tokio::select! {
+                    () = stop.cancelled() => break,
+                    m = mqtt.recv() => m,
+                };
+                let Some(m) = m else { break };
+                if tx.send(m).await.is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    };
     let pipeline_task = tasks.spawn(pipeline.run(incoming, control_rx, inner.clone()));
 
     let listener = tokio::net::TcpListener::bind(config.api.listen)

@@ -17,13 +17,14 @@
 //! | `firegrid_queue_depth` | gauge | `queue` = `ingest`, `journal`, `readings`, `notify` | [`Metrics::set_queue_depth`] |
 //! | `firegrid_readings_dropped_total` | counter | | [`Metrics::readings_dropped`] |
 //! | `firegrid_broker_reconnects_total` | counter | | [`Metrics::broker_reconnected`] |
+//! | `firegrid_modbus_*` | | `bus`, `result` | [`Metrics::modbus`] (see [`crate::modbus::stats`]) |
 //!
 //! [`Refusal::reason`]: crate::ingest::Refusal::reason
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use firegrid_protocols::DeviceTopic;
@@ -190,7 +191,7 @@ impl Histogram {
         self.count.load(Ordering::Relaxed)
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str) {
+    pub(crate) fn render(&self, out: &mut String, name: &str, help: &str) {
         header(out, name, help, "histogram");
         let mut cumulative = 0;
         for (i, bucket) in self.buckets.iter().enumerate() {
@@ -221,6 +222,8 @@ pub struct Metrics {
     queue_depth: [AtomicI64; Queue::ALL.len()],
     readings_dropped: AtomicU64,
     broker_reconnects: AtomicU64,
+    /// Modbus polling counters (rendered only when a bus is configured).
+    pub modbus: Arc<crate::modbus::stats::ModbusStats>,
 }
 
 impl Default for Metrics {
@@ -243,6 +246,7 @@ impl Metrics {
             queue_depth: Default::default(),
             readings_dropped: AtomicU64::new(0),
             broker_reconnects: AtomicU64::new(0),
+            modbus: Arc::default(),
         }
     }
 
@@ -445,18 +449,24 @@ impl Metrics {
             &[],
             load(&self.broker_reconnects),
         );
+        self.modbus.render(&mut out);
         out
     }
 }
 
 /// The `# HELP` and `# TYPE` lines of a metric.
-fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+pub(crate) fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {PREFIX}{name} {}", escape_help(help));
     let _ = writeln!(out, "# TYPE {PREFIX}{name} {kind}");
 }
 
 /// One sample line.
-fn series(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+pub(crate) fn series(
+    out: &mut String,
+    name: &str,
+    labels: &[(&str, &str)],
+    value: impl std::fmt::Display,
+) {
     out.push_str(PREFIX);
     out.push_str(name);
     if !labels.is_empty() {

@@ -98,6 +98,8 @@ pub struct Pipeline {
     pub webhooks: Vec<String>,
     /// The webhook notifier's queue.
     pub notify_webhooks: Option<mpsc::Sender<Outgoing>>,
+    /// Devices polled over Modbus: their configuration goes to their poller, not to MQTT.
+    pub modbus: crate::modbus::Router,
     known: HashMap<DeviceId, Known>,
     next_command: u32,
 }
@@ -142,6 +144,7 @@ impl Pipeline {
             refusals: Refusals::default(),
             webhooks: Vec::new(),
             notify_webhooks: None,
+            modbus: crate::modbus::Router::default(),
             known,
             // Command ids only need to differ per device across restarts: seconds since the epoch
             // advance faster than any device receives commands.
@@ -556,10 +559,17 @@ impl Pipeline {
                         if let Some(spec) = d.spec() {
                             out = self.engine.handle(Input::Upsert(spec), now);
                         }
-                        let encoding = known_of(&d).encoding;
-                        let config = Message::Config(d.fields.config.clone());
-                        self.publish_to(&id, DeviceTopic::Config, &config, encoding, true)
-                            .await;
+                        if self.modbus.polls(&id) {
+                            // A legacy monitor: its poller writes the set-points.
+                            if !self.modbus.configure(&id, d.fields.config.clone()) {
+                                tracing::warn!(device = %id, "Modbus poller busy: config not queued");
+                            }
+                        } else {
+                            let encoding = known_of(&d).encoding;
+                            let config = Message::Config(d.fields.config.clone());
+                            self.publish_to(&id, DeviceTopic::Config, &config, encoding, true)
+                                .await;
+                        }
                     }
                     DeviceState::Decommissioned => out = self.engine.handle(Input::Remove(id), now),
                     DeviceState::Registered => {}

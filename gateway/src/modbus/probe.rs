@@ -1,0 +1,171 @@
+//! `firegrid modbus probe`: read a monitor once and print every register decoded, for
+//! installers checking wiring, slave id and profile.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use firegrid_protocols::regmap::Meaning;
+
+use super::bus::{Bus, Link};
+use super::poller::{DeviceSchedule, Input, Outcome, Poller, PollerConfig, decode};
+use super::profile::Profile;
+
+/// Why a probe failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The connection could not be opened.
+    #[error(
+        "cannot open {link}: {error} (check the address or port, and that nothing else holds it)"
+    )]
+    Open {
+        /// The bus.
+        link: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A read failed.
+    #[error(
+        "reading {what} from slave {slave}: {outcome} (check the slave id, baud rate and A/B wiring)"
+    )]
+    Read {
+        /// The block.
+        what: String,
+        /// The slave.
+        slave: u8,
+        /// What happened.
+        outcome: String,
+    },
+}
+
+/// Reads every register of `profile` from `slave` once and returns a table of the values.
+///
+/// # Errors
+/// [`ProbeError`] naming what failed and what to check.
+pub async fn probe(
+    link: &Link,
+    slave: u8,
+    profile: Arc<Profile>,
+    timeout: Duration,
+) -> Result<String, ProbeError> {
+    let mut ctx = link.open(timeout).await.map_err(|error| ProbeError::Open {
+        link: link.name(),
+        error,
+    })?;
+    let device = DeviceSchedule {
+        id: "probe".parse().map_err(|_| ProbeError::Read {
+            what: String::new(),
+            slave,
+            outcome: "internal: bad id".into(),
+        })?,
+        slave,
+        profile: profile.clone(),
+        interval_ms: 1000,
+    };
+    let bus = Bus {
+        link: link.clone(),
+        devices: vec![device.clone()],
+        poller: PollerConfig::default(),
+        timeout,
+    };
+    let mut poller = Poller::new(bus.devices, bus.poller, 0);
+    let mut blocks = Vec::new();
+    let mut words = Vec::new();
+    while let Some(req) = poller.next_request(0) {
+        let outcome = super::bus::execute_once(&mut ctx, &req, timeout).await;
+        let super::poller::Op::Read(block) = req.op else {
+            break;
+        };
+        match &outcome {
+            Outcome::Words(w) => {
+                blocks.push(block);
+                words.push(w.clone());
+            }
+            other => {
+                return Err(ProbeError::Read {
+                    what: format!("{} {:#06x}×{}", block.kind, block.start, block.count),
+                    slave,
+                    outcome: describe(other),
+                });
+            }
+        }
+        let _ = poller.handle(
+            Input::Done {
+                id: req.id,
+                outcome,
+            },
+            0,
+        );
+    }
+    let decoded = decode(&profile, &blocks, &words);
+    let map = profile.map();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} slave {slave}, profile {}:",
+        link.name(),
+        profile.name()
+    );
+    let mut regs: Vec<_> = map.registers.iter().collect();
+    regs.sort_by_key(|r| (r.kind as u8, r.address));
+    for r in regs {
+        let raw = blocks
+            .iter()
+            .zip(&words)
+            .find(|(b, _)| b.kind == r.kind && b.contains(r))
+            .and_then(|(b, w)| b.words_for(r, w))
+            .map(|w| format!("{w:?}"))
+            .unwrap_or_default();
+        let ch = r.meaning.channel().map(usize::from);
+        let value = match r.meaning {
+            Meaning::StateCode(c) => ch
+                .and_then(|i| decoded.codes.get(i).copied().flatten())
+                .map(|code| match map.channel_state(c, code) {
+                    Ok(s) => format!("{code} = {s:?}"),
+                    Err(e) => format!("{code}: {e}"),
+                }),
+            Meaning::ResidualCurrent(_) | Meaning::Temperature(_) => ch
+                .and_then(|i| decoded.values.get(i).copied().flatten())
+                .map(|v| unit(r.meaning, v)),
+            Meaning::ResidualSetPoint(_) | Meaning::TemperatureSetPoint(_) => ch
+                .and_then(|i| decoded.setpoints.get(i).copied().flatten())
+                .map(|v| unit(r.meaning, v)),
+            m => decoded
+                .other
+                .iter()
+                .find(|(k, _)| *k == m)
+                .map(|(_, v)| unit(m, *v)),
+        }
+        .unwrap_or_else(|| "(does not decode)".into());
+        let _ = writeln!(
+            out,
+            "  {:<16} {:#06x} {:<28} raw {:<8} {}{}",
+            r.kind.to_string(),
+            r.address,
+            format!("{:?}", r.meaning),
+            raw,
+            value,
+            if r.writable { "  (writable)" } else { "" }
+        );
+    }
+    Ok(out)
+}
+
+fn unit(m: Meaning, v: i32) -> String {
+    use firegrid_protocols::regmap::Unit;
+    match m.unit() {
+        Unit::MilliAmpere => format!("{v} mA"),
+        Unit::DeciCelsius => format!("{}.{} °C", v / 10, (v % 10).abs()),
+        Unit::Second => format!("{v} s"),
+        _ => v.to_string(),
+    }
+}
+
+fn describe(o: &Outcome) -> String {
+    match o {
+        Outcome::Timeout => "no reply within the timeout".into(),
+        Outcome::Transport => "no valid reply (garbage, or the connection failed)".into(),
+        Outcome::Exception(c) => format!("exception code {c}"),
+        Outcome::Written | Outcome::Words(_) => "unexpected reply".into(),
+    }
+}
