@@ -169,3 +169,68 @@ fn describe(o: &Outcome) -> String {
         Outcome::Written | Outcome::Words(_) => "unexpected reply".into(),
     }
 }
+
+/// `firegrid modbus probe` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProbeArgs {
+    /// Modbus TCP server, HOST:PORT (a monitor or a serial-to-Ethernet converter).
+    #[arg(long, conflicts_with = "rtu", required_unless_present = "rtu")]
+    pub tcp: Option<String>,
+    /// Serial port for Modbus RTU, e.g. /dev/ttyUSB0.
+    #[arg(long)]
+    pub rtu: Option<std::path::PathBuf>,
+    /// Baud rate for --rtu (8N1).
+    #[arg(long, default_value_t = 9600)]
+    pub baud: u32,
+    /// Modbus unit (slave) id.
+    #[arg(long, default_value_t = 1)]
+    pub slave: u8,
+    /// Profile: a built-in name, or a profile file (TOML).
+    #[arg(long, default_value = "typical-rcm-4t")]
+    pub profile: String,
+    /// Deadline of each request, ms.
+    #[arg(long, default_value_t = 1000)]
+    pub timeout_ms: u64,
+}
+
+/// Runs a probe from the command line: loads the profile, reads once, returns the table.
+///
+/// # Errors
+/// What went wrong, in words for the installer.
+pub fn cli(args: &ProbeArgs) -> Result<String, String> {
+    let path = std::path::Path::new(&args.profile);
+    let profile = if path.is_file() {
+        Profile::load(path).map_err(|e| e.to_string())?
+    } else {
+        let profiles = super::Profiles::builtin();
+        profiles
+            .get(&args.profile)
+            .map(|p| (*p).clone())
+            .ok_or_else(|| {
+                format!(
+                    "no profile {:?}: give a built-in name ({}) or a .toml file",
+                    args.profile,
+                    profiles.names().collect::<Vec<_>>().join(", ")
+                )
+            })?
+    };
+    let link = match (&args.tcp, &args.rtu) {
+        (Some(a), _) => Link::Tcp(a.clone()),
+        (None, Some(p)) => Link::Rtu {
+            path: p.clone(),
+            baud: args.baud,
+        },
+        (None, None) => return Err("give --tcp HOST:PORT or --rtu /dev/ttyX".into()),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    rt.block_on(probe(
+        &link,
+        args.slave,
+        Arc::new(profile),
+        Duration::from_millis(args.timeout_ms),
+    ))
+    .map_err(|e| e.to_string())
+}
