@@ -141,6 +141,7 @@ pub async fn run(
                     Outcome::Transport => RequestResult::Garbage,
                 });
             }
+            tracing::trace!(bus = %name, ?req, ?outcome, "request done");
             let out = poller.handle(
                 Input::Done {
                     id: req.id,
@@ -161,6 +162,7 @@ pub async fn run(
         tokio::select! {
             () = cancel.cancelled() => break,
             Some((device, config)) = configs.recv() => {
+                tracing::debug!(bus = %name, %device, version = config.version, "writing set-points");
                 let out = poller.handle(Input::Configure { device, config }, now_ms());
                 if !act(out, &mut ctx, &sink, &name).await {
                     break;
@@ -183,6 +185,12 @@ async fn act(
         match o {
             Output::Reconnect => *ctx = None,
             Output::Uplink { device, message } => {
+                if let Message::Event(e) = &message
+                    && let firegrid_protocols::message::EventKind::ConfigRefused { version, reason } =
+                        &e.kind
+                {
+                    tracing::warn!(bus, %device, version, %reason, "set-points not written");
+                }
                 let Some(m) = to_incoming(&device, &message) else {
                     continue;
                 };
