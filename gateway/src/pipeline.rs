@@ -387,7 +387,10 @@ impl Pipeline {
             }
         }
         for (device, seqs) in acks {
-            self.ack_device(&device, seqs, now).await;
+            // A polled (Modbus) device has no MQTT session to ack to.
+            if !self.modbus.polls(&device) {
+                self.ack_device(&device, seqs, now).await;
+            }
         }
         for t in tokens {
             let _ = t.ack();

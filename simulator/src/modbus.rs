@@ -6,7 +6,7 @@
 //!   settings, and its own alarm logic (pure; time passed in).
 //! - [`server`]: Modbus TCP and RTU servers (tokio-modbus) holding monitors by slave id, with
 //!   [`Fault`] injection per slave (no reply, late reply, exception, garbage).
-//! - [`bench`]: polls per second over one TCP connection and across a fleet of monitors.
+//! - [`bench`](mod@bench): polls per second over one TCP connection and across a fleet of monitors.
 
 pub mod bench;
 pub mod monitor;

@@ -124,3 +124,15 @@ async fn the_benchmark_runs_at_a_tiny_size() {
     );
     eprintln!("{table}");
 }
+
+/// The full-size benchmark (1000 monitors); run it with
+/// `cargo test --release -p firegrid-simulator --test modbus -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "several seconds; a measurement, not a check"]
+async fn benchmark_full_size() {
+    let r = bench::run(BenchOptions::default())
+        .await
+        .expect("the benchmark runs");
+    eprintln!("{}", r.table());
+    eprintln!("{}", serde_json::to_string_pretty(&r).expect("serialises"));
+}

@@ -439,6 +439,30 @@ mod tests {
         assert_eq!(err, "a profile needs at least one [[registers]] entry");
     }
 
+    /// The example of docs/modbus.md parses into what it says.
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("../../../docs/modbus.md");
+        let start = doc
+            .find("```toml\nname = ")
+            .expect("docs/modbus.md has the profile example");
+        let body = &doc[start + "```toml\n".len()..];
+        let example = &body[..body.find("```").expect("the example ends")];
+        let p = Profile::parse(example).unwrap();
+        let map = p.map();
+        assert_eq!(p.name(), "acme-rcm-2");
+        let leak = map.find(Meaning::ResidualCurrent(0)).unwrap();
+        assert_eq!(leak.kind, RegisterKind::Input);
+        // 412.34 mA as 41234 in 0.01 mA, low word first.
+        assert_eq!(leak.decode(&[41234, 0]), Ok(412));
+        assert_eq!(
+            map.channel_state(0, 9),
+            Ok(ChannelState::Fault(FaultCause::LeadOpen))
+        );
+        assert!(map.find(Meaning::BuzzerEnable).unwrap().kind.is_bit());
+        assert_eq!(map.read_blocks(RegisterKind::Input, 0).count(), 2);
+    }
+
     proptest! {
         /// Nothing a file can hold makes parsing panic.
         #[test]

@@ -22,14 +22,22 @@ pub fn inter_frame_gap(baud: u32) -> Duration {
 
 /// Opens the serial port at `baud`, 8N1, as a Modbus RTU client.
 ///
+/// A port is opened again after a timeout or a bad frame: what a late reply left in the input
+/// buffer is discarded first, so it cannot be read as the answer to the next request. A reply
+/// later still (after the port was reopened) fails its CRC/length checks or the poller's size
+/// check, and costs one more reopen.
+///
 /// # Errors
 /// The port does not exist or cannot be configured.
 pub fn open(path: &Path, baud: u32) -> io::Result<Context> {
+    use tokio_serial::SerialPort as _;
     let port = tokio_serial::new(path.to_string_lossy(), baud)
         .data_bits(tokio_serial::DataBits::Eight)
         .parity(tokio_serial::Parity::None)
         .stop_bits(tokio_serial::StopBits::One)
         .open_native_async()
+        .map_err(io::Error::other)?;
+    port.clear(tokio_serial::ClearBuffer::Input)
         .map_err(io::Error::other)?;
     Ok(tokio_modbus::client::rtu::attach(port))
 }
