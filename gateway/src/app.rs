@@ -237,8 +237,15 @@ pub async fn run(
         incoming
     } else {
         let (tx, rx) = mpsc::channel(1024);
+        let used_seq = |d: &firegrid_protocols::DeviceId| {
+            tokio::task::block_in_place(|| store.max_seq(d))
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+        };
         pipeline.modbus = crate::modbus::spawn(
             &config.modbus,
+            used_seq,
             tx.clone(),
             metrics.modbus.clone(),
             &tasks,

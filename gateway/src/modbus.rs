@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use firegrid_protocols::DeviceId;
-use firegrid_protocols::message::Config as DeviceConfig;
+use firegrid_protocols::message::{Config as DeviceConfig, Seq};
 
 use crate::broker::Incoming;
 
@@ -240,12 +240,14 @@ impl Router {
     }
 }
 
-/// Starts one task per bus on `tasks`; they stop on `cancel`.
+/// Starts one task per bus on `tasks`; they stop on `cancel`. `used_seq` gives the highest
+/// sequence number a device used before (the store's), so that numbers never repeat.
 ///
 /// # Errors
 /// [`ModbusError`] if a profile or a device entry is wrong.
 pub fn spawn(
     config: &ModbusConfig,
+    used_seq: impl Fn(&DeviceId) -> Seq,
     sink: mpsc::Sender<Incoming>,
     stats: Arc<stats::ModbusStats>,
     tasks: &TaskTracker,
@@ -273,7 +275,10 @@ pub fn spawn(
             )
         }));
     for (link, devices) in buses {
-        let schedules = schedules(devices, &profiles)?;
+        let mut schedules = schedules(devices, &profiles)?;
+        for s in &mut schedules {
+            s.used_seq = used_seq(&s.id);
+        }
         let (tx, rx) = mpsc::channel(16);
         for s in &schedules {
             router.routes.insert(s.id.clone(), tx.clone());
@@ -315,6 +320,7 @@ pub fn schedules(
                 slave: d.slave,
                 profile,
                 interval_ms: d.interval_ms,
+                used_seq: 0,
             })
         })
         .collect()

@@ -190,6 +190,7 @@ impl Polled {
                 slave: *slave,
                 profile: Arc::new(Profile::builtin()),
                 interval_ms: 100,
+                used_seq: 0,
             })
             .collect();
         let name = link.name();

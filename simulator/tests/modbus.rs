@@ -101,9 +101,9 @@ async fn faults_are_injected_per_slave() {
 async fn the_benchmark_runs_at_a_tiny_size() {
     let r = bench::run(BenchOptions {
         monitors: 5,
-        connection_run: Duration::from_millis(100),
-        fleet_run: Duration::from_millis(100),
-        timeout: Duration::from_secs(1),
+        connection_run_ms: 100,
+        fleet_run_ms: 100,
+        timeout_ms: 1000,
     })
     .await
     .expect("the benchmark runs");

@@ -19,7 +19,8 @@
 //!   event (`alarm_raised`, `alarm_cleared`, `fault`, `fault_cleared`).
 //! - After [`PollerConfig::offline_after`] failed cycles in a row the device's status becomes
 //!   offline (once); its next answer sends an online heartbeat (once), which ends the episode.
-//! - Sequence numbers never repeat across restarts: [`seq_floor`] follows the wall clock.
+//! - Sequence numbers never repeat across restarts: they start above both
+//!   [`DeviceSchedule::used_seq`] (the store's highest) and [`seq_floor`] (the wall clock).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -60,6 +61,9 @@ pub struct DeviceSchedule {
     pub profile: Arc<Profile>,
     /// Poll period, ms.
     pub interval_ms: u64,
+    /// The highest sequence number the device's messages used before (from the store after a
+    /// restart; 0 for none): its messages are numbered above it.
+    pub used_seq: Seq,
 }
 
 /// Settings of a bus's poller.
@@ -229,6 +233,7 @@ impl Poller {
                 .into_iter()
                 .flat_map(|k| map.read_blocks(k, config.max_gap))
                 .collect();
+                let seq = seq_floor(now).max(spec.used_seq);
                 Dev {
                     spec,
                     blocks,
@@ -238,7 +243,7 @@ impl Poller {
                     offline_sent: false,
                     last_heartbeat: 0,
                     states: [None; MAX_CHANNELS],
-                    seq: seq_floor(now),
+                    seq,
                     writes: None,
                 }
             })

@@ -61,6 +61,7 @@ pub async fn probe(
         slave,
         profile: profile.clone(),
         interval_ms: 1000,
+        used_seq: 0,
     };
     let bus = Bus {
         link: link.clone(),

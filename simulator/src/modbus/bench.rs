@@ -26,21 +26,21 @@ pub const POLL_BLOCKS: [(u16, u16); 4] = [(0x00, 5), (0x10, 5), (0x20, 5), (0x30
 pub struct BenchOptions {
     /// Simulated monitors in the fleet run, one TCP endpoint and connection each.
     pub monitors: usize,
-    /// How long the single-connection run polls.
-    pub connection_run: Duration,
-    /// How long the fleet run polls.
-    pub fleet_run: Duration,
-    /// Deadline of one request.
-    pub timeout: Duration,
+    /// How long the single-connection run polls, ms.
+    pub connection_run_ms: u64,
+    /// How long the fleet run polls, ms.
+    pub fleet_run_ms: u64,
+    /// Deadline of one request, ms.
+    pub timeout_ms: u64,
 }
 
 impl Default for BenchOptions {
     fn default() -> Self {
         Self {
             monitors: 1000,
-            connection_run: Duration::from_secs(2),
-            fleet_run: Duration::from_secs(5),
-            timeout: Duration::from_secs(1),
+            connection_run_ms: 2_000,
+            fleet_run_ms: 5_000,
+            timeout_ms: 1_000,
         }
     }
 }
@@ -232,8 +232,10 @@ async fn fleet_run(monitors: usize, run: Duration, timeout: Duration) -> io::Res
 /// A server cannot bind or a client cannot connect (e.g. too few file descriptors for
 /// `monitors` × 2 sockets).
 pub async fn run(options: BenchOptions) -> io::Result<ModbusBench> {
-    let single_connection = fleet_run(1, options.connection_run, options.timeout).await?;
-    let fleet = fleet_run(options.monitors, options.fleet_run, options.timeout).await?;
+    let ms = Duration::from_millis;
+    let timeout = ms(options.timeout_ms);
+    let single_connection = fleet_run(1, ms(options.connection_run_ms), timeout).await?;
+    let fleet = fleet_run(options.monitors, ms(options.fleet_run_ms), timeout).await?;
     Ok(ModbusBench {
         options,
         single_connection,

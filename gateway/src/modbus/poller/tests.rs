@@ -48,6 +48,7 @@ fn schedule(name: &str, slave: u8) -> DeviceSchedule {
         slave,
         profile: Arc::new(Profile::builtin()),
         interval_ms: 1000,
+        used_seq: 0,
     }
 }
 
@@ -350,6 +351,19 @@ fn sequence_numbers_increase_and_survive_a_restart() {
         m => panic!("{m:?}"),
     };
     assert!(first > *seqs.last().unwrap());
+
+    // A device polled faster than the clock floor advances: after a restart the numbers go
+    // on above what the store holds.
+    let ahead = seq_floor(T0 + 20_000) + 1_000_000;
+    let mut s = schedule("mb-0", 1);
+    s.used_seq = ahead;
+    let mut r = Poller::new(vec![s], PollerConfig::default(), T0 + 20_000);
+    let out = run(&mut r, T0 + 20_000, &[Regs::normal()], &[]);
+    let first = match &uplinks(&out)[0].1 {
+        Message::Status(Status::Online(h)) => h.seq,
+        m => panic!("{m:?}"),
+    };
+    assert_eq!(first, ahead + 1);
 }
 
 #[test]
