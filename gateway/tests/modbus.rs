@@ -341,6 +341,61 @@ async fn late_replies_and_garbage_neither_wedge_the_bus_nor_mix_up_devices() {
     );
 }
 
+/// The same on an RS-485 line (a `socat` PTY pair), where frames carry no transaction id: a
+/// late reply is let arrive and discarded when the port is opened again, so it is never read
+/// as the answer to the next request, to either monitor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_reply_on_an_rtu_line_is_discarded() {
+    let pty = PtyPair::start();
+    let slaves = Slaves::new([(1, SimMonitor::new(41.0)), (2, SimMonitor::new(99.0))]);
+    let sim = ModbusSim::rtu(&pty.b, 9600, slaves, 1.0).expect("the PTY opens");
+    let mut p = Polled::start(
+        Link::Rtu {
+            path: pty.a.clone(),
+            baud: 9600,
+        },
+        &[("mb-a", 1), ("mb-b", 2)],
+        Duration::from_millis(150),
+    );
+    p.wait("both monitors' readings", |p| {
+        !p.residuals("mb-a").is_empty() && !p.residuals("mb-b").is_empty()
+    })
+    .await;
+    sim.slaves()
+        .set_fault(1, Fault::Late(Duration::from_millis(250)));
+    let b_before = p.residuals("mb-b").len();
+    p.wait(
+        "timeouts on the late monitor, readings from the other",
+        |p| p.count(RequestResult::Timeout) >= 2 && p.residuals("mb-b").len() >= b_before + 3,
+    )
+    .await;
+    sim.slaves().set_fault(1, Fault::None);
+    let a_before = p.residuals("mb-a").len();
+    p.wait("the late monitor polled again", |p| {
+        p.residuals("mb-a").len() >= a_before + 3
+    })
+    .await;
+    let (a, b) = (p.residuals("mb-a"), p.residuals("mb-b"));
+    assert!(
+        a.iter().all(|v| *v == 41),
+        "mb-a read only its own 41 mA: {a:?}"
+    );
+    assert!(
+        b.iter().all(|v| *v == 99),
+        "mb-b read only its own 99 mA: {b:?}"
+    );
+    let events: Vec<&Message> = p
+        .got
+        .iter()
+        .map(|(_, m)| m)
+        .filter(|m| matches!(m, Message::Event(_)))
+        .collect();
+    assert!(
+        events.is_empty(),
+        "no state change was read from a stale frame: {events:?}"
+    );
+}
+
 /// An outside Modbus server (PyPI's pymodbus) holding the built-in profile: the poller reads
 /// it, takes its alarm state code as an alarm, and `firegrid modbus probe` prints it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,14 +51,18 @@ impl Link {
         }
     }
 
-    /// Opens the connection.
+    /// Opens the connection; `again` after a failure (RTU then lets a late reply arrive and
+    /// discards it, see [`super::rtu::open`]).
     ///
     /// # Errors
     /// It cannot be opened within `timeout`.
-    pub async fn open(&self, timeout: Duration) -> io::Result<Context> {
+    pub async fn open(&self, timeout: Duration, again: bool) -> io::Result<Context> {
         match self {
             Self::Tcp(a) => super::tcp::connect(a, timeout).await,
-            Self::Rtu { path, baud } => super::rtu::open(path, *baud),
+            Self::Rtu { path, baud } => {
+                let quiet = if again { timeout } else { Duration::ZERO };
+                super::rtu::open(path, *baud, quiet).await
+            }
         }
     }
 
@@ -103,12 +107,14 @@ pub async fn run(
     let mut ctx: Option<Context> = None;
     let gap = bus.link.gap();
     let mut last_frame = Instant::now();
+    let mut opened_before = false;
     tracing::info!(bus = %name, devices = bus.devices.len(), "polling Modbus bus");
     loop {
         if let Some(req) = poller.next_request(now_ms()) {
             if ctx.is_none() {
                 counters.reconnected();
-                ctx = match bus.link.open(bus.timeout).await {
+                let again = std::mem::replace(&mut opened_before, true);
+                ctx = match bus.link.open(bus.timeout, again).await {
                     Ok(c) => Some(c),
                     Err(e) => {
                         tracing::debug!(bus = %name, "cannot connect: {e}");

@@ -48,10 +48,13 @@ pub async fn probe(
     profile: Arc<Profile>,
     timeout: Duration,
 ) -> Result<String, ProbeError> {
-    let mut ctx = link.open(timeout).await.map_err(|error| ProbeError::Open {
-        link: link.name(),
-        error,
-    })?;
+    let mut ctx = link
+        .open(timeout, false)
+        .await
+        .map_err(|error| ProbeError::Open {
+            link: link.name(),
+            error,
+        })?;
     let device = DeviceSchedule {
         id: "probe".parse().map_err(|_| ProbeError::Read {
             what: String::new(),

@@ -20,16 +20,18 @@ pub fn inter_frame_gap(baud: u32) -> Duration {
     Duration::from_micros(38_500_000u64.div_ceil(u64::from(baud)))
 }
 
-/// Opens the serial port at `baud`, 8N1, as a Modbus RTU client.
+/// Opens the serial port at `baud`, 8N1, as a Modbus RTU client, after `quiet` of listening.
 ///
-/// A port is opened again after a timeout or a bad frame: what a late reply left in the input
-/// buffer is discarded first, so it cannot be read as the answer to the next request. A reply
-/// later still (after the port was reopened) fails its CRC/length checks or the poller's size
-/// check, and costs one more reopen.
+/// An RTU frame carries no transaction id: a late reply to a timed-out request looks like the
+/// answer to the next one of the same function. So a port opened again after a timeout or a
+/// bad frame first waits `quiet` (the request timeout: a reply that late is let arrive) and
+/// then discards its input buffer. A reply later still fails the CRC or the poller's size
+/// check and costs one more reopen; between two blocks of equal size of one device it could
+/// be misread, which is why `quiet` should exceed the slowest device's turnaround.
 ///
 /// # Errors
 /// The port does not exist or cannot be configured.
-pub fn open(path: &Path, baud: u32) -> io::Result<Context> {
+pub async fn open(path: &Path, baud: u32, quiet: Duration) -> io::Result<Context> {
     use tokio_serial::SerialPort as _;
     let port = tokio_serial::new(path.to_string_lossy(), baud)
         .data_bits(tokio_serial::DataBits::Eight)
@@ -37,6 +39,9 @@ pub fn open(path: &Path, baud: u32) -> io::Result<Context> {
         .stop_bits(tokio_serial::StopBits::One)
         .open_native_async()
         .map_err(io::Error::other)?;
+    if !quiet.is_zero() {
+        tokio::time::sleep(quiet).await;
+    }
     port.clear(tokio_serial::ClearBuffer::Input)
         .map_err(io::Error::other)?;
     Ok(tokio_modbus::client::rtu::attach(port))
