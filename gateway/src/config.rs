@@ -502,6 +502,20 @@ mod tests {
             err,
             "firegrid.toml: [[modbus.rtu]] devices: \"hz-1\" slave 0 is not 1-247"
         );
+        let err = parse("[[modbus.tcp]]\naddress = \"h:1\"\ndevices = [{ id = \"hz-1\", slave = 1, profile = \"acme\" }]\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "firegrid.toml: [modbus] device \"hz-1\": no profile \"acme\" (loaded: typical-rcm-4t)"
+        );
+        let err = parse("[modbus]\nprofiles = [\"/nonexistent/acme.toml\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("firegrid.toml: [modbus] profiles: Modbus profile /nonexistent/acme.toml: cannot read: "),
+            "{err}"
+        );
         let err = parse("[modbus]\ntimeout = 5\n").unwrap_err().to_string();
         assert!(
             err.starts_with("firegrid.toml:2:1: unknown field `timeout`"),

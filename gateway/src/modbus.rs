@@ -181,6 +181,24 @@ impl ModbusConfig {
                 ));
             }
         }
+        // Profiles are read here too, so that `firegrid check-config` finds a bad one.
+        let profiles =
+            Profiles::load(&self.profiles).map_err(|e| format!("[modbus] profiles: {e}"))?;
+        for d in self
+            .tcp
+            .iter()
+            .flat_map(|b| &b.devices)
+            .chain(self.rtu.iter().flat_map(|b| &b.devices))
+        {
+            if profiles.get(&d.profile).is_none() {
+                return Err(format!(
+                    "[modbus] device {:?}: no profile {:?} (loaded: {})",
+                    d.id,
+                    d.profile,
+                    profiles.names().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
         for b in &self.tcp {
             if !b.address.contains(':') {
                 return Err(format!(
