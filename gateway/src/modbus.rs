@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`profile`]: register profiles — the built-in `typical-rcm-4t` and TOML files — validated.
-//! - [`poller`]: the pure core of one bus: schedule, replies, alarm edges, offline.
+//! - [`poller`]: the pure core of one bus: schedule, replies, offline, messages.
+//! - [`decode`]: one poll's words → values, readings, and the events of state changes.
 //! - [`setpoint`]: a device configuration turned into register writes.
 //! - [`bus`]: the I/O shell running a [`poller::Poller`] over a connection, one request at a time
 //!   under a timeout; [`tcp`] and [`rtu`] open the connections.
@@ -32,6 +33,7 @@ use firegrid_protocols::message::{Config as DeviceConfig, Seq};
 use crate::broker::Incoming;
 
 pub mod bus;
+pub mod decode;
 pub mod poller;
 pub mod probe;
 pub mod profile;

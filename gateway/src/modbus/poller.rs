@@ -28,11 +28,11 @@ use std::sync::Arc;
 use firegrid_protocols::DeviceId;
 use firegrid_protocols::channel::{ChannelState, MAX_CHANNELS, Quantity};
 use firegrid_protocols::message::{
-    Config, DeviceTime, Event, EventKind, Heartbeat, Level, Message, Reading, Seq, Status,
-    Telemetry,
+    Config, DeviceTime, Event, EventKind, Heartbeat, Level, Message, Seq, Status, Telemetry,
 };
-use firegrid_protocols::regmap::{Meaning, ReadBlock, RegisterKind};
+use firegrid_protocols::regmap::{ReadBlock, RegisterKind};
 
+use super::decode::{decode, edges, readings};
 use super::profile::Profile;
 use super::setpoint::{Write, writes_for};
 use crate::model::UnixMs;
@@ -563,82 +563,37 @@ impl Poller {
         let Some(d) = self.devices.get(i) else {
             return;
         };
+        let map = d.spec.profile.map();
         let decoded = decode(&d.spec.profile, &d.blocks, words);
-        let mut events = Vec::new();
-        for (ch, code) in decoded
-            .codes
-            .iter()
-            .enumerate()
-            .filter_map(|(c, v)| v.map(|v| (c, v)))
-        {
-            let Ok(ch8) = u8::try_from(ch) else { continue };
-            let state = match d.spec.profile.map().channel_state(ch8, code) {
-                Ok(s) => s,
-                Err(_) => {
-                    out.push(Output::UnknownStateCode {
-                        device: d.spec.id.clone(),
-                        channel: ch8,
-                        code,
-                    });
-                    continue;
-                }
+        let mut states = d.states;
+        let mut kinds = Vec::new();
+        for (ch, slot) in states.iter_mut().enumerate() {
+            let (Some(code), Ok(ch8)) =
+                (decoded.codes.get(ch).copied().flatten(), u8::try_from(ch))
+            else {
+                continue;
             };
-            let prev = d.states.get(ch).copied().flatten();
+            let Ok(state) = map.channel_state(ch8, code) else {
+                out.push(Output::UnknownStateCode {
+                    device: d.spec.id.clone(),
+                    channel: ch8,
+                    code,
+                });
+                continue;
+            };
             let level = Level {
-                quantity: d
-                    .spec
-                    .profile
-                    .map()
+                quantity: map
                     .channel_quantity(ch8)
                     .unwrap_or(Quantity::ResidualCurrent),
                 value: decoded.values.get(ch).copied().flatten().unwrap_or(0),
                 threshold: decoded.setpoints.get(ch).copied().flatten().unwrap_or(0),
             };
-            events.extend(edges(ch8, prev, state, level));
-            events_state(&mut events, ch, state);
+            kinds.extend(edges(ch8, *slot, state, level));
+            *slot = Some(state);
         }
-        let readings: heapless::Vec<Reading, MAX_CHANNELS> = (0..MAX_CHANNELS)
-            .filter_map(|ch| {
-                let value = decoded.values.get(ch).copied().flatten()?;
-                let state = decoded_state(&events, ch).or(d.states.get(ch).copied().flatten());
-                if matches!(state, Some(ChannelState::Fault(_))) {
-                    return None;
-                }
-                let quantity = d
-                    .spec
-                    .profile
-                    .map()
-                    .channel_quantity(u8::try_from(ch).ok()?)?;
-                let mut r = Reading {
-                    channel: u8::try_from(ch).ok()?,
-                    ..Reading::default()
-                };
-                match quantity {
-                    Quantity::ResidualCurrent => {
-                        r.residual_ma = Some(u32::try_from(value.max(0)).unwrap_or(0))
-                    }
-                    Quantity::Temperature => {
-                        r.temp_dc = Some(
-                            i16::try_from(value.clamp(i32::from(i16::MIN), i32::from(i16::MAX)))
-                                .unwrap_or(0),
-                        );
-                    }
-                }
-                Some(r)
-            })
-            .collect();
-        let mut kinds = Vec::new();
-        for e in events {
-            match e {
-                Step::Event(k) => kinds.push(k),
-                Step::State(ch, s) => {
-                    if let Some(d) = self.devices.get_mut(i)
-                        && let Some(slot) = d.states.get_mut(ch)
-                    {
-                        *slot = Some(s);
-                    }
-                }
-            }
+        let readings = readings(&map, &decoded, &states);
+        if let Some(d) = self.devices.get_mut(i) {
+            d.states = states;
         }
         for k in kinds {
             self.event(i, k, now, out);
@@ -659,44 +614,6 @@ impl Poller {
     }
 }
 
-/// An event to send, or a channel's new state to remember.
-enum Step {
-    Event(EventKind),
-    State(usize, ChannelState),
-}
-
-fn events_state(steps: &mut Vec<Step>, ch: usize, state: ChannelState) {
-    steps.push(Step::State(ch, state));
-}
-
-fn decoded_state(steps: &[Step], ch: usize) -> Option<ChannelState> {
-    steps.iter().rev().find_map(|s| match s {
-        Step::State(c, st) if *c == ch => Some(*st),
-        _ => None,
-    })
-}
-
-/// The events a change of a channel's state from `prev` (None: not known since start) to `now`
-/// means.
-fn edges(ch: u8, prev: Option<ChannelState>, now: ChannelState, level: Level) -> Vec<Step> {
-    use ChannelState::{Alarm, Fault, Normal};
-    let mut v = Vec::new();
-    if prev == Some(now) {
-        return v;
-    }
-    match prev {
-        Some(Alarm) => v.push(Step::Event(EventKind::AlarmCleared { channel: ch, level })),
-        Some(Fault(cause)) => v.push(Step::Event(EventKind::FaultCleared { channel: ch, cause })),
-        Some(Normal) | None => {}
-    }
-    match now {
-        Alarm => v.push(Step::Event(EventKind::AlarmRaised { channel: ch, level })),
-        Fault(cause) => v.push(Step::Event(EventKind::Fault { channel: ch, cause })),
-        Normal => {}
-    }
-    v
-}
-
 fn next_seq(d: &mut Dev, now: UnixMs) -> Seq {
     d.seq = d.seq.saturating_add(1).max(seq_floor(now));
     d.seq
@@ -707,73 +624,6 @@ fn time(now: UnixMs) -> DeviceTime {
         uptime_ms: 0,
         unix_ms: Some(now),
     }
-}
-
-/// Values of one cycle, per channel.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Decoded {
-    /// Measured value (mA or deci-°C) per channel.
-    pub values: [Option<i32>; MAX_CHANNELS],
-    /// Raw state code per channel.
-    pub codes: [Option<u16>; MAX_CHANNELS],
-    /// Alarm set-point per channel.
-    pub setpoints: [Option<i32>; MAX_CHANNELS],
-    /// Other values by meaning (delays, periods, flags), canonical.
-    pub other: Vec<(Meaning, i32)>,
-    /// Registers that did not decode (out of range for their scale), by address.
-    pub errors: Vec<u16>,
-}
-
-/// Decodes the words read for `blocks` (one `Vec` per block, in order) through the profile.
-/// Total: a short or missing block leaves its registers out.
-pub fn decode(profile: &Profile, blocks: &[ReadBlock], words: &[Vec<u16>]) -> Decoded {
-    let mut d = Decoded::default();
-    for reg in profile.map().registers {
-        let Some((block, w)) = blocks
-            .iter()
-            .zip(words)
-            .find(|(b, _)| b.kind == reg.kind && b.contains(reg))
-        else {
-            continue;
-        };
-        let Some(raw) = block.words_for(reg, w) else {
-            d.errors.push(reg.address);
-            continue;
-        };
-        let value = if reg.kind.is_bit() {
-            raw.first().map(|b| reg.decode_bit(*b != 0))
-        } else {
-            Some(reg.decode(raw))
-        };
-        let ch = reg.meaning.channel().map(usize::from);
-        match (reg.meaning, value) {
-            (Meaning::StateCode(_), _) => {
-                if let (Some(slot), Some(code)) = (ch.and_then(|c| d.codes.get_mut(c)), raw.first())
-                {
-                    *slot = Some(*code);
-                }
-            }
-            (_, Some(Ok(v))) => {
-                let slot = match reg.meaning {
-                    Meaning::ResidualCurrent(_) | Meaning::Temperature(_) => {
-                        ch.and_then(|c| d.values.get_mut(c))
-                    }
-                    Meaning::ResidualSetPoint(_) | Meaning::TemperatureSetPoint(_) => {
-                        ch.and_then(|c| d.setpoints.get_mut(c))
-                    }
-                    m => {
-                        d.other.push((m, v));
-                        None
-                    }
-                };
-                if let Some(slot) = slot {
-                    *slot = Some(v);
-                }
-            }
-            (_, _) => d.errors.push(reg.address),
-        }
-    }
-    d
 }
 
 #[cfg(test)]

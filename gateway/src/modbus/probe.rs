@@ -8,7 +8,8 @@ use std::time::Duration;
 use firegrid_protocols::regmap::Meaning;
 
 use super::bus::{Bus, Link};
-use super::poller::{DeviceSchedule, Input, Outcome, Poller, PollerConfig, decode};
+use super::decode::decode;
+use super::poller::{DeviceSchedule, Input, Outcome, Poller, PollerConfig};
 use super::profile::Profile;
 
 /// Why a probe failed.

@@ -3,7 +3,9 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 
 use super::*;
+use crate::modbus::decode::decode;
 use crate::modbus::profile::Profile;
+use firegrid_protocols::message::Reading;
 
 const T0: UnixMs = 1_764_403_200_000; // 2025-11-29
 
