@@ -64,6 +64,7 @@ setup_pymodbus() {
       >/dev/null 2>&1; then
     echo "setup: installing pymodbus $FIREGRID_PYMODBUS_VERSION in $venv"
     rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
     "$py" -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
       "pymodbus==$FIREGRID_PYMODBUS_VERSION"
