@@ -237,15 +237,16 @@ pub async fn run(
         incoming
     } else {
         let (tx, rx) = mpsc::channel(1024);
-        let used_seq = |d: &firegrid_protocols::DeviceId| {
-            tokio::task::block_in_place(|| store.max_seq(d))
+        let restored = |d: &firegrid_protocols::DeviceId| crate::modbus::Restored {
+            used_seq: tokio::task::block_in_place(|| store.max_seq(d))
                 .ok()
                 .flatten()
-                .unwrap_or(0)
+                .unwrap_or(0),
+            states: crate::modbus::open_states(d, &open),
         };
         pipeline.modbus = crate::modbus::spawn(
             &config.modbus,
-            used_seq,
+            restored,
             tx.clone(),
             metrics.modbus.clone(),
             &tasks,

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use firegrid_protocols::DeviceId;
+use firegrid_protocols::channel::{ChannelNo, ChannelState, FaultCause};
 use firegrid_protocols::message::{Config as DeviceConfig, Seq};
 
 use crate::broker::Incoming;
@@ -260,14 +261,23 @@ impl Router {
     }
 }
 
-/// Starts one task per bus on `tasks`; they stop on `cancel`. `used_seq` gives the highest
-/// sequence number a device used before (the store's), so that numbers never repeat.
+/// What the gateway remembers of a polled device across a restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// The highest sequence number it used (the store's), so that numbers never repeat.
+    pub used_seq: Seq,
+    /// Channels with an open alarm or fault episode, and which.
+    pub states: Vec<(ChannelNo, ChannelState)>,
+}
+
+/// Starts one task per bus on `tasks`; they stop on `cancel`. `restored` says what the store
+/// remembers of each device (see [`Restored`]).
 ///
 /// # Errors
 /// [`ModbusError`] if a profile or a device entry is wrong.
 pub fn spawn(
     config: &ModbusConfig,
-    used_seq: impl Fn(&DeviceId) -> Seq,
+    restored: impl Fn(&DeviceId) -> Restored,
     sink: mpsc::Sender<Incoming>,
     stats: Arc<stats::ModbusStats>,
     tasks: &TaskTracker,
@@ -297,7 +307,9 @@ pub fn spawn(
     for (link, devices) in buses {
         let mut schedules = schedules(devices, &profiles)?;
         for s in &mut schedules {
-            s.used_seq = used_seq(&s.id);
+            let r = restored(&s.id);
+            s.used_seq = r.used_seq;
+            s.restored = r.states;
         }
         let (tx, rx) = mpsc::channel(16);
         for s in &schedules {
@@ -341,7 +353,28 @@ pub fn schedules(
                 profile,
                 interval_ms: d.interval_ms,
                 used_seq: 0,
+                restored: Vec::new(),
             })
+        })
+        .collect()
+}
+
+/// The channel states `device`'s open episodes imply: alarm, or fault (of a cause the episode
+/// does not keep).
+pub fn open_states(
+    device: &DeviceId,
+    open: &[crate::engine::OpenEpisode],
+) -> Vec<(ChannelNo, ChannelState)> {
+    use crate::model::Category;
+    open.iter()
+        .filter(|e| e.key.device == *device && !e.ended)
+        .filter_map(|e| {
+            let state = match e.key.category {
+                Category::Alarm => ChannelState::Alarm,
+                Category::Fault => ChannelState::Fault(FaultCause::SensorError),
+                _ => return None,
+            };
+            Some((e.key.channel?, state))
         })
         .collect()
 }

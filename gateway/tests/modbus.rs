@@ -191,6 +191,7 @@ impl Polled {
                 profile: Arc::new(Profile::builtin()),
                 interval_ms: 100,
                 used_seq: 0,
+                restored: Vec::new(),
             })
             .collect();
         let name = link.name();

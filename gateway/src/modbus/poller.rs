@@ -16,7 +16,9 @@
 //! - An exception code is data: the device is alive (its liveness counts), the cycle ends
 //!   without readings, and the code is reported.
 //! - State codes are the device's own alarm state: a *change* of a channel's state becomes an
-//!   event (`alarm_raised`, `alarm_cleared`, `fault`, `fault_cleared`).
+//!   event (`alarm_raised`, `alarm_cleared`, `fault`, `fault_cleared`). The states start from
+//!   what the gateway believes ([`DeviceSchedule::restored`]: its open episodes), so a restart
+//!   neither repeats an alarm nor forgets one that ended meanwhile.
 //! - After [`PollerConfig::offline_after`] failed cycles in a row the device's status becomes
 //!   offline (once); its next answer sends an online heartbeat (once), which ends the episode.
 //! - Sequence numbers never repeat across restarts: they start above both
@@ -26,7 +28,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use firegrid_protocols::DeviceId;
-use firegrid_protocols::channel::{ChannelState, MAX_CHANNELS, Quantity};
+use firegrid_protocols::channel::{ChannelNo, ChannelState, MAX_CHANNELS, Quantity};
 use firegrid_protocols::message::{
     Config, DeviceTime, Event, EventKind, Heartbeat, Level, Message, Seq, Status, Telemetry,
 };
@@ -64,6 +66,11 @@ pub struct DeviceSchedule {
     /// The highest sequence number the device's messages used before (from the store after a
     /// restart; 0 for none): its messages are numbered above it.
     pub used_seq: Seq,
+    /// Channels the gateway believes in alarm or fault (its open episodes, after a restart);
+    /// every other channel is taken as normal until the first poll. So an alarm that cleared
+    /// while the gateway was down ends at the first poll, and one still on is not raised twice.
+    /// A restored fault's cause is not known: any fault at the first poll continues it.
+    pub restored: Vec<(ChannelNo, ChannelState)>,
 }
 
 /// Settings of a bus's poller.
@@ -188,6 +195,8 @@ struct Dev {
     offline_sent: bool,
     last_heartbeat: UnixMs,
     states: [Option<ChannelState>; MAX_CHANNELS],
+    /// Faults restored with an unknown cause, not yet confirmed by a poll.
+    restored_fault: [bool; MAX_CHANNELS],
     seq: Seq,
     /// Config version and its writes still to do.
     writes: Option<(u32, VecDeque<Write>)>,
@@ -234,6 +243,16 @@ impl Poller {
                 .flat_map(|k| map.read_blocks(k, config.max_gap))
                 .collect();
                 let seq = seq_floor(now).max(spec.used_seq);
+                let mut states = [Some(ChannelState::Normal); MAX_CHANNELS];
+                let mut restored_fault = [false; MAX_CHANNELS];
+                for (ch, state) in &spec.restored {
+                    if let Some(slot) = states.get_mut(usize::from(*ch)) {
+                        *slot = Some(*state);
+                    }
+                    if let Some(flag) = restored_fault.get_mut(usize::from(*ch)) {
+                        *flag = matches!(state, ChannelState::Fault(_));
+                    }
+                }
                 Dev {
                     spec,
                     blocks,
@@ -242,7 +261,8 @@ impl Poller {
                     online: false,
                     offline_sent: false,
                     last_heartbeat: 0,
-                    states: [None; MAX_CHANNELS],
+                    states,
+                    restored_fault,
                     seq,
                     writes: None,
                 }
@@ -566,6 +586,7 @@ impl Poller {
         let map = d.spec.profile.map();
         let decoded = decode(&d.spec.profile, &d.blocks, words);
         let mut states = d.states;
+        let restored_fault = d.restored_fault;
         let mut kinds = Vec::new();
         for (ch, slot) in states.iter_mut().enumerate() {
             let (Some(code), Ok(ch8)) =
@@ -588,12 +609,16 @@ impl Poller {
                 value: decoded.values.get(ch).copied().flatten().unwrap_or(0),
                 threshold: decoded.setpoints.get(ch).copied().flatten().unwrap_or(0),
             };
-            kinds.extend(edges(ch8, *slot, state, level));
+            let unconfirmed = restored_fault.get(ch).copied().unwrap_or(false);
+            if !(unconfirmed && matches!(state, ChannelState::Fault(_))) {
+                kinds.extend(edges(ch8, *slot, state, level));
+            }
             *slot = Some(state);
         }
         let readings = readings(&map, &decoded, &states);
         if let Some(d) = self.devices.get_mut(i) {
             d.states = states;
+            d.restored_fault = [false; MAX_CHANNELS];
         }
         for k in kinds {
             self.event(i, k, now, out);

@@ -66,6 +66,7 @@ pub async fn probe(
         profile: profile.clone(),
         interval_ms: 1000,
         used_seq: 0,
+        restored: Vec::new(),
     };
     let bus = Bus {
         link: link.clone(),

@@ -51,6 +51,7 @@ fn schedule(name: &str, slave: u8) -> DeviceSchedule {
         profile: Arc::new(Profile::builtin()),
         interval_ms: 1000,
         used_seq: 0,
+        restored: Vec::new(),
     }
 }
 
@@ -451,4 +452,36 @@ proptest! {
         let d = &p.devices[0];
         let _ = decode(&d.spec.profile, &d.blocks, &words);
     }
+}
+
+#[test]
+fn after_a_restart_open_episodes_are_continued_or_ended_by_the_first_poll() {
+    use firegrid_protocols::channel::FaultCause::{LeadOpen, SensorError};
+    let mut s = schedule("mb-0", 1);
+    s.restored = vec![
+        (0, ChannelState::Alarm),
+        (1, ChannelState::Alarm),
+        (2, ChannelState::Fault(SensorError)),
+    ];
+    let mut p = Poller::new(vec![s], PollerConfig::default(), T0);
+    let mut regs = Regs::normal();
+    regs.set(0x11, 4); // channel 1 still over temperature
+    regs.set(0x12, 5); // channel 2 still in fault, now known: probe open
+    let out = run(&mut p, T0, &[regs.clone()], &[]);
+    // Channel 0's alarm cleared while the gateway was down: it ends now; the others go on.
+    let kinds = events(&out);
+    assert_eq!(kinds.len(), 1, "{kinds:?}");
+    assert!(
+        matches!(kinds[0], EventKind::AlarmCleared { channel: 0, .. }),
+        "{kinds:?}"
+    );
+    regs.set(0x12, 0);
+    let out = run(&mut p, T0 + 1000, &[regs], &[]);
+    assert_eq!(
+        events(&out),
+        [EventKind::FaultCleared {
+            channel: 2,
+            cause: LeadOpen
+        }]
+    );
 }
