@@ -623,3 +623,80 @@ async fn the_gateway_alerts_on_legacy_monitors_tcp_and_rtu() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// A gateway restart: the leakage alarm that cleared while the gateway was down ends at the
+/// first poll of the new gateway, and the monitor's messages are numbered above the old ones
+/// (nothing refused as a duplicate). The monitor is in alarm before it is registered: its
+/// alarm is told again when it is commissioned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_ends_an_alarm_that_cleared_meanwhile_and_reuses_no_sequence_number() {
+    let sim = ModbusSim::tcp(ANY, Slaves::new([(1, SimMonitor::new(412.0))]), 1.0)
+        .await
+        .expect("a port");
+    let data = tempfile::tempdir().expect("a temp dir");
+    let modbus = ModbusConfig {
+        timeout_ms: 200,
+        tcp: vec![TcpBus {
+            address: sim.addr().expect("TCP").to_string(),
+            devices: vec![DeviceEntry {
+                id: "mb-x".into(),
+                slave: 1,
+                profile: "typical-rcm-4t".into(),
+                interval_ms: 100,
+            }],
+        }],
+        ..ModbusConfig::default()
+    };
+    let configure = |modbus: ModbusConfig, dir: PathBuf| {
+        move |c: &mut firegrid_gateway::config::Config| {
+            c.modbus = modbus;
+            c.data_dir = dir;
+        }
+    };
+    let gw = Gateway::start(configure(modbus.clone(), data.path().to_owned())).await;
+    let observer = Mqtt::connect(gw.mqtt_v311(), "restart-observer-1").await;
+    observer.subscribe("firegrid/v1/alert/#").await;
+    let site = gw.api.create_district().await;
+    gw.api.install_device("mb-x", site).await;
+    let opened = until("mb-x's alarm", DEADLINE, || {
+        observer
+            .alerts()
+            .into_iter()
+            .find(|a| a["device"] == "mb-x" && a["category"] == "alarm" && a["what"] == "opened")
+    })
+    .await;
+    // Some readings stored, then the gateway stops; meanwhile the leakage falls.
+    let polls = sim.slaves().with(1, |s| s.requests).unwrap_or(0);
+    until("more polls", DEADLINE, || {
+        (sim.slaves().with(1, |s| s.requests).unwrap_or(0) >= polls + 12).then_some(())
+    })
+    .await;
+    drop(observer);
+    gw.stop().await;
+    sim.slaves().with(1, |s| s.monitor.set_leakage_ma(20.0));
+
+    let gw = Gateway::start(configure(modbus, data.path().to_owned())).await;
+    let observer = Mqtt::connect(gw.mqtt_v311(), "restart-observer-2").await;
+    observer.subscribe("firegrid/v1/alert/#").await;
+    let ended = until_async("the episode ended by the first poll", DEADLINE, || async {
+        let e = gw.api.episodes("device=mb-x&category=alarm").await;
+        (e.len() == 1 && e[0]["open"] == false).then_some(e)
+    })
+    .await;
+    assert_eq!(ended[0]["id"], opened["episode"], "{ended:?}");
+    let polls = sim.slaves().with(1, |s| s.requests).unwrap_or(0);
+    until("more polls", DEADLINE, || {
+        (sim.slaves().with(1, |s| s.requests).unwrap_or(0) >= polls + 12).then_some(())
+    })
+    .await;
+    let metrics = gw.api.metrics().await;
+    let refused: Vec<(String, f64)> = support::refusals(&metrics)
+        .into_iter()
+        .filter(|(_, n)| *n > 0.0)
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "nothing refused after the restart: {refused:?}"
+    );
+    gw.stop().await;
+}

@@ -197,6 +197,8 @@ struct Dev {
     states: [Option<ChannelState>; MAX_CHANNELS],
     /// Faults restored with an unknown cause, not yet confirmed by a poll.
     restored_fault: [bool; MAX_CHANNELS],
+    /// Each channel's value and set-point at the last poll (for a re-sent alarm).
+    levels: [Option<Level>; MAX_CHANNELS],
     seq: Seq,
     /// Config version and its writes still to do.
     writes: Option<(u32, VecDeque<Write>)>,
@@ -263,6 +265,7 @@ impl Poller {
                     last_heartbeat: 0,
                     states,
                     restored_fault,
+                    levels: [None; MAX_CHANNELS],
                     seq,
                     writes: None,
                 }
@@ -381,6 +384,9 @@ impl Poller {
         let Some(i) = self.devices.iter().position(|d| d.spec.id == *device) else {
             return;
         };
+        // The device was (re)commissioned or changed: it may have been refused while
+        // unregistered, so what it shows now is told again (the engine keeps one episode).
+        self.resync(i, now, out);
         let map_writes = {
             let d = &self.devices[i];
             writes_for(config, &d.spec.profile.map())
@@ -396,6 +402,37 @@ impl Poller {
             ),
             Ok(w) => self.devices[i].writes = Some((config.version, w.into())),
             Err(reason) => self.refuse(i, config.version, &reason, now, out),
+        }
+    }
+
+    /// Re-sends the events of the channels now in alarm or fault.
+    fn resync(&mut self, i: usize, now: UnixMs, out: &mut Vec<Output>) {
+        let Some(d) = self.devices.get(i) else {
+            return;
+        };
+        let kinds: Vec<EventKind> = d
+            .states
+            .iter()
+            .zip(&d.levels)
+            .enumerate()
+            .filter_map(|(ch, (state, level))| {
+                let channel = u8::try_from(ch).ok()?;
+                match ((*state)?, level) {
+                    (ChannelState::Alarm, Some(level)) => Some(EventKind::AlarmRaised {
+                        channel,
+                        level: *level,
+                    }),
+                    (ChannelState::Fault(cause), _)
+                        if !d.restored_fault.get(ch).copied().unwrap_or(false) =>
+                    {
+                        Some(EventKind::Fault { channel, cause })
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        for k in kinds {
+            self.event(i, k, now, out);
         }
     }
 
@@ -586,6 +623,7 @@ impl Poller {
         let map = d.spec.profile.map();
         let decoded = decode(&d.spec.profile, &d.blocks, words);
         let mut states = d.states;
+        let mut levels = d.levels;
         let restored_fault = d.restored_fault;
         let mut kinds = Vec::new();
         for (ch, slot) in states.iter_mut().enumerate() {
@@ -609,6 +647,9 @@ impl Poller {
                 value: decoded.values.get(ch).copied().flatten().unwrap_or(0),
                 threshold: decoded.setpoints.get(ch).copied().flatten().unwrap_or(0),
             };
+            if let Some(l) = levels.get_mut(ch) {
+                *l = Some(level);
+            }
             let unconfirmed = restored_fault.get(ch).copied().unwrap_or(false);
             if !(unconfirmed && matches!(state, ChannelState::Fault(_))) {
                 kinds.extend(edges(ch8, *slot, state, level));
@@ -618,6 +659,7 @@ impl Poller {
         let readings = readings(&map, &decoded, &states);
         if let Some(d) = self.devices.get_mut(i) {
             d.states = states;
+            d.levels = levels;
             d.restored_fault = [false; MAX_CHANNELS];
         }
         for k in kinds {

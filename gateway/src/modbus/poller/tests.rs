@@ -485,3 +485,30 @@ fn after_a_restart_open_episodes_are_continued_or_ended_by_the_first_poll() {
         }]
     );
 }
+
+#[test]
+fn a_configuration_re_sends_the_alarm_a_device_shows() {
+    // In alarm since before it was registered: its alarm_raised was refused then.
+    let mut p = poller(1);
+    let mut regs = Regs::normal();
+    regs.set(0x00, 4120);
+    regs.set(0x10, 1);
+    let first = events(&run(&mut p, T0, &[regs.clone()], &[]));
+    assert_eq!(first.len(), 1);
+    let config = firegrid_protocols::message::Config {
+        version: 2,
+        report_interval_s: 60,
+        heartbeat_interval_s: 300,
+        buzzer: true,
+        relay_trip: false,
+        channels: heapless::Vec::new(),
+    };
+    let out = p.handle(
+        Input::Configure {
+            device: id("mb-0"),
+            config,
+        },
+        T0 + 10,
+    );
+    assert_eq!(events(&out)[0], first[0], "the same alarm, told again");
+}
