@@ -65,6 +65,9 @@ pub enum AppError {
     /// The webhook client cannot be set up.
     #[error("webhooks: {0}")]
     Webhooks(reqwest::Error),
+    /// A Modbus profile or device entry is wrong.
+    #[error("modbus: {0}")]
+    Modbus(#[from] crate::modbus::ModbusError),
     /// The HTTP listener cannot be bound.
     #[error("HTTP API on {addr}: {source}")]
     Http {
@@ -276,6 +279,31 @@ pub async fn run(
                 metrics.tsdb().set_error(format!("not started: {e}"));
             }
         }
+    }
+    // Legacy Modbus monitors: their messages join the MQTT ones in the pipeline's queues,
+    // events ahead of telemetry.
+    if !config.modbus.is_empty() {
+        let sink =
+            incoming
+                .sender()
+                .ok_or(AppError::Broker(crate::broker::BrokerError::Config(
+                    "the broker client stopped at start-up".into(),
+                )))?;
+        let restored = |d: &firegrid_protocols::DeviceId| crate::modbus::Restored {
+            used_seq: tokio::task::block_in_place(|| store.max_seq(d))
+                .ok()
+                .flatten()
+                .unwrap_or(0),
+            states: crate::modbus::open_states(d, &open),
+        };
+        pipeline.modbus = crate::modbus::spawn(
+            &config.modbus,
+            restored,
+            sink,
+            metrics.modbus.clone(),
+            &tasks,
+            &cancel,
+        )?;
     }
     let pipeline_task = tasks.spawn(pipeline.run(incoming, control_rx, inner.clone()));
 

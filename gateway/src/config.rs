@@ -106,6 +106,26 @@ fsync_interval_ms = 1000
 # [[webhooks]]
 # url = "https://sms-gateway.example/firegrid"
 # secret_env = "FIREGRID_WEBHOOK_SECRET"
+
+[modbus]
+# Legacy monitors polled over Modbus TCP or RTU (docs/modbus.md). None by default.
+# Profile files (TOML) loaded beside the built-in "typical-rcm-4t".
+profiles = []
+# Deadline of one request, reply included, ms. A timeout forces a reconnect.
+timeout_ms = 1000
+# Failed polls in a row before a device is reported offline.
+offline_after = 3
+# How often an answering device sends an online heartbeat, s.
+heartbeat_s = 60
+# A Modbus TCP endpoint: a monitor, or a serial-to-Ethernet converter with monitors behind it.
+# [[modbus.tcp]]
+# address = "192.168.1.50:502"
+# devices = [{ id = "hz-0100", slave = 1, profile = "typical-rcm-4t", interval_ms = 5000 }]
+# An RS-485 line polled as Modbus RTU (8N1); requests are serialised, 3.5-character gaps kept.
+# [[modbus.rtu]]
+# path = "/dev/ttyUSB0"
+# baud = 9600
+# devices = [{ id = "hz-0101", slave = 2 }]
 "#;
 
 /// The whole configuration.
@@ -128,6 +148,8 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     /// The time-series database writer.
     pub tsdb: crate::tsdb::TsdbConfig,
+    /// Legacy monitors polled over Modbus.
+    pub modbus: crate::modbus::ModbusConfig,
 }
 
 /// `[[webhooks]]`.
@@ -232,6 +254,7 @@ impl Default for Config {
             store: StoreSection::default(),
             webhooks: Vec::new(),
             tsdb: crate::tsdb::TsdbConfig::default(),
+            modbus: crate::modbus::ModbusConfig::default(),
         }
     }
 }
@@ -383,6 +406,7 @@ impl Config {
                 w.url
             ));
         }
+        self.modbus.check()?;
         if self.broker.client_id.is_empty() {
             return Err("[broker] client_id must not be empty".into());
         }
@@ -523,6 +547,43 @@ mod tests {
             .to_string();
         assert!(
             err.starts_with("firegrid.toml:2:9: unknown variant `sometimes`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn modbus_buses_are_checked_naming_the_key() {
+        let c = parse(
+            "[[modbus.tcp]]\naddress = \"127.0.0.1:502\"\ndevices = [{ id = \"hz-1\", slave = 3 }]\n",
+        )
+        .unwrap();
+        assert_eq!(c.modbus.tcp[0].devices[0].profile, "typical-rcm-4t");
+        assert_eq!(c.modbus.tcp[0].devices[0].interval_ms, 5000);
+        let err =
+            parse("[[modbus.rtu]]\npath = \"/dev/x\"\ndevices = [{ id = \"hz-1\", slave = 0 }]\n")
+                .unwrap_err()
+                .to_string();
+        assert_eq!(
+            err,
+            "firegrid.toml: [[modbus.rtu]] devices: \"hz-1\" slave 0 is not 1-247"
+        );
+        let err = parse("[[modbus.tcp]]\naddress = \"h:1\"\ndevices = [{ id = \"hz-1\", slave = 1, profile = \"acme\" }]\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "firegrid.toml: [modbus] device \"hz-1\": no profile \"acme\" (loaded: typical-rcm-4t)"
+        );
+        let err = parse("[modbus]\nprofiles = [\"/nonexistent/acme.toml\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("firegrid.toml: [modbus] profiles: Modbus profile /nonexistent/acme.toml: cannot read: "),
+            "{err}"
+        );
+        let err = parse("[modbus]\ntimeout = 5\n").unwrap_err().to_string();
+        assert!(
+            err.starts_with("firegrid.toml:2:1: unknown field `timeout`"),
             "{err}"
         );
     }

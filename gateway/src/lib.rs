@@ -8,6 +8,7 @@ pub mod control;
 pub mod engine;
 pub mod ingest;
 pub mod metrics;
+pub mod modbus;
 pub mod model;
 pub mod notify;
 pub mod pipeline;

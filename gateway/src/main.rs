@@ -36,6 +36,17 @@ enum Cmd {
         /// The file.
         file: PathBuf,
     },
+    /// Legacy Modbus monitors.
+    Modbus {
+        #[command(subcommand)]
+        command: ModbusCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModbusCmd {
+    /// Read a monitor once and print its registers decoded, for checking wiring and slave id.
+    Probe(firegrid_gateway::modbus::probe::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +68,18 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("{e}");
                 ExitCode::from(2)
+            }
+        },
+        Cmd::Modbus {
+            command: ModbusCmd::Probe(args),
+        } => match firegrid_gateway::modbus::probe::cli(&args) {
+            Ok(table) => {
+                print!("{table}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("firegrid modbus probe: {e}");
+                ExitCode::FAILURE
             }
         },
         Cmd::Run { config, data_dir } => {

@@ -19,6 +19,7 @@
 //! | `firegrid_readings_stored_total` | counter | | [`Metrics::set_readings_stored`] (reading rows written by the readings writer) |
 //! | `firegrid_broker_reconnects_total` | counter | | [`Metrics::broker_reconnected`] |
 //! | `firegrid_tsdb_*` | | | the TSDB writer, when on: [`TsdbStats::render`] (docs/tsdb.md) |
+//! | `firegrid_modbus_*` | | `bus`, `result` | [`Metrics::modbus`] (see [`crate::modbus::stats`]) |
 //!
 //! [`Refusal::reason`]: crate::ingest::Refusal::reason
 //! [`TsdbStats::render`]: crate::tsdb::TsdbStats::render
@@ -26,7 +27,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use firegrid_protocols::DeviceTopic;
@@ -193,7 +194,7 @@ impl Histogram {
         self.count.load(Ordering::Relaxed)
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str) {
+    pub(crate) fn render(&self, out: &mut String, name: &str, help: &str) {
         header(out, name, help, "histogram");
         let mut cumulative = 0;
         for (i, bucket) in self.buckets.iter().enumerate() {
@@ -226,6 +227,8 @@ pub struct Metrics {
     readings_stored: AtomicU64,
     broker_reconnects: AtomicU64,
     tsdb: std::sync::Arc<crate::tsdb::TsdbStats>,
+    /// Modbus polling counters (rendered only when a bus is configured).
+    pub modbus: Arc<crate::modbus::stats::ModbusStats>,
 }
 
 impl Default for Metrics {
@@ -250,6 +253,7 @@ impl Metrics {
             readings_stored: AtomicU64::new(0),
             broker_reconnects: AtomicU64::new(0),
             tsdb: std::sync::Arc::default(),
+            modbus: Arc::default(),
         }
     }
 
@@ -490,18 +494,24 @@ impl Metrics {
             }
             series(&mut out, name, labels, value);
         });
+        self.modbus.render(&mut out);
         out
     }
 }
 
 /// The `# HELP` and `# TYPE` lines of a metric.
-fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+pub(crate) fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {PREFIX}{name} {}", escape_help(help));
     let _ = writeln!(out, "# TYPE {PREFIX}{name} {kind}");
 }
 
 /// One sample line.
-fn series(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+pub(crate) fn series(
+    out: &mut String,
+    name: &str,
+    labels: &[(&str, &str)],
+    value: impl std::fmt::Display,
+) {
     out.push_str(PREFIX);
     out.push_str(name);
     if !labels.is_empty() {

@@ -102,6 +102,8 @@ pub struct Pipeline {
     pub notify_webhooks: Option<mpsc::Sender<Outgoing>>,
     /// The time-series database's spool, when the TSDB writer is on (never waited for).
     pub tsdb: Option<crate::tsdb::Feed>,
+    /// Devices polled over Modbus: their configuration goes to their poller, not to MQTT.
+    pub modbus: crate::modbus::Router,
     known: HashMap<DeviceId, Known>,
     next_command: u32,
 }
@@ -146,6 +148,7 @@ impl Pipeline {
             webhooks: Vec::new(),
             notify_webhooks: None,
             tsdb: None,
+            modbus: crate::modbus::Router::default(),
             known,
             // Command ids only need to differ per device across restarts: seconds since the epoch
             // advance faster than any device receives commands.
@@ -399,7 +402,10 @@ impl Pipeline {
             }
         }
         for (device, seqs) in acks {
-            self.ack_device(&device, seqs, now).await;
+            // A polled (Modbus) device has no MQTT session to ack to.
+            if !self.modbus.polls(&device) {
+                self.ack_device(&device, seqs, now).await;
+            }
         }
         for t in tokens {
             let _ = t.ack();
@@ -571,10 +577,17 @@ impl Pipeline {
                         if let Some(spec) = d.spec() {
                             out = self.engine.handle(Input::Upsert(spec), now);
                         }
-                        let encoding = known_of(&d).encoding;
-                        let config = Message::Config(d.fields.config.clone());
-                        self.publish_to(&id, DeviceTopic::Config, &config, encoding, true)
-                            .await;
+                        if self.modbus.polls(&id) {
+                            // A legacy monitor: its poller writes the set-points.
+                            if !self.modbus.configure(&id, d.fields.config.clone()) {
+                                tracing::warn!(device = %id, "Modbus poller busy: config not queued");
+                            }
+                        } else {
+                            let encoding = known_of(&d).encoding;
+                            let config = Message::Config(d.fields.config.clone());
+                            self.publish_to(&id, DeviceTopic::Config, &config, encoding, true)
+                                .await;
+                        }
                     }
                     DeviceState::Decommissioned => out = self.engine.handle(Input::Remove(id), now),
                     DeviceState::Registered => {}

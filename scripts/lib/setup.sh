@@ -43,3 +43,31 @@ setup_cargo_fuzz() {
     cargo install cargo-fuzz --locked --quiet
   fi
 }
+
+# PyPI's pymodbus, a Modbus server this project did not write, in a venv of Debian's python3
+# under the cache dir (kept between runs). Exports FIREGRID_PYTHON, the venv's interpreter,
+# which the gateway's Modbus test requires (gateway/tests/modbus.rs).
+FIREGRID_PYMODBUS_VERSION=3.16.1
+
+setup_pymodbus() {
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/firegrid/venv"
+  local py=/usr/bin/python3
+  if [ ! -x "$py" ] || ! "$py" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    echo "setup: installing Debian's python3 and python3-venv"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+      python3 python3-venv >/dev/null
+  fi
+  if ! "$venv/bin/python" -c "import pymodbus, sys; sys.exit(pymodbus.__version__ != '$FIREGRID_PYMODBUS_VERSION')" \
+      >/dev/null 2>&1; then
+    echo "setup: installing pymodbus $FIREGRID_PYMODBUS_VERSION in $venv"
+    rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
+    "$py" -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+      "pymodbus==$FIREGRID_PYMODBUS_VERSION"
+  fi
+  export FIREGRID_PYTHON="$venv/bin/python"
+}

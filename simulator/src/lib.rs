@@ -5,6 +5,7 @@ pub use firegrid_firmware as firmware;
 pub mod bench;
 pub mod device;
 pub mod fleet;
+pub mod modbus;
 pub mod net;
 pub mod physics;
 pub mod provision;

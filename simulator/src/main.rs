@@ -152,6 +152,24 @@ async fn run_bench(args: bench::BenchArgs) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             }
+            // Modbus polling: one TCP connection, and a fleet of monitors.
+            let modbus = firegrid_simulator::modbus::bench::BenchOptions {
+                monitors: if quick { 50 } else { 1000 },
+                connection_run_ms: if quick { 500 } else { 2_000 },
+                fleet_run_ms: if quick { 1_000 } else { 5_000 },
+                ..Default::default()
+            };
+            match firegrid_simulator::modbus::bench::run(modbus).await {
+                Ok(m) => {
+                    if let Err(e) = results.add_section("modbus", &m, m.table()) {
+                        eprintln!("firegrid-sim bench: Modbus results: {e}");
+                    }
+                }
+                Err(e) => {
+                    eprintln!("firegrid-sim bench: the Modbus benchmark failed: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
             results.finish();
             println!("{}", results.table());
             if let Err(e) = results.write(&out) {

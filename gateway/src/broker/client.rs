@@ -369,6 +369,21 @@ pub struct Incoming {
     pub ack: AckToken,
 }
 
+impl Incoming {
+    /// A message made by the gateway itself for a device it polls (Modbus): nothing to
+    /// acknowledge to a broker, taken like any other.
+    pub(crate) fn polled(topic: String, payload: Bytes) -> Self {
+        Self {
+            topic,
+            payload,
+            received_at: Instant::now(),
+            retained: false,
+            redelivered: false,
+            ack: AckToken::none(),
+        }
+    }
+}
+
 /// The state of one link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LinkState {

@@ -637,3 +637,19 @@ fn one_callers_bad_data_does_not_fail_the_group() {
         "the bad caller's event was rolled back with it"
     );
 }
+
+#[test]
+fn max_seq_covers_events_and_readings() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    assert_eq!(store.max_seq(&did("d-1")).unwrap(), None);
+    store
+        .journal_batch(&[new_event("d-1", 7), new_event("d-2", 900)])
+        .unwrap();
+    assert_eq!(store.max_seq(&did("d-1")).unwrap(), Some(7));
+    store
+        .insert_readings(&[super::readings::sample("d-1", 40, T0)])
+        .unwrap();
+    assert_eq!(store.max_seq(&did("d-1")).unwrap(), Some(40));
+    assert_eq!(store.max_seq(&did("d-2")).unwrap(), Some(900));
+}
