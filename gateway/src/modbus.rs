@@ -14,8 +14,9 @@
 //! Each bus (a TCP endpoint, or a serial line) is one task: requests on it are serialised, so
 //! one RS-485 line never sees two masters' frames, and a TCP converter with several monitors
 //! behind it gets one request at a time. Messages made from registers are handed to the
-//! pipeline as [`Incoming`] on the MQTT channel (`Incoming::polled`), so a legacy monitor's
-//! alarm takes the very path an MQTT device's does.
+//! pipeline as [`Incoming`](crate::broker::Incoming) (`Incoming::polled`) through an
+//! [`UplinkSender`](crate::broker::UplinkSender) — events ahead of telemetry, in the same queues
+//! as the MQTT devices' — so a legacy monitor's alarm takes the very path an MQTT device's does.
 
 use std::collections::HashSet;
 use std::path::PathBuf;

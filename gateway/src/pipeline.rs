@@ -632,6 +632,11 @@ fn known_of(d: &Device) -> Known {
 /// marked delivered in the outbox, or failed and retried with backoff. A periodic sweep picks
 /// up whatever the outbox still holds of its kind (after a restart, a failure, or when the
 /// queue was full).
+///
+/// Alerts waiting together are sent together (concurrently, queued in order), and their
+/// delivery marks are journaled in one commit **behind** them, never in front of the next
+/// alert: an alert waits for no fsync but its own episode's. A mark lost to a crash only means
+/// the sweep sends that alert again under the same `alert_id` (receivers deduplicate by it).
 #[allow(clippy::too_many_arguments)]
 pub async fn notifier(
     kind: NotifyChannel,
@@ -644,11 +649,21 @@ pub async fn notifier(
     cancel: CancellationToken,
 ) {
     let mut sweep = tokio::time::interval(Duration::from_secs(1));
+    // Delivery marks being journaled; waited for before exiting.
+    let mut marks = tokio::task::JoinSet::new();
     loop {
         let batch: Vec<Outgoing> = tokio::select! {
             biased;
             () = cancel.cancelled() => break,
-            Some(o) = queue.recv() => vec![o],
+            Some(o) = queue.recv() => {
+                let mut batch = vec![o];
+                while batch.len() < NOTIFY_BATCH
+                    && let Ok(o) = queue.try_recv()
+                {
+                    batch.push(o);
+                }
+                batch
+            }
             _ = sweep.tick() => {
                 let due = tokio::task::block_in_place(|| store.due_notifications(now_ms(), 256));
                 let webhooks_only = kind == NotifyChannel::Webhook;
@@ -668,33 +683,15 @@ pub async fn notifier(
                     })
                     .collect()
             }
+            Some(_) = marks.join_next() => continue,
         };
-        for o in batch {
-            let body = serde_json::to_vec(&o.alert).unwrap_or_default();
-            let (channel, result) = match o.channel {
-                NotifyChannel::Webhook => (
-                    AlertChannel::Webhook,
-                    webhooks
-                        .post(&o.target, body)
-                        .await
-                        .map_err(|e| e.to_string()),
-                ),
-                NotifyChannel::Mqtt | NotifyChannel::Sse => (
-                    AlertChannel::Mqtt,
-                    // Delivered means the broker's PUBACK came: only then is it marked so.
-                    broker
-                        .publish_confirmed(
-                            Priority::Urgent,
-                            o.target.clone(),
-                            body,
-                            false,
-                            CONFIRM_TIMEOUT,
-                        )
-                        .await
-                        .map_err(|e| e.to_string()),
-                ),
-            };
-            let op = match result {
+        let sent =
+            futures_util::future::join_all(batch.iter().map(|o| deliver(o, &broker, &webhooks)))
+                .await;
+        let ops: Vec<JournalOp> = batch
+            .iter()
+            .zip(sent)
+            .map(|(o, (channel, result))| match result {
                 Ok(()) => {
                     metrics.alert(channel, AlertResult::Ok);
                     if o.alert.what == AlertKind::Opened && o.channel == NotifyChannel::Mqtt {
@@ -716,10 +713,51 @@ pub async fn notifier(
                         next_attempt_ms: now_ms() + retry_delay_ms(o.attempts),
                     }
                 }
-            };
-            if let Err(e) = journal.submit(vec![op]).await {
-                tracing::warn!("delivery state not journaled: {e}");
-            }
+            })
+            .collect();
+        if !ops.is_empty() {
+            let journal = journal.clone();
+            marks.spawn(async move {
+                if let Err(e) = journal.submit(ops).await {
+                    tracing::warn!("delivery state not journaled: {e}");
+                }
+            });
         }
+    }
+    while marks.join_next().await.is_some() {}
+}
+
+/// Alerts a notifier sends together at most.
+const NOTIFY_BATCH: usize = 256;
+
+/// Sends one alert: on the urgent MQTT link (delivered = the broker's PUBACK came), or by
+/// webhook.
+async fn deliver(
+    o: &Outgoing,
+    broker: &BrokerHandle,
+    webhooks: &Webhooks,
+) -> (AlertChannel, Result<(), String>) {
+    let body = serde_json::to_vec(&o.alert).unwrap_or_default();
+    match o.channel {
+        NotifyChannel::Webhook => (
+            AlertChannel::Webhook,
+            webhooks
+                .post(&o.target, body)
+                .await
+                .map_err(|e| e.to_string()),
+        ),
+        NotifyChannel::Mqtt | NotifyChannel::Sse => (
+            AlertChannel::Mqtt,
+            broker
+                .publish_confirmed(
+                    Priority::Urgent,
+                    o.target.clone(),
+                    body,
+                    false,
+                    CONFIRM_TIMEOUT,
+                )
+                .await
+                .map_err(|e| e.to_string()),
+        ),
     }
 }

@@ -62,7 +62,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use firegrid_protocols::codec::MAX_PAYLOAD;
-use firegrid_protocols::topic::DEVICE_UPLINK_FILTERS;
+use firegrid_protocols::topic::{ALERT_FILTER, DEVICE_UPLINK_FILTERS};
 
 use super::probe::{MqttVersion, ProbeError, probe};
 
@@ -109,6 +109,12 @@ pub struct EmbeddedConfig {
     /// `.../event`, `.../status`), in bytes: how far the gateway's subscription may fall behind
     /// before the broker drops the oldest messages. Default 8 MiB (kept in 8 segments).
     pub uplink_log_bytes: usize,
+    /// Memory kept for the log of the alert filters every grid worker's app or a monitoring
+    /// centre subscribes to (`firegrid/v1/alert/#`, `firegrid/v1/alert/+`), in bytes: how big a
+    /// burst of alerts a subscriber may fall behind by without losing any. Default 1 MiB (about
+    /// 3000 alerts, kept in 4 segments). A subscription to one grid cell's topic has the default
+    /// of other filters ([`Self::topic_log_bytes`]).
+    pub alert_log_bytes: usize,
     /// Memory kept for any other filter's log (e.g. one device's `ack`), in bytes. Default 8 KiB
     /// (2 segments; at least 2 KiB).
     pub topic_log_bytes: usize,
@@ -125,6 +131,7 @@ impl Default for EmbeddedConfig {
             connect_timeout: Duration::from_secs(10),
             ready_timeout: Duration::from_secs(10),
             uplink_log_bytes: 8 << 20,
+            alert_log_bytes: 1 << 20,
             topic_log_bytes: 8 << 10,
         }
     }
@@ -432,6 +439,7 @@ fn rumqttd_config(
         .iter()
         .map(|f| f.to_string())
         .collect();
+    let alert_segment = (config.alert_log_bytes / 4).max(1024);
     let custom_segment = uplink_filters
         .iter()
         .map(|f| {
@@ -443,6 +451,15 @@ fn rumqttd_config(
                 },
             )
         })
+        .chain([ALERT_FILTER, "firegrid/v1/alert/+"].map(|f| {
+            (
+                f.to_string(),
+                rumqttd::SegmentConfig {
+                    max_segment_size: alert_segment,
+                    max_segment_count: 4,
+                },
+            )
+        }))
         .collect();
     rumqttd::Config {
         id: 0,

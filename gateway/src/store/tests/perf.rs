@@ -138,3 +138,34 @@ fn journal_latency_under_a_readings_load() {
         store.options().readings_chunk_rows
     );
 }
+
+/// Readings of a large fleet: every batch (as the pipeline hands them over, up to 512
+/// messages) holds distinct devices, each message five channels.
+#[test]
+fn readings_of_a_large_fleet() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    let devices = 20_000u32;
+    let mut seq = 0u32;
+    let started = Instant::now();
+    let mut rows = 0;
+    for round in 0..4u32 {
+        for first in (0..devices).step_by(512) {
+            // Arrival order: many publishers, interleaved.
+            let batch: Vec<Sample> = (first..(first + 512).min(devices))
+                .map(|i| (i * 7919) % devices)
+                .map(|d| {
+                    seq += 1;
+                    let mut s = super::readings::sample(&format!("fleet-{d:06}"), round, T0);
+                    s.ts_ms = T0 + u64::from(round) * 60_000;
+                    s
+                })
+                .collect();
+            rows += store.insert_readings(&batch).unwrap().inserted;
+        }
+    }
+    println!(
+        "readings of {devices} devices x 4 messages: {:.0} rows/s ({rows} rows, {seq} messages)",
+        rows as f64 / started.elapsed().as_secs_f64()
+    );
+}
