@@ -180,11 +180,19 @@ impl Pipeline {
                     self.metrics.set_devices_known(self.engine.device_count() as u64);
                 }
                 Some(first) = incoming.recv() => {
+                    // A batch of events and statuses takes no telemetry along: its journal
+                    // commit (and its alerts) would wait for that telemetry's processing.
+                    let alarms_only = !first.topic.ends_with("/telemetry");
                     let mut batch = vec![first];
                     while batch.len() < MAX_BATCH {
-                        match incoming.try_recv() {
-                            Ok(m) => batch.push(m),
-                            Err(_) => break,
+                        let next = if alarms_only {
+                            incoming.try_recv_alarm()
+                        } else {
+                            incoming.try_recv().ok()
+                        };
+                        match next {
+                            Some(m) => batch.push(m),
+                            None => break,
                         }
                     }
                     self.batch(batch).await;

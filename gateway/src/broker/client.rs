@@ -682,6 +682,11 @@ impl Uplink {
         }
     }
 
+    /// The next event or status if one is waiting (never telemetry).
+    pub fn try_recv_alarm(&mut self) -> Option<Incoming> {
+        self.alarms.try_recv().ok()
+    }
+
     /// Messages waiting.
     pub fn len(&self) -> usize {
         self.alarms.len() + self.telemetry.len()
