@@ -327,7 +327,8 @@ impl Metrics {
             .store(i64::try_from(depth).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
-    /// Counts telemetry samples dropped because the readings queue was full.
+    /// Counts reading rows (one per channel of a telemetry message) dropped because the
+    /// readings queue was full.
     pub fn readings_dropped(&self, n: u64) {
         self.readings_dropped.fetch_add(n, Ordering::Relaxed);
     }
@@ -449,7 +450,7 @@ impl Metrics {
         header(
             &mut out,
             "readings_dropped_total",
-            "Telemetry samples dropped because the readings queue was full.",
+            "Reading rows (one per channel of a telemetry message) dropped because the readings queue was full.",
             "counter",
         );
         series(
