@@ -696,7 +696,7 @@ firegrid_queue_depth{queue=\"ingest\"} 0
 firegrid_queue_depth{queue=\"journal\"} 3
 firegrid_queue_depth{queue=\"readings\"} 0
 firegrid_queue_depth{queue=\"notify\"} 0
-# HELP firegrid_readings_dropped_total Telemetry samples dropped because the readings queue was full.
+# HELP firegrid_readings_dropped_total Reading rows (one per channel of a telemetry message) dropped because the readings queue was full.
 # TYPE firegrid_readings_dropped_total counter
 firegrid_readings_dropped_total 5
 # HELP firegrid_readings_stored_total Reading rows written to the store.
