@@ -27,6 +27,8 @@
 //!   which bounds how long a journal write can wait. Checkpoints (fsyncs of the database file)
 //!   are the readings connection's job, off the alarm path; the journal connection checkpoints
 //!   only as a safety net when the WAL has grown to ~40 MB without one (no telemetry at all).
+//!   What this does not avoid: both connections write one WAL, and a journal commit's fsync
+//!   also flushes the readings frames written since the last one (see docs/performance.md).
 //!
 //! # Concurrency
 //!
@@ -268,7 +270,8 @@ impl Store {
 
     /// Copies the WAL into the database file as far as readers allow (`PRAGMA
     /// wal_checkpoint(PASSIVE)`), off the alarm path. The readings connection does this by
-    /// itself every ~4 MB of WAL; call it now and then when readings are idle.
+    /// itself every ~32 MB of WAL; call it now and then when
+    /// readings are idle.
     ///
     /// # Errors
     /// A database error.
