@@ -188,3 +188,49 @@ fn the_shipped_scenarios_parse() {
     }
     assert!(seen > 0, "no scenarios in {dir}");
 }
+
+proptest::proptest! {
+    /// Any district of valid shape expands into exactly the devices its numbers say, with
+    /// valid, unique ids, each street's devices listed with it, and every incident's window
+    /// where the file put it.
+    #[test]
+    fn a_valid_district_expands_exactly(
+        streets in proptest::collection::vec((1u32..4, 1u32..4, 1u32..5, proptest::bool::ANY), 1..4),
+        outage in (0u64..10_000, 1u64..10_000),
+    ) {
+        let mut text = String::from("name = \"p\"\n");
+        for (i, (cells, sites, rooms, smoke)) in streets.iter().enumerate() {
+            text.push_str(&format!(
+                "[[street]]\nid = \"s{i}\"\nname = \"S{i}\"\ncells = {cells}\n\
+                 sites_per_cell = {sites}\nrooms_per_site = {rooms}\nsmoke_alarms = {smoke}\n"
+            ));
+        }
+        text.push_str(&format!(
+            "[[incident]]\nwhat = \"network_outage\"\nat_s = {}\nstreet = \"s0\"\nfor_s = {}\n",
+            outage.0, outage.1
+        ));
+        let plan = Scenario::parse(&text).expect("a valid district").plan();
+        let expected: u32 = streets
+            .iter()
+            .map(|(c, s, r, smoke)| c * s * r * if *smoke { 2 } else { 1 })
+            .sum();
+        proptest::prop_assert_eq!(plan.devices.len(), expected as usize);
+        let ids: std::collections::BTreeSet<&str> =
+            plan.devices.iter().map(|d| d.id.as_str()).collect();
+        proptest::prop_assert_eq!(ids.len(), plan.devices.len());
+        for d in &plan.devices {
+            proptest::prop_assert!(DeviceId::new(&d.id).is_ok());
+            proptest::prop_assert!(d.id.starts_with(&d.room));
+        }
+        for st in &plan.streets {
+            for &i in &st.devices {
+                proptest::prop_assert_eq!(&plan.devices[i].street, &st.id);
+            }
+        }
+        proptest::prop_assert_eq!(
+            &plan.streets[0].outages,
+            &vec![(outage.0 * 1000, (outage.0 + outage.1) * 1000)]
+        );
+        proptest::prop_assert!(plan.streets[1..].iter().all(|s| s.outages.is_empty()));
+    }
+}
