@@ -222,3 +222,43 @@ impl embedded_io_async::Write for GatedConn {
         embedded_io_async::Write::flush(self.inner.as_mut().ok_or_else(gone)?).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(outages: Vec<(u64, u64)>, power_cuts: Vec<(u64, u64)>) -> Gate {
+        Gate::new(
+            StreetPlan {
+                id: "s".into(),
+                devices: Vec::new(),
+                outages,
+                power_cuts,
+            },
+            Instant::now(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_cut_ends_with_the_latest_window_covering_it() {
+        let g = gate(vec![(1_000, 5_000), (4_000, 9_000)], vec![(20_000, 21_000)]);
+        assert_eq!(g.cut_ends(500), None);
+        assert_eq!(g.cut_ends(1_000), Some(5_000));
+        assert_eq!(
+            g.cut_ends(4_500),
+            Some(9_000),
+            "overlapping windows: the later end"
+        );
+        assert_eq!(g.cut_ends(9_000), None, "windows end exclusive");
+        assert_eq!(
+            g.cut_ends(20_500),
+            Some(21_000),
+            "a power cut cuts the network too"
+        );
+        assert_eq!(g.next_cut(0), Some(1_000));
+        assert_eq!(g.next_cut(1_000), Some(4_000));
+        assert_eq!(g.next_cut(4_000), Some(20_000));
+        assert_eq!(g.next_cut(20_000), None);
+        assert!(!g.cut(), "nothing is cut at scenario time 0");
+    }
+}
