@@ -169,3 +169,53 @@ fn readings_of_a_large_fleet() {
         rows as f64 / started.elapsed().as_secs_f64()
     );
 }
+
+/// Why the journal's commits slow down under a heavy readings load: both write one WAL, and a
+/// journal fsync flushes the readings' unsynced frames too. Measured against the same load on
+/// a second store file (a WAL of its own). Printed, not asserted.
+#[test]
+fn journal_latency_beside_heavy_readings_in_the_same_file_or_another() {
+    let run = |readings_elsewhere: bool| -> (String, u64) {
+        let dir = tmp();
+        let store = open(&db(&dir));
+        let other_dir = tmp();
+        let other = open(&db(&other_dir));
+        let target = if readings_elsewhere { &other } else { &store };
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let load = s.spawn(|| {
+                let mut rows = 0;
+                // Batch b: 512 of 20 000 devices in arrival order, each with seq b.
+                for b in 0..30_000u32 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let batch: Vec<Sample> = (0..512u32)
+                        .map(|i| {
+                            let d = ((b * 512 + i) * 7919) % 20_000;
+                            super::readings::sample(&format!("fleet-{d:06}"), b, T0)
+                        })
+                        .collect();
+                    rows += target.insert_readings(&batch).unwrap().inserted;
+                }
+                rows
+            });
+            let latencies: Vec<Duration> = (1..=200)
+                .map(|seq| {
+                    let started = Instant::now();
+                    store.journal_batch(&[new_event("d-1", seq)]).unwrap();
+                    let took = started.elapsed();
+                    std::thread::sleep(Duration::from_millis(5));
+                    took
+                })
+                .collect();
+            stop.store(true, Ordering::Relaxed);
+            (summary(latencies), load.join().unwrap())
+        })
+    };
+    let (same, rows_same) = run(false);
+    let (apart, rows_apart) = run(true);
+    println!("journal commits beside a heavy readings load:");
+    println!("  readings in the same file:   {same} ({rows_same} rows meanwhile)");
+    println!("  readings in another file:    {apart} ({rows_apart} rows meanwhile)");
+}
