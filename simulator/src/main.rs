@@ -131,59 +131,52 @@ fn main() -> ExitCode {
 }
 
 async fn run_bench(args: bench::BenchArgs) -> ExitCode {
-    let out = args.out.clone();
-    let quick = args.quick;
-    match bench::run(args).await {
-        Ok(mut results) => {
-            // The time-series writer and its spool, each against its baseline.
-            let tsdb = firegrid_gateway::tsdb::bench::BenchOptions {
-                readings: if quick { 20_000 } else { 200_000 },
-                rounds: if quick { 1 } else { 3 },
-                ..Default::default()
-            };
-            match firegrid_gateway::tsdb::bench::run(&tsdb).await {
-                Ok(t) => {
-                    if let Err(e) = results.add_section("tsdb", &t, t.table()) {
-                        eprintln!("firegrid-sim bench: TSDB results: {e}");
-                    }
-                }
-                Err(e) => {
-                    eprintln!("firegrid-sim bench: the TSDB benchmark failed: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-            // Modbus polling: one TCP connection, and a fleet of monitors.
-            let modbus = firegrid_simulator::modbus::bench::BenchOptions {
-                monitors: if quick { 50 } else { 1000 },
-                connection_run_ms: if quick { 500 } else { 2_000 },
-                fleet_run_ms: if quick { 1_000 } else { 5_000 },
-                ..Default::default()
-            };
-            match firegrid_simulator::modbus::bench::run(modbus).await {
-                Ok(m) => {
-                    if let Err(e) = results.add_section("modbus", &m, m.table()) {
-                        eprintln!("firegrid-sim bench: Modbus results: {e}");
-                    }
-                }
-                Err(e) => {
-                    eprintln!("firegrid-sim bench: the Modbus benchmark failed: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-            results.finish();
-            println!("{}", results.table());
-            if let Err(e) = results.write(&out) {
-                eprintln!("firegrid-sim bench: cannot write {}: {e}", out.display());
-                return ExitCode::FAILURE;
-            }
-            eprintln!("results written to {}", out.display());
-            ExitCode::SUCCESS
-        }
+    match bench_all(args).await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("firegrid-sim bench: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The gateway benchmark, then the TSDB writer's and Modbus polling's sections.
+async fn bench_all(args: bench::BenchArgs) -> Result<(), String> {
+    let out = args.out.clone();
+    let quick = args.quick;
+    let mut results = bench::run(args).await.map_err(|e| e.to_string())?;
+    // The time-series writer and its spool, each against its baseline.
+    let tsdb = firegrid_gateway::tsdb::bench::BenchOptions {
+        readings: if quick { 20_000 } else { 200_000 },
+        rounds: if quick { 1 } else { 3 },
+        ..Default::default()
+    };
+    let t = firegrid_gateway::tsdb::bench::run(&tsdb)
+        .await
+        .map_err(|e| format!("the TSDB benchmark failed: {e}"))?;
+    if let Err(e) = results.add_section("tsdb", &t, t.table()) {
+        eprintln!("firegrid-sim bench: TSDB results: {e}");
+    }
+    // Modbus polling: one TCP connection, and a fleet of monitors.
+    let modbus = firegrid_simulator::modbus::bench::BenchOptions {
+        monitors: if quick { 50 } else { 1000 },
+        connection_run_ms: if quick { 500 } else { 2_000 },
+        fleet_run_ms: if quick { 1_000 } else { 5_000 },
+        ..Default::default()
+    };
+    let m = firegrid_simulator::modbus::bench::run(modbus)
+        .await
+        .map_err(|e| format!("the Modbus benchmark failed: {e}"))?;
+    if let Err(e) = results.add_section("modbus", &m, m.table()) {
+        eprintln!("firegrid-sim bench: Modbus results: {e}");
+    }
+    results.finish();
+    println!("{}", results.table());
+    results
+        .write(&out)
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    eprintln!("results written to {}", out.display());
+    Ok(())
 }
 
 async fn run(args: RunArgs, scenario: Scenario) -> ExitCode {

@@ -143,16 +143,16 @@ impl Api {
         }
     }
 
-    /// Creates an object or finds the existing one by name in `list_path`; returns its id.
+    /// Finds the object named `name` in `existing` (a list read once by the caller), or creates
+    /// it; returns its id.
     async fn ensure_named(
         &self,
         path: &str,
-        list_path: &str,
+        existing: &[Value],
         name: &str,
         body: &Value,
         tally: &mut Provisioned,
     ) -> Result<i64, ProvisionError> {
-        let existing = self.list(list_path).await?;
         if let Some(id) = existing
             .iter()
             .find(|v| v["name"] == name)
@@ -223,7 +223,7 @@ pub async fn provision(
             let worker = format!("Grid worker {cell}");
             api.ensure_named(
                 "workers",
-                &format!("workers?area={cell}"),
+                &api.list(&format!("workers?area={cell}")).await?,
                 &worker,
                 &json!({"name": worker, "area_id": cell, "mqtt_topic": format!("firegrid/v1/alert/{cell}")}),
                 &mut tally,
@@ -234,30 +234,35 @@ pub async fn provision(
     progress("areas and grid workers registered");
 
     // Sites, one by one (few); then rooms and circuits per site, concurrently.
-    let mut sites: HashMap<String, (i64, String)> = HashMap::new();
+    let mut sites: HashMap<String, i64> = HashMap::new();
+    let mut sites_of_cell: HashMap<String, Vec<Value>> = HashMap::new();
     for d in &plan.devices {
         let key = d.site_key();
         if sites.contains_key(&key) {
             continue;
         }
         let grid = d.grid_id();
+        if !sites_of_cell.contains_key(&grid) {
+            let listed = api.list(&format!("sites?area={grid}")).await?;
+            sites_of_cell.insert(grid.clone(), listed);
+        }
         let name = format!("Block {key}");
         let id = api
             .ensure_named(
                 "sites",
-                &format!("sites?area={grid}"),
+                sites_of_cell.get(&grid).map_or(&[][..], Vec::as_slice),
                 &name,
                 &json!({"name": name, "address": format!("No. {} in grid cell {grid}", d.site), "area_id": grid}),
                 &mut tally,
             )
             .await?;
-        sites.insert(key, (id, grid));
+        sites.insert(key, id);
     }
     progress(&format!("{} sites registered", sites.len()));
 
     let rooms_of_sites: Vec<_> = sites
         .iter()
-        .map(|(key, (site_id, _))| {
+        .map(|(key, site_id)| {
             let rooms: Vec<String> = plan
                 .devices
                 .iter()
@@ -273,12 +278,14 @@ pub async fn provision(
         .map(|(site_id, rooms)| async move {
             let mut tally = Provisioned::default();
             let mut out = Vec::new();
+            let listed_rooms = api.list(&format!("rooms?site={site_id}")).await?;
+            let listed_circuits = api.list(&format!("circuits?site={site_id}")).await?;
             for room in rooms {
                 let room_name = format!("Room {room}");
                 let room_id = api
                     .ensure_named(
                         "rooms",
-                        &format!("rooms?site={site_id}"),
+                        &listed_rooms,
                         &room_name,
                         &json!({"site_id": site_id, "name": room_name}),
                         &mut tally,
@@ -288,7 +295,7 @@ pub async fn provision(
                 let circuit_id = api
                     .ensure_named(
                         "circuits",
-                        &format!("circuits?site={site_id}"),
+                        &listed_circuits,
                         &circuit_name,
                         &json!({"site_id": site_id, "name": circuit_name}),
                         &mut tally,
@@ -318,7 +325,7 @@ pub async fn provision(
         .iter()
         .map(|d| {
             let (room_id, circuit_id) = rooms.get(&d.room).copied().unwrap_or_default();
-            let site_id = sites.get(&d.site_key()).map(|s| s.0);
+            let site_id = sites.get(&d.site_key()).copied();
             let channels: Vec<Value> = match d.kind {
                 DeviceKind::Monitor => std::iter::once(json!({"ch": 0, "residual_ma": settings.residual_ma, "delay_s": settings.alarm_delay_s}))
                     .chain((1..=4).map(|ch| json!({"ch": ch, "temp_dc": settings.temp_dc, "delay_s": settings.alarm_delay_s})))

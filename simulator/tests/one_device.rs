@@ -1,10 +1,9 @@
 //! One simulated device on the real firmware runner against a real Mosquitto: a leakage jump
 //! raises an alarm that arrives as an event, is acknowledged end to end, and leaves the outbox.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use firegrid_gateway::broker::testing::Mosquitto;
 
 use firegrid_firmware::monitor::{Layout, Sound};
 use firegrid_firmware::mqtt::host::TokioClock;
@@ -18,94 +17,6 @@ use firegrid_simulator::physics::LeakageModel;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
-
-/// A Mosquitto of its own on a free loopback port, killed on drop.
-struct Mosquitto {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Mosquitto {
-    fn start() -> Self {
-        let binary = std::env::var_os("FIREGRID_MOSQUITTO")
-            .map_or_else(|| PathBuf::from("/usr/sbin/mosquitto"), PathBuf::from);
-        assert!(
-            binary.exists(),
-            "{} not found: install Debian's mosquitto (scripts/test does)",
-            binary.display()
-        );
-        // A port taken between probing and binding makes mosquitto exit: try another.
-        let mut last_log = String::new();
-        for _ in 0..5 {
-            let port = TcpListener::bind(("127.0.0.1", 0))
-                .and_then(|l| l.local_addr())
-                .expect("bind port 0")
-                .port();
-            let dir = tempfile::tempdir().expect("temp dir");
-            let config = dir.path().join("mosquitto.conf");
-            let log = dir.path().join("mosquitto.log");
-            std::fs::write(
-                &config,
-                format!(
-                    "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                     log_dest stderr\n"
-                ),
-            )
-            .expect("write config");
-            let log_file = std::fs::File::create(&log).expect("log file");
-            let mut child = Command::new(&binary)
-                .arg("-c")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(log_file.try_clone().expect("log file"))
-                .stderr(log_file)
-                .spawn()
-                .expect("spawn mosquitto");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if child.try_wait().expect("wait").is_some() {
-                    last_log = std::fs::read_to_string(&log).unwrap_or_default();
-                    break;
-                }
-                if TcpStream::connect_timeout(
-                    &SocketAddr::from(([127, 0, 0, 1], port)),
-                    Duration::from_millis(200),
-                )
-                .is_ok()
-                {
-                    return Self {
-                        child,
-                        port,
-                        _dir: dir,
-                    };
-                }
-                if Instant::now() >= deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "mosquitto did not answer on {port}: {}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
-                }
-                // A refused connect returns at once: probe again shortly, not in a spin.
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-        panic!("mosquitto would not start: {last_log}");
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn unix_ms() -> u64 {
     SystemTime::now()
@@ -134,12 +45,12 @@ async fn next_matching<T>(
 #[tokio::test]
 async fn a_leakage_jump_is_alarmed_published_and_acknowledged_end_to_end() {
     let started = Instant::now();
-    let broker = Mosquitto::start();
+    let broker = Mosquitto::start().await.expect("mosquitto starts");
     let id = "sim-one-1";
     let topic = |kind: DeviceTopic| format!("firegrid/v1/dev/{id}/{}", kind.as_str());
 
     // The gateway's side: a subscriber that also publishes the retained config and the acks.
-    let mut mqtt_options = MqttOptions::new("test-gateway", "127.0.0.1", broker.port);
+    let mut mqtt_options = MqttOptions::new("test-gateway", "127.0.0.1", broker.port());
     mqtt_options.set_keep_alive(Duration::from_secs(30));
     let (client, mut event_loop) = AsyncClient::new(mqtt_options, 64);
     let (packets_tx, mut packets) = mpsc::unbounded_channel();
