@@ -12,6 +12,7 @@ pub mod modbus;
 pub mod model;
 pub mod notify;
 pub mod pipeline;
+pub mod secret;
 pub mod store;
 #[cfg(any(test, feature = "test-support", feature = "bench"))]
 pub mod testing;
