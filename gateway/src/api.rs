@@ -117,6 +117,7 @@ const LIVE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 pub struct Health {
     store_at_open: StoreHealth,
     broker_connected: AtomicBool,
+    broker_listening: AtomicBool,
     journal_error: Mutex<Option<String>>,
 }
 
@@ -127,6 +128,7 @@ impl Health {
         Self {
             store_at_open,
             broker_connected: AtomicBool::new(false),
+            broker_listening: AtomicBool::new(true),
             journal_error: Mutex::new(None),
         }
     }
@@ -144,6 +146,17 @@ impl Health {
     /// Whether the gateway's broker connection is up.
     pub fn broker_connected(&self) -> bool {
         self.broker_connected.load(Ordering::Relaxed)
+    }
+
+    /// Whether the managed broker's listener answers devices (always true with an external
+    /// broker, which the gateway does not watch).
+    pub fn set_broker_listening(&self, listening: bool) {
+        self.broker_listening.store(listening, Ordering::Relaxed);
+    }
+
+    /// Whether the managed broker's listener answers.
+    pub fn broker_listening(&self) -> bool {
+        self.broker_listening.load(Ordering::Relaxed)
     }
 
     /// Why the journal cannot be written (e.g. the disk is full: devices are not acknowledged),
@@ -427,6 +440,9 @@ async fn healthz(State(state): State<ApiState>) -> Response {
     let connected = state.health.broker_connected();
     if !connected {
         problems.push("broker: not connected".to_string());
+    }
+    if !state.health.broker_listening() {
+        problems.push("broker: the managed broker's listener does not answer".to_string());
     }
     let journal_error = state.health.journal_error();
     if let Some(e) = &journal_error {

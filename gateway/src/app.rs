@@ -14,10 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{self, ApiState, Health};
-use crate::broker::{
-    Broker, ClientConfig, Credentials, EmbeddedBroker, EmbeddedConfig, TRACING_DIRECTIVES,
-};
-use crate::config::{BrokerMode, Config};
+use crate::broker::mosquitto::{Account, AccountSource, AccountsChanged, Grant};
+use crate::broker::settings::BrokerMode;
+use crate::config::Config;
 use crate::engine::{Engine, Input};
 use crate::metrics::{Metrics, Queue};
 use crate::notify::webhook::Webhooks;
@@ -34,10 +33,8 @@ const QUEUE_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 pub struct Running {
     /// The HTTP API.
     pub api: SocketAddr,
-    /// The broker devices connect to (MQTT 5 on the embedded broker).
-    pub mqtt: SocketAddr,
-    /// The embedded broker's MQTT 3.1.1 listener (tools, `mosquitto_pub`), if embedded.
-    pub mqtt_v311: Option<SocketAddr>,
+    /// The broker devices connect to, `host:port`.
+    pub mqtt: String,
     /// The store file.
     pub store: PathBuf,
 }
@@ -56,9 +53,9 @@ pub enum AppError {
     /// The store cannot be opened.
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
-    /// The embedded broker cannot start or died.
-    #[error("embedded broker: {0}")]
-    Embedded(#[from] crate::broker::EmbeddedError),
+    /// The broker side cannot start.
+    #[error("broker: {0}")]
+    BrokerSetup(#[from] crate::broker::setup::SetupError),
     /// The broker client cannot be set up.
     #[error("broker: {0}")]
     Broker(#[from] crate::broker::BrokerError),
@@ -78,13 +75,11 @@ pub enum AppError {
     },
 }
 
-/// Installs the log subscriber: `RUST_LOG` if set, else `info`, always with the embedded
-/// broker's noisy targets turned down.
+/// Installs the log subscriber: `RUST_LOG` if set, else `info`.
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let base = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
-    let filter = EnvFilter::try_new(format!("{base},{TRACING_DIRECTIVES}"))
-        .unwrap_or_else(|_| EnvFilter::new(format!("info,{TRACING_DIRECTIVES}")));
+    let filter = EnvFilter::try_new(base).unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
@@ -120,34 +115,20 @@ pub async fn run(
         ReadingsWriter::spawn(store.clone(), WriterOptions::default())?;
 
     let tasks = TaskTracker::new();
-    let failed = CancellationToken::new();
 
-    // The broker: embedded (default) or external.
-    let mut embedded = None;
-    let client = match config.broker.mode {
-        BrokerMode::Embedded => {
-            let b = EmbeddedBroker::start(EmbeddedConfig {
-                listen: config.broker.listen,
-                listen_v311: config.broker.listen_v311,
-                ..EmbeddedConfig::default()
-            })
-            .await?;
-            let cc = ClientConfig::new(
-                b.listen_v311().ip().to_string(),
-                b.listen_v311().port(),
-                &config.broker.client_id,
-            );
-            embedded = Some(Arc::new(b));
-            cc
-        }
-        BrokerMode::External => ClientConfig::new(
-            &config.broker.host,
-            config.broker.port,
-            &config.broker.client_id,
-        ),
-    };
-    let client = with_credentials(client, &config);
-    let (broker, incoming) = Broker::connect(client, cancel.child_token())?;
+    // The broker: the managed Mosquitto (default) or an external one, and the client.
+    let accounts = AccountsChanged::default();
+    let source: Arc<dyn AccountSource> = Arc::new(broker_accounts(store.clone()));
+    let connected = crate::broker::setup::connect(
+        &config.broker,
+        &config.data_dir,
+        source,
+        accounts.clone(),
+        &cancel,
+        &tasks,
+    )
+    .await?;
+    let (broker, incoming, managed) = (connected.broker, connected.incoming, connected.managed);
 
     // The engine: the registry, then the episodes that were open when the gateway stopped.
     let now = now_ms();
@@ -178,6 +159,18 @@ pub async fn run(
             loop {
                 health.set_broker_connected(state.borrow_and_update().is_connected());
                 if state.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    if let Some(m) = &managed {
+        // ... and the managed broker's listener.
+        let (health, mut listening) = (health.clone(), m.listening());
+        tasks.spawn(async move {
+            loop {
+                health.set_broker_listening(*listening.borrow_and_update());
+                if listening.changed().await.is_err() {
                     break;
                 }
             }
@@ -332,27 +325,9 @@ pub async fn run(
         }
     });
 
-    if let Some(b) = embedded.clone() {
-        let (cancel, failed) = (cancel.clone(), failed.clone());
-        tasks.spawn(async move {
-            tokio::select! {
-                () = cancel.cancelled() => {}
-                e = b.watch(Duration::from_secs(5), 3) => {
-                    tracing::error!("the embedded broker stopped answering ({e}); exiting so that the supervisor restarts firegrid");
-                    failed.cancel();
-                    cancel.cancel();
-                }
-            }
-        });
-    }
-
     let running = Running {
         api: api_addr,
-        mqtt: embedded.as_ref().map_or(
-            SocketAddr::from(([127, 0, 0, 1], config.broker.port)),
-            |b| b.listen(),
-        ),
-        mqtt_v311: embedded.as_ref().map(|b| b.listen_v311()),
+        mqtt: connected.device_addr,
         store: store_path.clone(),
     };
     announce(&running, &config);
@@ -377,40 +352,31 @@ pub async fn run(
     })
     .await;
     tracing::info!("stopped");
-    if failed.is_cancelled() {
-        return Err(AppError::Embedded(crate::broker::EmbeddedError::Exited));
-    }
     Ok(())
 }
 
-fn with_credentials(mut c: ClientConfig, config: &Config) -> ClientConfig {
-    let var = |name: &str| {
-        (!name.is_empty())
-            .then(|| std::env::var(name).ok())
-            .flatten()
-    };
-    if let Some(username) = var(&config.broker.username_env) {
-        c.credentials = Some(Credentials {
-            username,
-            password: var(&config.broker.password_env).unwrap_or_default(),
-        });
+/// The broker accounts from the store: every device's credential.
+fn broker_accounts(store: Store) -> impl Fn() -> Result<Vec<Account>, String> + Send + Sync {
+    move || {
+        let devices = store.device_credentials().map_err(|e| e.to_string())?;
+        Ok(devices
+            .into_iter()
+            .map(|(id, hash)| Account {
+                username: id.to_string(),
+                hash,
+                grant: Grant::Device,
+            })
+            .collect())
     }
-    if !config.broker.shared_group.is_empty() {
-        c.share_group = Some(config.broker.shared_group.clone());
-    }
-    c
 }
 
 fn announce(r: &Running, config: &Config) {
-    let mqtt = match r.mqtt_v311 {
-        Some(v311) => format!(
-            "embedded broker: MQTT 5 on {} (devices), MQTT 3.1.1 on {v311} (tools)",
+    let mqtt = match config.broker.mode {
+        BrokerMode::Managed => format!(
+            "broker:    Mosquitto (managed) on {}: every client logs in (docs/security.md)",
             r.mqtt
         ),
-        None => format!(
-            "external broker {}:{}",
-            config.broker.host, config.broker.port
-        ),
+        BrokerMode::External => format!("broker:    external, {}", r.mqtt),
     };
     tracing::info!(
         "firegrid is running\n  {mqtt}\n  HTTP API:  http://{api}/api/v1  (live alarms: /api/v1/live, metrics: /metrics)\n  alerts:    MQTT topic firegrid/v1/alert/#\n  store:     {store}",

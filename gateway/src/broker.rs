@@ -1,25 +1,26 @@
-//! The gateway's broker connection: the embedded MQTT broker and the MQTT client.
+//! The gateway's broker connection: the devices' broker (a Mosquitto the gateway manages, or an
+//! external one) and the gateway's MQTT client.
 //!
-//! - [`embedded`]: rumqttd 0.20 in this process ([`EmbeddedBroker`]), an MQTT 5 listener for
-//!   devices and an MQTT 3.1.1 listener for the gateway's client and tools. The binary must add
-//!   [`embedded::TRACING_DIRECTIVES`] to its log filter.
-//! - [`client`]: the gateway's client over rumqttc 0.25 ([`Broker::connect`]), against the
-//!   embedded broker or an external one: persistent session, manual in-order acknowledgement
-//!   ([`AckToken`]), resubscription after a lost session, jittered reconnect back-off, publishes
-//!   that never block for ever, publishes confirmed by the broker's PUBACK
-//!   ([`BrokerHandle::publish_confirmed`]), a separate subscribing link for events and statuses
-//!   (they come out of [`Uplink::recv`] before telemetry), and a separate link for urgent
-//!   publishes.
+//! - [`mosquitto`]: the managed Mosquitto ([`mosquitto::ManagedBroker`]): its configuration,
+//!   password file and ACL written from the registry (a device logs in with its own credential
+//!   and uses only its own topics), reloaded when accounts change, watched and restarted; and
+//!   the same account files for an external Mosquitto. [`settings`] is `[broker]`, [`setup`]
+//!   brings it all up.
+//! - [`client`]: the gateway's client over rumqttc 0.25 ([`Broker::connect`]): persistent
+//!   session, manual in-order acknowledgement ([`AckToken`]), resubscription after a lost
+//!   session, jittered reconnect back-off, publishes that never block for ever, publishes
+//!   confirmed by the broker's PUBACK ([`BrokerHandle::publish_confirmed`]), a separate
+//!   subscribing link for events and statuses (they come out of [`Uplink::recv`] before
+//!   telemetry), and a separate link for urgent publishes.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use firegrid_gateway::broker::{Broker, ClientConfig, EmbeddedBroker, EmbeddedConfig, Priority, Qos};
+//! use firegrid_gateway::broker::{Broker, ClientConfig, Credentials, Priority, Qos};
 //! use tokio_util::sync::CancellationToken;
 //!
-//! let embedded = EmbeddedBroker::start(EmbeddedConfig::default()).await?;
-//! let addr = embedded.listen_v311();
 //! let cancel = CancellationToken::new();
-//! let config = ClientConfig::new(addr.ip().to_string(), addr.port(), "firegrid-gateway");
+//! let mut config = ClientConfig::new("127.0.0.1", 1883, "firegrid.gateway");
+//! config.credentials = Some(Credentials { username: None, password: "…".into() });
 //! let (broker, mut incoming) = Broker::connect(config, cancel.clone())?;
 //! while let Some(message) = incoming.recv().await {
 //!     // ... journal it, then:
@@ -33,8 +34,10 @@
 
 mod ack;
 pub mod client;
-pub mod embedded;
+pub mod mosquitto;
 pub mod probe;
+pub mod settings;
+pub mod setup;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 #[cfg(test)]
@@ -45,4 +48,3 @@ pub use client::{
     Broker, BrokerError, BrokerHandle, BrokerState, ClientConfig, CounterSnapshot, Credentials,
     Incoming, LinkState, Priority, Qos, Uplink, UplinkSender,
 };
-pub use embedded::{EmbeddedBroker, EmbeddedConfig, EmbeddedError, TRACING_DIRECTIVES};

@@ -24,23 +24,59 @@ pub const DEFAULT_CONFIG: &str = r#"# firegrid gateway configuration. Every key 
 data_dir = "firegrid-data"
 
 [broker]
-# "embedded": run an MQTT broker inside the gateway (one command runs everything).
+# "managed": firegrid starts Mosquitto (Debian's mosquitto package) and supervises it, writing
+# its configuration, password file and ACL from the registry: each device logs in with its own
+# credential and may use only its own topics (docs/security.md).
 # "external": connect to a broker you run (Mosquitto, EMQX) as a client.
-mode = "embedded"
-# Embedded broker: where it listens for devices (MQTT 5) and for tools (MQTT 3.1.1; the
-# gateway's own client uses it too). One protocol version per port.
-listen = "127.0.0.1:1883"
-listen_v311 = "127.0.0.1:1884"
-# External broker: host and port.
-host = "127.0.0.1"
-port = 1883
-# Client id of the gateway's own connection (a persistent session is kept under it).
-client_id = "firegrid-gateway"
+mode = "managed"
+# Client id of the gateway's connections (a persistent session is kept under it); its links
+# use it and it with -alarms, -out and -urgent appended. Keep a "." in it: device ids never
+# have one, so no device can take the gateway's ids.
+client_id = "firegrid.gateway"
 # Consume through a shared subscription ($share/GROUP/...) when several gateways share a broker.
 shared_group = ""
-# Environment variables holding the credentials of the gateway's connection (never the values).
+
+[broker.managed]
+# Where Mosquitto listens (MQTT 5 and 3.1.1 on one port). Devices on the network need an
+# address they can reach, e.g. "0.0.0.0:1883"; every client must log in either way.
+listen = "127.0.0.1:1883"
+# A TLS listener too, e.g. "0.0.0.0:8883", with a PEM certificate chain and key; "" for none.
+listen_tls = ""
+tls_cert_file = ""
+tls_key_file = ""
+# The mosquitto binary: a path, or a name looked up in PATH and /usr/sbin.
+mosquitto = "mosquitto"
+# Limits that keep one client from exhausting the broker. The largest packet (bytes) must not
+# exceed what the gateway's own client accepts (8192): a larger uplink is refused by the broker.
+max_packet_bytes = 8192
+# Messages queued for one client (e.g. the gateway while it restarts) before more are dropped.
+max_queued_messages = 100000
+# QoS 1 messages in flight to one client.
+max_inflight_messages = 100
+# A persistent session not resumed for this long is removed, hours.
+session_expiry_h = 168
+# Connections per listener (0: no limit).
+max_connections = 0
+# The longest keep-alive a client may ask for, s.
+max_keepalive_s = 900
+
+[broker.external]
+# The broker's host and port.
+host = "127.0.0.1"
+port = 1883
+# TLS to the broker, trusting the CA certificates in this PEM file.
+tls = false
+tls_ca_file = ""
+# Environment variables holding the gateway's username and password (never the values).
 username_env = ""
 password_env = ""
+# If set, firegrid writes the broker's password file and ACL here (Mosquitto's formats, the
+# same rules as the managed broker) and runs reload_command after every change, e.g.
+# ["systemctl", "reload", "mosquitto"]. The gateway then logs in as its client ids with the
+# password of password_env. Mosquitto needs "use_username_as_clientid true" (docs/security.md).
+password_file = ""
+acl_file = ""
+reload_command = []
 
 [api]
 # The HTTP API and live views.
@@ -135,7 +171,7 @@ pub struct Config {
     /// Where the store lives.
     pub data_dir: PathBuf,
     /// The MQTT broker.
-    pub broker: BrokerConfig,
+    pub broker: crate::broker::settings::BrokerConfig,
     /// The HTTP API.
     pub api: ApiConfig,
     /// The alarm engine.
@@ -161,40 +197,6 @@ pub struct WebhookConfig {
     /// Environment variable holding the signing secret; empty: unsigned.
     #[serde(default)]
     pub secret_env: String,
-}
-
-/// Embedded broker or external broker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BrokerMode {
-    /// rumqttd inside the gateway.
-    Embedded,
-    /// A broker run by the operator.
-    External,
-}
-
-/// `[broker]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BrokerConfig {
-    /// Embedded or external.
-    pub mode: BrokerMode,
-    /// Embedded broker's MQTT 5 listen address (devices).
-    pub listen: SocketAddr,
-    /// Embedded broker's MQTT 3.1.1 listen address (tools and the gateway's own client).
-    pub listen_v311: SocketAddr,
-    /// External broker's host.
-    pub host: String,
-    /// External broker's port.
-    pub port: u16,
-    /// The gateway connection's client id.
-    pub client_id: String,
-    /// Shared-subscription group; empty for none.
-    pub shared_group: String,
-    /// Environment variable with the username; empty for none.
-    pub username_env: String,
-    /// Environment variable with the password; empty for none.
-    pub password_env: String,
 }
 
 /// `[api]`.
@@ -247,7 +249,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("firegrid-data"),
-            broker: BrokerConfig::default(),
+            broker: crate::broker::settings::BrokerConfig::default(),
             api: ApiConfig::default(),
             engine: EngineSection::default(),
             limits: LimitsSection::default(),
@@ -255,22 +257,6 @@ impl Default for Config {
             webhooks: Vec::new(),
             tsdb: crate::tsdb::TsdbConfig::default(),
             modbus: crate::modbus::ModbusConfig::default(),
-        }
-    }
-}
-
-impl Default for BrokerConfig {
-    fn default() -> Self {
-        Self {
-            mode: BrokerMode::Embedded,
-            listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
-            listen_v311: SocketAddr::from(([127, 0, 0, 1], 1884)),
-            host: "127.0.0.1".into(),
-            port: 1883,
-            client_id: "firegrid-gateway".into(),
-            shared_group: String::new(),
-            username_env: String::new(),
-            password_env: String::new(),
         }
     }
 }
@@ -407,9 +393,7 @@ impl Config {
             ));
         }
         self.modbus.check()?;
-        if self.broker.client_id.is_empty() {
-            return Err("[broker] client_id must not be empty".into());
-        }
+        self.broker.check()?;
         self.tsdb.check()?;
         Ok(())
     }

@@ -63,6 +63,7 @@
 //! # let _ = (next_episode, specs, open, journal); Ok(()) }
 //! ```
 
+mod credentials;
 mod error;
 mod journal;
 mod names;

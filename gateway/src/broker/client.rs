@@ -152,8 +152,9 @@ impl std::fmt::Debug for ClientConfig {
 /// A username and password. Its `Debug` hides the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
-    /// Username.
-    pub username: String,
+    /// Username; `None`: each link logs in as its own client id (the managed broker's gateway
+    /// accounts are named so, because Mosquitto there takes the username as the client id).
+    pub username: Option<String>,
     /// Password.
     pub password: String,
 }
@@ -959,25 +960,35 @@ impl Role {
     }
 }
 
+impl ClientConfig {
+    /// The client ids of the four links, in the order ingest, alarms, normal, urgent.
+    #[must_use]
+    pub fn link_client_ids(&self) -> [String; 4] {
+        [Role::Ingest, Role::Alarms, Role::Normal, Role::Urgent].map(|r| self.link_client_id(r))
+    }
+
+    fn link_client_id(&self, role: Role) -> String {
+        match role {
+            Role::Ingest => self.client_id.clone(),
+            Role::Alarms => format!("{}-alarms", self.client_id),
+            Role::Normal => format!("{}-out", self.client_id),
+            Role::Urgent => format!("{}-urgent", self.client_id),
+        }
+    }
+}
+
 fn new_client(config: &ClientConfig, role: Role) -> (AsyncClient, EventLoop) {
-    let (client_id, capacity) = match role {
+    let capacity = match role {
         // The ingest link's queue only carries PUBACKs and SUBSCRIBEs: room for one PUBACK per
         // message ingest can hold plus the broker's window, so acking never finds it full.
-        Role::Ingest => (
-            config.client_id.clone(),
-            config.ingest_capacity + usize::from(config.max_inflight) + 16,
-        ),
-        Role::Alarms => (
-            format!("{}-alarms", config.client_id),
-            config.ingest_capacity + usize::from(config.max_inflight) + 16,
-        ),
-        Role::Normal => (format!("{}-out", config.client_id), config.queue_capacity),
-        Role::Urgent => (
-            format!("{}-urgent", config.client_id),
-            config.urgent_queue_capacity,
-        ),
+        Role::Ingest | Role::Alarms => {
+            config.ingest_capacity + usize::from(config.max_inflight) + 16
+        }
+        Role::Normal => config.queue_capacity,
+        Role::Urgent => config.urgent_queue_capacity,
     };
-    let mut options = MqttOptions::new(client_id, config.host.clone(), config.port);
+    let client_id = config.link_client_id(role);
+    let mut options = MqttOptions::new(client_id.clone(), config.host.clone(), config.port);
     options
         .set_keep_alive(Duration::from_secs(config.keep_alive.as_secs().max(1)))
         .set_clean_session(false)
@@ -985,7 +996,8 @@ fn new_client(config: &ClientConfig, role: Role) -> (AsyncClient, EventLoop) {
         .set_max_packet_size(config.max_packet_size, config.max_packet_size)
         .set_inflight(config.max_inflight);
     if let Some(c) = &config.credentials {
-        options.set_credentials(c.username.clone(), c.password.clone());
+        let username = c.username.clone().unwrap_or(client_id);
+        options.set_credentials(username, c.password.clone());
     }
     let (client, mut eventloop) = AsyncClient::new(options, capacity);
     let mut network = NetworkOptions::new();
@@ -1593,7 +1605,7 @@ mod tests {
         );
         let c = ClientConfig {
             credentials: Some(Credentials {
-                username: "u".into(),
+                username: Some("u".into()),
                 password: "secret".into(),
             }),
             ..ok

@@ -59,28 +59,45 @@ pub enum ProbeError {
     NotConnAck(u8),
 }
 
-/// Probes `addr` once: connects, sends a clean-session CONNECT, and waits for a CONNACK that
-/// accepts it, all within `timeout`; then closes the connection.
+/// Probes `addr` once: connects, sends a clean-session CONNECT without credentials, and waits
+/// for a CONNACK that accepts it, all within `timeout`; then closes the connection. A broker
+/// that refuses anonymous clients answers [`ProbeError::Refused`]: it is up, but says no.
 pub async fn probe(
     addr: SocketAddr,
     version: MqttVersion,
     timeout: Duration,
 ) -> Result<(), ProbeError> {
-    match tokio::time::timeout(timeout, probe_inner(addr, version)).await {
+    probe_as(addr, version, timeout, None).await
+}
+
+/// [`probe`] with a username and password; the client id is the username (as the managed
+/// broker requires).
+pub async fn probe_as(
+    addr: SocketAddr,
+    version: MqttVersion,
+    timeout: Duration,
+    login: Option<(&str, &str)>,
+) -> Result<(), ProbeError> {
+    match tokio::time::timeout(timeout, probe_inner(addr, version, login)).await {
         Ok(result) => result,
         Err(_) => Err(ProbeError::Timeout(timeout)),
     }
 }
 
-async fn probe_inner(addr: SocketAddr, version: MqttVersion) -> Result<(), ProbeError> {
+async fn probe_inner(
+    addr: SocketAddr,
+    version: MqttVersion,
+    login: Option<(&str, &str)>,
+) -> Result<(), ProbeError> {
     let mut stream = TcpStream::connect(addr)
         .await
         .map_err(ProbeError::Connect)?;
     stream.set_nodelay(true).map_err(ProbeError::Io)?;
-    stream
-        .write_all(&connect_packet(version, &probe_client_id()))
-        .await
-        .map_err(ProbeError::Io)?;
+    let packet = match login {
+        Some((user, password)) => connect_packet(version, user, Some((user, password))),
+        None => connect_packet(version, &probe_client_id(), None),
+    };
+    stream.write_all(&packet).await.map_err(ProbeError::Io)?;
 
     let mut first = [0u8; 1];
     stream
@@ -100,9 +117,8 @@ async fn probe_inner(addr: SocketAddr, version: MqttVersion) -> Result<(), Probe
     if body[1] != 0 {
         return Err(ProbeError::Refused(body[1]));
     }
-    // Close without DISCONNECT: rumqttd 0.20 treats a DISCONNECT packet and the socket's close
-    // as two disconnections of one connection id, and the second can kill the next client that
-    // was given that id meanwhile (see super::embedded).
+    // A clean goodbye, so the broker's log shows no socket error for a probe.
+    let _ = stream.write_all(&[0xE0, 0x00]).await;
     drop(stream);
     Ok(())
 }
@@ -133,23 +149,44 @@ fn probe_client_id() -> String {
     )
 }
 
-/// CONNECT: clean session, keep-alive 10 s (rumqttd refuses 0), no will, no credentials.
-fn connect_packet(version: MqttVersion, client_id: &str) -> Vec<u8> {
-    let mut body = Vec::with_capacity(32 + client_id.len());
-    body.extend_from_slice(&[0x00, 0x04, b'M', b'Q', b'T', b'T', version.level(), 0x02]);
+/// CONNECT: clean session, keep-alive 10 s, no will, optionally a username and password.
+fn connect_packet(version: MqttVersion, client_id: &str, login: Option<(&str, &str)>) -> Vec<u8> {
+    fn string(body: &mut Vec<u8>, s: &str) {
+        // Probe strings are ids and secrets of a few dozen bytes; longer ones are cut rather
+        // than panicking (the broker then refuses the login, which the caller sees).
+        let s = &s.as_bytes()[..s.len().min(usize::from(u16::MAX))];
+        let len = u16::try_from(s.len()).unwrap_or(u16::MAX);
+        body.extend_from_slice(&len.to_be_bytes());
+        body.extend_from_slice(s);
+    }
+    let flags = if login.is_some() { 0xC2 } else { 0x02 };
+    let mut body = Vec::with_capacity(64 + client_id.len());
+    body.extend_from_slice(&[0x00, 0x04, b'M', b'Q', b'T', b'T', version.level(), flags]);
     body.extend_from_slice(&10u16.to_be_bytes());
     if version == MqttVersion::V5 {
         body.push(0x00); // no properties
     }
-    let id_len = u16::try_from(client_id.len()).expect("probe client ids are a few dozen bytes");
-    body.extend_from_slice(&id_len.to_be_bytes());
-    body.extend_from_slice(client_id.as_bytes());
+    string(&mut body, client_id);
+    if let Some((user, password)) = login {
+        string(&mut body, user);
+        string(&mut body, password);
+    }
 
-    let mut packet = Vec::with_capacity(body.len() + 2);
+    let mut packet = Vec::with_capacity(body.len() + 4);
     packet.push(0x10);
-    let len = u8::try_from(body.len()).expect("a probe CONNECT is shorter than 128 bytes");
-    assert!(len < 128, "a probe CONNECT is shorter than 128 bytes");
-    packet.push(len);
+    // The remaining length, 7 bits a byte.
+    let mut len = body.len();
+    loop {
+        let mut byte = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            byte |= 0x80;
+        }
+        packet.push(byte);
+        if len == 0 {
+            break;
+        }
+    }
     packet.extend_from_slice(&body);
     packet
 }
@@ -160,17 +197,22 @@ mod tests {
 
     #[test]
     fn connect_packets_are_well_formed() {
-        let p = connect_packet(MqttVersion::V311, "abc");
+        let p = connect_packet(MqttVersion::V311, "abc", None);
         assert_eq!(
             p,
             [
                 0x10, 15, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 10, 0, 3, b'a', b'b', b'c'
             ]
         );
-        let p = connect_packet(MqttVersion::V5, "abc");
+        let p = connect_packet(MqttVersion::V5, "abc", None);
         assert_eq!(p[1], 16);
         assert_eq!(p[8], 5);
         assert_eq!(p[12], 0, "empty property list");
+        let p = connect_packet(MqttVersion::V311, "u", Some(("u", &"p".repeat(200))));
+        assert_eq!(p[9], 0xC2, "username and password flags");
+        assert_eq!(p[1] & 0x80, 0x80, "a two-byte remaining length");
+        let len = usize::from(p[1] & 0x7F) + 128 * usize::from(p[2]);
+        assert_eq!(len, p.len() - 3);
     }
 
     #[tokio::test]

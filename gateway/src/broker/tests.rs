@@ -1,8 +1,7 @@
-//! Tests of the embedded broker and the client, in process, on free loopback ports, against
-//! rumqttd and a real Mosquitto. No fixed ports, no sleeps to synchronise: conditions are polled
+//! Tests of the gateway's client, in process, on free loopback ports, against a real Mosquitto. No fixed ports, no sleeps to synchronise: conditions are polled
 //! with deadlines.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -11,7 +10,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::probe::{MqttVersion, probe};
 use super::testing::{Mosquitto, eventually, free_port};
 use super::*;
 
@@ -165,85 +163,15 @@ async fn connected(cfg: ClientConfig) -> (BrokerHandle, Uplink, CancellationToke
     (handle, rx, cancel)
 }
 
-// ---- embedded broker ----
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_answers_mqtt5_and_mqtt311_on_free_ports() {
-    let started = Instant::now();
-    let broker = EmbeddedBroker::start(EmbeddedConfig::loopback_free_ports())
-        .await
-        .expect("embedded broker starts");
-    eprintln!("embedded broker ready in {:?}", started.elapsed());
-    assert_ne!(broker.listen().port(), 0);
-    assert_ne!(broker.listen_v311().port(), 0);
-    assert!(broker.is_running());
-    let t = Duration::from_secs(2);
-    probe(broker.listen(), MqttVersion::V5, t)
-        .await
-        .expect("MQTT 5 answers");
-    probe(broker.listen_v311(), MqttVersion::V311, t)
-        .await
-        .expect("MQTT 3.1.1 answers");
-    broker.check(t).await.expect("health check passes");
-    // One protocol per listener: the other version gets no CONNACK.
-    assert!(probe(broker.listen(), MqttVersion::V311, t).await.is_err());
-    assert!(
-        probe(broker.listen_v311(), MqttVersion::V5, t)
-            .await
-            .is_err()
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_refuses_a_taken_port_with_a_clear_error() {
-    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = taken.local_addr().expect("addr");
-    for key in ["listen", "listen_v311"] {
-        let mut cfg = EmbeddedConfig::loopback_free_ports();
-        if key == "listen" {
-            cfg.listen = addr;
-        } else {
-            cfg.listen_v311 = addr;
-        }
-        let started = Instant::now();
-        let err = EmbeddedBroker::start(cfg).await.expect_err("port is taken");
-        assert!(started.elapsed() < Duration::from_secs(1));
-        let text = err.to_string();
-        assert!(matches!(err, EmbeddedError::PortInUse { .. }), "{text}");
-        assert!(
-            text.contains(&format!("port {} on 127.0.0.1 is in use", addr.port())),
-            "{text}"
-        );
-        assert!(text.contains(&format!("set [broker] {key} =")), "{text}");
-    }
-}
-
-#[test]
-fn tracing_directives_parse() {
-    tracing_subscriber::EnvFilter::try_new(format!("info,{TRACING_DIRECTIVES}"))
-        .expect("valid directives");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_rejects_too_small_max_payload() {
-    let cfg = EmbeddedConfig {
-        max_payload: MAX_PAYLOAD,
-        ..EmbeddedConfig::loopback_free_ports()
-    };
-    let err = EmbeddedBroker::start(cfg).await.expect_err("too small");
-    assert!(matches!(err, EmbeddedError::Config(_)), "{err}");
-}
-
-/// A device speaking MQTT 5 reaches the gateway's 3.1.1 client through the embedded broker with
+/// A device speaking MQTT 5 reaches the gateway's 3.1.1 client through the broker with
 /// the protocol's largest payload, and the gateway's publishes reach the device on both links.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_carries_device_messages_both_ways_across_versions() {
-    let broker = EmbeddedBroker::start(EmbeddedConfig::loopback_free_ports())
-        .await
-        .expect("embedded broker starts");
-    let (gw, mut rx, cancel) = connected(config(broker.listen_v311(), "gw-embedded")).await;
+async fn device_messages_go_both_ways_across_protocol_versions() {
+    let broker = Mosquitto::start().await.expect("mosquitto starts");
+    let (gw, mut rx, cancel) = connected(config(broker.addr(), "gw-versions")).await;
 
-    let device = Device::connect(broker.listen(), "hz-0042").await;
+    let device = Device::connect(broker.addr(), "hz-0042").await;
     device
         .client
         .subscribe(
@@ -270,7 +198,7 @@ async fn embedded_carries_device_messages_both_ways_across_versions() {
     m.ack.ack().expect("acked");
 
     // A third-party 3.1.1 tool publishes telemetry too.
-    let tool = Peer::connect(broker.listen_v311(), "tool").await;
+    let tool = Peer::connect(broker.addr(), "tool").await;
     tool.publish("firegrid/v1/dev/hz-0043/telemetry", b"{\"seq\":1}")
         .await;
     let m = recv(&mut rx).await;
@@ -328,15 +256,13 @@ async fn embedded_carries_device_messages_both_ways_across_versions() {
         .expect("stops");
 }
 
-/// Ingest may finish messages out of order; PUBACKs still go out in order, so rumqttd (which
+/// Ingest may finish messages out of order; PUBACKs still go out in order, so a broker (rumqttd
 /// disconnects a client acking out of order) keeps the connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_taken_out_of_order_are_released_in_order() {
-    let broker = EmbeddedBroker::start(EmbeddedConfig::loopback_free_ports())
-        .await
-        .expect("embedded broker starts");
-    let (gw, mut rx, cancel) = connected(config(broker.listen_v311(), "gw-order")).await;
-    let tool = Peer::connect(broker.listen_v311(), "tool-order").await;
+    let broker = Mosquitto::start().await.expect("mosquitto starts");
+    let (gw, mut rx, cancel) = connected(config(broker.addr(), "gw-order")).await;
+    let tool = Peer::connect(broker.addr(), "tool-order").await;
     for i in 0..3 {
         tool.publish("firegrid/v1/dev/d1/event", format!("{i}").as_bytes())
             .await;
@@ -359,32 +285,6 @@ async fn acks_taken_out_of_order_are_released_in_order() {
     assert!(eventually(WAIT, || gw.counters().acked == 4).await);
     let c = gw.counters();
     assert_eq!((c.connection_errors, c.reconnects), (0, 0), "{c:?}");
-    cancel.cancel();
-}
-
-/// rumqttd keeps a persistent session across the gateway's reconnect and redelivers what was not
-/// acknowledged.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_redelivers_an_unacked_message_after_reconnect() {
-    let broker = EmbeddedBroker::start(EmbeddedConfig::loopback_free_ports())
-        .await
-        .expect("embedded broker starts");
-    let (gw, mut rx, cancel) = connected(config(broker.listen_v311(), "gw-redeliver")).await;
-    let tool = Peer::connect(broker.listen_v311(), "tool-redeliver").await;
-    tool.publish("firegrid/v1/dev/d2/event", b"A").await;
-    let m = recv(&mut rx).await;
-    assert_eq!(&m.payload[..], b"A");
-    drop(m); // not taken: the client reconnects so the broker redelivers it
-    let m = recv(&mut rx).await;
-    assert_eq!(&m.payload[..], b"A");
-    m.ack.ack().expect("acked");
-    let c = gw.counters();
-    assert_eq!(c.forced_reconnects, 1, "{c:?}");
-    assert_eq!(c.session_losses, 0, "{c:?}");
-    tool.publish("firegrid/v1/dev/d2/event", b"B").await;
-    let m = recv(&mut rx).await;
-    assert_eq!(&m.payload[..], b"B");
-    m.ack.ack().expect("acked");
     cancel.cancel();
 }
 
@@ -656,10 +556,8 @@ async fn a_publish_into_a_full_queue_fails_within_its_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_stops_every_link_and_closes_incoming() {
-    let broker = EmbeddedBroker::start(EmbeddedConfig::loopback_free_ports())
-        .await
-        .expect("embedded broker starts");
-    let (gw, mut rx, cancel) = connected(config(broker.listen_v311(), "gw-cancel")).await;
+    let broker = Mosquitto::start().await.expect("mosquitto starts");
+    let (gw, mut rx, cancel) = connected(config(broker.addr(), "gw-cancel")).await;
     cancel.cancel();
     tokio::time::timeout(WAIT, gw.stopped())
         .await
@@ -674,203 +572,6 @@ fn connect_outside_a_runtime_is_an_error() {
     let cfg = ClientConfig::new("127.0.0.1", 1, "gw");
     let err = Broker::connect(cfg, CancellationToken::new()).expect_err("no runtime");
     assert!(matches!(err, BrokerError::NoRuntime));
-}
-
-/// rumqttd 0.20's known bug (rumqtt#1062): two CONNECTs with a client id it rejects (here `a/b`)
-/// kill the listener for everyone. [`EmbeddedBroker::watch`] notices. When rumqttd is patched,
-/// the listener survives and this test must change to say so.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_notices_a_listener_killed_by_the_known_rumqttd_bug() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let broker = EmbeddedBroker::start(EmbeddedConfig::loopback_free_ports())
-        .await
-        .expect("embedded broker starts");
-    let watch = tokio::spawn({
-        let broker = broker.clone();
-        async move { broker.watch(Duration::from_millis(50), 2).await }
-    });
-    for _ in 0..2 {
-        let mut s = tokio::net::TcpStream::connect(broker.listen_v311())
-            .await
-            .expect("connects");
-        // CONNECT, MQTT 3.1.1, clean session, keep-alive 10 s, client id "a/b".
-        let connect = [
-            0x10, 15, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 10, 0, 3, b'a', b'/', b'b',
-        ];
-        s.write_all(&connect).await.expect("writes");
-        let mut buf = [0u8; 4];
-        let n = tokio::time::timeout(WAIT, s.read(&mut buf))
-            .await
-            .expect("closed at once")
-            .unwrap_or(0);
-        assert_eq!(n, 0, "rumqttd closes without a CONNACK");
-    }
-    let err = tokio::time::timeout(WAIT, watch)
-        .await
-        .expect("watch returns")
-        .expect("no panic");
-    assert!(matches!(err, EmbeddedError::NotReady { .. }), "{err}");
-    // The MQTT 5 listener is a separate thread and still answers.
-    probe(broker.listen(), MqttVersion::V5, Duration::from_secs(2))
-        .await
-        .expect("the other listener lives");
-}
-
-/// Measures the embedded broker's memory per connection (resident set of this process, which
-/// also holds the client sockets' user-space side, a few hundred bytes each). Run with
-/// `cargo test -p firegrid-gateway --release measure_memory -- --ignored --nocapture`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement, not a test"]
-async fn measure_memory_per_connection() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    const N: usize = 2000;
-
-    fn rss_kib() -> u64 {
-        let statm = std::fs::read_to_string("/proc/self/statm").expect("linux");
-        let pages: u64 = statm
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("resident pages");
-        pages * 4
-    }
-    async fn connect(addr: SocketAddr, id: &str, subscribe: bool) -> tokio::net::TcpStream {
-        let mut s = tokio::net::TcpStream::connect(addr)
-            .await
-            .expect("connects");
-        let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 5, 0x00, 0, 60, 0];
-        body.extend_from_slice(&(id.len() as u16).to_be_bytes());
-        body.extend_from_slice(id.as_bytes());
-        let mut p = vec![0x10, body.len() as u8];
-        p.extend_from_slice(&body);
-        s.write_all(&p).await.expect("writes");
-        let mut ack = [0u8; 5];
-        s.read_exact(&mut ack[..2]).await.expect("connack");
-        let mut rest = vec![0u8; ack[1] as usize];
-        s.read_exact(&mut rest).await.expect("connack");
-        if subscribe {
-            let mut body = vec![0, 1, 0];
-            for kind in ["config", "cmd", "ack"] {
-                let topic = format!("firegrid/v1/dev/{id}/{kind}");
-                body.extend_from_slice(&(topic.len() as u16).to_be_bytes());
-                body.extend_from_slice(topic.as_bytes());
-                body.push(0x01);
-            }
-            let mut p = vec![0x82, body.len() as u8];
-            p.extend_from_slice(&body);
-            // And an online status, as a device sends at every connect.
-            let topic = format!("firegrid/v1/dev/{id}/status");
-            let payload = br#"{"state":"online","seq":1,"up_ms":1,"firmware":"0.1.0","report_interval_s":60,"heartbeat_interval_s":60}"#;
-            let mut publish = Vec::new();
-            publish.extend_from_slice(&(topic.len() as u16).to_be_bytes());
-            publish.extend_from_slice(topic.as_bytes());
-            publish.push(0); // no properties (QoS 0: no packet id)
-            publish.extend_from_slice(payload);
-            p.push(0x31); // PUBLISH, QoS 0, retain
-            let len = publish.len();
-            assert!((128..16384).contains(&len));
-            p.extend_from_slice(&[(len % 128) as u8 | 0x80, (len / 128) as u8]);
-            p.extend_from_slice(&publish);
-            s.write_all(&p).await.expect("writes");
-            let mut suback = [0u8; 2];
-            s.read_exact(&mut suback).await.expect("suback");
-            let mut rest = vec![0u8; suback[1] as usize];
-            s.read_exact(&mut rest).await.expect("suback");
-        }
-        s
-    }
-
-    let broker = EmbeddedBroker::start(EmbeddedConfig::loopback_free_ports())
-        .await
-        .expect("embedded broker starts");
-    let base = rss_kib();
-    let mut idle = Vec::with_capacity(N);
-    for i in 0..N {
-        idle.push(connect(broker.listen(), &format!("idle-{i}"), false).await);
-    }
-    let after_idle = rss_kib();
-    let mut devices = Vec::with_capacity(N);
-    for i in 0..N {
-        devices.push(connect(broker.listen(), &format!("dev-{i}"), true).await);
-    }
-    let after_devices = rss_kib();
-    eprintln!(
-        "RSS: start {base} KiB; +{N} idle MQTT 5 connections: +{} KiB ({:.1} KiB each); \
-         +{N} device-like connections (3 subscriptions + retained status): +{} KiB ({:.1} KiB each)",
-        after_idle - base,
-        (after_idle - base) as f64 / N as f64,
-        after_devices - after_idle,
-        (after_devices - after_idle) as f64 / N as f64,
-    );
-}
-
-/// Measures the latency of an urgent publish from the gateway's client to a subscriber, through
-/// the embedded broker and through Mosquitto. Run with
-/// `cargo test -p firegrid-gateway --release measure_alert_latency -- --ignored --nocapture`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement, not a test"]
-async fn measure_alert_latency() {
-    let embedded = EmbeddedBroker::start(EmbeddedConfig::loopback_free_ports())
-        .await
-        .expect("embedded broker starts");
-    let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
-    for (name, addr) in [
-        ("embedded", embedded.listen_v311()),
-        ("mosquitto", mosquitto.addr()),
-    ] {
-        let (gw, _rx, cancel) = connected(config(addr, &format!("gw-lat-{name}"))).await;
-        let mut watcher = Peer::connect(addr, &format!("watcher-lat-{name}")).await;
-        watcher.subscribe("firegrid/v1/alert/#").await;
-        // Wait until the subscription is in place.
-        loop {
-            gw.publish(
-                Priority::Urgent,
-                "firegrid/v1/alert/warmup",
-                &b"w"[..],
-                Qos::AtLeastOnce,
-                false,
-            )
-            .await
-            .expect("queued");
-            if tokio::time::timeout(Duration::from_millis(100), watcher.messages.recv())
-                .await
-                .is_ok()
-            {
-                break;
-            }
-        }
-        while watcher.messages.try_recv().is_ok() {}
-        let mut samples = Vec::new();
-        for i in 0..200 {
-            let started = Instant::now();
-            gw.publish(
-                Priority::Urgent,
-                "firegrid/v1/alert/g1",
-                format!("{i}"),
-                Qos::AtLeastOnce,
-                false,
-            )
-            .await
-            .expect("queued");
-            loop {
-                let p = tokio::time::timeout(WAIT, watcher.messages.recv())
-                    .await
-                    .expect("arrives")
-                    .expect("runs");
-                if p.payload == format!("{i}").as_bytes() {
-                    break;
-                }
-            }
-            samples.push(started.elapsed());
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        samples.sort();
-        eprintln!(
-            "{name}: urgent publish -> subscriber, 200 samples: p50 {:?}, p99 {:?}, max {:?}",
-            samples[100], samples[198], samples[199]
-        );
-        cancel.cancel();
-    }
 }
 
 // ---- confirmed publishes ----

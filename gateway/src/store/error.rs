@@ -122,6 +122,9 @@ pub enum StoreError {
     /// A query that cannot be answered as asked (e.g. too many points).
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    /// No secret could be drawn (the operating system's random source failed).
+    #[error("{0}")]
+    Secret(#[from] crate::secret::SecretError),
     /// A writer's queue is full: the caller decides (readings are dropped and counted).
     #[error("the store's writer queue is full")]
     QueueFull,

@@ -1,0 +1,436 @@
+//! The managed broker against the real Mosquitto (Debian's package), in process, on free ports:
+//! logins, topic rules, reloads, revocation, restarts. No sleeps to synchronise: what must not
+//! arrive is checked by order (a later message that does arrive from the same sender).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet, PubAckReason};
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::*;
+use crate::secret::Secret;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// What a test client saw.
+#[derive(Debug)]
+enum Seen {
+    ConnAck(ConnectReturnCode),
+    PubAck(PubAckReason),
+    Publish(String, Vec<u8>),
+    Disconnected,
+}
+
+/// An MQTT 5 client (a device, a tool or the gateway) that reports what it sees.
+struct Client {
+    /// Whether the broker let it in.
+    accepted: bool,
+    client: AsyncClient,
+    seen: mpsc::UnboundedReceiver<Seen>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Client {
+    /// Connects (once: no reconnect) and returns after the CONNACK, whatever it says.
+    async fn connect(addr: std::net::SocketAddr, id: &str, login: Option<(&str, &str)>) -> Self {
+        let mut o = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+        o.set_keep_alive(Duration::from_secs(5));
+        if let Some((u, p)) = login {
+            o.set_credentials(u, p);
+        }
+        let (client, mut eventloop) = AsyncClient::new(o, 64);
+        let (tx, seen) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            loop {
+                let s = match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(c))) => Seen::ConnAck(c.code),
+                    Ok(Event::Incoming(Packet::PubAck(p))) => Seen::PubAck(p.reason),
+                    Ok(Event::Incoming(Packet::Publish(p))) => Seen::Publish(
+                        String::from_utf8_lossy(&p.topic).into_owned(),
+                        p.payload.to_vec(),
+                    ),
+                    Ok(_) => continue,
+                    Err(rumqttc::v5::ConnectionError::ConnectionRefused(code)) => {
+                        Seen::ConnAck(code)
+                    }
+                    Err(_) => Seen::Disconnected,
+                };
+                let end = matches!(s, Seen::Disconnected)
+                    || matches!(s, Seen::ConnAck(c) if c != ConnectReturnCode::Success);
+                let _ = tx.send(s);
+                if end {
+                    return;
+                }
+            }
+        });
+        let mut me = Self {
+            accepted: false,
+            client,
+            seen,
+            task,
+        };
+        me.accepted = match me.next().await {
+            Seen::ConnAck(code) => code == ConnectReturnCode::Success,
+            Seen::Disconnected => false,
+            other => panic!("expected a CONNACK first, saw {other:?}"),
+        };
+        me
+    }
+
+    async fn next(&mut self) -> Seen {
+        tokio::time::timeout(WAIT, self.seen.recv())
+            .await
+            .expect("something within the wait")
+            .unwrap_or(Seen::Disconnected)
+    }
+
+    /// Connects and expects to be let in.
+    async fn login(addr: std::net::SocketAddr, user: &str, password: &str) -> Self {
+        let c = Self::connect(addr, user, Some((user, password))).await;
+        assert!(c.accepted, "{user} was let in");
+        c
+    }
+
+    async fn publish(&self, topic: &str, payload: &[u8]) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.to_vec())
+            .await
+            .expect("room in the queue");
+    }
+
+    async fn subscribe(&self, filter: &str) {
+        self.client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .expect("room in the queue");
+    }
+
+    /// The next message, skipping acknowledgements.
+    async fn message(&mut self) -> (String, Vec<u8>) {
+        loop {
+            match self.next().await {
+                Seen::Publish(t, p) => return (t, p),
+                Seen::PubAck(_) => {}
+                other => panic!("expected a message, saw {other:?}"),
+            }
+        }
+    }
+
+    /// The next PUBACK's reason, skipping messages.
+    async fn puback(&mut self) -> PubAckReason {
+        loop {
+            match self.next().await {
+                Seen::PubAck(r) => return r,
+                Seen::Publish(..) => {}
+                other => panic!("expected a PUBACK, saw {other:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Accounts a test can change.
+#[derive(Clone, Default)]
+struct TestAccounts(Arc<Mutex<Vec<Account>>>);
+
+impl TestAccounts {
+    fn add(&self, username: &str, grant: Grant) -> Secret {
+        let s = Secret::generate().expect("randomness");
+        let hash = s.hash().expect("randomness");
+        self.0.lock().expect("not poisoned").push(Account {
+            username: username.into(),
+            hash,
+            grant,
+        });
+        s
+    }
+
+    fn remove(&self, username: &str) {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .retain(|a| a.username != username);
+    }
+}
+
+struct Running {
+    broker: ManagedBroker,
+    accounts: TestAccounts,
+    changed: AccountsChanged,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir) -> Self {
+        let accounts = TestAccounts::default();
+        let source = {
+            let a = accounts.clone();
+            move || Ok(a.0.lock().expect("not poisoned").clone())
+        };
+        let changed = AccountsChanged::default();
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let broker = ManagedBroker::start(
+            config(dir.path()),
+            Arc::new(source),
+            &["gw.test".into()],
+            changed.clone(),
+            cancel.clone(),
+            &tasks,
+        )
+        .await
+        .expect("mosquitto starts (Debian's mosquitto package)");
+        Self {
+            broker,
+            accounts,
+            changed,
+            cancel,
+            tasks,
+            _dir: dir,
+        }
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        self.broker.client_addr()
+    }
+
+    async fn gateway(&self) -> Client {
+        Client::login(self.addr(), "gw.test", self.broker.secret().expose()).await
+    }
+
+    /// Changes accounts and waits until Mosquitto has reloaded them.
+    async fn reload(&self) {
+        let before = self.broker.stats().reloads.load(Ordering::Relaxed);
+        self.changed.notify();
+        wait_until(|| self.broker.stats().reloads.load(Ordering::Relaxed) > before).await;
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+use std::sync::atomic::Ordering;
+
+fn config(dir: &std::path::Path) -> ManagedConfig {
+    ManagedConfig {
+        binary: std::env::var_os("FIREGRID_MOSQUITTO")
+            .map_or_else(|| "mosquitto".into(), Into::into),
+        dir: dir.join("mosquitto"),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        listen_tls: None,
+        limits: Limits::default(),
+    }
+}
+
+async fn wait_until(mut f: impl FnMut() -> bool) {
+    tokio::time::timeout(WAIT, async {
+        while !f() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the condition within the wait");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_and_wrong_logins_are_refused_and_counted() {
+    let r = Running::start().await;
+    let secret = r.accounts.add("hz-0001", Grant::Device);
+    r.reload().await;
+    let anon = Client::connect(r.addr(), "hz-0001", None).await;
+    assert!(!anon.accepted, "anonymous login refused");
+    let wrong = Client::connect(r.addr(), "hz-0001", Some(("hz-0001", "guess"))).await;
+    assert!(!wrong.accepted, "wrong password refused");
+    let other = Client::connect(r.addr(), "hz-0002", Some(("hz-0002", secret.expose()))).await;
+    assert!(!other.accepted, "another device's password refused");
+    let _ok = Client::login(r.addr(), "hz-0001", secret.expose()).await;
+    wait_until(|| r.broker.stats().refused_logins.load(Ordering::Relaxed) >= 3).await;
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_publishes_and_hears_only_its_own_topics() {
+    let r = Running::start().await;
+    let a = r.accounts.add("hz-a", Grant::Device);
+    let _b = r.accounts.add("hz-b", Grant::Device);
+    r.reload().await;
+    let mut gw = r.gateway().await;
+    gw.subscribe("firegrid/#").await;
+    let mut dev = Client::login(r.addr(), "hz-a", a.expose()).await;
+    // It tries to listen to everything, and to another device's commands in particular.
+    dev.subscribe("firegrid/#").await;
+    dev.subscribe("firegrid/v1/dev/hz-b/cmd").await;
+    // Forgeries first, then its own event: the gateway sees the event and nothing before it.
+    for topic in [
+        "firegrid/v1/dev/hz-b/event",
+        "firegrid/v1/dev/hz-b/telemetry",
+        "firegrid/v1/alert/g-1",
+        "firegrid/v1/dev/hz-a/cmd",
+        "firegrid/v1/dev/hz-a/config",
+        "firegrid/v1/dev/hz-a/ack",
+    ] {
+        dev.publish(topic, b"forged").await;
+        assert_eq!(
+            dev.puback().await,
+            PubAckReason::NotAuthorized,
+            "{topic} refused"
+        );
+    }
+    dev.publish("firegrid/v1/dev/hz-a/event", b"mine").await;
+    assert_eq!(dev.puback().await, PubAckReason::Success);
+    assert_eq!(
+        gw.message().await,
+        ("firegrid/v1/dev/hz-a/event".to_string(), b"mine".to_vec()),
+        "the device's own event is the first thing the gateway hears from it"
+    );
+    // The gateway commands B, then A: A hears its own command and never B's.
+    gw.publish("firegrid/v1/dev/hz-b/cmd", b"for b").await;
+    gw.publish("firegrid/v1/dev/hz-a/cmd", b"for a").await;
+    assert_eq!(
+        dev.message().await,
+        ("firegrid/v1/dev/hz-a/cmd".to_string(), b"for a".to_vec()),
+        "A's first message is its own command"
+    );
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_cannot_take_the_gateways_client_id() {
+    let r = Running::start().await;
+    let a = r.accounts.add("hz-a", Grant::Device);
+    r.reload().await;
+    let mut gw = r.gateway().await;
+    gw.subscribe("firegrid/#").await;
+    // The device asks for the gateway's client id: the broker uses its username instead.
+    let dev = Client::connect(r.addr(), "gw.test", Some(("hz-a", a.expose()))).await;
+    dev.publish("firegrid/v1/dev/hz-a/event", b"still here?").await;
+    assert_eq!(
+        gw.message().await.1,
+        b"still here?",
+        "the gateway was not disconnected"
+    );
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_credential_is_disconnected_and_refused() {
+    let r = Running::start().await;
+    let a = r.accounts.add("hz-a", Grant::Device);
+    r.reload().await;
+    let mut dev = Client::login(r.addr(), "hz-a", a.expose()).await;
+    r.accounts.remove("hz-a");
+    r.reload().await;
+    assert!(
+        matches!(dev.next().await, Seen::Disconnected),
+        "the connected device is disconnected at once"
+    );
+    let again = Client::connect(r.addr(), "hz-a", Some(("hz-a", a.expose()))).await;
+    assert!(!again.accepted, "and cannot log in again");
+    // A rotated credential: the new one works, the old one does not.
+    let new = r.accounts.add("hz-a", Grant::Device);
+    r.reload().await;
+    let _dev = Client::login(r.addr(), "hz-a", new.expose()).await;
+    let old = Client::connect(r.addr(), "hz-a2", Some(("hz-a", a.expose()))).await;
+    assert!(!old.accepted, "the old password is refused");
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_reads_only_the_alerts_of_their_grid_cells() {
+    let r = Running::start().await;
+    let w = r.accounts.add("token.w1", Grant::Alerts(vec!["g-a".into()]));
+    let op = r.accounts.add("token.op", Grant::AllAlerts);
+    r.reload().await;
+    let mut worker = Client::login(r.addr(), "token.w1", w.expose()).await;
+    worker.subscribe("firegrid/#").await;
+    let mut operator = Client::login(r.addr(), "token.op", op.expose()).await;
+    operator.subscribe("firegrid/v1/alert/#").await;
+    let gw = r.gateway().await;
+    gw.publish("firegrid/v1/alert/g-b", b"b").await;
+    gw.publish("firegrid/v1/dev/hz-a/cmd", b"cmd").await;
+    gw.publish("firegrid/v1/alert/g-a", b"a").await;
+    assert_eq!(worker.message().await.1, b"a", "only cell A's alert");
+    assert_eq!(operator.message().await.1, b"b");
+    assert_eq!(operator.message().await.1, b"a");
+    // And a person cannot publish an alert.
+    worker.publish("firegrid/v1/alert/g-a", b"fake").await;
+    assert_eq!(worker.puback().await, PubAckReason::NotAuthorized);
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_dies_is_restarted_and_health_follows() {
+    let r = Running::start().await;
+    let mut listening = r.broker.listening();
+    assert!(*listening.borrow_and_update());
+    let pid: i32 = std::fs::read_to_string(r._dir.path().join("mosquitto/mosquitto.pid"))
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("a pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    tokio::time::timeout(WAIT, listening.wait_for(|up| !*up))
+        .await
+        .expect("not listening within the wait")
+        .expect("the broker is still watched");
+    tokio::time::timeout(WAIT, listening.wait_for(|up| *up))
+        .await
+        .expect("listening again within the wait")
+        .expect("the broker is still watched");
+    assert_eq!(r.broker.stats().restarts.load(Ordering::Relaxed), 1);
+    let _gw = r.gateway().await;
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_left_behind_by_a_killed_gateway_is_stopped_at_the_next_start() {
+    // What kill -9 of a gateway leaves: a Mosquitto run with the directory's configuration, its
+    // pid in the directory, nobody watching it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker_dir = dir.path().join("mosquitto");
+    std::fs::create_dir_all(&broker_dir).expect("dir");
+    let conf = broker_dir.join("mosquitto.conf");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous false\nuser root\n"))
+        .expect("conf");
+    let mut stale = std::process::Command::new(config(dir.path()).binary)
+        .arg("-c")
+        .arg(&conf)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("mosquitto starts");
+    std::fs::write(broker_dir.join("mosquitto.pid"), stale.id().to_string()).expect("pid");
+    let r = Running::start_in(dir).await;
+    // Stopped: it has exited (it is our child, so it waits here to be reaped).
+    let status = stale.try_wait().expect("status");
+    assert!(status.is_some(), "the stale broker was stopped");
+    let _gw = r.gateway().await;
+    r.stop().await;
+}
