@@ -62,6 +62,7 @@
 //! Until authentication lands, the person making a change is taken from the `X-Firegrid-User`
 //! header (default `api`) and written to the audit log.
 
+mod credentials;
 mod episodes;
 mod error;
 mod history;
@@ -194,6 +195,8 @@ pub struct ApiState {
     pub started: Instant,
     /// Broker and journal health, set by the pipeline.
     pub health: Arc<Health>,
+    /// Told when devices' credentials change, so the broker's accounts are reloaded.
+    pub accounts: crate::broker::mosquitto::AccountsChanged,
     /// Cancelled when serving stops: live streams end, so a graceful shutdown is not held up
     /// by clients that never hang up. [`serve`] cancels it.
     pub closing: CancellationToken,
@@ -217,6 +220,7 @@ impl ApiState {
             limits,
             started: Instant::now(),
             health,
+            accounts: crate::broker::mosquitto::AccountsChanged::default(),
             closing: CancellationToken::new(),
         }
     }
@@ -277,6 +281,10 @@ pub fn router(state: ApiState) -> Router {
             get(r::get_device)
                 .put(r::update_device)
                 .delete(r::delete_device),
+        )
+        .route(
+            "/api/v1/devices/{id}/credentials",
+            post(credentials::rotate).delete(credentials::revoke),
         )
         .route("/api/v1/devices/{id}/config", put(r::set_device_config))
         .route("/api/v1/devices/{id}/state", post(r::set_device_state))

@@ -86,6 +86,23 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// Waits for Ctrl-C (SIGINT) or SIGTERM (what `kill`, systemd and container runtimes send) and
+/// says which came: both stop the gateway the same clean way.
+pub async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => "Ctrl-C",
+            _ = term.recv() => "SIGTERM",
+        },
+        Err(e) => {
+            tracing::warn!("cannot watch for SIGTERM ({e}); Ctrl-C still stops the gateway");
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
+}
+
 /// Runs the gateway until `cancel`. Sends where it can be reached on `ready` once everything
 /// is up.
 ///
@@ -310,7 +327,7 @@ pub async fn run(
         addr: config.api.listen,
         source,
     })?;
-    let state = ApiState::new(
+    let mut state = ApiState::new(
         store.clone(),
         health.clone(),
         metrics.clone(),
@@ -318,6 +335,7 @@ pub async fn run(
         live,
         config.limits(),
     );
+    state.accounts = accounts;
     let api_stop = cancel.clone();
     tasks.spawn(async move {
         if let Err(e) = api::serve(listener, state, api_stop.cancelled_owned()).await {

@@ -108,9 +108,8 @@ fn main() -> ExitCode {
                 let cancel = CancellationToken::new();
                 let stop = cancel.clone();
                 tokio::spawn(async move {
-                    if tokio::signal::ctrl_c().await.is_ok() {
-                        tracing::info!("Ctrl-C: stopping (draining the journal and stores)");
-                    }
+                    let signal = app::stop_signal().await;
+                    tracing::info!("{signal}: stopping (draining the journal and stores)");
                     stop.cancel();
                 });
                 match app::run(cfg, cancel, None).await {

@@ -19,6 +19,7 @@ use super::error::{
     shorten,
 };
 use super::{ApiState, blocking, now_ms, tell_pipeline};
+use crate::secret::Secret;
 use crate::control::Control;
 use crate::model::{DeviceKind, DeviceState, UnixMs};
 use crate::store::{
@@ -803,9 +804,14 @@ pub(super) async fn list_devices(
     Ok(Json(devices.iter().map(DeviceView::from).collect::<Vec<_>>()).into_response())
 }
 
-/// The id and fields of a device to register, checked (config against the configured limits).
-fn new_device(body: &DeviceCreate, limits: &Limits) -> ApiResult<(DeviceId, DeviceFields)> {
+/// The id and fields of a device to register, checked (config against the configured limits),
+/// and the MQTT password it gets (only its hash is in the fields).
+fn new_device(
+    body: &DeviceCreate,
+    limits: &Limits,
+) -> ApiResult<(DeviceId, DeviceFields, Secret)> {
     let id = device_id("id", &body.id)?;
+    let (secret, hash) = super::credentials::new_secret()?;
     let config = match &body.config {
         Some(c) => c.to_config(c.version.unwrap_or(1), limits)?,
         None => default_config(),
@@ -819,9 +825,9 @@ fn new_device(body: &DeviceCreate, limits: &Limits) -> ApiResult<(DeviceId, Devi
         grid_id: optional_area("grid_id", body.grid_id.as_deref())?,
         config,
         encoding: body.encoding.unwrap_or_default(),
-        credential_hash: None,
+        credential_hash: Some(hash.as_str().to_owned()),
     };
-    Ok((id, fields))
+    Ok((id, fields, secret))
 }
 
 pub(super) async fn create_device(
@@ -829,16 +835,20 @@ pub(super) async fn create_device(
     Who(who): Who,
     Json(body): Json<DeviceCreate>,
 ) -> ApiResult {
-    let (id, fields) = new_device(&body, &state.limits)?;
+    let (id, fields, secret) = new_device(&body, &state.limits)?;
     let device = blocking(&state, Subject::NONE, {
         let id = id.clone();
         move |s| s.create_device(&id, &fields, Actor::new(&who, now_ms()))
     })
     .await?;
+    state.accounts.notify();
     tell_pipeline(&state, Control::DeviceChanged(id)).await?;
     Ok(created(
         format!("/api/v1/devices/{}", device.id),
-        DeviceView::from(&device),
+        super::credentials::WithPassword {
+            device: DeviceView::from(&device),
+            mqtt_password: secret.expose(),
+        },
     ))
 }
 
@@ -849,11 +859,13 @@ pub(super) const MAX_IMPORT: usize = 5000;
 /// How many item errors an import's refusal lists at most.
 const MAX_IMPORT_ERRORS: usize = 20;
 
-/// What an import answers: how many were registered, and their ids in order.
+/// What an import answers: how many were registered, their ids in order, and each one's MQTT
+/// password (shown this once).
 #[derive(Debug, Serialize)]
 struct Imported {
     created: usize,
     ids: Vec<DeviceId>,
+    credentials: Vec<super::credentials::Issued>,
 }
 
 /// `POST /device-imports`: a JSON array of [`DeviceCreate`] registered in one store
@@ -872,10 +884,17 @@ pub(super) async fn import_devices(
         )));
     }
     let mut devices = Vec::with_capacity(body.len());
+    let mut credentials = Vec::with_capacity(body.len());
     let mut errors = Vec::new();
     for (i, item) in body.iter().enumerate() {
         match new_device(item, &state.limits) {
-            Ok(d) => devices.push(d),
+            Ok((id, fields, secret)) => {
+                credentials.push(super::credentials::Issued {
+                    id: id.clone(),
+                    mqtt_password: secret.expose().to_owned(),
+                });
+                devices.push((id, fields));
+            }
             Err(e) => errors.push(format!("[{i}] {:?}: {}", item.id, e.message())),
         }
     }
@@ -899,6 +918,7 @@ pub(super) async fn import_devices(
         let id = ids.get(i).map(ToString::to_string).unwrap_or_default();
         return Err(e.with_prefix(&format!("none registered: [{i}] {id:?}: ")));
     }
+    state.accounts.notify();
     for id in &ids {
         tell_pipeline(&state, Control::DeviceChanged(id.clone())).await?;
     }
@@ -907,6 +927,7 @@ pub(super) async fn import_devices(
         Json(Imported {
             created: ids.len(),
             ids,
+            credentials,
         }),
     )
         .into_response())
@@ -1072,8 +1093,15 @@ pub(super) async fn set_device_state(
                 state_name(to)
             )));
         }
+        // Decommissioned: its credential is revoked (a connected device is disconnected).
+        let credential_hash = if to == DeviceState::Decommissioned {
+            None
+        } else {
+            d.fields.credential_hash.clone()
+        };
         Ok(Some(DeviceFields {
             state: to,
+            credential_hash,
             ..d.fields.clone()
         }))
     })
@@ -1081,6 +1109,9 @@ pub(super) async fn set_device_state(
     let from = before.fields.state;
     if from == to {
         return Ok(view(&after));
+    }
+    if to == DeviceState::Decommissioned {
+        state.accounts.notify();
     }
     let detail = serde_json::json!({
         "from": state_name(from),
