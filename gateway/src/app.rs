@@ -133,6 +133,7 @@ pub async fn run(
 
     let tasks = TaskTracker::new();
 
+    let metrics = Arc::new(Metrics::new());
     // The broker: the managed Mosquitto (default) or an external one, and the client.
     let accounts = AccountsChanged::default();
     let source: Arc<dyn AccountSource> = Arc::new(broker_accounts(store.clone()));
@@ -141,6 +142,7 @@ pub async fn run(
         &config.data_dir,
         source,
         accounts.clone(),
+        metrics.managed_broker.clone(),
         &cancel,
         &tasks,
     )
@@ -167,7 +169,6 @@ pub async fn run(
         "engine loaded"
     );
 
-    let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(store_health));
     {
         // /healthz follows the broker connection.

@@ -18,6 +18,9 @@
 //! | `firegrid_readings_dropped_total` | counter | | [`Metrics::readings_dropped`] |
 //! | `firegrid_readings_stored_total` | counter | | [`Metrics::set_readings_stored`] (reading rows written by the readings writer) |
 //! | `firegrid_broker_reconnects_total` | counter | | [`Metrics::broker_reconnected`] |
+//! | `firegrid_broker_refused_logins_total` | counter | | the managed broker ([`Metrics::managed_broker`]): logins refused (no, wrong or revoked credential) |
+//! | `firegrid_broker_reloads_total` | counter | | the managed broker: account changes loaded |
+//! | `firegrid_broker_restarts_total` | counter | | the managed broker: restarts after it exited |
 //! | `firegrid_tsdb_*` | | | the TSDB writer, when on: [`TsdbStats::render`] (docs/tsdb.md) |
 //! | `firegrid_modbus_*` | | `bus`, `result` | [`Metrics::modbus`] (see [`crate::modbus::stats`]) |
 //!
@@ -229,6 +232,8 @@ pub struct Metrics {
     tsdb: std::sync::Arc<crate::tsdb::TsdbStats>,
     /// Modbus polling counters (rendered only when a bus is configured).
     pub modbus: Arc<crate::modbus::stats::ModbusStats>,
+    /// The managed broker's counters (zero with an external broker).
+    pub managed_broker: Arc<crate::broker::mosquitto::BrokerStats>,
 }
 
 impl Default for Metrics {
@@ -254,6 +259,7 @@ impl Metrics {
             broker_reconnects: AtomicU64::new(0),
             tsdb: std::sync::Arc::default(),
             modbus: Arc::default(),
+            managed_broker: Arc::default(),
         }
     }
 
@@ -486,6 +492,27 @@ impl Metrics {
             load(&self.broker_reconnects),
         );
 
+        for (name, help, value) in [
+            (
+                "broker_refused_logins_total",
+                "Logins the managed broker refused (no, wrong or revoked credential).",
+                &self.managed_broker.refused_logins,
+            ),
+            (
+                "broker_reloads_total",
+                "Account changes the managed broker loaded.",
+                &self.managed_broker.reloads,
+            ),
+            (
+                "broker_restarts_total",
+                "Restarts of the managed broker after it exited.",
+                &self.managed_broker.restarts,
+            ),
+        ] {
+            header(&mut out, name, help, "counter");
+            series(&mut out, name, &[], load(value));
+        }
+
         // The TSDB writer's series, when it runs.
         let mut last = String::new();
         self.tsdb.render(|name, help, kind, labels, value| {
@@ -705,6 +732,15 @@ firegrid_readings_stored_total 40
 # HELP firegrid_broker_reconnects_total Reconnects of the gateway's MQTT connection.
 # TYPE firegrid_broker_reconnects_total counter
 firegrid_broker_reconnects_total 1
+# HELP firegrid_broker_refused_logins_total Logins the managed broker refused (no, wrong or revoked credential).
+# TYPE firegrid_broker_refused_logins_total counter
+firegrid_broker_refused_logins_total 0
+# HELP firegrid_broker_reloads_total Account changes the managed broker loaded.
+# TYPE firegrid_broker_reloads_total counter
+firegrid_broker_reloads_total 0
+# HELP firegrid_broker_restarts_total Restarts of the managed broker after it exited.
+# TYPE firegrid_broker_restarts_total counter
+firegrid_broker_restarts_total 0
 ";
         assert_eq!(m.render(), expected);
     }

@@ -9,6 +9,7 @@
 //! [`Fleet::start`] returns at once; [`Fleet::counters`] says what the devices did so far;
 //! cancelling the token stops every device.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -40,6 +41,9 @@ pub struct FleetOptions {
     pub boot_spread_ms: u64,
     /// Base of the devices' reconnect backoff, ms.
     pub backoff_base_ms: u64,
+    /// Each device's MQTT password by device id (its username is its id); a device without
+    /// one connects without credentials (an open broker).
+    pub credentials: Arc<HashMap<String, String>>,
 }
 
 impl FleetOptions {
@@ -53,6 +57,7 @@ impl FleetOptions {
             keep_alive_s: 60,
             boot_spread_ms: 2_000,
             backoff_base_ms: 1_000,
+            credentials: Arc::default(),
         }
     }
 }
@@ -183,6 +188,7 @@ async fn supervise(
     mqtt_options.keep_alive_s = options.keep_alive_s;
     mqtt_options.backoff.base_ms = options.backoff_base_ms;
     mqtt_options.jitter_seed = device.seed;
+    mqtt_options.password = options.credentials.get(&device.id).map(|p| p.as_bytes());
     tokio::select! {
         () = cancel.cancelled() => return,
         () = tokio::time::sleep_until(boot_at) => {}

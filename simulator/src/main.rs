@@ -43,7 +43,7 @@ struct RunArgs {
     /// The scenario (TOML); see simulator/scenarios/.
     #[arg(long, short)]
     scenario: PathBuf,
-    /// The broker the devices connect to (MQTT 5; the embedded broker's `listen`).
+    /// The broker the devices connect to (MQTT 5; the managed broker's `listen`).
     #[arg(long, default_value = "127.0.0.1:1883")]
     broker: SocketAddr,
     /// The gateway's HTTP API, to register the district.
@@ -52,6 +52,12 @@ struct RunArgs {
     /// Do not register the district (it is registered already, or the gateway is not ours).
     #[arg(long)]
     no_register: bool,
+    /// A JSON file of the devices' MQTT passwords (`{"device id": "password"}`): written after
+    /// registering (readable by its owner only), read with --no-register. Without it, devices
+    /// registered here use the passwords just issued, and with --no-register they connect
+    /// without credentials (an open broker).
+    #[arg(long)]
+    credentials_file: Option<PathBuf>,
     /// Worker threads running the devices.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -70,6 +76,19 @@ struct RunArgs {
     /// Print a status line this often, s (0: never).
     #[arg(long, default_value_t = 10)]
     status_every_s: u64,
+}
+
+/// Writes a file only its owner can read (it holds passwords).
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(contents.as_bytes())
 }
 
 fn load(path: &Path) -> Result<Scenario, String> {
@@ -187,6 +206,21 @@ async fn run(args: RunArgs, scenario: Scenario) -> ExitCode {
         plan.devices.len(),
         plan.streets.len()
     ));
+    let mut credentials = std::collections::HashMap::new();
+    if args.no_register
+        && let Some(path) = &args.credentials_file
+    {
+        match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        {
+            Ok(c) => credentials = c,
+            Err(e) => {
+                eprintln!("firegrid-sim: --credentials-file {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if !args.no_register {
         let api = match Api::new(&args.api) {
             Ok(a) => a,
@@ -196,10 +230,22 @@ async fn run(args: RunArgs, scenario: Scenario) -> ExitCode {
             }
         };
         match provision::provision(&api, &scenario, &plan, say).await {
-            Ok(p) => say(&format!(
-                "registered in the gateway at {} ({} created, {} already there)",
-                args.api, p.created, p.existing
-            )),
+            Ok(p) => {
+                say(&format!(
+                    "registered in the gateway at {} ({} created, {} already there)",
+                    args.api, p.created, p.existing
+                ));
+                credentials = p.credentials;
+                if let Some(path) = &args.credentials_file
+                    && let Err(e) = write_private(
+                        path,
+                        &serde_json::to_string(&credentials).unwrap_or_default(),
+                    )
+                {
+                    eprintln!("firegrid-sim: --credentials-file {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
             Err(e) => {
                 eprintln!("firegrid-sim: registering the district failed: {e}");
                 return ExitCode::FAILURE;
@@ -212,6 +258,7 @@ async fn run(args: RunArgs, scenario: Scenario) -> ExitCode {
     options.keep_alive_s = args.keep_alive_s;
     options.boot_spread_ms = args.boot_spread_ms;
     options.backoff_base_ms = args.backoff_base_ms;
+    options.credentials = std::sync::Arc::new(credentials);
     let fleet = match Fleet::start(&plan, &options, &cancel) {
         Ok(f) => f,
         Err(e) => {

@@ -54,12 +54,15 @@ pub enum ProvisionError {
 }
 
 /// What provisioning did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Provisioned {
     /// Objects created (areas, workers, sites, rooms, circuits, devices).
     pub created: usize,
     /// Objects that existed already.
     pub existing: usize,
+    /// Each device's MQTT password (its username is its id): issued at registration, or
+    /// issued anew (rotated) for a device that was registered already.
+    pub credentials: HashMap<String, String>,
 }
 
 /// A small client of the gateway's API.
@@ -348,22 +351,38 @@ pub async fn provision(
             })
         })
         .collect();
-    let results: Vec<Result<bool, ProvisionError>> = stream::iter(&bodies)
+    let results: Vec<Result<(String, bool, String), ProvisionError>> = stream::iter(&bodies)
         .map(|body| async move {
-            Ok(api
-                .call(Method::POST, "devices", Some(body))
-                .await?
-                .is_some())
+            let id = body["id"].as_str().unwrap_or_default().to_owned();
+            let (created, answer) = match api.call(Method::POST, "devices", Some(body)).await? {
+                Some(v) => (true, v),
+                // Registered before: its password was shown then; issue a new one.
+                None => {
+                    let path = format!("devices/{id}/credentials");
+                    let v = api.call(Method::POST, &path, None).await?;
+                    (false, v.unwrap_or_default())
+                }
+            };
+            let password = answer["mqtt_password"]
+                .as_str()
+                .ok_or_else(|| ProvisionError::Unexpected {
+                    url: format!("devices/{id}"),
+                    body: format!("no mqtt_password in {answer}"),
+                })?
+                .to_owned();
+            Ok((id, created, password))
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
     for r in results {
-        if r? {
+        let (id, created, password) = r?;
+        if created {
             tally.created += 1;
         } else {
             tally.existing += 1;
         }
+        tally.credentials.insert(id, password);
     }
     progress(&format!("{} devices registered, in service", bodies.len()));
     Ok(tally)

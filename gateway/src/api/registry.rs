@@ -19,9 +19,9 @@ use super::error::{
     shorten,
 };
 use super::{ApiState, blocking, now_ms, tell_pipeline};
-use crate::secret::Secret;
 use crate::control::Control;
 use crate::model::{DeviceKind, DeviceState, UnixMs};
+use crate::secret::Secret;
 use crate::store::{
     Actor, AreaFields, AreaFilter, AreaLevel, CircuitFields, CircuitFilter, CircuitId, Device,
     DeviceFields, DeviceFilter, RoomFields, RoomFilter, SiteFields, SiteFilter, SiteId,
@@ -806,10 +806,7 @@ pub(super) async fn list_devices(
 
 /// The id and fields of a device to register, checked (config against the configured limits),
 /// and the MQTT password it gets (only its hash is in the fields).
-fn new_device(
-    body: &DeviceCreate,
-    limits: &Limits,
-) -> ApiResult<(DeviceId, DeviceFields, Secret)> {
+fn new_device(body: &DeviceCreate, limits: &Limits) -> ApiResult<(DeviceId, DeviceFields, Secret)> {
     let id = device_id("id", &body.id)?;
     let (secret, hash) = super::credentials::new_secret()?;
     let config = match &body.config {

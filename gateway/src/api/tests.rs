@@ -1387,7 +1387,32 @@ async fn a_device_import_is_all_or_nothing_with_each_refusal_named() {
             201,
         )
         .await;
-    assert_eq!(a, json!({"created": 3, "ids": ["imp-1", "imp-2", "imp-3"]}));
+    assert_eq!(a["created"], 3);
+    assert_eq!(a["ids"], json!(["imp-1", "imp-2", "imp-3"]));
+    // Each device's MQTT password, shown this once; the store keeps only its hash.
+    for (i, c) in a["credentials"]
+        .as_array()
+        .expect("credentials")
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(c["id"], a["ids"][i]);
+        let password = c["mqtt_password"].as_str().expect("a password");
+        assert_eq!(password.len(), 43);
+        let device = h
+            .state
+            .store
+            .device(&did(&format!("imp-{}", i + 1)))
+            .expect("read")
+            .expect("there");
+        let hash = device.fields.credential_hash.expect("a hash is stored");
+        assert!(!hash.contains(password));
+        assert!(
+            crate::secret::SecretHash::parse(&hash)
+                .expect("$6$")
+                .verify(password)
+        );
+    }
     for id in ["imp-1", "imp-2", "imp-3"] {
         assert_eq!(h.control(), Control::DeviceChanged(did(id)));
         let d = h
@@ -1447,4 +1472,88 @@ async fn a_device_import_is_all_or_nothing_with_each_refusal_named() {
         .await;
     assert_eq!(a.status, 422, "{}", a.text);
     assert!(a.error().contains("an import takes 1-5000"), "{}", a.text);
+}
+
+/// A device's MQTT credential: issued once at registration, rotated (the old one stops
+/// verifying), revoked, revoked again by decommissioning, and never shown by a read.
+#[tokio::test]
+async fn device_credentials_are_issued_rotated_and_revoked() {
+    let mut h = harness();
+    let hash_of = |h: &Harness| {
+        h.state
+            .store
+            .device(&did("hz-c"))
+            .expect("read")
+            .expect("there")
+            .fields
+            .credential_hash
+    };
+    let created = h
+        .ok(
+            "POST",
+            "/api/v1/devices",
+            Some(json!({"id": "hz-c", "kind": "smoke_alarm"})),
+            201,
+        )
+        .await;
+    let first = created["mqtt_password"]
+        .as_str()
+        .expect("issued")
+        .to_owned();
+    let stored = crate::secret::SecretHash::parse(&hash_of(&h).expect("a hash")).expect("$6$");
+    assert!(stored.verify(&first));
+    let read = h.ok("GET", "/api/v1/devices/hz-c", None, 200).await;
+    assert!(read.get("mqtt_password").is_none() && !read.to_string().contains(&first));
+
+    let rotated = h
+        .ok("POST", "/api/v1/devices/hz-c/credentials", None, 201)
+        .await;
+    let second = rotated["mqtt_password"]
+        .as_str()
+        .expect("issued")
+        .to_owned();
+    assert_ne!(first, second);
+    let stored = crate::secret::SecretHash::parse(&hash_of(&h).expect("a hash")).expect("$6$");
+    assert!(
+        stored.verify(&second) && !stored.verify(&first),
+        "the old one stops"
+    );
+    assert_eq!(
+        h.state
+            .store
+            .device_credentials()
+            .expect("read")
+            .iter()
+            .filter(|(id, _)| id.as_str() == "hz-c")
+            .count(),
+        1
+    );
+
+    h.ok("DELETE", "/api/v1/devices/hz-c/credentials", None, 204)
+        .await;
+    assert_eq!(hash_of(&h), None);
+    assert!(h.state.store.device_credentials().expect("read").is_empty());
+
+    // Issued again, then decommissioned: revoked with it, and no new one for a
+    // decommissioned device.
+    h.ok("POST", "/api/v1/devices/hz-c/credentials", None, 201)
+        .await;
+    h.ok(
+        "POST",
+        "/api/v1/devices/hz-c/state",
+        Some(json!({"to": "decommissioned"})),
+        200,
+    )
+    .await;
+    assert_eq!(hash_of(&h), None);
+    let a = h
+        .call("POST", "/api/v1/devices/hz-c/credentials", None)
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert!(a.error().contains("decommissioned"), "{}", a.text);
+    let a = h
+        .call("POST", "/api/v1/devices/nobody/credentials", None)
+        .await;
+    assert_eq!(a.status, 404, "{}", a.text);
+    while h.control.try_recv().is_ok() {}
 }

@@ -161,7 +161,9 @@ impl ExternalAccounts {
                         tracing::debug!(accounts = n, "external broker's accounts written");
                         reload(&reload_command).await;
                     }
-                    Err(e) => tracing::error!("external broker's accounts not written (the old ones stay): {e}"),
+                    Err(e) => tracing::error!(
+                        "external broker's accounts not written (the old ones stay): {e}"
+                    ),
                 }
             }
         });

@@ -209,7 +209,7 @@ mod tests {
         assert_eq!(p[8], 5);
         assert_eq!(p[12], 0, "empty property list");
         let p = connect_packet(MqttVersion::V311, "u", Some(("u", &"p".repeat(200))));
-        assert_eq!(p[9], 0xC2, "username and password flags");
+        assert_eq!(p[10], 0xC2, "username and password flags");
         assert_eq!(p[1] & 0x80, 0x80, "a two-byte remaining length");
         let len = usize::from(p[1] & 0x7F) + 128 * usize::from(p[2]);
         assert_eq!(len, p.len() - 3);

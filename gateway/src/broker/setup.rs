@@ -9,7 +9,7 @@ use tokio_util::task::TaskTracker;
 
 use super::client::{Broker, BrokerError, BrokerHandle, ClientConfig, Credentials, Uplink};
 use super::mosquitto::{
-    Account, AccountSource, AccountsChanged, AccountsError, ExternalAccounts, Grant,
+    Account, AccountSource, AccountsChanged, AccountsError, BrokerStats, ExternalAccounts, Grant,
     ManagedBroker, ManagedError,
 };
 use super::settings::{BrokerConfig, BrokerMode};
@@ -65,6 +65,7 @@ pub async fn connect(
     data_dir: &Path,
     source: Arc<dyn AccountSource>,
     changed: AccountsChanged,
+    stats: Arc<BrokerStats>,
     cancel: &CancellationToken,
     tasks: &TaskTracker,
 ) -> Result<Connected, SetupError> {
@@ -76,12 +77,14 @@ pub async fn connect(
                 source,
                 &users,
                 changed,
+                stats,
                 cancel.child_token(),
                 tasks,
             )
             .await?;
             let addr = managed.client_addr();
-            let mut client = ClientConfig::new(addr.ip().to_string(), addr.port(), &config.client_id);
+            let mut client =
+                ClientConfig::new(addr.ip().to_string(), addr.port(), &config.client_id);
             client.credentials = Some(Credentials {
                 username: None,
                 password: managed.secret().expose().to_owned(),

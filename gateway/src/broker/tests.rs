@@ -163,7 +163,6 @@ async fn connected(cfg: ClientConfig) -> (BrokerHandle, Uplink, CancellationToke
     (handle, rx, cancel)
 }
 
-
 /// A device speaking MQTT 5 reaches the gateway's 3.1.1 client through the broker with
 /// the protocol's largest payload, and the gateway's publishes reach the device on both links.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -304,6 +304,10 @@ mod tests {
         // A listener setting before the first listener would open a default one on 1883.
         let first_listener = c.find("\nlistener ").expect("a listener");
         assert!(!c[..first_listener].contains("use_username_as_clientid"));
-        assert_eq!(c.matches("use_username_as_clientid true").count(), 2, "one per listener");
+        assert_eq!(
+            c.matches("use_username_as_clientid true").count(),
+            2,
+            "one per listener"
+        );
     }
 }

@@ -98,7 +98,9 @@ pub enum ManagedError {
         log: String,
     },
     /// Mosquitto did not let the probe account in.
-    #[error("mosquitto on {addr} did not accept the gateway's login within {waited:?} ({last}); its log:\n{log}")]
+    #[error(
+        "mosquitto on {addr} did not accept the gateway's login within {waited:?} ({last}); its log:\n{log}"
+    )]
     NotReady {
         /// The listener.
         addr: SocketAddr,
@@ -133,7 +135,7 @@ struct Shared {
     secret: Secret,
     changed: AccountsChanged,
     listening: watch::Sender<bool>,
-    stats: BrokerStats,
+    stats: Arc<BrokerStats>,
     log_tail: Mutex<VecDeque<String>>,
 }
 
@@ -154,7 +156,8 @@ impl std::fmt::Debug for ManagedBroker {
 impl ManagedBroker {
     /// Starts Mosquitto with the accounts of `source` plus the gateway's own (`gateway_users`,
     /// its links' usernames, all with one fresh secret, [`ManagedBroker::secret`]) and keeps
-    /// it running until `cancel`, reloading the accounts whenever `changed` is told.
+    /// it running until `cancel`, reloading the accounts whenever `changed` is told and
+    /// counting into `stats`.
     ///
     /// # Errors
     /// [`ManagedError`] if it cannot be started.
@@ -163,6 +166,7 @@ impl ManagedBroker {
         source: Arc<dyn AccountSource>,
         gateway_users: &[String],
         changed: AccountsChanged,
+        stats: Arc<BrokerStats>,
         cancel: CancellationToken,
         tasks: &TaskTracker,
     ) -> Result<Self, ManagedError> {
@@ -209,7 +213,7 @@ impl ManagedBroker {
                 secret: secret.clone(),
                 changed: changed.clone(),
                 listening,
-                stats: BrokerStats::default(),
+                stats: stats.clone(),
                 log_tail: Mutex::new(VecDeque::new()),
             });
             match shared.launch(tasks).await {
@@ -467,7 +471,10 @@ impl Shared {
                         .is_none_or(|t| now.duration_since(*t) >= Duration::from_secs(60));
                     if due {
                         warned.insert(id.to_owned(), now);
-                        tracing::warn!(client = id, "broker refused a login (no, wrong or revoked credential); further ones from this id are counted, logged once a minute");
+                        tracing::warn!(
+                            client = id,
+                            "broker refused a login (no, wrong or revoked credential); further ones from this id are counted, logged once a minute"
+                        );
                     }
                 }
                 super::log::Line::Problem => tracing::warn!(target: "mosquitto", "{line}"),

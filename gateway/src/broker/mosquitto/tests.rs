@@ -192,6 +192,7 @@ impl Running {
             Arc::new(source),
             &["gw.test".into()],
             changed.clone(),
+            Arc::default(),
             cancel.clone(),
             &tasks,
         )
@@ -323,7 +324,8 @@ async fn a_device_cannot_take_the_gateways_client_id() {
     gw.subscribe("firegrid/#").await;
     // The device asks for the gateway's client id: the broker uses its username instead.
     let dev = Client::connect(r.addr(), "gw.test", Some(("hz-a", a.expose()))).await;
-    dev.publish("firegrid/v1/dev/hz-a/event", b"still here?").await;
+    dev.publish("firegrid/v1/dev/hz-a/event", b"still here?")
+        .await;
     assert_eq!(
         gw.message().await.1,
         b"still here?",
@@ -358,7 +360,9 @@ async fn a_revoked_credential_is_disconnected_and_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_reads_only_the_alerts_of_their_grid_cells() {
     let r = Running::start().await;
-    let w = r.accounts.add("token.w1", Grant::Alerts(vec!["g-a".into()]));
+    let w = r
+        .accounts
+        .add("token.w1", Grant::Alerts(vec!["g-a".into()]));
     let op = r.accounts.add("token.op", Grant::AllAlerts);
     r.reload().await;
     let mut worker = Client::login(r.addr(), "token.w1", w.expose()).await;
@@ -418,8 +422,11 @@ async fn a_broker_left_behind_by_a_killed_gateway_is_stopped_at_the_next_start()
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous false\nuser root\n"))
-        .expect("conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous false\nuser root\n"),
+    )
+    .expect("conf");
     let mut stale = std::process::Command::new(config(dir.path()).binary)
         .arg("-c")
         .arg(&conf)
