@@ -32,7 +32,6 @@
 //! # Ok(()) }
 //! ```
 
-mod ack;
 pub mod client;
 pub mod mosquitto;
 pub mod probe;
@@ -43,8 +42,7 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
-pub use ack::{AckError, AckToken};
 pub use client::{
-    Broker, BrokerError, BrokerHandle, BrokerState, ClientConfig, CounterSnapshot, Credentials,
-    Incoming, LinkState, Priority, Qos, Uplink, UplinkSender,
+    AckError, AckToken, Broker, BrokerError, BrokerHandle, BrokerState, ClientConfig,
+    CounterSnapshot, Credentials, Incoming, LinkState, Priority, Qos, Uplink, UplinkSender,
 };

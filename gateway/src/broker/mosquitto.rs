@@ -123,7 +123,14 @@ pub(crate) fn write_atomically(path: &Path, contents: &str) -> Result<(), Accoun
 
 /// The accounts of an external Mosquitto: the files written where `[broker.external]` says,
 /// and `reload_command` run after each change (never through a shell).
-pub struct ExternalAccounts;
+pub struct ExternalAccounts {
+    /// Where the password file goes.
+    pub password_file: PathBuf,
+    /// Where the ACL file goes.
+    pub acl_file: PathBuf,
+    /// What to run after they changed (program and arguments).
+    pub reload_command: Vec<String>,
+}
 
 impl ExternalAccounts {
     /// Writes the files once now (so the broker can start with them) and runs the reload
@@ -132,15 +139,18 @@ impl ExternalAccounts {
     /// # Errors
     /// [`AccountsError`] if the first write fails.
     pub fn start(
+        self,
         source: Arc<dyn AccountSource>,
         own: Vec<Account>,
-        password_file: PathBuf,
-        acl_file: PathBuf,
-        reload_command: Vec<String>,
         changed: AccountsChanged,
         cancel: CancellationToken,
         tasks: &TaskTracker,
     ) -> Result<(), AccountsError> {
+        let Self {
+            password_file,
+            acl_file,
+            reload_command,
+        } = self;
         let files = AccountFiles {
             source,
             own,

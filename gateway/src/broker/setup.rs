@@ -125,16 +125,12 @@ pub async fn connect(
                         grant: Grant::Gateway,
                     })
                     .collect();
-                ExternalAccounts::start(
-                    source,
-                    own,
-                    e.password_file.clone(),
-                    e.acl_file.clone(),
-                    e.reload_command.clone(),
-                    changed,
-                    cancel.child_token(),
-                    tasks,
-                )?;
+                ExternalAccounts {
+                    password_file: e.password_file.clone(),
+                    acl_file: e.acl_file.clone(),
+                    reload_command: e.reload_command.clone(),
+                }
+                .start(source, own, changed, cancel.child_token(), tasks)?;
                 client.credentials = Some(Credentials {
                     username: None,
                     password,

@@ -12,14 +12,13 @@
 //! reconnects (with back-off) so the broker redelivers it, rather than leaving it and every
 //! message after it unacknowledged until the broker's in-flight window fills.
 
+use super::state::Counters;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rumqttc::{AsyncClient, EventLoop, Publish, QoS};
 use tokio::sync::Notify;
-
-use super::client::Counters;
 
 /// Why [`AckToken::ack`] released nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -48,7 +47,7 @@ pub struct AckToken {
 }
 
 #[derive(Debug)]
-struct Pending {
+pub(super) struct Pending {
     book: Arc<AckBook>,
     epoch: u64,
     slot: u64,
@@ -94,7 +93,7 @@ pub(crate) struct AckBook {
 }
 
 #[derive(Debug, Default)]
-struct Inner {
+pub(super) struct Inner {
     epoch: u64,
     /// Slot number of `queue[0]`.
     first_slot: u64,
@@ -117,7 +116,7 @@ impl AckBook {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
         // The lock is never held across a panic that leaves Inner half-updated.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -136,7 +135,7 @@ impl AckBook {
         }
     }
 
-    fn take(&self, epoch: u64, slot: u64) -> Result<(), AckError> {
+    pub(super) fn take(&self, epoch: u64, slot: u64) -> Result<(), AckError> {
         let mut inner = self.lock();
         if inner.stopped {
             return Err(AckError::Stopped);
@@ -159,7 +158,7 @@ impl AckBook {
 
     /// Sends the PUBACKs of the taken messages at the head of the queue. A full request channel
     /// leaves them queued; [`AckBook::flush`] retries after the link's next event.
-    fn release(&self, inner: &mut Inner) {
+    pub(super) fn release(&self, inner: &mut Inner) {
         while let Some(&(pkid, true)) = inner.queue.front() {
             let mut publish = Publish::new("", QoS::AtLeastOnce, Vec::new());
             publish.pkid = pkid;
@@ -184,7 +183,7 @@ impl AckBook {
         self.release(&mut inner);
     }
 
-    fn abandon(&self, epoch: u64) {
+    pub(super) fn abandon(&self, epoch: u64) {
         let mut inner = self.lock();
         if inner.epoch == epoch && !inner.stopped && !inner.abandoned {
             inner.abandoned = true;
