@@ -31,9 +31,9 @@ pub struct ClientConfig {
     /// Time for TCP connect plus CONNECT/CONNACK, and for each socket flush (rumqttc takes whole
     /// seconds; rounded up). Default 5 s.
     pub connect_timeout: Duration,
-    /// How long [`BrokerHandle::publish`] waits for room in its link's queue. Default 1 s.
+    /// How long [`BrokerHandle::publish`](super::BrokerHandle::publish) waits for room in its link's queue. Default 1 s.
     pub publish_timeout: Duration,
-    /// Capacity of the [`Incoming`] channel to ingest. Default 1024.
+    /// Capacity of the [`Incoming`](super::Incoming) channel to ingest. Default 1024.
     pub ingest_capacity: usize,
     /// How long the ingest link waits when ingest's channel is full before it gives up on a
     /// message (QoS 0: dropped and counted; QoS 1: not acked, so redelivered after a reconnect).

@@ -10,7 +10,7 @@ pub enum BrokerError {
     /// The configuration cannot work.
     #[error("MQTT client: {0}")]
     Config(String),
-    /// [`Broker::connect`] was called outside a Tokio runtime.
+    /// [`Broker::connect`](super::Broker::connect) was called outside a Tokio runtime.
     #[error("MQTT client: Broker::connect must be called within a Tokio runtime")]
     NoRuntime,
     /// The link's queue stayed full for the whole wait (the broker is unreachable or slower than
@@ -42,7 +42,7 @@ pub enum BrokerError {
     /// The client has stopped (cancelled).
     #[error("MQTT client has stopped")]
     Stopped,
-    /// [`BrokerHandle::publish_confirmed`]: the broker's PUBACK did not come (the link was down
+    /// [`BrokerHandle::publish_confirmed`](super::BrokerHandle::publish_confirmed): the broker's PUBACK did not come (the link was down
     /// or dropped before it, the broker lost the session, the client stopped, or the timeout
     /// passed). The message may still reach the broker later (rumqttc resends what it had sent
     /// after a reconnect); retry, and let the receivers deduplicate.
@@ -55,7 +55,7 @@ pub enum BrokerError {
         /// Why.
         reason: String,
     },
-    /// [`BrokerHandle::wait_connected`] ran out of time.
+    /// [`BrokerHandle::wait_connected`](super::BrokerHandle::wait_connected) ran out of time.
     #[error("MQTT client: not connected within {waited:?} (state: {state})")]
     NotConnected {
         /// How long it waited.

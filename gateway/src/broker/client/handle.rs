@@ -30,7 +30,7 @@ pub struct BrokerHandle {
 impl BrokerHandle {
     /// Queues a publish on the link of `priority`, waiting at most the configured
     /// `publish_timeout` for room in its queue; never blocks longer. `Ok` means queued (see the
-    /// [module docs](self) for what happens to queued messages when the connection drops).
+    /// [module docs](super) for what happens to queued messages when the connection drops).
     pub async fn publish(
         &self,
         priority: Priority,

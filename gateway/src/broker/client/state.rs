@@ -84,7 +84,7 @@ pub enum LinkState {
     Stopped,
 }
 
-/// The state of the client's four links; observe changes with [`BrokerHandle::state`].
+/// The state of the client's four links; observe changes with [`BrokerHandle::state`](super::BrokerHandle::state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BrokerState {
     /// The subscribing link for telemetry.

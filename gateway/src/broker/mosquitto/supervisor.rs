@@ -4,7 +4,7 @@
 //!   behind) is stopped first (its pid is kept in the broker's directory); then the
 //!   configuration, password file and ACL are written ([`super::files`]) and Mosquitto is
 //!   started and waited for: it is ready once the gateway's probe account logs in.
-//! - **Accounts**: [`ManagedBroker::accounts_changed`] (a device registered, a credential
+//! - **Accounts**: [`AccountsChanged::notify`](super::AccountsChanged::notify) (a device registered, a credential
 //!   rotated or revoked, a token made) rewrites the password file and ACL — changes within
 //!   [`RELOAD_DEBOUNCE`] are taken together — and sends SIGHUP: Mosquitto re-reads both and
 //!   disconnects every connected client whose credential is gone.
