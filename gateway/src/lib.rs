@@ -16,6 +16,7 @@ pub mod secret;
 pub mod store;
 #[cfg(any(test, feature = "test-support", feature = "bench"))]
 pub mod testing;
+pub mod tls;
 pub mod tsdb;
 
 pub use firegrid_protocols as protocols;

@@ -52,6 +52,9 @@ pub enum SetupError {
     /// The client could not be set up.
     #[error("{0}")]
     Client(#[from] BrokerError),
+    /// TLS to the external broker could not be set up.
+    #[error("[broker.external] tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Starts the managed broker (or writes an external one's accounts) with the accounts of
@@ -108,6 +111,9 @@ pub async fn connect(
             let username = env("username_env", &e.username_env)?;
             let password = env("password_env", &e.password_env)?;
             let mut client = ClientConfig::new(&e.host, e.port, &config.client_id);
+            if e.tls {
+                client.tls = Some(crate::tls::client_config(&e.tls_ca_file)?);
+            }
             if e.password_file.as_os_str().is_empty() {
                 client.credentials = password
                     .or(username.as_ref().map(|_| String::new()))

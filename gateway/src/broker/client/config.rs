@@ -8,7 +8,7 @@ use firegrid_protocols::topic::DEVICE_UPLINK_FILTERS;
 use rumqttc::{AsyncClient, EventLoop, MqttOptions, NetworkOptions};
 
 /// Settings of the gateway's MQTT client.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Broker host name or IP address.
     pub host: String,
@@ -54,6 +54,9 @@ pub struct ClientConfig {
     pub backoff_min: Duration,
     /// Longest reconnect delay. Default 10 s.
     pub backoff_max: Duration,
+    /// TLS to the broker (every link), verifying its certificate against these roots; `None`:
+    /// plain TCP.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -76,6 +79,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("max_packet_size", &self.max_packet_size)
             .field("backoff_min", &self.backoff_min)
             .field("backoff_max", &self.backoff_max)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -123,6 +127,7 @@ impl ClientConfig {
             max_packet_size: 2 * MAX_PAYLOAD,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
+            tls: None,
         }
     }
 
@@ -258,6 +263,11 @@ pub(super) fn new_client(config: &ClientConfig, role: Role) -> (AsyncClient, Eve
     if let Some(c) = &config.credentials {
         let username = c.username.clone().unwrap_or(client_id);
         options.set_credentials(username, c.password.clone());
+    }
+    if let Some(tls) = &config.tls {
+        options.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls.clone()),
+        ));
     }
     let (client, mut eventloop) = AsyncClient::new(options, capacity);
     let mut network = NetworkOptions::new();

@@ -441,3 +441,77 @@ async fn a_broker_left_behind_by_a_killed_gateway_is_stopped_at_the_next_start()
     let _gw = r.gateway().await;
     r.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateways_client_logs_in_over_tls_and_a_plain_client_cannot_use_the_tls_port() {
+    use crate::broker::{Broker, ClientConfig, Credentials, Priority, Qos};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (ca, cert, key) = crate::tls::self_signed(dir.path());
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let tls_addr: std::net::SocketAddr = format!("127.0.0.1:{tls_port}").parse().expect("addr");
+    let mut cfg = config(dir.path());
+    cfg.listen_tls = Some((
+        tls_addr,
+        TlsFiles {
+            cert_file: cert,
+            key_file: key,
+        },
+    ));
+    let cancel = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let accounts = TestAccounts::default();
+    let a = accounts.add("hz-t", Grant::Device);
+    let source = {
+        let acc = accounts.clone();
+        move || Ok(acc.0.lock().expect("not poisoned").clone())
+    };
+    let users = ClientConfig::new("", 0, "gw.tls").link_client_ids();
+    let broker = ManagedBroker::start(
+        cfg,
+        Arc::new(source),
+        &users,
+        AccountsChanged::default(),
+        Arc::default(),
+        cancel.clone(),
+        &tasks,
+    )
+    .await
+    .expect("mosquitto starts with a TLS listener");
+
+    let mut client = ClientConfig::new("127.0.0.1", tls_port, "gw.tls");
+    client.filters = vec!["firegrid/v1/dev/+/event".into()];
+    client.credentials = Some(Credentials {
+        username: None,
+        password: broker.secret().expose().to_owned(),
+    });
+    client.tls = Some(crate::tls::client_config(&ca).expect("CA"));
+    let (gw, mut uplink) = Broker::connect(client, cancel.clone()).expect("valid");
+    gw.wait_connected(WAIT).await.expect("connects over TLS");
+
+    // A device over plain TCP on the TLS port gets nowhere; on the plain port it works.
+    let plain = Client::connect(tls_addr, "hz-t", Some(("hz-t", a.expose()))).await;
+    assert!(!plain.accepted, "no plain MQTT on the TLS port");
+    let dev = Client::login(broker.client_addr(), "hz-t", a.expose()).await;
+    dev.publish("firegrid/v1/dev/hz-t/event", b"over tls").await;
+    let m = tokio::time::timeout(WAIT, uplink.recv())
+        .await
+        .expect("within the wait")
+        .expect("a message");
+    assert_eq!(&m.payload[..], b"over tls");
+    m.ack.ack().expect("acked");
+    gw.publish(
+        Priority::Urgent,
+        "firegrid/v1/alert/g-1",
+        &b"{}"[..],
+        Qos::AtLeastOnce,
+        false,
+    )
+    .await
+    .expect("published over TLS");
+    cancel.cancel();
+    tasks.close();
+    tasks.wait().await;
+}
