@@ -67,6 +67,7 @@ mod error;
 mod history;
 mod live;
 mod registry;
+mod resource;
 
 #[cfg(test)]
 mod tests;
@@ -92,7 +93,10 @@ use crate::control::Control;
 use crate::metrics::Metrics;
 use crate::model::UnixMs;
 use crate::notify::alert::Alert;
-use crate::store::{Store, StoreError, StoreHealth};
+use crate::store::{
+    AreaFields, CircuitFields, DeviceFields, RoomFields, SiteFields, Store, StoreError,
+    StoreHealth, WorkerFields,
+};
 
 pub use error::ApiError;
 use error::{Json, Subject};
@@ -214,56 +218,72 @@ pub fn router(state: ApiState) -> Router {
     use episodes as e;
     use history as h;
     use registry as r;
+    use resource::{create, delete, get as one, list, update};
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/api/v1/areas", get(r::list_areas).post(r::create_area))
+        .route(
+            "/api/v1/areas",
+            get(list::<AreaFields>).post(create::<AreaFields>),
+        )
         .route(
             "/api/v1/areas/{id}",
-            get(r::get_area).put(r::update_area).delete(r::delete_area),
+            get(one::<AreaFields>)
+                .put(update::<AreaFields>)
+                .delete(delete::<AreaFields>),
         )
         .route("/api/v1/areas/{id}/path", get(r::area_path))
         .route(
             "/api/v1/workers",
-            get(r::list_workers).post(r::create_worker),
+            get(list::<WorkerFields>).post(create::<WorkerFields>),
         )
         .route(
             "/api/v1/workers/{id}",
-            get(r::get_worker)
-                .put(r::update_worker)
-                .delete(r::delete_worker),
+            get(one::<WorkerFields>)
+                .put(update::<WorkerFields>)
+                .delete(delete::<WorkerFields>),
         )
-        .route("/api/v1/sites", get(r::list_sites).post(r::create_site))
+        .route(
+            "/api/v1/sites",
+            get(list::<SiteFields>).post(create::<SiteFields>),
+        )
         .route(
             "/api/v1/sites/{id}",
-            get(r::get_site).put(r::update_site).delete(r::delete_site),
+            get(one::<SiteFields>)
+                .put(update::<SiteFields>)
+                .delete(delete::<SiteFields>),
         )
-        .route("/api/v1/rooms", get(r::list_rooms).post(r::create_room))
+        .route(
+            "/api/v1/rooms",
+            get(list::<RoomFields>).post(create::<RoomFields>),
+        )
         .route(
             "/api/v1/rooms/{id}",
-            get(r::get_room).put(r::update_room).delete(r::delete_room),
+            get(one::<RoomFields>)
+                .put(update::<RoomFields>)
+                .delete(delete::<RoomFields>),
         )
         .route(
             "/api/v1/circuits",
-            get(r::list_circuits).post(r::create_circuit),
+            get(list::<CircuitFields>).post(create::<CircuitFields>),
         )
         .route(
             "/api/v1/circuits/{id}",
-            get(r::get_circuit)
-                .put(r::update_circuit)
-                .delete(r::delete_circuit),
+            get(one::<CircuitFields>)
+                .put(update::<CircuitFields>)
+                .delete(delete::<CircuitFields>),
         )
         .route("/api/v1/circuits/{id}/history", get(h::circuit_history))
         .route(
             "/api/v1/devices",
-            get(r::list_devices).post(r::create_device),
+            get(list::<DeviceFields>).post(create::<DeviceFields>),
         )
         .route("/api/v1/device-imports", post(r::import_devices))
         .route(
             "/api/v1/devices/{id}",
-            get(r::get_device)
-                .put(r::update_device)
-                .delete(r::delete_device),
+            get(one::<DeviceFields>)
+                .put(update::<DeviceFields>)
+                .delete(delete::<DeviceFields>),
         )
         .route("/api/v1/devices/{id}/config", put(r::set_device_config))
         .route("/api/v1/devices/{id}/state", post(r::set_device_state))

@@ -30,7 +30,9 @@ pub enum SecretError {
     #[error("the operating system's random source failed: {0}")]
     Random(getrandom::Error),
     /// A stored hash is not in the `$6$salt$hash` format.
-    #[error("stored secret hash is not in Mosquitto's $6$ format (\"$6$<base64 salt>$<base64 sha512>\")")]
+    #[error(
+        "stored secret hash is not in Mosquitto's $6$ format (\"$6$<base64 salt>$<base64 sha512>\")"
+    )]
     BadHash,
 }
 
@@ -170,7 +172,14 @@ mod tests {
 
     #[test]
     fn malformed_hashes_are_refused_and_never_verify() {
-        for bad in ["", "$6$", "$7$101$AAAA$BBBB", "$6$AAAA", "$6$!!$AAAA", "$6$AAAA$AAAA"] {
+        for bad in [
+            "",
+            "$6$",
+            "$7$101$AAAA$BBBB",
+            "$6$AAAA",
+            "$6$!!$AAAA",
+            "$6$AAAA$AAAA",
+        ] {
             assert!(SecretHash::parse(bad).is_err(), "{bad}");
             assert!(!SecretHash(bad.into()).verify(""), "{bad}");
         }

@@ -66,12 +66,7 @@ impl Subject {
 /// Which resource an unknown-reference error is about, and its id.
 fn unknown(e: &StoreError) -> Option<(&'static str, String)> {
     Some(match e {
-        StoreError::UnknownArea(id) => ("area", id.clone()),
-        StoreError::UnknownWorker(id) => ("worker", id.to_string()),
-        StoreError::UnknownSite(id) => ("site", id.to_string()),
-        StoreError::UnknownRoom(id) => ("room", id.to_string()),
-        StoreError::UnknownCircuit(id) => ("circuit", id.to_string()),
-        StoreError::UnknownDevice(id) => ("device", id.clone()),
+        StoreError::Unknown { what, id } => (what.as_str(), id.clone()),
         StoreError::UnknownEpisode(id) => ("episode", id.to_string()),
         StoreError::UnknownNotification(id) => ("notification", id.to_string()),
         _ => return None,

@@ -21,7 +21,9 @@ use super::episodes::time_range;
 use super::error::{ApiError, Json, PathId, Query, Subject, shorten};
 use super::{ApiState, blocking, now_ms};
 use crate::model::UnixMs;
-use crate::store::{Agg, Device, DeviceFilter, HOUR_MS, MAX_POINTS, Point, StoreError};
+use crate::store::{
+    Agg, CircuitFields, Device, DeviceFilter, HOUR_MS, MAX_POINTS, Noun, Point, StoreError,
+};
 
 type ApiResult<T = Response> = Result<T, ApiError>;
 
@@ -290,9 +292,10 @@ pub(super) async fn device_history(
     let series = blocking(&state, Subject::new("device", &id), {
         let id = id.clone();
         move |s| {
-            let device = s
-                .device(&id)?
-                .ok_or_else(|| StoreError::UnknownDevice(id.to_string()))?;
+            let device = s.device(&id)?.ok_or_else(|| StoreError::Unknown {
+                what: Noun::Device,
+                id: id.to_string(),
+            })?;
             let chs = q.ch.map_or_else(|| channels_of(&device), |ch| vec![ch]);
             read_series(s, &[(id, chs)], range)
         }
@@ -321,7 +324,10 @@ pub(super) async fn circuit_history(
     let range = resolve(q.from, q.to, q.step.as_deref())?;
     let csv = wants_csv(q.format, &headers);
     let series = blocking(&state, Subject::new("circuit", id), move |s| {
-        let circuit = s.circuit(id)?.ok_or(StoreError::UnknownCircuit(id))?;
+        let circuit = s.get::<CircuitFields>(&id)?.ok_or(StoreError::Unknown {
+            what: Noun::Circuit,
+            id: id.to_string(),
+        })?;
         // The store filters devices by site; those on this circuit are picked here.
         let devices = s.devices(&DeviceFilter {
             site_id: Some(circuit.fields.site_id),

@@ -2,7 +2,7 @@
 //! lifecycle state and commands) and the pending list.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
@@ -15,16 +15,16 @@ use firegrid_protocols::thresholds::{
 use firegrid_protocols::{DeviceId, GridId};
 
 use super::error::{
-    ApiError, Json, PathId, Query, Subject, Who, area_id, check_text, device_id, query_area,
-    shorten,
+    ApiError, Json, PathId, Subject, Who, area_id, check_text, device_id, query_area, shorten,
 };
+use super::resource::{ApiResource, ApiResult, change};
 use super::{ApiState, blocking, now_ms, tell_pipeline};
 use crate::control::Control;
 use crate::model::{DeviceKind, DeviceState, UnixMs};
 use crate::store::{
-    Actor, AreaFields, AreaFilter, AreaLevel, CircuitFields, CircuitFilter, CircuitId, Device,
-    DeviceFields, DeviceFilter, RoomFields, RoomFilter, SiteFields, SiteFilter, SiteId,
-    WireEncoding, WorkerFields, WorkerFilter,
+    Actor, Area, AreaFields, AreaFilter, AreaLevel, Circuit, CircuitFields, CircuitFilter,
+    CircuitId, Device, DeviceFields, DeviceFilter, Room, RoomFields, RoomFilter, Site, SiteFields,
+    SiteFilter, SiteId, WireEncoding, Worker, WorkerFields, WorkerFilter,
 };
 
 /// The longest name, characters.
@@ -33,17 +33,6 @@ const MAX_NAME: usize = 200;
 const MAX_NOTE: usize = 1000;
 /// The most a list returns at once.
 pub(super) const MAX_LIMIT: u32 = 10_000;
-
-type ApiResult<T = Response> = Result<T, ApiError>;
-
-fn created(location: String, body: impl Serialize) -> Response {
-    (
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(body),
-    )
-        .into_response()
-}
 
 fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
@@ -105,81 +94,44 @@ fn area_fields(parent_id: Option<&str>, level: AreaLevel, name: String) -> ApiRe
     })
 }
 
-pub(super) async fn list_areas(
-    State(state): State<ApiState>,
-    Query(q): Query<AreaQuery>,
-) -> ApiResult {
-    let filter = AreaFilter {
-        parent_id: q
-            .parent
-            .as_deref()
-            .map(|p| query_area("parent", p))
-            .transpose()?,
-        level: q.level,
-    };
-    let areas = blocking(&state, Subject::NONE, move |s| s.areas(&filter)).await?;
-    Ok(Json(areas).into_response())
-}
+impl ApiResource for AreaFields {
+    type Create = AreaCreate;
+    type Update = AreaUpdate;
+    type Query = AreaQuery;
+    const PATH: &'static str = "areas";
 
-pub(super) async fn create_area(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    Json(body): Json<AreaCreate>,
-) -> ApiResult {
-    let id = area_id("id", &body.id)?;
-    let fields = area_fields(body.parent_id.as_deref(), body.level, body.name)?;
-    let area = blocking(&state, Subject::NONE, move |s| {
-        s.create_area(&id, &fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(created(format!("/api/v1/areas/{}", area.id), area))
-}
-
-pub(super) async fn get_area(State(state): State<ApiState>, id: PathId) -> ApiResult {
-    let id = id.area()?;
-    let subject = Subject::new("area", &id);
-    let found = blocking(&state, subject, {
-        let id = id.clone();
-        move |s| s.area(&id)
-    })
-    .await?;
-    found
-        .map(|a| Json(a).into_response())
-        .ok_or_else(|| ApiError::not_found(format!("no area {id}")))
+    fn path_id(id: &PathId) -> ApiResult<GridId> {
+        id.area()
+    }
+    fn create(body: AreaCreate, _: &ApiState) -> ApiResult<(GridId, Self)> {
+        let id = area_id("id", &body.id)?;
+        Ok((
+            id,
+            area_fields(body.parent_id.as_deref(), body.level, body.name)?,
+        ))
+    }
+    fn update(body: AreaUpdate, _: &Self) -> ApiResult<Self> {
+        area_fields(body.parent_id.as_deref(), body.level, body.name)
+    }
+    fn list_filter(q: AreaQuery) -> ApiResult<AreaFilter> {
+        Ok(AreaFilter {
+            parent_id: q
+                .parent
+                .as_deref()
+                .map(|p| query_area("parent", p))
+                .transpose()?,
+            level: q.level,
+        })
+    }
+    fn view(r: &Area) -> impl Serialize {
+        r.clone()
+    }
 }
 
 pub(super) async fn area_path(State(state): State<ApiState>, id: PathId) -> ApiResult {
     let id = id.area()?;
     let path = blocking(&state, Subject::new("area", &id), move |s| s.area_path(&id)).await?;
     Ok(Json(path).into_response())
-}
-
-pub(super) async fn update_area(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-    Json(body): Json<AreaUpdate>,
-) -> ApiResult {
-    let id = id.area()?;
-    let fields = area_fields(body.parent_id.as_deref(), body.level, body.name)?;
-    let area = blocking(&state, Subject::new("area", &id), move |s| {
-        s.update_area(&id, &fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(Json(area).into_response())
-}
-
-pub(super) async fn delete_area(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-) -> ApiResult {
-    let id = id.area()?;
-    blocking(&state, Subject::new("area", &id), move |s| {
-        s.delete_area(&id, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(no_content())
 }
 
 // ---- workers ----------------------------------------------------------------------------------
@@ -234,68 +186,33 @@ impl WorkerBody {
     }
 }
 
-pub(super) async fn list_workers(
-    State(state): State<ApiState>,
-    Query(q): Query<WorkerQuery>,
-) -> ApiResult {
-    let filter = WorkerFilter {
-        area_id: q
-            .area
-            .as_deref()
-            .map(|a| query_area("area", a))
-            .transpose()?,
-    };
-    let workers = blocking(&state, Subject::NONE, move |s| s.workers(&filter)).await?;
-    Ok(Json(workers).into_response())
-}
+impl ApiResource for WorkerFields {
+    type Create = WorkerBody;
+    type Update = WorkerBody;
+    type Query = WorkerQuery;
+    const PATH: &'static str = "workers";
 
-pub(super) async fn create_worker(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    Json(body): Json<WorkerBody>,
-) -> ApiResult {
-    let fields = body.fields()?;
-    let worker = blocking(&state, Subject::NONE, move |s| {
-        s.create_worker(&fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(created(format!("/api/v1/workers/{}", worker.id), worker))
-}
-
-pub(super) async fn get_worker(State(state): State<ApiState>, id: PathId) -> ApiResult {
-    let id = id.number("worker")?;
-    blocking(&state, Subject::new("worker", id), move |s| s.worker(id))
-        .await?
-        .map(|w| Json(w).into_response())
-        .ok_or_else(|| ApiError::not_found(format!("no worker {id}")))
-}
-
-pub(super) async fn update_worker(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-    Json(body): Json<WorkerBody>,
-) -> ApiResult {
-    let id = id.number("worker")?;
-    let fields = body.fields()?;
-    let worker = blocking(&state, Subject::new("worker", id), move |s| {
-        s.update_worker(id, &fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(Json(worker).into_response())
-}
-
-pub(super) async fn delete_worker(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-) -> ApiResult {
-    let id = id.number("worker")?;
-    blocking(&state, Subject::new("worker", id), move |s| {
-        s.delete_worker(id, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(no_content())
+    fn path_id(id: &PathId) -> ApiResult<i64> {
+        id.number("worker")
+    }
+    fn create(body: WorkerBody, _: &ApiState) -> ApiResult<((), Self)> {
+        Ok(((), body.fields()?))
+    }
+    fn update(body: WorkerBody, _: &Self) -> ApiResult<Self> {
+        body.fields()
+    }
+    fn list_filter(q: WorkerQuery) -> ApiResult<WorkerFilter> {
+        Ok(WorkerFilter {
+            area_id: q
+                .area
+                .as_deref()
+                .map(|a| query_area("area", a))
+                .transpose()?,
+        })
+    }
+    fn view(r: &Worker) -> impl Serialize {
+        r.clone()
+    }
 }
 
 // ---- sites ------------------------------------------------------------------------------------
@@ -334,68 +251,33 @@ impl SiteBody {
     }
 }
 
-pub(super) async fn list_sites(
-    State(state): State<ApiState>,
-    Query(q): Query<SiteQuery>,
-) -> ApiResult {
-    let filter = SiteFilter {
-        area_id: q
-            .area
-            .as_deref()
-            .map(|a| query_area("area", a))
-            .transpose()?,
-    };
-    let sites = blocking(&state, Subject::NONE, move |s| s.sites(&filter)).await?;
-    Ok(Json(sites).into_response())
-}
+impl ApiResource for SiteFields {
+    type Create = SiteBody;
+    type Update = SiteBody;
+    type Query = SiteQuery;
+    const PATH: &'static str = "sites";
 
-pub(super) async fn create_site(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    Json(body): Json<SiteBody>,
-) -> ApiResult {
-    let fields = body.fields()?;
-    let site = blocking(&state, Subject::NONE, move |s| {
-        s.create_site(&fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(created(format!("/api/v1/sites/{}", site.id), site))
-}
-
-pub(super) async fn get_site(State(state): State<ApiState>, id: PathId) -> ApiResult {
-    let id = id.number("site")?;
-    blocking(&state, Subject::new("site", id), move |s| s.site(id))
-        .await?
-        .map(|x| Json(x).into_response())
-        .ok_or_else(|| ApiError::not_found(format!("no site {id}")))
-}
-
-pub(super) async fn update_site(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-    Json(body): Json<SiteBody>,
-) -> ApiResult {
-    let id = id.number("site")?;
-    let fields = body.fields()?;
-    let site = blocking(&state, Subject::new("site", id), move |s| {
-        s.update_site(id, &fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(Json(site).into_response())
-}
-
-pub(super) async fn delete_site(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-) -> ApiResult {
-    let id = id.number("site")?;
-    blocking(&state, Subject::new("site", id), move |s| {
-        s.delete_site(id, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(no_content())
+    fn path_id(id: &PathId) -> ApiResult<i64> {
+        id.number("site")
+    }
+    fn create(body: SiteBody, _: &ApiState) -> ApiResult<((), Self)> {
+        Ok(((), body.fields()?))
+    }
+    fn update(body: SiteBody, _: &Self) -> ApiResult<Self> {
+        body.fields()
+    }
+    fn list_filter(q: SiteQuery) -> ApiResult<SiteFilter> {
+        Ok(SiteFilter {
+            area_id: q
+                .area
+                .as_deref()
+                .map(|a| query_area("area", a))
+                .transpose()?,
+        })
+    }
+    fn view(r: &Site) -> impl Serialize {
+        r.clone()
+    }
 }
 
 // ---- rooms ------------------------------------------------------------------------------------
@@ -413,70 +295,37 @@ pub(super) struct RoomBody {
     name: String,
 }
 
-pub(super) async fn list_rooms(
-    State(state): State<ApiState>,
-    Query(q): Query<SiteChildQuery>,
-) -> ApiResult {
-    let filter = RoomFilter { site_id: q.site };
-    let rooms = blocking(&state, Subject::NONE, move |s| s.rooms(&filter)).await?;
-    Ok(Json(rooms).into_response())
+impl RoomBody {
+    fn fields(self) -> ApiResult<RoomFields> {
+        check_text("name", &self.name, MAX_NAME, true)?;
+        Ok(RoomFields {
+            site_id: self.site_id,
+            name: self.name,
+        })
+    }
 }
 
-pub(super) async fn create_room(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    Json(body): Json<RoomBody>,
-) -> ApiResult {
-    check_text("name", &body.name, MAX_NAME, true)?;
-    let fields = RoomFields {
-        site_id: body.site_id,
-        name: body.name,
-    };
-    let room = blocking(&state, Subject::NONE, move |s| {
-        s.create_room(&fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(created(format!("/api/v1/rooms/{}", room.id), room))
-}
+impl ApiResource for RoomFields {
+    type Create = RoomBody;
+    type Update = RoomBody;
+    type Query = SiteChildQuery;
+    const PATH: &'static str = "rooms";
 
-pub(super) async fn get_room(State(state): State<ApiState>, id: PathId) -> ApiResult {
-    let id = id.number("room")?;
-    blocking(&state, Subject::new("room", id), move |s| s.room(id))
-        .await?
-        .map(|x| Json(x).into_response())
-        .ok_or_else(|| ApiError::not_found(format!("no room {id}")))
-}
-
-pub(super) async fn update_room(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-    Json(body): Json<RoomBody>,
-) -> ApiResult {
-    let id = id.number("room")?;
-    check_text("name", &body.name, MAX_NAME, true)?;
-    let fields = RoomFields {
-        site_id: body.site_id,
-        name: body.name,
-    };
-    let room = blocking(&state, Subject::new("room", id), move |s| {
-        s.update_room(id, &fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(Json(room).into_response())
-}
-
-pub(super) async fn delete_room(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-) -> ApiResult {
-    let id = id.number("room")?;
-    blocking(&state, Subject::new("room", id), move |s| {
-        s.delete_room(id, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(no_content())
+    fn path_id(id: &PathId) -> ApiResult<i64> {
+        id.number("room")
+    }
+    fn create(body: RoomBody, _: &ApiState) -> ApiResult<((), Self)> {
+        Ok(((), body.fields()?))
+    }
+    fn update(body: RoomBody, _: &Self) -> ApiResult<Self> {
+        body.fields()
+    }
+    fn list_filter(q: SiteChildQuery) -> ApiResult<RoomFilter> {
+        Ok(RoomFilter { site_id: q.site })
+    }
+    fn view(r: &Room) -> impl Serialize {
+        r.clone()
+    }
 }
 
 // ---- circuits ---------------------------------------------------------------------------------
@@ -501,62 +350,27 @@ impl CircuitBody {
     }
 }
 
-pub(super) async fn list_circuits(
-    State(state): State<ApiState>,
-    Query(q): Query<SiteChildQuery>,
-) -> ApiResult {
-    let filter = CircuitFilter { site_id: q.site };
-    let circuits = blocking(&state, Subject::NONE, move |s| s.circuits(&filter)).await?;
-    Ok(Json(circuits).into_response())
-}
+impl ApiResource for CircuitFields {
+    type Create = CircuitBody;
+    type Update = CircuitBody;
+    type Query = SiteChildQuery;
+    const PATH: &'static str = "circuits";
 
-pub(super) async fn create_circuit(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    Json(body): Json<CircuitBody>,
-) -> ApiResult {
-    let fields = body.fields()?;
-    let circuit = blocking(&state, Subject::NONE, move |s| {
-        s.create_circuit(&fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(created(format!("/api/v1/circuits/{}", circuit.id), circuit))
-}
-
-pub(super) async fn get_circuit(State(state): State<ApiState>, id: PathId) -> ApiResult {
-    let id = id.number("circuit")?;
-    blocking(&state, Subject::new("circuit", id), move |s| s.circuit(id))
-        .await?
-        .map(|x| Json(x).into_response())
-        .ok_or_else(|| ApiError::not_found(format!("no circuit {id}")))
-}
-
-pub(super) async fn update_circuit(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-    Json(body): Json<CircuitBody>,
-) -> ApiResult {
-    let id = id.number("circuit")?;
-    let fields = body.fields()?;
-    let circuit = blocking(&state, Subject::new("circuit", id), move |s| {
-        s.update_circuit(id, &fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(Json(circuit).into_response())
-}
-
-pub(super) async fn delete_circuit(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-) -> ApiResult {
-    let id = id.number("circuit")?;
-    blocking(&state, Subject::new("circuit", id), move |s| {
-        s.delete_circuit(id, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(no_content())
+    fn path_id(id: &PathId) -> ApiResult<i64> {
+        id.number("circuit")
+    }
+    fn create(body: CircuitBody, _: &ApiState) -> ApiResult<((), Self)> {
+        Ok(((), body.fields()?))
+    }
+    fn update(body: CircuitBody, _: &Self) -> ApiResult<Self> {
+        body.fields()
+    }
+    fn list_filter(q: SiteChildQuery) -> ApiResult<CircuitFilter> {
+        Ok(CircuitFilter { site_id: q.site })
+    }
+    fn view(r: &Circuit) -> impl Serialize {
+        r.clone()
+    }
 }
 
 // ---- device configuration ---------------------------------------------------------------------
@@ -783,24 +597,56 @@ fn view(d: &Device) -> Response {
     Json(DeviceView::from(d)).into_response()
 }
 
-pub(super) async fn list_devices(
-    State(state): State<ApiState>,
-    Query(q): Query<DeviceQuery>,
-) -> ApiResult {
-    let filter = DeviceFilter {
-        state: q.state,
-        kind: q.kind,
-        site_id: q.site,
-        area_id: q
-            .area
-            .as_deref()
-            .map(|a| query_area("area", a))
-            .transpose()?,
-        limit: limit(q.limit)?,
-        offset: q.offset.unwrap_or(0),
-    };
-    let devices = blocking(&state, Subject::NONE, move |s| s.devices(&filter)).await?;
-    Ok(Json(devices.iter().map(DeviceView::from).collect::<Vec<_>>()).into_response())
+impl ApiResource for DeviceFields {
+    type Create = DeviceCreate;
+    type Update = DeviceUpdate;
+    type Query = DeviceQuery;
+    const PATH: &'static str = "devices";
+
+    fn path_id(id: &PathId) -> ApiResult<DeviceId> {
+        id.device()
+    }
+    fn create(body: DeviceCreate, state: &ApiState) -> ApiResult<(DeviceId, Self)> {
+        new_device(&body, &state.limits)
+    }
+    /// The binding: state and configuration have their own routes.
+    fn update(body: DeviceUpdate, before: &Self) -> ApiResult<Self> {
+        Ok(DeviceFields {
+            kind: body.kind,
+            site_id: body.site_id,
+            room_id: body.room_id,
+            circuit_id: body.circuit_id,
+            grid_id: optional_area("grid_id", body.grid_id.as_deref())?,
+            encoding: body.encoding.unwrap_or_default(),
+            ..before.clone()
+        })
+    }
+    fn list_filter(q: DeviceQuery) -> ApiResult<DeviceFilter> {
+        Ok(DeviceFilter {
+            state: q.state,
+            kind: q.kind,
+            site_id: q.site,
+            area_id: q
+                .area
+                .as_deref()
+                .map(|a| query_area("area", a))
+                .transpose()?,
+            limit: limit(q.limit)?,
+            offset: q.offset.unwrap_or(0),
+        })
+    }
+    fn view(r: &Device) -> impl Serialize {
+        DeviceView::from(r)
+    }
+    async fn changed(state: &ApiState, id: &DeviceId, removed: bool) -> ApiResult<()> {
+        let id = id.clone();
+        let control = if removed {
+            Control::DeviceRemoved(id)
+        } else {
+            Control::DeviceChanged(id)
+        };
+        tell_pipeline(state, control).await
+    }
 }
 
 /// The id and fields of a device to register, checked (config against the configured limits).
@@ -822,24 +668,6 @@ fn new_device(body: &DeviceCreate, limits: &Limits) -> ApiResult<(DeviceId, Devi
         credential_hash: None,
     };
     Ok((id, fields))
-}
-
-pub(super) async fn create_device(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    Json(body): Json<DeviceCreate>,
-) -> ApiResult {
-    let (id, fields) = new_device(&body, &state.limits)?;
-    let device = blocking(&state, Subject::NONE, {
-        let id = id.clone();
-        move |s| s.create_device(&id, &fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    tell_pipeline(&state, Control::DeviceChanged(id)).await?;
-    Ok(created(
-        format!("/api/v1/devices/{}", device.id),
-        DeviceView::from(&device),
-    ))
 }
 
 /// The most devices one `POST /device-imports` takes (its body stays under the 2 MB limit
@@ -912,69 +740,6 @@ pub(super) async fn import_devices(
         .into_response())
 }
 
-pub(super) async fn get_device(State(state): State<ApiState>, id: PathId) -> ApiResult {
-    let id = id.device()?;
-    let found = blocking(&state, Subject::new("device", &id), {
-        let id = id.clone();
-        move |s| s.device(&id)
-    })
-    .await?;
-    found
-        .map(|d| view(&d))
-        .ok_or_else(|| ApiError::not_found(format!("no device {id}")))
-}
-
-/// Reads a device, changes its fields with `change`, writes it back: one blocking task.
-async fn change_device(
-    state: &ApiState,
-    id: &DeviceId,
-    who: String,
-    change: impl FnOnce(&Device) -> ApiResult<Option<DeviceFields>> + Send + 'static,
-) -> ApiResult<(Device, Device)> {
-    let subject = Subject::new("device", id);
-    let id = id.clone();
-    let store = state.store.clone();
-    let task = tokio::task::spawn_blocking(move || -> ApiResult<(Device, Device)> {
-        let before = store
-            .device(&id)
-            .map_err(|e| ApiError::from_store(e, &subject))?
-            .ok_or_else(|| ApiError::not_found(format!("no device {id}")))?;
-        let Some(fields) = change(&before)? else {
-            return Ok((before.clone(), before));
-        };
-        let after = store
-            .update_device(&id, &fields, Actor::new(&who, now_ms()))
-            .map_err(|e| ApiError::from_store(e, &subject))?;
-        Ok((before, after))
-    });
-    task.await
-        .map_err(|e| ApiError::internal("a store task failed", &e))?
-}
-
-pub(super) async fn update_device(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-    Json(body): Json<DeviceUpdate>,
-) -> ApiResult {
-    let id = id.device()?;
-    let grid_id = optional_area("grid_id", body.grid_id.as_deref())?;
-    let (_, after) = change_device(&state, &id, who, move |d| {
-        Ok(Some(DeviceFields {
-            kind: body.kind,
-            site_id: body.site_id,
-            room_id: body.room_id,
-            circuit_id: body.circuit_id,
-            grid_id,
-            encoding: body.encoding.unwrap_or_default(),
-            ..d.fields.clone()
-        }))
-    })
-    .await?;
-    tell_pipeline(&state, Control::DeviceChanged(id)).await?;
-    Ok(view(&after))
-}
-
 pub(super) async fn set_device_config(
     State(state): State<ApiState>,
     Who(who): Who,
@@ -985,8 +750,8 @@ pub(super) async fn set_device_config(
     // Checked before touching the store, against the configured limits.
     body.to_config(1, &state.limits)?;
     let limits = state.limits;
-    let (before, after) = change_device(&state, &id, who, move |d| {
-        let current = d.fields.config.version;
+    let (before, after) = change::<DeviceFields>(&state, &id, who, move |d| {
+        let current = d.config.version;
         if let Some(v) = body.version
             && v != current
         {
@@ -996,7 +761,7 @@ pub(super) async fn set_device_config(
             )));
         }
         let mut config = body.to_config(current, &limits)?;
-        if config == d.fields.config {
+        if config == d.config {
             return Ok(None);
         }
         config.version = current.checked_add(1).ok_or_else(|| {
@@ -1004,7 +769,7 @@ pub(super) async fn set_device_config(
         })?;
         Ok(Some(DeviceFields {
             config,
-            ..d.fields.clone()
+            ..d.clone()
         }))
     })
     .await?;
@@ -1057,8 +822,9 @@ pub(super) async fn set_device_state(
         check_text("note", n, MAX_NOTE, false)?;
     }
     let to = body.to;
-    let (before, after) = change_device(&state, &id, who.clone(), move |d| {
-        let from = d.fields.state;
+    let device = id.clone();
+    let (before, after) = change::<DeviceFields>(&state, &id, who.clone(), move |d| {
+        let from = d.state;
         if from == to {
             return Ok(None);
         }
@@ -1067,14 +833,14 @@ pub(super) async fn set_device_state(
                 "device {}: cannot go from {} to {}: registered → commissioned → in_service, \
                  in_service → commissioned (maintenance), commissioned → registered, any → \
                  decommissioned, decommissioned → registered",
-                d.id,
+                device,
                 state_name(from),
                 state_name(to)
             )));
         }
         Ok(Some(DeviceFields {
             state: to,
-            ..d.fields.clone()
+            ..d.clone()
         }))
     })
     .await?;
@@ -1099,21 +865,6 @@ pub(super) async fn set_device_state(
     };
     tell_pipeline(&state, control).await?;
     Ok(view(&after))
-}
-
-pub(super) async fn delete_device(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-) -> ApiResult {
-    let id = id.device()?;
-    blocking(&state, Subject::new("device", &id), {
-        let id = id.clone();
-        move |s| s.delete_device(&id, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    tell_pipeline(&state, Control::DeviceRemoved(id)).await?;
-    Ok(no_content())
 }
 
 // ---- commands ---------------------------------------------------------------------------------
@@ -1178,7 +929,10 @@ pub(super) async fn device_command(
         move |s| {
             let device = s
                 .device(&id)?
-                .ok_or_else(|| crate::store::StoreError::UnknownDevice(id.to_string()))?;
+                .ok_or_else(|| crate::store::StoreError::Unknown {
+                    what: crate::store::Noun::Device,
+                    id: id.to_string(),
+                })?;
             if device.fields.state == DeviceState::Decommissioned {
                 return Ok(Err(ApiError::conflict(format!(
                     "device {id} is decommissioned: it takes no commands"
