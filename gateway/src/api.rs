@@ -62,12 +62,15 @@
 //! Until authentication lands, the person making a change is taken from the `X-Firegrid-User`
 //! header (default `api`) and written to the audit log.
 
+mod access;
 mod episodes;
 mod error;
 mod history;
 mod live;
 mod registry;
 mod resource;
+mod routes;
+mod users;
 
 #[cfg(test)]
 mod tests;
@@ -82,7 +85,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -93,19 +96,10 @@ use crate::control::Control;
 use crate::metrics::Metrics;
 use crate::model::UnixMs;
 use crate::notify::alert::Alert;
-use crate::store::{
-    AreaFields, CircuitFields, DeviceFields, RoomFields, SiteFields, Store, StoreError,
-    StoreHealth, WorkerFields,
-};
+use crate::store::{Store, StoreError, StoreHealth};
 
 pub use error::ApiError;
 use error::{Json, Subject};
-
-/// The header naming who makes a change (until authentication lands).
-pub const USER_HEADER: &str = "X-Firegrid-User";
-
-/// The actor when [`USER_HEADER`] is absent.
-pub const DEFAULT_USER: &str = "api";
 
 /// How long a change waits for room in the pipeline's control queue before giving up.
 const CONTROL_SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -188,6 +182,9 @@ pub struct ApiState {
     /// Cancelled when serving stops: live streams end, so a graceful shutdown is not held up
     /// by clients that never hang up. [`serve`] cancels it.
     pub closing: CancellationToken,
+    /// Whether `/metrics` answers without a token (`[api] metrics`; default: only when the API
+    /// listens on loopback). False here until set.
+    pub metrics_open: bool,
 }
 
 impl ApiState {
@@ -209,96 +206,42 @@ impl ApiState {
             started: Instant::now(),
             health,
             closing: CancellationToken::new(),
+            metrics_open: false,
         }
     }
 }
 
-/// The API's routes over `state`. See the [module docs](self).
+/// The API's routes over `state`: `/healthz`, `/metrics`, and every `/api/v1` route of the
+/// route table ([`routes::routes`]), each behind the access check of its line. See the
+/// [module docs](self).
 pub fn router(state: ApiState) -> Router {
-    use episodes as e;
-    use history as h;
-    use registry as r;
-    use resource::{create, delete, get as one, list, update};
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route(
-            "/api/v1/areas",
-            get(list::<AreaFields>).post(create::<AreaFields>),
+    let mut router = Router::new().route("/healthz", get(healthz));
+    router = if state.metrics_open {
+        router.route("/metrics", get(metrics))
+    } else {
+        router.route(
+            "/metrics",
+            get(metrics).route_layer(axum::middleware::from_fn_with_state(
+                (
+                    state.clone(),
+                    access::Rule {
+                        method: axum::http::Method::GET,
+                        path: "/metrics",
+                        roles: access::Roles::ANY,
+                    },
+                ),
+                access::authorize,
+            )),
         )
-        .route(
-            "/api/v1/areas/{id}",
-            get(one::<AreaFields>)
-                .put(update::<AreaFields>)
-                .delete(delete::<AreaFields>),
-        )
-        .route("/api/v1/areas/{id}/path", get(r::area_path))
-        .route(
-            "/api/v1/workers",
-            get(list::<WorkerFields>).post(create::<WorkerFields>),
-        )
-        .route(
-            "/api/v1/workers/{id}",
-            get(one::<WorkerFields>)
-                .put(update::<WorkerFields>)
-                .delete(delete::<WorkerFields>),
-        )
-        .route(
-            "/api/v1/sites",
-            get(list::<SiteFields>).post(create::<SiteFields>),
-        )
-        .route(
-            "/api/v1/sites/{id}",
-            get(one::<SiteFields>)
-                .put(update::<SiteFields>)
-                .delete(delete::<SiteFields>),
-        )
-        .route(
-            "/api/v1/rooms",
-            get(list::<RoomFields>).post(create::<RoomFields>),
-        )
-        .route(
-            "/api/v1/rooms/{id}",
-            get(one::<RoomFields>)
-                .put(update::<RoomFields>)
-                .delete(delete::<RoomFields>),
-        )
-        .route(
-            "/api/v1/circuits",
-            get(list::<CircuitFields>).post(create::<CircuitFields>),
-        )
-        .route(
-            "/api/v1/circuits/{id}",
-            get(one::<CircuitFields>)
-                .put(update::<CircuitFields>)
-                .delete(delete::<CircuitFields>),
-        )
-        .route("/api/v1/circuits/{id}/history", get(h::circuit_history))
-        .route(
-            "/api/v1/devices",
-            get(list::<DeviceFields>).post(create::<DeviceFields>),
-        )
-        .route("/api/v1/device-imports", post(r::import_devices))
-        .route(
-            "/api/v1/devices/{id}",
-            get(one::<DeviceFields>)
-                .put(update::<DeviceFields>)
-                .delete(delete::<DeviceFields>),
-        )
-        .route("/api/v1/devices/{id}/config", put(r::set_device_config))
-        .route("/api/v1/devices/{id}/state", post(r::set_device_state))
-        .route("/api/v1/devices/{id}/commands", post(r::device_command))
-        .route("/api/v1/devices/{id}/history", get(h::device_history))
-        .route("/api/v1/pending", get(r::list_pending))
-        .route(
-            "/api/v1/pending/{id}",
-            axum::routing::delete(r::forget_pending),
-        )
-        .route("/api/v1/episodes", get(e::list_episodes))
-        .route("/api/v1/episodes/{id}", get(e::get_episode))
-        .route("/api/v1/episodes/{id}/ticket", post(e::move_ticket))
-        .route("/api/v1/audit", get(e::audit_log))
-        .route("/api/v1/live", get(live::live))
+    };
+    for r in routes::routes() {
+        let layer = axum::middleware::from_fn_with_state(
+            (state.clone(), r.rule.clone()),
+            access::authorize,
+        );
+        router = router.route(r.rule.path, r.handler.route_layer(layer));
+    }
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

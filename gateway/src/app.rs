@@ -317,7 +317,7 @@ pub async fn run(
         addr: config.api.listen,
         source,
     })?;
-    let state = ApiState::new(
+    let mut state = ApiState::new(
         store.clone(),
         health.clone(),
         metrics.clone(),
@@ -325,6 +325,7 @@ pub async fn run(
         live,
         config.limits(),
     );
+    state.metrics_open = config.api.metrics_open();
     let api_stop = cancel.clone();
     tasks.spawn(async move {
         if let Err(e) = api::serve(listener, state, api_stop.cancelled_owned()).await {

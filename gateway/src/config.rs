@@ -43,8 +43,12 @@ username_env = ""
 password_env = ""
 
 [api]
-# The HTTP API and live views.
+# The HTTP API and live views. Every /api/v1 route needs `Authorization: Bearer TOKEN`; make
+# users and tokens with `firegrid user add NAME --role ROLE [--area AREA]` (docs/security.md).
 listen = "127.0.0.1:8080"
+# Who may read /metrics: "auto" (anyone when `listen` is a loopback address, else a token of
+# any role), "open" (anyone who reaches the port), "token" (a token of any role).
+metrics = "auto"
 
 [engine]
 # A device is offline after this many heartbeat intervals without any message.
@@ -203,6 +207,32 @@ pub struct BrokerConfig {
 pub struct ApiConfig {
     /// Listen address of the HTTP API.
     pub listen: SocketAddr,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsAccess,
+}
+
+/// Who may read `/metrics` (`[api] metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricsAccess {
+    /// Anyone when the API listens on a loopback address, else a token.
+    #[default]
+    Auto,
+    /// Anyone who reaches the port.
+    Open,
+    /// A token of any role.
+    Token,
+}
+
+impl ApiConfig {
+    /// Whether `/metrics` answers without a token.
+    pub fn metrics_open(&self) -> bool {
+        match self.metrics {
+            MetricsAccess::Auto => self.listen.ip().is_loopback(),
+            MetricsAccess::Open => true,
+            MetricsAccess::Token => false,
+        }
+    }
 }
 
 /// `[engine]`.
@@ -279,6 +309,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics: MetricsAccess::Auto,
         }
     }
 }

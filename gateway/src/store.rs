@@ -72,6 +72,7 @@ mod registry;
 mod resource;
 mod schema;
 mod sql;
+mod users;
 mod writer;
 
 #[cfg(test)]
@@ -98,6 +99,9 @@ pub use registry::{
 };
 pub use resource::{Actor, Noun, Record};
 pub(crate) use resource::{RecordOf, Resource};
+pub use users::{
+    ActiveToken, MAX_USER_NAME, NewToken, Principal, TokenInfo, User, check_user_name,
+};
 pub use writer::{JournalStats, JournalWriter, ReadingsStats, ReadingsWriter, WriterOptions};
 
 /// Settings of the store.

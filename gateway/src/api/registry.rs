@@ -14,17 +14,18 @@ use firegrid_protocols::thresholds::{
 };
 use firegrid_protocols::{DeviceId, GridId};
 
+use super::access::Caller;
 use super::error::{
-    ApiError, Json, PathId, Subject, Who, area_id, check_text, device_id, query_area, shorten,
+    ApiError, Json, PathId, Subject, area_id, check_text, device_id, query_area, shorten,
 };
 use super::resource::{ApiResource, ApiResult, change};
 use super::{ApiState, blocking, now_ms, tell_pipeline};
 use crate::control::Control;
 use crate::model::{DeviceKind, DeviceState, UnixMs};
 use crate::store::{
-    Actor, Area, AreaFields, AreaFilter, AreaLevel, Circuit, CircuitFields, CircuitFilter,
-    CircuitId, Device, DeviceFields, DeviceFilter, Room, RoomFields, RoomFilter, Site, SiteFields,
-    SiteFilter, SiteId, WireEncoding, Worker, WorkerFields, WorkerFilter,
+    Area, AreaFields, AreaFilter, AreaLevel, Circuit, CircuitFields, CircuitFilter, CircuitId,
+    Device, DeviceFields, DeviceFilter, Room, RoomFields, RoomFilter, Site, SiteFields, SiteFilter,
+    SiteId, WireEncoding, Worker, WorkerFields, WorkerFilter,
 };
 
 /// The longest name, characters.
@@ -690,7 +691,7 @@ struct Imported {
 /// as for a single registration.
 pub(super) async fn import_devices(
     State(state): State<ApiState>,
-    Who(who): Who,
+    caller: Caller,
     Json(body): Json<Vec<DeviceCreate>>,
 ) -> ApiResult {
     if body.is_empty() || body.len() > MAX_IMPORT {
@@ -719,7 +720,7 @@ pub(super) async fn import_devices(
     }
     let ids: Vec<DeviceId> = devices.iter().map(|(id, _)| id.clone()).collect();
     let result = blocking(&state, Subject::NONE, move |s| {
-        s.create_devices(&devices, Actor::new(&who, now_ms()))
+        s.create_devices(&devices, caller.actor(now_ms()))
     })
     .await?;
     if let Err((i, e)) = result {
@@ -742,7 +743,7 @@ pub(super) async fn import_devices(
 
 pub(super) async fn set_device_config(
     State(state): State<ApiState>,
-    Who(who): Who,
+    caller: Caller,
     id: PathId,
     Json(body): Json<ConfigBody>,
 ) -> ApiResult {
@@ -750,7 +751,7 @@ pub(super) async fn set_device_config(
     // Checked before touching the store, against the configured limits.
     body.to_config(1, &state.limits)?;
     let limits = state.limits;
-    let (before, after) = change::<DeviceFields>(&state, &id, who, move |d| {
+    let (before, after) = change::<DeviceFields>(&state, &id, caller, move |d| {
         let current = d.config.version;
         if let Some(v) = body.version
             && v != current
@@ -813,7 +814,7 @@ pub(crate) fn device_may_become(from: DeviceState, to: DeviceState) -> bool {
 
 pub(super) async fn set_device_state(
     State(state): State<ApiState>,
-    Who(who): Who,
+    caller: Caller,
     id: PathId,
     Json(body): Json<StateBody>,
 ) -> ApiResult {
@@ -823,7 +824,7 @@ pub(super) async fn set_device_state(
     }
     let to = body.to;
     let device = id.clone();
-    let (before, after) = change::<DeviceFields>(&state, &id, who.clone(), move |d| {
+    let (before, after) = change::<DeviceFields>(&state, &id, caller.clone(), move |d| {
         let from = d.state;
         if from == to {
             return Ok(None);
@@ -855,7 +856,7 @@ pub(super) async fn set_device_state(
     });
     let subject = format!("device/{id}");
     blocking(&state, Subject::NONE, move |s| {
-        s.audit(&who, "device.state", &subject, &detail, now_ms())
+        s.audit(caller.user(), "device.state", &subject, &detail, now_ms())
     })
     .await?;
     let control = if to == DeviceState::Decommissioned {
@@ -897,7 +898,7 @@ struct CommandAccepted {
 
 pub(super) async fn device_command(
     State(state): State<ApiState>,
-    Who(who): Who,
+    caller: Caller,
     id: PathId,
     Json(body): Json<CommandBody>,
 ) -> ApiResult {
@@ -928,7 +929,7 @@ pub(super) async fn device_command(
         let id = id.clone();
         move |s| {
             let device = s
-                .device(&id)?
+                .get_scoped::<DeviceFields>(&id, caller.scope())?
                 .ok_or_else(|| crate::store::StoreError::Unknown {
                     what: crate::store::Noun::Device,
                     id: id.to_string(),
@@ -939,7 +940,7 @@ pub(super) async fn device_command(
                 ))));
             }
             s.audit(
-                &who,
+                caller.user(),
                 "device.command",
                 &format!("device/{id}"),
                 &detail,

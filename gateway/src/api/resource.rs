@@ -10,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::error::{ApiError, Json, PathId, Query, Subject, Who};
+use super::access::Caller;
+use super::error::{ApiError, Json, PathId, Query, Subject};
 use super::{ApiState, blocking, now_ms};
-use crate::store::{Actor, RecordOf, Resource};
+use crate::store::{RecordOf, Resource};
 
 pub(super) type ApiResult<T = Response> = Result<T, ApiError>;
 
@@ -63,22 +64,26 @@ fn subject<F: ApiResource>(id: &F::Id) -> Subject {
 /// `GET /api/v1/{nouns}`.
 pub(super) async fn list<F: ApiResource>(
     State(state): State<ApiState>,
+    caller: Caller,
     Query(q): Query<F::Query>,
 ) -> ApiResult {
     let filter = F::list_filter(q)?;
-    let records = blocking(&state, Subject::NONE, move |s| s.list::<F>(&filter, None)).await?;
+    let records = blocking(&state, Subject::NONE, move |s| {
+        s.list::<F>(&filter, caller.scope())
+    })
+    .await?;
     Ok(Json(records.iter().map(F::view).collect::<Vec<_>>()).into_response())
 }
 
 /// `POST /api/v1/{nouns}`.
 pub(super) async fn create<F: ApiResource>(
     State(state): State<ApiState>,
-    Who(who): Who,
+    caller: Caller,
     Json(body): Json<F::Create>,
 ) -> ApiResult {
     let (id, fields) = F::create(body, &state)?;
     let record = blocking(&state, Subject::NONE, move |s| {
-        s.create::<F>(id, &fields, Actor::new(&who, now_ms()))
+        s.create::<F>(id, &fields, caller.actor(now_ms()))
     })
     .await?;
     F::changed(&state, &record.id, false).await?;
@@ -89,11 +94,15 @@ pub(super) async fn create<F: ApiResource>(
 }
 
 /// `GET /api/v1/{nouns}/{id}`.
-pub(super) async fn get<F: ApiResource>(State(state): State<ApiState>, id: PathId) -> ApiResult {
+pub(super) async fn get<F: ApiResource>(
+    State(state): State<ApiState>,
+    caller: Caller,
+    id: PathId,
+) -> ApiResult {
     let id = F::path_id(&id)?;
     let found = blocking(&state, subject::<F>(&id), {
         let id = id.clone();
-        move |s| s.get::<F>(&id)
+        move |s| s.get_scoped::<F>(&id, caller.scope())
     })
     .await?;
     found
@@ -104,12 +113,12 @@ pub(super) async fn get<F: ApiResource>(State(state): State<ApiState>, id: PathI
 /// `PUT /api/v1/{nouns}/{id}`: reads the record and writes the change in one blocking task.
 pub(super) async fn update<F: ApiResource>(
     State(state): State<ApiState>,
-    Who(who): Who,
+    caller: Caller,
     id: PathId,
     Json(body): Json<F::Update>,
 ) -> ApiResult {
     let id = F::path_id(&id)?;
-    let record = change::<F>(&state, &id, who, move |before| {
+    let record = change::<F>(&state, &id, caller, move |before| {
         F::update(body, before).map(Some)
     })
     .await?
@@ -123,7 +132,7 @@ pub(super) async fn update<F: ApiResource>(
 pub(super) async fn change<F: ApiResource>(
     state: &ApiState,
     id: &F::Id,
-    who: String,
+    caller: Caller,
     change: impl FnOnce(&F) -> ApiResult<Option<F>> + Send + 'static,
 ) -> ApiResult<(RecordOf<F>, RecordOf<F>)> {
     let subject = subject::<F>(id);
@@ -131,14 +140,14 @@ pub(super) async fn change<F: ApiResource>(
     let store = state.store.clone();
     let task = tokio::task::spawn_blocking(move || -> ApiResult<_> {
         let before = store
-            .get::<F>(&id)
+            .get_scoped::<F>(&id, caller.scope())
             .map_err(|e| ApiError::from_store(e, &subject))?
             .ok_or_else(|| ApiError::not_found(format!("no {} {id}", F::NOUN)))?;
         let Some(fields) = change(&before.fields)? else {
             return Ok((before.clone(), before));
         };
         let after = store
-            .update::<F>(&id, &fields, Actor::new(&who, now_ms()))
+            .update::<F>(&id, &fields, caller.actor(now_ms()))
             .map_err(|e| ApiError::from_store(e, &subject))?;
         Ok((before, after))
     });
@@ -149,13 +158,13 @@ pub(super) async fn change<F: ApiResource>(
 /// `DELETE /api/v1/{nouns}/{id}`.
 pub(super) async fn delete<F: ApiResource>(
     State(state): State<ApiState>,
-    Who(who): Who,
+    caller: Caller,
     id: PathId,
 ) -> ApiResult {
     let id = F::path_id(&id)?;
     blocking(&state, subject::<F>(&id), {
         let id = id.clone();
-        move |s| s.delete::<F>(&id, Actor::new(&who, now_ms()))
+        move |s| s.delete::<F>(&id, caller.actor(now_ms()))
     })
     .await?;
     F::changed(&state, &id, true).await?;

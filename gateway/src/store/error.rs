@@ -59,6 +59,22 @@ pub enum StoreError {
     /// The area exists but is not a grid cell.
     #[error("area {0:?} is not a grid cell")]
     NotAGrid(String),
+    /// A record outside the area the actor is limited to.
+    #[error("{}", out_of_scope(what, area.as_ref(), scope))]
+    OutOfScope {
+        /// What (e.g. `device "hz-1"`, `the new site`).
+        what: String,
+        /// The area it lies in, if any.
+        area: Option<firegrid_protocols::GridId>,
+        /// The actor's area.
+        scope: firegrid_protocols::GridId,
+    },
+    /// No user with this name.
+    #[error("unknown user {0:?}")]
+    UnknownUser(String),
+    /// No API token with this id.
+    #[error("unknown token {0:?}")]
+    UnknownToken(String),
     /// No episode with this id.
     #[error("unknown episode {0}")]
     UnknownEpisode(EpisodeId),
@@ -125,6 +141,23 @@ pub enum StoreError {
     /// A group commit failed for a reason reported to every caller in the group.
     #[error("journal transaction failed: {0}")]
     Transaction(String),
+}
+
+fn out_of_scope(
+    what: &str,
+    area: Option<&firegrid_protocols::GridId>,
+    scope: &firegrid_protocols::GridId,
+) -> String {
+    match area {
+        Some(a) => format!(
+            "{what} lies in area {a}, outside your area {scope}: ask an admin for a user scoped \
+             to it"
+        ),
+        None => format!(
+            "{what} is not in any area yet: only a city-wide user (admin or operator without an \
+             area) reaches it"
+        ),
+    }
 }
 
 /// An id as messages show it: text ids (areas, devices) quoted, numbers as they are.

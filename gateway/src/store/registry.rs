@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use firegrid_protocols::GridId;
 
 use super::names;
-use super::resource::{Noun, Record, Resource, count, refuse_if_used, rows, unknown};
-use super::sql::{SUBTREE, Where};
+use super::resource::{Noun, Record, Resource, count, refuse_if_used, rows, unknown, within};
+use super::sql::Where;
 use super::{Store, StoreError};
 
 pub use device::{Device, DeviceFields, DeviceFilter, PendingDevice, WireEncoding};
@@ -691,17 +691,23 @@ impl Store {
         })
     }
 
+    /// The ids of `area` and every area below it.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn subtree(&self, area: &AreaId) -> Result<Vec<AreaId>, StoreError> {
+        self.read(|c| {
+            rows(c, super::sql::SUBTREE, &[text(area)], |r| {
+                names::grid_id(&r.get::<_, String>(0)?)
+            })
+        })
+    }
+
     /// Whether `area` lies in the subtree of `scope` (the area itself included).
     ///
     /// # Errors
     /// A database error.
     pub fn area_within(&self, area: &AreaId, scope: &AreaId) -> Result<bool, StoreError> {
-        self.read(|c| {
-            Ok(c.query_row(
-                &format!("SELECT ?1 IN ({SUBTREE})"),
-                [area.as_str(), scope.as_str()],
-                |r| r.get(0),
-            )?)
-        })
+        self.read(|c| within(c, area, scope))
     }
 }

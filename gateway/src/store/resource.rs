@@ -14,24 +14,36 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use super::journal::insert_audit;
-use super::sql::Where;
+use super::sql::{SUBTREE, Where};
 use super::{Store, StoreError};
 use crate::model::UnixMs;
 use firegrid_protocols::GridId;
 
-/// Who makes a change, and when: written to the audit log with it.
+/// Who makes a change, when, and within which area: written to the audit log with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Actor<'a> {
     /// A person's user name, or `gateway`.
     pub who: &'a str,
     /// The time of the change, ms since the Unix epoch.
     pub now: UnixMs,
+    /// The area subtree they may change things in; `None`: anywhere. A change of a record
+    /// outside it (before or after the change) is [`StoreError::OutOfScope`].
+    pub scope: Option<&'a GridId>,
 }
 
 impl<'a> Actor<'a> {
-    /// `who` at `now`.
+    /// `who` at `now`, anywhere.
     pub const fn new(who: &'a str, now: UnixMs) -> Self {
-        Self { who, now }
+        Self {
+            who,
+            now,
+            scope: None,
+        }
+    }
+
+    /// `who` at `now`, limited to the subtree of `scope` (if any).
+    pub const fn scoped(who: &'a str, now: UnixMs, scope: Option<&'a GridId>) -> Self {
+        Self { who, now, scope }
     }
 }
 
@@ -208,6 +220,48 @@ pub(super) fn immediate(conn: &mut Connection) -> Result<rusqlite::Transaction<'
     Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
 }
 
+/// Whether `area` lies in the subtree of `scope` (the area itself included).
+pub(super) fn within(conn: &Connection, area: &GridId, scope: &GridId) -> Result<bool, StoreError> {
+    Ok(conn.query_row(
+        &format!("SELECT ?1 IN ({SUBTREE})"),
+        [area.as_str(), scope.as_str()],
+        |r| r.get(0),
+    )?)
+}
+
+/// Fails with [`StoreError::OutOfScope`] unless a record with these fields lies within `scope`.
+fn check_scope<F: Resource>(
+    conn: &Connection,
+    id: Option<&F::Id>,
+    fields: &F,
+    scope: Option<&GridId>,
+) -> Result<(), StoreError> {
+    let Some(scope) = scope else {
+        return Ok(());
+    };
+    let area = fields.area(conn, id)?;
+    let inside = match &area {
+        Some(a) => within(conn, a, scope)?,
+        None => false,
+    };
+    if inside {
+        return Ok(());
+    }
+    Err(StoreError::OutOfScope {
+        what: match id {
+            Some(id) => StoreError::Unknown {
+                what: F::NOUN,
+                id: id.to_string(),
+            }
+            .to_string()
+            .replacen("unknown ", "", 1),
+            None => format!("the new {}", F::NOUN),
+        },
+        area,
+        scope: scope.clone(),
+    })
+}
+
 fn record<F: Resource>(r: &Row<'_>) -> Result<RecordOf<F>, StoreError> {
     let (id, fields) = F::from_row(r)?;
     Ok(Record {
@@ -255,6 +309,7 @@ pub(super) fn insert_in<F: Resource>(
         });
     }
     fields.check(tx, given, None)?;
+    check_scope(tx, given, fields, actor.scope)?;
     let mut cols: Vec<&str> = F::COLUMNS.to_vec();
     let mut values = fields.values()?;
     if let Some(id) = given {
@@ -326,7 +381,9 @@ impl Store {
         self.write_journal(|conn| {
             let tx = immediate(conn)?;
             let before = get_in::<F>(&tx, id)?.ok_or_else(|| unknown(F::NOUN, id))?;
+            check_scope(&tx, Some(id), &before.fields, actor.scope)?;
             fields.check(&tx, Some(id), Some(&before.fields))?;
+            check_scope(&tx, Some(id), fields, actor.scope)?;
             let set: Vec<String> = F::COLUMNS.iter().map(|c| format!("{c} = ?")).collect();
             let mut values = fields.values()?;
             values.push(Value::Integer(super::sql::int(actor.now)?));
@@ -364,9 +421,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.write_journal(|conn| {
             let tx = immediate(conn)?;
-            if !exists::<F>(&tx, id)? {
-                return Err(unknown(F::NOUN, id));
-            }
+            let before = get_in::<F>(&tx, id)?.ok_or_else(|| unknown(F::NOUN, id))?;
+            check_scope(&tx, Some(id), &before.fields, actor.scope)?;
             let value = F::id_value(id);
             refuse_if_used(&tx, F::NOUN, &id.to_string(), F::USED_BY, &value)?;
             tx.execute(&format!("DELETE FROM {} WHERE id = ?1", F::TABLE), [value])?;
@@ -391,20 +447,21 @@ impl Store {
         self.read(|c| get_in::<F>(c, id))
     }
 
-    /// One record and the area it lies in (for scoped access).
+    /// One record, if it lies within `scope` (`None`: anywhere).
     ///
     /// # Errors
-    /// A database error.
-    pub(crate) fn get_with_area<F: Resource>(
+    /// [`StoreError::OutOfScope`]; a database error.
+    pub(crate) fn get_scoped<F: Resource>(
         &self,
         id: &F::Id,
-    ) -> Result<Option<(RecordOf<F>, Option<GridId>)>, StoreError> {
+        scope: Option<&GridId>,
+    ) -> Result<Option<RecordOf<F>>, StoreError> {
         self.read(|c| {
             let Some(r) = get_in::<F>(c, id)? else {
                 return Ok(None);
             };
-            let area = r.fields.area(c, Some(&r.id))?;
-            Ok(Some((r, area)))
+            check_scope(c, Some(&r.id), &r.fields, scope)?;
+            Ok(Some(r))
         })
     }
 
@@ -430,5 +487,42 @@ impl Store {
             ));
         }
         self.read(|c| rows(c, &sql, &w.params, record::<F>))
+    }
+
+    /// Whether the subject of an audit entry (`device/hz-1`, `site/3`, `episode/17`) lies in
+    /// the subtree of `scope`. A subject that names a person, or something since deleted, is
+    /// not in any area.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) fn subject_within(&self, subject: &str, scope: &GridId) -> Result<bool, StoreError> {
+        use super::registry::DeviceFields;
+        use super::registry::{AreaFields, CircuitFields, RoomFields, SiteFields, WorkerFields};
+        fn area_sql<F: Resource>() -> String {
+            format!("SELECT {} FROM {} WHERE id = ?1", F::AREA_SQL, F::TABLE)
+        }
+        let Some((noun, id)) = subject.split_once('/') else {
+            return Ok(false);
+        };
+        let sql = match noun {
+            "area" => area_sql::<AreaFields>(),
+            "worker" => area_sql::<WorkerFields>(),
+            "site" => area_sql::<SiteFields>(),
+            "room" => area_sql::<RoomFields>(),
+            "circuit" => area_sql::<CircuitFields>(),
+            "device" => area_sql::<DeviceFields>(),
+            "episode" => "SELECT grid FROM episodes WHERE id = ?1".to_string(),
+            _ => return Ok(false),
+        };
+        self.read(|c| {
+            let area: Option<Option<String>> = c.query_row(&sql, [id], |r| r.get(0)).optional()?;
+            match area.flatten() {
+                Some(a) => match GridId::new(&a) {
+                    Ok(a) => within(c, &a, scope),
+                    Err(_) => Ok(false),
+                },
+                None => Ok(false),
+            }
+        })
     }
 }

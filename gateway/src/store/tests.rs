@@ -6,6 +6,7 @@ mod readings;
 mod recovery;
 mod registry;
 mod schema;
+mod users;
 mod writer;
 
 use std::path::{Path, PathBuf};
