@@ -10,7 +10,12 @@
 //! | Method and path | What |
 //! | --- | --- |
 //! | `GET /healthz` | `200` with uptime and the store's, broker's and journal's health, and the TSDB writer's state when it is on (`tsdb`: pending, dropped, last error, last success; never a reason for 503); `503` when not healthy |
-//! | `GET /metrics` | Prometheus text ([`Metrics::render`]) |
+//! | `GET /metrics` | Prometheus text ([`Metrics::render`]); without a token only as `[api] metrics` allows |
+//! | `GET /api/v1/me` | whose token this is: `{"user","role","area_id","token_id"}` |
+//! | `GET, POST /api/v1/users` | people (city-wide admin); create `{"name","role","area_id"}` → `201` with their first `token`, shown once |
+//! | `POST /api/v1/users/{name}/tokens` | another token for them (`201` `{"token_id","token"}`) |
+//! | `GET /api/v1/tokens` | `?user=`: tokens, newest first, never a secret |
+//! | `DELETE /api/v1/tokens/{id}` | revoke a token (`200` with it) |
 //! | `GET, POST /api/v1/areas` | list (`?parent=&level=`), create `{"id","parent_id","level","name"}` |
 //! | `GET, PUT, DELETE /api/v1/areas/{id}` | one area; `PUT` `{"parent_id","level","name"}` |
 //! | `GET /api/v1/areas/{id}/path` | the area and the areas above it (the escalation path) |
@@ -34,7 +39,7 @@
 //! | `DELETE /api/v1/pending/{id}` | forget a pending device |
 //! | `GET /api/v1/episodes` | `?grid=&area=&device=&state=&category=&open=true&from=&to=&limit=&offset=`, newest first |
 //! | `GET /api/v1/episodes/{id}` | one episode with its ticket steps |
-//! | `POST /api/v1/episodes/{id}/ticket` | `{"to","who","note"}`: move the ticket (forward only) |
+//! | `POST /api/v1/episodes/{id}/ticket` | `{"to","note"}`: move the ticket (forward only), as the caller |
 //! | `GET /api/v1/audit` | `?who=&action=&subject=&from=&to=&limit=&offset=`, newest first |
 //! | `GET /api/v1/live` | server-sent events: one per [`Alert`] (event name = its `what`, id = its `alert_id`), `lagged` when this client fell behind; `?area=&device=` filter |
 //!
@@ -46,7 +51,9 @@
 //!
 //! | Status | When |
 //! | --- | --- |
-//! | 400 | malformed JSON, a bad id in the path, a bad query parameter (unknown, wrong type, out of range), a bad `X-Firegrid-User` |
+//! | 400 | malformed JSON, a bad id in the path, a bad query parameter (unknown, wrong type, out of range) |
+//! | 401 | no `Authorization: Bearer TOKEN`, or a token that is unknown, revoked or mistyped (checked before anything else of the request) |
+//! | 403 | the token's role may not call this route (the message names the roles that may), or the thing lies outside the user's area (the message names both areas) |
 //! | 404 | the resource named in the path does not exist; no such route |
 //! | 405 | the route exists, the method does not |
 //! | 409 | it exists already, it is still in use, an illegal ticket or device-state move, a stale config `version` |
@@ -59,8 +66,10 @@
 //!
 //! # Who
 //!
-//! Until authentication lands, the person making a change is taken from the `X-Firegrid-User`
-//! header (default `api`) and written to the audit log.
+//! Every `/api/v1` route needs `Authorization: Bearer TOKEN` and allows the roles of its line in
+//! the route table (`api/routes.rs`), checked in one layer (`api/access.rs`); the user's area
+//! scope limits what they see and change. The audit log's "who" is the token's user. The
+//! matrix, the scopes and how tokens are made, listed, revoked and rotated: docs/security.md.
 
 mod access;
 mod episodes;

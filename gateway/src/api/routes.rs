@@ -113,6 +113,7 @@ pub(crate) fn routes() -> Vec<Route> {
 
 /// The route × role matrix as a Markdown table (docs/security.md holds it; a test checks that
 /// the two agree).
+#[cfg(test)]
 pub(crate) fn matrix() -> String {
     use crate::access::Role;
     let mut out = String::from("| Route |");
