@@ -221,7 +221,7 @@ impl ApiState {
 }
 
 /// The API's routes over `state`: `/healthz`, `/metrics`, and every `/api/v1` route of the
-/// route table ([`routes::routes`]), each behind the access check of its line. See the
+/// route table (`api/routes.rs`), each behind the access check of its line. See the
 /// [module docs](self).
 pub fn router(state: ApiState) -> Router {
     let mut router = Router::new().route("/healthz", get(healthz));

@@ -498,6 +498,51 @@ mod tests {
     }
 
     #[test]
+    fn metrics_access_follows_the_listen_address_unless_set() {
+        let c = parse("").unwrap();
+        assert!(c.api.metrics_open(), "loopback: open");
+        let c = parse("[api]\nlisten = \"0.0.0.0:8080\"\n").unwrap();
+        assert!(!c.api.metrics_open(), "any address: a token");
+        let c = parse("[api]\nlisten = \"0.0.0.0:8080\"\nmetrics = \"open\"\n").unwrap();
+        assert!(c.api.metrics_open());
+        let c = parse("[api]\nmetrics = \"token\"\n").unwrap();
+        assert!(!c.api.metrics_open());
+        let err = parse("[api]\nmetrics = \"public\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("firegrid.toml:2:11: "), "{err}");
+        assert!(err.contains("`auto`, `open`"), "{err}");
+    }
+
+    proptest::proptest! {
+        /// Whatever text is in the file, parsing answers (a configuration or an error with a
+        /// line) and never panics; a valid `[api]` section round-trips its values.
+        #[test]
+        fn any_text_parses_or_is_refused_without_panic(text in "(\\PC|\n){0,200}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn api_sections_parse_to_their_values(
+            port in 0u16..,
+            loopback in proptest::bool::ANY,
+            metrics in proptest::sample::select(vec!["auto", "open", "token"]),
+            junk in "[a-z_]{0,8}",
+        ) {
+            let host = if loopback { "127.0.0.1" } else { "0.0.0.0" };
+            let text = format!("[api]\nlisten = \"{host}:{port}\"\nmetrics = \"{metrics}\"\n");
+            let c = parse(&text).expect("a valid [api] section");
+            proptest::prop_assert_eq!(c.api.listen.port(), port);
+            let open = match metrics { "open" => true, "token" => false, _ => loopback };
+            proptest::prop_assert_eq!(c.api.metrics_open(), open);
+            // A key that is not one is refused, naming its line.
+            let text = format!("[api]\nlisten = \"{host}:{port}\"\nx{junk} = 1\n");
+            let err = parse(&text).expect_err("an unknown key").to_string();
+            proptest::prop_assert!(err.starts_with("firegrid.toml:3:1: "), "{}", err);
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_refused_with_their_line() {
         let err =
             parse("data_dir = \"x\"\n[broker]\nmode = \"embedded\"\nlisten_addr = \"1.2.3.4:1\"\n")

@@ -313,7 +313,7 @@ impl Resource for DeviceFields {
 }
 
 impl Store {
-    /// A device (the generic [`get`](Store::get), for the pipeline).
+    /// A device (the generic resource's `get`, for the pipeline).
     ///
     /// # Errors
     /// A database error.
@@ -321,7 +321,7 @@ impl Store {
         self.get::<DeviceFields>(id)
     }
 
-    /// Devices, by id (the generic [`list`](Store::list), unscoped).
+    /// Devices, by id (the generic resource's `list`, unscoped).
     ///
     /// # Errors
     /// A database error.
@@ -334,7 +334,7 @@ impl Store {
     /// registered (its index in `devices`, and why), and then none is.
     ///
     /// # Errors
-    /// A database error; per device, as [`create`](Store::create) (a device given twice is
+    /// A database error; per device, as the generic resource's `create` (a device given twice is
     /// [`StoreError::AlreadyExists`] at its second place).
     pub fn create_devices(
         &self,

@@ -97,3 +97,24 @@ fn users_are_checked() {
             .contains("admin, operator, grid_worker, installer, utility, viewer")
     );
 }
+
+proptest::proptest! {
+    // Each case opens a store: a few dozen cases are plenty for a 256-bit secret.
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Whatever a client sends as a token, authenticating answers "no one" (never panics, never
+    /// admits): random text, and a real token's id with a changed secret.
+    #[test]
+    fn any_other_token_is_no_one(text in "\\PC{0,120}", flip in 0usize..43) {
+        let dir = tmp();
+        let store = open(&db(&dir));
+        let (_, token) = store.add_user("wang", Role::Viewer, Some(&gid("g1")), actor()).unwrap();
+        proptest::prop_assert_eq!(store.authenticate(&text).unwrap(), None);
+        let plain = token.token.expose();
+        let (id, secret) = plain.split_once('.').expect("id.secret");
+        let mut changed: Vec<char> = secret.chars().collect();
+        changed[flip] = if changed[flip] == 'A' { 'B' } else { 'A' };
+        let changed: String = changed.into_iter().collect();
+        proptest::prop_assert_eq!(store.authenticate(&format!("{id}.{changed}")).unwrap(), None);
+    }
+}
