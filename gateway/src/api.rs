@@ -72,6 +72,8 @@
 //! matrix, the scopes and how tokens are made, listed, revoked and rotated: docs/security.md.
 
 mod access;
+mod device_config;
+mod devices;
 mod episodes;
 mod error;
 mod history;

@@ -9,7 +9,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 
 use super::access::{Roles, Rule};
 use super::resource::{create, delete as remove, get as one, list, update};
-use super::{ApiState, episodes as e, history as h, live, registry as r, users as u};
+use super::{ApiState, devices as d, episodes as e, history as h, live, registry as r, users as u};
 use crate::access::Role::{Admin, GridWorker, Installer, Operator, Utility};
 use crate::store::{AreaFields, CircuitFields, DeviceFields, RoomFields, SiteFields, WorkerFields};
 
@@ -93,13 +93,13 @@ pub(crate) fn routes() -> Vec<Route> {
         route(M::GET, "/api/v1/circuits/{id}/history", READ, get(h::circuit_history)),
         route(M::GET, "/api/v1/devices", READ, get(list::<DeviceFields>)),
         route(M::POST, "/api/v1/devices", INSTALL, post(create::<DeviceFields>)),
-        route(M::POST, "/api/v1/device-imports", INSTALL, post(r::import_devices)),
+        route(M::POST, "/api/v1/device-imports", INSTALL, post(d::import_devices)),
         route(M::GET, "/api/v1/devices/{id}", READ, get(one::<DeviceFields>)),
         route(M::PUT, "/api/v1/devices/{id}", INSTALL, put(update::<DeviceFields>)),
         route(M::DELETE, "/api/v1/devices/{id}", INSTALL, delete(remove::<DeviceFields>)),
-        route(M::PUT, "/api/v1/devices/{id}/config", INSTALL, put(r::set_device_config)),
-        route(M::POST, "/api/v1/devices/{id}/state", INSTALL, post(r::set_device_state)),
-        route(M::POST, "/api/v1/devices/{id}/commands", COMMAND, post(r::device_command)),
+        route(M::PUT, "/api/v1/devices/{id}/config", INSTALL, put(d::set_device_config)),
+        route(M::POST, "/api/v1/devices/{id}/state", INSTALL, post(d::set_device_state)),
+        route(M::POST, "/api/v1/devices/{id}/commands", COMMAND, post(d::device_command)),
         route(M::GET, "/api/v1/devices/{id}/history", READ, get(h::device_history)),
         route(M::GET, "/api/v1/pending", PENDING, get(r::list_pending)),
         route(M::DELETE, "/api/v1/pending/{id}", INSTALL, delete(r::forget_pending)),

@@ -1468,7 +1468,7 @@ async fn a_device_import_is_all_or_nothing_with_each_refusal_named() {
         .call("POST", "/api/v1/device-imports", Some(json!([])))
         .await;
     assert_eq!(a.status, 422, "{}", a.text);
-    let many: Vec<Value> = (0..=super::registry::MAX_IMPORT)
+    let many: Vec<Value> = (0..=super::devices::MAX_IMPORT)
         .map(|i| json!({"id": format!("m-{i}"), "kind": "smoke_alarm"}))
         .collect();
     let a = h

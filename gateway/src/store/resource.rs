@@ -488,41 +488,4 @@ impl Store {
         }
         self.read(|c| rows(c, &sql, &w.params, record::<F>))
     }
-
-    /// Whether the subject of an audit entry (`device/hz-1`, `site/3`, `episode/17`) lies in
-    /// the subtree of `scope`. A subject that names a person, or something since deleted, is
-    /// not in any area.
-    ///
-    /// # Errors
-    /// A database error.
-    pub(crate) fn subject_within(&self, subject: &str, scope: &GridId) -> Result<bool, StoreError> {
-        use super::registry::DeviceFields;
-        use super::registry::{AreaFields, CircuitFields, RoomFields, SiteFields, WorkerFields};
-        fn area_sql<F: Resource>() -> String {
-            format!("SELECT {} FROM {} WHERE id = ?1", F::AREA_SQL, F::TABLE)
-        }
-        let Some((noun, id)) = subject.split_once('/') else {
-            return Ok(false);
-        };
-        let sql = match noun {
-            "area" => area_sql::<AreaFields>(),
-            "worker" => area_sql::<WorkerFields>(),
-            "site" => area_sql::<SiteFields>(),
-            "room" => area_sql::<RoomFields>(),
-            "circuit" => area_sql::<CircuitFields>(),
-            "device" => area_sql::<DeviceFields>(),
-            "episode" => "SELECT grid FROM episodes WHERE id = ?1".to_string(),
-            _ => return Ok(false),
-        };
-        self.read(|c| {
-            let area: Option<Option<String>> = c.query_row(&sql, [id], |r| r.get(0)).optional()?;
-            match area.flatten() {
-                Some(a) => match GridId::new(&a) {
-                    Ok(a) => within(c, &a, scope),
-                    Err(_) => Ok(false),
-                },
-                None => Ok(false),
-            }
-        })
-    }
 }
