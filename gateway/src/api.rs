@@ -10,7 +10,12 @@
 //! | Method and path | What |
 //! | --- | --- |
 //! | `GET /healthz` | `200` with uptime and the store's, broker's and journal's health, and the TSDB writer's state when it is on (`tsdb`: pending, dropped, last error, last success; never a reason for 503); `503` when not healthy |
-//! | `GET /metrics` | Prometheus text ([`Metrics::render`]) |
+//! | `GET /metrics` | Prometheus text ([`Metrics::render`]); without a token only as `[api] metrics` allows |
+//! | `GET /api/v1/me` | whose token this is: `{"user","role","area_id","token_id"}` |
+//! | `GET, POST /api/v1/users` | people (city-wide admin); create `{"name","role","area_id"}` → `201` with their first `token`, shown once |
+//! | `POST /api/v1/users/{name}/tokens` | another token for them (`201` `{"token_id","token"}`) |
+//! | `GET /api/v1/tokens` | `?user=`: tokens, newest first, never a secret |
+//! | `DELETE /api/v1/tokens/{id}` | revoke a token (`200` with it) |
 //! | `GET, POST /api/v1/areas` | list (`?parent=&level=`), create `{"id","parent_id","level","name"}` |
 //! | `GET, PUT, DELETE /api/v1/areas/{id}` | one area; `PUT` `{"parent_id","level","name"}` |
 //! | `GET /api/v1/areas/{id}/path` | the area and the areas above it (the escalation path) |
@@ -34,7 +39,7 @@
 //! | `DELETE /api/v1/pending/{id}` | forget a pending device |
 //! | `GET /api/v1/episodes` | `?grid=&area=&device=&state=&category=&open=true&from=&to=&limit=&offset=`, newest first |
 //! | `GET /api/v1/episodes/{id}` | one episode with its ticket steps |
-//! | `POST /api/v1/episodes/{id}/ticket` | `{"to","who","note"}`: move the ticket (forward only) |
+//! | `POST /api/v1/episodes/{id}/ticket` | `{"to","note"}`: move the ticket (forward only), as the caller |
 //! | `GET /api/v1/audit` | `?who=&action=&subject=&from=&to=&limit=&offset=`, newest first |
 //! | `GET /api/v1/live` | server-sent events: one per [`Alert`] (event name = its `what`, id = its `alert_id`), `lagged` when this client fell behind; `?area=&device=` filter |
 //!
@@ -46,7 +51,9 @@
 //!
 //! | Status | When |
 //! | --- | --- |
-//! | 400 | malformed JSON, a bad id in the path, a bad query parameter (unknown, wrong type, out of range), a bad `X-Firegrid-User` |
+//! | 400 | malformed JSON, a bad id in the path, a bad query parameter (unknown, wrong type, out of range) |
+//! | 401 | no `Authorization: Bearer TOKEN`, or a token that is unknown, revoked or mistyped (checked before anything else of the request) |
+//! | 403 | the token's role may not call this route (the message names the roles that may), or the thing lies outside the user's area (the message names both areas) |
 //! | 404 | the resource named in the path does not exist; no such route |
 //! | 405 | the route exists, the method does not |
 //! | 409 | it exists already, it is still in use, an illegal ticket or device-state move, a stale config `version` |
@@ -59,15 +66,23 @@
 //!
 //! # Who
 //!
-//! Until authentication lands, the person making a change is taken from the `X-Firegrid-User`
-//! header (default `api`) and written to the audit log.
+//! Every `/api/v1` route needs `Authorization: Bearer TOKEN` and allows the roles of its line in
+//! the route table (`api/routes.rs`), checked in one layer (`api/access.rs`); the user's area
+//! scope limits what they see and change. The audit log's "who" is the token's user. The
+//! matrix, the scopes and how tokens are made, listed, revoked and rotated: docs/security.md.
 
+mod access;
 mod credentials;
+mod device_config;
+mod devices;
 mod episodes;
 mod error;
 mod history;
 mod live;
 mod registry;
+mod resource;
+mod routes;
+mod users;
 
 #[cfg(test)]
 mod tests;
@@ -82,7 +97,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -97,12 +112,6 @@ use crate::store::{Store, StoreError, StoreHealth};
 
 pub use error::ApiError;
 use error::{Json, Subject};
-
-/// The header naming who makes a change (until authentication lands).
-pub const USER_HEADER: &str = "X-Firegrid-User";
-
-/// The actor when [`USER_HEADER`] is absent.
-pub const DEFAULT_USER: &str = "api";
 
 /// How long a change waits for room in the pipeline's control queue before giving up.
 const CONTROL_SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -195,11 +204,15 @@ pub struct ApiState {
     pub started: Instant,
     /// Broker and journal health, set by the pipeline.
     pub health: Arc<Health>,
-    /// Told when devices' credentials change, so the broker's accounts are reloaded.
+    /// Told when devices' credentials or people's tokens change, so the broker's accounts
+    /// are reloaded.
     pub accounts: crate::broker::mosquitto::AccountsChanged,
     /// Cancelled when serving stops: live streams end, so a graceful shutdown is not held up
     /// by clients that never hang up. [`serve`] cancels it.
     pub closing: CancellationToken,
+    /// Whether `/metrics` answers without a token (`[api] metrics`; default: only when the API
+    /// listens on loopback). False here until set.
+    pub metrics_open: bool,
 }
 
 impl ApiState {
@@ -222,84 +235,42 @@ impl ApiState {
             health,
             accounts: crate::broker::mosquitto::AccountsChanged::default(),
             closing: CancellationToken::new(),
+            metrics_open: false,
         }
     }
 }
 
-/// The API's routes over `state`. See the [module docs](self).
+/// The API's routes over `state`: `/healthz`, `/metrics`, and every `/api/v1` route of the
+/// route table (`api/routes.rs`), each behind the access check of its line. See the
+/// [module docs](self).
 pub fn router(state: ApiState) -> Router {
-    use episodes as e;
-    use history as h;
-    use registry as r;
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/areas", get(r::list_areas).post(r::create_area))
-        .route(
-            "/api/v1/areas/{id}",
-            get(r::get_area).put(r::update_area).delete(r::delete_area),
+    let mut router = Router::new().route("/healthz", get(healthz));
+    router = if state.metrics_open {
+        router.route("/metrics", get(metrics))
+    } else {
+        router.route(
+            "/metrics",
+            get(metrics).route_layer(axum::middleware::from_fn_with_state(
+                (
+                    state.clone(),
+                    access::Rule {
+                        method: axum::http::Method::GET,
+                        path: "/metrics",
+                        roles: access::Roles::ANY,
+                    },
+                ),
+                access::authorize,
+            )),
         )
-        .route("/api/v1/areas/{id}/path", get(r::area_path))
-        .route(
-            "/api/v1/workers",
-            get(r::list_workers).post(r::create_worker),
-        )
-        .route(
-            "/api/v1/workers/{id}",
-            get(r::get_worker)
-                .put(r::update_worker)
-                .delete(r::delete_worker),
-        )
-        .route("/api/v1/sites", get(r::list_sites).post(r::create_site))
-        .route(
-            "/api/v1/sites/{id}",
-            get(r::get_site).put(r::update_site).delete(r::delete_site),
-        )
-        .route("/api/v1/rooms", get(r::list_rooms).post(r::create_room))
-        .route(
-            "/api/v1/rooms/{id}",
-            get(r::get_room).put(r::update_room).delete(r::delete_room),
-        )
-        .route(
-            "/api/v1/circuits",
-            get(r::list_circuits).post(r::create_circuit),
-        )
-        .route(
-            "/api/v1/circuits/{id}",
-            get(r::get_circuit)
-                .put(r::update_circuit)
-                .delete(r::delete_circuit),
-        )
-        .route("/api/v1/circuits/{id}/history", get(h::circuit_history))
-        .route(
-            "/api/v1/devices",
-            get(r::list_devices).post(r::create_device),
-        )
-        .route("/api/v1/device-imports", post(r::import_devices))
-        .route(
-            "/api/v1/devices/{id}",
-            get(r::get_device)
-                .put(r::update_device)
-                .delete(r::delete_device),
-        )
-        .route(
-            "/api/v1/devices/{id}/credentials",
-            post(credentials::rotate).delete(credentials::revoke),
-        )
-        .route("/api/v1/devices/{id}/config", put(r::set_device_config))
-        .route("/api/v1/devices/{id}/state", post(r::set_device_state))
-        .route("/api/v1/devices/{id}/commands", post(r::device_command))
-        .route("/api/v1/devices/{id}/history", get(h::device_history))
-        .route("/api/v1/pending", get(r::list_pending))
-        .route(
-            "/api/v1/pending/{id}",
-            axum::routing::delete(r::forget_pending),
-        )
-        .route("/api/v1/episodes", get(e::list_episodes))
-        .route("/api/v1/episodes/{id}", get(e::get_episode))
-        .route("/api/v1/episodes/{id}/ticket", post(e::move_ticket))
-        .route("/api/v1/audit", get(e::audit_log))
-        .route("/api/v1/live", get(live::live))
+    };
+    for r in routes::routes() {
+        let layer = axum::middleware::from_fn_with_state(
+            (state.clone(), r.rule.clone()),
+            access::authorize,
+        );
+        router = router.route(r.rule.path, r.handler.route_layer(layer));
+    }
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::access::Role;
 use crate::api::{self, ApiState, Health};
 use crate::broker::mosquitto::{Account, AccountSource, AccountsChanged, Grant};
 use crate::broker::settings::BrokerMode;
@@ -337,6 +338,7 @@ pub async fn run(
         config.limits(),
     );
     state.accounts = accounts;
+    state.metrics_open = config.api.metrics_open();
     let api_stop = cancel.clone();
     tasks.spawn(async move {
         if let Err(e) = api::serve(listener, state, api_stop.cancelled_owned()).await {
@@ -374,18 +376,45 @@ pub async fn run(
     Ok(())
 }
 
-/// The broker accounts from the store: every device's credential.
+/// The broker accounts from the store: every device's credential, and every person's token
+/// whose role reads MQTT (docs/security.md): an admin reads everything, an operator and a grid
+/// worker the alerts of their area subtree (an operator of the whole city: all alerts); the
+/// other roles have no MQTT account.
 fn broker_accounts(store: Store) -> impl Fn() -> Result<Vec<Account>, String> + Send + Sync {
     move || {
-        let devices = store.device_credentials().map_err(|e| e.to_string())?;
-        Ok(devices
+        let err = |e: crate::store::StoreError| e.to_string();
+        let mut accounts: Vec<Account> = store
+            .device_credentials()
+            .map_err(err)?
             .into_iter()
             .map(|(id, hash)| Account {
                 username: id.to_string(),
                 hash,
                 grant: Grant::Device,
             })
-            .collect())
+            .collect();
+        let mut subtrees = std::collections::HashMap::new();
+        for t in store.active_tokens().map_err(err)? {
+            let grant = match (t.role, &t.area_id) {
+                (Role::Admin, _) => Grant::Monitor,
+                (Role::Operator, None) => Grant::AllAlerts,
+                (Role::Operator | Role::GridWorker, Some(area)) => {
+                    if !subtrees.contains_key(area) {
+                        let ids = store.subtree(area).map_err(err)?;
+                        subtrees.insert(area.clone(), ids);
+                    }
+                    let ids = subtrees.get(area).map(Vec::as_slice).unwrap_or_default();
+                    Grant::Alerts(ids.iter().map(ToString::to_string).collect())
+                }
+                _ => continue,
+            };
+            accounts.push(Account {
+                username: format!("token.{}", t.token_id),
+                hash: t.hash,
+                grant,
+            });
+        }
+        Ok(accounts)
     }
 }
 

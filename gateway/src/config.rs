@@ -79,8 +79,12 @@ acl_file = ""
 reload_command = []
 
 [api]
-# The HTTP API and live views.
+# The HTTP API and live views. Every /api/v1 route needs `Authorization: Bearer TOKEN`; make
+# users and tokens with `firegrid user add NAME --role ROLE [--area AREA]` (docs/security.md).
 listen = "127.0.0.1:8080"
+# Who may read /metrics: "auto" (anyone when `listen` is a loopback address, else a token of
+# any role), "open" (anyone who reaches the port), "token" (a token of any role).
+metrics = "auto"
 
 [engine]
 # A device is offline after this many heartbeat intervals without any message.
@@ -205,6 +209,32 @@ pub struct WebhookConfig {
 pub struct ApiConfig {
     /// Listen address of the HTTP API.
     pub listen: SocketAddr,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsAccess,
+}
+
+/// Who may read `/metrics` (`[api] metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricsAccess {
+    /// Anyone when the API listens on a loopback address, else a token.
+    #[default]
+    Auto,
+    /// Anyone who reaches the port.
+    Open,
+    /// A token of any role.
+    Token,
+}
+
+impl ApiConfig {
+    /// Whether `/metrics` answers without a token.
+    pub fn metrics_open(&self) -> bool {
+        match self.metrics {
+            MetricsAccess::Auto => self.listen.ip().is_loopback(),
+            MetricsAccess::Open => true,
+            MetricsAccess::Token => false,
+        }
+    }
 }
 
 /// `[engine]`.
@@ -265,6 +295,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics: MetricsAccess::Auto,
         }
     }
 }
@@ -448,6 +479,51 @@ mod tests {
         assert_eq!(parse("").unwrap(), Config::default());
         assert_eq!(Config::default().engine_config(), EngineConfig::default());
         assert_eq!(Config::default().limits(), Limits::GB);
+    }
+
+    #[test]
+    fn metrics_access_follows_the_listen_address_unless_set() {
+        let c = parse("").unwrap();
+        assert!(c.api.metrics_open(), "loopback: open");
+        let c = parse("[api]\nlisten = \"0.0.0.0:8080\"\n").unwrap();
+        assert!(!c.api.metrics_open(), "any address: a token");
+        let c = parse("[api]\nlisten = \"0.0.0.0:8080\"\nmetrics = \"open\"\n").unwrap();
+        assert!(c.api.metrics_open());
+        let c = parse("[api]\nmetrics = \"token\"\n").unwrap();
+        assert!(!c.api.metrics_open());
+        let err = parse("[api]\nmetrics = \"public\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("firegrid.toml:2:11: "), "{err}");
+        assert!(err.contains("`auto`, `open`"), "{err}");
+    }
+
+    proptest::proptest! {
+        /// Whatever text is in the file, parsing answers (a configuration or an error with a
+        /// line) and never panics; a valid `[api]` section round-trips its values.
+        #[test]
+        fn any_text_parses_or_is_refused_without_panic(text in "(\\PC|\n){0,200}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn api_sections_parse_to_their_values(
+            port in 0u16..,
+            loopback in proptest::bool::ANY,
+            metrics in proptest::sample::select(vec!["auto", "open", "token"]),
+            junk in "[a-z_]{0,8}",
+        ) {
+            let host = if loopback { "127.0.0.1" } else { "0.0.0.0" };
+            let text = format!("[api]\nlisten = \"{host}:{port}\"\nmetrics = \"{metrics}\"\n");
+            let c = parse(&text).expect("a valid [api] section");
+            proptest::prop_assert_eq!(c.api.listen.port(), port);
+            let open = match metrics { "open" => true, "token" => false, _ => loopback };
+            proptest::prop_assert_eq!(c.api.metrics_open(), open);
+            // A key that is not one is refused, naming its line.
+            let text = format!("[api]\nlisten = \"{host}:{port}\"\nx{junk} = 1\n");
+            let err = parse(&text).expect_err("an unknown key").to_string();
+            proptest::prop_assert!(err.starts_with("firegrid.toml:3:1: "), "{}", err);
+        }
     }
 
     #[test]

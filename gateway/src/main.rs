@@ -1,4 +1,4 @@
-//! The `firegrid` command: run the gateway, print or check its configuration.
+//! The `firegrid` command: run the gateway, print or check its configuration, manage people.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +36,11 @@ enum Cmd {
         /// The file.
         file: PathBuf,
     },
+    /// People and their API tokens, on the data directory (also before the first start).
+    User {
+        #[command(subcommand)]
+        command: firegrid_gateway::access::cli::UserCmd,
+    },
     /// Legacy Modbus monitors.
     Modbus {
         #[command(subcommand)]
@@ -67,6 +72,16 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::User { command } => match firegrid_gateway::access::cli::run(&command) {
+            Ok(out) => {
+                print!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("firegrid user: {e}");
                 ExitCode::from(2)
             }
         },

@@ -21,6 +21,7 @@
 //! | `firegrid_broker_refused_logins_total` | counter | | the managed broker ([`Metrics::managed_broker`]): logins refused (no, wrong or revoked credential) |
 //! | `firegrid_broker_reloads_total` | counter | | the managed broker: account changes loaded |
 //! | `firegrid_broker_restarts_total` | counter | | the managed broker: restarts after it exited |
+//! | `firegrid_api_refusals_total` | counter | `reason` = `no_token`, `bad_token`, `role`, `scope` | [`Metrics::api_refused`] |
 //! | `firegrid_tsdb_*` | | | the TSDB writer, when on: [`TsdbStats::render`] (docs/tsdb.md) |
 //! | `firegrid_modbus_*` | | `bus`, `result` | [`Metrics::modbus`] (see [`crate::modbus::stats`]) |
 //!
@@ -215,6 +216,9 @@ impl Histogram {
     }
 }
 
+/// Why the API refused a request: no token, a bad token, a role, a scope.
+pub const API_REFUSALS: [&str; 4] = ["no_token", "bad_token", "role", "scope"];
+
 /// The gateway's metrics. See the [module docs](self).
 #[derive(Debug)]
 pub struct Metrics {
@@ -229,6 +233,7 @@ pub struct Metrics {
     readings_dropped: AtomicU64,
     readings_stored: AtomicU64,
     broker_reconnects: AtomicU64,
+    api_refusals: [AtomicU64; API_REFUSALS.len()],
     tsdb: std::sync::Arc<crate::tsdb::TsdbStats>,
     /// Modbus polling counters (rendered only when a bus is configured).
     pub modbus: Arc<crate::modbus::stats::ModbusStats>,
@@ -257,6 +262,7 @@ impl Metrics {
             readings_dropped: AtomicU64::new(0),
             readings_stored: AtomicU64::new(0),
             broker_reconnects: AtomicU64::new(0),
+            api_refusals: Default::default(),
             tsdb: std::sync::Arc::default(),
             modbus: Arc::default(),
             managed_broker: Arc::default(),
@@ -299,6 +305,13 @@ impl Metrics {
         let mut map = self.refusals.lock().unwrap_or_else(PoisonError::into_inner);
         map.clear();
         map.extend(counts.into_iter().map(|(k, v)| (k.to_string(), v)));
+    }
+
+    /// Counts an API request refused by the access check, by reason (one of
+    /// [`API_REFUSALS`]; anything else is counted as `role`).
+    pub fn api_refused(&self, reason: &str) {
+        let i = API_REFUSALS.iter().position(|r| *r == reason).unwrap_or(2);
+        self.api_refusals[i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records how long a journal commit (with its fsync) took.
@@ -511,6 +524,20 @@ impl Metrics {
         ] {
             header(&mut out, name, help, "counter");
             series(&mut out, name, &[], load(value));
+        }
+        header(
+            &mut out,
+            "api_refusals_total",
+            "API requests refused by the access check, by reason.",
+            "counter",
+        );
+        for (reason, n) in API_REFUSALS.iter().zip(&self.api_refusals) {
+            series(
+                &mut out,
+                "api_refusals_total",
+                &[("reason", reason)],
+                load(n),
+            );
         }
 
         // The TSDB writer's series, when it runs.
@@ -741,6 +768,12 @@ firegrid_broker_reloads_total 0
 # HELP firegrid_broker_restarts_total Restarts of the managed broker after it exited.
 # TYPE firegrid_broker_restarts_total counter
 firegrid_broker_restarts_total 0
+# HELP firegrid_api_refusals_total API requests refused by the access check, by reason.
+# TYPE firegrid_api_refusals_total counter
+firegrid_api_refusals_total{reason=\"no_token\"} 0
+firegrid_api_refusals_total{reason=\"bad_token\"} 0
+firegrid_api_refusals_total{reason=\"role\"} 0
+firegrid_api_refusals_total{reason=\"scope\"} 0
 ";
         assert_eq!(m.render(), expected);
     }

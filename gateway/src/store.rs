@@ -70,8 +70,10 @@ mod names;
 mod readings;
 mod recovery;
 mod registry;
+mod resource;
 mod schema;
 mod sql;
+mod users;
 mod writer;
 
 #[cfg(test)]
@@ -91,10 +93,15 @@ pub use journal::{
 pub use readings::{Agg, HOUR_MS, InsertReport, MAX_POINTS, Point, PruneReport, Sample};
 pub use recovery::{Check, Recovery, StoreHealth, TableSalvage};
 pub use registry::{
-    Actor, Area, AreaFields, AreaFilter, AreaId, AreaLevel, Circuit, CircuitFields, CircuitFilter,
+    Area, AreaFields, AreaFilter, AreaId, AreaLevel, Circuit, CircuitFields, CircuitFilter,
     CircuitId, Device, DeviceFields, DeviceFilter, PendingDevice, Room, RoomFields, RoomFilter,
     RoomId, Site, SiteFields, SiteFilter, SiteId, WireEncoding, Worker, WorkerFields, WorkerFilter,
     WorkerId,
+};
+pub use resource::{Actor, Noun, Record};
+pub(crate) use resource::{RecordOf, Resource};
+pub use users::{
+    ActiveToken, MAX_USER_NAME, NewToken, Principal, TokenInfo, User, check_user_name,
 };
 pub use writer::{JournalStats, JournalWriter, ReadingsStats, ReadingsWriter, WriterOptions};
 

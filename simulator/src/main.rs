@@ -49,6 +49,10 @@ struct RunArgs {
     /// The gateway's HTTP API, to register the district.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     api: String,
+    /// An admin's API token, to register the district (`firegrid user add NAME --role admin`
+    /// prints one).
+    #[arg(long, env = "FIREGRID_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Do not register the district (it is registered already, or the gateway is not ours).
     #[arg(long)]
     no_register: bool,
@@ -222,7 +226,15 @@ async fn run(args: RunArgs, scenario: Scenario) -> ExitCode {
         }
     }
     if !args.no_register {
-        let api = match Api::new(&args.api) {
+        let Some(token) = args.token.as_deref() else {
+            eprintln!(
+                "firegrid-sim: registering the district needs an admin's API token: give \
+                 --token TOKEN or set FIREGRID_TOKEN (make one with `firegrid user add NAME \
+                 --role admin`), or pass --no-register if the district is registered already"
+            );
+            return ExitCode::from(2);
+        };
+        let api = match Api::new(&args.api, token) {
             Ok(a) => a,
             Err(e) => {
                 eprintln!("firegrid-sim: HTTP client: {e}");

@@ -65,25 +65,50 @@ pub struct Provisioned {
     pub credentials: HashMap<String, String>,
 }
 
-/// A small client of the gateway's API.
-#[derive(Debug, Clone)]
+/// A small client of the gateway's API, calling it with an API token (provisioning creates
+/// areas and workers: an admin's).
+#[derive(Clone)]
 pub struct Api {
     client: Client,
     base: String,
 }
 
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("Api")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Api {
-    /// A client of the API at `base` (e.g. `http://127.0.0.1:8080`); every request times out
-    /// after 30 s.
+    /// A client of the API at `base` (e.g. `http://127.0.0.1:8080`) sending `token` as
+    /// `Authorization: Bearer`; every request times out after 30 s.
     ///
     /// # Errors
-    /// The HTTP client cannot be built.
-    pub fn new(base: &str) -> Result<Self, reqwest::Error> {
+    /// The HTTP client cannot be built (or the token is not visible ASCII).
+    pub fn new(base: &str, token: &str) -> Result<Self, ProvisionError> {
+        let url = base.to_owned();
+        let mut bearer = reqwest::header::HeaderValue::try_from(format!("Bearer {token}"))
+            .map_err(|_| ProvisionError::Unexpected {
+                url: url.clone(),
+                body: "the API token is not visible ASCII: use the token as it was printed".into(),
+            })?;
+        bearer.set_sensitive(true);
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, bearer);
         Ok(Self {
             client: Client::builder()
                 .timeout(Duration::from_secs(30))
                 .connect_timeout(Duration::from_secs(5))
-                .build()?,
+                .default_headers(headers)
+                .build()
+                .map_err(|source| ProvisionError::Http {
+                    method: Method::GET,
+                    url,
+                    source,
+                })?,
             base: base.trim_end_matches('/').to_owned(),
         })
     }
@@ -99,10 +124,7 @@ impl Api {
         body: Option<&Value>,
     ) -> Result<Option<Value>, ProvisionError> {
         let url = format!("{}/api/v1/{path}", self.base);
-        let mut request = self
-            .client
-            .request(method.clone(), &url)
-            .header("x-firegrid-user", "firegrid-sim");
+        let mut request = self.client.request(method.clone(), &url);
         if let Some(b) = body {
             request = request
                 .header("content-type", "application/json")

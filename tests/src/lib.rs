@@ -148,6 +148,8 @@ pub struct Gateway {
     pub api: Api,
     /// Its API's address.
     pub api_addr: SocketAddr,
+    /// A city-wide admin's API token (`firegrid user add e2e-admin --role admin`).
+    pub token: String,
     /// Where devices connect (MQTT 5).
     pub devices: SocketAddr,
     /// Where tools connect (MQTT 3.1.1): the embedded broker's second port, or the external one.
@@ -191,11 +193,13 @@ impl Gateway {
             ),
         )
         .expect("write the gateway's config");
-        let api = Api::new(&format!("http://{api_addr}")).expect("an HTTP client");
+        let token = user_add(&config, "e2e-admin", "admin", None);
+        let api = Api::new(&format!("http://{api_addr}"), &token).expect("an HTTP client");
         let mut me = Self {
             process: launch(&config, dir, 1),
             api,
             api_addr,
+            token,
             devices,
             tools,
             config,
@@ -235,6 +239,11 @@ impl Gateway {
         }
     }
 
+    /// Its configuration file (for `firegrid user add --config`).
+    pub fn config(&self) -> &Path {
+        &self.config
+    }
+
     /// `GET /api/v1/{path}`.
     ///
     /// # Panics
@@ -269,6 +278,32 @@ impl Gateway {
             .await
             .expect("metrics text")
     }
+}
+
+/// `firegrid user add NAME --role ROLE [--area AREA] --config CONFIG` on the real binary: the
+/// token it prints once.
+///
+/// # Panics
+/// If the command fails or prints no token.
+pub fn user_add(config: &Path, name: &str, role: &str, area: Option<&str>) -> String {
+    let mut cmd = Command::new(binary("firegrid"));
+    cmd.args(["user", "add", name, "--role", role, "--config"])
+        .arg(config);
+    if let Some(a) = area {
+        cmd.args(["--area", a]);
+    }
+    let out = cmd.output().expect("firegrid user add runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "firegrid user add: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .skip_while(|l| !l.starts_with("token (shown once"))
+        .nth(1)
+        .map(|t| t.trim().to_string())
+        .unwrap_or_else(|| panic!("no token printed: {text}"))
 }
 
 fn launch(config: &Path, dir: &Path, start: u32) -> Process {
@@ -315,6 +350,7 @@ impl Sim {
                 .arg(gateway.devices.to_string())
                 .arg("--api")
                 .arg(format!("http://{}", gateway.api_addr))
+                .env("FIREGRID_TOKEN", &gateway.token)
                 .args(["--status-every-s", "1"])
                 .args(args),
             dir.join("firegrid-sim.log"),

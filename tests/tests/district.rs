@@ -7,7 +7,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use firegrid_e2e::{BrokerSetup, Gateway, Mosquitto, Sim, WAIT, Worker, metric, tail, until};
+use firegrid_e2e::{
+    BrokerSetup, Gateway, Mosquitto, Sim, WAIT, Worker, metric, tail, until, user_add,
+};
+use firegrid_simulator::provision::Api;
+use reqwest::Method;
 use serde_json::Value;
 
 /// Devices that report and beat often, decide after 1 s.
@@ -107,6 +111,29 @@ for_s = 600
         tail(&sim.process.log(), 10)
     );
     assert_no_alert_twice(&worker.alerts());
+
+    // People: the grid worker of cell a-1 (made with `firegrid user add` while the gateway
+    // runs) sees both; one of another cell sees none; no token, no answer.
+    let base = format!("http://{}", gateway.api_addr);
+    let as_user = |area: &str, name: &str| {
+        let token = user_add(gateway.config(), name, "grid_worker", Some(area));
+        Api::new(&base, &token).expect("an HTTP client")
+    };
+    let open_of = |api: Api| async move {
+        match api.call(Method::GET, "episodes?open=true", None).await {
+            Ok(Some(Value::Array(a))) => a.len(),
+            other => panic!("episodes: {other:?}"),
+        }
+    };
+    assert_eq!(open_of(as_user("a-1", "wang")).await, 2);
+    assert_eq!(open_of(as_user("b-9", "zhao")).await, 0);
+    let refused = Api::new(&base, "not-a-token")
+        .expect("an HTTP client")
+        .call(Method::GET, "episodes", None)
+        .await
+        .expect_err("refused");
+    assert!(refused.to_string().contains("401"), "{refused}");
+
     // Every event the devices sent was acknowledged end to end.
     sim.until_all_acked().await;
     // Readings of the district are stored (telemetry, not only events).

@@ -11,9 +11,11 @@ use serde::Serialize;
 
 use firegrid_protocols::DeviceId;
 
-use super::error::{ApiError, PathId, Subject, Who};
+use super::access::Caller;
+use super::error::{ApiError, PathId, Subject};
 use super::{ApiState, blocking, now_ms};
 use crate::secret::{Secret, SecretHash};
+use crate::store::StoreError;
 
 type ApiResult<T = Response> = Result<T, ApiError>;
 
@@ -45,13 +47,26 @@ pub(super) fn new_secret() -> ApiResult<(Secret, SecretHash)> {
     Ok((secret, hash))
 }
 
+/// The device, if it is in the caller's area (else: unknown to them).
+fn in_scope(s: &crate::store::Store, id: &DeviceId, caller: &Caller) -> Result<(), StoreError> {
+    s.get_scoped::<crate::store::DeviceFields>(id, caller.scope())?
+        .map(|_| ())
+        .ok_or_else(|| StoreError::Unknown {
+            what: crate::store::Noun::Device,
+            id: id.to_string(),
+        })
+}
+
 /// `POST /devices/{id}/credentials`: a new MQTT password; the old one stops working at once.
-pub(super) async fn rotate(State(state): State<ApiState>, Who(who): Who, id: PathId) -> ApiResult {
+pub(super) async fn rotate(State(state): State<ApiState>, caller: Caller, id: PathId) -> ApiResult {
     let id = id.device()?;
     let subject = Subject::new("device", &id);
     let secret = blocking(&state, subject, {
         let id = id.clone();
-        move |s| s.issue_device_credential(&id, &who, now_ms())
+        move |s| {
+            in_scope(s, &id, &caller)?;
+            s.issue_device_credential(&id, caller.user(), now_ms())
+        }
     })
     .await?;
     state.accounts.notify();
@@ -67,11 +82,12 @@ pub(super) async fn rotate(State(state): State<ApiState>, Who(who): Who, id: Pat
 
 /// `DELETE /devices/{id}/credentials`: the device can no longer log in; if it is connected, it
 /// is disconnected.
-pub(super) async fn revoke(State(state): State<ApiState>, Who(who): Who, id: PathId) -> ApiResult {
+pub(super) async fn revoke(State(state): State<ApiState>, caller: Caller, id: PathId) -> ApiResult {
     let id = id.device()?;
     let subject = Subject::new("device", &id);
     blocking(&state, subject, move |s| {
-        s.revoke_device_credential(&id, &who, now_ms())
+        in_scope(s, &id, &caller)?;
+        s.revoke_device_credential(&id, caller.user(), now_ms())
     })
     .await?;
     state.accounts.notify();

@@ -7,9 +7,8 @@ use serde::{Deserialize, Serialize};
 use firegrid_protocols::message::Level;
 use firegrid_protocols::{DeviceId, GridId};
 
-use super::error::{
-    ApiError, Json, PathId, Query, Subject, Who, check_text, check_who, query_area, query_device,
-};
+use super::access::{Caller, check_area};
+use super::error::{ApiError, Json, PathId, Query, Subject, check_text, query_area, query_device};
 use super::registry::limit;
 use super::{ApiState, blocking, now_ms, tell_pipeline};
 use crate::control::Control;
@@ -100,6 +99,7 @@ pub(super) fn time_range(from: Option<UnixMs>, to: Option<UnixMs>) -> ApiResult<
 
 pub(super) async fn list_episodes(
     State(state): State<ApiState>,
+    caller: Caller,
     Query(q): Query<EpisodeQuery>,
 ) -> ApiResult {
     time_range(q.from, q.to)?;
@@ -136,7 +136,26 @@ pub(super) async fn list_episodes(
         limit: limit(q.limit)?,
         offset: q.offset.unwrap_or(0),
     };
-    let episodes = blocking(&state, Subject::NONE, move |s| s.episodes(&filter)).await?;
+    let store = state.store.clone();
+    let episodes = tokio::task::spawn_blocking(move || {
+        let mut filter = filter;
+        // A scoped caller's filters must lie in their area; without one, their area is it.
+        if caller.scope().is_some() {
+            for (what, area) in [("area", &filter.area), ("grid", &filter.grid)] {
+                if let Some(a) = area {
+                    check_area(&store, &caller, &format!("{what} {a}"), Some(a))?;
+                }
+            }
+            if filter.area.is_none() {
+                filter.area = caller.scope().cloned();
+            }
+        }
+        store
+            .episodes(&filter)
+            .map_err(|e| ApiError::from_store(e, &Subject::NONE))
+    })
+    .await
+    .map_err(|e| ApiError::internal("a store task failed", &e))??;
     Ok(Json(
         episodes
             .into_iter()
@@ -146,15 +165,22 @@ pub(super) async fn list_episodes(
     .into_response())
 }
 
-pub(super) async fn get_episode(State(state): State<ApiState>, id: PathId) -> ApiResult {
+pub(super) async fn get_episode(
+    State(state): State<ApiState>,
+    caller: Caller,
+    id: PathId,
+) -> ApiResult {
     let id = id.episode()?;
     let found = blocking(&state, Subject::new("episode", id), move |s| {
         let Some(episode) = s.episode(id)? else {
-            return Ok(None);
+            return Ok(Ok(None));
         };
-        Ok(Some((episode, s.ticket_steps(id)?)))
+        if let Err(e) = check_area(s, &caller, &format!("episode {id}"), Some(&episode.grid)) {
+            return Ok(Err(e));
+        }
+        Ok(Ok(Some((episode, s.ticket_steps(id)?))))
     })
-    .await?;
+    .await??;
     let (episode, steps) = found.ok_or_else(|| ApiError::not_found(format!("no episode {id}")))?;
     Ok(Json(EpisodeWithSteps {
         episode: episode.into(),
@@ -163,36 +189,38 @@ pub(super) async fn get_episode(State(state): State<ApiState>, id: PathId) -> Ap
     .into_response())
 }
 
+/// A ticket move. Who moves it is the caller (the token's user), never a field.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TicketBody {
     to: TicketState,
-    #[serde(default)]
-    who: Option<String>,
     #[serde(default)]
     note: Option<String>,
 }
 
 pub(super) async fn move_ticket(
     State(state): State<ApiState>,
-    Who(header_who): Who,
+    caller: Caller,
     id: PathId,
     Json(body): Json<TicketBody>,
 ) -> ApiResult {
     let id = id.episode()?;
-    let who = match &body.who {
-        Some(w) => check_who("who", w.trim())?,
-        None => header_who,
-    };
     if let Some(n) = &body.note {
         check_text("note", n, MAX_NOTE, false)?;
     }
     let to = body.to;
     let note = body.note;
     let episode = blocking(&state, Subject::new("episode", id), move |s| {
-        s.ticket_transition(id, to, &who, note.as_deref(), now_ms())
+        let Some(episode) = s.episode(id)? else {
+            return Err(crate::store::StoreError::UnknownEpisode(id));
+        };
+        if let Err(e) = check_area(s, &caller, &format!("episode {id}"), Some(&episode.grid)) {
+            return Ok(Err(e));
+        }
+        s.ticket_transition(id, to, caller.user(), note.as_deref(), now_ms())
+            .map(Ok)
     })
-    .await?;
+    .await??;
     if to.is_acknowledged() {
         tell_pipeline(&state, Control::Acknowledged(id)).await?;
     }
@@ -211,8 +239,12 @@ pub(super) struct AuditQuery {
     offset: Option<u32>,
 }
 
+/// The audit log. A scoped caller sees the entries whose subject lies in their area (an entry
+/// about a person, or about something since deleted, is city-wide): the log is read page by
+/// page and filtered, `offset` and `limit` counting the entries they see.
 pub(super) async fn audit_log(
     State(state): State<ApiState>,
+    caller: Caller,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult {
     time_range(q.from, q.to)?;
@@ -225,6 +257,37 @@ pub(super) async fn audit_log(
         limit: limit(q.limit)?,
         offset: q.offset.unwrap_or(0),
     };
-    let entries = blocking(&state, Subject::NONE, move |s| s.audit_log(&filter)).await?;
+    let entries = blocking(&state, Subject::NONE, move |s| {
+        let Some(scope) = caller.scope() else {
+            return s.audit_log(&filter);
+        };
+        let want = if filter.limit == 0 { 100 } else { filter.limit } as usize;
+        let mut skip = filter.offset as usize;
+        let mut seen = Vec::new();
+        let mut page = AuditFilter {
+            limit: 1000,
+            offset: 0,
+            ..filter.clone()
+        };
+        loop {
+            let got = s.audit_log(&page)?;
+            let last = got.len() < page.limit as usize;
+            for entry in got {
+                if !s.subject_within(&entry.subject, scope)? {
+                    continue;
+                }
+                if skip > 0 {
+                    skip -= 1;
+                } else if seen.len() < want {
+                    seen.push(entry);
+                }
+            }
+            if last || seen.len() >= want {
+                return Ok(seen);
+            }
+            page.offset += page.limit;
+        }
+    })
+    .await?;
     Ok(Json(entries).into_response())
 }

@@ -12,7 +12,6 @@ use serde::de::DeserializeOwned;
 
 use firegrid_protocols::{DeviceId, GridId};
 
-use super::{DEFAULT_USER, USER_HEADER};
 use crate::model::TicketState;
 use crate::store::StoreError;
 
@@ -66,13 +65,10 @@ impl Subject {
 /// Which resource an unknown-reference error is about, and its id.
 fn unknown(e: &StoreError) -> Option<(&'static str, String)> {
     Some(match e {
-        StoreError::UnknownArea(id) => ("area", id.clone()),
-        StoreError::UnknownWorker(id) => ("worker", id.to_string()),
-        StoreError::UnknownSite(id) => ("site", id.to_string()),
-        StoreError::UnknownRoom(id) => ("room", id.to_string()),
-        StoreError::UnknownCircuit(id) => ("circuit", id.to_string()),
-        StoreError::UnknownDevice(id) => ("device", id.clone()),
+        StoreError::Unknown { what, id } => (what.as_str(), id.clone()),
         StoreError::UnknownEpisode(id) => ("episode", id.to_string()),
+        StoreError::UnknownUser(id) => ("user", id.clone()),
+        StoreError::UnknownToken(id) => ("token", id.clone()),
         StoreError::UnknownNotification(id) => ("notification", id.to_string()),
         _ => return None,
     })
@@ -165,6 +161,7 @@ impl ApiError {
             | StoreError::Incomplete { .. }
             | StoreError::InvalidConfig(_) => Self::unprocessable(e.to_string()),
             StoreError::InvalidQuery(_) => Self::bad_request(e.to_string()),
+            StoreError::OutOfScope { .. } => Self::new(StatusCode::FORBIDDEN, e.to_string()),
             StoreError::DiskFull => {
                 tracing::error!("API: the store's disk is full");
                 Self::new(
@@ -299,40 +296,6 @@ pub(crate) fn query_area(field: &str, s: &str) -> Result<GridId, ApiError> {
 /// Like [`device_id`], for a query parameter (400).
 pub(crate) fn query_device(field: &str, s: &str) -> Result<DeviceId, ApiError> {
     device_id(field, s).map_err(|e| ApiError::bad_request(e.message))
-}
-
-/// The longest actor name, characters.
-pub(crate) const MAX_WHO: usize = 64;
-
-/// Who makes the change: the [`USER_HEADER`] header, or [`DEFAULT_USER`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Who(pub(crate) String);
-
-impl<S: Send + Sync> FromRequestParts<S> for Who {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get(USER_HEADER) else {
-            return Ok(Self(DEFAULT_USER.to_string()));
-        };
-        let value = value.to_str().map_err(|_| {
-            ApiError::bad_request(format!("{USER_HEADER} must be visible ASCII text"))
-        })?;
-        check_who(USER_HEADER, value.trim())
-            .map(Self)
-            .map_err(|e| ApiError::bad_request(e.message))
-    }
-}
-
-/// Checks a person's name for the audit log: 1–64 characters, no control characters.
-pub(crate) fn check_who(field: &str, who: &str) -> Result<String, ApiError> {
-    let n = who.chars().count();
-    if n == 0 || n > MAX_WHO || who.chars().any(char::is_control) {
-        return Err(ApiError::unprocessable(format!(
-            "{field} must be 1-{MAX_WHO} characters without control characters"
-        )));
-    }
-    Ok(who.to_string())
 }
 
 /// Checks a free-text field: at most `max` characters, no control characters but line breaks

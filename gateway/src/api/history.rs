@@ -17,11 +17,15 @@ use serde::{Deserialize, Serialize};
 use firegrid_protocols::DeviceId;
 use firegrid_protocols::channel::{ChannelNo, MAX_CHANNELS};
 
+use super::access::Caller;
 use super::episodes::time_range;
 use super::error::{ApiError, Json, PathId, Query, Subject, shorten};
 use super::{ApiState, blocking, now_ms};
 use crate::model::UnixMs;
-use crate::store::{Agg, Device, DeviceFilter, HOUR_MS, MAX_POINTS, Point, StoreError};
+use crate::store::{
+    Agg, CircuitFields, Device, DeviceFields, DeviceFilter, HOUR_MS, MAX_POINTS, Noun, Point,
+    StoreError,
+};
 
 type ApiResult<T = Response> = Result<T, ApiError>;
 
@@ -272,6 +276,7 @@ fn answer(history: History, csv: bool, filename: &str) -> Response {
 
 pub(super) async fn device_history(
     State(state): State<ApiState>,
+    caller: Caller,
     id: PathId,
     headers: HeaderMap,
     Query(q): Query<DeviceHistoryQuery>,
@@ -291,8 +296,11 @@ pub(super) async fn device_history(
         let id = id.clone();
         move |s| {
             let device = s
-                .device(&id)?
-                .ok_or_else(|| StoreError::UnknownDevice(id.to_string()))?;
+                .get_scoped::<DeviceFields>(&id, caller.scope())?
+                .ok_or_else(|| StoreError::Unknown {
+                    what: Noun::Device,
+                    id: id.to_string(),
+                })?;
             let chs = q.ch.map_or_else(|| channels_of(&device), |ch| vec![ch]);
             read_series(s, &[(id, chs)], range)
         }
@@ -313,6 +321,7 @@ pub(super) async fn device_history(
 
 pub(super) async fn circuit_history(
     State(state): State<ApiState>,
+    caller: Caller,
     id: PathId,
     headers: HeaderMap,
     Query(q): Query<CircuitHistoryQuery>,
@@ -321,7 +330,12 @@ pub(super) async fn circuit_history(
     let range = resolve(q.from, q.to, q.step.as_deref())?;
     let csv = wants_csv(q.format, &headers);
     let series = blocking(&state, Subject::new("circuit", id), move |s| {
-        let circuit = s.circuit(id)?.ok_or(StoreError::UnknownCircuit(id))?;
+        let circuit =
+            s.get_scoped::<CircuitFields>(&id, caller.scope())?
+                .ok_or(StoreError::Unknown {
+                    what: Noun::Circuit,
+                    id: id.to_string(),
+                })?;
         // The store filters devices by site; those on this circuit are picked here.
         let devices = s.devices(&DeviceFilter {
             site_id: Some(circuit.fields.site_id),

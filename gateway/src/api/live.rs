@@ -6,8 +6,11 @@
 //! sender: the broadcast drops the oldest alerts for it, and the client gets a `lagged` event
 //! `{"missed": n}` (then reload the open episodes from `/api/v1/episodes?open=true`).
 //! Comments keep idle connections open through proxies. `?area=` and `?device=` keep only
-//! alerts sent to that area or about that device.
+//! alerts sent to that area or about that device. A caller scoped to an area gets only the
+//! alerts sent to an area in its subtree (as it was when the stream opened) or about a device
+//! whose grid cell is in it (an escalation above their area of their own device).
 
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 
 use axum::extract::State;
@@ -18,9 +21,44 @@ use tokio::sync::broadcast::error::RecvError;
 
 use firegrid_protocols::{DeviceId, GridId};
 
+use super::access::{Caller, out_of_scope};
 use super::error::{ApiError, Query, query_area, query_device};
 use super::{ApiState, LIVE_KEEP_ALIVE};
 use crate::notify::alert::{Alert, AlertKind};
+use crate::store::Store;
+
+/// What a scoped caller may see: the areas of its subtree, and the devices found in them.
+#[derive(Debug)]
+struct LiveScope {
+    store: Store,
+    areas: HashSet<GridId>,
+    devices: HashMap<String, bool>,
+}
+
+impl LiveScope {
+    /// Whether the caller may see `alert`: sent to one of its areas, or about one of its
+    /// devices (looked up once per device).
+    async fn allows(&mut self, alert: &Alert) -> bool {
+        if self.areas.contains(&alert.area) {
+            return true;
+        }
+        if let Some(known) = self.devices.get(&alert.device) {
+            return *known;
+        }
+        let store = self.store.clone();
+        let device = alert.device.clone();
+        let grid = tokio::task::spawn_blocking(move || {
+            let id = DeviceId::new(&device).ok()?;
+            store.device(&id).ok()??.fields.grid_id
+        })
+        .await
+        .ok()
+        .flatten();
+        let mine = grid.is_some_and(|g| self.areas.contains(&g));
+        self.devices.insert(alert.device.clone(), mine);
+        mine
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +109,7 @@ fn alert_event(alert: &Alert) -> Event {
 
 pub(super) async fn live(
     State(state): State<ApiState>,
+    caller: Caller,
     Query(q): Query<LiveQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let filter = LiveFilter {
@@ -85,11 +124,33 @@ pub(super) async fn live(
             .map(|d| query_device("device", d))
             .transpose()?,
     };
+    let scope = match caller.scope() {
+        None => None,
+        Some(scope) => {
+            let store = state.store.clone();
+            let area = scope.clone();
+            let areas = tokio::task::spawn_blocking(move || store.subtree(&area))
+                .await
+                .map_err(|e| ApiError::internal("a store task failed", &e))?
+                .map_err(|e| ApiError::internal("reading the area tree", &e))?;
+            let areas: HashSet<GridId> = areas.into_iter().collect();
+            if let Some(a) = &filter.area
+                && !areas.contains(a)
+            {
+                return Err(out_of_scope(&format!("area {a}"), Some(a), scope));
+            }
+            Some(LiveScope {
+                store: state.store.clone(),
+                areas,
+                devices: HashMap::new(),
+            })
+        }
+    };
     let rx = state.live.subscribe();
     let closing = state.closing.clone();
     let stream = futures_util::stream::unfold(
-        (rx, closing, filter),
-        |(mut rx, closing, filter)| async move {
+        (rx, closing, filter, scope),
+        |(mut rx, closing, filter, mut scope)| async move {
             loop {
                 let next = tokio::select! {
                     biased;
@@ -97,14 +158,21 @@ pub(super) async fn live(
                     next = rx.recv() => next,
                 };
                 let event = match next {
-                    Ok(alert) if filter.wants(&alert) => alert_event(&alert),
+                    Ok(alert) if filter.wants(&alert) => {
+                        if let Some(scope) = &mut scope
+                            && !scope.allows(&alert).await
+                        {
+                            continue;
+                        }
+                        alert_event(&alert)
+                    }
                     Ok(_) => continue,
                     Err(RecvError::Lagged(missed)) => Event::default()
                         .event("lagged")
                         .data(format!("{{\"missed\":{missed}}}")),
                     Err(RecvError::Closed) => return None,
                 };
-                return Some((Ok(event), (rx, closing, filter)));
+                return Some((Ok(event), (rx, closing, filter, scope)));
             }
         },
     );

@@ -1,50 +1,27 @@
-//! Registry routes: areas, workers, sites, rooms, circuits, devices (with their configuration,
-//! lifecycle state and commands) and the pending list.
+//! Registry nouns as API resources (areas, workers, sites, rooms, circuits: their bodies,
+//! queries and checks; the routes themselves are the generic ones of [`super::resource`]), the
+//! area path and the pending list. Devices: [`super::devices`].
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use firegrid_protocols::channel::{MAX_CHANNELS, Quantity};
-use firegrid_protocols::message::{Action, ChannelConfig, Config, ConfigError};
-use firegrid_protocols::thresholds::{
-    ALARM_DELAY_DEFAULT_S, HEARTBEAT_INTERVAL_DEFAULT_S, Limits, REPORT_INTERVAL_DEFAULT_S,
-    Threshold,
-};
-use firegrid_protocols::{DeviceId, GridId};
+use firegrid_protocols::GridId;
 
-use super::error::{
-    ApiError, Json, PathId, Query, Subject, Who, area_id, check_text, device_id, query_area,
-    shorten,
-};
-use super::{ApiState, blocking, now_ms, tell_pipeline};
-use crate::control::Control;
-use crate::model::{DeviceKind, DeviceState, UnixMs};
-use crate::secret::Secret;
+use super::error::{ApiError, Json, PathId, Subject, area_id, check_text, query_area, shorten};
+use super::resource::{ApiResource, ApiResult};
+use super::{ApiState, blocking};
 use crate::store::{
-    Actor, AreaFields, AreaFilter, AreaLevel, CircuitFields, CircuitFilter, CircuitId, Device,
-    DeviceFields, DeviceFilter, RoomFields, RoomFilter, SiteFields, SiteFilter, SiteId,
-    WireEncoding, WorkerFields, WorkerFilter,
+    Area, AreaFields, AreaFilter, AreaLevel, Circuit, CircuitFields, CircuitFilter, CircuitId,
+    Room, RoomFields, RoomFilter, Site, SiteFields, SiteFilter, SiteId, Worker, WorkerFields,
+    WorkerFilter,
 };
 
 /// The longest name, characters.
 const MAX_NAME: usize = 200;
-/// The longest free-text note, characters.
-const MAX_NOTE: usize = 1000;
 /// The most a list returns at once.
 pub(super) const MAX_LIMIT: u32 = 10_000;
-
-type ApiResult<T = Response> = Result<T, ApiError>;
-
-fn created(location: String, body: impl Serialize) -> Response {
-    (
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(body),
-    )
-        .into_response()
-}
 
 fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
@@ -61,7 +38,7 @@ pub(super) fn limit(limit: Option<u32>) -> ApiResult<u32> {
     }
 }
 
-fn optional_area(field: &str, s: Option<&str>) -> ApiResult<Option<GridId>> {
+pub(super) fn optional_area(field: &str, s: Option<&str>) -> ApiResult<Option<GridId>> {
     s.map(|s| area_id(field, s)).transpose()
 }
 
@@ -106,81 +83,44 @@ fn area_fields(parent_id: Option<&str>, level: AreaLevel, name: String) -> ApiRe
     })
 }
 
-pub(super) async fn list_areas(
-    State(state): State<ApiState>,
-    Query(q): Query<AreaQuery>,
-) -> ApiResult {
-    let filter = AreaFilter {
-        parent_id: q
-            .parent
-            .as_deref()
-            .map(|p| query_area("parent", p))
-            .transpose()?,
-        level: q.level,
-    };
-    let areas = blocking(&state, Subject::NONE, move |s| s.areas(&filter)).await?;
-    Ok(Json(areas).into_response())
-}
+impl ApiResource for AreaFields {
+    type Create = AreaCreate;
+    type Update = AreaUpdate;
+    type Query = AreaQuery;
+    const PATH: &'static str = "areas";
 
-pub(super) async fn create_area(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    Json(body): Json<AreaCreate>,
-) -> ApiResult {
-    let id = area_id("id", &body.id)?;
-    let fields = area_fields(body.parent_id.as_deref(), body.level, body.name)?;
-    let area = blocking(&state, Subject::NONE, move |s| {
-        s.create_area(&id, &fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(created(format!("/api/v1/areas/{}", area.id), area))
-}
-
-pub(super) async fn get_area(State(state): State<ApiState>, id: PathId) -> ApiResult {
-    let id = id.area()?;
-    let subject = Subject::new("area", &id);
-    let found = blocking(&state, subject, {
-        let id = id.clone();
-        move |s| s.area(&id)
-    })
-    .await?;
-    found
-        .map(|a| Json(a).into_response())
-        .ok_or_else(|| ApiError::not_found(format!("no area {id}")))
+    fn path_id(id: &PathId) -> ApiResult<GridId> {
+        id.area()
+    }
+    fn create(body: AreaCreate, _: &ApiState) -> ApiResult<(GridId, Self)> {
+        let id = area_id("id", &body.id)?;
+        Ok((
+            id,
+            area_fields(body.parent_id.as_deref(), body.level, body.name)?,
+        ))
+    }
+    fn update(body: AreaUpdate, _: &Self) -> ApiResult<Self> {
+        area_fields(body.parent_id.as_deref(), body.level, body.name)
+    }
+    fn list_filter(q: AreaQuery) -> ApiResult<AreaFilter> {
+        Ok(AreaFilter {
+            parent_id: q
+                .parent
+                .as_deref()
+                .map(|p| query_area("parent", p))
+                .transpose()?,
+            level: q.level,
+        })
+    }
+    fn view(r: &Area) -> impl Serialize {
+        r.clone()
+    }
 }
 
 pub(super) async fn area_path(State(state): State<ApiState>, id: PathId) -> ApiResult {
     let id = id.area()?;
     let path = blocking(&state, Subject::new("area", &id), move |s| s.area_path(&id)).await?;
     Ok(Json(path).into_response())
-}
-
-pub(super) async fn update_area(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-    Json(body): Json<AreaUpdate>,
-) -> ApiResult {
-    let id = id.area()?;
-    let fields = area_fields(body.parent_id.as_deref(), body.level, body.name)?;
-    let area = blocking(&state, Subject::new("area", &id), move |s| {
-        s.update_area(&id, &fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(Json(area).into_response())
-}
-
-pub(super) async fn delete_area(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-) -> ApiResult {
-    let id = id.area()?;
-    blocking(&state, Subject::new("area", &id), move |s| {
-        s.delete_area(&id, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(no_content())
 }
 
 // ---- workers ----------------------------------------------------------------------------------
@@ -235,68 +175,33 @@ impl WorkerBody {
     }
 }
 
-pub(super) async fn list_workers(
-    State(state): State<ApiState>,
-    Query(q): Query<WorkerQuery>,
-) -> ApiResult {
-    let filter = WorkerFilter {
-        area_id: q
-            .area
-            .as_deref()
-            .map(|a| query_area("area", a))
-            .transpose()?,
-    };
-    let workers = blocking(&state, Subject::NONE, move |s| s.workers(&filter)).await?;
-    Ok(Json(workers).into_response())
-}
+impl ApiResource for WorkerFields {
+    type Create = WorkerBody;
+    type Update = WorkerBody;
+    type Query = WorkerQuery;
+    const PATH: &'static str = "workers";
 
-pub(super) async fn create_worker(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    Json(body): Json<WorkerBody>,
-) -> ApiResult {
-    let fields = body.fields()?;
-    let worker = blocking(&state, Subject::NONE, move |s| {
-        s.create_worker(&fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(created(format!("/api/v1/workers/{}", worker.id), worker))
-}
-
-pub(super) async fn get_worker(State(state): State<ApiState>, id: PathId) -> ApiResult {
-    let id = id.number("worker")?;
-    blocking(&state, Subject::new("worker", id), move |s| s.worker(id))
-        .await?
-        .map(|w| Json(w).into_response())
-        .ok_or_else(|| ApiError::not_found(format!("no worker {id}")))
-}
-
-pub(super) async fn update_worker(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-    Json(body): Json<WorkerBody>,
-) -> ApiResult {
-    let id = id.number("worker")?;
-    let fields = body.fields()?;
-    let worker = blocking(&state, Subject::new("worker", id), move |s| {
-        s.update_worker(id, &fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(Json(worker).into_response())
-}
-
-pub(super) async fn delete_worker(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-) -> ApiResult {
-    let id = id.number("worker")?;
-    blocking(&state, Subject::new("worker", id), move |s| {
-        s.delete_worker(id, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(no_content())
+    fn path_id(id: &PathId) -> ApiResult<i64> {
+        id.number("worker")
+    }
+    fn create(body: WorkerBody, _: &ApiState) -> ApiResult<((), Self)> {
+        Ok(((), body.fields()?))
+    }
+    fn update(body: WorkerBody, _: &Self) -> ApiResult<Self> {
+        body.fields()
+    }
+    fn list_filter(q: WorkerQuery) -> ApiResult<WorkerFilter> {
+        Ok(WorkerFilter {
+            area_id: q
+                .area
+                .as_deref()
+                .map(|a| query_area("area", a))
+                .transpose()?,
+        })
+    }
+    fn view(r: &Worker) -> impl Serialize {
+        r.clone()
+    }
 }
 
 // ---- sites ------------------------------------------------------------------------------------
@@ -335,68 +240,33 @@ impl SiteBody {
     }
 }
 
-pub(super) async fn list_sites(
-    State(state): State<ApiState>,
-    Query(q): Query<SiteQuery>,
-) -> ApiResult {
-    let filter = SiteFilter {
-        area_id: q
-            .area
-            .as_deref()
-            .map(|a| query_area("area", a))
-            .transpose()?,
-    };
-    let sites = blocking(&state, Subject::NONE, move |s| s.sites(&filter)).await?;
-    Ok(Json(sites).into_response())
-}
+impl ApiResource for SiteFields {
+    type Create = SiteBody;
+    type Update = SiteBody;
+    type Query = SiteQuery;
+    const PATH: &'static str = "sites";
 
-pub(super) async fn create_site(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    Json(body): Json<SiteBody>,
-) -> ApiResult {
-    let fields = body.fields()?;
-    let site = blocking(&state, Subject::NONE, move |s| {
-        s.create_site(&fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(created(format!("/api/v1/sites/{}", site.id), site))
-}
-
-pub(super) async fn get_site(State(state): State<ApiState>, id: PathId) -> ApiResult {
-    let id = id.number("site")?;
-    blocking(&state, Subject::new("site", id), move |s| s.site(id))
-        .await?
-        .map(|x| Json(x).into_response())
-        .ok_or_else(|| ApiError::not_found(format!("no site {id}")))
-}
-
-pub(super) async fn update_site(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-    Json(body): Json<SiteBody>,
-) -> ApiResult {
-    let id = id.number("site")?;
-    let fields = body.fields()?;
-    let site = blocking(&state, Subject::new("site", id), move |s| {
-        s.update_site(id, &fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(Json(site).into_response())
-}
-
-pub(super) async fn delete_site(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-) -> ApiResult {
-    let id = id.number("site")?;
-    blocking(&state, Subject::new("site", id), move |s| {
-        s.delete_site(id, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(no_content())
+    fn path_id(id: &PathId) -> ApiResult<i64> {
+        id.number("site")
+    }
+    fn create(body: SiteBody, _: &ApiState) -> ApiResult<((), Self)> {
+        Ok(((), body.fields()?))
+    }
+    fn update(body: SiteBody, _: &Self) -> ApiResult<Self> {
+        body.fields()
+    }
+    fn list_filter(q: SiteQuery) -> ApiResult<SiteFilter> {
+        Ok(SiteFilter {
+            area_id: q
+                .area
+                .as_deref()
+                .map(|a| query_area("area", a))
+                .transpose()?,
+        })
+    }
+    fn view(r: &Site) -> impl Serialize {
+        r.clone()
+    }
 }
 
 // ---- rooms ------------------------------------------------------------------------------------
@@ -414,70 +284,37 @@ pub(super) struct RoomBody {
     name: String,
 }
 
-pub(super) async fn list_rooms(
-    State(state): State<ApiState>,
-    Query(q): Query<SiteChildQuery>,
-) -> ApiResult {
-    let filter = RoomFilter { site_id: q.site };
-    let rooms = blocking(&state, Subject::NONE, move |s| s.rooms(&filter)).await?;
-    Ok(Json(rooms).into_response())
+impl RoomBody {
+    fn fields(self) -> ApiResult<RoomFields> {
+        check_text("name", &self.name, MAX_NAME, true)?;
+        Ok(RoomFields {
+            site_id: self.site_id,
+            name: self.name,
+        })
+    }
 }
 
-pub(super) async fn create_room(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    Json(body): Json<RoomBody>,
-) -> ApiResult {
-    check_text("name", &body.name, MAX_NAME, true)?;
-    let fields = RoomFields {
-        site_id: body.site_id,
-        name: body.name,
-    };
-    let room = blocking(&state, Subject::NONE, move |s| {
-        s.create_room(&fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(created(format!("/api/v1/rooms/{}", room.id), room))
-}
+impl ApiResource for RoomFields {
+    type Create = RoomBody;
+    type Update = RoomBody;
+    type Query = SiteChildQuery;
+    const PATH: &'static str = "rooms";
 
-pub(super) async fn get_room(State(state): State<ApiState>, id: PathId) -> ApiResult {
-    let id = id.number("room")?;
-    blocking(&state, Subject::new("room", id), move |s| s.room(id))
-        .await?
-        .map(|x| Json(x).into_response())
-        .ok_or_else(|| ApiError::not_found(format!("no room {id}")))
-}
-
-pub(super) async fn update_room(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-    Json(body): Json<RoomBody>,
-) -> ApiResult {
-    let id = id.number("room")?;
-    check_text("name", &body.name, MAX_NAME, true)?;
-    let fields = RoomFields {
-        site_id: body.site_id,
-        name: body.name,
-    };
-    let room = blocking(&state, Subject::new("room", id), move |s| {
-        s.update_room(id, &fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(Json(room).into_response())
-}
-
-pub(super) async fn delete_room(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-) -> ApiResult {
-    let id = id.number("room")?;
-    blocking(&state, Subject::new("room", id), move |s| {
-        s.delete_room(id, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(no_content())
+    fn path_id(id: &PathId) -> ApiResult<i64> {
+        id.number("room")
+    }
+    fn create(body: RoomBody, _: &ApiState) -> ApiResult<((), Self)> {
+        Ok(((), body.fields()?))
+    }
+    fn update(body: RoomBody, _: &Self) -> ApiResult<Self> {
+        body.fields()
+    }
+    fn list_filter(q: SiteChildQuery) -> ApiResult<RoomFilter> {
+        Ok(RoomFilter { site_id: q.site })
+    }
+    fn view(r: &Room) -> impl Serialize {
+        r.clone()
+    }
 }
 
 // ---- circuits ---------------------------------------------------------------------------------
@@ -502,742 +339,27 @@ impl CircuitBody {
     }
 }
 
-pub(super) async fn list_circuits(
-    State(state): State<ApiState>,
-    Query(q): Query<SiteChildQuery>,
-) -> ApiResult {
-    let filter = CircuitFilter { site_id: q.site };
-    let circuits = blocking(&state, Subject::NONE, move |s| s.circuits(&filter)).await?;
-    Ok(Json(circuits).into_response())
-}
+impl ApiResource for CircuitFields {
+    type Create = CircuitBody;
+    type Update = CircuitBody;
+    type Query = SiteChildQuery;
+    const PATH: &'static str = "circuits";
 
-pub(super) async fn create_circuit(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    Json(body): Json<CircuitBody>,
-) -> ApiResult {
-    let fields = body.fields()?;
-    let circuit = blocking(&state, Subject::NONE, move |s| {
-        s.create_circuit(&fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(created(format!("/api/v1/circuits/{}", circuit.id), circuit))
-}
-
-pub(super) async fn get_circuit(State(state): State<ApiState>, id: PathId) -> ApiResult {
-    let id = id.number("circuit")?;
-    blocking(&state, Subject::new("circuit", id), move |s| s.circuit(id))
-        .await?
-        .map(|x| Json(x).into_response())
-        .ok_or_else(|| ApiError::not_found(format!("no circuit {id}")))
-}
-
-pub(super) async fn update_circuit(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-    Json(body): Json<CircuitBody>,
-) -> ApiResult {
-    let id = id.number("circuit")?;
-    let fields = body.fields()?;
-    let circuit = blocking(&state, Subject::new("circuit", id), move |s| {
-        s.update_circuit(id, &fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(Json(circuit).into_response())
-}
-
-pub(super) async fn delete_circuit(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-) -> ApiResult {
-    let id = id.number("circuit")?;
-    blocking(&state, Subject::new("circuit", id), move |s| {
-        s.delete_circuit(id, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    Ok(no_content())
-}
-
-// ---- device configuration ---------------------------------------------------------------------
-
-/// A device's configuration in the protocol's JSON shape (docs/protocol.md#config), as the API
-/// shows and takes it. In a request, `version` is optional: when given, it must be the version
-/// in force (the change is based on it); the gateway assigns the next one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ConfigBody {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    version: Option<u32>,
-    #[serde(default)]
-    report_interval_s: Option<u32>,
-    #[serde(default)]
-    heartbeat_interval_s: Option<u32>,
-    #[serde(default)]
-    buzzer: Option<bool>,
-    #[serde(default)]
-    relay_trip: Option<bool>,
-    channels: Vec<ChannelBody>,
-}
-
-/// One channel of a [`ConfigBody`]: exactly one of `residual_ma` and `temp_dc`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ChannelBody {
-    ch: u8,
-    #[serde(default)]
-    enabled: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    residual_ma: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    temp_dc: Option<i64>,
-    #[serde(default)]
-    delay_s: Option<u16>,
-}
-
-impl From<&Config> for ConfigBody {
-    fn from(c: &Config) -> Self {
-        Self {
-            version: Some(c.version),
-            report_interval_s: Some(c.report_interval_s),
-            heartbeat_interval_s: Some(c.heartbeat_interval_s),
-            buzzer: Some(c.buzzer),
-            relay_trip: Some(c.relay_trip),
-            channels: c
-                .channels
-                .iter()
-                .map(|ch| {
-                    let (residual_ma, temp_dc) = match ch.threshold {
-                        Threshold::ResidualMa(v) => (Some(i64::from(v)), None),
-                        Threshold::TempDc(v) => (None, Some(i64::from(v))),
-                    };
-                    ChannelBody {
-                        ch: ch.channel,
-                        enabled: Some(ch.enabled),
-                        residual_ma,
-                        temp_dc,
-                        delay_s: Some(ch.delay_s),
-                    }
-                })
-                .collect(),
-        }
+    fn path_id(id: &PathId) -> ApiResult<i64> {
+        id.number("circuit")
     }
-}
-
-impl ConfigBody {
-    /// The configuration with this version, checked against `limits` (422 with the GB text).
-    pub(crate) fn to_config(&self, version: u32, limits: &Limits) -> ApiResult<Config> {
-        let invalid = |e: &dyn std::fmt::Display| {
-            ApiError::unprocessable(format!("invalid device configuration: {e}"))
-        };
-        if self.channels.len() > MAX_CHANNELS {
-            return Err(invalid(&format_args!(
-                "{} channels given, at most {MAX_CHANNELS}",
-                self.channels.len()
-            )));
-        }
-        let mut config = Config {
-            version,
-            report_interval_s: self.report_interval_s.unwrap_or(REPORT_INTERVAL_DEFAULT_S),
-            heartbeat_interval_s: self
-                .heartbeat_interval_s
-                .unwrap_or(HEARTBEAT_INTERVAL_DEFAULT_S),
-            buzzer: self.buzzer.unwrap_or(true),
-            relay_trip: self.relay_trip.unwrap_or(false),
-            channels: Default::default(),
-        };
-        for c in &self.channels {
-            let (quantity, value) = match (c.residual_ma, c.temp_dc) {
-                (Some(v), None) => (Quantity::ResidualCurrent, v),
-                (None, Some(v)) => (Quantity::Temperature, v),
-                _ => {
-                    return Err(invalid(&format_args!(
-                        "channel {}: give exactly one of residual_ma (mA) or temp_dc (deci-°C)",
-                        c.ch
-                    )));
-                }
-            };
-            let value = i32::try_from(value).unwrap_or(if value < 0 { i32::MIN } else { i32::MAX });
-            let threshold = Threshold::new(quantity, value, limits).map_err(|error| {
-                invalid(&ConfigError::Threshold {
-                    channel: c.ch,
-                    error,
-                })
-            })?;
-            let channel = ChannelConfig {
-                channel: c.ch,
-                enabled: c.enabled.unwrap_or(true),
-                threshold,
-                delay_s: c.delay_s.unwrap_or(ALARM_DELAY_DEFAULT_S),
-            };
-            if config.channels.push(channel).is_err() {
-                return Err(invalid(&format_args!("at most {MAX_CHANNELS} channels")));
-            }
-        }
-        config.validate(limits).map_err(|e| invalid(&e))?;
-        Ok(config)
+    fn create(body: CircuitBody, _: &ApiState) -> ApiResult<((), Self)> {
+        Ok(((), body.fields()?))
     }
-}
-
-/// The configuration of a device registered without one: version 1, default intervals, no
-/// channels (the device's own set-points stay in force until channels are set).
-fn default_config() -> Config {
-    Config {
-        version: 1,
-        report_interval_s: REPORT_INTERVAL_DEFAULT_S,
-        heartbeat_interval_s: HEARTBEAT_INTERVAL_DEFAULT_S,
-        buzzer: true,
-        relay_trip: false,
-        channels: Default::default(),
+    fn update(body: CircuitBody, _: &Self) -> ApiResult<Self> {
+        body.fields()
     }
-}
-
-// ---- devices ----------------------------------------------------------------------------------
-
-/// A device as the API shows it (never its credential).
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct DeviceView {
-    id: DeviceId,
-    kind: DeviceKind,
-    state: DeviceState,
-    site_id: Option<SiteId>,
-    room_id: Option<i64>,
-    circuit_id: Option<CircuitId>,
-    grid_id: Option<GridId>,
-    encoding: WireEncoding,
-    config: ConfigBody,
-    created_ms: UnixMs,
-    updated_ms: UnixMs,
-}
-
-impl From<&Device> for DeviceView {
-    fn from(d: &Device) -> Self {
-        let f = &d.fields;
-        Self {
-            id: d.id.clone(),
-            kind: f.kind,
-            state: f.state,
-            site_id: f.site_id,
-            room_id: f.room_id,
-            circuit_id: f.circuit_id,
-            grid_id: f.grid_id.clone(),
-            encoding: f.encoding,
-            config: ConfigBody::from(&f.config),
-            created_ms: d.created_ms,
-            updated_ms: d.updated_ms,
-        }
+    fn list_filter(q: SiteChildQuery) -> ApiResult<CircuitFilter> {
+        Ok(CircuitFilter { site_id: q.site })
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct DeviceQuery {
-    state: Option<DeviceState>,
-    kind: Option<DeviceKind>,
-    site: Option<SiteId>,
-    area: Option<String>,
-    limit: Option<u32>,
-    offset: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct DeviceCreate {
-    id: String,
-    kind: DeviceKind,
-    #[serde(default)]
-    state: Option<DeviceState>,
-    #[serde(default)]
-    site_id: Option<SiteId>,
-    #[serde(default)]
-    room_id: Option<i64>,
-    #[serde(default)]
-    circuit_id: Option<CircuitId>,
-    #[serde(default)]
-    grid_id: Option<String>,
-    #[serde(default)]
-    encoding: Option<WireEncoding>,
-    #[serde(default)]
-    config: Option<ConfigBody>,
-}
-
-/// A device's binding (`PUT /devices/{id}`): every field is replaced, an absent one is
-/// cleared. Its state and configuration have their own routes.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct DeviceUpdate {
-    kind: DeviceKind,
-    #[serde(default)]
-    site_id: Option<SiteId>,
-    #[serde(default)]
-    room_id: Option<i64>,
-    #[serde(default)]
-    circuit_id: Option<CircuitId>,
-    #[serde(default)]
-    grid_id: Option<String>,
-    #[serde(default)]
-    encoding: Option<WireEncoding>,
-}
-
-fn view(d: &Device) -> Response {
-    Json(DeviceView::from(d)).into_response()
-}
-
-pub(super) async fn list_devices(
-    State(state): State<ApiState>,
-    Query(q): Query<DeviceQuery>,
-) -> ApiResult {
-    let filter = DeviceFilter {
-        state: q.state,
-        kind: q.kind,
-        site_id: q.site,
-        area_id: q
-            .area
-            .as_deref()
-            .map(|a| query_area("area", a))
-            .transpose()?,
-        limit: limit(q.limit)?,
-        offset: q.offset.unwrap_or(0),
-    };
-    let devices = blocking(&state, Subject::NONE, move |s| s.devices(&filter)).await?;
-    Ok(Json(devices.iter().map(DeviceView::from).collect::<Vec<_>>()).into_response())
-}
-
-/// The id and fields of a device to register, checked (config against the configured limits),
-/// and the MQTT password it gets (only its hash is in the fields).
-fn new_device(body: &DeviceCreate, limits: &Limits) -> ApiResult<(DeviceId, DeviceFields, Secret)> {
-    let id = device_id("id", &body.id)?;
-    let (secret, hash) = super::credentials::new_secret()?;
-    let config = match &body.config {
-        Some(c) => c.to_config(c.version.unwrap_or(1), limits)?,
-        None => default_config(),
-    };
-    let fields = DeviceFields {
-        kind: body.kind,
-        state: body.state.unwrap_or(DeviceState::Registered),
-        site_id: body.site_id,
-        room_id: body.room_id,
-        circuit_id: body.circuit_id,
-        grid_id: optional_area("grid_id", body.grid_id.as_deref())?,
-        config,
-        encoding: body.encoding.unwrap_or_default(),
-        credential_hash: Some(hash.as_str().to_owned()),
-    };
-    Ok((id, fields, secret))
-}
-
-pub(super) async fn create_device(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    Json(body): Json<DeviceCreate>,
-) -> ApiResult {
-    let (id, fields, secret) = new_device(&body, &state.limits)?;
-    let device = blocking(&state, Subject::NONE, {
-        let id = id.clone();
-        move |s| s.create_device(&id, &fields, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    state.accounts.notify();
-    tell_pipeline(&state, Control::DeviceChanged(id)).await?;
-    Ok(created(
-        format!("/api/v1/devices/{}", device.id),
-        super::credentials::WithPassword {
-            device: DeviceView::from(&device),
-            mqtt_password: secret.expose(),
-        },
-    ))
-}
-
-/// The most devices one `POST /device-imports` takes (its body stays under the 2 MB limit
-/// with a typical configuration).
-pub(super) const MAX_IMPORT: usize = 5000;
-
-/// How many item errors an import's refusal lists at most.
-const MAX_IMPORT_ERRORS: usize = 20;
-
-/// What an import answers: how many were registered, their ids in order, and each one's MQTT
-/// password (shown this once).
-#[derive(Debug, Serialize)]
-struct Imported {
-    created: usize,
-    ids: Vec<DeviceId>,
-    credentials: Vec<super::credentials::Issued>,
-}
-
-/// `POST /device-imports`: a JSON array of [`DeviceCreate`] registered in one store
-/// transaction, all or nothing. Every item is checked first; a refusal lists each bad item as
-/// `[index] id: why` (at most [`MAX_IMPORT_ERRORS`]). The pipeline is told of each device,
-/// as for a single registration.
-pub(super) async fn import_devices(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    Json(body): Json<Vec<DeviceCreate>>,
-) -> ApiResult {
-    if body.is_empty() || body.len() > MAX_IMPORT {
-        return Err(ApiError::unprocessable(format!(
-            "{} devices given: an import takes 1-{MAX_IMPORT}; split larger lists",
-            body.len()
-        )));
+    fn view(r: &Circuit) -> impl Serialize {
+        r.clone()
     }
-    let mut devices = Vec::with_capacity(body.len());
-    let mut credentials = Vec::with_capacity(body.len());
-    let mut errors = Vec::new();
-    for (i, item) in body.iter().enumerate() {
-        match new_device(item, &state.limits) {
-            Ok((id, fields, secret)) => {
-                credentials.push(super::credentials::Issued {
-                    id: id.clone(),
-                    mqtt_password: secret.expose().to_owned(),
-                });
-                devices.push((id, fields));
-            }
-            Err(e) => errors.push(format!("[{i}] {:?}: {}", item.id, e.message())),
-        }
-    }
-    if !errors.is_empty() {
-        let n = errors.len();
-        errors.truncate(MAX_IMPORT_ERRORS);
-        return Err(ApiError::unprocessable(format!(
-            "{n} of {} devices refused, none registered: {}{}",
-            body.len(),
-            errors.join("; "),
-            if n > MAX_IMPORT_ERRORS { "; ..." } else { "" }
-        )));
-    }
-    let ids: Vec<DeviceId> = devices.iter().map(|(id, _)| id.clone()).collect();
-    let result = blocking(&state, Subject::NONE, move |s| {
-        s.create_devices(&devices, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    if let Err((i, e)) = result {
-        let e = ApiError::from_store(e, &Subject::NONE);
-        let id = ids.get(i).map(ToString::to_string).unwrap_or_default();
-        return Err(e.with_prefix(&format!("none registered: [{i}] {id:?}: ")));
-    }
-    state.accounts.notify();
-    for id in &ids {
-        tell_pipeline(&state, Control::DeviceChanged(id.clone())).await?;
-    }
-    Ok((
-        StatusCode::CREATED,
-        Json(Imported {
-            created: ids.len(),
-            ids,
-            credentials,
-        }),
-    )
-        .into_response())
-}
-
-pub(super) async fn get_device(State(state): State<ApiState>, id: PathId) -> ApiResult {
-    let id = id.device()?;
-    let found = blocking(&state, Subject::new("device", &id), {
-        let id = id.clone();
-        move |s| s.device(&id)
-    })
-    .await?;
-    found
-        .map(|d| view(&d))
-        .ok_or_else(|| ApiError::not_found(format!("no device {id}")))
-}
-
-/// Reads a device, changes its fields with `change`, writes it back: one blocking task.
-async fn change_device(
-    state: &ApiState,
-    id: &DeviceId,
-    who: String,
-    change: impl FnOnce(&Device) -> ApiResult<Option<DeviceFields>> + Send + 'static,
-) -> ApiResult<(Device, Device)> {
-    let subject = Subject::new("device", id);
-    let id = id.clone();
-    let store = state.store.clone();
-    let task = tokio::task::spawn_blocking(move || -> ApiResult<(Device, Device)> {
-        let before = store
-            .device(&id)
-            .map_err(|e| ApiError::from_store(e, &subject))?
-            .ok_or_else(|| ApiError::not_found(format!("no device {id}")))?;
-        let Some(fields) = change(&before)? else {
-            return Ok((before.clone(), before));
-        };
-        let after = store
-            .update_device(&id, &fields, Actor::new(&who, now_ms()))
-            .map_err(|e| ApiError::from_store(e, &subject))?;
-        Ok((before, after))
-    });
-    task.await
-        .map_err(|e| ApiError::internal("a store task failed", &e))?
-}
-
-pub(super) async fn update_device(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-    Json(body): Json<DeviceUpdate>,
-) -> ApiResult {
-    let id = id.device()?;
-    let grid_id = optional_area("grid_id", body.grid_id.as_deref())?;
-    let (_, after) = change_device(&state, &id, who, move |d| {
-        Ok(Some(DeviceFields {
-            kind: body.kind,
-            site_id: body.site_id,
-            room_id: body.room_id,
-            circuit_id: body.circuit_id,
-            grid_id,
-            encoding: body.encoding.unwrap_or_default(),
-            ..d.fields.clone()
-        }))
-    })
-    .await?;
-    tell_pipeline(&state, Control::DeviceChanged(id)).await?;
-    Ok(view(&after))
-}
-
-pub(super) async fn set_device_config(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-    Json(body): Json<ConfigBody>,
-) -> ApiResult {
-    let id = id.device()?;
-    // Checked before touching the store, against the configured limits.
-    body.to_config(1, &state.limits)?;
-    let limits = state.limits;
-    let (before, after) = change_device(&state, &id, who, move |d| {
-        let current = d.fields.config.version;
-        if let Some(v) = body.version
-            && v != current
-        {
-            return Err(ApiError::conflict(format!(
-                "the configuration changed meanwhile: it is version {current} now, the change \
-                 is based on version {v}; read it again and apply the change to it"
-            )));
-        }
-        let mut config = body.to_config(current, &limits)?;
-        if config == d.fields.config {
-            return Ok(None);
-        }
-        config.version = current.checked_add(1).ok_or_else(|| {
-            ApiError::conflict("the configuration version cannot increase any further")
-        })?;
-        Ok(Some(DeviceFields {
-            config,
-            ..d.fields.clone()
-        }))
-    })
-    .await?;
-    if before.fields.config != after.fields.config {
-        tell_pipeline(&state, Control::DeviceChanged(id)).await?;
-    }
-    Ok(view(&after))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct StateBody {
-    to: DeviceState,
-    #[serde(default)]
-    note: Option<String>,
-}
-
-const fn state_name(s: DeviceState) -> &'static str {
-    match s {
-        DeviceState::Registered => "registered",
-        DeviceState::Commissioned => "commissioned",
-        DeviceState::InService => "in_service",
-        DeviceState::Decommissioned => "decommissioned",
-    }
-}
-
-/// Whether a device may go from `from` to `to`: registered → commissioned → in_service, back
-/// to commissioned (maintenance) or to registered (uninstalled), any → decommissioned, and a
-/// decommissioned device may be registered again (re-used).
-pub(crate) fn device_may_become(from: DeviceState, to: DeviceState) -> bool {
-    use DeviceState::{Commissioned, Decommissioned, InService, Registered};
-    matches!(
-        (from, to),
-        (Registered, Commissioned)
-            | (Commissioned, InService | Registered)
-            | (InService, Commissioned)
-            | (Registered | Commissioned | InService, Decommissioned)
-            | (Decommissioned, Registered)
-    )
-}
-
-pub(super) async fn set_device_state(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-    Json(body): Json<StateBody>,
-) -> ApiResult {
-    let id = id.device()?;
-    if let Some(n) = &body.note {
-        check_text("note", n, MAX_NOTE, false)?;
-    }
-    let to = body.to;
-    let (before, after) = change_device(&state, &id, who.clone(), move |d| {
-        let from = d.fields.state;
-        if from == to {
-            return Ok(None);
-        }
-        if !device_may_become(from, to) {
-            return Err(ApiError::conflict(format!(
-                "device {}: cannot go from {} to {}: registered → commissioned → in_service, \
-                 in_service → commissioned (maintenance), commissioned → registered, any → \
-                 decommissioned, decommissioned → registered",
-                d.id,
-                state_name(from),
-                state_name(to)
-            )));
-        }
-        // Decommissioned: its credential is revoked (a connected device is disconnected).
-        let credential_hash = if to == DeviceState::Decommissioned {
-            None
-        } else {
-            d.fields.credential_hash.clone()
-        };
-        Ok(Some(DeviceFields {
-            state: to,
-            credential_hash,
-            ..d.fields.clone()
-        }))
-    })
-    .await?;
-    let from = before.fields.state;
-    if from == to {
-        return Ok(view(&after));
-    }
-    if to == DeviceState::Decommissioned {
-        state.accounts.notify();
-    }
-    let detail = serde_json::json!({
-        "from": state_name(from),
-        "to": state_name(to),
-        "note": body.note,
-    });
-    let subject = format!("device/{id}");
-    blocking(&state, Subject::NONE, move |s| {
-        s.audit(&who, "device.state", &subject, &detail, now_ms())
-    })
-    .await?;
-    let control = if to == DeviceState::Decommissioned {
-        Control::DeviceRemoved(id)
-    } else {
-        Control::DeviceChanged(id)
-    };
-    tell_pipeline(&state, control).await?;
-    Ok(view(&after))
-}
-
-pub(super) async fn delete_device(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-) -> ApiResult {
-    let id = id.device()?;
-    blocking(&state, Subject::new("device", &id), {
-        let id = id.clone();
-        move |s| s.delete_device(&id, Actor::new(&who, now_ms()))
-    })
-    .await?;
-    tell_pipeline(&state, Control::DeviceRemoved(id)).await?;
-    Ok(no_content())
-}
-
-// ---- commands ---------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(super) enum CommandName {
-    SelfTest,
-    Silence,
-    ResetAlarm,
-    Reboot,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CommandBody {
-    cmd: CommandName,
-    #[serde(default)]
-    ch: Option<u8>,
-}
-
-#[derive(Debug, Serialize)]
-struct CommandAccepted {
-    device: DeviceId,
-    cmd: CommandName,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ch: Option<u8>,
-    status: &'static str,
-}
-
-pub(super) async fn device_command(
-    State(state): State<ApiState>,
-    Who(who): Who,
-    id: PathId,
-    Json(body): Json<CommandBody>,
-) -> ApiResult {
-    let id = id.device()?;
-    let action = match (body.cmd, body.ch) {
-        (CommandName::ResetAlarm, ch) => {
-            if let Some(c) = ch
-                && usize::from(c) >= MAX_CHANNELS
-            {
-                return Err(ApiError::unprocessable(format!(
-                    "ch {c} does not exist: channels are 0-{}",
-                    MAX_CHANNELS - 1
-                )));
-            }
-            Action::ResetAlarm { channel: ch }
-        }
-        (_, Some(_)) => {
-            return Err(ApiError::unprocessable(
-                "ch applies only to reset_alarm (left out: every channel)",
-            ));
-        }
-        (CommandName::SelfTest, None) => Action::SelfTest,
-        (CommandName::Silence, None) => Action::Silence,
-        (CommandName::Reboot, None) => Action::Reboot,
-    };
-    let detail = serde_json::json!({ "cmd": body.cmd, "ch": body.ch });
-    blocking(&state, Subject::new("device", &id), {
-        let id = id.clone();
-        move |s| {
-            let device = s
-                .device(&id)?
-                .ok_or_else(|| crate::store::StoreError::UnknownDevice(id.to_string()))?;
-            if device.fields.state == DeviceState::Decommissioned {
-                return Ok(Err(ApiError::conflict(format!(
-                    "device {id} is decommissioned: it takes no commands"
-                ))));
-            }
-            s.audit(
-                &who,
-                "device.command",
-                &format!("device/{id}"),
-                &detail,
-                now_ms(),
-            )?;
-            Ok(Ok(()))
-        }
-    })
-    .await??;
-    tell_pipeline(&state, Control::Command(id.clone(), action))
-        .await
-        .map_err(|_| {
-            ApiError::unavailable("the gateway's pipeline cannot take commands now: not sent")
-        })?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(CommandAccepted {
-            device: id,
-            cmd: body.cmd,
-            ch: body.ch,
-            status: "queued",
-        }),
-    )
-        .into_response())
 }
 
 // ---- pending devices --------------------------------------------------------------------------

@@ -18,12 +18,13 @@ use firegrid_protocols::thresholds::Limits;
 use firegrid_protocols::{DeviceId, GridId};
 
 use super::{ApiState, Health, router, serve};
+use crate::access::Role;
 use crate::control::Control;
 use crate::engine::Output;
 use crate::metrics::{IngestKind, Metrics};
 use crate::model::{Category, EpisodeKey, Source};
 use crate::notify::alert::{Alert, AlertKind};
-use crate::store::{JournalOp, Sample, Store};
+use crate::store::{Actor, JournalOp, Sample, Store};
 
 /// How long a test waits for something that should come at once.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -32,6 +33,8 @@ struct Harness {
     app: Router,
     state: ApiState,
     control: mpsc::Receiver<Control>,
+    /// A city-wide admin's token (user `admin-li`): what `call` sends.
+    token: String,
     _dir: tempfile::TempDir,
 }
 
@@ -42,7 +45,10 @@ fn harness_with(limits: Limits, live_capacity: usize) -> Harness {
     health.set_broker_connected(true);
     let (control_tx, control) = mpsc::channel(64);
     let (live, _) = broadcast::channel(live_capacity);
-    let state = ApiState::new(
+    let (_, token) = store
+        .add_user("admin-li", Role::Admin, None, Actor::new("test", 1))
+        .expect("admin");
+    let mut state = ApiState::new(
         store,
         health,
         Arc::new(Metrics::new()),
@@ -50,10 +56,12 @@ fn harness_with(limits: Limits, live_capacity: usize) -> Harness {
         live,
         limits,
     );
+    state.metrics_open = true;
     Harness {
         app: router(state.clone()),
         state,
         control,
+        token: token.token.expose().to_string(),
         _dir: dir,
     }
 }
@@ -97,10 +105,31 @@ impl Harness {
     }
 
     async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> Answer {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("X-Firegrid-User", "installer-li");
+        self.call_as(&self.token, method, uri, body).await
+    }
+
+    /// The admin's `Authorization` header value.
+    fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    /// A user's token, made in the store (`area`: their scope).
+    fn user(&self, name: &str, role: Role, area: Option<&str>) -> String {
+        let area = area.map(|a| GridId::new(a).expect("area"));
+        let (_, t) = self
+            .state
+            .store
+            .add_user(name, role, area.as_ref(), Actor::new("test", 1))
+            .expect("user");
+        t.token.expose().to_string()
+    }
+
+    /// A request with `token` (empty: none).
+    async fn call_as(&self, token: &str, method: &str, uri: &str, body: Option<Value>) -> Answer {
+        let mut req = Request::builder().method(method).uri(uri);
+        if !token.is_empty() {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
         let body = match body {
             Some(v) => {
                 req = req.header(header::CONTENT_TYPE, "application/json");
@@ -415,9 +444,9 @@ async fn registry_crud_round_trips() {
     assert_eq!(
         actions,
         [
-            ("device.delete", "installer-li"),
-            ("device.update", "installer-li"),
-            ("device.create", "installer-li")
+            ("device.delete", "admin-li"),
+            ("device.update", "admin-li"),
+            ("device.create", "admin-li")
         ]
     );
     h.no_control();
@@ -425,30 +454,6 @@ async fn registry_crud_round_trips() {
 
 fn did(s: &str) -> DeviceId {
     DeviceId::new(s).expect("device id")
-}
-
-#[tokio::test]
-async fn the_actor_defaults_to_api_and_is_checked() {
-    let h = harness();
-    let req = Request::post("/api/v1/areas")
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(r#"{"id":"d1","level":"district","name":"D"}"#))
-        .expect("request");
-    assert_eq!(h.send(req).await.status, 201);
-    let log = h.ok("GET", "/api/v1/audit?who=api", None, 200).await;
-    assert_eq!(log[0]["action"], "area.create");
-
-    let req = Request::post("/api/v1/areas")
-        .header(header::CONTENT_TYPE, "application/json")
-        .header("X-Firegrid-User", "x".repeat(65))
-        .body(Body::from(r#"{"id":"d2","level":"district","name":"D"}"#))
-        .expect("request");
-    let a = h.send(req).await;
-    assert_eq!(a.status, 400, "{}", a.text);
-    assert!(
-        a.error()
-            .contains("X-Firegrid-User must be 1-64 characters")
-    );
 }
 
 #[tokio::test]
@@ -604,6 +609,7 @@ async fn bad_input_gets_a_4xx_with_a_json_error() {
 
     // Malformed JSON, wrong type, no JSON content type.
     let req = Request::post("/api/v1/areas")
+        .header(header::AUTHORIZATION, h.bearer())
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from("{\"id\": "))
         .expect("request");
@@ -619,6 +625,7 @@ async fn bad_input_gets_a_4xx_with_a_json_error() {
         .await;
     assert_eq!(a.status, 422, "{}", a.text);
     let req = Request::post("/api/v1/areas")
+        .header(header::AUTHORIZATION, h.bearer())
         .body(Body::from(r#"{"id":"x","level":"grid","name":"x"}"#))
         .expect("request");
     let a = h.send(req).await;
@@ -927,14 +934,26 @@ async fn tickets_move_forward_and_acknowledgement_reaches_the_pipeline() {
     );
     assert_eq!(e["steps"][0]["state"], "raised");
 
-    let e = h
-        .ok(
+    // Who moves a ticket is the caller: a `who` in the body is refused.
+    let a = h
+        .call(
             "POST",
             &format!("/api/v1/episodes/{id}/ticket"),
-            Some(json!({"to": "acknowledged", "who": "grid-worker-wang", "note": "on my way"})),
-            200,
+            Some(json!({"to": "acknowledged", "who": "someone-else"})),
         )
         .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    let wang = h.user("grid-worker-wang", Role::GridWorker, Some("g1"));
+    let a = h
+        .call_as(
+            &wang,
+            "POST",
+            &format!("/api/v1/episodes/{id}/ticket"),
+            Some(json!({"to": "acknowledged", "note": "on my way"})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let e = a.json();
     assert_eq!(e["ticket"], "acknowledged");
     assert_eq!(h.control(), Control::Acknowledged(id));
 
@@ -983,7 +1002,7 @@ async fn tickets_move_forward_and_acknowledgement_reaches_the_pipeline() {
         [
             ("raised", "gateway"),
             ("acknowledged", "grid-worker-wang"),
-            ("closed", "installer-li")
+            ("closed", "admin-li")
         ]
     );
     assert_eq!(e["steps"][1]["note"], "on my way");
@@ -1075,6 +1094,7 @@ async fn live_streams_broadcast_alerts_as_events() {
         .clone()
         .oneshot(
             Request::get("/api/v1/live?area=g1")
+                .header(header::AUTHORIZATION, h.bearer())
                 .body(Body::empty())
                 .expect("request"),
         )
@@ -1111,6 +1131,7 @@ async fn a_lagging_live_client_gets_a_lagged_event() {
         .clone()
         .oneshot(
             Request::get("/api/v1/live")
+                .header(header::AUTHORIZATION, h.bearer())
                 .body(Body::empty())
                 .expect("request"),
         )
@@ -1221,6 +1242,7 @@ async fn history_as_json_and_csv() {
 
     // Accept: text/csv does the same; format=json wins over it.
     let req = Request::get(format!("/api/v1/devices/hz-1/history?ch=1&{range}"))
+        .header(header::AUTHORIZATION, h.bearer())
         .header(header::ACCEPT, "text/csv")
         .body(Body::empty())
         .expect("request");
@@ -1229,6 +1251,7 @@ async fn history_as_json_and_csv() {
     assert_eq!(a.text.lines().count(), 4, "{}", a.text);
     assert!(a.text.lines().all(|l| l.split(',').count() == 16));
     let req = Request::get(format!("/api/v1/devices/hz-1/history?{range}&format=json"))
+        .header(header::AUTHORIZATION, h.bearer())
         .header(header::ACCEPT, "text/csv")
         .body(Body::empty())
         .expect("request");
@@ -1350,9 +1373,15 @@ async fn serve_answers_and_shuts_down_gracefully() {
 
     // A live client that stays connected.
     let mut live = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    live.write_all(b"GET /api/v1/live HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("write");
+    live.write_all(
+        format!(
+            "GET /api/v1/live HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+            h.token
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
     let mut head = [0u8; 64];
     let n = tokio::time::timeout(DEADLINE, live.read(&mut head))
         .await
@@ -1402,7 +1431,7 @@ async fn a_device_import_is_all_or_nothing_with_each_refusal_named() {
         let device = h
             .state
             .store
-            .device(&did(&format!("imp-{}", i + 1)))
+            .get::<crate::store::DeviceFields>(&did(&format!("imp-{}", i + 1)))
             .expect("read")
             .expect("there");
         let hash = device.fields.credential_hash.expect("a hash is stored");
@@ -1464,7 +1493,7 @@ async fn a_device_import_is_all_or_nothing_with_each_refusal_named() {
         .call("POST", "/api/v1/device-imports", Some(json!([])))
         .await;
     assert_eq!(a.status, 422, "{}", a.text);
-    let many: Vec<Value> = (0..=super::registry::MAX_IMPORT)
+    let many: Vec<Value> = (0..=super::devices::MAX_IMPORT)
         .map(|i| json!({"id": format!("m-{i}"), "kind": "smoke_alarm"}))
         .collect();
     let a = h
@@ -1474,6 +1503,7 @@ async fn a_device_import_is_all_or_nothing_with_each_refusal_named() {
     assert!(a.error().contains("an import takes 1-5000"), "{}", a.text);
 }
 
+mod access;
 /// A device's MQTT credential: issued once at registration, rotated (the old one stops
 /// verifying), revoked, revoked again by decommissioning, and never shown by a read.
 #[tokio::test]
@@ -1482,7 +1512,7 @@ async fn device_credentials_are_issued_rotated_and_revoked() {
     let hash_of = |h: &Harness| {
         h.state
             .store
-            .device(&did("hz-c"))
+            .get::<crate::store::DeviceFields>(&did("hz-c"))
             .expect("read")
             .expect("there")
             .fields

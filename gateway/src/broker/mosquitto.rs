@@ -78,6 +78,11 @@ pub enum AccountsError {
     },
 }
 
+/// How often the accounts are read again even when nobody said they changed (a `firegrid
+/// user` command run on the data directory while the gateway runs); the broker reloads only if
+/// they did change.
+pub const ACCOUNTS_RECHECK: Duration = Duration::from_secs(30);
+
 /// The password file and ACL of one broker, and what goes in them.
 pub(crate) struct AccountFiles {
     pub(crate) source: Arc<dyn AccountSource>,
@@ -85,17 +90,44 @@ pub(crate) struct AccountFiles {
     pub(crate) own: Vec<Account>,
     pub(crate) password_file: PathBuf,
     pub(crate) acl_file: PathBuf,
+    /// What was written last, to skip a reload when nothing changed.
+    pub(crate) last: std::sync::Mutex<Option<(String, String)>>,
 }
 
 impl AccountFiles {
-    /// Writes both files; returns how many accounts came from the source.
-    pub(crate) fn write(&self) -> Result<usize, AccountsError> {
+    pub(crate) fn new(
+        source: Arc<dyn AccountSource>,
+        own: Vec<Account>,
+        password_file: PathBuf,
+        acl_file: PathBuf,
+    ) -> Self {
+        Self {
+            source,
+            own,
+            password_file,
+            acl_file,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Writes both files if what they say changed since the last write; returns how many
+    /// accounts came from the source, or `None` if nothing changed (no reload needed).
+    pub(crate) fn write(&self) -> Result<Option<usize>, AccountsError> {
         let mut accounts = self.source.accounts().map_err(AccountsError::Source)?;
         let n = accounts.len();
         accounts.extend(self.own.iter().cloned());
-        write_atomically(&self.password_file, &files::password_file(&accounts))?;
-        write_atomically(&self.acl_file, &files::acl_file(&accounts))?;
-        Ok(n)
+        let files = (files::password_file(&accounts), files::acl_file(&accounts));
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.as_ref() == Some(&files) {
+            return Ok(None);
+        }
+        write_atomically(&self.password_file, &files.0)?;
+        write_atomically(&self.acl_file, &files.1)?;
+        *last = Some(files);
+        Ok(Some(n))
     }
 }
 
@@ -151,26 +183,26 @@ impl ExternalAccounts {
             acl_file,
             reload_command,
         } = self;
-        let files = AccountFiles {
-            source,
-            own,
-            password_file,
-            acl_file,
-        };
+        let files = AccountFiles::new(source, own, password_file, acl_file);
         files.write()?;
         tasks.spawn(async move {
             reload(&reload_command).await;
+            let mut recheck = tokio::time::interval(ACCOUNTS_RECHECK);
+            recheck.tick().await;
             loop {
                 tokio::select! {
                     () = cancel.cancelled() => return,
-                    () = changed.notified() => {}
+                    () = changed.notified() => {
+                        tokio::time::sleep(supervisor::RELOAD_DEBOUNCE).await;
+                    }
+                    _ = recheck.tick() => {}
                 }
-                tokio::time::sleep(supervisor::RELOAD_DEBOUNCE).await;
                 match files.write() {
-                    Ok(n) => {
+                    Ok(Some(n)) => {
                         tracing::debug!(accounts = n, "external broker's accounts written");
                         reload(&reload_command).await;
                     }
+                    Ok(None) => {}
                     Err(e) => tracing::error!(
                         "external broker's accounts not written (the old ones stay): {e}"
                     ),

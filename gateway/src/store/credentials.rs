@@ -19,7 +19,7 @@ impl Store {
     /// once and cannot be read back.
     ///
     /// # Errors
-    /// [`StoreError::UnknownDevice`]; [`StoreError::Mismatch`] if the device is decommissioned;
+    /// [`StoreError::Unknown`]; [`StoreError::Mismatch`] if the device is decommissioned;
     /// [`StoreError::Secret`] if no randomness is available; a database error.
     pub fn issue_device_credential(
         &self,
@@ -39,7 +39,10 @@ impl Store {
                 )
                 .optional()?;
             match state.as_deref() {
-                None => return Err(StoreError::UnknownDevice(id.to_string())),
+                None => return Err(StoreError::Unknown {
+                    what: super::Noun::Device,
+                    id: id.to_string(),
+                }),
                 Some("decommissioned") => {
                     return Err(StoreError::Mismatch(format!(
                         "device {id} is decommissioned: register it again before it gets a credential"
@@ -68,7 +71,7 @@ impl Store {
     /// Removes a device's credential: it can no longer log in. Says whether it had one.
     ///
     /// # Errors
-    /// [`StoreError::UnknownDevice`]; a database error.
+    /// [`StoreError::Unknown`]; a database error.
     pub fn revoke_device_credential(
         &self,
         id: &DeviceId,
@@ -85,7 +88,10 @@ impl Store {
                 )
                 .optional()?;
             let Some(had) = had else {
-                return Err(StoreError::UnknownDevice(id.to_string()));
+                return Err(StoreError::Unknown {
+                    what: super::Noun::Device,
+                    id: id.to_string(),
+                });
             };
             tx.execute(
                 "UPDATE devices SET credential_hash = NULL, updated_ms = ?2 WHERE id = ?1",

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use rusqlite::ErrorCode;
 
+use super::resource::Noun;
 use crate::model::{EpisodeId, TicketState};
 
 /// An error of the store. The ones a caller acts on are typed: [`StoreError::DiskFull`] (stop
-/// acknowledging devices: nothing was written), the `Unknown*` references, [`StoreError::InUse`],
+/// acknowledging devices: nothing was written), [`StoreError::Unknown`] references, [`StoreError::InUse`],
 /// [`StoreError::IllegalTransition`]; the rest are reported.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -47,27 +48,33 @@ pub enum StoreError {
     /// A stored value does not parse (the file was edited by hand, or is damaged).
     #[error("stored data is invalid: {0}")]
     Invalid(String),
-    /// No area with this id.
-    #[error("unknown area {0:?}")]
-    UnknownArea(String),
+    /// No registry record of this noun with this id.
+    #[error("unknown {what} {}", shown_id(*what, id))]
+    Unknown {
+        /// Which noun.
+        what: Noun,
+        /// The id asked for (text ids quoted).
+        id: String,
+    },
     /// The area exists but is not a grid cell.
     #[error("area {0:?} is not a grid cell")]
     NotAGrid(String),
-    /// No worker with this id.
-    #[error("unknown worker {0}")]
-    UnknownWorker(i64),
-    /// No site with this id.
-    #[error("unknown site {0}")]
-    UnknownSite(i64),
-    /// No room with this id.
-    #[error("unknown room {0}")]
-    UnknownRoom(i64),
-    /// No circuit with this id.
-    #[error("unknown circuit {0}")]
-    UnknownCircuit(i64),
-    /// No device with this id.
-    #[error("unknown device {0:?}")]
-    UnknownDevice(String),
+    /// A record outside the area the actor is limited to.
+    #[error("{}", out_of_scope(what, area.as_ref(), scope))]
+    OutOfScope {
+        /// What (e.g. `device "hz-1"`, `the new site`).
+        what: String,
+        /// The area it lies in, if any.
+        area: Option<firegrid_protocols::GridId>,
+        /// The actor's area.
+        scope: firegrid_protocols::GridId,
+    },
+    /// No user with this name.
+    #[error("unknown user {0:?}")]
+    UnknownUser(String),
+    /// No API token with this id.
+    #[error("unknown token {0:?}")]
+    UnknownToken(String),
     /// No episode with this id.
     #[error("unknown episode {0}")]
     UnknownEpisode(EpisodeId),
@@ -137,6 +144,31 @@ pub enum StoreError {
     /// A group commit failed for a reason reported to every caller in the group.
     #[error("journal transaction failed: {0}")]
     Transaction(String),
+}
+
+fn out_of_scope(
+    what: &str,
+    area: Option<&firegrid_protocols::GridId>,
+    scope: &firegrid_protocols::GridId,
+) -> String {
+    match area {
+        Some(a) => format!(
+            "{what} lies in area {a}, outside your area {scope}: ask an admin for a user scoped \
+             to it"
+        ),
+        None => format!(
+            "{what} is not in any area yet: only a city-wide user (admin or operator without an \
+             area) reaches it"
+        ),
+    }
+}
+
+/// An id as messages show it: text ids (areas, devices) quoted, numbers as they are.
+fn shown_id(what: Noun, id: &str) -> String {
+    match what {
+        Noun::Area | Noun::Device => format!("{id:?}"),
+        _ => id.to_string(),
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -229,8 +229,33 @@ CREATE TABLE readings_hourly (
 ) STRICT, WITHOUT ROWID;
 "#;
 
+/// Version 2: people (users with a role and an area scope) and their API tokens.
+const V2: &str = r#"
+-- A person who uses the API. No reference to areas: a user may be made (`firegrid user add`)
+-- before the areas exist; a scope naming no area reaches nothing.
+CREATE TABLE users (
+    name       TEXT PRIMARY KEY,
+    role       TEXT NOT NULL CHECK (role IN
+        ('admin', 'operator', 'grid_worker', 'installer', 'utility', 'viewer')),
+    area_id    TEXT,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+) STRICT;
+
+-- An API token: `<id>.<secret>`; only the secret's $6$ hash is kept.
+CREATE TABLE api_tokens (
+    id         TEXT PRIMARY KEY,
+    user_name  TEXT NOT NULL REFERENCES users(name),
+    hash       TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    revoked_ms INTEGER
+) STRICT;
+CREATE INDEX api_tokens_by_user ON api_tokens(user_name);
+"#;
+
 /// Every migration, in order: index `i` takes the schema from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;
@@ -245,6 +270,8 @@ pub(super) const TABLES: &[&str] = &[
     "circuits",
     "devices",
     "pending_devices",
+    "users",
+    "api_tokens",
     "events",
     "episodes",
     "ticket_steps",

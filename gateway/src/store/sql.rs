@@ -10,7 +10,7 @@ use super::StoreError;
 
 /// A `WHERE` clause built from optional filters, with its parameters (`?` placeholders).
 #[derive(Default)]
-pub(super) struct Where {
+pub(crate) struct Where {
     clauses: Vec<String>,
     pub(super) params: Vec<Value>,
 }

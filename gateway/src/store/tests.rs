@@ -6,6 +6,7 @@ mod readings;
 mod recovery;
 mod registry;
 mod schema;
+mod users;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -77,8 +78,8 @@ pub(super) fn config(version: u32) -> Config {
 
 pub(super) fn area(store: &Store, id: &str, parent: Option<&str>, level: AreaLevel) -> Area {
     store
-        .create_area(
-            &gid(id),
+        .create(
+            gid(id),
             &AreaFields {
                 parent_id: parent.map(gid),
                 level,
@@ -100,7 +101,8 @@ pub(super) fn tree(store: &Store) {
 
 pub(super) fn site(store: &Store, area_id: &str) -> Site {
     store
-        .create_site(
+        .create(
+            (),
             &SiteFields {
                 name: "Building 7".into(),
                 address: "12 Wenyi Rd".into(),
@@ -132,8 +134,8 @@ pub(super) fn registry_with_device(store: &Store) -> Site {
     tree(store);
     let s = site(store, "g1");
     store
-        .create_device(
-            &did("d-1"),
+        .create(
+            did("d-1"),
             &fields(Some(s.id), Some("g1"), DeviceState::InService),
             actor(),
         )

@@ -104,9 +104,11 @@ impl Response {
     }
 }
 
-/// One HTTP/1.1 request (`Connection: close`), JSON body if any.
+/// One HTTP/1.1 request (`Connection: close`) with a bearer `token` (none if empty), JSON
+/// body if any.
 pub(crate) async fn http(
     addr: SocketAddr,
+    token: &str,
     method: &str,
     path: &str,
     body: Option<&Value>,
@@ -116,9 +118,12 @@ pub(crate) async fn http(
         let body = body.map(Value::to_string).unwrap_or_default();
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n\
-             X-Firegrid-User: e2e-test\r\nContent-Length: {}\r\n",
+             Content-Length: {}\r\n",
             body.len()
         );
+        if !token.is_empty() {
+            let _ = write!(head, "Authorization: Bearer {token}\r\n");
+        }
         if !body.is_empty() {
             head.push_str("Content-Type: application/json\r\n");
         }
@@ -173,14 +178,31 @@ fn parse_response(raw: &[u8]) -> Option<Response> {
     })
 }
 
-/// The gateway's HTTP API.
+/// The gateway's HTTP API, called with a user's token (leaked to keep `Api` `Copy`: a few
+/// bytes per test).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Api(pub(crate) SocketAddr);
+pub(crate) struct Api(pub(crate) SocketAddr, pub(crate) &'static str);
 
 impl Api {
+    /// The same API called with another token.
+    pub(crate) fn with_token(self, token: &str) -> Self {
+        Self(self.0, Box::leak(token.to_string().into_boxed_str()))
+    }
+
     /// Any request.
     pub(crate) async fn request(&self, method: &str, path: &str, body: Option<Value>) -> Response {
-        http(self.0, method, path, body.as_ref()).await
+        http(self.0, self.1, method, path, body.as_ref()).await
+    }
+
+    /// Adds a user through the API (`area`: their scope); their token.
+    pub(crate) async fn add_user(&self, name: &str, role: &str, area: Option<&str>) -> String {
+        let made = self
+            .post(
+                "/api/v1/users",
+                json!({"name": name, "role": role, "area_id": area}),
+            )
+            .await;
+        made["token"].as_str().expect("a token").to_string()
     }
 
     /// A request that must succeed (2xx); its JSON body (`null` when empty).
@@ -340,6 +362,7 @@ impl Gateway {
         config.broker.listen = any_port;
         config.broker.listen_v311 = any_port;
         configure(&mut config);
+        let token = admin_token(&config.data_dir);
         let cancel = CancellationToken::new();
         let (ready_tx, ready_rx) = oneshot::channel();
         let mut task = tokio::spawn(app::run(config, cancel.clone(), Some(ready_tx)));
@@ -348,7 +371,7 @@ impl Gateway {
             r = &mut task => panic!("the gateway stopped during start-up: {r:?}"),
             () = tokio::time::sleep(DEADLINE) => panic!("the gateway did not start within {DEADLINE:?}"),
         };
-        let api = Api(running.api);
+        let api = Api(running.api, "").with_token(&token);
         api.wait_healthy(DEADLINE).await;
         Self {
             running,
@@ -421,6 +444,46 @@ impl Drop for Gateway {
     }
 }
 
+/// A city-wide admin `e2e-admin` in the store of `data_dir` (made before the gateway starts, as
+/// `firegrid user add` does); their token.
+pub(crate) fn admin_token(data_dir: &Path) -> String {
+    use firegrid_gateway::access::Role;
+    use firegrid_gateway::store::{Actor, Store};
+    std::fs::create_dir_all(data_dir).expect("the data directory");
+    let (store, _) =
+        Store::open(firegrid_gateway::access::cli::store_path(data_dir)).expect("the store opens");
+    let (_, token) = store
+        .add_user("e2e-admin", Role::Admin, None, Actor::new("e2e", now_ms()))
+        .expect("an admin");
+    token.token.expose().to_string()
+}
+
+/// `firegrid user add NAME --role admin --config FILE` on the real binary (or, if NAME
+/// exists, `firegrid user token NAME`): the printed token.
+pub(crate) fn cli_admin_token(config: &Path, name: &str) -> String {
+    let run = |args: &[&str]| {
+        std::process::Command::new(Binary::path())
+            .args(args)
+            .arg("--config")
+            .arg(config)
+            .output()
+            .expect("firegrid runs")
+    };
+    let mut out = run(&["user", "add", name, "--role", "admin"]);
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(err.contains("exists already"), "firegrid user add: {err}");
+        out = run(&["user", "token", name]);
+    }
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "firegrid user: {text}");
+    let mut lines = text
+        .lines()
+        .skip_while(|l| !l.starts_with("token (shown once"));
+    lines.next();
+    lines.next().expect("the token line").trim().to_string()
+}
+
 // ---- the real binary --------------------------------------------------------------------------
 
 /// The `firegrid` binary as a child process: `firegrid run --config FILE`, its output in a log
@@ -440,6 +503,7 @@ impl Binary {
     /// Starts `firegrid run --config config` (whose API listens on `api`), logging to `log`;
     /// returns once `/healthz` says 200.
     pub(crate) async fn start(config: &Path, api: SocketAddr, log: PathBuf) -> Self {
+        let token = cli_admin_token(config, "e2e-admin");
         let out = std::fs::File::create(&log).expect("a log file");
         let child = std::process::Command::new(Self::path())
             .arg("run")
@@ -453,7 +517,7 @@ impl Binary {
             .expect("the firegrid binary starts");
         let mut me = Self {
             child: Some(child),
-            api: Api(api),
+            api: Api(api, "").with_token(&token),
             log,
         };
         let deadline = Instant::now() + DEADLINE;

@@ -49,6 +49,27 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, BenchError> {
 }
 
 /// A loopback port nothing listens on now.
+/// `firegrid user add bench --role admin --config CONFIG`: the token it prints once.
+fn admin_token(binary: &Path, config: &Path) -> Result<String, BenchError> {
+    let out = Command::new(binary)
+        .args(["user", "add", "bench", "--role", "admin", "--config"])
+        .arg(config)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let token = text
+        .lines()
+        .skip_while(|l| !l.starts_with("token (shown once"))
+        .nth(1)
+        .map(str::trim)
+        .filter(|t| out.status.success() && !t.is_empty());
+    token
+        .map(str::to_string)
+        .ok_or_else(|| BenchError::Gateway {
+            what: "could not make an admin user with `firegrid user add`".into(),
+            log: format!("{text}{}", String::from_utf8_lossy(&out.stderr)),
+        })
+}
+
 fn free_port() -> Result<u16, BenchError> {
     Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
 }
@@ -83,6 +104,7 @@ impl Gateway {
                 dir.path().join("data")
             ),
         )?;
+        let token = admin_token(binary, &config)?;
         let log = std::fs::File::create(dir.path().join("firegrid.log"))?;
         let child = Command::new(binary)
             .arg("run")
@@ -93,8 +115,14 @@ impl Gateway {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        let mut bearer = reqwest::header::HeaderValue::try_from(format!("Bearer {token}"))
+            .map_err(|e| BenchError::Api(format!("the admin token: {e}")))?;
+        bearer.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, bearer);
         let http = reqwest::Client::builder()
             .timeout(API_TIMEOUT)
+            .default_headers(headers)
             .build()
             .map_err(|e| BenchError::Api(e.to_string()))?;
         let mut me = Self {
@@ -170,7 +198,6 @@ impl Gateway {
             .http
             .post(format!("{}{path}", self.api))
             .header("content-type", "application/json")
-            .header("x-firegrid-user", "bench")
             .body(serde_json::to_vec(body)?)
             .send()
             .await

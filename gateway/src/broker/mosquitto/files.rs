@@ -8,8 +8,10 @@
 //!   and receive only its own `config`, `cmd` and `ack`;
 //! - the gateway's accounts (usernames with a `.`, which no device id has) may do everything
 //!   under `firegrid/`;
-//! - a person's token account (`token.{id}`) may receive the alert topics of the grid cells in
-//!   its area, or all of them.
+//! - a person's token account (`token.{id}`) may receive the alert topics of the areas in its
+//!   scope (a grid worker's cell, an operator's street), or all of them (an operator of the
+//!   whole city), or read everything (an administrator); nobody but the gateway publishes
+//!   there.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -39,6 +41,8 @@ pub enum Grant {
     Alerts(Vec<String>),
     /// Read every alert topic.
     AllAlerts,
+    /// Read everything under `firegrid/` (an administrator watching devices and alerts).
+    Monitor,
     /// Connect, and nothing else (the gateway's probe of its own broker).
     ConnectOnly,
 }
@@ -83,6 +87,7 @@ pub fn acl_file(accounts: &[Account]) -> String {
         match &a.grant {
             Grant::Gateway => out.push_str("topic readwrite firegrid/#\n"),
             Grant::AllAlerts => out.push_str("topic read firegrid/v1/alert/#\n"),
+            Grant::Monitor => out.push_str("topic read firegrid/#\n"),
             Grant::Alerts(grids) => {
                 for g in grids {
                     let _ = writeln!(out, "topic read firegrid/v1/alert/{g}");

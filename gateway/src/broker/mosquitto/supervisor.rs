@@ -201,12 +201,12 @@ impl ManagedBroker {
                 config.listen.set_port(free_port(config.listen.ip())?);
             }
             let (listening, _) = watch::channel(false);
-            let files = AccountFiles {
-                source: source.clone(),
-                own: own.clone(),
-                password_file: config.dir.join(PASSWORD_FILE),
-                acl_file: config.dir.join(ACL_FILE),
-            };
+            let files = AccountFiles::new(
+                source.clone(),
+                own.clone(),
+                config.dir.join(PASSWORD_FILE),
+                config.dir.join(ACL_FILE),
+            );
             let shared = Arc::new(Shared {
                 config,
                 files,
@@ -300,7 +300,7 @@ fn resolve_binary(binary: &Path) -> Result<PathBuf, ManagedError> {
 }
 
 impl Shared {
-    fn write_accounts(&self) -> Result<usize, ManagedError> {
+    fn write_accounts(&self) -> Result<Option<usize>, ManagedError> {
         Ok(self.files.write()?)
     }
 
@@ -322,7 +322,11 @@ impl Shared {
             limits: c.limits,
         });
         write_atomically(&conf_path, &conf)?;
-        let accounts = self.write_accounts()?;
+        // At a (re)start the files are written whether they changed or not.
+        if let Ok(mut last) = self.files.last.lock() {
+            *last = None;
+        }
+        let accounts = self.write_accounts()?.unwrap_or_default();
         let mut child = Command::new(&c.binary)
             .arg("-c")
             .arg(&conf_path)
@@ -386,6 +390,8 @@ impl Shared {
         tasks: TaskTracker,
     ) {
         let mut backoff = Duration::from_millis(100);
+        let mut recheck = tokio::time::interval(super::ACCOUNTS_RECHECK);
+        recheck.tick().await;
         let mut probe_every = tokio::time::interval(PROBE_INTERVAL);
         probe_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let addr = connect_addr(self.config.listen);
@@ -425,15 +431,9 @@ impl Shared {
                 () = self.changed.notified() => {
                     // Take changes that come close together at once.
                     tokio::time::sleep(RELOAD_DEBOUNCE).await;
-                    match self.write_accounts() {
-                        Ok(n) => {
-                            hangup(&child);
-                            self.stats.reloads.fetch_add(1, Ordering::Relaxed);
-                            tracing::debug!(accounts = n, "broker accounts reloaded");
-                        }
-                        Err(e) => tracing::error!("broker accounts not reloaded (the old ones stay): {e}"),
-                    }
+                    self.reload(&child);
                 }
+                _ = recheck.tick() => self.reload(&child),
                 _ = probe_every.tick() => {
                     let up = self.probe(addr).await.is_ok();
                     if self.listening.send_replace(up) != up {
@@ -445,6 +445,19 @@ impl Shared {
                     }
                 }
             }
+        }
+    }
+
+    /// Writes the accounts and, if they changed, tells Mosquitto to load them.
+    fn reload(&self, child: &Child) {
+        match self.write_accounts() {
+            Ok(Some(n)) => {
+                hangup(child);
+                self.stats.reloads.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(accounts = n, "broker accounts reloaded");
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!("broker accounts not reloaded (the old ones stay): {e}"),
         }
     }
 

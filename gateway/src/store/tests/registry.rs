@@ -13,18 +13,18 @@ fn areas_check_levels_references_and_uses() {
         name: "x".into(),
     };
     let err = store
-        .create_area(&gid("g9"), &f(Some("nope"), AreaLevel::Grid), actor())
+        .create(gid("g9"), &f(Some("nope"), AreaLevel::Grid), actor())
         .unwrap_err();
     assert!(
-        matches!(&err, StoreError::UnknownArea(a) if a == "nope"),
+        matches!(&err, StoreError::Unknown { what: Noun::Area, id } if id == "nope"),
         "{err}"
     );
     let err = store
-        .create_area(&gid("s9"), &f(Some("g1"), AreaLevel::Street), actor())
+        .create(gid("s9"), &f(Some("g1"), AreaLevel::Street), actor())
         .unwrap_err();
     assert!(matches!(err, StoreError::Mismatch(_)), "{err}");
     let err = store
-        .create_area(&gid("g1"), &f(Some("c1"), AreaLevel::Grid), actor())
+        .create(gid("g1"), &f(Some("c1"), AreaLevel::Grid), actor())
         .unwrap_err();
     assert!(
         matches!(err, StoreError::AlreadyExists { what: "area", .. }),
@@ -32,16 +32,16 @@ fn areas_check_levels_references_and_uses() {
     );
     // A community with grid cells below it cannot become a grid cell.
     let err = store
-        .update_area(&gid("c1"), &f(Some("s1"), AreaLevel::Grid), actor())
+        .update(&gid("c1"), &f(Some("s1"), AreaLevel::Grid), actor())
         .unwrap_err();
     assert!(matches!(err, StoreError::Mismatch(_)), "{err}");
     let err = store
-        .update_area(&gid("d1"), &f(Some("d1"), AreaLevel::District), actor())
+        .update(&gid("d1"), &f(Some("d1"), AreaLevel::District), actor())
         .unwrap_err();
     assert!(matches!(err, StoreError::Mismatch(_)), "{err}");
 
     let renamed = store
-        .update_area(
+        .update(
             &gid("g2"),
             &AreaFields {
                 parent_id: Some(gid("c1")),
@@ -53,7 +53,7 @@ fn areas_check_levels_references_and_uses() {
         .unwrap();
     assert_eq!(renamed.fields.name, "Grid two");
     assert_eq!((renamed.created_ms, renamed.updated_ms), (T0, T0 + 5));
-    assert_eq!(store.area(&gid("g2")).unwrap(), Some(renamed));
+    assert_eq!(store.get::<AreaFields>(&gid("g2")).unwrap(), Some(renamed));
 
     let path: Vec<String> = store
         .area_path(&gid("g1"))
@@ -64,14 +64,20 @@ fn areas_check_levels_references_and_uses() {
     assert_eq!(path, ["g1", "c1", "s1", "d1"]);
     assert!(matches!(
         store.area_path(&gid("zz")),
-        Err(StoreError::UnknownArea(_))
+        Err(StoreError::Unknown {
+            what: Noun::Area,
+            ..
+        })
     ));
 
     let grids: Vec<String> = store
-        .areas(&AreaFilter {
-            level: Some(AreaLevel::Grid),
-            ..AreaFilter::default()
-        })
+        .list::<AreaFields>(
+            &AreaFilter {
+                level: Some(AreaLevel::Grid),
+                ..AreaFilter::default()
+            },
+            None,
+        )
         .unwrap()
         .into_iter()
         .map(|a| a.id.to_string())
@@ -79,25 +85,31 @@ fn areas_check_levels_references_and_uses() {
     assert_eq!(grids, ["g1", "g2"]);
     assert_eq!(
         store
-            .areas(&AreaFilter {
-                parent_id: Some(gid("c1")),
-                ..AreaFilter::default()
-            })
+            .list::<AreaFields>(
+                &AreaFilter {
+                    parent_id: Some(gid("c1")),
+                    ..AreaFilter::default()
+                },
+                None
+            )
             .unwrap()
             .len(),
         2
     );
 
-    let err = store.delete_area(&gid("c1"), actor()).unwrap_err();
+    let err = store.delete::<AreaFields>(&gid("c1"), actor()).unwrap_err();
     assert!(
         matches!(err, StoreError::InUse { by: "areas", .. }),
         "{err}"
     );
-    store.delete_area(&gid("g2"), actor()).unwrap();
-    assert_eq!(store.area(&gid("g2")).unwrap(), None);
+    store.delete::<AreaFields>(&gid("g2"), actor()).unwrap();
+    assert_eq!(store.get::<AreaFields>(&gid("g2")).unwrap(), None);
     assert!(matches!(
-        store.delete_area(&gid("g2"), actor()),
-        Err(StoreError::UnknownArea(_))
+        store.delete::<AreaFields>(&gid("g2"), actor()),
+        Err(StoreError::Unknown {
+            what: Noun::Area,
+            ..
+        })
     ));
 
     // Every change is audited with who made it.
@@ -137,38 +149,57 @@ fn workers_sites_rooms_and_circuits() {
         webhook_url: Some("http://127.0.0.1:1/hook".into()),
     };
     assert!(matches!(
-        store.create_worker(&wf("nope"), actor()),
-        Err(StoreError::UnknownArea(_))
+        store.create((), &wf("nope"), actor()),
+        Err(StoreError::Unknown {
+            what: Noun::Area,
+            ..
+        })
     ));
-    let w = store.create_worker(&wf("g1"), actor()).unwrap();
-    store.create_worker(&wf("c1"), actor()).unwrap();
-    assert_eq!(store.worker(w.id).unwrap(), Some(w.clone()));
+    let w = store.create((), &wf("g1"), actor()).unwrap();
+    store.create((), &wf("c1"), actor()).unwrap();
+    assert_eq!(store.get::<WorkerFields>(&w.id).unwrap(), Some(w.clone()));
     let mut changed = wf("g2");
     changed.phone = None;
-    let w2 = store.update_worker(w.id, &changed, actor()).unwrap();
+    let w2 = store.update(&w.id, &changed, actor()).unwrap();
     assert_eq!(w2.fields, changed);
     let in_g2 = store
-        .workers(&WorkerFilter {
-            area_id: Some(gid("g2")),
-        })
+        .list::<WorkerFields>(
+            &WorkerFilter {
+                area_id: Some(gid("g2")),
+            },
+            None,
+        )
         .unwrap();
     assert_eq!(in_g2, [w2]);
+    assert!(
+        matches!(store.update(&999, &changed, actor()), Err(StoreError::Unknown { what: Noun::Worker, ref id }) if id == "999")
+    );
+    store.delete::<WorkerFields>(&w.id, actor()).unwrap();
     assert!(matches!(
-        store.update_worker(999, &changed, actor()),
-        Err(StoreError::UnknownWorker(999))
+        store.delete::<WorkerFields>(&w.id, actor()),
+        Err(StoreError::Unknown {
+            what: Noun::Worker,
+            ..
+        })
     ));
-    store.delete_worker(w.id, actor()).unwrap();
-    assert!(matches!(
-        store.delete_worker(w.id, actor()),
-        Err(StoreError::UnknownWorker(_))
-    ));
-    assert_eq!(store.workers(&WorkerFilter::default()).unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list::<WorkerFields>(&WorkerFilter::default(), None)
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Sites, listed by area subtree.
     let s1 = site(&store, "g1");
     let s2 = site(&store, "g2");
     let ids = |f: SiteFilter| -> Vec<SiteId> {
-        store.sites(&f).unwrap().into_iter().map(|s| s.id).collect()
+        store
+            .list::<SiteFields>(&f, None)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect()
     };
     assert_eq!(
         ids(SiteFilter {
@@ -184,25 +215,21 @@ fn workers_sites_rooms_and_circuits() {
     );
     let mut sf = s2.fields.clone();
     sf.address = "14 Wenyi Rd".into();
-    assert_eq!(store.update_site(s2.id, &sf, actor()).unwrap().fields, sf);
-    assert!(matches!(
-        store.update_site(999, &sf, actor()),
-        Err(StoreError::UnknownSite(999))
-    ));
+    assert_eq!(store.update(&s2.id, &sf, actor()).unwrap().fields, sf);
+    assert!(
+        matches!(store.update(&999, &sf, actor()), Err(StoreError::Unknown { what: Noun::Site, ref id }) if id == "999")
+    );
 
     // Rooms.
-    assert!(matches!(
-        store.create_room(
-            &RoomFields {
+    assert!(matches!(store.create((), &RoomFields {
                 site_id: 999,
                 name: "1".into()
             },
             actor()
-        ),
-        Err(StoreError::UnknownSite(999))
-    ));
+        ), Err(StoreError::Unknown { what: Noun::Site, ref id }) if id == "999"));
     let room = store
-        .create_room(
+        .create(
+            (),
             &RoomFields {
                 site_id: s1.id,
                 name: "3-302".into(),
@@ -212,17 +239,23 @@ fn workers_sites_rooms_and_circuits() {
         .unwrap();
     assert_eq!(
         store
-            .rooms(&RoomFilter {
-                site_id: Some(s1.id)
-            })
+            .list::<RoomFields>(
+                &RoomFilter {
+                    site_id: Some(s1.id)
+                },
+                None
+            )
             .unwrap(),
         std::slice::from_ref(&room)
     );
     assert!(
         store
-            .rooms(&RoomFilter {
-                site_id: Some(s2.id)
-            })
+            .list::<RoomFields>(
+                &RoomFilter {
+                    site_id: Some(s2.id)
+                },
+                None
+            )
             .unwrap()
             .is_empty()
     );
@@ -234,55 +267,59 @@ fn workers_sites_rooms_and_circuits() {
         name: name.into(),
     };
     let supply = store
-        .create_circuit(&c(None, s1.id, "supply"), actor())
+        .create((), &c(None, s1.id, "supply"), actor())
         .unwrap();
     let dbox = store
-        .create_circuit(&c(Some(supply.id), s1.id, "box 1"), actor())
+        .create((), &c(Some(supply.id), s1.id, "box 1"), actor())
         .unwrap();
     let line = store
-        .create_circuit(&c(Some(dbox.id), s1.id, "lights"), actor())
+        .create((), &c(Some(dbox.id), s1.id, "lights"), actor())
         .unwrap();
     let err = store
-        .create_circuit(&c(Some(dbox.id), s2.id, "foreign"), actor())
+        .create((), &c(Some(dbox.id), s2.id, "foreign"), actor())
         .unwrap_err();
     assert!(matches!(err, StoreError::Mismatch(_)), "{err}");
-    assert!(matches!(
-        store.create_circuit(&c(Some(999), s1.id, "x"), actor()),
-        Err(StoreError::UnknownCircuit(999))
-    ));
+    assert!(
+        matches!(store.create((), &c(Some(999), s1.id, "x"), actor()), Err(StoreError::Unknown { what: Noun::Circuit, ref id }) if id == "999")
+    );
     let err = store
-        .update_circuit(supply.id, &c(Some(line.id), s1.id, "supply"), actor())
+        .update(&supply.id, &c(Some(line.id), s1.id, "supply"), actor())
         .unwrap_err();
     assert!(matches!(err, StoreError::Mismatch(_)), "a loop: {err}");
     assert_eq!(
         store
-            .circuits(&CircuitFilter {
-                site_id: Some(s1.id)
-            })
+            .list::<CircuitFields>(
+                &CircuitFilter {
+                    site_id: Some(s1.id)
+                },
+                None
+            )
             .unwrap()
             .iter()
             .map(|c| c.id)
             .collect::<Vec<_>>(),
         [supply.id, dbox.id, line.id]
     );
-    let err = store.delete_circuit(dbox.id, actor()).unwrap_err();
+    let err = store
+        .delete::<CircuitFields>(&dbox.id, actor())
+        .unwrap_err();
     assert!(
         matches!(err, StoreError::InUse { by: "circuits", .. }),
         "{err}"
     );
-    store.delete_circuit(line.id, actor()).unwrap();
-    assert_eq!(store.circuit(line.id).unwrap(), None);
+    store.delete::<CircuitFields>(&line.id, actor()).unwrap();
+    assert_eq!(store.get::<CircuitFields>(&line.id).unwrap(), None);
 
     // A site with rooms and circuits stays.
-    let err = store.delete_site(s1.id, actor()).unwrap_err();
+    let err = store.delete::<SiteFields>(&s1.id, actor()).unwrap_err();
     assert!(
         matches!(err, StoreError::InUse { what: "site", .. }),
         "{err}"
     );
-    store.delete_site(s2.id, actor()).unwrap();
-    assert_eq!(store.site(s2.id).unwrap(), None);
-    store.delete_room(room.id, actor()).unwrap();
-    assert_eq!(store.room(room.id).unwrap(), None);
+    store.delete::<SiteFields>(&s2.id, actor()).unwrap();
+    assert_eq!(store.get::<SiteFields>(&s2.id).unwrap(), None);
+    store.delete::<RoomFields>(&room.id, actor()).unwrap();
+    assert_eq!(store.get::<RoomFields>(&room.id).unwrap(), None);
 }
 
 #[test]
@@ -293,7 +330,8 @@ fn devices_check_their_references_and_feed_the_engine() {
     let s1 = site(&store, "g1");
     let s2 = site(&store, "g2");
     let room_of_s2 = store
-        .create_room(
+        .create(
+            (),
             &RoomFields {
                 site_id: s2.id,
                 name: "1".into(),
@@ -302,7 +340,8 @@ fn devices_check_their_references_and_feed_the_engine() {
         )
         .unwrap();
     let circuit = store
-        .create_circuit(
+        .create(
+            (),
             &CircuitFields {
                 site_id: s1.id,
                 parent_id: None,
@@ -314,16 +353,16 @@ fn devices_check_their_references_and_feed_the_engine() {
 
     let mut f = fields(Some(s1.id), Some("g1"), DeviceState::InService);
     f.room_id = Some(room_of_s2.id);
-    let err = store.create_device(&did("x"), &f, actor()).unwrap_err();
+    let err = store.create(did("x"), &f, actor()).unwrap_err();
     assert!(matches!(err, StoreError::Mismatch(_)), "{err}");
     let mut f = fields(Some(s1.id), Some("c1"), DeviceState::InService);
-    let err = store.create_device(&did("x"), &f, actor()).unwrap_err();
+    let err = store.create(did("x"), &f, actor()).unwrap_err();
     assert!(
         matches!(&err, StoreError::NotAGrid(a) if a == "c1"),
         "{err}"
     );
     f.grid_id = None;
-    let err = store.create_device(&did("x"), &f, actor()).unwrap_err();
+    let err = store.create(did("x"), &f, actor()).unwrap_err();
     assert!(
         matches!(
             err,
@@ -336,11 +375,11 @@ fn devices_check_their_references_and_feed_the_engine() {
     );
     let mut f = fields(None, None, DeviceState::Registered);
     f.config.channels[0].threshold = Threshold::ResidualMa(5);
-    let err = store.create_device(&did("x"), &f, actor()).unwrap_err();
+    let err = store.create(did("x"), &f, actor()).unwrap_err();
     assert!(matches!(err, StoreError::InvalidConfig(_)), "{err}");
     let mut f = fields(None, None, DeviceState::Registered);
     f.circuit_id = Some(circuit.id);
-    let err = store.create_device(&did("x"), &f, actor()).unwrap_err();
+    let err = store.create(did("x"), &f, actor()).unwrap_err();
     assert!(
         matches!(err, StoreError::Mismatch(_)),
         "a circuit needs the site: {err}"
@@ -366,12 +405,10 @@ fn devices_check_their_references_and_feed_the_engine() {
 
     let mut in_service = fields(Some(s1.id), Some("g1"), DeviceState::InService);
     in_service.circuit_id = Some(circuit.id);
-    let d1 = store
-        .create_device(&did("d-1"), &in_service, actor())
-        .unwrap();
+    let d1 = store.create(did("d-1"), &in_service, actor()).unwrap();
     let d2 = store
-        .create_device(
-            &did("d-2"),
+        .create(
+            did("d-2"),
             &fields(None, None, DeviceState::Registered),
             actor(),
         )
@@ -381,21 +418,21 @@ fn devices_check_their_references_and_feed_the_engine() {
         "registered: no longer pending"
     );
     store
-        .create_device(
-            &did("d-3"),
+        .create(
+            did("d-3"),
             &fields(Some(s2.id), Some("g2"), DeviceState::Commissioned),
             actor(),
         )
         .unwrap();
     store
-        .create_device(
-            &did("d-4"),
+        .create(
+            did("d-4"),
             &fields(Some(s2.id), Some("g2"), DeviceState::Decommissioned),
             actor(),
         )
         .unwrap();
     assert!(matches!(
-        store.create_device(&did("d-1"), &in_service, actor()),
+        store.create(did("d-1"), &in_service, actor()),
         Err(StoreError::AlreadyExists { what: "device", .. })
     ));
 
@@ -457,26 +494,31 @@ fn devices_check_their_references_and_feed_the_engine() {
     f.config = config(2);
     f.state = DeviceState::Decommissioned;
     let updated = store
-        .update_device(&did("d-1"), &f, Actor::new("installer", T0 + 9))
+        .update(&did("d-1"), &f, Actor::new("installer", T0 + 9))
         .unwrap();
     assert_eq!(updated.fields.config.version, 2);
     assert_eq!(updated.updated_ms, T0 + 9);
     assert_eq!(store.device_specs().unwrap().len(), 1);
     assert!(matches!(
-        store.update_device(&did("zz"), &f, actor()),
-        Err(StoreError::UnknownDevice(_))
+        store.update(&did("zz"), &f, actor()),
+        Err(StoreError::Unknown {
+            what: Noun::Device,
+            ..
+        })
     ));
 
     // References in use.
-    let err = store.delete_circuit(circuit.id, actor()).unwrap_err();
+    let err = store
+        .delete::<CircuitFields>(&circuit.id, actor())
+        .unwrap_err();
     assert!(
         matches!(err, StoreError::InUse { by: "devices", .. }),
         "{err}"
     );
-    let err = store.delete_area(&gid("g2"), actor()).unwrap_err();
+    let err = store.delete::<AreaFields>(&gid("g2"), actor()).unwrap_err();
     assert!(matches!(err, StoreError::InUse { .. }), "{err}");
     let err = store
-        .update_area(
+        .update(
             &gid("g2"),
             &AreaFields {
                 parent_id: Some(gid("s1")),
@@ -490,7 +532,9 @@ fn devices_check_their_references_and_feed_the_engine() {
 
     // A device with a journal is decommissioned, never deleted.
     store.journal_batch(&[new_event("d-1", 1)]).unwrap();
-    let err = store.delete_device(&did("d-1"), actor()).unwrap_err();
+    let err = store
+        .delete::<DeviceFields>(&did("d-1"), actor())
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -501,7 +545,7 @@ fn devices_check_their_references_and_feed_the_engine() {
         ),
         "{err}"
     );
-    store.delete_device(&did("d-2"), actor()).unwrap();
+    store.delete::<DeviceFields>(&did("d-2"), actor()).unwrap();
     assert_eq!(store.device(&did("d-2")).unwrap(), None);
 
     // The audit keeps who changed what, never the credential hash.
@@ -529,8 +573,8 @@ fn all_devices_reads_every_page() {
     tree(&store);
     for i in 0..5 {
         store
-            .create_device(
-                &did(&format!("p-{i}")),
+            .create(
+                did(&format!("p-{i}")),
                 &fields(None, None, DeviceState::Registered),
                 actor(),
             )
@@ -575,7 +619,16 @@ fn an_import_is_one_transaction_and_every_device_can_be_read_back() {
     ];
     let (i, err) = store.create_devices(&batch, actor()).unwrap().unwrap_err();
     assert_eq!(i, 1);
-    assert!(matches!(err, StoreError::UnknownArea(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Unknown {
+                what: Noun::Area,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(store.device(&did("n-1")).unwrap(), None);
     let again = vec![(did("n-3"), f.clone()), (did("m-00001"), f)];
     let (i, err) = store.create_devices(&again, actor()).unwrap().unwrap_err();
