@@ -937,7 +937,6 @@ async fn external_mosquitto_alarm_flow() {
     let started = Instant::now();
     let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
     let gw = Gateway::start_external(mosquitto.addr(), "firegrid-e2e-external").await;
-    assert_eq!(gw.running.mqtt_v311, None, "no embedded broker");
     let api = gw.api;
     let site = api.create_district().await;
     api.install_device("hz-0042", site).await;
@@ -1115,9 +1114,9 @@ async fn kill_9_mid_stream_loses_nothing_acknowledged_and_doubles_nothing() {
         std::fs::write(
             &config_file,
             format!(
-                "data_dir = {data:?}\n\n[broker]\nmode = \"external\"\nhost = \"127.0.0.1\"\n\
-                 port = {}\nclient_id = \"firegrid-e2e-kill\"\n\n[api]\nlisten = \
-                 \"127.0.0.1:{api_port}\"\n",
+                "data_dir = {data:?}\n\n[broker]\nmode = \"external\"\n\
+                 client_id = \"firegrid-e2e-kill\"\n[broker.external]\nhost = \"127.0.0.1\"\n\
+                 port = {}\n\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n",
                 mosquitto.port()
             ),
         )
@@ -1529,8 +1528,9 @@ async fn an_alert_raised_during_a_broker_outage_survives_a_gateway_restart() {
         std::fs::write(
             &config_file,
             format!(
-                "data_dir = {data:?}\n\n[broker]\nmode = \"external\"\nport = {broker_port}\n\
-                 client_id = \"firegrid-e2e-outage\"\n\n[api]\nlisten = \
+                "data_dir = {data:?}\n\n[broker]\nmode = \"external\"\n\
+                 client_id = \"firegrid-e2e-outage\"\n[broker.external]\nport = {broker_port}\n\n\
+                 [api]\nlisten = \
                  \"127.0.0.1:{api_port}\"\n\n[engine]\nescalation_s = [1, 600]\n"
             ),
         )

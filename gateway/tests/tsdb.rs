@@ -488,8 +488,9 @@ async fn kill_9_of_the_gateway_during_an_outage_loses_nothing_and_doubles_nothin
     std::fs::write(
         &config_file,
         format!(
-            "data_dir = {data:?}\n\n[broker]\nmode = \"external\"\nhost = \"127.0.0.1\"\n\
-             port = {}\nclient_id = \"firegrid-e2e-tsdb\"\n\n[api]\nlisten = \"{api_addr}\"\n\n\
+            "data_dir = {data:?}\n\n[broker]\nmode = \"external\"\n\
+             client_id = \"firegrid-e2e-tsdb\"\n[broker.external]\nhost = \"127.0.0.1\"\n\
+             port = {}\n\n[api]\nlisten = \"{api_addr}\"\n\n\
              [tsdb]\nenabled = true\nurl = \"{}\"\nbatch_size = 100\nflush_interval_ms = 20\n\
              retry_max_ms = 200\ntimeout_ms = 2000\n",
             mosquitto.port(),

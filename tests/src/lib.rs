@@ -133,8 +133,8 @@ impl Drop for Process {
 /// Where the gateway's devices connect.
 #[derive(Debug, Clone, Copy)]
 pub enum BrokerSetup {
-    /// The gateway's embedded broker, on free ports.
-    Embedded,
+    /// The default: the Mosquitto the gateway manages, on a free port; every client logs in.
+    Managed,
     /// An external broker (Mosquitto) at this address.
     External(SocketAddr),
 }
@@ -152,8 +152,11 @@ pub struct Gateway {
     pub token: String,
     /// Where devices connect (MQTT 5).
     pub devices: SocketAddr,
-    /// Where tools connect (MQTT 3.1.1): the embedded broker's second port, or the external one.
+    /// Where tools connect (MQTT 3.1.1): the same broker.
     pub tools: SocketAddr,
+    /// How a tool logs in to the managed broker: the admin token's MQTT account
+    /// (`token.<id>`, the token's secret); `None` on an external broker that lets anyone in.
+    pub tool_login: Option<(String, String)>,
     config: PathBuf,
     dir: PathBuf,
     starts: u32,
@@ -165,20 +168,19 @@ impl Gateway {
     pub async fn start(dir: &Path, broker: BrokerSetup, extra: &str) -> Self {
         let api_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let (devices, tools, broker_section) = match broker {
-            BrokerSetup::Embedded => {
+            BrokerSetup::Managed => {
                 let devices = SocketAddr::from(([127, 0, 0, 1], free_port()));
-                let tools = SocketAddr::from(([127, 0, 0, 1], free_port()));
                 (
                     devices,
-                    tools,
-                    format!("[broker]\nlisten = \"{devices}\"\nlisten_v311 = \"{tools}\"\n"),
+                    devices,
+                    format!("[broker.managed]\nlisten = \"{devices}\"\n"),
                 )
             }
             BrokerSetup::External(addr) => (
                 addr,
                 addr,
                 format!(
-                    "[broker]\nmode = \"external\"\nhost = \"{}\"\nport = {}\n",
+                    "[broker]\nmode = \"external\"\n[broker.external]\nhost = \"{}\"\nport = {}\n",
                     addr.ip(),
                     addr.port()
                 ),
@@ -194,6 +196,7 @@ impl Gateway {
         )
         .expect("write the gateway's config");
         let token = user_add(&config, "e2e-admin", "admin", None);
+        let tool_login = matches!(broker, BrokerSetup::Managed).then(|| mqtt_login(&token));
         let api = Api::new(&format!("http://{api_addr}"), &token).expect("an HTTP client");
         let mut me = Self {
             process: launch(&config, dir, 1),
@@ -202,6 +205,7 @@ impl Gateway {
             token,
             devices,
             tools,
+            tool_login,
             config,
             dir: dir.to_owned(),
             starts: 1,
@@ -304,6 +308,16 @@ pub fn user_add(config: &Path, name: &str, role: &str, area: Option<&str>) -> St
         .nth(1)
         .map(|t| t.trim().to_string())
         .unwrap_or_else(|| panic!("no token printed: {text}"))
+}
+
+/// The managed broker's login of an API token `<id>.<secret>`: username `token.<id>`, password
+/// the secret.
+///
+/// # Panics
+/// If the token is not of that form.
+pub fn mqtt_login(token: &str) -> (String, String) {
+    let (id, secret) = token.split_once('.').expect("a token is <id>.<secret>");
+    (format!("token.{id}"), secret.to_string())
 }
 
 fn launch(config: &Path, dir: &Path, start: u32) -> Process {
@@ -444,9 +458,14 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Connects to `broker` and subscribes to `firegrid/v1/alert/#`; returns once subscribed.
-    pub async fn subscribe(broker: SocketAddr, id: &str) -> Self {
+    /// Connects to `broker` (logging in with `login` if given: then the client id is the
+    /// username) and subscribes to `firegrid/v1/alert/#`; returns once subscribed.
+    pub async fn subscribe(broker: SocketAddr, id: &str, login: Option<&(String, String)>) -> Self {
+        let id = login.map_or(id, |(u, _)| u.as_str());
         let mut options = rumqttc::MqttOptions::new(id, broker.ip().to_string(), broker.port());
+        if let Some((u, p)) = login {
+            options.set_credentials(u.clone(), p.clone());
+        }
         options.set_keep_alive(Duration::from_secs(10));
         options.set_clean_session(false);
         let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 64);

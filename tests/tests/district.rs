@@ -1,5 +1,5 @@
 //! A simulated district on the real binaries: `firegrid` (the gateway) and `firegrid-sim`
-//! (devices running the real firmware), on the embedded broker and on Debian's Mosquitto.
+//! (devices running the real firmware), on the managed broker (every device logs in with its own credential) and on an external Mosquitto.
 //! Every test registers its district through the API (as the simulator does for a user), plays
 //! incidents, and checks what a grid worker's phone (an MQTT subscriber on the alert topic) and
 //! the API show.
@@ -50,7 +50,7 @@ fn assert_no_alert_twice(alerts: &[Value]) {
 
 async fn leakage_and_smoke_reach_the_grid_worker(broker: BrokerSetup, dir: &std::path::Path) {
     let gateway = Gateway::start(dir, broker, "").await;
-    let worker = Worker::subscribe(gateway.tools, "worker-a-1").await;
+    let worker = Worker::subscribe(gateway.tools, "worker-a-1", gateway.tool_login.as_ref()).await;
     let scenario = format!(
         r#"name = "e2e alarm flow"
 {FAST_DEVICES}
@@ -152,9 +152,9 @@ for_s = 600
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_leakage_alarm_and_smoke_reach_the_grid_worker_on_the_embedded_broker() {
+async fn a_leakage_alarm_and_smoke_reach_the_grid_worker_on_the_managed_broker() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    leakage_and_smoke_reach_the_grid_worker(BrokerSetup::Embedded, dir.path()).await;
+    leakage_and_smoke_reach_the_grid_worker(BrokerSetup::Managed, dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,11 +170,11 @@ async fn a_street_outage_gives_offline_episodes_then_every_buffered_alarm_once()
     let dir = tempfile::tempdir().expect("a temp dir");
     let gateway = Gateway::start(
         dir.path(),
-        BrokerSetup::Embedded,
+        BrokerSetup::Managed,
         "[engine]\noffline_grace_s = 1\n",
     )
     .await;
-    let worker = Worker::subscribe(gateway.tools, "worker-outage").await;
+    let worker = Worker::subscribe(gateway.tools, "worker-outage", gateway.tool_login.as_ref()).await;
     // Street b loses its network from +4 s to +16 s; during the outage one of its circuits
     // goes into alarm and one of its rooms fills with smoke. Street a is not touched.
     let scenario = format!(
@@ -329,7 +329,7 @@ for_s = 600
     })
     .await;
     mosquitto.restart().await.expect("mosquitto restarts");
-    let worker = Worker::subscribe(mosquitto.addr(), "worker-restart").await;
+    let worker = Worker::subscribe(mosquitto.addr(), "worker-restart", None).await;
     // No session survived (no persistence): the worker subscribed after the restart, so the
     // alerts it sees were published after it.
     worker
@@ -357,7 +357,7 @@ async fn a_gateway_killed_mid_district_loses_no_acknowledged_alarm_and_alerts_no
     let dir = tempfile::tempdir().expect("a temp dir");
     let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
     let mut gateway = Gateway::start(dir.path(), BrokerSetup::External(mosquitto.addr()), "").await;
-    let worker = Worker::subscribe(mosquitto.addr(), "worker-crash").await;
+    let worker = Worker::subscribe(mosquitto.addr(), "worker-crash", None).await;
     // Alarms every second from +3 s to +12 s in ten rooms; the gateway is killed in the middle.
     let mut scenario = format!(
         r#"name = "e2e kill -9"
@@ -537,7 +537,7 @@ async fn smoke_does_not_wait_behind_a_telemetry_flood() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
     let gateway = Gateway::start(dir.path(), BrokerSetup::External(mosquitto.addr()), "").await;
-    let worker = Worker::subscribe(mosquitto.addr(), "worker-flood").await;
+    let worker = Worker::subscribe(mosquitto.addr(), "worker-flood", None).await;
     let scenario = format!(
         r#"name = "e2e flood"
 {FAST_DEVICES}

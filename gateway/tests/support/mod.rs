@@ -17,7 +17,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use firegrid_gateway::app::{self, AppError, Running};
-use firegrid_gateway::config::{BrokerMode, Config};
+use firegrid_gateway::broker::settings::BrokerMode;
+use firegrid_gateway::broker::testing::Mosquitto;
+use firegrid_gateway::config::Config;
 
 /// The longest any one step waits for something to happen.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(5);
@@ -35,11 +37,7 @@ pub(crate) fn init_logs() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let base = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
-        let filter = tracing_subscriber::EnvFilter::try_new(format!(
-            "{base},{}",
-            firegrid_gateway::broker::TRACING_DIRECTIVES
-        ))
-        .expect("a valid log filter");
+        let filter = tracing_subscriber::EnvFilter::try_new(base).expect("a valid log filter");
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_test_writer()
@@ -342,15 +340,35 @@ pub(crate) fn refusals(text: &str) -> Vec<(String, f64)> {
 pub(crate) struct Gateway {
     pub(crate) running: Running,
     pub(crate) api: Api,
+    /// The open Mosquitto of [`Gateway::start`] (none with the managed broker).
+    pub(crate) mosquitto: Option<Mosquitto>,
     cancel: CancellationToken,
     task: Option<JoinHandle<Result<(), AppError>>>,
     _dir: tempfile::TempDir,
 }
 
 impl Gateway {
-    /// Starts one with the embedded broker (both listeners on free ports) and the defaults,
-    /// changed by `configure`; returns once `/healthz` says 200.
+    /// Starts one on an external Mosquitto of its own that lets anyone in (the pipeline's
+    /// tests: devices, tools and observers connect without credentials; what the managed
+    /// broker refuses is `tests/security.rs`'s), with the defaults changed by `configure`;
+    /// returns once `/healthz` says 200.
     pub(crate) async fn start(configure: impl FnOnce(&mut Config)) -> Self {
+        let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
+        let addr = mosquitto.addr();
+        let mut gw = Self::start_managed(move |c| {
+            c.broker.mode = BrokerMode::External;
+            c.broker.external.host = addr.ip().to_string();
+            c.broker.external.port = addr.port();
+            configure(c);
+        })
+        .await;
+        gw.mosquitto = Some(mosquitto);
+        gw
+    }
+
+    /// Starts one with the default setup — the managed Mosquitto on a free port, every client
+    /// logging in — changed by `configure`; returns once `/healthz` says 200.
+    pub(crate) async fn start_managed(configure: impl FnOnce(&mut Config)) -> Self {
         init_logs();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -359,8 +377,7 @@ impl Gateway {
             ..Config::default()
         };
         config.api.listen = any_port;
-        config.broker.listen = any_port;
-        config.broker.listen_v311 = any_port;
+        config.broker.managed.listen = any_port;
         configure(&mut config);
         let token = admin_token(&config.data_dir);
         let cancel = CancellationToken::new();
@@ -376,6 +393,7 @@ impl Gateway {
         Self {
             running,
             api,
+            mosquitto: None,
             cancel,
             task: Some(task),
             _dir: dir,
@@ -385,19 +403,18 @@ impl Gateway {
     /// Starts one against an external broker at `broker`.
     pub(crate) async fn start_external(broker: SocketAddr, client_id: &str) -> Self {
         let client_id = client_id.to_string();
-        Self::start(move |c| {
+        Self::start_managed(move |c| {
             c.broker.mode = BrokerMode::External;
-            c.broker.host = broker.ip().to_string();
-            c.broker.port = broker.port();
+            c.broker.external.host = broker.ip().to_string();
+            c.broker.external.port = broker.port();
             c.broker.client_id = client_id;
         })
         .await
     }
 
-    /// Where MQTT 3.1.1 tools connect: the embedded broker's 3.1.1 listener, or the external
-    /// broker.
+    /// Where devices and tools connect.
     pub(crate) fn mqtt_v311(&self) -> SocketAddr {
-        self.running.mqtt_v311.unwrap_or(self.running.mqtt)
+        self.running.mqtt.parse().expect("host:port")
     }
 
     /// Counts journaled rows of `device`'s events with `seq`, or all of them (`None`), read

@@ -98,8 +98,9 @@ impl Gateway {
         std::fs::write(
             &config,
             format!(
-                "data_dir = {:?}\n\n[broker]\nmode = \"external\"\nhost = \"127.0.0.1\"\n\
-                 port = {mqtt_port}\nclient_id = \"bench-gateway\"\n\n[api]\n\
+                "data_dir = {:?}\n\n[broker]\nmode = \"external\"\n\
+                 client_id = \"bench-gateway\"\n[broker.external]\nhost = \"127.0.0.1\"\n\
+                 port = {mqtt_port}\n\n[api]\n\
                  listen = \"127.0.0.1:{api_port}\"\n",
                 dir.path().join("data")
             ),
