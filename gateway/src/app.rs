@@ -185,12 +185,13 @@ pub async fn run(
     }
     if let Some(m) = &managed {
         // ... and the managed broker's listener.
-        let (health, mut listening) = (health.clone(), m.listening());
+        let (health, mut listening, cancel) = (health.clone(), m.listening(), cancel.clone());
         tasks.spawn(async move {
             loop {
                 health.set_broker_listening(*listening.borrow_and_update());
-                if listening.changed().await.is_err() {
-                    break;
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    changed = listening.changed() => if changed.is_err() { break },
                 }
             }
         });

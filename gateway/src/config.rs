@@ -77,6 +77,9 @@ password_env = ""
 password_file = ""
 acl_file = ""
 reload_command = []
+# The files' permission bits: Mosquitto (often its own user) must be able to read them, e.g.
+# through their group. Never world-readable.
+file_mode = "0640"
 
 [api]
 # The HTTP API and live views. Every /api/v1 route needs `Authorization: Bearer TOKEN`; make

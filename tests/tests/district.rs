@@ -174,7 +174,8 @@ async fn a_street_outage_gives_offline_episodes_then_every_buffered_alarm_once()
         "[engine]\noffline_grace_s = 1\n",
     )
     .await;
-    let worker = Worker::subscribe(gateway.tools, "worker-outage", gateway.tool_login.as_ref()).await;
+    let worker =
+        Worker::subscribe(gateway.tools, "worker-outage", gateway.tool_login.as_ref()).await;
     // Street b loses its network from +4 s to +16 s; during the outage one of its circuits
     // goes into alarm and one of its rooms fills with smoke. Street a is not touched.
     let scenario = format!(

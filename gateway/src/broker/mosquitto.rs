@@ -90,6 +90,9 @@ pub(crate) struct AccountFiles {
     pub(crate) own: Vec<Account>,
     pub(crate) password_file: PathBuf,
     pub(crate) acl_file: PathBuf,
+    /// The files' permission bits (e.g. 0o600, or 0o640 for a broker running as another user
+    /// of the files' group).
+    pub(crate) mode: u32,
     /// What was written last, to skip a reload when nothing changed.
     pub(crate) last: std::sync::Mutex<Option<(String, String)>>,
 }
@@ -106,6 +109,7 @@ impl AccountFiles {
             own,
             password_file,
             acl_file,
+            mode: 0o600,
             last: std::sync::Mutex::new(None),
         }
     }
@@ -124,16 +128,20 @@ impl AccountFiles {
         if last.as_ref() == Some(&files) {
             return Ok(None);
         }
-        write_atomically(&self.password_file, &files.0)?;
-        write_atomically(&self.acl_file, &files.1)?;
+        write_atomically(&self.password_file, &files.0, self.mode)?;
+        write_atomically(&self.acl_file, &files.1, self.mode)?;
         *last = Some(files);
         Ok(Some(n))
     }
 }
 
 /// Writes `contents` to `path` through a temporary file and a rename, so the broker never reads
-/// half a file. The file is readable by its owner only: it holds password hashes.
-pub(crate) fn write_atomically(path: &Path, contents: &str) -> Result<(), AccountsError> {
+/// half a file, with permission bits `mode` (it holds password hashes: never world-readable).
+pub(crate) fn write_atomically(
+    path: &Path,
+    contents: &str,
+    mode: u32,
+) -> Result<(), AccountsError> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let err = |source| AccountsError::Write {
@@ -145,8 +153,12 @@ pub(crate) fn write_atomically(path: &Path, contents: &str) -> Result<(), Accoun
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
+        .mode(mode & 0o770)
         .open(&tmp)
+        .map_err(err)?;
+    // The mode given at creation is masked by the umask; set it as asked.
+    use std::os::unix::fs::PermissionsExt as _;
+    f.set_permissions(std::fs::Permissions::from_mode(mode & 0o770))
         .map_err(err)?;
     f.write_all(contents.as_bytes()).map_err(err)?;
     f.sync_all().map_err(err)?;
@@ -162,6 +174,8 @@ pub struct ExternalAccounts {
     pub acl_file: PathBuf,
     /// What to run after they changed (program and arguments).
     pub reload_command: Vec<String>,
+    /// The files' permission bits (the broker's user must be able to read them).
+    pub mode: u32,
 }
 
 impl ExternalAccounts {
@@ -182,8 +196,10 @@ impl ExternalAccounts {
             password_file,
             acl_file,
             reload_command,
+            mode,
         } = self;
-        let files = AccountFiles::new(source, own, password_file, acl_file);
+        let mut files = AccountFiles::new(source, own, password_file, acl_file);
+        files.mode = mode;
         files.write()?;
         tasks.spawn(async move {
             reload(&reload_command).await;

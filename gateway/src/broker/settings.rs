@@ -85,6 +85,9 @@ pub struct ExternalSection {
     pub acl_file: PathBuf,
     /// Run after the files changed (program and arguments; no shell).
     pub reload_command: Vec<String>,
+    /// The files' permission bits, octal (e.g. "0640": Mosquitto reads them as another user of
+    /// their group). Never world-readable.
+    pub file_mode: String,
 }
 
 impl Default for BrokerConfig {
@@ -130,6 +133,7 @@ impl Default for ExternalSection {
             password_file: PathBuf::new(),
             acl_file: PathBuf::new(),
             reload_command: Vec::new(),
+            file_mode: "0640".into(),
         }
     }
 }
@@ -176,6 +180,16 @@ impl BrokerConfig {
         if e.tls && e.tls_ca_file.as_os_str().is_empty() {
             return Err("[broker.external] tls needs tls_ca_file (PEM CA certificates)".into());
         }
+        match u32::from_str_radix(e.file_mode.trim_start_matches("0o"), 8) {
+            Ok(m) if m & 0o007 == 0 && m & 0o400 != 0 => {}
+            _ => {
+                return Err(format!(
+                    "[broker.external] file_mode {:?} must be octal permission bits the owner \
+                     can read and others cannot (e.g. \"0640\" or \"0600\")",
+                    e.file_mode
+                ));
+            }
+        }
         if e.password_file.as_os_str().is_empty() != e.acl_file.as_os_str().is_empty() {
             return Err("[broker.external] password_file and acl_file go together".into());
         }
@@ -216,5 +230,13 @@ impl BrokerConfig {
                 max_keepalive_s: m.max_keepalive_s,
             },
         }
+    }
+}
+
+impl ExternalSection {
+    /// The files' permission bits ([`BrokerConfig::check`] made sure they parse).
+    #[must_use]
+    pub fn file_mode_bits(&self) -> u32 {
+        u32::from_str_radix(self.file_mode.trim_start_matches("0o"), 8).unwrap_or(0o600)
     }
 }

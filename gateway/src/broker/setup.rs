@@ -135,6 +135,7 @@ pub async fn connect(
                     password_file: e.password_file.clone(),
                     acl_file: e.acl_file.clone(),
                     reload_command: e.reload_command.clone(),
+                    mode: e.file_mode_bits(),
                 }
                 .start(source, own, changed, cancel.child_token(), tasks)?;
                 client.credentials = Some(Credentials {

@@ -106,6 +106,14 @@ impl Mosquitto {
         self.port
     }
 
+    /// Its process id (e.g. to send it SIGHUP).
+    ///
+    /// # Panics
+    /// If it was killed and not restarted.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("running")
+    }
+
     /// Its address.
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
@@ -173,9 +181,12 @@ impl Mosquitto {
             Self::READY_TIMEOUT,
             Duration::from_millis(10),
             || async move {
-                probe(addr, MqttVersion::V311, Duration::from_millis(500))
-                    .await
-                    .is_ok()
+                // A refusal is an answer too: a Mosquitto configured with a password file
+                // refuses the probe's anonymous CONNECT.
+                matches!(
+                    probe(addr, MqttVersion::V311, Duration::from_millis(500)).await,
+                    Ok(()) | Err(super::probe::ProbeError::Refused(_))
+                )
             },
         )
         .await;

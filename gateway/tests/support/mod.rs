@@ -181,7 +181,19 @@ fn parse_response(raw: &[u8]) -> Option<Response> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Api(pub(crate) SocketAddr, pub(crate) &'static str);
 
+/// The managed broker's login of an API token `<id>.<secret>`: username `token.<id>`, password
+/// the secret.
+pub(crate) fn mqtt_login(token: &str) -> (String, String) {
+    let (id, secret) = token.split_once('.').expect("a token is <id>.<secret>");
+    (format!("token.{id}"), secret.to_string())
+}
+
 impl Api {
+    /// The token it calls with.
+    pub(crate) fn token(&self) -> &'static str {
+        self.1
+    }
+
     /// The same API called with another token.
     pub(crate) fn with_token(self, token: &str) -> Self {
         Self(self.0, Box::leak(token.to_string().into_boxed_str()))
@@ -277,12 +289,14 @@ impl Api {
 
     /// Registers, binds, configures and commissions an electrical-fire monitor in `grid-7`
     /// (channel 0 residual current 300 mA, channel 1 temperature 85.0 °C), in service.
-    pub(crate) async fn install_device(&self, id: &str, site: i64) {
-        self.post(
-            "/api/v1/devices",
-            json!({"id": id, "kind": "electrical_fire_monitor"}),
-        )
-        .await;
+    /// Returns the device's MQTT password (shown once, at registration).
+    pub(crate) async fn install_device(&self, id: &str, site: i64) -> String {
+        let created = self
+            .post(
+                "/api/v1/devices",
+                json!({"id": id, "kind": "electrical_fire_monitor"}),
+            )
+            .await;
         self.put(
             &format!("/api/v1/devices/{id}"),
             json!({"kind": "electrical_fire_monitor", "site_id": site, "grid_id": "grid-7"}),
@@ -302,6 +316,10 @@ impl Api {
                 .await;
             assert_eq!(d["state"], to, "{d}");
         }
+        created["mqtt_password"]
+            .as_str()
+            .expect("the registration shows the device's MQTT password")
+            .to_string()
     }
 
     /// The episodes the API lists for `query` (e.g. `open=true&device=hz-0042`).
@@ -520,6 +538,16 @@ impl Binary {
     /// Starts `firegrid run --config config` (whose API listens on `api`), logging to `log`;
     /// returns once `/healthz` says 200.
     pub(crate) async fn start(config: &Path, api: SocketAddr, log: PathBuf) -> Self {
+        Self::start_with_env(config, api, log, &[]).await
+    }
+
+    /// [`Binary::start`] with environment variables set for it.
+    pub(crate) async fn start_with_env(
+        config: &Path,
+        api: SocketAddr,
+        log: PathBuf,
+        env: &[(&str, &str)],
+    ) -> Self {
         let token = cli_admin_token(config, "e2e-admin");
         let out = std::fs::File::create(&log).expect("a log file");
         let child = std::process::Command::new(Self::path())
@@ -527,6 +555,7 @@ impl Binary {
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("a second handle"))
             .stderr(out)
@@ -584,21 +613,28 @@ impl Binary {
 
     /// SIGINT (what Ctrl-C sends: a graceful stop), and waits for a clean exit.
     pub(crate) async fn interrupt(&mut self) -> Duration {
+        self.stop_with("INT").await
+    }
+
+    /// `kill -SIGNAL` (`INT`, `TERM`), and waits for a clean exit.
+    pub(crate) async fn stop_with(&mut self, signal: &str) -> Duration {
         let started = Instant::now();
         let pid = self.pid().to_string();
         let sent = std::process::Command::new("kill")
-            .args(["-INT", &pid])
+            .args([format!("-{signal}").as_str(), &pid])
             .status()
             .expect("kill runs");
-        assert!(sent.success(), "kill -INT {pid}");
+        assert!(sent.success(), "kill -{signal} {pid}");
         let mut child = self.child.take().expect("running");
-        let status = until("firegrid to exit after SIGINT", DEADLINE, || {
-            child.try_wait().expect("try_wait")
-        })
+        let status = until(
+            &format!("firegrid to exit after SIG{signal}"),
+            DEADLINE,
+            || child.try_wait().expect("try_wait"),
+        )
         .await;
         assert!(
             status.success(),
-            "clean exit after SIGINT: {status}\n{}",
+            "clean exit after SIG{signal}: {status}\n{}",
             self.log_text()
         );
         started.elapsed()
@@ -650,7 +686,19 @@ pub(crate) struct Mqtt {
 impl Mqtt {
     /// Connects to `addr` as `id`; returns once the broker accepted the connection.
     pub(crate) async fn connect(addr: SocketAddr, id: &str) -> Self {
+        Self::connect_with(addr, id, None).await
+    }
+
+    /// Connects to `addr` logging in as `user` (its client id too); returns once accepted.
+    pub(crate) async fn connect_as(addr: SocketAddr, user: &str, password: &str) -> Self {
+        Self::connect_with(addr, user, Some((user, password))).await
+    }
+
+    async fn connect_with(addr: SocketAddr, id: &str, login: Option<(&str, &str)>) -> Self {
         let mut options = rumqttc::MqttOptions::new(id, addr.ip().to_string(), addr.port());
+        if let Some((u, p)) = login {
+            options.set_credentials(u, p);
+        }
         options.set_keep_alive(Duration::from_secs(10));
         options.set_max_packet_size(64 * 1024, 64 * 1024);
         options.set_inflight(100);

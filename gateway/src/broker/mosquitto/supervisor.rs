@@ -321,7 +321,7 @@ impl Shared {
             dir: &c.dir,
             limits: c.limits,
         });
-        write_atomically(&conf_path, &conf)?;
+        write_atomically(&conf_path, &conf, 0o600)?;
         // At a (re)start the files are written whether they changed or not.
         if let Ok(mut last) = self.files.last.lock() {
             *last = None;

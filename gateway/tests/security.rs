@@ -1,0 +1,397 @@
+//! Identity end to end (docs/security.md): on the default setup — the managed Mosquitto — and
+//! on an external Mosquitto with the account files firegrid writes, a device logs in only with
+//! its own credential, uses only its own topics, and a rotated or revoked credential stops
+//! working; hostile CONNECTs stop neither broker nor gateway; `/healthz` follows the listener;
+//! SIGTERM stops the gateway as cleanly as Ctrl-C. What must not arrive is checked by order: a
+//! later message from the same sender that does arrive.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use firegrid_gateway::broker::probe::{MqttVersion, ProbeError, probe, probe_as};
+use firegrid_gateway::broker::testing::{Mosquitto, free_port};
+use support::{Binary, DEADLINE, Gateway, Mqtt, mqtt_login, until, until_async};
+
+/// A leakage alarm on channel 0 (412 mA against 300 mA).
+fn leakage_alarm(seq: u32) -> String {
+    format!(
+        r#"{{"seq":{seq},"ts":1764403260000,"up_ms":86460000,"kind":"alarm_raised","ch":0,"residual_ma":412,"threshold_ma":300}}"#
+    )
+}
+
+fn event_topic(device: &str) -> String {
+    format!("firegrid/v1/dev/{device}/event")
+}
+
+/// Waits for the alert about `device`'s leakage alarm on `observer`.
+async fn alert_about(observer: &Mqtt, device: &str) -> Value {
+    until(&format!("an alert about {device}"), DEADLINE, || {
+        observer
+            .alerts()
+            .into_iter()
+            .find(|a| a["device"] == device)
+    })
+    .await
+}
+
+/// Whether the broker lets `user` in with `password`.
+async fn logs_in(addr: SocketAddr, user: &str, password: &str) -> bool {
+    match probe_as(addr, MqttVersion::V311, DEADLINE, Some((user, password))).await {
+        Ok(()) => true,
+        Err(ProbeError::Refused(_)) => false,
+        Err(e) => panic!("the broker did not answer {user}'s login: {e}"),
+    }
+}
+
+/// The journaled events of `device` (the API's episodes are per device; events are not listed,
+/// so read the count from the ack the gateway publishes, as the device would).
+async fn acked(observer: &Mqtt, device: &str, seq: u32) {
+    until(&format!("the ack of {device} seq {seq}"), DEADLINE, || {
+        observer.acked(device).contains(&seq).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_the_default_setup_a_device_acts_only_as_itself() {
+    let gw = Gateway::start_managed(|_| {}).await;
+    let broker: SocketAddr = gw.mqtt_v311();
+    let site = gw.api.create_district().await;
+    let a = gw.api.install_device("hz-a", site).await;
+    let b = gw.api.install_device("hz-b", site).await;
+    let (admin_user, admin_pass) = mqtt_login(gw.api.token());
+    let observer = Mqtt::connect_as(broker, &admin_user, &admin_pass).await;
+    observer.subscribe("firegrid/#").await;
+
+    // Anonymous, wrong, and another device's password: refused.
+    assert!(matches!(
+        probe(broker, MqttVersion::V311, DEADLINE).await,
+        Err(ProbeError::Refused(_))
+    ));
+    assert!(!logs_in(broker, "hz-a", "guess").await);
+    assert!(!logs_in(broker, "hz-a", &b).await);
+    assert!(logs_in(broker, "hz-a", &a).await);
+
+    // A forges B's alarm, an alert, a command and a configuration, then raises its own alarm:
+    // the gateway journals and alerts A's, and nothing of the forgeries reaches anyone.
+    let dev_a = Mqtt::connect_as(broker, "hz-a", &a).await;
+    dev_a.subscribe("firegrid/#").await;
+    dev_a.subscribe("firegrid/v1/dev/hz-b/cmd").await;
+    dev_a.publish(&event_topic("hz-b"), leakage_alarm(1)).await;
+    dev_a
+        .publish("firegrid/v1/alert/grid-7", r#"{"fake":true}"#)
+        .await;
+    dev_a
+        .publish("firegrid/v1/dev/hz-b/cmd", r#"{"cmd":"silence"}"#)
+        .await;
+    dev_a
+        .publish("firegrid/v1/dev/hz-b/config", r#"{"channels":[]}"#)
+        .await;
+    dev_a.publish(&event_topic("hz-a"), leakage_alarm(1)).await;
+    let alert = alert_about(&observer, "hz-a").await;
+    assert_eq!(alert["what"], "opened", "{alert}");
+    acked(&observer, "hz-a", 1).await;
+    // Nothing forged reached anyone: no message carries a forged payload, and no event of B's
+    // (the gateway itself publishes B's retained configuration, with its own payload).
+    let forged: Vec<String> = observer
+        .received("firegrid/")
+        .into_iter()
+        .filter(|m| {
+            m.topic == "firegrid/v1/dev/hz-b/event"
+                || m.payload == br#"{"cmd":"silence"}"#
+                || m.payload == br#"{"channels":[]}"#
+        })
+        .map(|m| m.topic)
+        .collect();
+    assert!(
+        forged.is_empty(),
+        "forgeries reached the observer: {forged:?}"
+    );
+    assert!(
+        observer.alerts().iter().all(|a| a.get("fake").is_none()),
+        "a forged alert reached the observer"
+    );
+    assert!(
+        gw.api.episodes("device=hz-b").await.is_empty(),
+        "no episode for B from A's forgery"
+    );
+
+    // The gateway commands B, then A: A hears its own command and never B's (nor B's acks).
+    for device in ["hz-b", "hz-a"] {
+        gw.api
+            .post(
+                &format!("/api/v1/devices/{device}/commands"),
+                json!({"cmd": "self_test"}),
+            )
+            .await;
+    }
+    until("A's own command", DEADLINE, || {
+        dev_a
+            .received("firegrid/v1/dev/hz-a/cmd")
+            .first()
+            .map(|_| ())
+    })
+    .await;
+    let heard: Vec<String> = dev_a
+        .received("firegrid/")
+        .into_iter()
+        .map(|m| m.topic)
+        .collect();
+    assert!(
+        heard.iter().all(|t| t.starts_with("firegrid/v1/dev/hz-a/")),
+        "A heard only its own topics: {heard:?}"
+    );
+
+    // Rotated: the old password stops at once (the connected client is dropped), the new works.
+    let rotated = gw
+        .api
+        .post("/api/v1/devices/hz-a/credentials", json!(null))
+        .await;
+    let new = rotated["mqtt_password"]
+        .as_str()
+        .expect("a new password")
+        .to_string();
+    until_async("the old password refused", DEADLINE, || async {
+        (!logs_in(broker, "hz-a", &a).await).then_some(())
+    })
+    .await;
+    assert!(logs_in(broker, "hz-a", &new).await);
+    // Revoked: refused.
+    let r = gw
+        .api
+        .request("DELETE", "/api/v1/devices/hz-a/credentials", None)
+        .await;
+    assert_eq!(r.status, 204);
+    until_async("the revoked password refused", DEADLINE, || async {
+        (!logs_in(broker, "hz-a", &new).await).then_some(())
+    })
+    .await;
+    let metrics = gw.api.metrics().await;
+    let refused = support::metric(&metrics, "firegrid_broker_refused_logins_total").unwrap_or(0.0);
+    assert!(refused >= 3.0, "refused logins counted: {refused}");
+    gw.stop().await;
+}
+
+/// What an attacker's CONNECT packets look like: a client id (and optionally a login).
+fn connect_packet(client_id: &[u8], login: Option<(&str, &str)>) -> Vec<u8> {
+    let mut body = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 4];
+    body.push(if login.is_some() { 0xC2 } else { 0x02 });
+    body.extend_from_slice(&30u16.to_be_bytes());
+    let string = |b: &mut Vec<u8>, s: &[u8]| {
+        b.extend_from_slice(&u16::try_from(s.len()).unwrap_or(u16::MAX).to_be_bytes());
+        b.extend_from_slice(&s[..s.len().min(usize::from(u16::MAX))]);
+    };
+    string(&mut body, client_id);
+    if let Some((u, p)) = login {
+        string(&mut body, u.as_bytes());
+        string(&mut body, p.as_bytes());
+    }
+    let mut packet = vec![0x10];
+    let mut len = body.len();
+    loop {
+        let mut byte = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            byte |= 0x80;
+        }
+        packet.push(byte);
+        if len == 0 {
+            break;
+        }
+    }
+    packet.extend_from_slice(&body);
+    packet
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_connects_stop_neither_the_broker_nor_the_gateway() {
+    let gw = Gateway::start_managed(|_| {}).await;
+    let broker: SocketAddr = gw.mqtt_v311();
+    let site = gw.api.create_district().await;
+    let a = gw.api.install_device("hz-a", site).await;
+    let (admin_user, admin_pass) = mqtt_login(gw.api.token());
+    let observer = Mqtt::connect_as(broker, &admin_user, &admin_pass).await;
+    observer.subscribe("firegrid/v1/#").await;
+
+    let long = vec![b'x'; 64 * 1024];
+    let ids: Vec<&[u8]> = vec![
+        b"a/b",
+        b"+",
+        b"#",
+        b"",
+        &long,
+        b"hz-a",
+        b"firegrid.gateway",
+        b"firegrid.gateway-alarms",
+    ];
+    let mut held = Vec::new();
+    for listener in [broker, gw.running.api] {
+        for id in &ids {
+            for login in [None, Some(("hz-a", "wrong")), Some((&*admin_user, "wrong"))] {
+                if let Ok(mut s) = TcpStream::connect(listener).await {
+                    let _ = s.write_all(&connect_packet(id, login)).await;
+                    held.push(s);
+                }
+            }
+        }
+        // The same id racing from two sockets, with the real password.
+        let (s1, s2) = tokio::join!(TcpStream::connect(listener), TcpStream::connect(listener));
+        for s in [s1, s2].into_iter().flatten() {
+            let mut s = s;
+            let _ = s
+                .write_all(&connect_packet(b"hz-a", Some(("hz-a", &a))))
+                .await;
+            held.push(s);
+        }
+        // A CONNECT cut half way, the socket held open; another closed half way.
+        let packet = connect_packet(b"hz-half", None);
+        for keep in [true, false] {
+            if let Ok(mut s) = TcpStream::connect(listener).await {
+                let _ = s.write_all(&packet[..packet.len() / 2]).await;
+                if keep {
+                    held.push(s);
+                }
+            }
+        }
+    }
+
+    // Still up: a registered device's alarm arrives end to end, and /healthz says 200.
+    let dev = Mqtt::connect_as(broker, "hz-a", &a).await;
+    dev.publish(&event_topic("hz-a"), leakage_alarm(1)).await;
+    let alert = alert_about(&observer, "hz-a").await;
+    assert_eq!(alert["what"], "opened", "{alert}");
+    let health = gw.api.request("GET", "/healthz", None).await;
+    assert_eq!(health.status, 200, "{:?}", health.body);
+    drop(held);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn healthz_says_503_while_the_brokers_listener_does_not_answer() {
+    let gw = Gateway::start_managed(|_| {}).await;
+    let pid_file = gw
+        .running
+        .store
+        .parent()
+        .expect("the data dir")
+        .join("mosquitto/mosquitto.pid");
+    let pid = std::fs::read_to_string(&pid_file)
+        .expect("the managed broker's pid")
+        .trim()
+        .to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, pid.as_str()])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    // Stopped (not exited): the port is open, nothing answers.
+    signal("-STOP");
+    let wait = Duration::from_secs(15);
+    until_async("/healthz 503", wait, || async {
+        let r = gw.api.request("GET", "/healthz", None).await;
+        (r.status == 503 && r.body.contains("listener does not answer")).then_some(())
+    })
+    .await;
+    signal("-CONT");
+    until_async("/healthz 200 again", wait, || async {
+        (gw.api.request("GET", "/healthz", None).await.status == 200).then_some(())
+    })
+    .await;
+    gw.stop().await;
+}
+
+/// An external Mosquitto whose password file and ACL firegrid writes (`[broker.external]
+/// password_file`, `acl_file`, `reload_command`), as an operator would run it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_external_mosquitto_with_firegrids_account_files_keeps_the_same_rules() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let passwd = dir.path().join("passwd");
+    let acl = dir.path().join("acl");
+    std::fs::write(&passwd, "").expect("an empty password file");
+    std::fs::write(&acl, "").expect("an empty ACL");
+    let mosquitto = Mosquitto::start_with(&format!(
+        "allow_anonymous false\npassword_file {}\nacl_file {}\nuse_username_as_clientid true\n\
+         user root\n",
+        passwd.display(),
+        acl.display()
+    ))
+    .await
+    .expect("mosquitto starts");
+    let pid = mosquitto.pid().to_string();
+    let api_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config = dir.path().join("firegrid.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n\n[broker]\nmode = \"external\"\nclient_id = \"e2e.external\"\n\
+             [broker.external]\nport = {}\npassword_env = \"E2E_BROKER_PASSWORD\"\n\
+             password_file = {passwd:?}\nacl_file = {acl:?}\n\
+             reload_command = [\"kill\", \"-HUP\", \"{pid}\"]\n\n[api]\nlisten = \"{api_addr}\"\n",
+            dir.path().join("data"),
+            mosquitto.port()
+        ),
+    )
+    .expect("the configuration");
+    let mut gw = Binary::start_with_env(
+        &config,
+        api_addr,
+        dir.path().join("firegrid.log"),
+        &[("E2E_BROKER_PASSWORD", "a-long-random-gateway-password")],
+    )
+    .await;
+    let broker = mosquitto.addr();
+    let site = gw.api.create_district().await;
+    let a = gw.api.install_device("hz-a", site).await;
+    let b = gw.api.install_device("hz-b", site).await;
+    let (admin_user, admin_pass) = mqtt_login(gw.api.token());
+    // The accounts reach Mosquitto through the reload command.
+    until_async("the admin's MQTT account", DEADLINE, || async {
+        logs_in(broker, &admin_user, &admin_pass)
+            .await
+            .then_some(())
+    })
+    .await;
+    let observer = Mqtt::connect_as(broker, &admin_user, &admin_pass).await;
+    observer.subscribe("firegrid/#").await;
+    assert!(
+        !logs_in(broker, "hz-a", &b).await,
+        "B's password is not A's"
+    );
+    let dev = Mqtt::connect_as(broker, "hz-a", &a).await;
+    dev.publish(&event_topic("hz-b"), leakage_alarm(1)).await;
+    dev.publish(&event_topic("hz-a"), leakage_alarm(1)).await;
+    let alert = alert_about(&observer, "hz-a").await;
+    assert_eq!(alert["what"], "opened", "{alert}");
+    assert!(
+        !observer
+            .received("firegrid/v1/dev/hz-b/event")
+            .iter()
+            .any(|_| true),
+        "A's forgery on B's topic went nowhere"
+    );
+    let r = gw
+        .api
+        .request("DELETE", "/api/v1/devices/hz-a/credentials", None)
+        .await;
+    assert_eq!(r.status, 204);
+    until_async("the revoked password refused", DEADLINE, || async {
+        (!logs_in(broker, "hz-a", &a).await).then_some(())
+    })
+    .await;
+    // SIGTERM: as clean a stop as Ctrl-C.
+    gw.stop_with("TERM").await;
+    assert!(
+        gw.log_text().contains("SIGTERM: stopping"),
+        "{}",
+        gw.log_text()
+    );
+}
