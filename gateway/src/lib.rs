@@ -16,5 +16,6 @@ pub mod store;
 #[cfg(any(test, feature = "test-support", feature = "bench"))]
 pub mod testing;
 pub mod tsdb;
+pub mod uplink;
 
 pub use firegrid_protocols as protocols;

@@ -229,6 +229,8 @@ pub struct Metrics {
     tsdb: std::sync::Arc<crate::tsdb::TsdbStats>,
     /// Modbus polling counters (rendered only when a bus is configured).
     pub modbus: Arc<crate::modbus::stats::ModbusStats>,
+    /// GB/T 26875.3 uplink counters (rendered only when the uplink is on).
+    pub uplink: Arc<crate::uplink::stats::UplinkStats>,
 }
 
 impl Default for Metrics {
@@ -254,6 +256,7 @@ impl Metrics {
             broker_reconnects: AtomicU64::new(0),
             tsdb: std::sync::Arc::default(),
             modbus: Arc::default(),
+            uplink: Arc::default(),
         }
     }
 
@@ -496,6 +499,7 @@ impl Metrics {
             series(&mut out, name, labels, value);
         });
         self.modbus.render(&mut out);
+        self.uplink.render(&mut out);
         out
     }
 }
