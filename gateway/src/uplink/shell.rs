@@ -474,7 +474,9 @@ impl Shell {
             return;
         }
         let now = now_ms();
-        let window = self.cfg.analog_interval_s.saturating_mul(1000);
+        // The latest reading of the last interval (at least a minute: devices report slower
+        // than a short interval).
+        let window = self.cfg.analog_interval_s.saturating_mul(1000).max(60_000);
         let objects = tokio::task::block_in_place(|| self.latest_readings(now, window));
         let mut none = None;
         for chunk in objects.chunks(63) {
