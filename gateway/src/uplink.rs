@@ -23,6 +23,7 @@
 pub mod config;
 pub mod describe;
 pub mod mapping;
+mod reports;
 pub mod session;
 pub mod shell;
 pub mod stats;

@@ -17,18 +17,15 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use firegrid_protocols::channel::Quantity;
-use firegrid_protocols::gb26875::adu::{self, Object, System};
+use firegrid_protocols::gb26875::adu::{self, System};
 use firegrid_protocols::gb26875::frame::Address;
 
 use super::config::Gb26875Config;
-use super::mapping;
+use super::reports;
 use super::session::{Input, Output, Session, SessionConfig};
 use super::stats::{FrameEvent, UplinkStats};
 use super::store::{NewFrame, UplinkStore, UplinkStoreError};
-use super::time::tag_of;
-use crate::model::{Category, DeviceKind, DeviceState, UnixMs};
-use crate::notify::alert::{Alert, AlertKind};
+use crate::notify::alert::Alert;
 use crate::pipeline::now_ms;
 use crate::store::{NotifyChannel, Store};
 
@@ -360,7 +357,9 @@ impl Shell {
                     );
                     continue;
                 };
-                match tokio::task::block_in_place(|| self.adu_of(&alert)) {
+                match tokio::task::block_in_place(|| {
+                    reports::alert_adu(&self.store, &self.db, &self.cfg, &alert)
+                }) {
                     Ok(Some(adu)) => {
                         let serial = self.session.take_serial();
                         let bytes = self.session.send_frame(serial, &adu, now);
@@ -400,73 +399,6 @@ impl Shell {
         }
     }
 
-    /// The type-2 ADU an alert becomes (`None`: not reported).
-    fn adu_of(&self, alert: &Alert) -> Result<Option<Vec<u8>>, UplinkStoreError> {
-        let Some(status) = mapping::status(alert.category, alert.what) else {
-            return Ok(None);
-        };
-        let device = self.store.device(&match alert.device.parse() {
-            Ok(d) => d,
-            Err(_) => return Ok(None),
-        });
-        let device = device.ok().flatten();
-        let kind = device.as_ref().map_or(
-            if alert.category == Category::Smoke {
-                DeviceKind::SmokeAlarm
-            } else {
-                DeviceKind::ElectricalFireMonitor
-            },
-            |d| d.fields.kind,
-        );
-        let quantity = alert.quantity.or_else(|| {
-            let ch = alert.channel?;
-            device
-                .as_ref()?
-                .fields
-                .config
-                .channels
-                .iter()
-                .find(|c| c.channel == ch)
-                .map(|c| c.threshold.quantity())
-        });
-        let number = self
-            .db
-            .number_of(&alert.device, &self.cfg.mapping.devices)?;
-        let component = mapping::component(number, kind, alert.channel, quantity);
-        let text = mapping::description(
-            &alert.device,
-            alert.category,
-            alert.what,
-            alert.channel,
-            quantity,
-        );
-        let at = if alert.what == AlertKind::Opened {
-            alert.started_ms
-        } else {
-            alert.sent_ms
-        };
-        let object = Object::ComponentStatus {
-            system: self.system(),
-            component,
-            status,
-            description: super::text::description(&text),
-            time: tag_of(at, self.cfg.utc_offset_min),
-        };
-        let mut buf = [0u8; 64];
-        Ok(
-            adu::encode(adu::kind::COMPONENT_STATUS, &[object], &mut buf)
-                .ok()
-                .map(|n| buf.get(..n).unwrap_or_default().to_vec()),
-        )
-    }
-
-    fn system(&self) -> System {
-        System {
-            kind: self.cfg.mapping.system_type,
-            address: self.cfg.mapping.system_address,
-        }
-    }
-
     /// The latest readings of every watched device as type-3 analog values (not journaled:
     /// a reading that cannot go now is stale by the next round).
     async fn analogs(&mut self) {
@@ -477,7 +409,9 @@ impl Shell {
         // The latest reading of the last interval (at least a minute: devices report slower
         // than a short interval).
         let window = self.cfg.analog_interval_s.saturating_mul(1000).max(60_000);
-        let objects = tokio::task::block_in_place(|| self.latest_readings(now, window));
+        let objects = tokio::task::block_in_place(|| {
+            reports::latest_readings(&self.store, &self.db, &self.cfg, now, window)
+        });
         let mut none = None;
         for chunk in objects.chunks(63) {
             let mut buf = [0u8; 1024];
@@ -486,60 +420,6 @@ impl Shell {
                 self.apply(Input::Transient(data), &mut none).await;
             }
         }
-    }
-
-    fn latest_readings(&self, now: UnixMs, window_ms: u64) -> Vec<Object<'static>> {
-        let mut out = Vec::new();
-        let Ok(devices) = self.store.all_devices() else {
-            return out;
-        };
-        for d in devices {
-            if !matches!(
-                d.fields.state,
-                DeviceState::InService | DeviceState::Commissioned
-            ) || d.fields.kind == DeviceKind::SmokeAlarm
-            {
-                continue;
-            }
-            let Ok(number) = self.db.number_of(d.id.as_str(), &self.cfg.mapping.devices) else {
-                continue;
-            };
-            for c in d.fields.config.channels.iter().filter(|c| c.enabled) {
-                let Ok(points) = self.store.history(
-                    &d.id,
-                    c.channel,
-                    now.saturating_sub(window_ms),
-                    now.saturating_add(1),
-                    0,
-                ) else {
-                    continue;
-                };
-                let quantity = c.threshold.quantity();
-                let Some((t, v)) = points.iter().rev().find_map(|p| {
-                    let agg = match quantity {
-                        Quantity::ResidualCurrent => p.residual_ma,
-                        Quantity::Temperature => p.temp_dc,
-                    }?;
-                    Some((p.t_ms, agg.max))
-                }) else {
-                    continue;
-                };
-                let (analog, value) = mapping::analog(quantity, v);
-                out.push(Object::AnalogValue {
-                    system: self.system(),
-                    component: mapping::component(
-                        number,
-                        d.fields.kind,
-                        Some(c.channel),
-                        Some(quantity),
-                    ),
-                    analog,
-                    value,
-                    time: tag_of(t, self.cfg.utc_offset_min),
-                });
-            }
-        }
-        out
     }
 }
 
