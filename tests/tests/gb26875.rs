@@ -85,7 +85,20 @@ async fn started_ms(gateway: &Gateway, device: &str, category: &str) -> u64 {
 async fn leakage_and_smoke_reach_the_centre_as_confirmed_type_2_frames_within_10_s() {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let dir = tmp.path();
-    let centre = Centre::start(dir, &[]).await;
+    // The centre also checks who is on duty and syncs the clock every second, its clock 5 s
+    // ahead.
+    let centre = Centre::start(
+        dir,
+        &[
+            "--duty-check-every-s",
+            "1",
+            "--clock-sync-every-s",
+            "1",
+            "--clock-ahead-s",
+            "5",
+        ],
+    )
+    .await;
     let gateway = Gateway::start(
         dir,
         BrokerSetup::Embedded,
@@ -150,7 +163,31 @@ async fn leakage_and_smoke_reach_the_centre_as_confirmed_type_2_frames_within_10
     })
     .await;
     eprintln!("leakage as an analog value: {analog}");
-    let m = gateway.metrics().await;
+    // The duty check and the clock sync were confirmed; the offset is recorded (the gateway's
+    // clock is not moved).
+    let deadline = std::time::Instant::now() + WAIT;
+    let m = loop {
+        let m = gateway.metrics().await;
+        if metric(&m, "firegrid_uplink_duty_checks_total").unwrap_or(0.0) >= 1.0
+            && metric(&m, "firegrid_uplink_clock_offset_ms").is_some_and(|o| o != 0.0)
+        {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no duty check or clock sync: {m}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        metric(&m, "firegrid_uplink_duty_checks_total").unwrap_or(0.0) >= 1.0,
+        "{m}"
+    );
+    let offset = metric(&m, "firegrid_uplink_clock_offset_ms").unwrap_or(0.0);
+    assert!(
+        (3_900.0..=6_100.0).contains(&offset),
+        "clock offset {offset} ms, the centre is 5 s ahead"
+    );
     assert!(metric(&m, "firegrid_uplink_frames_total{what=\"confirmed\"}").unwrap_or(0.0) >= 2.0);
     assert_eq!(
         metric(&m, "firegrid_uplink_link_fault"),
