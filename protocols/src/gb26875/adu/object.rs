@@ -88,7 +88,7 @@ pub enum Object<'a> {
     /// Type 21. Some devices send 6 more bytes (an occurrence time) before the time tag:
     /// they are kept in `extra`.
     UitdStatus {
-        /// Status byte ([`uitd`]).
+        /// Status byte ([`super::uitd`]).
         status: u8,
         /// Bytes between the status and the time tag (usually none).
         extra: &'a [u8],
