@@ -58,6 +58,8 @@ struct Shell {
     store: Store,
     stats: Arc<UplinkStats>,
     writer: Option<OwnedWriteHalf>,
+    /// The connection failed; the loop drops its reading half.
+    dead: bool,
     saved_serial: u16,
 }
 
@@ -122,6 +124,7 @@ pub fn start(
         store,
         stats,
         writer: None,
+        dead: false,
         saved_serial,
     };
     Ok(shell.run(live.subscribe(), cancel))
@@ -142,6 +145,14 @@ impl Shell {
         let mut buf = vec![0u8; 4096];
         tracing::info!(centre = %self.cfg.address, profile = %self.cfg.profile, "uplink: GB/T 26875.3 reporting on");
         loop {
+            if self.dead {
+                // The connection failed (a write, the centre, a link fault): drop it and
+                // connect again after the backoff.
+                self.dead = false;
+                reader = None;
+                connect_at =
+                    tokio::time::Instant::now() + Duration::from_millis(jitter(backoff_ms));
+            }
             let deadline = self.session.next_deadline().map(|t| {
                 tokio::time::Instant::now() + Duration::from_millis(t.saturating_sub(now_ms()))
             });
@@ -160,21 +171,22 @@ impl Shell {
                     input_bytes = Some(r.unwrap_or(0));
                 }
                 () = sleep_until(deadline), if deadline.is_some() => {
-                    self.apply(Input::Tick, &mut reader).await;
+                    self.apply(Input::Tick).await;
                     continue;
                 }
                 () = tokio::time::sleep_until(connect_at), if reader.is_none() => {
                     match self.connect().await {
                         Some((r, w)) => {
+                            self.dead = false;
                             reader = Some(r);
                             self.writer = Some(w);
                             backoff_ms = RECONNECT_MIN_MS;
                             self.stats.set_connected(true);
                             tracing::info!(centre = %self.cfg.address, "uplink: connected to the centre");
-                            self.apply(Input::Connected, &mut reader).await;
+                            self.apply(Input::Connected).await;
                         }
                         None => {
-                            self.apply(Input::Disconnected, &mut reader).await;
+                            self.apply(Input::Disconnected).await;
                             backoff_ms = (backoff_ms * 2).min(self.cfg.reconnect_max_ms.max(RECONNECT_MIN_MS));
                         }
                     }
@@ -193,18 +205,12 @@ impl Shell {
             match input_bytes {
                 Some(0) | None => {
                     tracing::warn!(centre = %self.cfg.address, "uplink: the centre closed the connection");
-                    self.disconnect(&mut reader);
-                    self.apply(Input::Disconnected, &mut reader).await;
-                    connect_at =
-                        tokio::time::Instant::now() + Duration::from_millis(jitter(backoff_ms));
+                    self.disconnect();
+                    self.apply(Input::Disconnected).await;
                 }
                 Some(n) => {
                     let data = buf.get(..n).unwrap_or_default().to_vec();
-                    self.apply(Input::Bytes(&data), &mut reader).await;
-                    if reader.is_none() {
-                        connect_at =
-                            tokio::time::Instant::now() + Duration::from_millis(jitter(backoff_ms));
-                    }
+                    self.apply(Input::Bytes(&data)).await;
                 }
             }
         }
@@ -229,14 +235,15 @@ impl Shell {
         }
     }
 
-    fn disconnect(&mut self, reader: &mut Option<OwnedReadHalf>) {
-        *reader = None;
+    /// Drops the connection (the loop lets go of its reading half).
+    fn disconnect(&mut self) {
         self.writer = None;
+        self.dead = true;
         self.stats.set_connected(false);
     }
 
     /// Feeds the session and carries out what it says.
-    async fn apply(&mut self, input: Input<'_>, reader: &mut Option<OwnedReadHalf>) {
+    async fn apply(&mut self, input: Input<'_>) {
         let now = now_ms();
         let outputs = self.session.handle(input, now);
         for o in outputs {
@@ -249,12 +256,12 @@ impl Shell {
                         Ok(Ok(())) => self.stats.frame(FrameEvent::Sent),
                         Ok(Err(e)) => {
                             tracing::warn!("uplink: write to the centre failed: {e}");
-                            self.disconnect(reader);
+                            self.disconnect();
                             let _ = self.session.handle(Input::Disconnected, now);
                         }
                         Err(_) => {
                             tracing::warn!("uplink: write to the centre timed out");
-                            self.disconnect(reader);
+                            self.disconnect();
                             let _ = self.session.handle(Input::Disconnected, now);
                         }
                     }
@@ -288,7 +295,7 @@ impl Shell {
                     tracing::info!(centre = %self.cfg.address, "uplink: link to the centre works again");
                 }
                 Output::Reconnect => {
-                    self.disconnect(reader);
+                    self.disconnect();
                 }
                 Output::Refused(reason) => {
                     self.stats.refused(reason);
@@ -382,10 +389,9 @@ impl Shell {
             match tokio::task::block_in_place(|| self.db.append(&frames, last, next_serial, now)) {
                 Ok(rows) => {
                     self.saved_serial = next_serial;
-                    let mut none = None;
                     for j in rows {
                         tracing::info!(serial = j.serial, "uplink: frame journaled for the centre");
-                        self.apply(Input::Journaled(j), &mut none).await;
+                        self.apply(Input::Journaled(j)).await;
                     }
                 }
                 Err(e) => {
@@ -412,12 +418,11 @@ impl Shell {
         let objects = tokio::task::block_in_place(|| {
             reports::latest_readings(&self.store, &self.db, &self.cfg, now, window)
         });
-        let mut none = None;
         for chunk in objects.chunks(63) {
             let mut buf = [0u8; 1024];
             if let Ok(n) = adu::encode(adu::kind::ANALOG_VALUE, chunk, &mut buf) {
                 let data = buf.get(..n).unwrap_or_default().to_vec();
-                self.apply(Input::Transient(data), &mut none).await;
+                self.apply(Input::Transient(data)).await;
             }
         }
     }
