@@ -66,6 +66,9 @@ pub enum AppError {
     /// A Modbus profile or device entry is wrong.
     #[error("modbus: {0}")]
     Modbus(#[from] crate::modbus::ModbusError),
+    /// The GB/T 26875.3 uplink cannot start.
+    #[error("uplink: {0}")]
+    Uplink(#[from] crate::uplink::shell::UplinkError),
     /// The HTTP listener cannot be bound.
     #[error("HTTP API on {addr}: {source}")]
     Http {
@@ -317,6 +320,18 @@ pub async fn run(
             &tasks,
             &cancel,
         )?;
+    }
+    // The GB/T 26875.3 uplink: follows the outbox (woken by the live alerts), its own journal.
+    if config.uplink.gb26875.enabled {
+        let uplink = crate::uplink::shell::start(
+            &config.uplink.gb26875,
+            &config.data_dir,
+            store.clone(),
+            &live,
+            metrics.uplink.clone(),
+            inner.clone(),
+        )?;
+        tasks.spawn(uplink);
     }
     let pipeline_task = tasks.spawn(pipeline.run(incoming, control_rx, inner.clone()));
 

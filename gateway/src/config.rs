@@ -169,6 +169,42 @@ heartbeat_s = 60
 # path = "/dev/ttyUSB0"
 # baud = 9600
 # devices = [{ id = "hz-0101", slave = 2 }]
+
+[uplink.gb26875]
+# Report alarms, faults and readings to a city remote fire-monitoring centre over
+# GB/T 26875.3-2011 (docs/gb26875.md). Off unless enabled.
+enabled = false
+# The centre's TCP address, host:port.
+address = ""
+# The 6-byte addresses of the centre and of this gateway (the transmission device), as numbers
+# (the centre assigns them).
+centre_address = 0
+own_address = 0
+# The protocol variant: "standard", "user-version-0", "version-u16-be", "sum-or-xor", "strict".
+profile = "standard"
+# Time tags are local time: the zone, minutes east of UTC (China Standard Time: 480).
+utc_offset_min = 480
+# Send/confirm: a frame not confirmed within confirm_timeout_ms is sent again, `tries` times in
+# all (GB/T 26875.3 §6.5: at most 10 s, 3 times); then the link is reported faulty and
+# reconnected, and the frame is sent again from the journal.
+confirm_timeout_ms = 10000
+tries = 3
+# A keep-alive (command 2, empty ADU) after this long without traffic, s.
+heartbeat_s = 30
+# Readings go as type-3 analog values this often, s (0: never).
+analog_interval_s = 60
+# Connecting to the centre: timeout, and the longest wait between attempts, ms.
+connect_timeout_ms = 5000
+reconnect_max_ms = 30000
+
+[uplink.gb26875.mapping]
+# The facility system firegrid reports as: type 1 (fire alarm system), address 1.
+system_type = 1
+system_address = 1
+# Component addresses are device number × 256 + point (0 the device, 1 + n its channel n).
+# Device numbers are assigned in order of first report and kept (data_dir/uplink.db); give a
+# device a number the centre already knows here, e.g. { "hz-0042" = 17 }.
+devices = {}
 "#;
 
 /// The whole configuration.
@@ -193,6 +229,8 @@ pub struct Config {
     pub tsdb: crate::tsdb::TsdbConfig,
     /// Legacy monitors polled over Modbus.
     pub modbus: crate::modbus::ModbusConfig,
+    /// Reports to a remote fire-monitoring centre (GB/T 26875.3).
+    pub uplink: crate::uplink::config::UplinkSection,
 }
 
 /// `[[webhooks]]`.
@@ -290,6 +328,7 @@ impl Default for Config {
             webhooks: Vec::new(),
             tsdb: crate::tsdb::TsdbConfig::default(),
             modbus: crate::modbus::ModbusConfig::default(),
+            uplink: crate::uplink::config::UplinkSection::default(),
         }
     }
 }
@@ -429,6 +468,7 @@ impl Config {
         self.modbus.check()?;
         self.broker.check()?;
         self.tsdb.check()?;
+        self.uplink.gb26875.check()?;
         Ok(())
     }
 

@@ -19,5 +19,6 @@ pub mod store;
 pub mod testing;
 pub mod tls;
 pub mod tsdb;
+pub mod uplink;
 
 pub use firegrid_protocols as protocols;

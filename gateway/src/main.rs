@@ -46,6 +46,23 @@ enum Cmd {
         #[command(subcommand)]
         command: ModbusCmd,
     },
+    /// The GB/T 26875.3 link to a remote fire-monitoring centre.
+    Gb26875 {
+        #[command(subcommand)]
+        command: Gb26875Cmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum Gb26875Cmd {
+    /// Print a frame decoded as JSON (exit 2 and the reason when the frame is bad).
+    Decode {
+        /// The frame's bytes in hex (spaces allowed), e.g. "40 40 00 00 01 01 …".
+        hex: Vec<String>,
+        /// The protocol variant (see docs/gb26875.md).
+        #[arg(long, default_value = "standard")]
+        profile: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -97,6 +114,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::Gb26875 {
+            command: Gb26875Cmd::Decode { hex, profile },
+        } => decode_gb26875(&hex.join(" "), &profile),
         Cmd::Run { config, data_dir } => {
             let mut cfg = match config.as_deref().map(Config::load).transpose() {
                 Ok(c) => c.unwrap_or_default(),
@@ -158,6 +178,31 @@ fn check_tsdb(file: &std::path::Path, cfg: &Config) -> ExitCode {
         }
         Err(e) => {
             eprintln!("{}: {e}", file.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `firegrid gb26875 decode HEX`.
+fn decode_gb26875(hex: &str, profile: &str) -> ExitCode {
+    use firegrid_gateway::uplink::describe::{describe, parse_hex};
+    let profile = match firegrid_protocols::gb26875::profile::Profile::by_name(profile) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("firegrid gb26875 decode: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match parse_hex(hex).and_then(|bytes| describe(&bytes, &profile)) {
+        Ok(json) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_else(|_| json.to_string())
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("firegrid gb26875 decode: {e}");
             ExitCode::from(2)
         }
     }

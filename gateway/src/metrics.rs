@@ -239,6 +239,8 @@ pub struct Metrics {
     pub modbus: Arc<crate::modbus::stats::ModbusStats>,
     /// The managed broker's counters (zero with an external broker).
     pub managed_broker: Arc<crate::broker::mosquitto::BrokerStats>,
+    /// GB/T 26875.3 uplink counters (rendered only when the uplink is on).
+    pub uplink: Arc<crate::uplink::stats::UplinkStats>,
 }
 
 impl Default for Metrics {
@@ -266,6 +268,7 @@ impl Metrics {
             tsdb: std::sync::Arc::default(),
             modbus: Arc::default(),
             managed_broker: Arc::default(),
+            uplink: Arc::default(),
         }
     }
 
@@ -550,6 +553,7 @@ impl Metrics {
             series(&mut out, name, labels, value);
         });
         self.modbus.render(&mut out);
+        self.uplink.render(&mut out);
         out
     }
 }

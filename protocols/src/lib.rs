@@ -18,6 +18,7 @@ pub mod channel;
 pub mod codec;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod gb26875;
 pub mod id;
 pub mod message;
 pub mod regmap;

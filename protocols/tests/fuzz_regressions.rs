@@ -42,3 +42,8 @@ fn topic_regressions() {
 fn regmap_regressions() {
     assert!(replay("regmap", firegrid_protocols::fuzzing::regmap) > 0);
 }
+
+#[test]
+fn gb26875_regressions() {
+    assert!(replay("gb26875", firegrid_protocols::fuzzing::gb26875) > 0);
+}

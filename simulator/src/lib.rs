@@ -3,6 +3,7 @@
 pub use firegrid_firmware as firmware;
 
 pub mod bench;
+pub mod centre;
 pub mod device;
 pub mod fleet;
 pub mod modbus;

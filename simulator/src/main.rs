@@ -36,6 +36,9 @@ enum Cmd {
     /// Measure ingest, alarm latency and memory against a plain-broker baseline; print a table
     /// and write JSON (see docs/performance.md).
     Bench(bench::BenchArgs),
+    /// A simulated city remote fire-monitoring centre (GB/T 26875.3): accepts, confirms, logs
+    /// decoded frames as JSON lines; can send duty checks and clock syncs, and misbehave.
+    Centre(firegrid_simulator::centre::CentreArgs),
 }
 
 #[derive(clap::Args)]
@@ -113,6 +116,16 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Cmd::Centre(args) => match runtime() {
+            Ok(r) => match r.block_on(firegrid_simulator::centre::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("firegrid-sim centre: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(code) => code,
+        },
         Cmd::Bench(args) => match runtime() {
             Ok(r) => r.block_on(run_bench(args)),
             Err(code) => code,

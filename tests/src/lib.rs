@@ -7,6 +7,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use firegrid_gateway::broker::testing::{Mosquitto, free_port};
+
+mod centre;
+pub use centre::Centre;
 use firegrid_simulator::provision::Api;
 use reqwest::Method;
 use serde_json::Value;

@@ -859,6 +859,49 @@ impl Store {
         self.read(|c| collect(c, &sql, &[Value::Integer(sql::int(now)?)], notification_row))
     }
 
+    /// Notifications of `channel` with an id above `after`, in id order: a follower of the
+    /// outbox (the GB/T 26875.3 uplink) reads every alert once, in order, from its own mark.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn notifications_after(
+        &self,
+        after: NotificationId,
+        channel: NotifyChannel,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let sql = format!(
+            "SELECT {NOTIFICATION_COLS} FROM notifications WHERE id > ? AND channel = ? \
+             ORDER BY id LIMIT {}",
+            sql::page(limit, 100, 10_000)
+        );
+        self.read(|c| {
+            collect(
+                c,
+                &sql,
+                &[
+                    Value::Integer(after),
+                    Value::Text(channel.as_str().to_owned()),
+                ],
+                notification_row,
+            )
+        })
+    }
+
+    /// The highest notification id (0 for none).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn max_notification_id(&self) -> Result<NotificationId, StoreError> {
+        self.read(|c| {
+            Ok(
+                c.query_row("SELECT COALESCE(MAX(id), 0) FROM notifications", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+    }
+
     /// An episode's notifications, oldest first.
     ///
     /// # Errors
