@@ -3,6 +3,7 @@
 pub mod api;
 pub mod app;
 pub mod broker;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod engine;

@@ -923,6 +923,37 @@ impl Store {
         })
     }
 
+    /// Which of `keys` (device, sequence number) are journaled already, in one read: the
+    /// pipeline asks this for a whole batch before planning it, so that a resent event raises
+    /// nothing twice.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn journaled_events(
+        &self,
+        keys: &[(DeviceId, Seq)],
+    ) -> Result<std::collections::HashSet<(DeviceId, Seq)>, StoreError> {
+        let mut found = std::collections::HashSet::new();
+        if keys.is_empty() {
+            return Ok(found);
+        }
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT 1 FROM events WHERE device = ? AND seq = ?")?;
+            for (device, seq) in keys {
+                if stmt
+                    .query_row(rusqlite::params![device.as_str(), i64::from(*seq)], |_| {
+                        Ok(())
+                    })
+                    .optional()?
+                    .is_some()
+                {
+                    found.insert((device.clone(), *seq));
+                }
+            }
+            Ok(found)
+        })
+    }
+
     /// The highest sequence number of `device` in the store (events and readings), if any: a
     /// device the gateway polls itself (Modbus) numbers its messages above it after a restart.
     ///

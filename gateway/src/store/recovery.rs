@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, params_from_iter};
@@ -255,9 +255,7 @@ fn quick_check(conn: &Connection) -> Result<Vec<String>, rusqlite::Error> {
 
 /// Moves the damaged file and its `-wal` and `-shm` aside; returns the new path of the file.
 fn quarantine(path: &Path) -> Result<PathBuf, StoreError> {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
+    let ms = crate::clock::now_ms();
     let name = path
         .file_name()
         .map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
