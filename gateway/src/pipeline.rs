@@ -495,7 +495,11 @@ pub fn load_engine(
 /// A planner over `engine`, with the registry's devices, the episodes the engine holds and
 /// the area tree, from the store.
 fn planner_over(engine: Engine, store: &Store) -> Result<Planner, StoreError> {
-    let devices = store.all_devices()?;
+    let known = store
+        .all_devices()?
+        .iter()
+        .map(|d| (d.id.clone(), Known::of(d)))
+        .collect();
     let mut open = Vec::new();
     for e in store.open_episodes()? {
         if let Some(row) = store.episode(e.id)? {
@@ -503,7 +507,7 @@ fn planner_over(engine: Engine, store: &Store) -> Result<Planner, StoreError> {
         }
     }
     let areas = area_tree(store)?;
-    Ok(Planner::new(engine, &devices, open, areas))
+    Ok(Planner::new(engine, known, open, areas))
 }
 
 /// Every area and its parent.

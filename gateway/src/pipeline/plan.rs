@@ -141,18 +141,14 @@ pub struct Planner {
 
 impl Planner {
     /// A planner over an engine already loaded with the registry and the open episodes
-    /// (`open`: the journal's rows of the episodes the engine holds), the registry's devices
-    /// and the area tree (each area and its parent).
-    pub fn new<'a>(
+    /// (`open`: the journal's rows of the episodes the engine holds), what it knows of each
+    /// registered device ([`Known::of`]) and the area tree (each area and its parent).
+    pub fn new(
         engine: Engine,
-        devices: impl IntoIterator<Item = &'a Device>,
+        known: HashMap<DeviceId, Known>,
         open: impl IntoIterator<Item = Episode>,
         areas: HashMap<GridId, Option<GridId>>,
     ) -> Self {
-        let known = devices
-            .into_iter()
-            .map(|d| (d.id.clone(), Known::of(d)))
-            .collect();
         let episodes = open
             .into_iter()
             .filter(|e| engine.holds(e.id))
@@ -327,6 +323,9 @@ impl Planner {
         }
         let mut notify = Vec::new();
         for o in &outputs {
+            if let Output::Opened { key, .. } = o {
+                plan.opened.push(key.category);
+            }
             let Some(alert) = self.alert_for(o, now) else {
                 continue;
             };
@@ -464,3 +463,5 @@ fn alert_of(e: &Episode) -> Alert {
     }
 }
 
+#[cfg(test)]
+mod tests;
