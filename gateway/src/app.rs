@@ -17,11 +17,11 @@ use crate::api::{self, ApiState, Health};
 use crate::broker::{
     Broker, ClientConfig, Credentials, EmbeddedBroker, EmbeddedConfig, TRACING_DIRECTIVES,
 };
-use crate::config::{BrokerMode, Config};
 use crate::clock::now_ms;
+use crate::config::{BrokerMode, Config};
 use crate::metrics::{Metrics, Queue};
-use crate::notify::webhook::Webhooks;
 use crate::notify::notifier;
+use crate::notify::webhook::Webhooks;
 use crate::pipeline::{self, Pipeline};
 use crate::store::{
     JournalWriter, NotifyChannel, ReadingsWriter, Store, StoreOptions, WriterOptions,

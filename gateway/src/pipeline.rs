@@ -22,6 +22,8 @@
 //! runtime thread: reads go through `spawn_blocking`, writes through the writer threads.
 
 mod plan;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;

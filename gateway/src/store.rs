@@ -349,6 +349,48 @@ impl Store {
     }
 }
 
+/// Journal transactions made to fail on purpose, by store file (tests only): the ops run,
+/// then the transaction is rolled back and reported as [`StoreError::DiskFull`], exactly as
+/// when SQLite finds the disk full at commit.
+#[cfg(test)]
+pub(crate) mod faults {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    /// Per file: transactions still to fail, transactions failed so far.
+    static FAULTS: Mutex<Vec<(PathBuf, u32, u32)>> = Mutex::new(Vec::new());
+
+    /// The next `n` journal transactions on the store at `path` fail as if the disk were full.
+    pub(crate) fn fail_journal_commits(path: &Path, n: u32) {
+        let mut f = super::lock(&FAULTS);
+        match f.iter_mut().find(|(p, ..)| p == path) {
+            Some(entry) => entry.1 += n,
+            None => f.push((path.to_path_buf(), n, 0)),
+        }
+    }
+
+    /// How many journal transactions on the store at `path` failed so far.
+    pub(crate) fn failed_journal_commits(path: &Path) -> u32 {
+        super::lock(&FAULTS)
+            .iter()
+            .find(|(p, ..)| p == path)
+            .map_or(0, |(_, _, failed)| *failed)
+    }
+
+    /// Whether this transaction must fail.
+    pub(super) fn take(path: &Path) -> bool {
+        let mut f = super::lock(&FAULTS);
+        match f.iter_mut().find(|(p, ..)| p == path) {
+            Some((_, left, failed)) if *left > 0 => {
+                *left -= 1;
+                *failed += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Which writer asks for the file's write lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lane {

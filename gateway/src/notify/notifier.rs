@@ -36,7 +36,6 @@ pub struct Outgoing {
     pub attempts: u32,
 }
 
-
 /// Delivers journaled alerts of one kind of channel — MQTT on the urgent link, or webhooks by
 /// signed POST (one task each, so that a slow webhook never delays an MQTT alert); each is
 /// marked delivered in the outbox, or failed and retried with backoff. A periodic sweep picks

@@ -608,6 +608,11 @@ impl Store {
                     }
                 }
             }
+            #[cfg(test)]
+            if super::faults::take(self.path()) {
+                // Rolled back by the drop of `tx`, as a commit that found the disk full.
+                return Err(StoreError::DiskFull);
+            }
             tx.commit()?;
             Ok(out)
         })

@@ -184,8 +184,14 @@ fn an_alarm_event_opens_one_episode_journaled_with_its_alert_and_acked() {
     let Some(JournalOp::Notify(n)) = plan.journal.last() else {
         panic!("the notification last");
     };
-    assert_eq!(n.payload, serde_json::to_value(a).expect("an alert serialises"));
-    assert_eq!((n.episode_id, n.kind, n.level), (1, NotificationKind::Opened, 0));
+    assert_eq!(
+        n.payload,
+        serde_json::to_value(a).expect("an alert serialises")
+    );
+    assert_eq!(
+        (n.episode_id, n.kind, n.level),
+        (1, NotificationKind::Opened, 0)
+    );
 }
 
 #[test]
@@ -242,7 +248,13 @@ fn refused_messages_are_neither_journaled_nor_acked() {
     let refused: Vec<(usize, Option<&str>, &str)> = plan
         .refusals
         .iter()
-        .map(|r| (r.index, r.device.as_ref().map(DeviceId::as_str), r.refusal.reason()))
+        .map(|r| {
+            (
+                r.index,
+                r.device.as_ref().map(DeviceId::as_str),
+                r.refusal.reason(),
+            )
+        })
         .collect();
     assert_eq!(
         refused,
@@ -270,7 +282,10 @@ fn telemetry_becomes_samples_and_an_alarm_only_after_its_delay() {
     };
     let plan = p.plan(vec![reading(7, 350)], &Lookups::default(), T0);
     assert_eq!(plan.samples.len(), 1);
-    assert_eq!(plan.samples[0].ts_ms, T0, "no device clock: the arrival time");
+    assert_eq!(
+        plan.samples[0].ts_ms, T0,
+        "no device clock: the arrival time"
+    );
     assert!(plan.journal.is_empty() && plan.acks.is_empty());
     // The channel's delay is 10 s: the tick at its end opens a gateway-detected episode.
     assert_eq!(p.next_deadline(), Some(T0 + 10 * S));
@@ -286,7 +301,10 @@ fn telemetry_becomes_samples_and_an_alarm_only_after_its_delay() {
     let ended = p.tick(T0 + 42 * S);
     assert_eq!(kinds(&ended), ["ended", "notify"]);
     let a = &ended.alerts[0].alert;
-    assert_eq!((a.what, a.value, a.started_ms), (AlertKind::Ended, Some(480), T0 + 10 * S));
+    assert_eq!(
+        (a.what, a.value, a.started_ms),
+        (AlertKind::Ended, Some(480), T0 + 10 * S)
+    );
 }
 
 #[test]
@@ -300,7 +318,9 @@ fn an_episode_opened_and_ended_in_one_batch_sends_both_alerts() {
     );
     assert_eq!(
         kinds(&plan),
-        ["event", "event", "opened", "ended", "notify", "notify", "notify", "notify"]
+        [
+            "event", "event", "opened", "ended", "notify", "notify", "notify", "notify"
+        ]
     );
     let what: Vec<(AlertKind, NotifyChannel)> = plan
         .alerts
@@ -319,7 +339,12 @@ fn an_episode_opened_and_ended_in_one_batch_sends_both_alerts() {
     let (opened, ended) = (&plan.alerts[0].alert, &plan.alerts[2].alert);
     assert_eq!(
         (ended.episode, ended.started_ms, ended.value, &ended.area),
-        (opened.episode, opened.started_ms, opened.value, &opened.area)
+        (
+            opened.episode,
+            opened.started_ms,
+            opened.value,
+            &opened.area
+        )
     );
     assert_eq!(plan.acks[&dev("d1")], [1043, 1044]);
 }
@@ -332,10 +357,17 @@ fn escalation_climbs_the_area_tree_to_its_top_until_acknowledged() {
     assert!(p.tick(T0 + 119 * S).journal.is_empty(), "not yet");
     let first = p.tick(T0 + 120 * S);
     assert_eq!(kinds(&first), ["escalated", "notify"]);
-    assert_eq!(alerts(&first), [(AlertKind::Escalated, 1, "street-1".into())]);
+    assert_eq!(
+        alerts(&first),
+        [(AlertKind::Escalated, 1, "street-1".into())]
+    );
     assert_eq!(first.alerts[0].target, "firegrid/v1/alert/street-1");
     // Ended, an alarm still escalates until a person acknowledges it.
-    let ended = p.plan(vec![leakage_cleared("d1", 1044)], &Lookups::default(), T0 + 200 * S);
+    let ended = p.plan(
+        vec![leakage_cleared("d1", 1044)],
+        &Lookups::default(),
+        T0 + 200 * S,
+    );
     assert_eq!(alerts(&ended), [(AlertKind::Ended, 0, "grid-7".into())]);
     // (Both devices have gone offline meanwhile: only episode 1's alerts are looked at.)
     let second = p.tick(T0 + 600 * S);
@@ -359,8 +391,15 @@ fn escalation_climbs_the_area_tree_to_its_top_until_acknowledged() {
         "acknowledged: no escalation"
     );
     // An acknowledged episode that ended is forgotten.
-    let ended = q.plan(vec![leakage_cleared("d1", 1044)], &Lookups::default(), T0 + 3601 * S);
-    assert_eq!(alerts_of(&ended, 1), [(AlertKind::Ended, 0, "grid-7".into())]);
+    let ended = q.plan(
+        vec![leakage_cleared("d1", 1044)],
+        &Lookups::default(),
+        T0 + 3601 * S,
+    );
+    assert_eq!(
+        alerts_of(&ended, 1),
+        [(AlertKind::Ended, 0, "grid-7".into())]
+    );
     assert!(!q.engine().holds(1) && !q.episodes.contains_key(&1));
 }
 
@@ -393,7 +432,13 @@ fn alerts_of_an_episode_from_the_journal_describe_it_as_journaled() {
     };
     let a = &o.alert;
     assert_eq!(
-        (a.what, a.episode, a.started_ms, a.detail.as_deref(), a.sent_ms),
+        (
+            a.what,
+            a.episode,
+            a.started_ms,
+            a.detail.as_deref(),
+            a.sent_ms
+        ),
         (AlertKind::Ended, 41, T0 - 3600 * S, Some("lead_open"), T0)
     );
     // A fault needs no person after its end: forgotten with it.
@@ -414,14 +459,21 @@ fn a_failed_commit_is_planned_again_by_a_planner_from_the_journal() {
     assert!(failed.changes_episodes());
     // The journal write failed: nothing was acknowledged, the device sends 1043 again.
     let stale = p.plan(vec![leakage("d1", 1043)], &Lookups::default(), T0 + S);
-    assert_eq!(kinds(&stale), ["event"], "the in-memory episode swallows the resend");
+    assert_eq!(
+        kinds(&stale),
+        ["event"],
+        "the in-memory episode swallows the resend"
+    );
 
     // The shell's rebuild: the journal holds neither the event nor the episode.
     let mut rebuilt = planner();
     let again = rebuilt.plan(vec![leakage("d1", 1043)], &Lookups::default(), T0 + S);
     assert_eq!(kinds(&again), ["event", "opened", "notify"]);
     assert_eq!(again.alerts.len(), 1);
-    assert_eq!(again.alerts[0].alert.episode, failed.alerts[0].alert.episode);
+    assert_eq!(
+        again.alerts[0].alert.episode,
+        failed.alerts[0].alert.episode
+    );
     assert_eq!(again.acks, failed.acks);
 }
 
@@ -447,5 +499,8 @@ fn an_offline_device_is_raised_by_a_tick_and_ended_by_its_next_message() {
     let back = p.plan(vec![online], &Lookups::default(), T0 + 200 * S);
     assert_eq!(kinds(&back), ["ended", "notify"]);
     assert_eq!(back.alerts[0].alert.category, Category::Offline);
-    assert!(back.acks.is_empty(), "a status is not acknowledged end to end");
+    assert!(
+        back.acks.is_empty(),
+        "a status is not acknowledged end to end"
+    );
 }
