@@ -139,11 +139,16 @@ impl std::fmt::Debug for Store {
 
 struct Inner {
     path: PathBuf,
+    /// The readings file, beside the main one ([`readings_path`]).
+    readings_path: PathBuf,
     options: StoreOptions,
     /// `synchronous=FULL`: journal, registry, tickets, audit, notifications.
     journal: Mutex<Connection>,
-    /// `synchronous=NORMAL`: readings, rollups, pruning, pending devices, checkpoints.
+    /// `synchronous=NORMAL`, on the main file: pending devices, the main file's checkpoints.
     bulk: Mutex<Connection>,
+    /// `synchronous=NORMAL`, on the readings file: readings, rollups, their pruning and
+    /// checkpoints. Never waits for the journal, nor the journal for it.
+    readings: Mutex<Connection>,
     /// Idle read connections.
     readers: Mutex<Vec<Connection>>,
     /// Whose turn it is to hold the file's write lock.
@@ -169,7 +174,21 @@ const MAX_IDLE_READERS: usize = 4;
 enum Role {
     Journal,
     Bulk,
+    Readings,
     Reader,
+}
+
+/// The readings file that goes with the main file at `path`: `firegrid.db` →
+/// `firegrid-readings.db`, in the same folder.
+pub fn readings_path(path: &Path) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "store".into(), |s| s.to_string_lossy().into_owned());
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-readings.{}", ext.to_string_lossy()),
+        None => format!("{stem}-readings"),
+    };
+    path.with_file_name(name)
 }
 
 fn configure(conn: &Connection, role: Role) -> Result<(), rusqlite::Error> {
@@ -189,6 +208,9 @@ fn configure(conn: &Connection, role: Role) -> Result<(), rusqlite::Error> {
         }
         Role::Bulk => {
             conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        Role::Readings => {
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.pragma_update(None, "wal_autocheckpoint", BULK_CHECKPOINT_PAGES)?;
         }
         Role::Reader => {
@@ -205,6 +227,13 @@ fn open_connection(path: &Path, role: Role) -> Result<Connection, rusqlite::Erro
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
+    if role == Role::Reader {
+        // Queries see both files: the readings tables are found in the attached one.
+        conn.execute(
+            "ATTACH DATABASE ?1 AS rd",
+            [readings_path(path).to_string_lossy().as_ref()],
+        )?;
+    }
     configure(&conn, role)?;
     Ok(conn)
 }
@@ -245,22 +274,30 @@ impl Store {
         options: StoreOptions,
         journal: Connection,
         bulk: Connection,
+        readings: Connection,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                readings_path: readings_path(&path),
                 path,
                 options,
                 journal: Mutex::new(journal),
                 bulk: Mutex::new(bulk),
+                readings: Mutex::new(readings),
                 readers: Mutex::new(Vec::new()),
                 gate: WriteGate::default(),
             }),
         }
     }
 
-    /// The database file.
+    /// The main database file (registry, journal).
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The readings file.
+    pub fn readings_path(&self) -> &Path {
+        &self.inner.readings_path
     }
 
     /// The settings in force.
@@ -268,16 +305,17 @@ impl Store {
         &self.inner.options
     }
 
-    /// Copies the WAL into the database file as far as readers allow (`PRAGMA
-    /// wal_checkpoint(PASSIVE)`), off the alarm path. The readings connection does this by
-    /// itself every ~32 MB of WAL; call it now and then when
-    /// readings are idle.
+    /// Copies each file's WAL into the file as far as readers allow (`PRAGMA
+    /// wal_checkpoint(PASSIVE)`, which never blocks a writer), off the alarm path: the main
+    /// file's on the bulk connection, the readings file's on the readings connection (which
+    /// also does it by itself every ~32 MB of WAL). The gateway calls it on a schedule.
     ///
     /// # Errors
     /// A database error.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        let conn = lock(&self.inner.bulk);
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        for conn in [&self.inner.bulk, &self.inner.readings] {
+            lock(conn).query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        }
         Ok(())
     }
 
@@ -309,7 +347,16 @@ impl Store {
         f(&mut conn)
     }
 
-    /// Writes with the readings connection, after any waiting journal write.
+    /// Writes with the readings connection (the readings file: its own write lock, no turn to
+    /// take).
+    fn write_readings<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        f(&mut lock(&self.inner.readings))
+    }
+
+    /// Writes with the bulk connection (the main file), after any waiting journal write.
     fn write_bulk<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,

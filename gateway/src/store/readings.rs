@@ -264,7 +264,7 @@ impl Store {
         });
         let mut total = InsertReport::default();
         for chunk in rows.chunks(self.inner.options.readings_chunk_rows.max(1)) {
-            let report = self.write_bulk(|conn| insert_chunk(conn, chunk))?;
+            let report = self.write_readings(|conn| insert_chunk(conn, chunk))?;
             total.inserted += report.inserted;
             total.duplicates += report.duplicates;
         }
@@ -397,7 +397,7 @@ impl Store {
         ] {
             let pairs = self.read(|c| pairs(c, table))?;
             for batch in pairs.chunks(32) {
-                *count += self.write_bulk(|conn| {
+                *count += self.write_readings(|conn| {
                     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                     let mut n = 0;
                     {
