@@ -137,6 +137,9 @@ pub struct Planner {
     areas: HashMap<GridId, Option<GridId>>,
     /// Webhook URLs every alert also goes to.
     webhooks: Vec<String>,
+    /// The episodes the plan being made opened by an event, with the event's sequence number:
+    /// their `opened` alerts' ids derive from it.
+    openings: HashMap<EpisodeId, Seq>,
 }
 
 impl Planner {
@@ -160,6 +163,7 @@ impl Planner {
             episodes,
             areas,
             webhooks: Vec::new(),
+            openings: HashMap::new(),
         }
     }
 
@@ -290,13 +294,19 @@ impl Planner {
                     return Err((Some(key.0), Refusal::Duplicate));
                 }
                 let (device, _) = key;
-                outputs.extend(self.engine.handle(
+                let out = self.engine.handle(
                     Input::Event {
                         device: device.clone(),
                         kind: e.kind.clone(),
                     },
                     now,
-                ));
+                );
+                for o in &out {
+                    if let Output::Opened { id, .. } = o {
+                        self.openings.insert(*id, e.seq);
+                    }
+                }
+                outputs.extend(out);
                 plan.journal.push(JournalOp::Event(NewEvent {
                     device,
                     event: e,
@@ -336,7 +346,10 @@ impl Planner {
                     .map(|url| (NotifyChannel::Webhook, url.clone())),
             );
             for (channel, target) in targets {
+                let mut alert = alert.clone();
+                alert.alert_id = self.alert_id(&alert, channel, &target);
                 notify.push(JournalOp::Notify(NewNotification {
+                    id: i64::try_from(alert.alert_id).ok(),
                     episode_id: alert.episode,
                     kind: match alert.what {
                         AlertKind::Opened => NotificationKind::Opened,
@@ -353,7 +366,7 @@ impl Planner {
                     id: 0,
                     channel,
                     target,
-                    alert: alert.clone(),
+                    alert,
                     attempts: 0,
                 });
             }
@@ -361,7 +374,51 @@ impl Planner {
         // Episodes first: a notification refers to its episode.
         plan.journal.extend(JournalOp::from_outputs(outputs, now));
         plan.journal.extend(notify);
+        self.openings.clear();
         self.forget_finished();
+    }
+
+    /// The alert's id ([`alert_id`](crate::notify::alert::alert_id)) on one channel: an
+    /// `opened` alert's from the event that opened the episode (device, sequence number), or
+    /// from the device, category, channel and start of an episode time or telemetry opened;
+    /// a later alert's from its episode, kind and level.
+    fn alert_id(&self, alert: &Alert, channel: NotifyChannel, target: &str) -> u64 {
+        use crate::notify::alert::alert_id;
+        let channel_name: &[u8] = match channel {
+            NotifyChannel::Mqtt => b"mqtt",
+            NotifyChannel::Webhook => b"webhook",
+            NotifyChannel::Sse => b"sse",
+        };
+        let ch = alert.channel.map_or([0xfe], |c| [c]);
+        match (alert.what, self.openings.get(&alert.episode)) {
+            (AlertKind::Opened, Some(seq)) => alert_id(&[
+                b"opened",
+                alert.device.as_bytes(),
+                &seq.to_be_bytes(),
+                channel_name,
+                target.as_bytes(),
+            ]),
+            (AlertKind::Opened, None) => alert_id(&[
+                b"opened-at",
+                alert.device.as_bytes(),
+                alert.category.as_str().as_bytes(),
+                &ch,
+                &alert.started_ms.to_be_bytes(),
+                channel_name,
+                target.as_bytes(),
+            ]),
+            (AlertKind::Escalated | AlertKind::Ended, _) => alert_id(&[
+                if alert.what == AlertKind::Ended {
+                    b"ended"
+                } else {
+                    b"escalated"
+                },
+                &alert.episode.to_be_bytes(),
+                &[alert.level],
+                channel_name,
+                target.as_bytes(),
+            ]),
+        }
     }
 
     /// The alert an engine output calls for (none for a new peak), updating the episode's

@@ -172,6 +172,16 @@ fn an_alarm_event_opens_one_episode_journaled_with_its_alert_and_acked() {
         panic!("one alert: {:?}", plan.alerts);
     };
     assert_eq!((o.id, o.channel), (0, NotifyChannel::Mqtt));
+    assert_eq!(
+        o.alert.alert_id,
+        crate::notify::alert::alert_id(&[
+            b"opened",
+            b"d1",
+            &1043u32.to_be_bytes(),
+            b"mqtt",
+            b"firegrid/v1/alert/grid-7"
+        ])
+    );
     assert_eq!(o.target, "firegrid/v1/alert/grid-7");
     let a = &o.alert;
     assert_eq!(
@@ -336,6 +346,8 @@ fn an_episode_opened_and_ended_in_one_batch_sends_both_alerts() {
             (AlertKind::Ended, NotifyChannel::Webhook),
         ]
     );
+    let ids: HashSet<u64> = plan.alerts.iter().map(|o| o.alert.alert_id).collect();
+    assert_eq!(ids.len(), 4, "one id per alert and channel");
     let (opened, ended) = (&plan.alerts[0].alert, &plan.alerts[2].alert);
     assert_eq!(
         (ended.episode, ended.started_ms, ended.value, &ended.area),

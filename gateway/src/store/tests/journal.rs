@@ -510,6 +510,7 @@ fn the_notifications_outbox_delivers_at_least_once() {
     let store = open(&path);
     let notify = |episode_id, channel, target: &str| {
         JournalOp::Notify(NewNotification {
+            id: None,
             episode_id,
             kind: NotificationKind::Opened,
             level: 0,
@@ -652,4 +653,46 @@ fn max_seq_covers_events_and_readings() {
         .unwrap();
     assert_eq!(store.max_seq(&did("d-1")).unwrap(), Some(40));
     assert_eq!(store.max_seq(&did("d-2")).unwrap(), Some(900));
+}
+
+#[test]
+fn a_notification_is_queued_under_its_derived_id_once_and_a_collision_gets_a_free_one() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    tree(&store);
+    let notify = |id, episode_id, target: &str| {
+        JournalOp::Notify(NewNotification {
+            id: Some(id),
+            episode_id,
+            kind: NotificationKind::Opened,
+            level: 0,
+            channel: NotifyChannel::Mqtt,
+            target: target.into(),
+            payload: serde_json::json!({ "episode": episode_id }),
+            next_attempt_ms: T0,
+        })
+    };
+    let first = store
+        .journal_batch(&[
+            opened(1, "d-1", Category::Smoke),
+            opened(2, "d-2", Category::Smoke),
+            notify(9_007_199_254_740_991, 1, "firegrid/v1/alert/g1"),
+        ])
+        .unwrap();
+    assert_eq!(first[2], JournalResult::Enqueued(9_007_199_254_740_991));
+    // The same alert again (a resend after a crash): the same row.
+    let again = store
+        .journal_batch(&[notify(9_007_199_254_740_991, 1, "firegrid/v1/alert/g1")])
+        .unwrap();
+    assert_eq!(again, [JournalResult::Enqueued(9_007_199_254_740_991)]);
+    assert_eq!(store.notifications_of(1).unwrap().len(), 1);
+    // Another alert whose derived id collides: queued all the same, under a free id.
+    let other = store
+        .journal_batch(&[notify(9_007_199_254_740_991, 2, "firegrid/v1/alert/g1")])
+        .unwrap();
+    let [JournalResult::Enqueued(id)] = other[..] else {
+        panic!("queued: {other:?}");
+    };
+    assert_ne!(id, 9_007_199_254_740_991);
+    assert_eq!(store.notifications_of(2).unwrap()[0].id, id);
 }
