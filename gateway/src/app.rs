@@ -295,6 +295,14 @@ pub async fn run(
         )?;
     }
     let pipeline_task = tasks.spawn(pipeline.run(incoming, control_rx, inner.clone()));
+    // Retention and checkpoints, on a schedule, off the alarm path.
+    tasks.spawn(crate::maintenance::run(
+        store.clone(),
+        crate::maintenance::Schedule::default(),
+        now_ms,
+        inner.clone(),
+        None,
+    ));
 
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await

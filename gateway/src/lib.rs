@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 pub mod engine;
 pub mod ingest;
+pub mod maintenance;
 pub mod metrics;
 pub mod modbus;
 pub mod model;

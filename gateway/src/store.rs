@@ -66,6 +66,7 @@
 mod error;
 mod journal;
 mod names;
+mod prune;
 mod readings;
 mod recovery;
 mod registry;
@@ -87,7 +88,8 @@ pub use journal::{
     AuditEntry, AuditFilter, EpisodeFilter, JournalOp, JournalResult, NewEvent, NewNotification,
     Notification, NotificationId, NotificationKind, NotifyChannel, StoredEvent, TicketStep,
 };
-pub use readings::{Agg, HOUR_MS, InsertReport, MAX_POINTS, Point, PruneReport, Sample};
+pub use prune::PruneReport;
+pub use readings::{Agg, HOUR_MS, InsertReport, MAX_POINTS, Point, Sample};
 pub use recovery::{Check, Recovery, StoreHealth, TableSalvage};
 pub use registry::{
     Actor, Area, AreaFields, AreaFilter, AreaId, AreaLevel, Circuit, CircuitFields, CircuitFilter,
@@ -106,9 +108,16 @@ pub struct StoreOptions {
     pub hourly_retention_ms: u64,
     /// Run `PRAGMA quick_check` at open (default true). It reads the whole file: seconds per GB.
     pub check_at_open: bool,
-    /// The most reading rows in one readings transaction (default 256): bounds how long a
-    /// journal write can wait for the file's write lock.
+    /// The most reading rows in one readings transaction (default 256).
     pub readings_chunk_rows: usize,
+    /// The pending-device list keeps at most this many devices, the most recently seen
+    /// (default 10 000).
+    pub pending_devices_max: usize,
+    /// How long delivered notifications are kept, ms (default 90 days).
+    pub delivered_notifications_retention_ms: u64,
+    /// A notification not delivered this long after its first attempt is given up (logged),
+    /// ms (default 7 days).
+    pub undelivered_notifications_max_age_ms: u64,
 }
 
 impl Default for StoreOptions {
@@ -119,6 +128,9 @@ impl Default for StoreOptions {
             hourly_retention_ms: 730 * DAY_MS,
             check_at_open: true,
             readings_chunk_rows: 256,
+            pending_devices_max: 10_000,
+            delivered_notifications_retention_ms: 90 * DAY_MS,
+            undelivered_notifications_max_age_ms: 7 * DAY_MS,
         }
     }
 }

@@ -232,7 +232,8 @@ CREATE TABLE readings_hourly (
 ) STRICT, WITHOUT ROWID;
 "#;
 
-/// Version 2: readings and their rollups move to the readings file (attached as `rd` while
+/// Version 2: an index for the retention of delivered notifications; readings and their
+/// rollups move to the readings file (attached as `rd` while
 /// this runs, its schema already made by [`READINGS_MIGRATIONS`]), so that the journal's
 /// fsyncs never flush readings. `INSERT OR IGNORE`: a copy interrupted by a crash is done
 /// again whole (the readings file commits on its own).
@@ -241,6 +242,9 @@ INSERT OR IGNORE INTO rd.readings SELECT * FROM main.readings;
 INSERT OR IGNORE INTO rd.readings_hourly SELECT * FROM main.readings_hourly;
 DROP TABLE main.readings;
 DROP TABLE main.readings_hourly;
+-- Retention of delivered notifications (Store::prune) without a scan of the outbox.
+CREATE INDEX main.notifications_delivered ON notifications(delivered_ms)
+    WHERE delivered_ms IS NOT NULL;
 "#;
 
 /// Every migration, in order: index `i` takes the schema from version `i` to `i + 1`.

@@ -211,7 +211,7 @@ fn prune_drops_old_readings_and_keeps_rollups_longer() {
         report,
         PruneReport {
             readings: 30,
-            hourly: 0
+            ..PruneReport::default()
         }
     );
     let d = did("d-1");
@@ -237,7 +237,8 @@ fn prune_drops_old_readings_and_keeps_rollups_longer() {
         report,
         PruneReport {
             readings: 20,
-            hourly: 6
+            hourly: 6,
+            ..PruneReport::default()
         }
     );
 }
