@@ -1,10 +1,13 @@
-//! The gateway's local store: one SQLite file in WAL mode, with numbered migrations.
+//! The gateway's local store: two SQLite files in WAL mode, with numbered migrations.
 //!
-//! What it holds: the **registry** (areas down to grid cells, workers, sites, rooms, circuits,
-//! devices, and the devices that published without being registered), the **journal** (events,
-//! deduplicated by `(device, seq)` across restarts; episodes with their tickets, ticket steps,
-//! the audit log, the notifications outbox), and **readings** (raw, kept
-//! [`StoreOptions::readings_retention_ms`], plus hourly rollups kept far longer).
+//! What it holds: in the main file (`firegrid.db`), the **registry** (areas down to grid
+//! cells, workers, sites, rooms, circuits, devices, and the devices that published without
+//! being registered) and the **journal** (events, deduplicated by `(device, seq)` across
+//! restarts; episodes with their tickets, ticket steps, the audit log, the notifications
+//! outbox); in the readings file beside it ([`readings_path`]: `firegrid-readings.db`),
+//! **readings** (raw, kept [`StoreOptions::readings_retention_ms`], plus hourly rollups kept far
+//! longer). Two files, two write-ahead logs: a journal commit's fsync never flushes readings.
+//! Retention: [`Store::prune`], run hourly by the gateway.
 //!
 //! # Reliability
 //!
@@ -18,17 +21,18 @@
 //!   file is not a database or is damaged, it is moved aside (`<file>.damaged-<ms>`, with its
 //!   `-wal`/`-shm`), a fresh store is created, whatever rows can still be read are copied over,
 //!   and [`StoreHealth::recovery`] says what happened (also logged at `error`).
-//! - **Readings never delay alarms.** Readings, rollups, pruning and the pending-device list
-//!   use a second connection (`synchronous=NORMAL`: losing the last second of readings on
+//! - **Readings never delay alarms.** Readings and rollups are in a file of their own, written
+//!   by a connection of their own (`synchronous=NORMAL`: losing the last second of readings on
 //!   power loss is acceptable, they are not acknowledged end to end) fed by its own thread and
-//!   queue ([`ReadingsWriter`]). SQLite has one write lock per file, so the two writers take
-//!   turns through an in-process gate that lets a waiting journal write go first; a readings
-//!   transaction is at most [`StoreOptions::readings_chunk_rows`] rows (about a millisecond),
-//!   which bounds how long a journal write can wait. Checkpoints (fsyncs of the database file)
-//!   are the readings connection's job, off the alarm path; the journal connection checkpoints
-//!   only as a safety net when the WAL has grown to ~40 MB without one (no telemetry at all).
-//!   What this does not avoid: both connections write one WAL, and a journal commit's fsync
-//!   also flushes the readings frames written since the last one (see docs/performance.md).
+//!   queue ([`ReadingsWriter`]): its own write lock, its own WAL, its own checkpoints. On the
+//!   main file, the pending-device list and pruning use a third connection (`NORMAL`); SQLite
+//!   has one write lock per file, so it and the journal take turns through an in-process gate
+//!   that lets a waiting journal write go first. Checkpoints of the main file run every 10 s
+//!   off the alarm path ([`Store::checkpoint`], called by the gateway's maintenance task); the
+//!   journal connection checkpoints only as a safety net when its WAL has grown to ~40 MB.
+//! - **Readings survive a damaged main file, and the journal a damaged readings file.** The
+//!   readings file is checked at open too; a damaged one is moved aside and replaced by an
+//!   empty one ([`StoreHealth::readings_recovery`]).
 //!
 //! # Concurrency
 //!

@@ -126,7 +126,7 @@ impl Plan {
     }
 }
 
-/// The pipeline's decisions. See the [module docs](self).
+/// The pipeline's decisions. See the [pipeline](crate::pipeline): its shell reads, this decides.
 #[derive(Debug)]
 pub struct Planner {
     engine: Engine,

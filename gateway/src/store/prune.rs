@@ -37,10 +37,12 @@ pub struct PruneReport {
 }
 
 impl Store {
-    /// Deletes what is past its retention at `now` (see the [module docs](self)): readings one
-    /// `(device, channel)` batch at a time on the readings file, the rest in chunks of at most
-    /// 1000 rows on the main file, so that no transaction is long. Run it hourly, off the alarm
-    /// path.
+    /// Deletes what is past its retention at `now` ([`StoreOptions`](super::StoreOptions)): raw
+    /// readings and rollups, the pending-device list beyond its bound, delivered notifications
+    /// past their retention and notifications nobody could deliver for too long. Readings go
+    /// 32 `(device, channel)` pairs per transaction on the readings file, the rest in chunks of
+    /// at most 1000 rows on the main file, so that no transaction is long. Run it hourly, off
+    /// the alarm path.
     ///
     /// # Errors
     /// A database error (what was deleted before it stays deleted).
