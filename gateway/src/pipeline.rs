@@ -21,21 +21,21 @@
 //! readings go to their own writer, alerts to their own broker link. No store call blocks a
 //! runtime thread: reads go through `spawn_blocking`, writes through the writer threads.
 
+mod load;
 mod plan;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use firegrid_protocols::DeviceId;
 use firegrid_protocols::codec::{self, Encoding};
 use firegrid_protocols::message::{Ack, Command, MAX_ACK_SEQS, Message, Seq};
 use firegrid_protocols::topic::{DeviceTopic, Topic};
-use firegrid_protocols::{DeviceId, GridId};
 
 use crate::broker::{AckToken, BrokerHandle, Incoming, Priority, Qos, Uplink};
 use crate::clock::now_ms;
@@ -47,17 +47,15 @@ use crate::model::{DeviceState, UnixMs};
 use crate::notify::Outgoing;
 use crate::notify::alert::Alert;
 use crate::store::{
-    AreaFilter, JournalResult, JournalWriter, NotifyChannel, ReadingsWriter, Store, StoreError,
+    JournalResult, JournalWriter, NotifyChannel, ReadingsWriter, Store, StoreError,
 };
 
+pub use load::load_engine;
+use load::{planner_over, read_areas, watch_areas};
 pub use plan::{Classified, Known, Lookups, Plan, Planner, Refused};
 
 /// The most broker messages handled in one batch (one journal transaction).
 const MAX_BATCH: usize = 512;
-
-/// How often the area tree (escalation paths) is read again; also read at once when a device
-/// names a grid cell the planner does not know.
-const AREAS_REFRESH: Duration = Duration::from_secs(30);
 
 /// The pipeline task's parts.
 pub struct Pipeline {
@@ -471,92 +469,4 @@ impl Pipeline {
         };
         self.execute(plan, Vec::new(), now).await;
     }
-}
-
-/// The engine as the journal has it: the registry's devices, then the episodes that were open
-/// (or still escalating). Returns the open episodes too.
-///
-/// # Errors
-/// A database error.
-pub fn load_engine(
-    store: &Store,
-    config: crate::engine::EngineConfig,
-    now: UnixMs,
-) -> Result<(Engine, Vec<crate::engine::OpenEpisode>), StoreError> {
-    let mut engine = Engine::new(config, store.max_episode_id()?.saturating_add(1));
-    for spec in store.device_specs()? {
-        engine.handle(Input::Upsert(spec), now);
-    }
-    let open = store.open_episodes()?;
-    for e in &open {
-        engine.restore(e.clone(), now);
-    }
-    Ok((engine, open))
-}
-
-/// A planner over `engine`, with the registry's devices, the episodes the engine holds and
-/// the area tree, from the store.
-fn planner_over(engine: Engine, store: &Store) -> Result<Planner, StoreError> {
-    let known = store
-        .all_devices()?
-        .iter()
-        .map(|d| (d.id.clone(), Known::of(d)))
-        .collect();
-    let mut open = Vec::new();
-    for e in store.open_episodes()? {
-        if let Some(row) = store.episode(e.id)? {
-            open.push(row);
-        }
-    }
-    let areas = area_tree(store)?;
-    Ok(Planner::new(engine, known, open, areas))
-}
-
-/// Every area and its parent.
-fn area_tree(store: &Store) -> Result<HashMap<GridId, Option<GridId>>, StoreError> {
-    Ok(store
-        .areas(&AreaFilter::default())?
-        .into_iter()
-        .map(|a| (a.id, a.fields.parent_id))
-        .collect())
-}
-
-async fn read_areas(store: Store) -> Option<HashMap<GridId, Option<GridId>>> {
-    match tokio::task::spawn_blocking(move || area_tree(&store)).await {
-        Ok(Ok(tree)) => Some(tree),
-        Ok(Err(e)) => {
-            tracing::warn!("area tree not read (escalations use the last one read): {e}");
-            None
-        }
-        Err(e) => {
-            tracing::error!("area tree not read: {e}");
-            None
-        }
-    }
-}
-
-/// The area tree, read again every [`AREAS_REFRESH`] by a task of its own (so that the read
-/// never delays a batch), until `cancel`.
-fn watch_areas(
-    store: Store,
-    cancel: CancellationToken,
-) -> watch::Receiver<HashMap<GridId, Option<GridId>>> {
-    let (tx, rx) = watch::channel(HashMap::new());
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(AREAS_REFRESH);
-        // The first tick is now: the pipeline read the tree at start-up already.
-        every.tick().await;
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => break,
-                _ = every.tick() => {}
-            }
-            if let Some(tree) = read_areas(store.clone()).await
-                && tx.send(tree).is_err()
-            {
-                break;
-            }
-        }
-    });
-    rx
 }
