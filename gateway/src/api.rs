@@ -91,7 +91,7 @@ use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -106,7 +106,6 @@ use firegrid_protocols::thresholds::Limits;
 
 use crate::control::Control;
 use crate::metrics::Metrics;
-use crate::model::UnixMs;
 use crate::notify::alert::Alert;
 use crate::store::{Store, StoreError, StoreHealth};
 
@@ -296,12 +295,7 @@ pub async fn serve(
         .await
 }
 
-/// The gateway's clock: ms since the Unix epoch.
-pub(crate) fn now_ms() -> UnixMs {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub(crate) use crate::clock::now_ms;
 
 /// Runs a store call on the blocking pool; its error is mapped with `subject` (the resource
 /// named in the path, if any: unknown → 404 for it, 422 for any other reference).

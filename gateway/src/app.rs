@@ -17,11 +17,12 @@ use crate::access::Role;
 use crate::api::{self, ApiState, Health};
 use crate::broker::mosquitto::{Account, AccountSource, AccountsChanged, Grant};
 use crate::broker::settings::BrokerMode;
+use crate::clock::now_ms;
 use crate::config::Config;
-use crate::engine::{Engine, Input};
 use crate::metrics::{Metrics, Queue};
+use crate::notify::notifier;
 use crate::notify::webhook::Webhooks;
-use crate::pipeline::{self, Pipeline, now_ms};
+use crate::pipeline::{self, Pipeline};
 use crate::store::{
     JournalWriter, NotifyChannel, ReadingsWriter, Store, StoreOptions, WriterOptions,
 };
@@ -154,21 +155,9 @@ pub async fn run(
     let (broker, incoming, managed) = (connected.broker, connected.incoming, connected.managed);
 
     // The engine: the registry, then the episodes that were open when the gateway stopped.
-    let now = now_ms();
-    let mut engine = Engine::new(
-        config.engine_config(),
-        store.max_episode_id()?.saturating_add(1),
-    );
-    let specs = store.device_specs()?;
-    for spec in &specs {
-        engine.handle(Input::Upsert(spec.clone()), now);
-    }
-    let open = store.open_episodes()?;
-    for e in &open {
-        engine.restore(e.clone(), now);
-    }
+    let (engine, open) = pipeline::load_engine(&store, config.engine_config(), now_ms())?;
     tracing::info!(
-        devices = specs.len(),
+        devices = engine.device_count(),
         open_episodes = open.len(),
         "engine loaded"
     );
@@ -241,7 +230,7 @@ pub async fn run(
         metrics.clone(),
     )?;
     let mut pipeline = pipeline;
-    pipeline.webhooks = config.webhooks.iter().map(|w| w.url.clone()).collect();
+    pipeline.set_webhooks(config.webhooks.iter().map(|w| w.url.clone()).collect());
     let webhooks = Webhooks::new(config.webhooks.iter().map(|w| {
         let secret = (!w.secret_env.is_empty())
             .then(|| std::env::var(&w.secret_env).ok())
@@ -254,10 +243,10 @@ pub async fn run(
     }))
     .map_err(AppError::Webhooks)?;
     let inner = CancellationToken::new();
-    if !pipeline.webhooks.is_empty() {
+    if !config.webhooks.is_empty() {
         let (tx, rx) = mpsc::channel(4096);
         pipeline.notify_webhooks = Some(tx);
-        tasks.spawn(pipeline::notifier(
+        tasks.spawn(notifier(
             NotifyChannel::Webhook,
             store.clone(),
             journal.clone(),
@@ -268,7 +257,7 @@ pub async fn run(
             inner.clone(),
         ));
     }
-    tasks.spawn(pipeline::notifier(
+    tasks.spawn(notifier(
         NotifyChannel::Mqtt,
         store.clone(),
         journal.clone(),
@@ -334,6 +323,14 @@ pub async fn run(
         tasks.spawn(uplink);
     }
     let pipeline_task = tasks.spawn(pipeline.run(incoming, control_rx, inner.clone()));
+    // Retention and checkpoints, on a schedule, off the alarm path.
+    tasks.spawn(crate::maintenance::run(
+        store.clone(),
+        crate::maintenance::Schedule::default(),
+        now_ms,
+        inner.clone(),
+        None,
+    ));
 
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await

@@ -236,6 +236,16 @@ impl Engine {
         self.schedule(&id, now);
     }
 
+    /// The settings it runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Whether it still holds the episode (open, or ended and still escalating).
+    pub fn holds(&self, id: EpisodeId) -> bool {
+        self.episodes.contains_key(&id)
+    }
+
     /// The number of devices known.
     pub fn device_count(&self) -> usize {
         self.devices.len()

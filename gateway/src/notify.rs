@@ -2,4 +2,7 @@
 //! server-sent events and webhooks.
 
 pub mod alert;
+mod notifier;
 pub mod webhook;
+
+pub use notifier::{Outgoing, run as notifier};

@@ -1,84 +1,64 @@
 //! The pipeline: device messages in, episodes journaled, acks and alerts out.
 //!
-//! One task owns the [`Engine`]. For each batch of messages taken from the broker it:
-//! 1. classifies them ([`ingest::classify`]), refusing unknown or decommissioned devices (into
-//!    the pending list) and resent events (already journaled: acknowledged again, nothing raised);
-//! 2. feeds the engine and queues readings for the readings writer (never waited for);
-//! 3. writes events, episodes and the alerts to send in **one** journal transaction (group
-//!    commit, durable);
+//! An async shell around a pure core ([`Planner`], in `plan.rs`). For each batch of messages
+//! taken from the broker the shell:
+//! 1. classifies them ([`ingest::classify`], pure) and reads, in **one** read, which of the
+//!    batch's events the journal already holds ([`Lookups`]);
+//! 2. asks the planner for a [`Plan`] at `now`: refusals (unknown or decommissioned devices go
+//!    to the pending list; resent events are acknowledged again, nothing raised), readings,
+//!    the journal ops (events, episodes, the alerts to send) and the acks;
+//! 3. offers the readings to the readings writer and the time-series database (never waited
+//!    for), and writes the journal ops in **one** journal transaction (group commit, durable);
 //! 4. only then acknowledges the events end to end (`firegrid/v1/dev/{id}/ack`), hands the
-//!    alerts to the notifier, and releases the broker's PUBACKs — so nothing acknowledged can be
-//!    lost, and anything not journaled comes again from its sender.
+//!    alerts to the notifiers ([`crate::notify`]), and releases the broker's PUBACKs — so
+//!    nothing acknowledged can be lost, and anything not journaled comes again from its sender.
+//!
+//! If the journal write fails (disk full, I/O), nothing is acknowledged, and a plan that
+//! changed episodes is undone by building the planner again from the journal: the resent
+//! event opens its episode again, under one alert, acknowledged once.
 //!
 //! Telemetry never waits behind the journal's fsync and alerts never wait behind telemetry:
-//! readings go to their own writer, alerts to their own broker link.
+//! readings go to their own writer, alerts to their own broker link. No store call blocks a
+//! runtime thread: reads go through `spawn_blocking`, writes through the writer threads.
 
-use std::collections::HashMap;
+mod load;
+mod plan;
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use firegrid_protocols::DeviceId;
 use firegrid_protocols::codec::{self, Encoding};
-use firegrid_protocols::message::{Ack, Command, MAX_ACK_SEQS, Message, Seq, Status};
+use firegrid_protocols::message::{Ack, Command, MAX_ACK_SEQS, Message, Seq};
 use firegrid_protocols::topic::{DeviceTopic, Topic};
 
-use crate::broker::{BrokerHandle, Incoming, Priority, Qos, Uplink};
+use crate::broker::{AckToken, BrokerHandle, Incoming, Priority, Qos, Uplink};
+use crate::clock::now_ms;
 use crate::control::Control;
-use crate::engine::{Engine, Input, Output};
+use crate::engine::{Engine, Input};
 use crate::ingest::{self, Refusal, Refusals};
-use crate::metrics::{AlertChannel, AlertResult, IngestKind, Metrics};
+use crate::metrics::{IngestKind, Metrics};
 use crate::model::{DeviceState, UnixMs};
-use crate::notify::alert::{Alert, AlertKind};
-use crate::notify::webhook::{Webhooks, retry_delay_ms};
+use crate::notify::Outgoing;
+use crate::notify::alert::Alert;
 use crate::store::{
-    Device, JournalOp, JournalResult, JournalWriter, NewEvent, NewNotification, NotificationKind,
-    NotifyChannel, ReadingsWriter, Sample, Store, StoreError, WireEncoding,
+    JournalResult, JournalWriter, NotifyChannel, ReadingsWriter, Store, StoreError,
 };
 
-/// How long the notifier waits for the broker to confirm an alert before retrying it.
-const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
+pub use load::load_engine;
+use load::{planner_over, read_areas, watch_areas};
+pub use plan::{Classified, Known, Lookups, Plan, Planner, Refused};
 
 /// The most broker messages handled in one batch (one journal transaction).
 const MAX_BATCH: usize = 512;
 
-/// The wall clock, ms since the Unix epoch.
-pub fn now_ms() -> UnixMs {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// What the pipeline needs of the device registry, cached.
-#[derive(Debug, Clone)]
-struct Known {
-    state: DeviceState,
-    encoding: Encoding,
-    /// Its readings' tags in the time-series database.
-    tags: crate::tsdb::Tags,
-}
-
-/// An alert that was journaled and must now go out on one channel.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    /// The notification's id in the outbox.
-    pub id: i64,
-    /// MQTT or a webhook.
-    pub channel: NotifyChannel,
-    /// The topic or the URL.
-    pub target: String,
-    /// The alert.
-    pub alert: Alert,
-    /// Delivery attempts so far.
-    pub attempts: u32,
-}
-
 /// The pipeline task's parts.
 pub struct Pipeline {
-    /// The engine, owned here only.
-    pub engine: Engine,
     /// The store (reads).
     pub store: Store,
     /// The journal writer (durable group commits).
@@ -95,29 +75,24 @@ pub struct Pipeline {
     pub metrics: Arc<Metrics>,
     /// Refusals by reason.
     pub refusals: Refusals,
-    /// Webhook URLs every alert is also POSTed to, and the queue of their own notifier (so
-    /// that a slow webhook never delays an MQTT alert).
-    pub webhooks: Vec<String>,
-    /// The webhook notifier's queue.
+    /// The webhook notifier's queue (its own, so that a slow webhook never delays an MQTT
+    /// alert).
     pub notify_webhooks: Option<mpsc::Sender<Outgoing>>,
     /// The time-series database's spool, when the TSDB writer is on (never waited for).
     pub tsdb: Option<crate::tsdb::Feed>,
     /// Devices polled over Modbus: their configuration goes to their poller, not to MQTT.
     pub modbus: crate::modbus::Router,
-    known: HashMap<DeviceId, Known>,
+    planner: Planner,
     next_command: u32,
-}
-
-/// Results of one batch, to act on after the journal commit.
-#[derive(Default)]
-struct After {
-    acks: HashMap<DeviceId, Vec<Seq>>,
-    tokens: Vec<crate::broker::AckToken>,
-    samples: Vec<Sample>,
 }
 
 impl Pipeline {
     /// A pipeline over an engine already loaded with the registry and the open episodes.
+    /// Reads the registry's devices, the open episodes' rows and the area tree (blocking: call
+    /// it at start-up).
+    ///
+    /// # Errors
+    /// A database error.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         engine: Engine,
@@ -129,14 +104,9 @@ impl Pipeline {
         live: broadcast::Sender<Arc<Alert>>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, StoreError> {
-        let known = store
-            .all_devices()?
-            .iter()
-            .map(|d| (d.id.clone(), known_of(d)))
-            .collect();
-        metrics.set_devices_known(engine.device_count() as u64);
+        let planner = planner_over(engine, &store)?;
+        metrics.set_devices_known(planner.engine().device_count() as u64);
         Ok(Self {
-            engine,
             store,
             journal,
             readings,
@@ -145,30 +115,35 @@ impl Pipeline {
             live,
             metrics,
             refusals: Refusals::default(),
-            webhooks: Vec::new(),
             notify_webhooks: None,
             tsdb: None,
             modbus: crate::modbus::Router::default(),
-            known,
+            planner,
             // Command ids only need to differ per device across restarts: seconds since the epoch
             // advance faster than any device receives commands.
             next_command: u32::try_from(now_ms() / 1000).unwrap_or(1),
         })
     }
 
+    /// Every alert is also POSTed to these webhooks (through `notify_webhooks`).
+    pub fn set_webhooks(&mut self, urls: Vec<String>) {
+        self.planner.set_webhooks(urls);
+    }
+
     /// Runs until `cancel`: messages, API changes and engine deadlines.
     ///
     /// # Cancel safety
-    /// Every branch of the `select!` is cancel-safe (`recv` and `sleep`); a batch is handled to
-    /// its end (journal commit, acks) before the loop looks at `cancel` again.
+    /// Every branch of the `select!` is cancel-safe (`recv`, `changed` and `sleep`); a batch
+    /// is handled to its end (journal commit, acks) before the loop looks at `cancel` again.
     pub async fn run(
         mut self,
         mut incoming: Uplink,
         mut control: mpsc::Receiver<Control>,
         cancel: CancellationToken,
     ) {
+        let mut areas = watch_areas(self.store.clone(), cancel.clone());
         loop {
-            let deadline = self.engine.next_deadline();
+            let deadline = self.planner.next_deadline();
             let wait = deadline.map_or(Duration::from_secs(3600), |t| {
                 Duration::from_millis(t.saturating_sub(now_ms()))
             });
@@ -177,7 +152,7 @@ impl Pipeline {
                 () = cancel.cancelled() => break,
                 Some(c) = control.recv() => {
                     self.control(c).await;
-                    self.metrics.set_devices_known(self.engine.device_count() as u64);
+                    self.metrics.set_devices_known(self.planner.engine().device_count() as u64);
                 }
                 Some(first) = incoming.recv() => {
                     // A batch of events and statuses takes no telemetry along: its journal
@@ -197,10 +172,14 @@ impl Pipeline {
                     }
                     self.batch(batch).await;
                 }
+                Ok(()) = areas.changed() => {
+                    let tree = areas.borrow_and_update().clone();
+                    self.planner.set_areas(tree);
+                }
                 () = tokio::time::sleep(wait) => {
                     let now = now_ms();
-                    let out = self.engine.handle(Input::Tick, now);
-                    self.commit(Vec::new(), out, now, After::default()).await;
+                    let plan = self.planner.tick(now);
+                    self.execute(plan, Vec::new(), now).await;
                 }
                 else => break,
             }
@@ -212,9 +191,9 @@ impl Pipeline {
 
     async fn batch(&mut self, batch: Vec<Incoming>) {
         let now = now_ms();
-        let mut ops = Vec::new();
-        let mut outputs = Vec::new();
-        let mut after = After::default();
+        let mut topics = Vec::with_capacity(batch.len());
+        let mut tokens = Vec::with_capacity(batch.len());
+        let mut classified = Vec::with_capacity(batch.len());
         for m in batch {
             match m.topic.rsplit('/').next() {
                 Some("telemetry") => self.metrics.ingested(IngestKind::Telemetry),
@@ -222,192 +201,103 @@ impl Pipeline {
                 Some("status") => self.metrics.ingested(IngestKind::Status),
                 _ => {}
             }
-            match self.take(&m, now, &mut ops, &mut outputs, &mut after) {
-                Ok(()) => {}
-                Err((device, refusal)) => {
-                    self.refusals.count(&m.topic, &refusal);
-                    self.metrics.refused(refusal.reason());
-                    if let (Some(device), Refusal::UnknownDevice) = (device, &refusal)
-                        && let Err(e) = self.readings.try_record_pending(device, &m.topic, now)
-                    {
-                        tracing::debug!("pending device not recorded: {e}");
-                    }
-                }
-            }
+            classified.push(ingest::classify(&m.topic, &m.payload));
+            topics.push(m.topic);
             // A refused message is taken too: redelivering it would refuse it again.
-            after.tokens.push(m.ack);
+            tokens.push(m.ack);
         }
-        self.commit(ops, outputs, now, after).await;
+        let lookups = self.lookups(&classified).await;
+        let plan = self.planner.plan(classified, &lookups, now);
+        for Refused {
+            index,
+            device,
+            refusal,
+        } in &plan.refusals
+        {
+            let topic = topics.get(*index).map_or("", String::as_str);
+            self.refusals.count(topic, refusal);
+            self.metrics.refused(refusal.reason());
+            if let (Some(device), Refusal::UnknownDevice) = (device, refusal)
+                && let Err(e) = self.readings.try_record_pending(device.clone(), topic, now)
+            {
+                tracing::debug!("pending device not recorded: {e}");
+            }
+        }
+        self.execute(plan, tokens, now).await;
     }
 
-    /// Takes one message into the batch.
-    fn take(
-        &mut self,
-        m: &Incoming,
-        now: UnixMs,
-        ops: &mut Vec<JournalOp>,
-        outputs: &mut Vec<Output>,
-        after: &mut After,
-    ) -> Result<(), (Option<DeviceId>, Refusal)> {
-        let (device, msg) = ingest::classify(&m.topic, &m.payload)?;
-        match self.known.get(&device).map(|k| k.state) {
-            Some(DeviceState::Commissioned | DeviceState::InService) => {}
-            Some(DeviceState::Decommissioned) => {
-                return Err((Some(device), Refusal::Decommissioned));
+    /// What the journal holds of the batch's events, in one read off the runtime's threads.
+    async fn lookups(&self, batch: &[Classified]) -> Lookups {
+        let wanted = Lookups::wanted(batch);
+        if wanted.is_empty() {
+            return Lookups::default();
+        }
+        let store = self.store.clone();
+        let read = tokio::task::spawn_blocking(move || store.journaled_events(&wanted)).await;
+        match read {
+            Ok(Ok(journaled)) => Lookups { journaled },
+            // Taken as new: the journal's insert still finds a resend (`ON CONFLICT DO
+            // NOTHING`), so at worst the engine hears an event twice (it merges).
+            Ok(Err(e)) => {
+                tracing::warn!("journaled events not read, taking the batch as new: {e}");
+                Lookups::default()
             }
-            // Unknown, or registered but not yet installed: listed as pending.
-            None | Some(DeviceState::Registered) => {
-                return Err((Some(device), Refusal::UnknownDevice));
+            Err(e) => {
+                tracing::error!("journaled events not read: {e}");
+                Lookups::default()
             }
         }
-        match msg {
-            Message::Telemetry(t) => {
-                after
-                    .samples
-                    .push(Sample::from_telemetry(device.clone(), &t, now));
-                outputs.extend(self.engine.handle(
-                    Input::Telemetry {
-                        device,
-                        readings: t.readings.iter().copied().collect(),
-                    },
-                    now,
-                ));
-            }
-            Message::Event(e) => {
-                let duplicate = ops.iter().any(|op| {
-                    matches!(op, JournalOp::Event(n) if n.device == device && n.event.seq == e.seq)
-                }) || tokio::task::block_in_place(|| self.store.event_exists(&device, e.seq))
-                    .unwrap_or(false);
-                after.acks.entry(device.clone()).or_default().push(e.seq);
-                if duplicate {
-                    return Err((Some(device), Refusal::Duplicate));
-                }
-                outputs.extend(self.engine.handle(
-                    Input::Event {
-                        device: device.clone(),
-                        kind: e.kind.clone(),
-                    },
-                    now,
-                ));
-                ops.push(JournalOp::Event(NewEvent {
-                    device,
-                    event: e,
-                    received_ms: now,
-                }));
-            }
-            Message::Status(Status::Online(_)) => {
-                outputs.extend(self.engine.handle(Input::Online(device), now));
-            }
-            Message::Status(Status::Offline) => {
-                outputs.extend(self.engine.handle(Input::Offline(device), now));
-            }
-            // classify only passes uplink messages.
-            Message::Config(_) | Message::Command(_) | Message::Ack(_) => {}
-        }
-        Ok(())
     }
 
-    /// Journals events, engine outputs and their alerts in one transaction, then acts.
-    async fn commit(
-        &mut self,
-        mut ops: Vec<JournalOp>,
-        outputs: Vec<Output>,
-        now: UnixMs,
-        after: After,
-    ) {
-        let After {
+    /// Does what a plan says: readings out, journal commit, then alerts, acks and PUBACKs.
+    async fn execute(&mut self, plan: Plan, tokens: Vec<AckToken>, now: UnixMs) {
+        let changes_episodes = plan.changes_episodes();
+        let Plan {
+            journal: ops,
+            alerts,
             acks,
-            tokens,
             samples,
-        } = after;
+            refusals: _,
+            opened,
+        } = plan;
         if let Some(feed) = &self.tsdb {
+            let planner = &self.planner;
             feed.offer(&samples, |d| {
-                self.known
-                    .get(d)
-                    .map(|k| k.tags.clone())
-                    .unwrap_or_default()
+                planner.known(d).map(|k| k.tags.clone()).unwrap_or_default()
             });
         }
         let rows: usize = samples.iter().map(|s| s.readings.len()).sum();
         if !samples.is_empty() && self.readings.try_submit(samples).is_err() {
             self.metrics.readings_dropped(rows as u64);
         }
-        let mut outgoing = Vec::new();
-        let mut notify_ops = Vec::new();
-        // Episodes opened in this batch are not in the store yet: their later alerts (ended,
-        // escalated) are built from the opening one.
-        let mut opened_here: HashMap<u64, Alert> = HashMap::new();
-        for o in &outputs {
-            if let Some((alert, topic)) = self.alert_for(o, now, &opened_here) {
-                if alert.what == AlertKind::Opened {
-                    opened_here.insert(alert.episode, alert.clone());
-                }
-                let targets = std::iter::once((NotifyChannel::Mqtt, topic)).chain(
-                    self.webhooks
-                        .iter()
-                        .map(|url| (NotifyChannel::Webhook, url.clone())),
-                );
-                for (channel, target) in targets {
-                    notify_ops.push(JournalOp::Notify(NewNotification {
-                        episode_id: alert.episode,
-                        kind: match alert.what {
-                            AlertKind::Opened => NotificationKind::Opened,
-                            AlertKind::Escalated => NotificationKind::Escalated,
-                            AlertKind::Ended => NotificationKind::Ended,
-                        },
-                        level: alert.level,
-                        channel,
-                        target: target.clone(),
-                        payload: serde_json::to_value(&alert).unwrap_or_default(),
-                        next_attempt_ms: now,
-                    }));
-                    outgoing.push(Outgoing {
-                        id: 0,
-                        channel,
-                        target,
-                        alert: alert.clone(),
-                        attempts: 0,
-                    });
-                }
-            }
-            if let Output::Opened { key, .. } = o {
-                self.metrics.episode_opened(key.category);
-            }
-        }
-        // Episodes first: a notification refers to its episode.
-        ops.extend(JournalOp::from_outputs(outputs, now));
-        ops.extend(notify_ops);
         if !ops.is_empty() {
             let started = std::time::Instant::now();
             match self.journal.submit(ops).await {
                 Ok(results) => {
                     self.metrics.journal_commit(started.elapsed());
-                    let ids = results.iter().filter_map(|r| match r {
-                        JournalResult::Enqueued(id) => Some(*id),
-                        _ => None,
-                    });
-                    for (mut o, id) in outgoing.into_iter().zip(ids) {
+                    // The notifications are the last ops, one per alert.
+                    let tail = results.len().saturating_sub(alerts.len());
+                    for (mut o, result) in alerts.into_iter().zip(&results[tail..]) {
+                        let JournalResult::Enqueued(id) = *result else {
+                            continue;
+                        };
                         o.id = id;
                         o.alert.alert_id = u64::try_from(id).unwrap_or(0);
-                        if o.channel == NotifyChannel::Mqtt {
-                            let _ = self.live.send(Arc::new(o.alert.clone()));
-                        }
-                        let queue = match o.channel {
-                            NotifyChannel::Webhook => self.notify_webhooks.as_ref(),
-                            NotifyChannel::Mqtt | NotifyChannel::Sse => Some(&self.notify),
-                        };
-                        if queue.is_none_or(|q| q.try_send(o).is_err()) {
-                            // The outbox keeps it; the notifier's sweep sends it.
-                            tracing::warn!("notifier queue full; alert left to the outbox sweep");
-                        }
+                        self.hand_over(o);
                     }
                 }
                 Err(e) => {
                     // Nothing is acknowledged: devices and the broker send it all again.
                     tracing::error!("journal write failed, nothing acknowledged: {e}");
+                    if changes_episodes {
+                        self.rebuild(now).await;
+                    }
                     return;
                 }
             }
+        }
+        for category in opened {
+            self.metrics.episode_opened(category);
         }
         for (device, seqs) in acks {
             // A polled (Modbus) device has no MQTT session to ack to.
@@ -420,107 +310,53 @@ impl Pipeline {
         }
     }
 
-    /// The alert an engine output calls for, with its topic.
-    fn alert_for(
-        &self,
-        o: &Output,
-        now: UnixMs,
-        opened_here: &HashMap<u64, Alert>,
-    ) -> Option<(Alert, String)> {
-        let (id, what, level) = match o {
-            Output::Opened { id, .. } => (*id, AlertKind::Opened, 0),
-            Output::Escalated { id, level } => (*id, AlertKind::Escalated, *level),
-            Output::Ended { id } => (*id, AlertKind::Ended, 0),
-            Output::Peak { .. } => return None,
+    /// Hands a journaled alert to its notifier (and live clients).
+    fn hand_over(&self, o: Outgoing) {
+        if o.channel == NotifyChannel::Mqtt {
+            let _ = self.live.send(Arc::new(o.alert.clone()));
+        }
+        let queue = match o.channel {
+            NotifyChannel::Webhook => self.notify_webhooks.as_ref(),
+            NotifyChannel::Mqtt | NotifyChannel::Sse => Some(&self.notify),
         };
-        let alert = match o {
-            Output::Opened {
-                key,
-                grid,
-                source,
-                level: value,
-                detail,
-                ..
-            } => Alert {
-                alert_id: 0,
-                episode: id,
-                what,
-                category: key.category,
-                device: key.device.to_string(),
-                channel: key.channel,
-                area: grid.clone(),
-                level: 0,
-                source: *source,
-                started_ms: now,
-                quantity: value.map(|l| l.quantity),
-                value: value.map(|l| l.value),
-                threshold: value.map(|l| l.threshold),
-                detail: detail.map(str::to_owned),
-                sent_ms: now,
-            },
-            _ if opened_here.contains_key(&id) => {
-                let first = opened_here.get(&id)?;
-                let area = if level == 0 {
-                    first.area.clone()
-                } else {
-                    self.area_at(&first.area, level)
-                };
-                Alert {
-                    what,
-                    level,
-                    area,
-                    sent_ms: now,
-                    ..first.clone()
-                }
-            }
-            _ => {
-                let e = tokio::task::block_in_place(|| self.store.episode(id)).ok()??;
-                let area = if level == 0 {
-                    e.grid.clone()
-                } else {
-                    self.area_at(&e.grid, level)
-                };
-                Alert {
-                    alert_id: 0,
-                    episode: id,
-                    what,
-                    category: e.key.category,
-                    device: e.key.device.to_string(),
-                    channel: e.key.channel,
-                    area,
-                    level,
-                    source: e.source,
-                    started_ms: e.started_ms,
-                    quantity: e.peak.map(|l| l.quantity),
-                    value: e.peak.map(|l| l.value),
-                    threshold: e.peak.map(|l| l.threshold),
-                    detail: e.detail.clone(),
-                    sent_ms: now,
-                }
-            }
-        };
-        let topic = alert.topic();
-        Some((alert, topic))
+        if queue.is_none_or(|q| q.try_send(o).is_err()) {
+            // The outbox keeps it; the notifier's sweep sends it.
+            tracing::warn!("notifier queue full; alert left to the outbox sweep");
+        }
     }
 
-    /// The area `level` steps above `grid` (the top of the hierarchy when it has fewer levels).
-    fn area_at(&self, grid: &firegrid_protocols::GridId, level: u8) -> firegrid_protocols::GridId {
-        tokio::task::block_in_place(|| self.store.area_path(grid))
-            .ok()
-            .and_then(|path| {
-                path.get(usize::from(level))
-                    .or(path.last())
-                    .map(|a| a.id.clone())
+    /// After a failed journal write: the planner again from the journal, so that nothing the
+    /// journal does not hold lives on in memory. Retried until the store answers.
+    async fn rebuild(&mut self, now: UnixMs) {
+        let config = self.planner.engine().config().clone();
+        let webhooks = self.planner.webhooks().to_vec();
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let store = self.store.clone();
+            let config = config.clone();
+            let loaded = tokio::task::spawn_blocking(move || {
+                let engine = load_engine(&store, config, now)?.0;
+                planner_over(engine, &store)
             })
-            .unwrap_or_else(|| grid.clone())
+            .await;
+            match loaded {
+                Ok(Ok(mut planner)) => {
+                    planner.set_webhooks(webhooks);
+                    self.planner = planner;
+                    tracing::warn!("episodes rebuilt from the journal after a failed write");
+                    return;
+                }
+                Ok(Err(e)) => tracing::error!("episodes not rebuilt from the journal: {e}"),
+                Err(e) => tracing::error!("episodes not rebuilt from the journal: {e}"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
     }
 
     /// Publishes the end-to-end ack of journaled events.
     async fn ack_device(&self, device: &DeviceId, seqs: Vec<Seq>, now: UnixMs) {
-        let encoding = self
-            .known
-            .get(device)
-            .map_or(Encoding::Json, |k| k.encoding);
+        let encoding = self.encoding_of(device);
         for chunk in seqs.chunks(MAX_ACK_SEQS) {
             let ack = Message::Ack(Ack {
                 seqs: chunk.iter().copied().collect(),
@@ -529,6 +365,12 @@ impl Pipeline {
             self.publish_to(device, DeviceTopic::Ack, &ack, encoding, false)
                 .await;
         }
+    }
+
+    fn encoding_of(&self, device: &DeviceId) -> Encoding {
+        self.planner
+            .known(device)
+            .map_or(Encoding::Json, |k| k.encoding)
     }
 
     async fn publish_to(
@@ -557,50 +399,60 @@ impl Pipeline {
         }
     }
 
+    /// The registry's current view of a device, read off the runtime's threads.
+    async fn device(&self, id: &DeviceId) -> Result<Option<crate::store::Device>, StoreError> {
+        let (store, id) = (self.store.clone(), id.clone());
+        tokio::task::spawn_blocking(move || store.device(&id))
+            .await
+            .unwrap_or(Err(StoreError::Closed))
+    }
+
     async fn control(&mut self, c: Control) {
         let now = now_ms();
-        let outputs = match c {
-            Control::Acknowledged(id) => self.engine.handle(Input::Acknowledged(id), now),
+        let plan = match c {
+            Control::Acknowledged(id) => self.planner.input(Input::Acknowledged(id), now),
             Control::DeviceRemoved(id) => {
                 // Decommissioned devices stay known, so their messages are refused as such;
                 // deleted ones are forgotten.
-                match tokio::task::block_in_place(|| self.store.device(&id)) {
-                    Ok(Some(d)) => {
-                        self.known.insert(id.clone(), known_of(&d));
-                    }
-                    _ => {
-                        self.known.remove(&id);
-                    }
-                }
-                self.engine.handle(Input::Remove(id), now)
+                let d = self.device(&id).await.ok().flatten();
+                self.planner.set_known(&id, d.as_ref());
+                self.planner.input(Input::Remove(id), now)
             }
             Control::DeviceChanged(id) => {
-                let Ok(Some(d)) = tokio::task::block_in_place(|| self.store.device(&id)) else {
+                let Ok(Some(d)) = self.device(&id).await else {
                     return;
                 };
-                self.known.insert(id.clone(), known_of(&d));
-                let mut out = Vec::new();
+                self.planner.set_known(&id, Some(&d));
+                if let Some(grid) = &d.fields.grid_id
+                    && !self.planner.knows_area(grid)
+                {
+                    // A new grid cell: its escalation path is needed before its first alarm.
+                    if let Some(tree) = read_areas(self.store.clone()).await {
+                        self.planner.set_areas(tree);
+                    }
+                }
                 match d.fields.state {
                     DeviceState::Commissioned | DeviceState::InService => {
-                        if let Some(spec) = d.spec() {
-                            out = self.engine.handle(Input::Upsert(spec), now);
-                        }
+                        let plan = match d.spec() {
+                            Some(spec) => self.planner.input(Input::Upsert(spec), now),
+                            None => Plan::default(),
+                        };
                         if self.modbus.polls(&id) {
                             // A legacy monitor: its poller writes the set-points.
                             if !self.modbus.configure(&id, d.fields.config.clone()) {
                                 tracing::warn!(device = %id, "Modbus poller busy: config not queued");
                             }
                         } else {
-                            let encoding = known_of(&d).encoding;
+                            let encoding = Known::of(&d).encoding;
                             let config = Message::Config(d.fields.config.clone());
                             self.publish_to(&id, DeviceTopic::Config, &config, encoding, true)
                                 .await;
                         }
+                        plan
                     }
-                    DeviceState::Decommissioned => out = self.engine.handle(Input::Remove(id), now),
-                    DeviceState::Registered => {}
+                    DeviceState::Decommissioned => self.planner.input(Input::Remove(id), now),
+                    DeviceState::Registered => Plan::default(),
                 }
-                out
             }
             Control::Command(id, action) => {
                 self.next_command = self.next_command.wrapping_add(1);
@@ -609,163 +461,12 @@ impl Pipeline {
                     time_ms: now,
                     action,
                 });
-                let encoding = self.known.get(&id).map_or(Encoding::Json, |k| k.encoding);
+                let encoding = self.encoding_of(&id);
                 self.publish_to(&id, DeviceTopic::Cmd, &cmd, encoding, false)
                     .await;
-                Vec::new()
+                Plan::default()
             }
         };
-        self.commit(Vec::new(), outputs, now, After::default())
-            .await;
-    }
-}
-
-fn known_of(d: &Device) -> Known {
-    Known {
-        state: d.fields.state,
-        encoding: match d.fields.encoding {
-            WireEncoding::Json => Encoding::Json,
-            WireEncoding::Binary => Encoding::Binary,
-        },
-        tags: crate::tsdb::Tags {
-            site: d.fields.site_id,
-            circuit: d.fields.circuit_id,
-            grid: d.fields.grid_id.as_ref().map(ToString::to_string),
-        },
-    }
-}
-
-/// Delivers journaled alerts of one kind of channel — MQTT on the urgent link, or webhooks by
-/// signed POST (one task each, so that a slow webhook never delays an MQTT alert); each is
-/// marked delivered in the outbox, or failed and retried with backoff. A periodic sweep picks
-/// up whatever the outbox still holds of its kind (after a restart, a failure, or when the
-/// queue was full).
-///
-/// Alerts waiting together are sent together (concurrently, queued in order), and their
-/// delivery marks are journaled in one commit **behind** them, never in front of the next
-/// alert: an alert waits for no fsync but its own episode's. A mark lost to a crash only means
-/// the sweep sends that alert again under the same `alert_id` (receivers deduplicate by it).
-#[allow(clippy::too_many_arguments)]
-pub async fn notifier(
-    kind: NotifyChannel,
-    store: Store,
-    journal: JournalWriter,
-    broker: BrokerHandle,
-    webhooks: Webhooks,
-    metrics: Arc<Metrics>,
-    mut queue: mpsc::Receiver<Outgoing>,
-    cancel: CancellationToken,
-) {
-    let mut sweep = tokio::time::interval(Duration::from_secs(1));
-    // Delivery marks being journaled; waited for before exiting.
-    let mut marks = tokio::task::JoinSet::new();
-    loop {
-        let batch: Vec<Outgoing> = tokio::select! {
-            biased;
-            () = cancel.cancelled() => break,
-            Some(o) = queue.recv() => {
-                let mut batch = vec![o];
-                while batch.len() < NOTIFY_BATCH
-                    && let Ok(o) = queue.try_recv()
-                {
-                    batch.push(o);
-                }
-                batch
-            }
-            _ = sweep.tick() => {
-                let due = tokio::task::block_in_place(|| store.due_notifications(now_ms(), 256));
-                let webhooks_only = kind == NotifyChannel::Webhook;
-                due.unwrap_or_default()
-                    .into_iter()
-                    .filter(|n| (n.fields.channel == NotifyChannel::Webhook) == webhooks_only)
-                    .filter_map(|n| {
-                        let mut alert: Alert = serde_json::from_value(n.fields.payload).ok()?;
-                        alert.alert_id = u64::try_from(n.id).unwrap_or(0);
-                        Some(Outgoing {
-                            id: n.id,
-                            channel: n.fields.channel,
-                            target: n.fields.target,
-                            alert,
-                            attempts: n.attempts,
-                        })
-                    })
-                    .collect()
-            }
-            Some(_) = marks.join_next() => continue,
-        };
-        let sent =
-            futures_util::future::join_all(batch.iter().map(|o| deliver(o, &broker, &webhooks)))
-                .await;
-        let ops: Vec<JournalOp> = batch
-            .iter()
-            .zip(sent)
-            .map(|(o, (channel, result))| match result {
-                Ok(()) => {
-                    metrics.alert(channel, AlertResult::Ok);
-                    if o.alert.what == AlertKind::Opened && o.channel == NotifyChannel::Mqtt {
-                        // From the message's arrival (the episode's start) to the alert's send.
-                        metrics.alarm_latency(Duration::from_millis(
-                            now_ms().saturating_sub(o.alert.started_ms),
-                        ));
-                    }
-                    JournalOp::Delivered {
-                        id: o.id,
-                        at_ms: now_ms(),
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(episode = o.alert.episode, target = %o.target, attempts = o.attempts, "alert not delivered, will retry: {e}");
-                    metrics.alert(channel, AlertResult::Retry);
-                    JournalOp::Failed {
-                        id: o.id,
-                        next_attempt_ms: now_ms() + retry_delay_ms(o.attempts),
-                    }
-                }
-            })
-            .collect();
-        if !ops.is_empty() {
-            let journal = journal.clone();
-            marks.spawn(async move {
-                if let Err(e) = journal.submit(ops).await {
-                    tracing::warn!("delivery state not journaled: {e}");
-                }
-            });
-        }
-    }
-    while marks.join_next().await.is_some() {}
-}
-
-/// Alerts a notifier sends together at most.
-const NOTIFY_BATCH: usize = 256;
-
-/// Sends one alert: on the urgent MQTT link (delivered = the broker's PUBACK came), or by
-/// webhook.
-async fn deliver(
-    o: &Outgoing,
-    broker: &BrokerHandle,
-    webhooks: &Webhooks,
-) -> (AlertChannel, Result<(), String>) {
-    let body = serde_json::to_vec(&o.alert).unwrap_or_default();
-    match o.channel {
-        NotifyChannel::Webhook => (
-            AlertChannel::Webhook,
-            webhooks
-                .post(&o.target, body)
-                .await
-                .map_err(|e| e.to_string()),
-        ),
-        NotifyChannel::Mqtt | NotifyChannel::Sse => (
-            AlertChannel::Mqtt,
-            broker
-                .publish_confirmed(
-                    Priority::Urgent,
-                    o.target.clone(),
-                    body,
-                    false,
-                    CONFIRM_TIMEOUT,
-                )
-                .await
-                .map_err(|e| e.to_string()),
-        ),
+        self.execute(plan, Vec::new(), now).await;
     }
 }

@@ -1,10 +1,13 @@
-//! The gateway's local store: one SQLite file in WAL mode, with numbered migrations.
+//! The gateway's local store: two SQLite files in WAL mode, with numbered migrations.
 //!
-//! What it holds: the **registry** (areas down to grid cells, workers, sites, rooms, circuits,
-//! devices, and the devices that published without being registered), the **journal** (events,
-//! deduplicated by `(device, seq)` across restarts; episodes with their tickets, ticket steps,
-//! the audit log, the notifications outbox), and **readings** (raw, kept
-//! [`StoreOptions::readings_retention_ms`], plus hourly rollups kept far longer).
+//! What it holds: in the main file (`firegrid.db`), the **registry** (areas down to grid
+//! cells, workers, sites, rooms, circuits, devices, and the devices that published without
+//! being registered) and the **journal** (events, deduplicated by `(device, seq)` across
+//! restarts; episodes with their tickets, ticket steps, the audit log, the notifications
+//! outbox); in the readings file beside it ([`readings_path`]: `firegrid-readings.db`),
+//! **readings** (raw, kept [`StoreOptions::readings_retention_ms`], plus hourly rollups kept far
+//! longer). Two files, two write-ahead logs: a journal commit's fsync never flushes readings.
+//! Retention: [`Store::prune`], run hourly by the gateway.
 //!
 //! # Reliability
 //!
@@ -18,17 +21,18 @@
 //!   file is not a database or is damaged, it is moved aside (`<file>.damaged-<ms>`, with its
 //!   `-wal`/`-shm`), a fresh store is created, whatever rows can still be read are copied over,
 //!   and [`StoreHealth::recovery`] says what happened (also logged at `error`).
-//! - **Readings never delay alarms.** Readings, rollups, pruning and the pending-device list
-//!   use a second connection (`synchronous=NORMAL`: losing the last second of readings on
+//! - **Readings never delay alarms.** Readings and rollups are in a file of their own, written
+//!   by a connection of their own (`synchronous=NORMAL`: losing the last second of readings on
 //!   power loss is acceptable, they are not acknowledged end to end) fed by its own thread and
-//!   queue ([`ReadingsWriter`]). SQLite has one write lock per file, so the two writers take
-//!   turns through an in-process gate that lets a waiting journal write go first; a readings
-//!   transaction is at most [`StoreOptions::readings_chunk_rows`] rows (about a millisecond),
-//!   which bounds how long a journal write can wait. Checkpoints (fsyncs of the database file)
-//!   are the readings connection's job, off the alarm path; the journal connection checkpoints
-//!   only as a safety net when the WAL has grown to ~40 MB without one (no telemetry at all).
-//!   What this does not avoid: both connections write one WAL, and a journal commit's fsync
-//!   also flushes the readings frames written since the last one (see docs/performance.md).
+//!   queue ([`ReadingsWriter`]): its own write lock, its own WAL, its own checkpoints. On the
+//!   main file, the pending-device list and pruning use a third connection (`NORMAL`); SQLite
+//!   has one write lock per file, so it and the journal take turns through an in-process gate
+//!   that lets a waiting journal write go first. Checkpoints of the main file run every 10 s
+//!   off the alarm path ([`Store::checkpoint`], called by the gateway's maintenance task); the
+//!   journal connection checkpoints only as a safety net when its WAL has grown to ~40 MB.
+//! - **Readings survive a damaged main file, and the journal a damaged readings file.** The
+//!   readings file is checked at open too; a damaged one is moved aside and replaced by an
+//!   empty one ([`StoreHealth::readings_recovery`]).
 //!
 //! # Concurrency
 //!
@@ -67,6 +71,7 @@ mod credentials;
 mod error;
 mod journal;
 mod names;
+mod prune;
 mod readings;
 mod recovery;
 mod registry;
@@ -90,7 +95,8 @@ pub use journal::{
     AuditEntry, AuditFilter, EpisodeFilter, JournalOp, JournalResult, NewEvent, NewNotification,
     Notification, NotificationId, NotificationKind, NotifyChannel, StoredEvent, TicketStep,
 };
-pub use readings::{Agg, HOUR_MS, InsertReport, MAX_POINTS, Point, PruneReport, Sample};
+pub use prune::PruneReport;
+pub use readings::{Agg, HOUR_MS, InsertReport, MAX_POINTS, Point, Sample};
 pub use recovery::{Check, Recovery, StoreHealth, TableSalvage};
 pub use registry::{
     Area, AreaFields, AreaFilter, AreaId, AreaLevel, Circuit, CircuitFields, CircuitFilter,
@@ -114,9 +120,16 @@ pub struct StoreOptions {
     pub hourly_retention_ms: u64,
     /// Run `PRAGMA quick_check` at open (default true). It reads the whole file: seconds per GB.
     pub check_at_open: bool,
-    /// The most reading rows in one readings transaction (default 256): bounds how long a
-    /// journal write can wait for the file's write lock.
+    /// The most reading rows in one readings transaction (default 256).
     pub readings_chunk_rows: usize,
+    /// The pending-device list keeps at most this many devices, the most recently seen
+    /// (default 10 000).
+    pub pending_devices_max: usize,
+    /// How long delivered notifications are kept, ms (default 90 days).
+    pub delivered_notifications_retention_ms: u64,
+    /// A notification not delivered this long after its first attempt is given up (logged),
+    /// ms (default 7 days).
+    pub undelivered_notifications_max_age_ms: u64,
 }
 
 impl Default for StoreOptions {
@@ -127,6 +140,9 @@ impl Default for StoreOptions {
             hourly_retention_ms: 730 * DAY_MS,
             check_at_open: true,
             readings_chunk_rows: 256,
+            pending_devices_max: 10_000,
+            delivered_notifications_retention_ms: 90 * DAY_MS,
+            undelivered_notifications_max_age_ms: 7 * DAY_MS,
         }
     }
 }
@@ -147,11 +163,16 @@ impl std::fmt::Debug for Store {
 
 struct Inner {
     path: PathBuf,
+    /// The readings file, beside the main one ([`readings_path`]).
+    readings_path: PathBuf,
     options: StoreOptions,
     /// `synchronous=FULL`: journal, registry, tickets, audit, notifications.
     journal: Mutex<Connection>,
-    /// `synchronous=NORMAL`: readings, rollups, pruning, pending devices, checkpoints.
+    /// `synchronous=NORMAL`, on the main file: pending devices, the main file's checkpoints.
     bulk: Mutex<Connection>,
+    /// `synchronous=NORMAL`, on the readings file: readings, rollups, their pruning and
+    /// checkpoints. Never waits for the journal, nor the journal for it.
+    readings: Mutex<Connection>,
     /// Idle read connections.
     readers: Mutex<Vec<Connection>>,
     /// Whose turn it is to hold the file's write lock.
@@ -177,7 +198,21 @@ const MAX_IDLE_READERS: usize = 4;
 enum Role {
     Journal,
     Bulk,
+    Readings,
     Reader,
+}
+
+/// The readings file that goes with the main file at `path`: `firegrid.db` →
+/// `firegrid-readings.db`, in the same folder.
+pub fn readings_path(path: &Path) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "store".into(), |s| s.to_string_lossy().into_owned());
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-readings.{}", ext.to_string_lossy()),
+        None => format!("{stem}-readings"),
+    };
+    path.with_file_name(name)
 }
 
 fn configure(conn: &Connection, role: Role) -> Result<(), rusqlite::Error> {
@@ -197,6 +232,9 @@ fn configure(conn: &Connection, role: Role) -> Result<(), rusqlite::Error> {
         }
         Role::Bulk => {
             conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        Role::Readings => {
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.pragma_update(None, "wal_autocheckpoint", BULK_CHECKPOINT_PAGES)?;
         }
         Role::Reader => {
@@ -213,6 +251,13 @@ fn open_connection(path: &Path, role: Role) -> Result<Connection, rusqlite::Erro
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
+    if role == Role::Reader {
+        // Queries see both files: the readings tables are found in the attached one.
+        conn.execute(
+            "ATTACH DATABASE ?1 AS rd",
+            [readings_path(path).to_string_lossy().as_ref()],
+        )?;
+    }
     configure(&conn, role)?;
     Ok(conn)
 }
@@ -253,22 +298,30 @@ impl Store {
         options: StoreOptions,
         journal: Connection,
         bulk: Connection,
+        readings: Connection,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                readings_path: readings_path(&path),
                 path,
                 options,
                 journal: Mutex::new(journal),
                 bulk: Mutex::new(bulk),
+                readings: Mutex::new(readings),
                 readers: Mutex::new(Vec::new()),
                 gate: WriteGate::default(),
             }),
         }
     }
 
-    /// The database file.
+    /// The main database file (registry, journal).
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The readings file.
+    pub fn readings_path(&self) -> &Path {
+        &self.inner.readings_path
     }
 
     /// The settings in force.
@@ -276,16 +329,17 @@ impl Store {
         &self.inner.options
     }
 
-    /// Copies the WAL into the database file as far as readers allow (`PRAGMA
-    /// wal_checkpoint(PASSIVE)`), off the alarm path. The readings connection does this by
-    /// itself every ~32 MB of WAL; call it now and then when
-    /// readings are idle.
+    /// Copies each file's WAL into the file as far as readers allow (`PRAGMA
+    /// wal_checkpoint(PASSIVE)`, which never blocks a writer), off the alarm path: the main
+    /// file's on the bulk connection, the readings file's on the readings connection (which
+    /// also does it by itself every ~32 MB of WAL). The gateway calls it on a schedule.
     ///
     /// # Errors
     /// A database error.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        let conn = lock(&self.inner.bulk);
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        for conn in [&self.inner.bulk, &self.inner.readings] {
+            lock(conn).query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        }
         Ok(())
     }
 
@@ -317,7 +371,16 @@ impl Store {
         f(&mut conn)
     }
 
-    /// Writes with the readings connection, after any waiting journal write.
+    /// Writes with the readings connection (the readings file: its own write lock, no turn to
+    /// take).
+    fn write_readings<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        f(&mut lock(&self.inner.readings))
+    }
+
+    /// Writes with the bulk connection (the main file), after any waiting journal write.
     fn write_bulk<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
@@ -354,6 +417,48 @@ impl Store {
             )?;
             Ok(())
         })
+    }
+}
+
+/// Journal transactions made to fail on purpose, by store file (tests only): the ops run,
+/// then the transaction is rolled back and reported as [`StoreError::DiskFull`], exactly as
+/// when SQLite finds the disk full at commit.
+#[cfg(test)]
+pub(crate) mod faults {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    /// Per file: transactions still to fail, transactions failed so far.
+    static FAULTS: Mutex<Vec<(PathBuf, u32, u32)>> = Mutex::new(Vec::new());
+
+    /// The next `n` journal transactions on the store at `path` fail as if the disk were full.
+    pub(crate) fn fail_journal_commits(path: &Path, n: u32) {
+        let mut f = super::lock(&FAULTS);
+        match f.iter_mut().find(|(p, ..)| p == path) {
+            Some(entry) => entry.1 += n,
+            None => f.push((path.to_path_buf(), n, 0)),
+        }
+    }
+
+    /// How many journal transactions on the store at `path` failed so far.
+    pub(crate) fn failed_journal_commits(path: &Path) -> u32 {
+        super::lock(&FAULTS)
+            .iter()
+            .find(|(p, ..)| p == path)
+            .map_or(0, |(_, _, failed)| *failed)
+    }
+
+    /// Whether this transaction must fail.
+    pub(super) fn take(path: &Path) -> bool {
+        let mut f = super::lock(&FAULTS);
+        match f.iter_mut().find(|(p, ..)| p == path) {
+            Some((_, left, failed)) if *left > 0 => {
+                *left -= 1;
+                *failed += 1;
+                true
+            }
+            _ => false,
+        }
     }
 }
 

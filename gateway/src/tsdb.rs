@@ -129,7 +129,7 @@ impl TsdbStats {
         self.written.fetch_add(n, Ordering::Relaxed);
         self.batches[OK].fetch_add(1, Ordering::Relaxed);
         self.last_success_ms
-            .store(crate::pipeline::now_ms(), Ordering::Relaxed);
+            .store(crate::clock::now_ms(), Ordering::Relaxed);
         *self
             .last_error
             .lock()

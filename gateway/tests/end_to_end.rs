@@ -8,6 +8,7 @@
 //! gateway has provably handled what could have caused it. Measurements are printed; see them
 //! with `cargo test -p firegrid-gateway --test end_to_end -- --nocapture`.
 
+#[allow(dead_code)]
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

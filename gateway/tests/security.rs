@@ -5,6 +5,7 @@
 //! SIGTERM stops the gateway as cleanly as Ctrl-C. What must not arrive is checked by order: a
 //! later message from the same sender that does arrive.
 
+#[allow(dead_code)]
 mod support;
 
 use std::net::SocketAddr;

@@ -26,7 +26,7 @@ use firegrid_protocols::topic::{DeviceTopic, Topic};
 use super::poller::{DeviceSchedule, Input, Op, Outcome, Output, Poller, PollerConfig, Request};
 use super::stats::{ModbusStats, RequestResult};
 use crate::broker::Incoming;
-use crate::pipeline::now_ms;
+use crate::clock::now_ms;
 
 /// Where a bus is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]

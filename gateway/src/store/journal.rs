@@ -156,6 +156,13 @@ impl NotifyChannel {
 /// An alert to queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewNotification {
+    /// The id to queue it under — the alert's `alert_id`, derived from what the alert is about
+    /// so that a crash and the device's resend give the same id again
+    /// ([`alert_id`](crate::notify::alert::alert_id)); `None`: the next free one. An id
+    /// already taken by the same alert is that alert (queued once); by another alert (a
+    /// collision of the derivation), the next free one is used instead.
+    #[serde(skip)]
+    pub id: Option<NotificationId>,
     /// The episode.
     pub episode_id: EpisodeId,
     /// What it says.
@@ -348,19 +355,51 @@ fn apply(conn: &Connection, op: &JournalOp) -> Result<JournalResult, StoreError>
                 );
                 return Ok(JournalResult::UnknownEpisode(n.episode_id));
             }
-            conn.prepare_cached(
-                "INSERT INTO notifications (episode_id, kind, level, channel, target, payload, \
-                 next_attempt_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                n.episode_id,
-                n.kind.as_str(),
-                n.level,
-                n.channel.as_str(),
-                n.target,
-                serde_json::to_string(&n.payload)?,
-                n.next_attempt_ms
-            ])?;
+            let payload = serde_json::to_string(&n.payload)?;
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO notifications (id, episode_id, kind, level, channel, target, \
+                 payload, next_attempt_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT(id) DO NOTHING",
+            )?;
+            let mut queue = |id: Option<NotificationId>| {
+                insert.execute(params![
+                    id,
+                    n.episode_id,
+                    n.kind.as_str(),
+                    n.level,
+                    n.channel.as_str(),
+                    n.target,
+                    payload,
+                    n.next_attempt_ms
+                ])
+            };
+            if queue(n.id)? == 1 {
+                return Ok(JournalResult::Enqueued(conn.last_insert_rowid()));
+            }
+            let Some(id) = n.id else {
+                return Err(StoreError::Invalid(
+                    "a notification without an id conflicted".into(),
+                ));
+            };
+            let same: Option<(EpisodeId, String, u8, String)> = conn
+                .prepare_cached(
+                    "SELECT episode_id, kind, level, target FROM notifications WHERE id = ?1",
+                )?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .optional()?;
+            if same.as_ref().is_some_and(|(e, k, l, t)| {
+                (*e, k.as_str(), *l, t.as_str())
+                    == (n.episode_id, n.kind.as_str(), n.level, &n.target)
+            }) {
+                // Queued before: the same alert, once.
+                return Ok(JournalResult::Enqueued(id));
+            }
+            tracing::warn!(
+                alert_id = id,
+                episode = n.episode_id,
+                "alert id taken by another alert: queued under the next free id"
+            );
+            queue(None)?;
             Ok(JournalResult::Enqueued(conn.last_insert_rowid()))
         }
         JournalOp::Delivered { id, at_ms } => {
@@ -534,6 +573,7 @@ fn notification_row(r: &Row<'_>) -> Result<Notification, StoreError> {
     Ok(Notification {
         id: r.get(0)?,
         fields: NewNotification {
+            id: Some(r.get(0)?),
             episode_id: r.get(1)?,
             kind: NotificationKind::parse(&kind)?,
             level: r.get(3)?,
@@ -607,6 +647,11 @@ impl Store {
                         out.push(Err(e));
                     }
                 }
+            }
+            #[cfg(test)]
+            if super::faults::take(self.path()) {
+                // Rolled back by the drop of `tx`, as a commit that found the disk full.
+                return Err(StoreError::DiskFull);
             }
             tx.commit()?;
             Ok(out)
@@ -963,6 +1008,37 @@ impl Store {
                 rusqlite::params![device.as_str(), i64::from(seq)],
                 |r| r.get::<_, bool>(0),
             )?)
+        })
+    }
+
+    /// Which of `keys` (device, sequence number) are journaled already, in one read: the
+    /// pipeline asks this for a whole batch before planning it, so that a resent event raises
+    /// nothing twice.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn journaled_events(
+        &self,
+        keys: &[(DeviceId, Seq)],
+    ) -> Result<std::collections::HashSet<(DeviceId, Seq)>, StoreError> {
+        let mut found = std::collections::HashSet::new();
+        if keys.is_empty() {
+            return Ok(found);
+        }
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT 1 FROM events WHERE device = ? AND seq = ?")?;
+            for (device, seq) in keys {
+                if stmt
+                    .query_row(rusqlite::params![device.as_str(), i64::from(*seq)], |_| {
+                        Ok(())
+                    })
+                    .optional()?
+                    .is_some()
+                {
+                    found.insert((device.clone(), *seq));
+                }
+            }
+            Ok(found)
         })
     }
 

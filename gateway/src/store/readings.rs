@@ -84,15 +84,6 @@ pub struct Point {
     pub current_ma: Option<Agg>,
 }
 
-/// What [`Store::prune`] deleted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct PruneReport {
-    /// Raw readings.
-    pub readings: u64,
-    /// Hourly rollups.
-    pub hourly: u64,
-}
-
 /// Per quantity: count, min, max, sum.
 #[derive(Debug, Clone, Copy, Default)]
 struct Acc {
@@ -225,7 +216,7 @@ fn agg(n: i64, min: Option<i64>, max: Option<i64>, sum: f64) -> Option<Agg> {
 
 /// The `(device, channel)` pairs of a table keyed by them, one index seek per pair (a skip
 /// scan: never a full scan of the table).
-fn pairs(conn: &Connection, table: &str) -> Result<Vec<(String, i64)>, StoreError> {
+pub(super) fn pairs(conn: &Connection, table: &str) -> Result<Vec<(String, i64)>, StoreError> {
     let mut next = conn.prepare(&format!(
         "SELECT device, channel FROM {table} WHERE (device, channel) > (?1, ?2) \
          ORDER BY device, channel LIMIT 1"
@@ -264,7 +255,7 @@ impl Store {
         });
         let mut total = InsertReport::default();
         for chunk in rows.chunks(self.inner.options.readings_chunk_rows.max(1)) {
-            let report = self.write_bulk(|conn| insert_chunk(conn, chunk))?;
+            let report = self.write_readings(|conn| insert_chunk(conn, chunk))?;
             total.inserted += report.inserted;
             total.duplicates += report.duplicates;
         }
@@ -373,46 +364,5 @@ impl Store {
             )));
         }
         Ok(points)
-    }
-
-    /// Deletes raw readings older than the retention period and rollups older than theirs
-    /// ([`StoreOptions`](super::StoreOptions)), one `(device, channel)` at a time so that no
-    /// transaction is long. Run it daily, off the alarm path.
-    ///
-    /// # Errors
-    /// A database error.
-    pub fn prune(&self, now: UnixMs) -> Result<PruneReport, StoreError> {
-        let options = &self.inner.options;
-        let raw_before = sql::int(now.saturating_sub(options.readings_retention_ms))?;
-        let hourly_before = sql::int(now.saturating_sub(options.hourly_retention_ms))?;
-        let mut report = PruneReport::default();
-        for (table, column, before, count) in [
-            ("readings", "ts_ms", raw_before, &mut report.readings),
-            (
-                "readings_hourly",
-                "hour_ms",
-                hourly_before,
-                &mut report.hourly,
-            ),
-        ] {
-            let pairs = self.read(|c| pairs(c, table))?;
-            for batch in pairs.chunks(32) {
-                *count += self.write_bulk(|conn| {
-                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let mut n = 0;
-                    {
-                        let mut delete = tx.prepare_cached(&format!(
-                            "DELETE FROM {table} WHERE device = ?1 AND channel = ?2 AND {column} < ?3"
-                        ))?;
-                        for (device, channel) in batch {
-                            n += delete.execute(params![device, channel, before])? as u64;
-                        }
-                    }
-                    tx.commit()?;
-                    Ok(n)
-                })?;
-            }
-        }
-        Ok(report)
     }
 }

@@ -2,14 +2,16 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, params_from_iter};
 use serde::Serialize;
 
 use super::error::is_damage;
-use super::{Role, Store, StoreError, StoreOptions, configure, open_connection, schema};
+use super::{
+    Role, Store, StoreError, StoreOptions, configure, open_connection, readings_path, schema,
+};
 
 /// What [`Store::open`] found and did. Log it at start-up; expose it on the health endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,12 +28,15 @@ pub struct StoreHealth {
     pub check: Check,
     /// The file was damaged and replaced: what happened to it.
     pub recovery: Option<Recovery>,
+    /// The readings file was damaged and replaced by an empty one: why (its readings are not
+    /// salvaged; the damaged file is beside it as `<file>.damaged-<ms>`).
+    pub readings_recovery: Option<String>,
 }
 
 impl StoreHealth {
     /// Whether the store opened as it was, without recovery.
     pub fn is_clean(&self) -> bool {
-        self.recovery.is_none()
+        self.recovery.is_none() && self.readings_recovery.is_none()
     }
 }
 
@@ -56,6 +61,9 @@ impl fmt::Display for StoreHealth {
         f.write_str(")")?;
         if let Some(r) = &self.recovery {
             write!(f, ": RECOVERED: {r}")?;
+        }
+        if let Some(r) = &self.readings_recovery {
+            write!(f, ": READINGS FILE REPLACED: {r}")?;
         }
         Ok(())
     }
@@ -220,7 +228,8 @@ fn attempt(path: &Path, options: &StoreOptions) -> Result<(Store, StoreHealth), 
     } else {
         Check::Skipped
     };
-    let found = schema::migrate(&mut journal).map_err(|e| match e {
+    let (readings, readings_recovery) = open_readings(path, options).map_err(Attempt::Failed)?;
+    let found = schema::migrate(&mut journal, &readings_path(path)).map_err(|e| match e {
         StoreError::Sqlite(e) => classify(e),
         other => Attempt::Failed(other),
     })?;
@@ -232,11 +241,79 @@ fn attempt(path: &Path, options: &StoreOptions) -> Result<(Store, StoreHealth), 
         migrated_from: (existed && found < schema::LATEST).then_some(found),
         check,
         recovery: None,
+        readings_recovery,
     };
     Ok((
-        Store::from_parts(path.to_path_buf(), options.clone(), journal, bulk),
+        Store::from_parts(path.to_path_buf(), options.clone(), journal, bulk, readings),
         health,
     ))
+}
+
+/// Opens (or creates) the readings file beside the main file at `main`, checks and migrates
+/// it. A damaged one is moved aside and replaced by an empty one (readings are not
+/// acknowledged end to end, nor salvaged): returned with why.
+fn open_readings(
+    main: &Path,
+    options: &StoreOptions,
+) -> Result<(Connection, Option<String>), StoreError> {
+    let path = readings_path(main);
+    let reason = match attempt_readings(&path, options) {
+        Ok(conn) => return Ok((conn, None)),
+        Err(Attempt::Failed(e)) => return Err(e),
+        Err(Attempt::Damaged(reason)) => reason,
+    };
+    tracing::error!(
+        path = %path.display(),
+        %reason,
+        "the readings file is damaged: moving it aside and starting an empty one (the journal is not affected)"
+    );
+    let moved_to = quarantine(&path)?;
+    let conn = attempt_readings(&path, options).map_err(|a| match a {
+        Attempt::Failed(e) => e,
+        Attempt::Damaged(r) => {
+            StoreError::Invalid(format!("a fresh readings file is damaged: {r}"))
+        }
+    })?;
+    Ok((
+        conn,
+        Some(format!("{reason}; moved to {}", moved_to.display())),
+    ))
+}
+
+fn attempt_readings(path: &Path, options: &StoreOptions) -> Result<Connection, Attempt> {
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(classify)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(classify)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Attempt::Failed(StoreError::Invalid(format!(
+            "readings file: journal_mode is {mode}, not wal"
+        ))));
+    }
+    configure(&conn, Role::Readings).map_err(classify)?;
+    if options.check_at_open {
+        let problems = quick_check(&conn).map_err(|e| match classify(e) {
+            Attempt::Damaged(reason) => Attempt::Damaged(format!("quick_check: {reason}")),
+            failed => failed,
+        })?;
+        if !problems.is_empty() {
+            return Err(Attempt::Damaged(format!(
+                "quick_check: {}",
+                problems.join("; ")
+            )));
+        }
+    }
+    schema::migrate_readings(&mut conn).map_err(|e| match e {
+        StoreError::Sqlite(e) => classify(e),
+        other => Attempt::Failed(other),
+    })?;
+    Ok(conn)
 }
 
 /// `PRAGMA quick_check`: the problems found (none: sound). Stops at 10.
@@ -255,9 +332,7 @@ fn quick_check(conn: &Connection) -> Result<Vec<String>, rusqlite::Error> {
 
 /// Moves the damaged file and its `-wal` and `-shm` aside; returns the new path of the file.
 fn quarantine(path: &Path) -> Result<PathBuf, StoreError> {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
+    let ms = crate::clock::now_ms();
     let name = path
         .file_name()
         .map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());

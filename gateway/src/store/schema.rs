@@ -1,10 +1,13 @@
-//! The schema, as numbered migrations (`PRAGMA user_version` is the number applied).
+//! The schema, as numbered migrations (`PRAGMA user_version` is the number applied), of the
+//! two files: the main one (registry, journal) and the readings file (readings, rollups).
 //!
 //! Rules: a migration is never edited once released; a change is a new migration appended to
 //! [`MIGRATIONS`]. Each one runs in its own transaction together with the `user_version` bump,
 //! so a crash mid-migration leaves the previous version whole. Tables are `STRICT` (a wrong type
 //! is an error, not a silent conversion); enumerations are checked text, so the file stays
 //! readable with the `sqlite3` shell.
+
+use std::path::Path;
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -254,13 +257,77 @@ CREATE TABLE api_tokens (
 CREATE INDEX api_tokens_by_user ON api_tokens(user_name);
 "#;
 
+/// Version 3: an index for the retention of delivered notifications; readings and their
+/// rollups move to the readings file (attached as `rd` while
+/// this runs, its schema already made by [`READINGS_MIGRATIONS`]), so that the journal's
+/// fsyncs never flush readings. `INSERT OR IGNORE`: a copy interrupted by a crash is done
+/// again whole (the readings file commits on its own).
+const V3: &str = r#"
+INSERT OR IGNORE INTO rd.readings SELECT * FROM main.readings;
+INSERT OR IGNORE INTO rd.readings_hourly SELECT * FROM main.readings_hourly;
+DROP TABLE main.readings;
+DROP TABLE main.readings_hourly;
+-- Retention of delivered notifications (Store::prune) without a scan of the outbox.
+CREATE INDEX main.notifications_delivered ON notifications(delivered_ms)
+    WHERE delivered_ms IS NOT NULL;
+"#;
+
 /// Every migration, in order: index `i` takes the schema from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+
+/// The readings file, version 1: the tables version 1 of the main file had, the same columns
+/// in the same order.
+const READINGS_V1: &str = r#"
+-- One row per (telemetry message, channel). The key makes a redelivered message a no-op.
+CREATE TABLE readings (
+    device      TEXT NOT NULL,
+    channel     INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    ts_ms       INTEGER NOT NULL,
+    residual_ma INTEGER,
+    temp_dc     INTEGER,
+    voltage_dv  INTEGER,
+    current_ma  INTEGER,
+    PRIMARY KEY (device, channel, seq)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX readings_by_time ON readings(device, channel, ts_ms);
+
+-- Hourly rollups, kept far longer than raw readings. Per quantity: count, min, max, sum.
+CREATE TABLE readings_hourly (
+    device      TEXT NOT NULL,
+    channel     INTEGER NOT NULL,
+    hour_ms     INTEGER NOT NULL,
+    count       INTEGER NOT NULL,
+    residual_n  INTEGER NOT NULL DEFAULT 0,
+    residual_min INTEGER,
+    residual_max INTEGER,
+    residual_sum INTEGER NOT NULL DEFAULT 0,
+    temp_n      INTEGER NOT NULL DEFAULT 0,
+    temp_min    INTEGER,
+    temp_max    INTEGER,
+    temp_sum    INTEGER NOT NULL DEFAULT 0,
+    voltage_n   INTEGER NOT NULL DEFAULT 0,
+    voltage_min INTEGER,
+    voltage_max INTEGER,
+    voltage_sum INTEGER NOT NULL DEFAULT 0,
+    current_n   INTEGER NOT NULL DEFAULT 0,
+    current_min INTEGER,
+    current_max INTEGER,
+    current_sum INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (device, channel, hour_ms)
+) STRICT, WITHOUT ROWID;
+"#;
+
+/// The readings file's migrations (its own `user_version`).
+pub(super) const READINGS_MIGRATIONS: &[&str] = &[READINGS_V1];
 
 /// The schema version this build writes.
 pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;
 
-/// The tables, parents before children (the order a salvage copies them in).
+/// The readings file's schema version this build writes.
+pub(super) const READINGS_LATEST: u32 = READINGS_MIGRATIONS.len() as u32;
+
+/// The main file's tables, parents before children (the order a salvage copies them in).
 pub(super) const TABLES: &[&str] = &[
     "meta",
     "areas",
@@ -277,22 +344,26 @@ pub(super) const TABLES: &[&str] = &[
     "ticket_steps",
     "audit",
     "notifications",
-    "readings_hourly",
-    "readings",
 ];
+
+/// The readings file's tables.
+#[cfg(test)]
+pub(super) const READINGS_TABLES: &[&str] = &["readings_hourly", "readings"];
 
 /// The schema version of the open database.
 pub(super) fn version(conn: &Connection) -> Result<u32, rusqlite::Error> {
     conn.pragma_query_value(None, "user_version", |row| row.get(0))
 }
 
-/// Brings the schema to [`LATEST`]; returns the version found. Idempotent: at `LATEST` it only
-/// reads the version.
+/// Brings the main file's schema to [`LATEST`]; returns the version found. Idempotent: at
+/// `LATEST` it only reads the version. `readings` is the readings file, already at
+/// [`READINGS_LATEST`] ([`migrate_readings`]): attached while migrations run, so that version
+/// 2 moves the readings of an older store into it.
 ///
 /// # Errors
 /// [`StoreError::TooNew`] if the file was written by a newer build (refused, not touched);
 /// a database error if a migration fails (that migration is rolled back whole).
-pub(super) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+pub(super) fn migrate(conn: &mut Connection, readings: &Path) -> Result<u32, StoreError> {
     let found = version(conn)?;
     if found > LATEST {
         return Err(StoreError::TooNew {
@@ -300,7 +371,38 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
             supported: LATEST,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    if found == LATEST {
+        return Ok(found);
+    }
+    conn.execute(
+        "ATTACH DATABASE ?1 AS rd",
+        [readings.to_string_lossy().as_ref()],
+    )?;
+    let applied = apply(conn, MIGRATIONS, found);
+    // The journal's connection never keeps the readings file: its transactions would lock it.
+    conn.execute("DETACH DATABASE rd", [])?;
+    applied?;
+    Ok(found)
+}
+
+/// Brings the readings file's schema to [`READINGS_LATEST`]; returns the version found.
+///
+/// # Errors
+/// As [`migrate`].
+pub(super) fn migrate_readings(conn: &mut Connection) -> Result<u32, StoreError> {
+    let found = version(conn)?;
+    if found > READINGS_LATEST {
+        return Err(StoreError::TooNew {
+            found,
+            supported: READINGS_LATEST,
+        });
+    }
+    apply(conn, READINGS_MIGRATIONS, found)?;
+    Ok(found)
+}
+
+fn apply(conn: &mut Connection, migrations: &[&str], found: u32) -> Result<(), StoreError> {
+    for (i, sql) in migrations.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // Another process may have migrated between our read and our write lock.
         if version(&tx)? > i as u32 {
@@ -310,5 +412,5 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
         tx.pragma_update(None, "user_version", i as u32 + 1)?;
         tx.commit()?;
     }
-    Ok(found)
+    Ok(())
 }

@@ -13,7 +13,7 @@ use super::config::{Token, TsdbConfig};
 use super::retry::{self, Outcome};
 use super::spool::{Batch, Spool};
 use super::{TsdbStats, line};
-use crate::pipeline::now_ms;
+use crate::clock::now_ms;
 
 /// The HTTP side: one client, the write URL, the token.
 #[derive(Clone)]

@@ -25,8 +25,8 @@ use super::reports;
 use super::session::{Input, Output, Session, SessionConfig};
 use super::stats::{FrameEvent, UplinkStats};
 use super::store::{NewFrame, UplinkStore, UplinkStoreError};
+use crate::clock::now_ms;
 use crate::notify::alert::Alert;
-use crate::pipeline::now_ms;
 use crate::store::{NotifyChannel, Store};
 
 /// How long one write to the centre may take.

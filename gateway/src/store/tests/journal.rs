@@ -510,6 +510,7 @@ fn the_notifications_outbox_delivers_at_least_once() {
     let store = open(&path);
     let notify = |episode_id, channel, target: &str| {
         JournalOp::Notify(NewNotification {
+            id: None,
             episode_id,
             kind: NotificationKind::Opened,
             level: 0,
@@ -652,4 +653,125 @@ fn max_seq_covers_events_and_readings() {
         .unwrap();
     assert_eq!(store.max_seq(&did("d-1")).unwrap(), Some(40));
     assert_eq!(store.max_seq(&did("d-2")).unwrap(), Some(900));
+}
+
+#[test]
+fn a_notification_is_queued_under_its_derived_id_once_and_a_collision_gets_a_free_one() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    tree(&store);
+    let notify = |id, episode_id, target: &str| {
+        JournalOp::Notify(NewNotification {
+            id: Some(id),
+            episode_id,
+            kind: NotificationKind::Opened,
+            level: 0,
+            channel: NotifyChannel::Mqtt,
+            target: target.into(),
+            payload: serde_json::json!({ "episode": episode_id }),
+            next_attempt_ms: T0,
+        })
+    };
+    let first = store
+        .journal_batch(&[
+            opened(1, "d-1", Category::Smoke),
+            opened(2, "d-2", Category::Smoke),
+            notify(9_007_199_254_740_991, 1, "firegrid/v1/alert/g1"),
+        ])
+        .unwrap();
+    assert_eq!(first[2], JournalResult::Enqueued(9_007_199_254_740_991));
+    // The same alert again (a resend after a crash): the same row.
+    let again = store
+        .journal_batch(&[notify(9_007_199_254_740_991, 1, "firegrid/v1/alert/g1")])
+        .unwrap();
+    assert_eq!(again, [JournalResult::Enqueued(9_007_199_254_740_991)]);
+    assert_eq!(store.notifications_of(1).unwrap().len(), 1);
+    // Another alert whose derived id collides: queued all the same, under a free id.
+    let other = store
+        .journal_batch(&[notify(9_007_199_254_740_991, 2, "firegrid/v1/alert/g1")])
+        .unwrap();
+    let [JournalResult::Enqueued(id)] = other[..] else {
+        panic!("queued: {other:?}");
+    };
+    assert_ne!(id, 9_007_199_254_740_991);
+    assert_eq!(store.notifications_of(2).unwrap()[0].id, id);
+}
+
+#[test]
+fn prune_bounds_the_pending_list_and_the_notifications_outbox() {
+    const DAY: u64 = 86_400_000;
+    let dir = tmp();
+    let path = db(&dir);
+    let (store, _) = Store::open_with(
+        &path,
+        StoreOptions {
+            pending_devices_max: 3,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    tree(&store);
+    for (i, id) in ["p-1", "p-2", "p-3", "p-4", "p-5"].iter().enumerate() {
+        store
+            .record_pending(&did(id), "firegrid/v1/dev/x/telemetry", T0 + i as u64)
+            .unwrap();
+    }
+    let notify = |episode_id: u64, sent_ms: u64| {
+        JournalOp::Notify(NewNotification {
+            id: None,
+            episode_id,
+            kind: NotificationKind::Opened,
+            level: 0,
+            channel: NotifyChannel::Mqtt,
+            target: "firegrid/v1/alert/g1".into(),
+            payload: serde_json::json!({ "episode": episode_id, "sent_ms": sent_ms }),
+            next_attempt_ms: sent_ms,
+        })
+    };
+    let ids: Vec<i64> = store
+        .journal_batch(&[
+            opened(1, "d-1", Category::Smoke),
+            opened(2, "d-2", Category::Smoke),
+            opened(3, "d-3", Category::Smoke),
+            // Delivered long ago, delivered lately, never delivered for 8 days.
+            notify(1, T0 - 100 * DAY),
+            notify(2, T0 - DAY),
+            notify(3, T0 - 8 * DAY),
+        ])
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r {
+            JournalResult::Enqueued(id) => Some(id),
+            _ => None,
+        })
+        .collect();
+    store.mark_delivered(ids[0], T0 - 100 * DAY).unwrap();
+    store.mark_delivered(ids[1], T0 - DAY).unwrap();
+
+    let report = store.prune(T0).unwrap();
+    assert_eq!(
+        (
+            report.pending_devices,
+            report.notifications_delivered,
+            report.notifications_undelivered
+        ),
+        (2, 1, 1),
+        "{report:?}"
+    );
+    let pending: Vec<String> = store
+        .list_pending()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id.to_string())
+        .collect();
+    assert_eq!(
+        pending,
+        ["p-5", "p-4", "p-3"],
+        "the most recently seen kept"
+    );
+    assert!(store.notifications_of(1).unwrap().is_empty());
+    assert_eq!(store.notifications_of(2).unwrap().len(), 1);
+    assert!(store.notifications_of(3).unwrap().is_empty());
+    let again = store.prune(T0).unwrap();
+    assert_eq!(again, PruneReport::default(), "idempotent");
 }

@@ -72,7 +72,7 @@ fn redelivered_telemetry_is_stored_once_and_rolled_up_once() {
         .history(&did("d-1"), 0, T0, T0 + 2 * HOUR_MS, HOUR_MS)
         .unwrap();
     assert_eq!(hours.iter().map(|p| p.count).collect::<Vec<_>>(), [60, 60]);
-    let raw_count: i64 = raw(&path)
+    let raw_count: i64 = raw(&readings_path(&path))
         .query_row("SELECT count(*) FROM readings", [], |r| r.get(0))
         .unwrap();
     assert_eq!(raw_count, 240);
@@ -211,7 +211,7 @@ fn prune_drops_old_readings_and_keeps_rollups_longer() {
         report,
         PruneReport {
             readings: 30,
-            hourly: 0
+            ..PruneReport::default()
         }
     );
     let d = did("d-1");
@@ -237,7 +237,8 @@ fn prune_drops_old_readings_and_keeps_rollups_longer() {
         report,
         PruneReport {
             readings: 20,
-            hourly: 6
+            hourly: 6,
+            ..PruneReport::default()
         }
     );
 }

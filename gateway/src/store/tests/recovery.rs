@@ -53,14 +53,14 @@ fn a_damaged_table_loses_only_what_cannot_be_read() {
         .unwrap();
     drop(store);
 
-    // Wreck the root page of the readings table.
+    // Wreck the root page of the audit log.
     let (root, page_size): (u64, u64) = {
         let conn = raw(&path);
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .unwrap();
         (
             conn.query_row(
-                "SELECT rootpage FROM sqlite_schema WHERE name = 'readings'",
+                "SELECT rootpage FROM sqlite_schema WHERE name = 'audit'",
                 [],
                 |r| r.get(0),
             )
@@ -86,18 +86,13 @@ fn a_damaged_table_loses_only_what_cannot_be_read() {
         table("events").is_some_and(|t| t.complete && t.rows == 20),
         "{recovery:?}"
     );
+    assert!(table("audit").is_some_and(|t| !t.complete), "{recovery:?}");
     assert!(
-        table("readings").is_some_and(|t| !t.complete),
-        "{recovery:?}"
-    );
-    assert!(
-        table("readings_hourly").is_some_and(|t| t.complete && t.rows == 2),
-        "{recovery:?}"
-    );
-    assert!(
-        recovery.to_string().contains("incomplete: readings"),
+        recovery.to_string().contains("incomplete: audit"),
         "{recovery}"
     );
+    // The readings are in a file of their own: untouched.
+    assert_eq!(health.readings_recovery, None);
 
     // The registry, the journal and its dedupe survive.
     assert_eq!(store.device_specs().unwrap().len(), 1);

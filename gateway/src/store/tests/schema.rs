@@ -27,6 +27,15 @@ fn migrates_an_empty_file_and_reopens_idempotently() {
     let mut expected: Vec<String> = sch::TABLES.iter().map(|t| t.to_string()).collect();
     expected.sort();
     assert_eq!(tables(&path), expected);
+    let mut expected: Vec<String> = sch::READINGS_TABLES.iter().map(|t| t.to_string()).collect();
+    expected.sort();
+    let readings = readings_path(&path);
+    assert_eq!(
+        readings.file_name().unwrap().to_string_lossy(),
+        "firegrid-readings.db"
+    );
+    assert_eq!(tables(&readings), expected);
+    assert_eq!(sch::version(&raw(&readings)).unwrap(), sch::READINGS_LATEST);
     let conn = raw(&path);
     assert_eq!(sch::version(&conn).unwrap(), sch::LATEST);
     let mode: String = conn
@@ -81,7 +90,7 @@ fn a_newer_schema_is_refused_and_left_untouched() {
 }
 
 #[test]
-fn the_journal_connection_is_durable_and_leaves_checkpoints_to_readings() {
+fn the_journal_connection_is_durable_and_alone_in_its_file() {
     let dir = tmp();
     let store = open(&db(&dir));
     let journal = lock(&store.inner.journal);
@@ -97,12 +106,33 @@ fn the_journal_connection_is_durable_and_leaves_checkpoints_to_readings() {
         .pragma_query_value(None, "foreign_keys", |r| r.get(0))
         .unwrap();
     assert_eq!(fk, 1);
-    drop(journal);
-    let bulk = lock(&store.inner.bulk);
-    let sync: i64 = bulk
-        .pragma_query_value(None, "synchronous", |r| r.get(0))
+    // The journal's connection sees one file: readings never share its WAL or its locks.
+    let files: i64 = journal
+        .query_row(
+            "SELECT count(*) FROM pragma_database_list WHERE name <> 'temp'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
-    assert_eq!(sync, 1, "NORMAL");
+    assert_eq!(files, 1);
+    drop(journal);
+    for conn in [&store.inner.bulk, &store.inner.readings] {
+        let sync: i64 = lock(conn)
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 1, "NORMAL");
+    }
+    let readings_file: String = lock(&store.inner.readings)
+        .query_row(
+            "SELECT file FROM pragma_database_list WHERE name = 'main'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        readings_file.ends_with("firegrid-readings.db"),
+        "{readings_file}"
+    );
 }
 
 #[test]
@@ -111,4 +141,129 @@ fn the_store_and_its_writers_can_be_shared_between_threads() {
     shared::<Store>();
     shared::<JournalWriter>();
     shared::<ReadingsWriter>();
+}
+
+/// A store as the release before the split wrote it: schema version 1 (its migration is never
+/// edited), readings and rollups in the main file beside the journal, written with the
+/// release's statements. The readings file is also there already with one of its rows, as a
+/// migration interrupted after the readings file committed leaves it.
+fn release_v1_store(path: &Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let conn = raw(path);
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+        .unwrap();
+    conn.execute_batch(sch::MIGRATIONS[0]).unwrap();
+    conn.pragma_update(None, "user_version", 1).unwrap();
+    conn.execute_batch(
+        "INSERT INTO readings (device, channel, seq, ts_ms, residual_ma, temp_dc, voltage_dv, \
+         current_ma) VALUES ('d-1', 0, 1, 1764403200000, 120, NULL, 2200, NULL), \
+         ('d-1', 0, 2, 1764403260000, 140, NULL, 2200, NULL), \
+         ('d-1', 1, 1, 1764403200000, NULL, 310, NULL, NULL);
+         INSERT INTO readings_hourly (device, channel, hour_ms, count, residual_n, \
+         residual_min, residual_max, residual_sum, voltage_n, voltage_min, voltage_max, \
+         voltage_sum) VALUES ('d-1', 0, 1764403200000, 2, 2, 120, 140, 260, 2, 2200, 2200, 4400);
+         INSERT INTO events (device, seq, received_ms, device_time_ms, uptime_ms, kind, \
+         channel, body) VALUES ('d-1', 7, 1764403200000, NULL, 1000, 'smoke', NULL, \
+         '{\"seq\":7,\"up_ms\":1000,\"kind\":\"smoke\"}');",
+    )
+    .unwrap();
+    drop(conn);
+    let readings = raw(&readings_path(path));
+    readings
+        .query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+        .unwrap();
+    readings.execute_batch(sch::READINGS_MIGRATIONS[0]).unwrap();
+    readings.pragma_update(None, "user_version", 1).unwrap();
+    readings
+        .execute_batch(
+            "INSERT INTO readings (device, channel, seq, ts_ms, residual_ma, temp_dc, \
+             voltage_dv, current_ma) VALUES ('d-1', 0, 1, 1764403200000, 120, NULL, 2200, NULL)",
+        )
+        .unwrap();
+}
+
+#[test]
+fn a_store_of_the_release_before_moves_its_readings_to_their_own_file_on_first_start() {
+    let dir = tmp();
+    let path = db(&dir);
+    release_v1_store(&path);
+
+    let (store, health) = Store::open(&path).unwrap();
+    assert!(health.is_clean(), "{health}");
+    assert_eq!(health.migrated_from, Some(1));
+    assert_eq!(health.schema_version, sch::LATEST);
+    // The main file keeps the journal and the registry only; every reading moved, once.
+    assert!(!tables(&path).contains(&"readings".to_string()));
+    let readings = raw(&readings_path(&path));
+    let count = |table: &str| -> i64 {
+        readings
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!((count("readings"), count("readings_hourly")), (3, 1));
+    // The history API reads them where they are now, raw and rolled up.
+    let raw_points = store.history(&did("d-1"), 0, T0, T0 + HOUR_MS, 0).unwrap();
+    assert_eq!(raw_points.len(), 2);
+    let hourly = store
+        .history(&did("d-1"), 0, T0, T0 + HOUR_MS, HOUR_MS)
+        .unwrap();
+    assert_eq!(hourly.len(), 1);
+    // The journal's dedupe survived the migration.
+    assert!(store.event_exists(&did("d-1"), 7).unwrap());
+    // New readings go to the readings file.
+    store
+        .insert_readings(&[super::readings::sample("d-1", 3, T0 + 120_000)])
+        .unwrap();
+    assert_eq!(count("readings"), 5);
+    drop(store);
+    let (_, again) = Store::open(&path).unwrap();
+    assert!(again.is_clean() && again.migrated_from.is_none(), "{again}");
+}
+
+#[test]
+fn a_damaged_readings_file_is_replaced_and_the_journal_is_untouched() {
+    let dir = tmp();
+    let path = db(&dir);
+    let store = open(&path);
+    registry_with_device(&store);
+    store.journal_batch(&[new_event("d-1", 1)]).unwrap();
+    store
+        .insert_readings(&[super::readings::sample("d-1", 1, T0)])
+        .unwrap();
+    drop(store);
+    let readings = readings_path(&path);
+    let garbage: Vec<u8> = (0..20_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(&readings, &garbage).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let mut p = readings.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(std::path::PathBuf::from(p));
+    }
+
+    let (store, health) = Store::open(&path).unwrap();
+    assert!(health.recovery.is_none(), "{health}");
+    let why = health.readings_recovery.clone().expect("replaced");
+    assert!(why.contains("not a database"), "{why}");
+    assert!(!health.is_clean());
+    assert_eq!(
+        store.journal_batch(&[new_event("d-1", 1)]).unwrap(),
+        [JournalResult::Duplicate],
+        "the journal as it was"
+    );
+    assert!(
+        store
+            .history(&did("d-1"), 0, T0, T0 + HOUR_MS, 0)
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .insert_readings(&[super::readings::sample("d-1", 2, T0)])
+        .unwrap();
+    assert_eq!(
+        store
+            .history(&did("d-1"), 0, T0, T0 + HOUR_MS, 0)
+            .unwrap()
+            .len(),
+        1
+    );
 }

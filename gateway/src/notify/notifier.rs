@@ -1,0 +1,186 @@
+//! The notifiers: journaled alerts out to grid workers, at least once.
+//!
+//! One task per kind of channel — MQTT on the urgent broker link, or webhooks by signed POST —
+//! so that a slow webhook never delays an MQTT alert. The pipeline hands each alert over once
+//! its notification is journaled; a periodic sweep of the outbox picks up whatever is still
+//! due (after a restart, a failure, or when the queue was full).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{BrokerHandle, Priority};
+use crate::clock::now_ms;
+use crate::metrics::{AlertChannel, AlertResult, Metrics};
+use crate::notify::alert::{Alert, AlertKind};
+use crate::notify::webhook::{Webhooks, retry_delay_ms};
+use crate::store::{JournalOp, JournalWriter, NotifyChannel, Store};
+
+/// How long the notifier waits for the broker to confirm an alert before retrying it.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An alert that was journaled and must now go out on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The notification's id in the outbox.
+    pub id: i64,
+    /// MQTT or a webhook.
+    pub channel: NotifyChannel,
+    /// The topic or the URL.
+    pub target: String,
+    /// The alert.
+    pub alert: Alert,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+}
+
+/// Delivers journaled alerts of one kind of channel — MQTT on the urgent link, or webhooks by
+/// signed POST (one task each, so that a slow webhook never delays an MQTT alert); each is
+/// marked delivered in the outbox, or failed and retried with backoff. A periodic sweep picks
+/// up whatever the outbox still holds of its kind (after a restart, a failure, or when the
+/// queue was full).
+///
+/// Alerts waiting together are sent together (concurrently, queued in order), and their
+/// delivery marks are journaled in one commit **behind** them, never in front of the next
+/// alert: an alert waits for no fsync but its own episode's. A mark lost to a crash only means
+/// the sweep sends that alert again under the same `alert_id` (receivers deduplicate by it).
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    kind: NotifyChannel,
+    store: Store,
+    journal: JournalWriter,
+    broker: BrokerHandle,
+    webhooks: Webhooks,
+    metrics: Arc<Metrics>,
+    mut queue: mpsc::Receiver<Outgoing>,
+    cancel: CancellationToken,
+) {
+    let mut sweep = tokio::time::interval(Duration::from_secs(1));
+    // Delivery marks being journaled; waited for before exiting.
+    let mut marks = tokio::task::JoinSet::new();
+    loop {
+        let batch: Vec<Outgoing> = tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            Some(o) = queue.recv() => {
+                let mut batch = vec![o];
+                while batch.len() < NOTIFY_BATCH
+                    && let Ok(o) = queue.try_recv()
+                {
+                    batch.push(o);
+                }
+                batch
+            }
+            _ = sweep.tick() => {
+                // Off the runtime's threads: the outbox read never stalls an alarm's task.
+                let store = store.clone();
+                let due = tokio::task::spawn_blocking(move || store.due_notifications(now_ms(), 256))
+                    .await;
+                let due = match due {
+                    Ok(Ok(due)) => due,
+                    Ok(Err(e)) => {
+                        tracing::warn!("outbox not read, swept again in a second: {e}");
+                        Vec::new()
+                    }
+                    Err(e) => {
+                        tracing::error!("outbox sweep failed: {e}");
+                        Vec::new()
+                    }
+                };
+                let webhooks_only = kind == NotifyChannel::Webhook;
+                due
+                    .into_iter()
+                    .filter(|n| (n.fields.channel == NotifyChannel::Webhook) == webhooks_only)
+                    .filter_map(|n| {
+                        let mut alert: Alert = serde_json::from_value(n.fields.payload).ok()?;
+                        alert.alert_id = u64::try_from(n.id).unwrap_or(0);
+                        Some(Outgoing {
+                            id: n.id,
+                            channel: n.fields.channel,
+                            target: n.fields.target,
+                            alert,
+                            attempts: n.attempts,
+                        })
+                    })
+                    .collect()
+            }
+            Some(_) = marks.join_next() => continue,
+        };
+        let sent =
+            futures_util::future::join_all(batch.iter().map(|o| deliver(o, &broker, &webhooks)))
+                .await;
+        let ops: Vec<JournalOp> = batch
+            .iter()
+            .zip(sent)
+            .map(|(o, (channel, result))| match result {
+                Ok(()) => {
+                    metrics.alert(channel, AlertResult::Ok);
+                    if o.alert.what == AlertKind::Opened && o.channel == NotifyChannel::Mqtt {
+                        // From the message's arrival (the episode's start) to the alert's send.
+                        metrics.alarm_latency(Duration::from_millis(
+                            now_ms().saturating_sub(o.alert.started_ms),
+                        ));
+                    }
+                    JournalOp::Delivered {
+                        id: o.id,
+                        at_ms: now_ms(),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(episode = o.alert.episode, target = %o.target, attempts = o.attempts, "alert not delivered, will retry: {e}");
+                    metrics.alert(channel, AlertResult::Retry);
+                    JournalOp::Failed {
+                        id: o.id,
+                        next_attempt_ms: now_ms() + retry_delay_ms(o.attempts),
+                    }
+                }
+            })
+            .collect();
+        if !ops.is_empty() {
+            let journal = journal.clone();
+            marks.spawn(async move {
+                if let Err(e) = journal.submit(ops).await {
+                    tracing::warn!("delivery state not journaled: {e}");
+                }
+            });
+        }
+    }
+    while marks.join_next().await.is_some() {}
+}
+
+/// Alerts a notifier sends together at most.
+const NOTIFY_BATCH: usize = 256;
+
+/// Sends one alert: on the urgent MQTT link (delivered = the broker's PUBACK came), or by
+/// webhook.
+async fn deliver(
+    o: &Outgoing,
+    broker: &BrokerHandle,
+    webhooks: &Webhooks,
+) -> (AlertChannel, Result<(), String>) {
+    let body = serde_json::to_vec(&o.alert).unwrap_or_default();
+    match o.channel {
+        NotifyChannel::Webhook => (
+            AlertChannel::Webhook,
+            webhooks
+                .post(&o.target, body)
+                .await
+                .map_err(|e| e.to_string()),
+        ),
+        NotifyChannel::Mqtt | NotifyChannel::Sse => (
+            AlertChannel::Mqtt,
+            broker
+                .publish_confirmed(
+                    Priority::Urgent,
+                    o.target.clone(),
+                    body,
+                    false,
+                    CONFIRM_TIMEOUT,
+                )
+                .await
+                .map_err(|e| e.to_string()),
+        ),
+    }
+}

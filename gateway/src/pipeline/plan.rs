@@ -1,0 +1,524 @@
+//! The pipeline's pure core: from a batch of classified messages, what the journal already
+//! holds and the time, to a [`Plan`] — journal ops, alerts, acks, readings, refusals.
+//!
+//! No store, no tokio, no clock: the shell ([`Pipeline`](super::Pipeline)) reads what a batch
+//! needs from the store **before** planning (in one batched read, [`Lookups`]), passes `now`
+//! in, and does what the plan says afterwards. Tests drive the [`Planner`] with explicit time.
+//!
+//! The [`Planner`] owns the [`Engine`] and what alerts are built from: the registry's view
+//! of each device ([`Known`]), the area tree (for escalation paths), and every episode the
+//! engine holds as its alerts describe it (the opening alert, its peak kept current), so that
+//! an `ended` or `escalated` alert never needs a store read. Planning changes the engine; if
+//! the shell then fails to journal a plan that [changes episodes](Plan::changes_episodes), it
+//! builds a new planner from the journal (the shell's `rebuild`): what the journal does not
+//! hold never lives on in memory, and the device's resend opens the episode again.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use firegrid_protocols::codec::Encoding;
+use firegrid_protocols::message::{Message, Seq, Status};
+use firegrid_protocols::{DeviceId, GridId};
+
+use crate::engine::{Engine, Input, Output};
+use crate::ingest::Refusal;
+use crate::model::{Category, DeviceState, Episode, EpisodeId, UnixMs};
+use crate::notify::Outgoing;
+use crate::notify::alert::{Alert, AlertKind};
+use crate::store::{
+    Device, JournalOp, NewEvent, NewNotification, NotificationKind, NotifyChannel, Sample,
+    WireEncoding,
+};
+
+/// A message as [`ingest::classify`](crate::ingest::classify) left it: from a device, or
+/// refused (with the device, when the topic named one).
+pub type Classified = Result<(DeviceId, Message), (Option<DeviceId>, Refusal)>;
+
+/// The deepest area hierarchy an escalation climbs (guards against a cycle in the tree).
+const MAX_AREA_DEPTH: usize = 16;
+
+/// What the pipeline needs of the device registry, cached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    /// Its life-cycle state: only commissioned and in-service devices are taken.
+    pub state: DeviceState,
+    /// How to encode what is sent to it (acks, config, commands).
+    pub encoding: Encoding,
+    /// Its readings' tags in the time-series database.
+    pub tags: crate::tsdb::Tags,
+}
+
+impl Known {
+    /// The registry's device, as the pipeline sees it.
+    pub fn of(d: &Device) -> Self {
+        Self {
+            state: d.fields.state,
+            encoding: match d.fields.encoding {
+                WireEncoding::Json => Encoding::Json,
+                WireEncoding::Binary => Encoding::Binary,
+            },
+            tags: crate::tsdb::Tags {
+                site: d.fields.site_id,
+                circuit: d.fields.circuit_id,
+                grid: d.fields.grid_id.as_ref().map(ToString::to_string),
+            },
+        }
+    }
+}
+
+/// What the journal already holds of a batch, read in one go before planning.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lookups {
+    /// The batch's events already journaled, by (device, sequence number): resends.
+    pub journaled: HashSet<(DeviceId, Seq)>,
+}
+
+impl Lookups {
+    /// The (device, sequence number) of every event in `batch`: what to look up.
+    pub fn wanted(batch: &[Classified]) -> Vec<(DeviceId, Seq)> {
+        batch
+            .iter()
+            .filter_map(|c| match c {
+                Ok((device, Message::Event(e))) => Some((device.clone(), e.seq)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A message the plan refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Its index in the batch.
+    pub index: usize,
+    /// The device its topic named, if any (an unknown one goes to the pending list).
+    pub device: Option<DeviceId>,
+    /// Why.
+    pub refusal: Refusal,
+}
+
+/// What to do for one batch (or tick, or API change), in this order: offer the readings,
+/// journal the ops in **one** transaction, and only once that has succeeded hand the alerts to
+/// the notifiers and acknowledge the events.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// The journal ops: new events, the engine's decisions, then one notification per alert.
+    pub journal: Vec<JournalOp>,
+    /// The alerts, one per [`JournalOp::Notify`] at the end of `journal`, in the same order;
+    /// their `id` and `alert_id` are the notification's id, known once journaled.
+    pub alerts: Vec<Outgoing>,
+    /// The events to acknowledge end to end, per device (new ones and resends alike).
+    pub acks: BTreeMap<DeviceId, Vec<Seq>>,
+    /// Readings for the readings store and the time-series database.
+    pub samples: Vec<Sample>,
+    /// Messages refused, with why.
+    pub refusals: Vec<Refused>,
+    /// The categories of the episodes opened (for the counters).
+    pub opened: Vec<Category>,
+}
+
+impl Plan {
+    /// Whether the plan changes episodes: if it cannot be journaled, the engine must be rebuilt
+    /// from the journal.
+    pub fn changes_episodes(&self) -> bool {
+        self.journal
+            .iter()
+            .any(|op| matches!(op, JournalOp::Engine { .. }))
+    }
+}
+
+/// The pipeline's decisions. See the [pipeline](crate::pipeline): its shell reads, this decides.
+#[derive(Debug)]
+pub struct Planner {
+    engine: Engine,
+    known: HashMap<DeviceId, Known>,
+    /// Every episode the engine holds, as its alerts describe it.
+    episodes: HashMap<EpisodeId, Alert>,
+    /// Every area and the area above it (`None` for the top).
+    areas: HashMap<GridId, Option<GridId>>,
+    /// Webhook URLs every alert also goes to.
+    webhooks: Vec<String>,
+    /// The episodes the plan being made opened by an event, with the event's sequence number:
+    /// their `opened` alerts' ids derive from it.
+    openings: HashMap<EpisodeId, Seq>,
+}
+
+impl Planner {
+    /// A planner over an engine already loaded with the registry and the open episodes
+    /// (`open`: the journal's rows of the episodes the engine holds), what it knows of each
+    /// registered device ([`Known::of`]) and the area tree (each area and its parent).
+    pub fn new(
+        engine: Engine,
+        known: HashMap<DeviceId, Known>,
+        open: impl IntoIterator<Item = Episode>,
+        areas: HashMap<GridId, Option<GridId>>,
+    ) -> Self {
+        let episodes = open
+            .into_iter()
+            .filter(|e| engine.holds(e.id))
+            .map(|e| (e.id, alert_of(&e)))
+            .collect();
+        Self {
+            engine,
+            known,
+            episodes,
+            areas,
+            webhooks: Vec::new(),
+            openings: HashMap::new(),
+        }
+    }
+
+    /// Every alert also goes to these webhooks.
+    pub fn set_webhooks(&mut self, urls: Vec<String>) {
+        self.webhooks = urls;
+    }
+
+    /// The webhooks every alert also goes to.
+    pub fn webhooks(&self) -> &[String] {
+        &self.webhooks
+    }
+
+    /// Replaces the area tree (each area and its parent).
+    pub fn set_areas(&mut self, areas: HashMap<GridId, Option<GridId>>) {
+        self.areas = areas;
+    }
+
+    /// Whether the area tree has this area.
+    pub fn knows_area(&self, area: &GridId) -> bool {
+        self.areas.contains_key(area)
+    }
+
+    /// The engine (read only: it changes through plans).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// What the pipeline knows of a device.
+    pub fn known(&self, device: &DeviceId) -> Option<&Known> {
+        self.known.get(device)
+    }
+
+    /// Records the registry's current view of a device (`None`: deleted).
+    pub fn set_known(&mut self, id: &DeviceId, device: Option<&Device>) {
+        match device {
+            Some(d) => {
+                self.known.insert(id.clone(), Known::of(d));
+            }
+            None => {
+                self.known.remove(id);
+            }
+        }
+    }
+
+    /// When to plan a [`tick`](Self::tick) at the latest.
+    pub fn next_deadline(&self) -> Option<UnixMs> {
+        self.engine.next_deadline()
+    }
+
+    /// Plans a batch of messages received at `now`, given what the journal already holds of
+    /// it.
+    pub fn plan(&mut self, batch: Vec<Classified>, lookups: &Lookups, now: UnixMs) -> Plan {
+        let mut plan = Plan::default();
+        let mut outputs = Vec::new();
+        let mut taken: HashSet<(DeviceId, Seq)> = HashSet::new();
+        for (index, c) in batch.into_iter().enumerate() {
+            if let Err((device, refusal)) =
+                self.take(c, lookups, &mut taken, now, &mut plan, &mut outputs)
+            {
+                plan.refusals.push(Refused {
+                    index,
+                    device,
+                    refusal,
+                });
+            }
+        }
+        self.finish(outputs, now, &mut plan);
+        plan
+    }
+
+    /// Plans what time alone decides at `now`: offline devices, alarms held long enough,
+    /// escalations.
+    pub fn tick(&mut self, now: UnixMs) -> Plan {
+        self.input(Input::Tick, now)
+    }
+
+    /// Plans an engine input from the API (an acknowledgement, a device changed or removed).
+    pub fn input(&mut self, input: Input, now: UnixMs) -> Plan {
+        let mut plan = Plan::default();
+        let forgets = matches!(input, Input::Acknowledged(_) | Input::Remove(_));
+        let outputs = self.engine.handle(input, now);
+        if forgets {
+            self.forget_finished();
+        }
+        self.finish(outputs, now, &mut plan);
+        plan
+    }
+
+    /// Takes one message into the plan.
+    fn take(
+        &mut self,
+        c: Classified,
+        lookups: &Lookups,
+        taken: &mut HashSet<(DeviceId, Seq)>,
+        now: UnixMs,
+        plan: &mut Plan,
+        outputs: &mut Vec<Output>,
+    ) -> Result<(), (Option<DeviceId>, Refusal)> {
+        let (device, msg) = c?;
+        match self.known.get(&device).map(|k| k.state) {
+            Some(DeviceState::Commissioned | DeviceState::InService) => {}
+            Some(DeviceState::Decommissioned) => {
+                return Err((Some(device), Refusal::Decommissioned));
+            }
+            // Unknown, or registered but not yet installed: listed as pending.
+            None | Some(DeviceState::Registered) => {
+                return Err((Some(device), Refusal::UnknownDevice));
+            }
+        }
+        match msg {
+            Message::Telemetry(t) => {
+                plan.samples
+                    .push(Sample::from_telemetry(device.clone(), &t, now));
+                outputs.extend(self.engine.handle(
+                    Input::Telemetry {
+                        device,
+                        readings: t.readings.iter().copied().collect(),
+                    },
+                    now,
+                ));
+            }
+            Message::Event(e) => {
+                // Acknowledged again even when it is a resend: its first ack may have been lost.
+                plan.acks.entry(device.clone()).or_default().push(e.seq);
+                let key = (device, e.seq);
+                if lookups.journaled.contains(&key) || !taken.insert(key.clone()) {
+                    return Err((Some(key.0), Refusal::Duplicate));
+                }
+                let (device, _) = key;
+                let out = self.engine.handle(
+                    Input::Event {
+                        device: device.clone(),
+                        kind: e.kind.clone(),
+                    },
+                    now,
+                );
+                for o in &out {
+                    if let Output::Opened { id, .. } = o {
+                        self.openings.insert(*id, e.seq);
+                    }
+                }
+                outputs.extend(out);
+                plan.journal.push(JournalOp::Event(NewEvent {
+                    device,
+                    event: e,
+                    received_ms: now,
+                }));
+            }
+            Message::Status(Status::Online(_)) => {
+                outputs.extend(self.engine.handle(Input::Online(device), now));
+            }
+            Message::Status(Status::Offline) => {
+                outputs.extend(self.engine.handle(Input::Offline(device), now));
+            }
+            // classify only passes uplink messages.
+            Message::Config(_) | Message::Command(_) | Message::Ack(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Turns the engine's outputs into journal ops and alerts (one notification per alert and
+    /// channel), keeping the episodes' descriptions current.
+    fn finish(&mut self, outputs: Vec<Output>, now: UnixMs, plan: &mut Plan) {
+        if outputs.is_empty() {
+            return;
+        }
+        let mut notify = Vec::new();
+        for o in &outputs {
+            if let Output::Opened { key, .. } = o {
+                plan.opened.push(key.category);
+            }
+            let Some(alert) = self.alert_for(o, now) else {
+                continue;
+            };
+            let topic = alert.topic();
+            let targets = std::iter::once((NotifyChannel::Mqtt, topic)).chain(
+                self.webhooks
+                    .iter()
+                    .map(|url| (NotifyChannel::Webhook, url.clone())),
+            );
+            for (channel, target) in targets {
+                let mut alert = alert.clone();
+                alert.alert_id = self.alert_id(&alert, channel, &target);
+                notify.push(JournalOp::Notify(NewNotification {
+                    id: i64::try_from(alert.alert_id).ok(),
+                    episode_id: alert.episode,
+                    kind: match alert.what {
+                        AlertKind::Opened => NotificationKind::Opened,
+                        AlertKind::Escalated => NotificationKind::Escalated,
+                        AlertKind::Ended => NotificationKind::Ended,
+                    },
+                    level: alert.level,
+                    channel,
+                    target: target.clone(),
+                    payload: serde_json::to_value(&alert).unwrap_or_default(),
+                    next_attempt_ms: now,
+                }));
+                plan.alerts.push(Outgoing {
+                    id: 0,
+                    channel,
+                    target,
+                    alert,
+                    attempts: 0,
+                });
+            }
+        }
+        // Episodes first: a notification refers to its episode.
+        plan.journal.extend(JournalOp::from_outputs(outputs, now));
+        plan.journal.extend(notify);
+        self.openings.clear();
+        self.forget_finished();
+    }
+
+    /// The alert's id ([`alert_id`](crate::notify::alert::alert_id)) on one channel: an
+    /// `opened` alert's from the event that opened the episode (device, sequence number), or
+    /// from the device, category, channel and start of an episode time or telemetry opened;
+    /// a later alert's from its episode, kind and level.
+    fn alert_id(&self, alert: &Alert, channel: NotifyChannel, target: &str) -> u64 {
+        use crate::notify::alert::alert_id;
+        let channel_name: &[u8] = match channel {
+            NotifyChannel::Mqtt => b"mqtt",
+            NotifyChannel::Webhook => b"webhook",
+            NotifyChannel::Sse => b"sse",
+        };
+        let ch = alert.channel.map_or([0xfe], |c| [c]);
+        match (alert.what, self.openings.get(&alert.episode)) {
+            (AlertKind::Opened, Some(seq)) => alert_id(&[
+                b"opened",
+                alert.device.as_bytes(),
+                &seq.to_be_bytes(),
+                channel_name,
+                target.as_bytes(),
+            ]),
+            (AlertKind::Opened, None) => alert_id(&[
+                b"opened-at",
+                alert.device.as_bytes(),
+                alert.category.as_str().as_bytes(),
+                &ch,
+                &alert.started_ms.to_be_bytes(),
+                channel_name,
+                target.as_bytes(),
+            ]),
+            (AlertKind::Escalated | AlertKind::Ended, _) => alert_id(&[
+                if alert.what == AlertKind::Ended {
+                    b"ended"
+                } else {
+                    b"escalated"
+                },
+                &alert.episode.to_be_bytes(),
+                &[alert.level],
+                channel_name,
+                target.as_bytes(),
+            ]),
+        }
+    }
+
+    /// The alert an engine output calls for (none for a new peak), updating the episode's
+    /// description.
+    fn alert_for(&mut self, o: &Output, now: UnixMs) -> Option<Alert> {
+        let (id, what, level) = match o {
+            Output::Opened {
+                id,
+                key,
+                grid,
+                source,
+                level,
+                detail,
+            } => {
+                let alert = Alert {
+                    alert_id: 0,
+                    episode: *id,
+                    what: AlertKind::Opened,
+                    category: key.category,
+                    device: key.device.to_string(),
+                    channel: key.channel,
+                    area: grid.clone(),
+                    level: 0,
+                    source: *source,
+                    started_ms: now,
+                    quantity: level.map(|l| l.quantity),
+                    value: level.map(|l| l.value),
+                    threshold: level.map(|l| l.threshold),
+                    detail: detail.map(str::to_owned),
+                    sent_ms: now,
+                };
+                self.episodes.insert(*id, alert.clone());
+                return Some(alert);
+            }
+            Output::Peak { id, level } => {
+                if let Some(a) = self.episodes.get_mut(id) {
+                    a.quantity = Some(level.quantity);
+                    a.value = Some(level.value);
+                    a.threshold = Some(level.threshold);
+                }
+                return None;
+            }
+            Output::Escalated { id, level } => (*id, AlertKind::Escalated, *level),
+            Output::Ended { id } => (*id, AlertKind::Ended, 0),
+        };
+        let Some(first) = self.episodes.get(&id) else {
+            tracing::warn!(
+                episode = id,
+                "no description of the episode: {what:?} alert not sent"
+            );
+            return None;
+        };
+        Some(Alert {
+            what,
+            level,
+            area: self.area_at(&first.area, level),
+            sent_ms: now,
+            ..first.clone()
+        })
+    }
+
+    /// The area `level` steps above `grid` (the top of the hierarchy when it has fewer levels).
+    fn area_at(&self, grid: &GridId, level: u8) -> GridId {
+        let mut area = grid;
+        for _ in 0..usize::from(level).min(MAX_AREA_DEPTH) {
+            match self.areas.get(area) {
+                Some(Some(parent)) => area = parent,
+                _ => break,
+            }
+        }
+        area.clone()
+    }
+
+    /// Drops the descriptions of episodes the engine no longer holds.
+    fn forget_finished(&mut self) {
+        let engine = &self.engine;
+        self.episodes.retain(|id, _| engine.holds(*id));
+    }
+}
+
+/// An episode's alert as the journal describes it (its opening, its peak so far).
+fn alert_of(e: &Episode) -> Alert {
+    Alert {
+        alert_id: 0,
+        episode: e.id,
+        what: AlertKind::Opened,
+        category: e.key.category,
+        device: e.key.device.to_string(),
+        channel: e.key.channel,
+        area: e.grid.clone(),
+        level: 0,
+        source: e.source,
+        started_ms: e.started_ms,
+        quantity: e.peak.map(|l| l.quantity),
+        value: e.peak.map(|l| l.value),
+        threshold: e.peak.map(|l| l.threshold),
+        detail: e.detail.clone(),
+        sent_ms: e.started_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,304 @@
+//! The shell around the planner, in a whole gateway (`app::run` in this process, the
+//! embedded broker, a real store file) with a device on MQTT: what a failed journal commit
+//! leaves behind.
+
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::app;
+use crate::config::Config;
+use crate::model::{DeviceKind, DeviceState};
+use crate::store::faults;
+use crate::store::{
+    Actor, AreaFields, AreaLevel, DeviceFields, EpisodeFilter, SiteFields, Store, WireEncoding,
+};
+use firegrid_protocols::message::{ChannelConfig, Config as DeviceConfig};
+use firegrid_protocols::thresholds::Threshold;
+use firegrid_protocols::{DeviceId, GridId};
+
+/// The longest one step waits.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+const T0: u64 = 1_764_403_200_000;
+
+fn gid(s: &str) -> GridId {
+    GridId::new(s).expect("a valid grid id")
+}
+
+/// A district d1 → street s1 → grid cell g1, a site in it and the in-service monitor `d-1`.
+fn registry(store: &Store) {
+    let actor = || Actor::new("tester", T0);
+    for (id, parent, level) in [
+        ("d1", None, AreaLevel::District),
+        ("s1", Some("d1"), AreaLevel::Street),
+        ("g1", Some("s1"), AreaLevel::Grid),
+    ] {
+        store
+            .create::<AreaFields>(
+                gid(id),
+                &AreaFields {
+                    parent_id: parent.map(gid),
+                    level,
+                    name: format!("area {id}"),
+                },
+                actor(),
+            )
+            .expect("an area");
+    }
+    let site = store
+        .create::<SiteFields>(
+            (),
+            &SiteFields {
+                name: "Building 7".into(),
+                address: "12 Wenyi Rd".into(),
+                owner_name: None,
+                owner_phone: None,
+                area_id: gid("g1"),
+            },
+            actor(),
+        )
+        .expect("a site");
+    let channels = [
+        ChannelConfig {
+            channel: 0,
+            enabled: true,
+            threshold: Threshold::ResidualMa(300),
+            delay_s: 10,
+        },
+        ChannelConfig {
+            channel: 1,
+            enabled: true,
+            threshold: Threshold::TempDc(850),
+            delay_s: 0,
+        },
+    ];
+    store
+        .create::<DeviceFields>(
+            DeviceId::new("d-1").expect("a valid device id"),
+            &DeviceFields {
+                kind: DeviceKind::ElectricalFireMonitor,
+                state: DeviceState::InService,
+                site_id: Some(site.id),
+                room_id: None,
+                circuit_id: None,
+                grid_id: Some(gid("g1")),
+                config: DeviceConfig {
+                    version: 1,
+                    report_interval_s: 60,
+                    heartbeat_interval_s: 60,
+                    buzzer: true,
+                    relay_trip: false,
+                    channels: channels.into_iter().collect(),
+                },
+                encoding: WireEncoding::Json,
+                credential_hash: None,
+            },
+            actor(),
+        )
+        .expect("a device");
+}
+
+/// What the device's MQTT client received: (topic, JSON).
+async fn next(rx: &mut mpsc::UnboundedReceiver<(String, Value)>, what: &str) -> (String, Value) {
+    tokio::time::timeout(DEADLINE, rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {DEADLINE:?} waiting for {what}"))
+        .unwrap_or_else(|| panic!("the device's client stopped before {what}"))
+}
+
+/// Receives until `done` says so; returns everything received.
+async fn until(
+    rx: &mut mpsc::UnboundedReceiver<(String, Value)>,
+    what: &str,
+    seen: &mut Vec<(String, Value)>,
+    done: impl Fn(&[(String, Value)]) -> bool,
+) {
+    while !done(seen) {
+        seen.push(next(rx, what).await);
+    }
+}
+
+fn acks_of(seen: &[(String, Value)], seq: u64) -> usize {
+    seen.iter()
+        .filter(|(t, m)| {
+            t.ends_with("/ack")
+                && m["seqs"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|s| s.as_u64() == Some(seq)))
+        })
+        .count()
+}
+
+fn alerts_on(seen: &[(String, Value)], channel: u64) -> Vec<&Value> {
+    seen.iter()
+        .filter(|(t, m)| {
+            t.starts_with("firegrid/v1/alert/") && m["channel"].as_u64() == Some(channel)
+        })
+        .map(|(_, m)| m)
+        .collect()
+}
+
+/// Disk full at the commit of an alarm (twice: the broker's redelivery finds it full too),
+/// then space again: the redelivered event opens exactly one episode, under one alert id,
+/// acknowledged once — nothing of the failed commits lives on in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_commit_that_fails_then_succeeds_gives_one_episode_one_alert_id_and_one_ack() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let data = dir.path().join("data");
+    let path = data.join("firegrid.db");
+    {
+        let (store, _) = Store::open(&path).expect("a fresh store");
+        registry(&store);
+    }
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut config = Config {
+        data_dir: data,
+        ..Config::default()
+    };
+    config.api.listen = any;
+    // An open Mosquitto: this test is about the journal, not about logins.
+    let mosquitto = crate::broker::testing::Mosquitto::start()
+        .await
+        .expect("mosquitto starts");
+    config.broker.mode = crate::broker::settings::BrokerMode::External;
+    config.broker.external.host = "127.0.0.1".into();
+    config.broker.external.port = mosquitto.port();
+    let cancel = CancellationToken::new();
+    let (ready, running) = oneshot::channel();
+    let gateway = tokio::spawn(app::run(config, cancel.clone(), Some(ready)));
+    let running = tokio::time::timeout(DEADLINE, running)
+        .await
+        .expect("the gateway starts in time")
+        .expect("the gateway says where it runs");
+    assert_eq!(running.store, path);
+    let mqtt = mosquitto.addr();
+
+    // The device: subscribed to its acks and to the alerts of its grid cell.
+    let (client, mut events) = AsyncClient::new(
+        MqttOptions::new("d-1", mqtt.ip().to_string(), mqtt.port()),
+        64,
+    );
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (subscribed_tx, subscribed) = oneshot::channel();
+    let device = tokio::spawn(async move {
+        let mut subscribed_tx = Some(subscribed_tx);
+        let mut subacks = 0;
+        while let Ok(event) = events.poll().await {
+            match event {
+                Event::Incoming(Packet::SubAck(_)) => {
+                    subacks += 1;
+                    if subacks == 2
+                        && let Some(s) = subscribed_tx.take()
+                    {
+                        let _ = s.send(());
+                    }
+                }
+                Event::Incoming(Packet::Publish(p)) => {
+                    let json = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                    if tx.send((p.topic.clone(), json)).is_err() {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    client
+        .subscribe("firegrid/v1/dev/d-1/ack", QoS::AtLeastOnce)
+        .await
+        .expect("subscribe queued");
+    client
+        .subscribe("firegrid/v1/alert/#", QoS::AtLeastOnce)
+        .await
+        .expect("subscribe queued");
+    tokio::time::timeout(DEADLINE, subscribed)
+        .await
+        .expect("subscribed in time")
+        .expect("subscribed");
+
+    // The disk is full for the next two journal commits.
+    faults::fail_journal_commits(&path, 2);
+    client
+        .publish(
+            "firegrid/v1/dev/d-1/event",
+            QoS::AtLeastOnce,
+            false,
+            r#"{"seq":1043,"ts":1764403260000,"up_ms":86460000,"kind":"alarm_raised","ch":0,"residual_ma":412,"threshold_ma":300}"#,
+        )
+        .await
+        .expect("publish queued");
+    let mut seen = Vec::new();
+    until(
+        &mut rx,
+        "the ack of 1043 after the disk had room again",
+        &mut seen,
+        |s| acks_of(s, 1043) >= 1 && !alerts_on(s, 0).is_empty(),
+    )
+    .await;
+    assert_eq!(
+        faults::failed_journal_commits(&path),
+        2,
+        "both commits failed"
+    );
+
+    // A later alarm on another channel, once acked and alerted, shows that everything before
+    // it has been handled.
+    client
+        .publish(
+            "firegrid/v1/dev/d-1/event",
+            QoS::AtLeastOnce,
+            false,
+            r#"{"seq":1044,"up_ms":86461000,"kind":"alarm_raised","ch":1,"temp_dc":873,"threshold_dc":850}"#,
+        )
+        .await
+        .expect("publish queued");
+    until(&mut rx, "the ack and alert of 1044", &mut seen, |s| {
+        acks_of(s, 1044) >= 1 && !alerts_on(s, 1).is_empty()
+    })
+    .await;
+
+    assert_eq!(acks_of(&seen, 1043), 1, "one ack: {seen:?}");
+    let alerts = alerts_on(&seen, 0);
+    assert_eq!(alerts.len(), 1, "one alert: {alerts:?}");
+    assert_eq!(alerts[0]["what"], "opened");
+    let alert_id = alerts[0]["alert_id"].as_i64().expect("an alert id");
+
+    let (store, _) = Store::open(&path).expect("the store opens beside the gateway");
+    let episodes = store
+        .episodes(&EpisodeFilter {
+            device: Some(DeviceId::new("d-1").expect("a valid device id")),
+            ..EpisodeFilter::default()
+        })
+        .expect("episodes");
+    let on_channel_0: Vec<_> = episodes
+        .iter()
+        .filter(|e| e.key.channel == Some(0))
+        .collect();
+    assert_eq!(on_channel_0.len(), 1, "one episode: {episodes:?}");
+    assert_eq!(alerts[0]["episode"].as_u64(), Some(on_channel_0[0].id));
+    let notifications = store
+        .notifications_of(on_channel_0[0].id)
+        .expect("notifications");
+    let ids: Vec<i64> = notifications.iter().map(|n| n.id).collect();
+    assert_eq!(ids, [alert_id], "one notification, the alert's id");
+    assert_eq!(
+        store
+            .device_events(&DeviceId::new("d-1").expect("a valid device id"), None, 100)
+            .map(|e| e.len())
+            .ok(),
+        Some(2),
+        "1043 and 1044 journaled once each"
+    );
+
+    cancel.cancel();
+    tokio::time::timeout(DEADLINE, gateway)
+        .await
+        .expect("the gateway stops in time")
+        .expect("the gateway task did not panic")
+        .expect("the gateway stopped cleanly");
+    device.abort();
+}

@@ -1,0 +1,122 @@
+//! Retention: what the store deletes so that it stays bounded — raw readings past
+//! [`StoreOptions::readings_retention_ms`], rollups past theirs, the pending-device list beyond
+//! [`StoreOptions::pending_devices_max`], delivered notifications past
+//! [`StoreOptions::delivered_notifications_retention_ms`] and alerts nobody could deliver for
+//! [`StoreOptions::undelivered_notifications_max_age_ms`]. The gateway runs it on a schedule
+//! ([`crate::maintenance`]); every deletion is in small transactions, off the alarm path.
+//!
+//! [`StoreOptions::readings_retention_ms`]: super::StoreOptions::readings_retention_ms
+//! [`StoreOptions::pending_devices_max`]: super::StoreOptions::pending_devices_max
+//! [`StoreOptions::delivered_notifications_retention_ms`]: super::StoreOptions::delivered_notifications_retention_ms
+//! [`StoreOptions::undelivered_notifications_max_age_ms`]: super::StoreOptions::undelivered_notifications_max_age_ms
+
+use rusqlite::{TransactionBehavior, params};
+use serde::Serialize;
+
+use super::readings::pairs;
+use super::sql;
+use super::{Store, StoreError};
+use crate::model::UnixMs;
+
+/// Rows deleted per transaction on the main file (bounds how long the journal waits for it).
+const CHUNK_ROWS: i64 = 1000;
+
+/// What [`Store::prune`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    /// Raw readings.
+    pub readings: u64,
+    /// Hourly rollups.
+    pub hourly: u64,
+    /// Entries of the pending-device list (the least recently seen beyond its bound).
+    pub pending_devices: u64,
+    /// Delivered notifications past their retention.
+    pub notifications_delivered: u64,
+    /// Notifications never delivered and given up (logged at `warn`).
+    pub notifications_undelivered: u64,
+}
+
+impl Store {
+    /// Deletes what is past its retention at `now` ([`StoreOptions`](super::StoreOptions)): raw
+    /// readings and rollups, the pending-device list beyond its bound, delivered notifications
+    /// past their retention and notifications nobody could deliver for too long. Readings go
+    /// 32 `(device, channel)` pairs per transaction on the readings file, the rest in chunks of
+    /// at most 1000 rows on the main file, so that no transaction is long. Run it hourly, off
+    /// the alarm path.
+    ///
+    /// # Errors
+    /// A database error (what was deleted before it stays deleted).
+    pub fn prune(&self, now: UnixMs) -> Result<PruneReport, StoreError> {
+        let options = &self.inner.options;
+        let raw_before = sql::int(now.saturating_sub(options.readings_retention_ms))?;
+        let hourly_before = sql::int(now.saturating_sub(options.hourly_retention_ms))?;
+        let mut report = PruneReport::default();
+        for (table, column, before, count) in [
+            ("readings", "ts_ms", raw_before, &mut report.readings),
+            (
+                "readings_hourly",
+                "hour_ms",
+                hourly_before,
+                &mut report.hourly,
+            ),
+        ] {
+            let pairs = self.read(|c| pairs(c, table))?;
+            for batch in pairs.chunks(32) {
+                *count += self.write_readings(|conn| {
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let mut n = 0;
+                    {
+                        let mut delete = tx.prepare_cached(&format!(
+                            "DELETE FROM {table} WHERE device = ?1 AND channel = ?2 AND {column} < ?3"
+                        ))?;
+                        for (device, channel) in batch {
+                            n += delete.execute(params![device, channel, before])? as u64;
+                        }
+                    }
+                    tx.commit()?;
+                    Ok(n)
+                })?;
+            }
+        }
+        report.pending_devices = self.delete_in_chunks(
+            "DELETE FROM pending_devices WHERE id IN (SELECT id FROM pending_devices \
+             ORDER BY last_seen_ms DESC LIMIT ?2 OFFSET ?1)",
+            sql::int(options.pending_devices_max as u64)?,
+        )?;
+        report.notifications_delivered = self.delete_in_chunks(
+            "DELETE FROM notifications WHERE id IN (SELECT id FROM notifications \
+             WHERE delivered_ms IS NOT NULL AND delivered_ms < ?1 LIMIT ?2)",
+            sql::int(now.saturating_sub(options.delivered_notifications_retention_ms))?,
+        )?;
+        let given_up = self.delete_in_chunks(
+            "DELETE FROM notifications WHERE id IN (SELECT id FROM notifications \
+             WHERE delivered_ms IS NULL AND json_extract(payload, '$.sent_ms') < ?1 LIMIT ?2)",
+            sql::int(now.saturating_sub(options.undelivered_notifications_max_age_ms))?,
+        )?;
+        if given_up > 0 {
+            tracing::warn!(
+                notifications = given_up,
+                "alerts that could not be delivered for too long were given up"
+            );
+        }
+        report.notifications_undelivered = given_up;
+        Ok(report)
+    }
+
+    /// Runs `delete` (parameters: `?1` = `arg`, `?2` = the chunk size) until it deletes
+    /// nothing; returns the rows deleted.
+    fn delete_in_chunks(&self, delete: &str, arg: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let n = self.write_bulk(|conn| {
+                Ok(conn
+                    .prepare_cached(delete)?
+                    .execute(params![arg, CHUNK_ROWS])?)
+            })?;
+            total += n as u64;
+            if (n as i64) < CHUNK_ROWS {
+                return Ok(total);
+            }
+        }
+    }
+}
