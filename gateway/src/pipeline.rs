@@ -30,9 +30,9 @@ use crate::control::Control;
 use crate::engine::{Engine, Input, Output};
 use crate::ingest::{self, Refusal, Refusals};
 use crate::metrics::{AlertChannel, AlertResult, IngestKind, Metrics};
-use crate::model::{DeviceState, UnixMs};
+use crate::model::{DeviceState, TicketState, UnixMs};
 use crate::notify::alert::{Alert, AlertKind};
-use crate::notify::webhook::{Webhooks, retry_delay_ms};
+use crate::notify::webhook::{self, AfterFailure, Webhooks};
 use crate::store::{
     Device, JournalOp, JournalResult, JournalWriter, NewEvent, NewNotification, NotificationKind,
     NotifyChannel, ReadingsWriter, Sample, Store, StoreError, WireEncoding,
@@ -693,13 +693,21 @@ pub async fn notifier(
             }
             Some(_) = marks.join_next() => continue,
         };
+        // Webhook retries stop once a person has acknowledged the episode's ticket.
+        let tickets = webhook_tickets(&store, &batch);
         let sent =
-            futures_util::future::join_all(batch.iter().map(|o| deliver(o, &broker, &webhooks)))
-                .await;
+            futures_util::future::join_all(batch.iter().zip(&tickets).map(|(o, ticket)| async {
+                webhook::retry_wanted(o.attempts, *ticket)
+                    .then_some(deliver(o, &broker, &webhooks).await)
+            }))
+            .await;
         let ops: Vec<JournalOp> = batch
             .iter()
             .zip(sent)
-            .map(|(o, (channel, result))| match result {
+            .zip(tickets)
+            .map(|((o, sent), ticket)| match sent {
+                None => stop_webhook(o, ticket, &metrics),
+                Some((channel, result)) => match result {
                 Ok(()) => {
                     metrics.alert(channel, AlertResult::Ok);
                     if o.alert.what == AlertKind::Opened && o.channel == NotifyChannel::Mqtt {
@@ -713,14 +721,18 @@ pub async fn notifier(
                         at_ms: now_ms(),
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(episode = o.alert.episode, target = %o.target, attempts = o.attempts, "alert not delivered, will retry: {e}");
-                    metrics.alert(channel, AlertResult::Retry);
-                    JournalOp::Failed {
-                        id: o.id,
-                        next_attempt_ms: now_ms() + retry_delay_ms(o.attempts),
+                Err(e) => match webhook::after_failure(o.attempts, ticket, now_ms()) {
+                    AfterFailure::Stop(_) => stop_webhook(o, ticket, &metrics),
+                    AfterFailure::RetryAt(next_attempt_ms) => {
+                        tracing::warn!(episode = o.alert.episode, target = %shown_target(o), attempts = o.attempts, "alert not delivered, will retry: {e}");
+                        metrics.alert(channel, AlertResult::Retry);
+                        JournalOp::Failed {
+                            id: o.id,
+                            next_attempt_ms,
+                        }
                     }
-                }
+                },
+                },
             })
             .collect();
         if !ops.is_empty() {
@@ -733,6 +745,44 @@ pub async fn notifier(
         }
     }
     while marks.join_next().await.is_some() {}
+}
+
+/// The tickets of the webhook alerts' episodes (`None` for other channels, or unreadable).
+fn webhook_tickets(store: &Store, batch: &[Outgoing]) -> Vec<Option<TicketState>> {
+    tokio::task::block_in_place(|| {
+        batch
+            .iter()
+            .map(|o| {
+                (o.channel == NotifyChannel::Webhook)
+                    .then(|| store.episode(o.alert.episode).ok().flatten())
+                    .flatten()
+                    .map(|e| e.ticket)
+            })
+            .collect()
+    })
+}
+
+/// A webhook alert not tried again (its ticket is acknowledged): logged, counted, journaled.
+fn stop_webhook(o: &Outgoing, ticket: Option<TicketState>, metrics: &Metrics) -> JournalOp {
+    let reason = format!(
+        "ticket {}: webhook retries stop",
+        ticket.map_or("acknowledged", TicketState::as_str)
+    );
+    tracing::info!(episode = o.alert.episode, target = %shown_target(o), attempts = o.attempts, "alert not retried: {reason}");
+    metrics.alert(AlertChannel::Webhook, AlertResult::Stopped);
+    JournalOp::Stopped {
+        id: o.id,
+        at_ms: now_ms(),
+        reason,
+    }
+}
+
+/// Where an alert goes, as logs may show it (a webhook URL redacted).
+fn shown_target(o: &Outgoing) -> String {
+    match o.channel {
+        NotifyChannel::Webhook => webhook::redact_url(&o.target),
+        NotifyChannel::Mqtt | NotifyChannel::Sse => o.target.clone(),
+    }
 }
 
 /// Alerts a notifier sends together at most.

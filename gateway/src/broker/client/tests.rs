@@ -1,4 +1,7 @@
 //! Unit tests of the client's pieces (no broker).
+use std::time::Duration;
+
+use super::link::backoff;
 use super::*;
 
 #[test]
