@@ -6,6 +6,7 @@ pub mod broker;
 pub mod config;
 pub mod control;
 pub mod engine;
+pub mod fuzzing;
 pub mod ingest;
 pub mod metrics;
 pub mod modbus;
