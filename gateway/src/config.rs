@@ -528,7 +528,7 @@ mod tests {
             "firegrid.toml: [[webhooks]] url ftp://x/… must be an http:// or https:// URL with \
              a host"
         );
-        assert_eq!(c.webhooks[0].allow_private, false);
+        assert!(!c.webhooks[0].allow_private);
         // Loopback, private, link-local literals only when allowed; a name is checked later.
         for url in [
             "http://127.0.0.1:8080/t0ken",
