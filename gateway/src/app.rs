@@ -21,7 +21,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::metrics::{Metrics, Queue};
 use crate::notify::notifier;
-use crate::notify::webhook::Webhooks;
+use crate::notify::webhook::{Webhook, Webhooks, redact_url};
 use crate::pipeline::{self, Pipeline};
 use crate::store::{
     JournalWriter, NotifyChannel, ReadingsWriter, Store, StoreOptions, WriterOptions,
@@ -237,9 +237,13 @@ pub async fn run(
             .flatten()
             .map(String::into_bytes);
         if secret.is_none() && !w.secret_env.is_empty() {
-            tracing::warn!(url = %w.url, var = %w.secret_env, "webhook secret variable is not set: alerts to it are unsigned");
+            tracing::warn!(url = %redact_url(&w.url), var = %w.secret_env, "webhook secret variable is not set: alerts to it are unsigned");
         }
-        (w.url.clone(), secret)
+        Webhook {
+            url: w.url.clone(),
+            secret,
+            policy: w.address_policy(),
+        }
     }))
     .map_err(AppError::Webhooks)?;
     let inner = CancellationToken::new();

@@ -143,12 +143,17 @@ spool_max_bytes = 1073741824
 fsync = "interval"
 fsync_interval_ms = 1000
 
-# Webhooks: every alert is also POSTed (JSON, at least once, retried with backoff) to each of
-# these, e.g. an SMS or IM gateway. The body is signed: header X-Firegrid-Signature =
-# "sha256=" + hex HMAC-SHA256 of the body under the secret read from `secret_env`.
+# Webhooks: every alert is also POSTed (JSON, at least once, retried with backoff until
+# delivered or the ticket is acknowledged) to each of these, e.g. an SMS or IM gateway. Header
+# X-Firegrid-Timestamp = Unix ms of the attempt; the request is signed: X-Firegrid-Signature =
+# "sha256=" + hex HMAC-SHA256 of "{timestamp}.{body}" under the secret read from `secret_env`
+# (receivers refuse timestamps more than 5 min old). Redirects are not followed. Loopback,
+# private and link-local addresses are refused, also when a name resolves to one, unless
+# `allow_private = true`.
 # [[webhooks]]
 # url = "https://sms-gateway.example/firegrid"
 # secret_env = "FIREGRID_WEBHOOK_SECRET"
+# allow_private = false
 
 [modbus]
 # Legacy monitors polled over Modbus TCP or RTU (docs/modbus.md). None by default.
@@ -242,6 +247,21 @@ pub struct WebhookConfig {
     /// Environment variable holding the signing secret; empty: unsigned.
     #[serde(default)]
     pub secret_env: String,
+    /// Whether it may reach loopback, private and link-local addresses (default: no).
+    #[serde(default)]
+    pub allow_private: bool,
+}
+
+impl WebhookConfig {
+    /// The addresses it may reach.
+    pub fn address_policy(&self) -> crate::notify::webhook::address::AddressPolicy {
+        use crate::notify::webhook::address::AddressPolicy;
+        if self.allow_private {
+            AddressPolicy::AllowPrivate
+        } else {
+            AddressPolicy::PublicOnly
+        }
+    }
 }
 
 /// `[api]`.
@@ -455,15 +475,8 @@ impl Config {
         if self.engine.escalation_s.windows(2).any(|w| w[0] >= w[1]) {
             return Err("[engine] escalation_s must increase (e.g. [120, 600, 1800])".into());
         }
-        if let Some(w) = self
-            .webhooks
-            .iter()
-            .find(|w| !(w.url.starts_with("http://") || w.url.starts_with("https://")))
-        {
-            return Err(format!(
-                "[[webhooks]] url {:?} must start with http:// or https://",
-                w.url
-            ));
+        for w in &self.webhooks {
+            check_webhook(w)?;
         }
         self.modbus.check()?;
         self.broker.check()?;
@@ -506,6 +519,24 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
+}
+
+/// A `[[webhooks]]` entry: an http(s) URL with a host, and, if its host is an IP literal, one
+/// its address policy allows (a name is checked each time it is resolved). Errors show the URL
+/// redacted (its path may hold a token).
+fn check_webhook(w: &WebhookConfig) -> Result<(), String> {
+    use crate::notify::webhook::{address, redact_url};
+    let url = reqwest::Url::parse(&w.url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .ok_or_else(|| {
+            format!(
+                "[[webhooks]] url {} must be an http:// or https:// URL with a host",
+                redact_url(&w.url)
+            )
+        })?;
+    address::url_allowed(&url, w.address_policy())
+        .map_err(|r| format!("[[webhooks]] url {}: {r}", redact_url(&w.url)))
 }
 
 #[cfg(test)]
@@ -608,13 +639,35 @@ mod tests {
         let c =
             parse("[[webhooks]]\nurl = \"https://sms.example/a\"\nsecret_env = \"S\"\n").unwrap();
         assert_eq!(c.webhooks[0].url, "https://sms.example/a");
-        let err = parse("[[webhooks]]\nurl = \"ftp://x\"\n")
+        let err = parse("[[webhooks]]\nurl = \"ftp://x/t0ken\"\n")
             .unwrap_err()
             .to_string();
         assert_eq!(
             err,
-            "firegrid.toml: [[webhooks]] url \"ftp://x\" must start with http:// or https://"
+            "firegrid.toml: [[webhooks]] url ftp://x/… must be an http:// or https:// URL with \
+             a host"
         );
+        assert!(!c.webhooks[0].allow_private);
+        // Loopback, private, link-local literals only when allowed; a name is checked later.
+        for url in [
+            "http://127.0.0.1:8080/t0ken",
+            "http://[::ffff:10.0.0.1]/",
+            "http://169.254.169.254/",
+        ] {
+            let err = parse(&format!("[[webhooks]]\nurl = \"{url}\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("refused for webhooks") && !err.contains("t0ken"),
+                "{err}"
+            );
+            let ok = parse(&format!(
+                "[[webhooks]]\nurl = \"{url}\"\nallow_private = true\n"
+            ))
+            .unwrap();
+            assert!(ok.webhooks[0].allow_private);
+        }
+        parse("[[webhooks]]\nurl = \"http://localhost/x\"\n").unwrap();
         let err = parse("[[webhooks]]\nurl = \"http://x\"\nsecret = \"inline\"\n")
             .unwrap_err()
             .to_string();

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod engine;
+pub mod fuzzing;
 pub mod ingest;
 pub mod maintenance;
 pub mod metrics;

@@ -11,7 +11,7 @@
 //! | `firegrid_refusals_total` | counter | `reason` (see [`Refusal::reason`]) | [`Metrics::refused`] or [`Metrics::set_refusals`] |
 //! | `firegrid_journal_commit_seconds` | histogram | | [`Metrics::journal_commit`] |
 //! | `firegrid_alarm_latency_seconds` | histogram | | [`Metrics::alarm_latency`]: receive → alert published |
-//! | `firegrid_alerts_total` | counter | `channel` = `mqtt`, `webhook`, `sse`; `result` = `ok`, `retry` | [`Metrics::alert`] |
+//! | `firegrid_alerts_total` | counter | `channel` = `mqtt`, `webhook`, `sse`; `result` = `ok`, `retry`, `stopped` (a webhook whose ticket was acknowledged) | [`Metrics::alert`] |
 //! | `firegrid_episodes_opened_total` | counter | `category` | [`Metrics::episode_opened`] |
 //! | `firegrid_devices_known` | gauge | | [`Metrics::set_devices_known`] |
 //! | `firegrid_queue_depth` | gauge | `queue` = `ingest`, `journal`, `readings`, `notify` | [`Metrics::set_queue_depth`] |
@@ -116,15 +116,18 @@ pub enum AlertResult {
     Ok,
     /// Failed; it will be tried again.
     Retry,
+    /// Not tried again: a webhook whose episode a person has acknowledged.
+    Stopped,
 }
 
 impl AlertResult {
-    const ALL: [Self; 2] = [Self::Ok, Self::Retry];
+    const ALL: [Self; 3] = [Self::Ok, Self::Retry, Self::Stopped];
 
     const fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
             Self::Retry => "retry",
+            Self::Stopped => "stopped",
         }
     }
 }
@@ -733,10 +736,13 @@ firegrid_alarm_latency_seconds_count 1
 # TYPE firegrid_alerts_total counter
 firegrid_alerts_total{channel=\"mqtt\",result=\"ok\"} 1
 firegrid_alerts_total{channel=\"mqtt\",result=\"retry\"} 0
+firegrid_alerts_total{channel=\"mqtt\",result=\"stopped\"} 0
 firegrid_alerts_total{channel=\"webhook\",result=\"ok\"} 0
 firegrid_alerts_total{channel=\"webhook\",result=\"retry\"} 1
+firegrid_alerts_total{channel=\"webhook\",result=\"stopped\"} 0
 firegrid_alerts_total{channel=\"sse\",result=\"ok\"} 0
 firegrid_alerts_total{channel=\"sse\",result=\"retry\"} 0
+firegrid_alerts_total{channel=\"sse\",result=\"stopped\"} 0
 # HELP firegrid_episodes_opened_total Episodes opened, by category.
 # TYPE firegrid_episodes_opened_total counter
 firegrid_episodes_opened_total{category=\"alarm\"} 0

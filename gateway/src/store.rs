@@ -92,8 +92,9 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use error::StoreError;
 pub use journal::{
-    AuditEntry, AuditFilter, EpisodeFilter, JournalOp, JournalResult, NewEvent, NewNotification,
-    Notification, NotificationId, NotificationKind, NotifyChannel, StoredEvent, TicketStep,
+    AuditEntry, AuditFilter, EpisodeFilter, JournalOp, JournalResult, NEVER_MS, NewEvent,
+    NewNotification, Notification, NotificationId, NotificationKind, NotifyChannel, StoredEvent,
+    TicketStep,
 };
 pub use prune::PruneReport;
 pub use readings::{Agg, HOUR_MS, InsertReport, MAX_POINTS, Point, Sample};

@@ -1,4 +1,4 @@
-//! What a grid worker receives: the alert message, its topic, and the webhook signature.
+//! What a grid worker receives: the alert message, its topic, and the webhook signature's MAC.
 //!
 //! One JSON object per alert, the same on every channel (MQTT `firegrid/v1/alert/{area}`,
 //! server-sent events, webhooks), so an SMS/IM gateway or a worker's app parses one shape:
@@ -108,8 +108,9 @@ impl Alert {
 /// The header carrying the webhook signature.
 pub const SIGNATURE_HEADER: &str = "X-Firegrid-Signature";
 
-/// Signs a webhook body: `sha256=` and the hex HMAC-SHA256 of the body under the secret, so a
-/// receiver can check that the alert came from this gateway and was not altered.
+/// `sha256=` and the hex HMAC-SHA256 of `data` under the secret. A webhook signs its timestamp
+/// and body with it ([`crate::notify::webhook::signature`]), so that a receiver can check that
+/// the alert came from this gateway, unaltered, and recently.
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
         .expect("HMAC-SHA256 takes a key of any length");

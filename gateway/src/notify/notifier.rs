@@ -14,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::{BrokerHandle, Priority};
 use crate::clock::now_ms;
 use crate::metrics::{AlertChannel, AlertResult, Metrics};
+use crate::model::TicketState;
 use crate::notify::alert::{Alert, AlertKind};
-use crate::notify::webhook::{Webhooks, retry_delay_ms};
+use crate::notify::webhook::{self, AfterFailure, Webhooks};
 use crate::store::{JournalOp, JournalWriter, NotifyChannel, Store};
 
 /// How long the notifier waits for the broker to confirm an alert before retrying it.
@@ -108,14 +109,23 @@ pub async fn run(
             }
             Some(_) = marks.join_next() => continue,
         };
+        // Webhook retries stop once a person has acknowledged the episode's ticket.
+        let tickets = webhook_tickets(&store, &batch).await;
         let sent =
-            futures_util::future::join_all(batch.iter().map(|o| deliver(o, &broker, &webhooks)))
-                .await;
+            futures_util::future::join_all(batch.iter().zip(&tickets).map(|(o, ticket)| async {
+                match webhook::retry_wanted(o.attempts, *ticket) {
+                    true => Some(deliver(o, &broker, &webhooks).await),
+                    false => None,
+                }
+            }))
+            .await;
         let ops: Vec<JournalOp> = batch
             .iter()
             .zip(sent)
-            .map(|(o, (channel, result))| match result {
-                Ok(()) => {
+            .zip(tickets)
+            .map(|((o, sent), ticket)| match sent {
+                None => stop_webhook(o, ticket, &metrics),
+                Some((channel, Ok(()))) => {
                     metrics.alert(channel, AlertResult::Ok);
                     if o.alert.what == AlertKind::Opened && o.channel == NotifyChannel::Mqtt {
                         // From the message's arrival (the episode's start) to the alert's send.
@@ -128,12 +138,17 @@ pub async fn run(
                         at_ms: now_ms(),
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(episode = o.alert.episode, target = %o.target, attempts = o.attempts, "alert not delivered, will retry: {e}");
-                    metrics.alert(channel, AlertResult::Retry);
-                    JournalOp::Failed {
-                        id: o.id,
-                        next_attempt_ms: now_ms() + retry_delay_ms(o.attempts),
+                Some((channel, Err(e))) => {
+                    match webhook::after_failure(o.attempts, ticket, now_ms()) {
+                        AfterFailure::Stop(_) => stop_webhook(o, ticket, &metrics),
+                        AfterFailure::RetryAt(next_attempt_ms) => {
+                            tracing::warn!(episode = o.alert.episode, target = %shown_target(o), attempts = o.attempts, "alert not delivered, will retry: {e}");
+                            metrics.alert(channel, AlertResult::Retry);
+                            JournalOp::Failed {
+                                id: o.id,
+                                next_attempt_ms,
+                            }
+                        }
                     }
                 }
             })
@@ -148,6 +163,51 @@ pub async fn run(
         }
     }
     while marks.join_next().await.is_some() {}
+}
+
+/// The tickets of the webhook alerts' episodes (`None` for other channels, or unreadable),
+/// read off the async threads; no read at all for a batch without webhooks.
+async fn webhook_tickets(store: &Store, batch: &[Outgoing]) -> Vec<Option<TicketState>> {
+    let episodes: Vec<Option<crate::model::EpisodeId>> = batch
+        .iter()
+        .map(|o| (o.channel == NotifyChannel::Webhook).then_some(o.alert.episode))
+        .collect();
+    if episodes.iter().all(Option::is_none) {
+        return vec![None; batch.len()];
+    }
+    let store = store.clone();
+    let n = batch.len();
+    tokio::task::spawn_blocking(move || {
+        episodes
+            .into_iter()
+            .map(|e| e.and_then(|id| store.episode(id).ok().flatten().map(|e| e.ticket)))
+            .collect()
+    })
+    .await
+    .unwrap_or_else(|_| vec![None; n])
+}
+
+/// A webhook alert no longer retried: its ticket was acknowledged (or moved on).
+fn stop_webhook(o: &Outgoing, ticket: Option<TicketState>, metrics: &Metrics) -> JournalOp {
+    let reason = format!(
+        "ticket {}: webhook retries stop",
+        ticket.map_or("acknowledged", TicketState::as_str)
+    );
+    tracing::info!(episode = o.alert.episode, target = %shown_target(o), attempts = o.attempts, "alert not retried: {reason}");
+    metrics.alert(AlertChannel::Webhook, AlertResult::Stopped);
+    JournalOp::Stopped {
+        id: o.id,
+        at_ms: now_ms(),
+        reason,
+    }
+}
+
+/// The target as logs may show it (a webhook URL's path and query may hold a secret).
+fn shown_target(o: &Outgoing) -> String {
+    match o.channel {
+        NotifyChannel::Webhook => webhook::redact_url(&o.target),
+        NotifyChannel::Mqtt | NotifyChannel::Sse => o.target.clone(),
+    }
 }
 
 /// Alerts a notifier sends together at most.

@@ -60,7 +60,21 @@ pub enum JournalOp {
         /// When to try again.
         next_attempt_ms: UnixMs,
     },
+    /// An undelivered notification is not to be tried again (a webhook whose episode a person
+    /// has acknowledged): its next attempt moves to [`NEVER_MS`], out of the due list, and the
+    /// audit log says why (`notification.stopped`, by `gateway`).
+    Stopped {
+        /// Which.
+        id: NotificationId,
+        /// When.
+        at_ms: UnixMs,
+        /// Why, for the audit log.
+        reason: String,
+    },
 }
+
+/// The next attempt of a [`JournalOp::Stopped`] notification: never due.
+pub const NEVER_MS: UnixMs = i64::MAX as UnixMs;
 
 impl JournalOp {
     /// The engine's outputs at `at_ms`, as ops.
@@ -421,6 +435,27 @@ fn apply(conn: &Connection, op: &JournalOp) -> Result<JournalResult, StoreError>
                      WHERE id = ?1 AND delivered_ms IS NULL",
                 )?
                 .execute(params![id, next_attempt_ms])?;
+            notification_result(conn, *id, n)
+        }
+        JournalOp::Stopped { id, at_ms, reason } => {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE notifications SET next_attempt_ms = ?2 \
+                     WHERE id = ?1 AND delivered_ms IS NULL AND next_attempt_ms < ?2",
+                )?
+                .execute(params![id, sql::int(NEVER_MS)?])?;
+            if n > 0 {
+                let detail = serde_json::json!({ "reason": reason }).to_string();
+                let subject = format!("notification/{id}");
+                insert_audit(
+                    conn,
+                    *at_ms,
+                    "gateway",
+                    "notification.stopped",
+                    &subject,
+                    &detail,
+                )?;
+            }
             notification_result(conn, *id, n)
         }
     }

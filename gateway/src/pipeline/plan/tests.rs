@@ -139,7 +139,9 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
                 ..
             } => "escalated",
             JournalOp::Notify(_) => "notify",
-            JournalOp::Delivered { .. } | JournalOp::Failed { .. } => "delivery",
+            JournalOp::Delivered { .. } | JournalOp::Failed { .. } | JournalOp::Stopped { .. } => {
+                "delivery"
+            }
         })
         .collect()
 }
