@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use firegrid_protocols::GridId;
 
+use super::access::{Caller, check_area};
 use super::error::{ApiError, Json, PathId, Subject, area_id, check_text, query_area, shorten};
 use super::resource::{ApiResource, ApiResult};
 use super::{ApiState, blocking};
@@ -117,9 +118,19 @@ impl ApiResource for AreaFields {
     }
 }
 
-pub(super) async fn area_path(State(state): State<ApiState>, id: PathId) -> ApiResult {
+/// `GET /api/v1/areas/{id}/path`: the area and those above it (its escalation path). A scoped
+/// caller may ask for an area in their subtree (whose path goes above it).
+pub(super) async fn area_path(
+    State(state): State<ApiState>,
+    caller: Caller,
+    id: PathId,
+) -> ApiResult {
     let id = id.area()?;
-    let path = blocking(&state, Subject::new("area", &id), move |s| s.area_path(&id)).await?;
+    let path = blocking(&state, Subject::new("area", &id), move |s| {
+        let path = s.area_path(&id)?;
+        Ok(check_area(s, &caller, &format!("area {id}"), Some(&id)).map(|()| path))
+    })
+    .await??;
     Ok(Json(path).into_response())
 }
 

@@ -245,6 +245,8 @@ async fn a_grid_worker_of_one_cell_cannot_reach_another() {
         ("GET", "/api/v1/episodes/1".to_string(), None),
         ("GET", "/api/v1/episodes?area=g2".to_string(), None),
         ("GET", "/api/v1/live?area=g2".to_string(), None),
+        ("GET", "/api/v1/areas/g2/path".to_string(), None),
+        ("GET", "/api/v1/areas/g2".to_string(), None),
         (
             "POST",
             "/api/v1/devices/hz-b/commands".to_string(),
