@@ -82,6 +82,7 @@ mod live;
 mod registry;
 mod resource;
 mod routes;
+pub mod tls;
 mod users;
 
 #[cfg(test)]
@@ -288,6 +289,26 @@ pub async fn serve(
     let closing = state.closing.clone();
     let app = router(state);
     axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.cancel();
+        })
+        .await
+}
+
+/// [`serve`] over TLS ([`tls::TlsListener`]).
+///
+/// # Errors
+/// The listener's address cannot be read.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let closing = state.closing.clone();
+    let app = router(state);
+    axum::serve(tls::TlsListener::new(listener, config)?, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             closing.cancel();

@@ -61,6 +61,9 @@ pub enum AppError {
     /// The broker client cannot be set up.
     #[error("broker: {0}")]
     Broker(#[from] crate::broker::BrokerError),
+    /// The API's TLS certificate or key cannot be used.
+    #[error("[api] TLS: {0}")]
+    ApiTls(#[from] crate::tls::TlsError),
     /// The webhook client cannot be set up.
     #[error("webhooks: {0}")]
     Webhooks(reqwest::Error),
@@ -357,8 +360,17 @@ pub async fn run(
     state.accounts = accounts;
     state.metrics_open = config.api.metrics_open();
     let api_stop = cancel.clone();
+    let api_tls = config
+        .api
+        .tls()
+        .map(|(cert, key)| crate::tls::server_config(cert, key))
+        .transpose()?;
     tasks.spawn(async move {
-        if let Err(e) = api::serve(listener, state, api_stop.cancelled_owned()).await {
+        let served = match api_tls {
+            Some(tls) => api::serve_tls(listener, tls, state, api_stop.cancelled_owned()).await,
+            None => api::serve(listener, state, api_stop.cancelled_owned()).await,
+        };
+        if let Err(e) = served {
             tracing::error!("HTTP API stopped: {e}");
         }
     });

@@ -88,6 +88,10 @@ listen = "127.0.0.1:8080"
 # Who may read /metrics: "auto" (anyone when `listen` is a loopback address, else a token of
 # any role), "open" (anyone who reaches the port), "token" (a token of any role).
 metrics = "auto"
+# HTTPS: a PEM certificate chain and its key (both, or neither for plain HTTP on loopback or
+# behind a TLS-terminating proxy).
+tls_cert_file = ""
+tls_key_file = ""
 
 [engine]
 # A device is offline after this many heartbeat intervals without any message.
@@ -272,6 +276,19 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// Who may read `/metrics`.
     pub metrics: MetricsAccess,
+    /// PEM certificate chain: with `tls_key_file`, the API speaks HTTPS only.
+    pub tls_cert_file: PathBuf,
+    /// PEM private key.
+    pub tls_key_file: PathBuf,
+}
+
+impl ApiConfig {
+    /// The TLS files, if TLS is on.
+    #[must_use]
+    pub fn tls(&self) -> Option<(&Path, &Path)> {
+        (!self.tls_cert_file.as_os_str().is_empty())
+            .then_some((self.tls_cert_file.as_path(), self.tls_key_file.as_path()))
+    }
 }
 
 /// Who may read `/metrics` (`[api] metrics`).
@@ -358,6 +375,8 @@ impl Default for ApiConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             metrics: MetricsAccess::Auto,
+            tls_cert_file: PathBuf::new(),
+            tls_key_file: PathBuf::new(),
         }
     }
 }
@@ -480,6 +499,11 @@ impl Config {
         }
         self.modbus.check()?;
         self.broker.check()?;
+        if self.api.tls_cert_file.as_os_str().is_empty()
+            != self.api.tls_key_file.as_os_str().is_empty()
+        {
+            return Err("[api] tls_cert_file and tls_key_file go together (PEM files)".into());
+        }
         self.tsdb.check()?;
         self.uplink.gb26875.check()?;
         Ok(())

@@ -50,6 +50,15 @@ async fn logs_in(addr: SocketAddr, user: &str, password: &str) -> bool {
     }
 }
 
+/// Waits until the broker has loaded `user`'s account (a registration reloads the broker's
+/// accounts within tens of milliseconds).
+async fn until_loaded(addr: SocketAddr, user: &str, password: &str) {
+    until_async(&format!("{user}'s account loaded"), DEADLINE, || async {
+        logs_in(addr, user, password).await.then_some(())
+    })
+    .await;
+}
+
 /// The journaled events of `device` (the API's episodes are per device; events are not listed,
 /// so read the count from the ack the gateway publishes, as the device would).
 async fn acked(observer: &Mqtt, device: &str, seq: u32) {
@@ -75,9 +84,10 @@ async fn on_the_default_setup_a_device_acts_only_as_itself() {
         probe(broker, MqttVersion::V311, DEADLINE).await,
         Err(ProbeError::Refused(_))
     ));
+    until_loaded(broker, "hz-a", &a).await;
+    until_loaded(broker, "hz-b", &b).await;
     assert!(!logs_in(broker, "hz-a", "guess").await);
     assert!(!logs_in(broker, "hz-a", &b).await);
-    assert!(logs_in(broker, "hz-a", &a).await);
 
     // A forges B's alarm, an alert, a command and a configuration, then raises its own alarm:
     // the gateway journals and alerts A's, and nothing of the forgeries reaches anyone.
@@ -219,6 +229,7 @@ async fn hostile_connects_stop_neither_the_broker_nor_the_gateway() {
     let (admin_user, admin_pass) = mqtt_login(gw.api.token());
     let observer = Mqtt::connect_as(broker, &admin_user, &admin_pass).await;
     observer.subscribe("firegrid/v1/#").await;
+    until_loaded(broker, "hz-a", &a).await;
 
     let long = vec![b'x'; 64 * 1024];
     let ids: Vec<&[u8]> = vec![
@@ -263,6 +274,7 @@ async fn hostile_connects_stop_neither_the_broker_nor_the_gateway() {
     }
 
     // Still up: a registered device's alarm arrives end to end, and /healthz says 200.
+    until_loaded(broker, "hz-a", &a).await;
     let dev = Mqtt::connect_as(broker, "hz-a", &a).await;
     dev.publish(&event_topic("hz-a"), leakage_alarm(1)).await;
     let alert = alert_about(&observer, "hz-a").await;
@@ -395,4 +407,84 @@ async fn an_external_mosquitto_with_firegrids_account_files_keeps_the_same_rules
         "{}",
         gw.log_text()
     );
+}
+
+/// `[api] tls_cert_file`/`tls_key_file`: the API speaks HTTPS (a client trusting the CA gets
+/// `/healthz` and, with a token, `/api/v1`), and nothing in plain HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_api_serves_https_from_pem_files() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let ca_key = KeyPair::generate().expect("a key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).expect("a CA");
+    let key = KeyPair::generate().expect("a key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .signed_by(&key, &ca, &ca_key)
+        .expect("a certificate");
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).expect("written");
+    std::fs::write(&key_file, key.serialize_pem()).expect("written");
+
+    let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
+    let mut config = firegrid_gateway::config::Config {
+        data_dir: dir.path().join("data"),
+        ..Default::default()
+    };
+    config.api.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.api.tls_cert_file = cert_file;
+    config.api.tls_key_file = key_file;
+    config.broker.mode = firegrid_gateway::broker::settings::BrokerMode::External;
+    config.broker.external.port = mosquitto.port();
+    let token = support::admin_token(&config.data_dir);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (ready, running) = tokio::sync::oneshot::channel();
+    let gateway = tokio::spawn(firegrid_gateway::app::run(
+        config,
+        cancel.clone(),
+        Some(ready),
+    ));
+    let api = tokio::time::timeout(DEADLINE, running)
+        .await
+        .expect("started in time")
+        .expect("it says where it runs")
+        .api;
+
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).expect("PEM"))
+        .timeout(DEADLINE)
+        .build()
+        .expect("a client");
+    let health = until_async("/healthz over HTTPS", DEADLINE, || async {
+        let r = https
+            .get(format!("https://{api}/healthz"))
+            .send()
+            .await
+            .ok()?;
+        (r.status() == 200).then_some(r)
+    })
+    .await;
+    assert_eq!(health.status(), 200);
+    let me = https
+        .get(format!("https://{api}/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(me.status(), 200);
+    let plain = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("a client")
+        .get(format!("http://{api}/healthz"))
+        .send()
+        .await;
+    assert!(
+        plain.map_or(true, |r| !r.status().is_success()),
+        "no plain HTTP on the TLS port"
+    );
+    cancel.cancel();
+    let _ = tokio::time::timeout(DEADLINE, gateway).await;
 }
