@@ -480,16 +480,18 @@ impl Drop for Gateway {
 }
 
 /// A city-wide admin `e2e-admin` in the store of `data_dir` (made before the gateway starts, as
-/// `firegrid user add` does); their token.
+/// `firegrid user add` does; on a restart over the same data, another token of theirs).
 pub(crate) fn admin_token(data_dir: &Path) -> String {
     use firegrid_gateway::access::Role;
     use firegrid_gateway::store::{Actor, Store};
     std::fs::create_dir_all(data_dir).expect("the data directory");
     let (store, _) =
         Store::open(firegrid_gateway::access::cli::store_path(data_dir)).expect("the store opens");
-    let (_, token) = store
-        .add_user("e2e-admin", Role::Admin, None, Actor::new("e2e", now_ms()))
-        .expect("an admin");
+    let actor = Actor::new("e2e", now_ms());
+    let token = match store.add_user("e2e-admin", Role::Admin, None, actor) {
+        Ok((_, token)) => token,
+        Err(_) => store.issue_token("e2e-admin", actor).expect("a token"),
+    };
     token.token.expose().to_string()
 }
 
