@@ -939,46 +939,57 @@ impl Store {
         self.read(|c| collect(c, &sql, &[Value::Integer(sql::int(now)?)], notification_row))
     }
 
-    /// Notifications of `channel` with an id above `after`, in id order: a follower of the
-    /// outbox (the GB/T 26875.3 uplink) reads every alert once, in order, from its own mark.
+    /// Notifications of `channel` queued after sequence number `after`, in the order they were
+    /// queued, each with its sequence number: a follower of the outbox (the GB/T 26875.3
+    /// uplink) reads every alert once, in order, from its own mark. (Ids are derived from what
+    /// an alert is about, so they do not increase; the queue order does.)
     ///
     /// # Errors
     /// A database error.
     pub fn notifications_after(
         &self,
-        after: NotificationId,
+        after: i64,
         channel: NotifyChannel,
         limit: u32,
-    ) -> Result<Vec<Notification>, StoreError> {
+    ) -> Result<Vec<(i64, Notification)>, StoreError> {
+        let cols: String = NOTIFICATION_COLS
+            .split(',')
+            .map(|c| format!("n.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
-            "SELECT {NOTIFICATION_COLS} FROM notifications WHERE id > ? AND channel = ? \
-             ORDER BY id LIMIT {}",
+            "SELECT {cols}, o.seq FROM notification_order o JOIN notifications n \
+             ON n.id = o.notification_id WHERE o.seq > ? AND n.channel = ? \
+             ORDER BY o.seq LIMIT {}",
             sql::page(limit, 100, 10_000)
         );
+        let seq_col = NOTIFICATION_COLS.split(',').count();
         self.read(|c| {
-            collect(
-                c,
-                &sql,
-                &[
-                    Value::Integer(after),
-                    Value::Text(channel.as_str().to_owned()),
-                ],
-                notification_row,
-            )
+            let mut stmt = c.prepare(&sql)?;
+            let rows = stmt.query_map(rusqlite::params![after, channel.as_str()], |r| {
+                Ok((r.get::<_, i64>(seq_col)?, notification_row(r)))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, n) = row?;
+                out.push((seq, n?));
+            }
+            Ok(out)
         })
     }
 
-    /// The highest notification id (0 for none).
+    /// Where the queue order is now: the highest sequence number of [`Store::notifications_after`]
+    /// (0 for none).
     ///
     /// # Errors
     /// A database error.
-    pub fn max_notification_id(&self) -> Result<NotificationId, StoreError> {
+    pub fn max_notification_seq(&self) -> Result<i64, StoreError> {
         self.read(|c| {
-            Ok(
-                c.query_row("SELECT COALESCE(MAX(id), 0) FROM notifications", [], |r| {
-                    r.get(0)
-                })?,
-            )
+            Ok(c.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM notification_order",
+                [],
+                |r| r.get(0),
+            )?)
         })
     }
 

@@ -272,8 +272,26 @@ CREATE INDEX main.notifications_delivered ON notifications(delivered_ms)
     WHERE delivered_ms IS NOT NULL;
 "#;
 
+/// Version 4: the order in which notifications were queued. Their ids are derived from what
+/// they are about (not increasing), so whoever follows the outbox (the GB/T 26875 uplink)
+/// follows this sequence instead; triggers keep it in step with inserts and deletes.
+const V4: &str = r#"
+CREATE TABLE notification_order (
+    seq             INTEGER PRIMARY KEY,
+    notification_id INTEGER NOT NULL
+) STRICT;
+CREATE INDEX notification_order_by_id ON notification_order(notification_id);
+INSERT INTO notification_order (notification_id) SELECT id FROM notifications ORDER BY id;
+CREATE TRIGGER notification_queued AFTER INSERT ON notifications BEGIN
+    INSERT INTO notification_order (notification_id) VALUES (NEW.id);
+END;
+CREATE TRIGGER notification_removed AFTER DELETE ON notifications BEGIN
+    DELETE FROM notification_order WHERE notification_id = OLD.id;
+END;
+"#;
+
 /// Every migration, in order: index `i` takes the schema from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The readings file, version 1: the tables version 1 of the main file had, the same columns
 /// in the same order.
@@ -344,6 +362,7 @@ pub(super) const TABLES: &[&str] = &[
     "ticket_steps",
     "audit",
     "notifications",
+    "notification_order",
 ];
 
 /// The readings file's tables.

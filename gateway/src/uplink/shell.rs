@@ -80,7 +80,7 @@ pub fn start(
     let db = tokio::task::block_in_place(|| UplinkStore::open(&data_dir.join("uplink.db")))?;
     if db.mark()?.is_none() {
         // First use: report from now on, not the history of the outbox.
-        db.set_mark(store.max_notification_id()?)?;
+        db.set_mark(store.max_notification_seq()?)?;
     }
     let version = (
         env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap_or(0),
@@ -351,12 +351,12 @@ impl Shell {
                     return;
                 }
             };
-            let Some(last) = rows.last().map(|n| n.id) else {
+            let Some(last) = rows.last().map(|(seq, _)| *seq) else {
                 return;
             };
             let now = now_ms();
             let mut frames = Vec::new();
-            for n in &rows {
+            for (_, n) in &rows {
                 let Ok(alert) = serde_json::from_value::<Alert>(n.fields.payload.clone()) else {
                     tracing::warn!(
                         notification = n.id,
