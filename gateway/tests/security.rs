@@ -59,8 +59,8 @@ async fn until_loaded(addr: SocketAddr, user: &str, password: &str) {
     .await;
 }
 
-/// The journaled events of `device` (the API's episodes are per device; events are not listed,
-/// so read the count from the ack the gateway publishes, as the device would).
+/// Waits until the gateway has acknowledged `device`'s event `seq` end to end (it publishes the
+/// ack only once the event is journaled).
 async fn acked(observer: &Mqtt, device: &str, seq: u32) {
     until(&format!("the ack of {device} seq {seq}"), DEADLINE, || {
         observer.acked(device).contains(&seq).then_some(())

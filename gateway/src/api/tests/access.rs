@@ -462,3 +462,41 @@ fn the_docs_matrix_is_the_route_table() {
         "docs/security.md's route × role matrix differs from the route table; paste this:\n{table}"
     );
 }
+
+/// A device's MQTT credential is rotated or revoked only by a role that commissions devices,
+/// and only within their area: an installer of cell A gets 403 for cell B's device (whose
+/// credential stays as it was), a viewer gets 403 for any.
+#[tokio::test]
+async fn device_credentials_change_only_within_the_callers_area() {
+    let mut h = harness();
+    two_cells(&mut h).await;
+    let stored = |h: &Harness, id: &str| {
+        h.state
+            .store
+            .get::<crate::store::DeviceFields>(&did(id))
+            .expect("read")
+            .expect("there")
+            .fields
+            .credential_hash
+    };
+    let before = stored(&h, "hz-b");
+    let li = h.user("installer-li", Role::Installer, Some("g1"));
+    let viewer = h.user("viewer-zhao", Role::Viewer, Some("g1"));
+    for method in ["POST", "DELETE"] {
+        let a = h
+            .call_as(&li, method, "/api/v1/devices/hz-b/credentials", None)
+            .await;
+        assert_eq!(a.status, 403, "{method}: {}", a.text);
+        assert!(a.error().contains("g2"), "{method}: {}", a.text);
+        let a = h
+            .call_as(&viewer, method, "/api/v1/devices/hz-a/credentials", None)
+            .await;
+        assert_eq!(a.status, 403, "{method}: {}", a.text);
+    }
+    assert_eq!(stored(&h, "hz-b"), before, "cell B's credential untouched");
+    let a = h
+        .call_as(&li, "POST", "/api/v1/devices/hz-a/credentials", None)
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert!(a.json()["mqtt_password"].as_str().is_some());
+}
