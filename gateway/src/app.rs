@@ -128,6 +128,7 @@ pub async fn run(
     let store_path = config.data_dir.join("firegrid.db");
     let options = StoreOptions {
         readings_retention_ms: u64::from(config.store.readings_retention_days) * 86_400_000,
+        pending_devices_max: config.store.pending_devices_max,
         ..StoreOptions::default()
     };
     let (store, store_health) =
@@ -194,7 +195,7 @@ pub async fn run(
     let (control_tx, control_rx) = mpsc::channel(1024);
     let (notify_tx, notify_rx) = mpsc::channel(4096);
     {
-        // The queue gauges and the stored-readings count of /metrics, sampled.
+        // The queue gauges and the writers' and broker client's counts of /metrics, sampled.
         let (metrics, journal, readings) = (metrics.clone(), journal.clone(), readings.clone());
         let (notify, broker, cancel) = (notify_tx.clone(), broker.clone(), cancel.clone());
         tasks.spawn(async move {
@@ -216,7 +217,11 @@ pub async fn run(
                 metrics.set_queue_depth(Queue::Journal, journal.queue_depth());
                 metrics.set_queue_depth(Queue::Readings, readings.queue_depth());
                 metrics.set_queue_depth(Queue::Notify, notify.max_capacity() - notify.capacity());
-                metrics.set_readings_stored(readings.stats().inserted);
+                let counters = broker.counters();
+                metrics.set_broker_counters(counters.reconnects, counters.oversize);
+                let stats = readings.stats();
+                metrics.set_readings_stored(stats.inserted);
+                metrics.set_pending_dropped(stats.pending_dropped);
             }
         });
     }

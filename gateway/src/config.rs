@@ -115,6 +115,9 @@ alarm_delay_max_s = 30
 [store]
 # How long raw readings are kept before only hourly rollups remain, days.
 readings_retention_days = 30
+# Devices that published without being registered are listed (GET /api/v1/pending) up to this
+# many; further invented ids are only counted (firegrid_pending_devices_ignored_total).
+pending_devices_max = 10000
 
 [tsdb]
 # Readings also go to a time-series database through the InfluxDB v2 write API (InfluxDB 2/3,
@@ -351,6 +354,9 @@ pub struct LimitsSection {
 pub struct StoreSection {
     /// Raw readings retention, days.
     pub readings_retention_days: u32,
+    /// The pending-device list (devices that published unregistered) holds at most this many;
+    /// further invented ids are only counted.
+    pub pending_devices_max: usize,
 }
 
 impl Default for Config {
@@ -409,6 +415,7 @@ impl Default for StoreSection {
     fn default() -> Self {
         Self {
             readings_retention_days: 30,
+            pending_devices_max: 10_000,
         }
     }
 }

@@ -17,7 +17,9 @@
 //! | `firegrid_queue_depth` | gauge | `queue` = `ingest`, `journal`, `readings`, `notify` | [`Metrics::set_queue_depth`] |
 //! | `firegrid_readings_dropped_total` | counter | | [`Metrics::readings_dropped`] |
 //! | `firegrid_readings_stored_total` | counter | | [`Metrics::set_readings_stored`] (reading rows written by the readings writer) |
-//! | `firegrid_broker_reconnects_total` | counter | | [`Metrics::broker_reconnected`] |
+//! | `firegrid_pending_devices_dropped_total` | counter | | [`Metrics::set_pending_dropped`] (unregistered devices dropped from the full pending list) |
+//! | `firegrid_broker_reconnects_total` | counter | | [`Metrics::set_broker_counters`] (the client's own count, sampled) |
+//! | `firegrid_broker_oversize_total` | counter | | [`Metrics::set_broker_counters`]: packets larger than the client takes (each dropped its connection and session) |
 //! | `firegrid_broker_refused_logins_total` | counter | | the managed broker ([`Metrics::managed_broker`]): logins refused (no, wrong or revoked credential) |
 //! | `firegrid_broker_reloads_total` | counter | | the managed broker: account changes loaded |
 //! | `firegrid_broker_restarts_total` | counter | | the managed broker: restarts after it exited |
@@ -235,7 +237,9 @@ pub struct Metrics {
     queue_depth: [AtomicI64; Queue::ALL.len()],
     readings_dropped: AtomicU64,
     readings_stored: AtomicU64,
+    pending_dropped: AtomicU64,
     broker_reconnects: AtomicU64,
+    broker_oversize: AtomicU64,
     api_refusals: [AtomicU64; API_REFUSALS.len()],
     tsdb: std::sync::Arc<crate::tsdb::TsdbStats>,
     /// Modbus polling counters (rendered only when a bus is configured).
@@ -266,7 +270,9 @@ impl Metrics {
             queue_depth: Default::default(),
             readings_dropped: AtomicU64::new(0),
             readings_stored: AtomicU64::new(0),
+            pending_dropped: AtomicU64::new(0),
             broker_reconnects: AtomicU64::new(0),
+            broker_oversize: AtomicU64::new(0),
             api_refusals: Default::default(),
             tsdb: std::sync::Arc::default(),
             modbus: Arc::default(),
@@ -363,9 +369,17 @@ impl Metrics {
         self.readings_stored.fetch_max(rows, Ordering::Relaxed);
     }
 
-    /// Counts a reconnect of the gateway's broker connection.
-    pub fn broker_reconnected(&self) {
-        self.broker_reconnects.fetch_add(1, Ordering::Relaxed);
+    /// Sets the unregistered devices dropped from the full pending list (the readings writer's
+    /// own count, sampled).
+    pub fn set_pending_dropped(&self, devices: u64) {
+        self.pending_dropped.fetch_max(devices, Ordering::Relaxed);
+    }
+
+    /// Sets the broker client's reconnects and oversize packets (its own counts, sampled).
+    pub fn set_broker_counters(&self, reconnects: u64, oversize: u64) {
+        self.broker_reconnects
+            .fetch_max(reconnects, Ordering::Relaxed);
+        self.broker_oversize.fetch_max(oversize, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -500,6 +514,19 @@ impl Metrics {
 
         header(
             &mut out,
+            "pending_devices_dropped_total",
+            "Unregistered devices dropped from the pending list, or never put on it, because it was full (the most recently seen are kept).",
+            "counter",
+        );
+        series(
+            &mut out,
+            "pending_devices_dropped_total",
+            &[],
+            load(&self.pending_dropped),
+        );
+
+        header(
+            &mut out,
             "broker_reconnects_total",
             "Reconnects of the gateway's MQTT connection.",
             "counter",
@@ -509,6 +536,19 @@ impl Metrics {
             "broker_reconnects_total",
             &[],
             load(&self.broker_reconnects),
+        );
+
+        header(
+            &mut out,
+            "broker_oversize_total",
+            "Packets larger than the gateway's MQTT client takes (each dropped its connection and the session holding it).",
+            "counter",
+        );
+        series(
+            &mut out,
+            "broker_oversize_total",
+            &[],
+            load(&self.broker_oversize),
         );
 
         for (name, help, value) in [
@@ -687,7 +727,7 @@ mod tests {
         m.set_queue_depth(Queue::Journal, 3);
         m.readings_dropped(5);
         m.set_readings_stored(40);
-        m.broker_reconnected();
+        m.set_broker_counters(1, 0);
         let expected = "\
 # HELP firegrid_ingest_messages_total Uplink messages taken at ingest, by topic kind.
 # TYPE firegrid_ingest_messages_total counter
@@ -766,9 +806,15 @@ firegrid_readings_dropped_total 5
 # HELP firegrid_readings_stored_total Reading rows written to the store.
 # TYPE firegrid_readings_stored_total counter
 firegrid_readings_stored_total 40
+# HELP firegrid_pending_devices_dropped_total Unregistered devices dropped from the pending list, or never put on it, because it was full (the most recently seen are kept).
+# TYPE firegrid_pending_devices_dropped_total counter
+firegrid_pending_devices_dropped_total 0
 # HELP firegrid_broker_reconnects_total Reconnects of the gateway's MQTT connection.
 # TYPE firegrid_broker_reconnects_total counter
 firegrid_broker_reconnects_total 1
+# HELP firegrid_broker_oversize_total Packets larger than the gateway's MQTT client takes (each dropped its connection and the session holding it).
+# TYPE firegrid_broker_oversize_total counter
+firegrid_broker_oversize_total 0
 # HELP firegrid_broker_refused_logins_total Logins the managed broker refused (no, wrong or revoked credential).
 # TYPE firegrid_broker_refused_logins_total counter
 firegrid_broker_refused_logins_total 0

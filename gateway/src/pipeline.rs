@@ -26,6 +26,7 @@ mod plan;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,7 +48,7 @@ use crate::model::{DeviceState, UnixMs};
 use crate::notify::Outgoing;
 use crate::notify::alert::Alert;
 use crate::store::{
-    JournalResult, JournalWriter, NotifyChannel, ReadingsWriter, Store, StoreError,
+    JournalResult, JournalWriter, NotifyChannel, PendingSighting, ReadingsWriter, Store, StoreError,
 };
 
 pub use load::load_engine;
@@ -208,6 +209,9 @@ impl Pipeline {
         }
         let lookups = self.lookups(&classified).await;
         let plan = self.planner.plan(classified, &lookups, now);
+        // Unregistered devices' sightings, one per device per batch: a flood of messages from
+        // invented ids costs one queued request per batch, never one per message.
+        let mut pending: BTreeMap<&DeviceId, PendingSighting> = BTreeMap::new();
         for Refused {
             index,
             device,
@@ -217,11 +221,23 @@ impl Pipeline {
             let topic = topics.get(*index).map_or("", String::as_str);
             self.refusals.count(topic, refusal);
             self.metrics.refused(refusal.reason());
-            if let (Some(device), Refusal::UnknownDevice) = (device, refusal)
-                && let Err(e) = self.readings.try_record_pending(device.clone(), topic, now)
-            {
-                tracing::debug!("pending device not recorded: {e}");
+            if let (Some(device), Refusal::UnknownDevice) = (device, refusal) {
+                let s = pending.entry(device).or_insert_with(|| PendingSighting {
+                    id: device.clone(),
+                    topic: String::new(),
+                    messages: 0,
+                    now,
+                });
+                s.messages += 1;
+                topic.clone_into(&mut s.topic);
             }
+        }
+        if !pending.is_empty()
+            && let Err(e) = self
+                .readings
+                .try_record_pending(pending.into_values().collect())
+        {
+            tracing::debug!("pending devices not recorded: {e}");
         }
         self.execute(plan, tokens, now).await;
     }

@@ -101,9 +101,9 @@ pub use readings::{Agg, HOUR_MS, InsertReport, MAX_POINTS, Point, Sample};
 pub use recovery::{Check, Recovery, StoreHealth, TableSalvage};
 pub use registry::{
     Area, AreaFields, AreaFilter, AreaId, AreaLevel, Circuit, CircuitFields, CircuitFilter,
-    CircuitId, Device, DeviceFields, DeviceFilter, PendingDevice, Room, RoomFields, RoomFilter,
-    RoomId, Site, SiteFields, SiteFilter, SiteId, WireEncoding, Worker, WorkerFields, WorkerFilter,
-    WorkerId,
+    CircuitId, Device, DeviceFields, DeviceFilter, PendingDevice, PendingOutcome, PendingSighting,
+    Room, RoomFields, RoomFilter, RoomId, Site, SiteFields, SiteFilter, SiteId, WireEncoding,
+    Worker, WorkerFields, WorkerFilter, WorkerId,
 };
 pub use resource::{Actor, Noun, Record};
 pub(crate) use resource::{RecordOf, Resource};

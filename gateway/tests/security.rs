@@ -204,7 +204,49 @@ fn connect_packet(client_id: &[u8], login: Option<(&str, &str)>) -> Vec<u8> {
         string(&mut body, p.as_bytes());
     }
     let mut packet = vec![0x10];
-    let mut len = body.len();
+    remaining_length(&mut packet, body.len());
+    packet.extend_from_slice(&body);
+    packet
+}
+
+/// Sends `device`'s leakage alarm `seq` until `observer` sees it acknowledged, as the firmware
+/// resends an unacknowledged event (every 10 s there, every second here).
+async fn resend_until_acked(device: &Mqtt, observer: &Mqtt, id: &str, seq: u32) {
+    let give_up = std::time::Instant::now() + 6 * DEADLINE;
+    while !observer.acked(id).contains(&seq) {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "{id}'s alarm {seq} was never acknowledged"
+        );
+        device.publish(&event_topic(id), leakage_alarm(seq)).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            until("the ack", DEADLINE, || {
+                observer.acked(id).contains(&seq).then_some(())
+            }),
+        )
+        .await;
+    }
+}
+
+/// A QoS 0 PUBLISH packet.
+fn publish_packet(topic: &str, payload: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(2 + topic.len() + payload.len());
+    body.extend_from_slice(
+        &u16::try_from(topic.len())
+            .expect("a short topic")
+            .to_be_bytes(),
+    );
+    body.extend_from_slice(topic.as_bytes());
+    body.extend_from_slice(payload);
+    let mut packet = vec![0x30];
+    remaining_length(&mut packet, body.len());
+    packet.extend_from_slice(&body);
+    packet
+}
+
+/// MQTT's variable-length "remaining length".
+fn remaining_length(packet: &mut Vec<u8>, mut len: usize) {
     loop {
         let mut byte = (len % 128) as u8;
         len /= 128;
@@ -216,8 +258,17 @@ fn connect_packet(client_id: &[u8], login: Option<(&str, &str)>) -> Vec<u8> {
             break;
         }
     }
-    packet.extend_from_slice(&body);
-    packet
+}
+
+/// Waits until the peer closes `socket` (reads, and drops, what it sends before).
+async fn until_closed(socket: &mut TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(DEADLINE, async {
+        while socket.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    })
+    .await
+    .expect("the broker closes the connection");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -487,4 +538,143 @@ async fn the_api_serves_https_from_pem_files() {
     );
     cancel.cancel();
     let _ = tokio::time::timeout(DEADLINE, gateway).await;
+}
+
+/// On a broker that lets anyone in (an external one without firegrid's account files), a flood
+/// of invented device ids costs bounded rows — the pending list keeps the most recently seen,
+/// the rest are counted — writes nothing to the journal, and a registered device's alarm sent
+/// after it is still acknowledged and alerted (the flood was taken first: same sender, same
+/// topic kind, so the broker delivers in order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unknown_device_flood_costs_bounded_rows_and_does_not_stop_an_alarm() {
+    const FLOOD: u32 = 3000;
+    const LISTED: u64 = 100;
+    // The broker queues everything for the gateway (Mosquitto drops beyond 1000 queued
+    // messages by default, and the device would resend): what is measured is the gateway.
+    let gw = Gateway::start_with_broker("max_queued_messages 0\n", |c| {
+        c.store.pending_devices_max = LISTED as usize;
+    })
+    .await;
+    let api = &gw.api;
+    let site = api.create_district().await;
+    api.install_device("hz-real", site).await;
+    let broker = gw.mqtt_v311();
+    let observer = Mqtt::connect(broker, "observer").await;
+    observer.subscribe("firegrid/v1/alert/#").await;
+    observer.subscribe("firegrid/v1/dev/hz-real/ack").await;
+
+    let flooder = Mqtt::connect(broker, "flooder").await;
+    for i in 0..FLOOD {
+        flooder
+            .publish(&event_topic(&format!("ghost-{i:05}")), leakage_alarm(i + 1))
+            .await;
+    }
+    flooder
+        .publish(&event_topic("hz-real"), leakage_alarm(7))
+        .await;
+    acked(&observer, "hz-real", 7).await;
+    alert_about(&observer, "hz-real").await;
+
+    let metrics = api.metrics().await;
+    assert_eq!(
+        support::metric(
+            &metrics,
+            "firegrid_refusals_total{reason=\"unknown_device\"}"
+        ),
+        Some(f64::from(FLOOD)),
+        "every invented id's message refused and counted"
+    );
+    assert_eq!(gw.journaled("ghost-00000", None), 0, "nothing journaled");
+    // The sightings are written in the background, batch by batch: wait for the count.
+    let dropped = until_async("the pending list's drops counted", DEADLINE, || async {
+        let m = api.metrics().await;
+        support::metric(&m, "firegrid_pending_devices_dropped_total")
+            .filter(|n| *n == f64::from(FLOOD) - LISTED as f64)
+    })
+    .await;
+    let pending = api.get("/api/v1/pending").await;
+    let pending = pending.as_array().expect("a list");
+    assert_eq!(pending.len() as u64, LISTED, "dropped {dropped}");
+    let last = format!("ghost-{:05}", FLOOD - 1);
+    assert!(
+        pending.iter().any(|p| p["id"] == last.as_str()),
+        "the most recently seen kept: {last}"
+    );
+    assert!(
+        api.episodes("")
+            .await
+            .iter()
+            .all(|e| e["device"] == "hz-real"),
+        "no episode for an invented id"
+    );
+    gw.stop().await;
+}
+
+/// An uplink larger than the gateway's client accepts never wedges ingest. On the default setup
+/// the managed broker refuses it first (its `max_packet_size` is below the client's): the
+/// device is disconnected, the gateway never sees it, and the device's next alarm, from a new
+/// connection, arrives. On an external broker without a packet limit the gateway's client
+/// drops the connection the packet came on, discards the session holding it, and counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_oversize_uplink_never_wedges_ingest() {
+    // The default setup.
+    let gw = Gateway::start_managed(|_| {}).await;
+    let site = gw.api.create_district().await;
+    let password = gw.api.install_device("hz-big", site).await;
+    let broker = gw.mqtt_v311();
+    until_loaded(broker, "hz-big", &password).await;
+    let (user, secret) = mqtt_login(gw.api.token());
+    until_loaded(broker, &user, &secret).await;
+    let observer = Mqtt::connect_as(broker, &user, &secret).await;
+    observer.subscribe("firegrid/v1/alert/#").await;
+    observer.subscribe("firegrid/v1/dev/hz-big/ack").await;
+    // The device logs in and sends a 64 KiB event: the broker closes its connection.
+    let mut raw = TcpStream::connect(broker)
+        .await
+        .expect("the broker listens");
+    raw.write_all(&connect_packet(b"hz-big", Some(("hz-big", &password))))
+        .await
+        .expect("CONNECT sent");
+    let mut big = leakage_alarm(1).into_bytes();
+    big.resize(32 * 1024, b' ');
+    raw.write_all(&publish_packet(&event_topic("hz-big"), &big))
+        .await
+        .expect("PUBLISH sent");
+    until_closed(&mut raw).await;
+    // Its next alarm, on a new connection, arrives; the oversize one never did.
+    let device = Mqtt::connect_as(broker, "hz-big", &password).await;
+    device
+        .publish(&event_topic("hz-big"), leakage_alarm(2))
+        .await;
+    acked(&observer, "hz-big", 2).await;
+    alert_about(&observer, "hz-big").await;
+    assert!(
+        !observer.acked("hz-big").contains(&1),
+        "the oversize event was never taken"
+    );
+    gw.stop().await;
+
+    // An external broker without a packet limit.
+    let gw = Gateway::start(|_| {}).await;
+    let site = gw.api.create_district().await;
+    gw.api.install_device("hz-big", site).await;
+    let broker = gw.mqtt_v311();
+    let observer = Mqtt::connect(broker, "observer").await;
+    observer.subscribe("firegrid/v1/alert/#").await;
+    observer.subscribe("firegrid/v1/dev/hz-big/ack").await;
+    let device = Mqtt::connect(broker, "hz-big").await;
+    device.publish(&event_topic("hz-big"), big).await;
+    device
+        .publish(&event_topic("hz-big"), leakage_alarm(2))
+        .await;
+    // The alarm sent after the oversize packet went with the discarded session: the device
+    // resends it, as its firmware does.
+    resend_until_acked(&device, &observer, "hz-big", 2).await;
+    alert_about(&observer, "hz-big").await;
+    until_async("the oversize packet counted", DEADLINE, || async {
+        let m = gw.api.metrics().await;
+        support::metric(&m, "firegrid_broker_oversize_total").filter(|n| *n >= 1.0)
+    })
+    .await;
+    gw.stop().await;
 }

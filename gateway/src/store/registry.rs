@@ -24,7 +24,10 @@ use super::sql::Where;
 
 pub(super) use area::require_area;
 pub use area::{Area, AreaFields, AreaFilter, AreaLevel};
-pub use device::{Device, DeviceFields, DeviceFilter, PendingDevice, WireEncoding};
+pub use device::{
+    Device, DeviceFields, DeviceFilter, PendingDevice, PendingOutcome, PendingSighting,
+    WireEncoding,
+};
 
 /// An area's id. Every area id follows the grid-cell id rule (1–32 of `[A-Za-z0-9_-]`), as any
 /// level may appear in an alert topic when an episode escalates.

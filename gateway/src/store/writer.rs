@@ -13,12 +13,9 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
-use firegrid_protocols::DeviceId;
-
 use super::journal::{JournalOp, JournalResult};
 use super::readings::Sample;
-use super::{Store, StoreError};
-use crate::model::UnixMs;
+use super::{PendingSighting, Store, StoreError};
 
 /// Settings of a writer thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,11 +195,7 @@ impl JournalWriter {
 
 enum ReadingsRequest {
     Samples(Vec<Sample>),
-    Pending {
-        id: DeviceId,
-        topic: String,
-        now: UnixMs,
-    },
+    Pending(Vec<PendingSighting>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -217,6 +210,9 @@ pub struct ReadingsStats {
     pub dropped: u64,
     /// Reading rows lost to a failed write (disk full, I/O; logged).
     pub failed: u64,
+    /// Unregistered devices dropped from the pending list, or never put on it, because it was
+    /// full (the most recently seen are kept).
+    pub pending_dropped: u64,
 }
 
 #[derive(Default)]
@@ -225,6 +221,7 @@ struct ReadingsCounters {
     duplicates: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
+    pending_dropped: AtomicU64,
 }
 
 /// A handle on the readings writer thread, see the [store docs](super#concurrency). Its
@@ -281,6 +278,7 @@ impl ReadingsWriter {
                     samples.clear();
                 };
                 let mut samples = Vec::new();
+                let mut pending: Vec<PendingSighting> = Vec::new();
                 while let Some(first) = rx.blocking_recv() {
                     let mut next = Some(first);
                     // Take what is queued, in order, writing samples in groups.
@@ -292,11 +290,7 @@ impl ReadingsWriter {
                                     write(&mut samples);
                                 }
                             }
-                            ReadingsRequest::Pending { id, topic, now } => {
-                                if let Err(e) = store.record_pending(&id, &topic, now) {
-                                    tracing::warn!(device = %id, "pending device not recorded: {e}");
-                                }
-                            }
+                            ReadingsRequest::Pending(s) => pending.extend(s),
                             ReadingsRequest::Flush(done) => {
                                 write(&mut samples);
                                 let _ = done.send(());
@@ -305,6 +299,27 @@ impl ReadingsWriter {
                         next = rx.try_recv().ok();
                     }
                     write(&mut samples);
+                    // Everything taken in this turn, in one transaction.
+                    if !pending.is_empty() {
+                        match store.record_pending_many(&pending) {
+                            Ok(o) if o.dropped > 0 => {
+                                let before =
+                                    c.pending_dropped.fetch_add(o.dropped, Ordering::Relaxed);
+                                if before == 0 {
+                                    tracing::warn!(
+                                        "the pending-device list is full: the least recently seen \
+                                         devices leave it (firegrid_pending_devices_dropped_total)"
+                                    );
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(
+                                devices = pending.len(),
+                                "pending devices not recorded: {e}"
+                            ),
+                        }
+                        pending.clear();
+                    }
                 }
             })
             .map_err(StoreError::Spawn)?;
@@ -329,22 +344,14 @@ impl ReadingsWriter {
             })
     }
 
-    /// Queues a sighting of an unregistered device ([`Store::record_pending`]) without waiting.
+    /// Queues sightings of unregistered devices ([`Store::record_pending_many`]) without
+    /// waiting.
     ///
     /// # Errors
     /// [`StoreError::QueueFull`]; [`StoreError::Closed`].
-    pub fn try_record_pending(
-        &self,
-        id: DeviceId,
-        topic: &str,
-        now: UnixMs,
-    ) -> Result<(), StoreError> {
+    pub fn try_record_pending(&self, sightings: Vec<PendingSighting>) -> Result<(), StoreError> {
         self.tx
-            .try_send(ReadingsRequest::Pending {
-                id,
-                topic: topic.to_string(),
-                now,
-            })
+            .try_send(ReadingsRequest::Pending(sightings))
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => StoreError::QueueFull,
                 mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
@@ -389,6 +396,7 @@ impl ReadingsWriter {
             duplicates: c.duplicates.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
+            pending_dropped: c.pending_dropped.load(Ordering::Relaxed),
         }
     }
 }

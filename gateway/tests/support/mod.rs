@@ -371,7 +371,17 @@ impl Gateway {
     /// broker refuses is `tests/security.rs`'s), with the defaults changed by `configure`;
     /// returns once `/healthz` says 200.
     pub(crate) async fn start(configure: impl FnOnce(&mut Config)) -> Self {
-        let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
+        Self::start_with_broker("", configure).await
+    }
+
+    /// [`Gateway::start`] with `broker_config` lines added to its Mosquitto's configuration.
+    pub(crate) async fn start_with_broker(
+        broker_config: &str,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mosquitto = Mosquitto::start_with(broker_config)
+            .await
+            .expect("mosquitto starts");
         let addr = mosquitto.addr();
         let mut gw = Self::start_managed(move |c| {
             c.broker.mode = BrokerMode::External;

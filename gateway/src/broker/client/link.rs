@@ -20,6 +20,16 @@ use rumqttc::{
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+/// The size of a packet too large for the client, if that is why the connection broke.
+fn oversize(error: &rumqttc::ConnectionError) -> Option<usize> {
+    match error {
+        rumqttc::ConnectionError::MqttState(rumqttc::StateError::Deserialization(
+            rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(size),
+        )) => Some(*size),
+        _ => None,
+    }
+}
+
 /// One connection's event loop task.
 pub(super) struct Link {
     pub(super) role: Role,
@@ -60,6 +70,9 @@ impl Link {
         // Logged once per outage, not per attempt.
         let mut outage_logged = false;
         let mut stalled = false;
+        // The next connection starts a clean session (the last one held a packet too large to
+        // take, which the broker would otherwise redeliver forever).
+        let mut discarding = false;
 
         loop {
             let acks = self.acks.clone();
@@ -90,9 +103,14 @@ impl Link {
                     connected = true;
                     outage_logged = false;
                     Counters::bump(&self.counters.connects);
+                    let discarded = std::mem::take(&mut discarding);
+                    if discarded {
+                        // Persistent again from the next connection on.
+                        self.eventloop.mqtt_options.set_clean_session(false);
+                    }
                     if ever_connected {
                         Counters::bump(&self.counters.reconnects);
-                        if !ack.session_present {
+                        if !ack.session_present && !discarded {
                             Counters::bump(&self.counters.session_losses);
                             tracing::warn!(
                                 link = name,
@@ -142,6 +160,23 @@ impl Link {
                     Next::Continue
                 }
                 Ok(_) => Next::Continue,
+                Err(error) if oversize(&error).is_some() => {
+                    Counters::bump(&self.counters.oversize);
+                    tracing::error!(
+                        link = name,
+                        error = %error,
+                        max_packet_size = ?self.eventloop.mqtt_options.max_packet_size(),
+                        "MQTT broker sent a packet larger than the client takes: dropping the \
+                         connection and the session that holds it (set the broker's \
+                         max_packet_size; devices resend unacknowledged events)"
+                    );
+                    discarding = true;
+                    self.eventloop.mqtt_options.set_clean_session(true);
+                    self.connection_lost(false);
+                    connected = false;
+                    outage_logged = true;
+                    Next::Reconnect
+                }
                 Err(error) => {
                     if connected || !outage_logged {
                         tracing::warn!(

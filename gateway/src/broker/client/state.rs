@@ -141,6 +141,7 @@ pub(crate) struct Counters {
     pub(crate) resubscribes: AtomicU64,
     pub(crate) connection_errors: AtomicU64,
     pub(crate) forced_reconnects: AtomicU64,
+    pub(crate) oversize: AtomicU64,
     pub(crate) received: AtomicU64,
     pub(crate) acked: AtomicU64,
     pub(crate) acks_stale: AtomicU64,
@@ -165,6 +166,9 @@ pub struct CounterSnapshot {
     /// Reconnections the ingest link forced so the broker redelivers a message ingest did not
     /// take (an [`AckToken`] dropped, or ingest's channel full past the stall timeout).
     pub forced_reconnects: u64,
+    /// Packets larger than `max_packet_size` the broker sent (an external broker without a
+    /// packet limit): each dropped its connection and the session holding it.
+    pub oversize: u64,
     /// Messages received by the ingest link.
     pub received: u64,
     /// PUBACKs released.
@@ -189,6 +193,7 @@ impl Counters {
             resubscribes: get(&self.resubscribes),
             connection_errors: get(&self.connection_errors),
             forced_reconnects: get(&self.forced_reconnects),
+            oversize: get(&self.oversize),
             received: get(&self.received),
             acked: get(&self.acked),
             acks_stale: get(&self.acks_stale),

@@ -407,8 +407,8 @@ impl Store {
 
     // ---- pending devices ----------------------------------------------------------------------
 
-    /// Notes that an unregistered device published on `topic` (on the readings connection:
-    /// an unknown device that floods never costs the journal an fsync).
+    /// Notes that an unregistered device published on `topic` (one sighting; see
+    /// [`Store::record_pending_many`]).
     ///
     /// # Errors
     /// A database error; [`StoreError::DiskFull`].
@@ -417,16 +417,71 @@ impl Store {
         id: &DeviceId,
         topic: &str,
         now: UnixMs,
-    ) -> Result<(), StoreError> {
+    ) -> Result<PendingOutcome, StoreError> {
+        self.record_pending_many(&[PendingSighting {
+            id: id.clone(),
+            topic: topic.to_string(),
+            messages: 1,
+            now,
+        }])
+    }
+
+    /// Notes unregistered devices' sightings in one transaction (on the readings connection: an
+    /// unknown device that floods never costs the journal an fsync). A device already listed is
+    /// updated; the list keeps at most
+    /// [`StoreOptions::pending_devices_max`](super::super::StoreOptions::pending_devices_max)
+    /// devices, the most recently seen: a flood of invented ids costs bounded rows, and a real
+    /// device that keeps publishing comes back onto the list after it.
+    ///
+    /// # Errors
+    /// A database error; [`StoreError::DiskFull`].
+    pub fn record_pending_many(
+        &self,
+        sightings: &[PendingSighting],
+    ) -> Result<PendingOutcome, StoreError> {
+        let max = self.options().pending_devices_max;
         self.write_bulk(|conn| {
-            conn.prepare_cached(
-                "INSERT INTO pending_devices (id, first_seen_ms, last_seen_ms, messages, last_topic) \
-                 VALUES (?1, ?2, ?2, 1, ?3) ON CONFLICT(id) DO UPDATE SET \
-                 last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), \
-                 messages = messages + 1, last_topic = excluded.last_topic",
-            )?
-            .execute(params![id.as_str(), now, topic])?;
-            Ok(())
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut outcome = PendingOutcome::default();
+            {
+                let mut update = tx.prepare_cached(
+                    "UPDATE pending_devices SET last_seen_ms = max(last_seen_ms, ?2), \
+                     messages = messages + ?3, last_topic = ?4 WHERE id = ?1",
+                )?;
+                let mut new = Vec::new();
+                for s in sightings {
+                    let messages = i64::try_from(s.messages).unwrap_or(i64::MAX);
+                    if update.execute(params![s.id.as_str(), s.now, messages, s.topic])? > 0 {
+                        outcome.recorded += 1;
+                    } else {
+                        new.push((s, messages));
+                    }
+                }
+                // More new devices than the list holds: the last ones of the batch are kept.
+                let skip = new.len().saturating_sub(max);
+                let listed: i64 =
+                    tx.query_row("SELECT count(*) FROM pending_devices", [], |r| r.get(0))?;
+                let listed = usize::try_from(listed).unwrap_or(usize::MAX);
+                let evict = (listed + new.len() - skip).saturating_sub(max);
+                if evict > 0 {
+                    tx.execute(
+                        "DELETE FROM pending_devices WHERE id IN (SELECT id FROM pending_devices \
+                         ORDER BY last_seen_ms, id LIMIT ?1)",
+                        [sql::int(evict as u64)?],
+                    )?;
+                }
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO pending_devices (id, first_seen_ms, last_seen_ms, messages, \
+                     last_topic) VALUES (?1, ?2, ?2, ?3, ?4)",
+                )?;
+                for (s, messages) in &new[skip..] {
+                    insert.execute(params![s.id.as_str(), s.now, messages, s.topic])?;
+                }
+                outcome.recorded += (new.len() - skip) as u64;
+                outcome.dropped = (skip + evict) as u64;
+            }
+            tx.commit()?;
+            Ok(outcome)
         })
     }
 
@@ -464,4 +519,27 @@ impl Store {
             Ok(conn.execute("DELETE FROM pending_devices WHERE id = ?1", [id.as_str()])? > 0)
         })
     }
+}
+
+/// Sightings of one unregistered device (coalesced per batch by the pipeline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSighting {
+    /// The device id it published under.
+    pub id: DeviceId,
+    /// The last topic it published on.
+    pub topic: String,
+    /// Messages seen.
+    pub messages: u64,
+    /// When the last was seen.
+    pub now: UnixMs,
+}
+
+/// What [`Store::record_pending_many`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PendingOutcome {
+    /// Devices listed or updated.
+    pub recorded: u64,
+    /// Devices dropped from the list (the least recently seen) or never put on it because it
+    /// was full.
+    pub dropped: u64,
 }

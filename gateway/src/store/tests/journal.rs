@@ -712,9 +712,10 @@ fn prune_bounds_the_pending_list_and_the_notifications_outbox() {
     .unwrap();
     tree(&store);
     for (i, id) in ["p-1", "p-2", "p-3", "p-4", "p-5"].iter().enumerate() {
-        store
+        let outcome = store
             .record_pending(&did(id), "firegrid/v1/dev/x/telemetry", T0 + i as u64)
             .unwrap();
+        assert_eq!(outcome.dropped, u64::from(i >= 3), "{id}: {outcome:?}");
     }
     let notify = |episode_id: u64, sent_ms: u64| {
         JournalOp::Notify(NewNotification {
@@ -755,8 +756,8 @@ fn prune_bounds_the_pending_list_and_the_notifications_outbox() {
             report.notifications_delivered,
             report.notifications_undelivered
         ),
-        (2, 1, 1),
-        "{report:?}"
+        (0, 1, 1),
+        "the pending list never held more than 3: {report:?}"
     );
     let pending: Vec<String> = store
         .list_pending()
@@ -768,6 +769,48 @@ fn prune_bounds_the_pending_list_and_the_notifications_outbox() {
         pending,
         ["p-5", "p-4", "p-3"],
         "the most recently seen kept"
+    );
+    // A batch: the listed p-5 is updated, three new devices come in, and the three least
+    // recently seen leave (p-5, seen before them, among them).
+    let sighting = |id: &str, now: u64| crate::store::PendingSighting {
+        id: did(id),
+        topic: format!("firegrid/v1/dev/{id}/event"),
+        messages: 2,
+        now,
+    };
+    let listed = |store: &Store| -> Vec<(String, u64)> {
+        store
+            .list_pending()
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.id.to_string(), p.messages))
+            .collect()
+    };
+    let outcome = store
+        .record_pending_many(&[
+            sighting("p-3", T0 + 10),
+            sighting("q-1", T0 + 11),
+            sighting("q-2", T0 + 12),
+        ])
+        .unwrap();
+    assert_eq!((outcome.recorded, outcome.dropped), (3, 2), "{outcome:?}");
+    assert_eq!(
+        listed(&store),
+        [("q-2".into(), 2), ("q-1".into(), 2), ("p-3".into(), 3)],
+        "p-3 was updated and stays; p-4 and p-5 were seen least recently"
+    );
+    // More new devices in one batch than the list holds: the batch's last ones are kept.
+    let outcome = store
+        .record_pending_many(
+            &(1..=5)
+                .map(|i| sighting(&format!("r-{i}"), T0 + 20 + i))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    assert_eq!((outcome.recorded, outcome.dropped), (3, 5), "{outcome:?}");
+    assert_eq!(
+        listed(&store),
+        [("r-5".into(), 2), ("r-4".into(), 2), ("r-3".into(), 2)]
     );
     assert!(store.notifications_of(1).unwrap().is_empty());
     assert_eq!(store.notifications_of(2).unwrap().len(), 1);

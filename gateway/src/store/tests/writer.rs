@@ -90,7 +90,12 @@ fn the_readings_writer_batches_flushes_and_never_blocks() {
     assert!(accepted >= 1);
     writer.flush_blocking().unwrap();
     writer
-        .try_record_pending(did("stranger"), "firegrid/v1/dev/stranger/status", T0)
+        .try_record_pending(vec![crate::store::PendingSighting {
+            id: did("stranger"),
+            topic: "firegrid/v1/dev/stranger/status".into(),
+            messages: 1,
+            now: T0,
+        }])
         .unwrap();
     writer.flush_blocking().unwrap();
     let stats = writer.stats();
