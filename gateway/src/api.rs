@@ -28,7 +28,7 @@
 //! | `GET, POST /api/v1/circuits` | list (`?site=`), create `{"site_id","parent_id","name"}` |
 //! | `GET, PUT, DELETE /api/v1/circuits/{id}` | one circuit |
 //! | `GET /api/v1/circuits/{id}/history` | readings of every channel of the devices on the circuit |
-//! | `GET, POST /api/v1/devices` | list (`?state=&kind=&site=&area=&limit=&offset=`), register `{"id","kind","state","site_id","room_id","circuit_id","grid_id","encoding","config"}` |
+//! | `GET, POST /api/v1/devices` | list (`?state=&kind=&site=&area=&limit=&offset=`), register `{"id","kind","state","site_id","room_id","circuit_id","grid_id","encoding","config"}` (`state` defaults to `registered`: its messages are refused as `not_commissioned` until it is commissioned; the `201` shows the state) |
 //! | `POST /api/v1/device-imports` | register many devices at once: a JSON array (1–5000) of the `POST /api/v1/devices` body, in **one** store transaction (one fsync), all or nothing; `201` `{"created","ids"}`; `422`/`409` name the refused items as `[index] "id": why`. (Not under `/devices/`, where any name is a device id.) |
 //! | `GET, PUT, DELETE /api/v1/devices/{id}` | one device; `PUT` `{"kind","site_id","room_id","circuit_id","grid_id","encoding"}` (the binding; state and config have their own routes); `DELETE` only before it has history |
 //! | `PUT /api/v1/devices/{id}/config` | set-points and intervals, in the protocol's config shape, checked against the configured [`Limits`]; the version is assigned |

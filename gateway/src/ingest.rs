@@ -26,6 +26,8 @@ pub enum Refusal {
     Decode(DecodeError),
     /// The device is not registered (it goes to the pending list).
     UnknownDevice,
+    /// The device is registered but not commissioned yet (not pending: it is known).
+    NotCommissioned,
     /// The device was decommissioned.
     Decommissioned,
     /// The same (device, sequence number) was taken before.
@@ -48,6 +50,7 @@ impl Refusal {
                 other => other,
             },
             Self::UnknownDevice => "unknown_device",
+            Self::NotCommissioned => "not_commissioned",
             Self::Decommissioned => "decommissioned",
             Self::Duplicate => "duplicate",
             Self::DeviceMismatch => "device_mismatch",
@@ -62,6 +65,10 @@ impl fmt::Display for Refusal {
             Self::NotUplink => f.write_str("devices do not publish on config, cmd or ack topics"),
             Self::Decode(e) => write!(f, "{e}"),
             Self::UnknownDevice => f.write_str("device is not registered (listed as pending)"),
+            Self::NotCommissioned => f.write_str(
+                "device is registered but not commissioned: its messages count once it is \
+                 (POST /api/v1/devices/{id}/state {\"to\":\"commissioned\"})",
+            ),
             Self::Decommissioned => f.write_str("device is decommissioned"),
             Self::Duplicate => f.write_str("sequence number already taken"),
             Self::DeviceMismatch => {

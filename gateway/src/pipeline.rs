@@ -4,8 +4,8 @@
 //! taken from the broker the shell:
 //! 1. classifies them ([`ingest::classify`], pure) and reads, in **one** read, which of the
 //!    batch's events the journal already holds ([`Lookups`]);
-//! 2. asks the planner for a [`Plan`] at `now`: refusals (unknown or decommissioned devices go
-//!    to the pending list; resent events are acknowledged again, nothing raised), readings,
+//! 2. asks the planner for a [`Plan`] at `now`: refusals (unknown devices go to the pending list;
+//!    registered-only and decommissioned ones are refused by name; resent events are acknowledged again, nothing raised), readings,
 //!    the journal ops (events, episodes, the alerts to send) and the acks;
 //! 3. offers the readings to the readings writer and the time-series database (never waited
 //!    for), and writes the journal ops in **one** journal transaction (group commit, durable);

@@ -269,10 +269,11 @@ impl Planner {
             Some(DeviceState::Decommissioned) => {
                 return Err((Some(device), Refusal::Decommissioned));
             }
-            // Unknown, or registered but not yet installed: listed as pending.
-            None | Some(DeviceState::Registered) => {
-                return Err((Some(device), Refusal::UnknownDevice));
+            Some(DeviceState::Registered) => {
+                return Err((Some(device), Refusal::NotCommissioned));
             }
+            // Unknown: listed as pending.
+            None => return Err((Some(device), Refusal::UnknownDevice)),
         }
         match msg {
             Message::Telemetry(t) => {

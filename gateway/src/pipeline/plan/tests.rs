@@ -272,7 +272,7 @@ fn refused_messages_are_neither_journaled_nor_acked() {
         refused,
         [
             (0, Some("ghost"), "unknown_device"),
-            (1, Some("new"), "unknown_device"),
+            (1, Some("new"), "not_commissioned"),
             (2, Some("old"), "decommissioned"),
             (3, Some("d1"), "decode_json"),
             (4, Some("d1"), "not_uplink"),
