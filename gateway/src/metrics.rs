@@ -16,6 +16,7 @@
 //! | `firegrid_devices_known` | gauge | | [`Metrics::set_devices_known`] |
 //! | `firegrid_queue_depth` | gauge | `queue` = `ingest`, `journal`, `readings`, `notify` | [`Metrics::set_queue_depth`] |
 //! | `firegrid_readings_dropped_total` | counter | | [`Metrics::readings_dropped`] |
+//! | `firegrid_device_dropped_telemetry_total` | counter | | [`Metrics::device_dropped_telemetry`] (telemetry devices dropped from a full outbox, from their statuses) |
 //! | `firegrid_readings_stored_total` | counter | | [`Metrics::set_readings_stored`] (reading rows written by the readings writer) |
 //! | `firegrid_pending_devices_dropped_total` | counter | | [`Metrics::set_pending_dropped`] (unregistered devices dropped from the full pending list) |
 //! | `firegrid_broker_reconnects_total` | counter | | [`Metrics::set_broker_counters`] (the client's own count, sampled) |
@@ -237,6 +238,7 @@ pub struct Metrics {
     queue_depth: [AtomicI64; Queue::ALL.len()],
     readings_dropped: AtomicU64,
     readings_stored: AtomicU64,
+    device_dropped_telemetry: AtomicU64,
     pending_dropped: AtomicU64,
     broker_reconnects: AtomicU64,
     broker_oversize: AtomicU64,
@@ -270,6 +272,7 @@ impl Metrics {
             queue_depth: Default::default(),
             readings_dropped: AtomicU64::new(0),
             readings_stored: AtomicU64::new(0),
+            device_dropped_telemetry: AtomicU64::new(0),
             pending_dropped: AtomicU64::new(0),
             broker_reconnects: AtomicU64::new(0),
             broker_oversize: AtomicU64::new(0),
@@ -367,6 +370,13 @@ impl Metrics {
     /// Sets the reading rows stored so far (the readings writer's own count, sampled).
     pub fn set_readings_stored(&self, rows: u64) {
         self.readings_stored.fetch_max(rows, Ordering::Relaxed);
+    }
+
+    /// Counts telemetry messages devices say they dropped from a full outbox (a status's
+    /// `dropped_telemetry`).
+    pub fn device_dropped_telemetry(&self, n: u64) {
+        self.device_dropped_telemetry
+            .fetch_add(n, Ordering::Relaxed);
     }
 
     /// Sets the unregistered devices dropped from the full pending list (the readings writer's
@@ -510,6 +520,19 @@ impl Metrics {
             "readings_stored_total",
             &[],
             load(&self.readings_stored),
+        );
+
+        header(
+            &mut out,
+            "device_dropped_telemetry_total",
+            "Telemetry messages devices dropped from a full outbox (reported in their statuses).",
+            "counter",
+        );
+        series(
+            &mut out,
+            "device_dropped_telemetry_total",
+            &[],
+            load(&self.device_dropped_telemetry),
         );
 
         header(
@@ -806,6 +829,9 @@ firegrid_readings_dropped_total 5
 # HELP firegrid_readings_stored_total Reading rows written to the store.
 # TYPE firegrid_readings_stored_total counter
 firegrid_readings_stored_total 40
+# HELP firegrid_device_dropped_telemetry_total Telemetry messages devices dropped from a full outbox (reported in their statuses).
+# TYPE firegrid_device_dropped_telemetry_total counter
+firegrid_device_dropped_telemetry_total 0
 # HELP firegrid_pending_devices_dropped_total Unregistered devices dropped from the pending list, or never put on it, because it was full (the most recently seen are kept).
 # TYPE firegrid_pending_devices_dropped_total counter
 firegrid_pending_devices_dropped_total 0

@@ -275,7 +275,9 @@ impl Pipeline {
             samples,
             refusals: _,
             opened,
+            dropped_telemetry,
         } = plan;
+        self.metrics.device_dropped_telemetry(dropped_telemetry);
         if let Some(feed) = &self.tsdb {
             let planner = &self.planner;
             feed.offer(&samples, |d| {

@@ -24,6 +24,7 @@ use firegrid_protocols::{DeviceId, GridId};
 use super::access::{Caller, out_of_scope};
 use super::error::{ApiError, Query, query_area, query_device};
 use super::{ApiState, LIVE_KEEP_ALIVE};
+use crate::metrics::{AlertChannel, AlertResult};
 use crate::notify::alert::{Alert, AlertKind};
 use crate::store::Store;
 
@@ -148,9 +149,10 @@ pub(super) async fn live(
     };
     let rx = state.live.subscribe();
     let closing = state.closing.clone();
+    let metrics = state.metrics.clone();
     let stream = futures_util::stream::unfold(
-        (rx, closing, filter, scope),
-        |(mut rx, closing, filter, mut scope)| async move {
+        (rx, closing, filter, scope, metrics),
+        |(mut rx, closing, filter, mut scope, metrics)| async move {
             loop {
                 let next = tokio::select! {
                     biased;
@@ -164,6 +166,7 @@ pub(super) async fn live(
                         {
                             continue;
                         }
+                        metrics.alert(AlertChannel::Sse, AlertResult::Ok);
                         alert_event(&alert)
                     }
                     Ok(_) => continue,
@@ -172,7 +175,7 @@ pub(super) async fn live(
                         .data(format!("{{\"missed\":{missed}}}")),
                     Err(RecvError::Closed) => return None,
                 };
-                return Some((Ok(event), (rx, closing, filter, scope)));
+                return Some((Ok(event), (rx, closing, filter, scope, metrics)));
             }
         },
     );

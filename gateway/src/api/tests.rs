@@ -1121,6 +1121,13 @@ async fn live_streams_broadcast_alerts_as_events() {
         .expect("a subscriber");
     let seen = read_until(&mut body, "id: 8\n").await;
     assert!(seen.starts_with("event: ended\n"), "{seen}");
+    assert!(
+        h.state
+            .metrics
+            .render()
+            .contains("firegrid_alerts_total{channel=\"sse\",result=\"ok\"} 2\n"),
+        "two alerts pushed to this client, the other area's not counted"
+    );
 }
 
 #[tokio::test]

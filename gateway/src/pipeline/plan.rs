@@ -114,6 +114,9 @@ pub struct Plan {
     pub refusals: Vec<Refused>,
     /// The categories of the episodes opened (for the counters).
     pub opened: Vec<Category>,
+    /// Telemetry the devices say they dropped from a full outbox (their statuses'
+    /// `dropped_telemetry`, each status counted once).
+    pub dropped_telemetry: u64,
 }
 
 impl Plan {
@@ -140,6 +143,9 @@ pub struct Planner {
     /// The episodes the plan being made opened by an event, with the event's sequence number:
     /// their `opened` alerts' ids derive from it.
     openings: HashMap<EpisodeId, Seq>,
+    /// The sequence number of each device's latest status: a status seen again (it is
+    /// retained, and redelivered when the gateway reconnects) is not counted twice.
+    statuses: HashMap<DeviceId, Seq>,
 }
 
 impl Planner {
@@ -164,6 +170,7 @@ impl Planner {
             areas,
             webhooks: Vec::new(),
             openings: HashMap::new(),
+            statuses: HashMap::new(),
         }
     }
 
@@ -314,7 +321,11 @@ impl Planner {
                     received_ms: now,
                 }));
             }
-            Message::Status(Status::Online(_)) => {
+            Message::Status(Status::Online(h)) => {
+                if self.statuses.get(&device).is_none_or(|last| h.seq > *last) {
+                    self.statuses.insert(device.clone(), h.seq);
+                    plan.dropped_telemetry += u64::from(h.dropped_telemetry);
+                }
                 outputs.extend(self.engine.handle(Input::Online(device), now));
             }
             Message::Status(Status::Offline) => {

@@ -518,3 +518,28 @@ fn an_offline_device_is_raised_by_a_tick_and_ended_by_its_next_message() {
         "a status is not acknowledged end to end"
     );
 }
+
+#[test]
+fn dropped_telemetry_is_counted_once_per_status() {
+    let mut p = planner();
+    let status = |seq: u32, dropped: u32| {
+        ingest::classify(
+            "firegrid/v1/dev/d1/status",
+            format!(
+                r#"{{"state":"online","seq":{seq},"up_ms":5,"firmware":"0.1.0","report_interval_s":60,"heartbeat_interval_s":60,"config_version":1,"dropped_telemetry":{dropped}}}"#
+            )
+            .as_bytes(),
+        )
+    };
+    let plan = p.plan(vec![status(10, 5)], &Lookups::default(), T0);
+    assert_eq!(plan.dropped_telemetry, 5);
+    // The retained status again (the gateway reconnected), and an older one: not counted.
+    let plan = p.plan(
+        vec![status(10, 5), status(9, 3)],
+        &Lookups::default(),
+        T0 + S,
+    );
+    assert_eq!(plan.dropped_telemetry, 0);
+    let plan = p.plan(vec![status(11, 2)], &Lookups::default(), T0 + 2 * S);
+    assert_eq!(plan.dropped_telemetry, 2);
+}
