@@ -373,12 +373,14 @@ impl Metrics {
         self.get("firegrid_readings_dropped_total") as u64
     }
 
-    /// The sum of the pipeline's queue depths.
-    pub fn queued(&self) -> u64 {
+    /// The deepest of the pipeline's queues (ingest, journal, readings, notify) now: each has
+    /// its own bound, so a sum would say nothing about whether one was full.
+    pub fn deepest_queue(&self) -> u64 {
         ["ingest", "journal", "readings", "notify"]
             .iter()
             .map(|q| self.get(&format!("firegrid_queue_depth{{queue=\"{q}\"}}")) as u64)
-            .sum()
+            .max()
+            .unwrap_or(0)
     }
 
     /// The mean of histogram `name` (seconds), in ms; 0 without observations.
@@ -416,7 +418,7 @@ mod tests {
              firegrid_readings_stored_total 60\n",
         );
         assert_eq!(m.telemetry(), 12);
-        assert_eq!(m.queued(), 7);
+        assert_eq!(m.deepest_queue(), 4);
         assert_eq!(m.stored(), 60);
         assert_eq!(m.dropped(), 0);
     }

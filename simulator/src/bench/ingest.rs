@@ -44,8 +44,8 @@ pub struct Step {
     pub stored_rows_per_s: f64,
     /// Reading rows dropped during the window.
     pub dropped_rows: u64,
-    /// The largest sum of queue depths seen in the window.
-    pub max_queued: u64,
+    /// The deepest any one pipeline queue was when sampled in the window.
+    pub deepest_queue: u64,
     /// Time to take in and store everything after the window, s (`DRAIN_LIMIT` when it did not).
     pub drain_s: f64,
     /// Whether the gateway kept up (see the module docs).
@@ -124,11 +124,11 @@ async fn step(gw: &mut Gateway, load: &Load, plan: &Plan, per_s: f64) -> Result<
     load.set_rate(per_s);
     tokio::time::sleep(plan.window / 4).await;
     let (m0, a0, t0) = (gw.metrics().await?, load.acked(), Instant::now());
-    let mut max_queued = m0.queued();
+    let mut deepest_queue = m0.deepest_queue();
     let end = t0 + plan.window;
     while Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(250).min(end - Instant::now())).await;
-        max_queued = max_queued.max(gw.metrics().await?.queued());
+        deepest_queue = deepest_queue.max(gw.metrics().await?.deepest_queue());
     }
     let (m1, a1, t1) = (gw.metrics().await?, load.acked(), Instant::now());
     load.set_rate(0.0);
@@ -145,7 +145,7 @@ async fn step(gw: &mut Gateway, load: &Load, plan: &Plan, per_s: f64) -> Result<
         ingested_per_s: ingested / secs,
         stored_rows_per_s: stored / secs,
         dropped_rows: dropped,
-        max_queued,
+        deepest_queue,
         drain_s: drain.as_secs_f64(),
         // Storing is checked by the drain: every row of every accepted message stored soon
         // after the window (the stored count is sampled every 100 ms, too coarse for a window).
@@ -156,13 +156,13 @@ async fn step(gw: &mut Gateway, load: &Load, plan: &Plan, per_s: f64) -> Result<
     };
     progress(&format!(
         "offered {:>7.0}/s: broker took {:>7.0}/s, gateway took in {:>7.0}/s, stored {:>8.0} rows/s, \
-         dropped {}, max queued {}, drained in {:.2} s: {}",
+         dropped {}, deepest queue {}, drained in {:.2} s: {}",
         s.offered_per_s,
         s.published_per_s,
         s.ingested_per_s,
         s.stored_rows_per_s,
         s.dropped_rows,
-        s.max_queued,
+        s.deepest_queue,
         s.drain_s,
         if s.sustained {
             "sustained"

@@ -5,7 +5,8 @@
 //! A *request* is one read (function 03); a *poll* is one whole read of a monitor's profile —
 //! the four requests of `typical-rcm-4t` (`0x0000`×5, `0x0010`×5, `0x0020`×5, `0x0030`×6) —
 //! which is what the gateway does per device per period. Every request has a timeout, as in
-//! the gateway; the counts say how many failed.
+//! the gateway; the counts say how many failed. The client is a bare tokio-modbus one, not the
+//! gateway's poller: these are the wire's and the simulated monitors' numbers.
 
 use std::fmt::Write as _;
 use std::io;
