@@ -9,7 +9,7 @@
 //!
 //! | Method and path | What |
 //! | --- | --- |
-//! | `GET /healthz` | `200` with uptime and the store's, broker's and journal's health, and the TSDB writer's state when it is on (`tsdb`: pending, dropped, last error, last success; never a reason for 503); `503` when not healthy |
+//! | `GET /healthz` | `200` with uptime and the store's, broker's and journal's health, the data directory's disk (`disk`: level, free and total bytes; a low disk is listed in `warnings`), and the TSDB writer's state when it is on (`tsdb`: pending, dropped, last error, last success; never a reason for 503); `503` when not healthy (`problems` says why: the store does not answer, the broker is not connected or its listener does not answer, the last journal commit failed, the disk is full) |
 //! | `GET /metrics` | Prometheus text ([`Metrics::render`]); without a token only as `[api] metrics` allows |
 //! | `GET /api/v1/me` | whose token this is: `{"user","role","area_id","token_id"}` |
 //! | `GET, POST /api/v1/users` | people (city-wide admin); create `{"name","role","area_id"}` → `201` with their first `token`, shown once |
@@ -106,6 +106,7 @@ use tokio_util::sync::CancellationToken;
 use firegrid_protocols::thresholds::Limits;
 
 use crate::control::Control;
+use crate::disk::{DiskLevel, DiskReport};
 use crate::metrics::Metrics;
 use crate::notify::alert::Alert;
 use crate::store::{Store, StoreError, StoreHealth};
@@ -129,6 +130,7 @@ pub struct Health {
     broker_connected: AtomicBool,
     broker_listening: AtomicBool,
     journal_error: Mutex<Option<String>>,
+    disk: Mutex<Option<DiskReport>>,
 }
 
 impl Health {
@@ -140,7 +142,21 @@ impl Health {
             broker_connected: AtomicBool::new(false),
             broker_listening: AtomicBool::new(true),
             journal_error: Mutex::new(None),
+            disk: Mutex::new(None),
         }
+    }
+
+    /// The latest sample of the data directory's disk.
+    pub fn set_disk(&self, report: DiskReport) {
+        *self.disk.lock().unwrap_or_else(PoisonError::into_inner) = Some(report);
+    }
+
+    /// The latest sample of the data directory's disk, if one was taken.
+    pub fn disk(&self) -> Option<DiskReport> {
+        self.disk
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// What the store's open found and did.
@@ -379,8 +395,13 @@ struct HealthReport {
     broker: BrokerReport,
     journal: JournalReport,
     #[serde(skip_serializing_if = "Option::is_none")]
+    disk: Option<DiskReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     tsdb: Option<crate::tsdb::TsdbStatus>,
     problems: Vec<String>,
+    /// What is not a problem yet (e.g. the disk is low).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -442,6 +463,24 @@ async fn healthz(State(state): State<ApiState>) -> Response {
     if let Some(e) = &journal_error {
         problems.push(format!("journal: {e}"));
     }
+    let mut warnings = Vec::new();
+    let disk = state.health.disk();
+    if let Some(d) = &disk {
+        let free = format!(
+            "{} MiB free of {} MiB on {}",
+            d.free_bytes >> 20,
+            d.total_bytes >> 20,
+            d.path.display()
+        );
+        match d.level {
+            DiskLevel::Full => problems.push(format!("disk: full, {free}")),
+            DiskLevel::Low => warnings.push(format!("disk: low, {free}")),
+            DiskLevel::Ok => {}
+        }
+        if let Some(e) = &d.error {
+            warnings.push(format!("disk: {e}"));
+        }
+    }
     let at_open = state.health.store_at_open();
     let healthy = problems.is_empty();
     let report = HealthReport {
@@ -459,8 +498,10 @@ async fn healthz(State(state): State<ApiState>) -> Response {
             error: journal_error,
         },
         // The TSDB writer, when on: never a problem for /healthz (alarms do not depend on it).
+        disk,
         tsdb: Some(state.metrics.tsdb().status()).filter(|t| t.enabled),
         problems,
+        warnings,
     };
     let status = if healthy {
         StatusCode::OK

@@ -29,6 +29,8 @@ use crate::store::{
 
 /// How often the queue gauges of `/metrics` are sampled.
 const QUEUE_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
+/// How often the data directory's free space is sampled.
+const DISK_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Where a running gateway can be reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +194,30 @@ pub async fn run(
             }
         });
     }
+    {
+        // The data directory's disk: a warning when low, a system alarm when full.
+        let first = crate::disk::DiskReport {
+            level: crate::disk::DiskLevel::Ok,
+            free_bytes: 0,
+            total_bytes: 0,
+            path: config.data_dir.clone(),
+            error: None,
+        };
+        let (tx, rx) = tokio::sync::watch::channel(first);
+        tasks.spawn(crate::disk::watch(
+            config.data_dir.clone(),
+            config.disk_limits(),
+            DISK_SAMPLE_INTERVAL,
+            tx,
+            cancel.clone(),
+        ));
+        tasks.spawn(crate::disk::follow(
+            rx,
+            health.clone(),
+            metrics.clone(),
+            broker.clone(),
+        ));
+    }
     let (control_tx, control_rx) = mpsc::channel(1024);
     let (notify_tx, notify_rx) = mpsc::channel(4096);
     {
@@ -238,6 +264,15 @@ pub async fn run(
         metrics.clone(),
     )?;
     let mut pipeline = pipeline;
+    {
+        // /healthz says why the journal cannot be written, until it can.
+        let (health, mut errors) = (health.clone(), pipeline.journal_error.subscribe());
+        tasks.spawn(async move {
+            while errors.changed().await.is_ok() {
+                health.set_journal_error(errors.borrow_and_update().clone());
+            }
+        });
+    }
     pipeline.set_webhooks(config.webhooks.iter().map(|w| w.url.clone()).collect());
     let webhooks = Webhooks::new(config.webhooks.iter().map(|w| {
         let secret = (!w.secret_env.is_empty())

@@ -118,6 +118,11 @@ readings_retention_days = 30
 # Devices that published without being registered are listed (GET /api/v1/pending) up to this
 # many; further invented ids are only counted (firegrid_pending_devices_ignored_total).
 pending_devices_max = 10000
+# Free space on the data directory's disk: below disk_low_mb a warning (logged, in /healthz);
+# below disk_full_mb a system alarm (/healthz 503, published retained on
+# firegrid/v1/system/disk), before SQLite runs out of room. MiB.
+disk_low_mb = 1024
+disk_full_mb = 64
 
 [tsdb]
 # Readings also go to a time-series database through the InfluxDB v2 write API (InfluxDB 2/3,
@@ -357,6 +362,10 @@ pub struct StoreSection {
     /// The pending-device list (devices that published unregistered) holds at most this many;
     /// further invented ids are only counted.
     pub pending_devices_max: usize,
+    /// Free space on the data directory's disk below which a warning is raised, MiB.
+    pub disk_low_mb: u64,
+    /// Free space below which the disk counts as full (a system alarm, `/healthz` 503), MiB.
+    pub disk_full_mb: u64,
 }
 
 impl Default for Config {
@@ -416,6 +425,8 @@ impl Default for StoreSection {
         Self {
             readings_retention_days: 30,
             pending_devices_max: 10_000,
+            disk_low_mb: 1024,
+            disk_full_mb: 64,
         }
     }
 }
@@ -495,6 +506,9 @@ impl Config {
         if l.residual_min_ma > l.residual_max_ma || l.temp_min_dc > l.temp_max_dc {
             return Err("[limits]: a minimum is above its maximum".into());
         }
+        if self.store.disk_full_mb > self.store.disk_low_mb {
+            return Err("[store] disk_full_mb must not be above disk_low_mb".into());
+        }
         if self.engine.offline_factor == 0 {
             return Err("[engine] offline_factor must be at least 1".into());
         }
@@ -528,6 +542,14 @@ impl Config {
                 .iter()
                 .map(|s| s.saturating_mul(1000))
                 .collect(),
+        }
+    }
+
+    /// The free-space marks of the data directory's disk.
+    pub fn disk_limits(&self) -> crate::disk::DiskLimits {
+        crate::disk::DiskLimits {
+            low_bytes: self.store.disk_low_mb.saturating_mul(1 << 20),
+            full_bytes: self.store.disk_full_mb.saturating_mul(1 << 20),
         }
     }
 

@@ -7,6 +7,7 @@ pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod disk;
 pub mod engine;
 pub mod fuzzing;
 pub mod ingest;

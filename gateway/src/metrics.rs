@@ -14,6 +14,7 @@
 //! | `firegrid_alerts_total` | counter | `channel` = `mqtt`, `webhook`, `sse`; `result` = `ok`, `retry`, `stopped` (a webhook whose ticket was acknowledged) | [`Metrics::alert`] |
 //! | `firegrid_episodes_opened_total` | counter | `category` | [`Metrics::episode_opened`] |
 //! | `firegrid_devices_known` | gauge | | [`Metrics::set_devices_known`] |
+//! | `firegrid_disk_free_bytes` | gauge | | [`Metrics::set_disk_free`] (the data directory's file system, sampled) |
 //! | `firegrid_queue_depth` | gauge | `queue` = `ingest`, `journal`, `readings`, `notify` | [`Metrics::set_queue_depth`] |
 //! | `firegrid_readings_dropped_total` | counter | | [`Metrics::readings_dropped`] |
 //! | `firegrid_device_dropped_telemetry_total` | counter | | [`Metrics::device_dropped_telemetry`] (telemetry devices dropped from a full outbox, from their statuses) |
@@ -235,6 +236,7 @@ pub struct Metrics {
     alerts: [[AtomicU64; AlertResult::ALL.len()]; AlertChannel::ALL.len()],
     episodes_opened: [AtomicU64; Category::ALL.len()],
     devices_known: AtomicI64,
+    disk_free: AtomicU64,
     queue_depth: [AtomicI64; Queue::ALL.len()],
     readings_dropped: AtomicU64,
     readings_stored: AtomicU64,
@@ -269,6 +271,7 @@ impl Metrics {
             alerts: Default::default(),
             episodes_opened: Default::default(),
             devices_known: AtomicI64::new(0),
+            disk_free: AtomicU64::new(0),
             queue_depth: Default::default(),
             readings_dropped: AtomicU64::new(0),
             readings_stored: AtomicU64::new(0),
@@ -353,6 +356,11 @@ impl Metrics {
     pub fn set_devices_known(&self, n: u64) {
         self.devices_known
             .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// Sets the free bytes of the data directory's file system.
+    pub fn set_disk_free(&self, bytes: u64) {
+        self.disk_free.store(bytes, Ordering::Relaxed);
     }
 
     /// Sets a queue's depth.
@@ -479,6 +487,19 @@ impl Metrics {
             "devices_known",
             &[],
             self.devices_known.load(Ordering::Relaxed),
+        );
+
+        header(
+            &mut out,
+            "disk_free_bytes",
+            "Free bytes on the data directory's file system.",
+            "gauge",
+        );
+        series(
+            &mut out,
+            "disk_free_bytes",
+            &[],
+            self.disk_free.load(Ordering::Relaxed),
         );
 
         header(
@@ -817,6 +838,9 @@ firegrid_episodes_opened_total{category=\"tamper\"} 0
 # HELP firegrid_devices_known Devices the alarm engine watches.
 # TYPE firegrid_devices_known gauge
 firegrid_devices_known 12
+# HELP firegrid_disk_free_bytes Free bytes on the data directory's file system.
+# TYPE firegrid_disk_free_bytes gauge
+firegrid_disk_free_bytes 0
 # HELP firegrid_queue_depth Items waiting in the pipeline's queues.
 # TYPE firegrid_queue_depth gauge
 firegrid_queue_depth{queue=\"ingest\"} 0

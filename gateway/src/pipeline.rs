@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use firegrid_protocols::DeviceId;
@@ -83,6 +83,8 @@ pub struct Pipeline {
     pub tsdb: Option<crate::tsdb::Feed>,
     /// Devices polled over Modbus: their configuration goes to their poller, not to MQTT.
     pub modbus: crate::modbus::Router,
+    /// Why the last journal commit failed, `None` once one succeeds (`/healthz` follows it).
+    pub journal_error: watch::Sender<Option<String>>,
     planner: Planner,
     next_command: u32,
 }
@@ -119,6 +121,7 @@ impl Pipeline {
             notify_webhooks: None,
             tsdb: None,
             modbus: crate::modbus::Router::default(),
+            journal_error: watch::channel(None).0,
             planner,
             // Command ids only need to differ per device across restarts: seconds since the epoch
             // advance faster than any device receives commands.
@@ -293,6 +296,7 @@ impl Pipeline {
             match self.journal.submit(ops).await {
                 Ok(results) => {
                     self.metrics.journal_commit(started.elapsed());
+                    self.journal_error.send_if_modified(|e| e.take().is_some());
                     // The notifications are the last ops, one per alert.
                     let tail = results.len().saturating_sub(alerts.len());
                     for (mut o, result) in alerts.into_iter().zip(&results[tail..]) {
@@ -307,6 +311,7 @@ impl Pipeline {
                 Err(e) => {
                     // Nothing is acknowledged: devices and the broker send it all again.
                     tracing::error!("journal write failed, nothing acknowledged: {e}");
+                    self.journal_error.send_replace(Some(e.to_string()));
                     if changes_episodes {
                         self.rebuild(now).await;
                     }

@@ -1350,6 +1350,34 @@ async fn healthz_says_what_is_wrong() {
     );
 }
 
+#[tokio::test]
+async fn healthz_reports_the_disk() {
+    use crate::disk::{DiskLevel, DiskReport};
+    let h = harness();
+    let report = |level| DiskReport {
+        level,
+        free_bytes: 40 << 20,
+        total_bytes: 100 << 30,
+        path: "/var/lib/firegrid".into(),
+        error: None,
+    };
+    h.state.health.set_disk(report(DiskLevel::Low));
+    let a = h.get("/healthz").await;
+    assert_eq!(a.status, 200, "low is a warning: {}", a.text);
+    assert_eq!(
+        a.json()["warnings"],
+        json!(["disk: low, 40 MiB free of 102400 MiB on /var/lib/firegrid"])
+    );
+    h.state.health.set_disk(report(DiskLevel::Full));
+    let a = h.get("/healthz").await;
+    assert_eq!(a.status, 503, "full is a problem: {}", a.text);
+    assert_eq!(
+        a.json()["problems"],
+        json!(["disk: full, 40 MiB free of 102400 MiB on /var/lib/firegrid"])
+    );
+    assert_eq!(a.json()["disk"]["level"], "full");
+}
+
 /// `serve` on a port-0 listener: a plain HTTP/1.1 request, then a graceful shutdown that is
 /// not held up by a live client that never hangs up.
 #[tokio::test]

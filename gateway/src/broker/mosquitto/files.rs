@@ -39,7 +39,7 @@ pub enum Grant {
     Device,
     /// Read these alert topics' grid cells (`firegrid/v1/alert/{grid}`).
     Alerts(Vec<String>),
-    /// Read every alert topic.
+    /// Read every alert topic and the gateway's system state (`firegrid/v1/system/#`).
     AllAlerts,
     /// Read everything under `firegrid/` (an administrator watching devices and alerts).
     Monitor,
@@ -86,7 +86,9 @@ pub fn acl_file(accounts: &[Account]) -> String {
         let _ = writeln!(out, "\nuser {}", a.username);
         match &a.grant {
             Grant::Gateway => out.push_str("topic readwrite firegrid/#\n"),
-            Grant::AllAlerts => out.push_str("topic read firegrid/v1/alert/#\n"),
+            Grant::AllAlerts => {
+                out.push_str("topic read firegrid/v1/alert/#\ntopic read firegrid/v1/system/#\n");
+            }
             Grant::Monitor => out.push_str("topic read firegrid/#\n"),
             Grant::Alerts(grids) => {
                 for g in grids {
@@ -268,7 +270,9 @@ mod tests {
         assert!(acl.contains(
             "user token.w1\ntopic read firegrid/v1/alert/g-a\ntopic read firegrid/v1/alert/g-b\n"
         ));
-        assert!(acl.contains("user token.op\ntopic read firegrid/v1/alert/#\n"));
+        assert!(acl.contains(
+            "user token.op\ntopic read firegrid/v1/alert/#\ntopic read firegrid/v1/system/#\n"
+        ));
         // No device rule lets anyone write config, cmd, ack or alert topics.
         for l in DEVICE_PATTERNS.lines() {
             assert!(
