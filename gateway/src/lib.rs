@@ -4,6 +4,7 @@ pub mod access;
 pub mod api;
 pub mod app;
 pub mod broker;
+pub mod circuits;
 pub mod clock;
 pub mod config;
 pub mod control;

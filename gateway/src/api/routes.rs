@@ -10,8 +10,8 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 use super::access::{Roles, Rule};
 use super::resource::{create, delete as remove, get as one, list, update};
 use super::{
-    ApiState, credentials as c, devices as d, episodes as e, history as h, live, registry as r,
-    users as u,
+    ApiState, circuits as ci, credentials as c, devices as d, episodes as e, history as h, live,
+    registry as r, users as u,
 };
 use crate::access::Role::{Admin, GridWorker, Installer, Operator, Utility};
 use crate::store::{AreaFields, CircuitFields, DeviceFields, RoomFields, SiteFields, WorkerFields};
@@ -94,6 +94,7 @@ pub(crate) fn routes() -> Vec<Route> {
         route(M::PUT, "/api/v1/circuits/{id}", CIRCUITS, put(update::<CircuitFields>)),
         route(M::DELETE, "/api/v1/circuits/{id}", CIRCUITS, delete(remove::<CircuitFields>)),
         route(M::GET, "/api/v1/circuits/{id}/history", READ, get(h::circuit_history)),
+        route(M::GET, "/api/v1/circuits/{id}/leak-trace", READ, get(ci::leak_trace)),
         route(M::GET, "/api/v1/devices", READ, get(list::<DeviceFields>)),
         route(M::POST, "/api/v1/devices", INSTALL, post(d::create_device)),
         route(M::POST, "/api/v1/device-imports", INSTALL, post(d::import_devices)),

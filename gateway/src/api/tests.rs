@@ -1284,6 +1284,99 @@ async fn history_as_json_and_csv() {
     assert_eq!(h.get("/api/v1/circuits/999/history").await.status, 404);
 }
 
+/// docs/utility.md's tree through the API: a feeder with two measured branches, the leak in
+/// one of them.
+#[tokio::test]
+async fn leak_trace_names_the_leaking_branch_with_its_evidence() {
+    let mut h = harness();
+    let site = h.tree().await;
+    let mut circuit = |name: &str, parent: Option<i64>| {
+        let body = json!({"site_id": site, "name": name, "parent_id": parent});
+        let h = &h;
+        async move {
+            h.ok("POST", "/api/v1/circuits", Some(body), 201).await["id"]
+                .as_i64()
+                .expect("id")
+        }
+    };
+    let feeder = circuit("feeder", None).await;
+    let kitchen = circuit("kitchen", Some(feeder)).await;
+    let rooms = circuit("rooms", Some(feeder)).await;
+    let lights = circuit("lights", Some(feeder)).await;
+    let t0: u64 = 1_764_403_200_000;
+    for (device, on, ma) in [
+        ("hz-f", feeder, 160),
+        ("hz-k", kitchen, 12),
+        ("hz-r", rooms, 135),
+    ] {
+        h.device(device, site).await;
+        h.ok(
+            "PUT",
+            &format!("/api/v1/devices/{device}"),
+            Some(json!({"kind": "electrical_fire_monitor", "site_id": site, "circuit_id": on, "grid_id": "g1"})),
+            200,
+        )
+        .await;
+        let _ = h.control();
+        let samples: Vec<Sample> = (0..4)
+            .map(|i| Sample {
+                device: did(device),
+                seq: i,
+                ts_ms: t0 + u64::from(i) * 60_000,
+                readings: vec![Reading {
+                    channel: 0,
+                    // Around the mean: ma - 3, ma - 1, ma + 1, ma + 3.
+                    residual_ma: Some(ma + 2 * i - 3),
+                    ..Reading::default()
+                }],
+            })
+            .collect();
+        h.state.store.insert_readings(&samples).expect("readings");
+    }
+    let range = format!("from={t0}&to={}", t0 + 600_000);
+    let j = h
+        .ok(
+            "GET",
+            &format!("/api/v1/circuits/{feeder}/leak-trace?{range}"),
+            None,
+            200,
+        )
+        .await;
+    let t = &j["trace"];
+    assert_eq!(t["suspect"]["circuit_id"], rooms, "{j}");
+    assert_eq!(t["suspect"]["name"], "rooms");
+    assert_eq!(t["suspect"]["place"], "branch");
+    assert_eq!(t["suspect"]["unexplained_ma"], 135.0);
+    assert_eq!(t["evidence"][1]["circuit_id"], feeder);
+    assert_eq!(t["evidence"][1]["branches_ma"], 147.0);
+    assert_eq!(t["evidence"][1]["unmeasured_branches"], json!([lights]));
+    // A floor above every unexplained leakage names nothing, and says so.
+    let j = h
+        .ok(
+            "GET",
+            &format!("/api/v1/circuits/{feeder}/leak-trace?{range}&min_ma=200"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(j["trace"]["suspect"], Value::Null, "{j}");
+    // Nothing measures the lights: 409 with what to do; an unknown circuit: 404.
+    let a = h
+        .get(&format!("/api/v1/circuits/{lights}/leak-trace?{range}"))
+        .await;
+    assert_eq!(a.status, 409, "{}", a.text);
+    assert!(
+        a.text.contains("bind a residual-current monitor"),
+        "{}",
+        a.text
+    );
+    assert_eq!(h.get("/api/v1/circuits/999/leak-trace").await.status, 404);
+    let a = h
+        .get(&format!("/api/v1/circuits/{feeder}/leak-trace?min_ma=-1"))
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+}
+
 #[tokio::test]
 async fn pending_devices_are_listed_and_forgotten() {
     let h = harness();
