@@ -1290,7 +1290,7 @@ async fn history_as_json_and_csv() {
 async fn leak_trace_names_the_leaking_branch_with_its_evidence() {
     let mut h = harness();
     let site = h.tree().await;
-    let mut circuit = |name: &str, parent: Option<i64>| {
+    let circuit = |name: &str, parent: Option<i64>| {
         let body = json!({"site_id": site, "name": name, "parent_id": parent});
         let h = &h;
         async move {
