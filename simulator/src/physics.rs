@@ -188,6 +188,10 @@ impl CtModel {
 pub struct CircuitModel {
     /// The residual current over time.
     pub leakage: LeakageModel,
+    /// The leakage of the circuits fed through this one (a feeder's branches), added to its
+    /// own: a residual-current monitor at a feeder's head sees everything downstream (in
+    /// phase: insulation leakage is mostly resistive).
+    pub branches: Vec<LeakageModel>,
     /// Mains frequency, Hz (50).
     pub mains_hz: f64,
     /// Phase of the residual current at t = 0, rad.
@@ -208,6 +212,7 @@ impl CircuitModel {
     pub fn new(leakage: LeakageModel) -> Self {
         CircuitModel {
             leakage,
+            branches: Vec::new(),
             mains_hz: 50.0,
             phase_rad: 0.0,
             noise_ma_rms: 0.2,
@@ -217,9 +222,10 @@ impl CircuitModel {
         }
     }
 
-    /// The residual current's RMS at `now_ms`, mA (without noise).
+    /// The residual current's RMS at `now_ms`, mA (without noise): its own leakage and its
+    /// branches'.
     pub fn leakage_ma(&self, now_ms: u64) -> f64 {
-        self.leakage.ma_at(now_ms)
+        self.leakage.ma_at(now_ms) + self.branches.iter().map(|b| b.ma_at(now_ms)).sum::<f64>()
     }
 
     /// The CT lead state at `now_ms`.

@@ -291,20 +291,42 @@ pub async fn provision(
             let rooms: Vec<String> = plan
                 .devices
                 .iter()
-                .filter(|d| d.site_key() == *key && d.kind == DeviceKind::Monitor)
+                .filter(|d| d.site_key() == *key && d.kind == DeviceKind::Monitor && !d.feeder)
                 .map(|d| d.room.clone())
                 .collect();
-            (*site_id, rooms)
+            let feeder = plan
+                .devices
+                .iter()
+                .find(|d| d.site_key() == *key && d.feeder)
+                .map(|d| d.room.clone());
+            (*site_id, rooms, feeder)
         })
         .collect();
-    /// A site's rooms: (room, room id, circuit id), and what was created.
-    type SiteRooms = (Vec<(String, i64, i64)>, Provisioned);
+    /// A site's rooms (and its feeder, room id `None`): (room, room id, circuit id), and what
+    /// was created.
+    type SiteRooms = (Vec<(String, Option<i64>, i64)>, Provisioned);
     let results: Vec<Result<SiteRooms, ProvisionError>> = stream::iter(rooms_of_sites)
-        .map(|(site_id, rooms)| async move {
+        .map(|(site_id, rooms, feeder)| async move {
             let mut tally = Provisioned::default();
             let mut out = Vec::new();
             let listed_rooms = api.list(&format!("rooms?site={site_id}")).await?;
             let listed_circuits = api.list(&format!("circuits?site={site_id}")).await?;
+            // The feeder first: the rooms' circuits are its branches.
+            let mut parent = None;
+            if let Some(feeder) = feeder {
+                let name = format!("Feeder {}", feeder.trim_end_matches("-feeder"));
+                let id = api
+                    .ensure_named(
+                        "circuits",
+                        &listed_circuits,
+                        &name,
+                        &json!({"site_id": site_id, "name": name}),
+                        &mut tally,
+                    )
+                    .await?;
+                parent = Some(id);
+                out.push((feeder, None, id));
+            }
             for room in rooms {
                 let room_name = format!("Room {room}");
                 let room_id = api
@@ -322,18 +344,18 @@ pub async fn provision(
                         "circuits",
                         &listed_circuits,
                         &circuit_name,
-                        &json!({"site_id": site_id, "name": circuit_name}),
+                        &json!({"site_id": site_id, "name": circuit_name, "parent_id": parent}),
                         &mut tally,
                     )
                     .await?;
-                out.push((room, room_id, circuit_id));
+                out.push((room, Some(room_id), circuit_id));
             }
             Ok((out, tally))
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    let mut rooms: HashMap<String, (i64, i64)> = HashMap::new();
+    let mut rooms: HashMap<String, (Option<i64>, i64)> = HashMap::new();
     for r in results {
         let (list, t) = r?;
         tally.created += t.created;

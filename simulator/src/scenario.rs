@@ -144,6 +144,12 @@ pub struct Street {
     /// Whether each room also has an independent smoke alarm.
     #[serde(default = "yes")]
     pub smoke_alarms: bool,
+    /// Whether each site also has a monitor at the head of its supply (its feeder), whose
+    /// residual current is the site's own wiring's plus every room circuit's below it: the
+    /// rooms' circuits are registered as the feeder circuit's branches (leak tracing,
+    /// docs/utility.md).
+    #[serde(default)]
+    pub feeders: bool,
 }
 
 const fn yes() -> bool {
@@ -391,7 +397,8 @@ impl Scenario {
     fn room(&self, room: &str) -> Result<&Street, String> {
         let bad = || {
             format!(
-                "room {room:?}: expected STREET-CELL-SITE-ROOM of this scenario, e.g. \"{}-1-1-1\"",
+                "room {room:?}: expected STREET-CELL-SITE-ROOM of this scenario (ROOM may be \
+                 `feeder` on a street with feeders), e.g. \"{}-1-1-1\"",
                 self.streets.first().map_or("xh", |s| s.id.as_str())
             )
         };
@@ -411,10 +418,13 @@ impl Scenario {
             .find(|x| x.id == street)
             .ok_or_else(bad)?;
         let n = |v: &str, max: u32| v.parse::<u32>().ok().filter(|n| (1..=max).contains(n));
+        // A site's feeder ([`Street::feeders`]) is a place incidents may name too.
+        let room_or_feeder =
+            n(r, street.rooms_per_site).or((street.feeders && r == "feeder").then_some(0));
         match (
             n(c, street.cells),
             n(s, street.sites_per_cell),
-            n(r, street.rooms_per_site),
+            room_or_feeder,
         ) {
             (Some(_), Some(_), Some(_)) => Ok(street),
             _ => Err(bad()),
@@ -447,6 +457,7 @@ impl Scenario {
                             cell: c,
                             site: s,
                             room: room.clone(),
+                            feeder: false,
                             seed: rng.next_u64(),
                             models,
                         });
@@ -459,10 +470,29 @@ impl Scenario {
                                 cell: c,
                                 site: s,
                                 room,
+                                feeder: false,
                                 seed: rng.next_u64(),
                                 models: smoke_alarm_models(),
                             });
                         }
+                    }
+                    if st.feeders {
+                        let [lo, hi] = d.base_leakage_ma;
+                        let mut models =
+                            Models::typical(LeakageModel::steady(lo + (hi - lo) * rng.next_f64()));
+                        models.circuit.load_a = d.load_a;
+                        street_devices.push(devices.len());
+                        devices.push(PlannedDevice {
+                            id: format!("{}-{c}-{s}-feeder", st.id),
+                            kind: DeviceKind::Monitor,
+                            street: st.id.clone(),
+                            cell: c,
+                            site: s,
+                            room: format!("{}-{c}-{s}-feeder", st.id),
+                            feeder: true,
+                            seed: rng.next_u64(),
+                            models,
+                        });
                     }
                 }
             }
@@ -481,6 +511,7 @@ impl Scenario {
         for incident in &self.incidents {
             plan.apply(incident);
         }
+        plan.feed_branches();
         plan
     }
 }
@@ -532,8 +563,10 @@ pub struct PlannedDevice {
     pub cell: u32,
     /// Site number in the cell, from 1.
     pub site: u32,
-    /// Its room's id.
+    /// Its room's id (a feeder's: `{site key}-feeder`, a place that is not a room).
     pub room: String,
+    /// Whether it is its site's feeder monitor ([`Street::feeders`]).
+    pub feeder: bool,
     /// Seed of its chips' noise and its backoff jitter.
     pub seed: u64,
     /// Its world, incidents included, in model time from the simulator's start.
@@ -601,6 +634,23 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Gives each feeder monitor its site's room circuits' leakage (incidents included).
+    fn feed_branches(&mut self) {
+        let mut by_site: std::collections::HashMap<String, Vec<LeakageModel>> =
+            std::collections::HashMap::new();
+        for d in &self.devices {
+            if d.kind == DeviceKind::Monitor && !d.feeder {
+                by_site
+                    .entry(d.site_key())
+                    .or_default()
+                    .push(d.models.circuit.leakage);
+            }
+        }
+        for d in self.devices.iter_mut().filter(|d| d.feeder) {
+            d.models.circuit.branches = by_site.remove(&d.site_key()).unwrap_or_default();
+        }
+    }
+
     fn room_devices(&mut self, room: &str) -> impl Iterator<Item = &mut PlannedDevice> {
         self.devices.iter_mut().filter(move |d| d.room == room)
     }

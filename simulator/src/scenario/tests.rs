@@ -234,3 +234,65 @@ proptest::proptest! {
         proptest::prop_assert!(plan.streets[1..].iter().all(|s| s.outages.is_empty()));
     }
 }
+
+#[test]
+fn a_feeder_sees_its_rooms_leakage_and_its_own() {
+    let text = r#"
+name = "Feeders"
+seed = 5
+
+[[street]]
+id = "f"
+name = "F Street"
+cells = 1
+sites_per_cell = 2
+rooms_per_site = 3
+smoke_alarms = false
+feeders = true
+
+[[incident]]
+what = "leakage_creep"
+at_s = 0
+room = "f-1-2-2"
+ma_per_min = 100
+max_ma = 200
+
+[[incident]]
+what = "leakage_creep"
+at_s = 0
+room = "f-1-1-feeder"
+ma_per_min = 10
+"#;
+    let plan = Scenario::parse(text).expect("parses").plan();
+    let feeders: Vec<&PlannedDevice> = plan.devices.iter().filter(|d| d.feeder).collect();
+    assert_eq!(
+        feeders.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["f-1-1-feeder", "f-1-2-feeder"]
+    );
+    let at = 10 * 60_000; // 10 min: room 2 of site 2 at its 200 mA cap.
+    let rooms = |site: u32| -> f64 {
+        (1..=3)
+            .map(|r| {
+                plan.circuit(&format!("f-1-{site}-{r}-m"))
+                    .expect("a room's monitor")
+                    .leakage_ma(at)
+            })
+            .sum()
+    };
+    let feeder = plan.circuit("f-1-2-feeder").expect("the feeder");
+    assert_eq!(feeder.branches.len(), 3);
+    assert!(
+        (feeder.leakage_ma(at) - (feeder.leakage.ma_at(at) + rooms(2))).abs() < 1e-9,
+        "the feeder measures its own and its rooms' leakage"
+    );
+    assert!(rooms(2) >= 200.0, "the creep is in a room of site 2");
+    // The incident on site 1's feeder itself is in its own leakage, not in a room's.
+    let f1 = plan.circuit("f-1-1-feeder").expect("the feeder");
+    assert!((f1.leakage.ma_at(at) - f1.leakage.ma_at(0) - 100.0).abs() < 1e-6);
+    assert!(
+        Scenario::parse(&text.replace("feeders = true", "feeders = false"))
+            .expect_err("no feeder to name")
+            .to_string()
+            .contains("f-1-1-feeder")
+    );
+}
