@@ -28,6 +28,7 @@
 //! | `GET, POST /api/v1/circuits` | list (`?site=`), create `{"site_id","parent_id","name"}` |
 //! | `GET, PUT, DELETE /api/v1/circuits/{id}` | one circuit |
 //! | `GET /api/v1/circuits/{id}/history` | readings of every channel of the devices on the circuit |
+//! | `GET /api/v1/circuit-ranking` | `?area=&days=30&by=trend\|alarms&limit=100&format=csv`: the area's circuits ranked by their residual current's trend (mA/day) or alarm count |
 //! | `GET /api/v1/circuits/{id}/leak-trace` | `?from=&to=&min_ma=`: where under the circuit the leak most likely sits, with the evidence (docs/utility.md) |
 //! | `GET, POST /api/v1/devices` | list (`?state=&kind=&site=&area=&limit=&offset=`), register `{"id","kind","state","site_id","room_id","circuit_id","grid_id","encoding","config"}` (`state` defaults to `registered`: its messages are refused as `not_commissioned` until it is commissioned; the `201` shows the state) |
 //! | `POST /api/v1/device-imports` | register many devices at once: a JSON array (1–5000) of the `POST /api/v1/devices` body, in **one** store transaction (one fsync), all or nothing; `201` `{"created","ids"}`; `422`/`409` name the refused items as `[index] "id": why`. (Not under `/devices/`, where any name is a device id.) |

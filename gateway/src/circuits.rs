@@ -184,6 +184,68 @@ pub fn trace(tree: &[Circuit], root: i64, min_ma: f64) -> Result<Trace, TraceErr
     })
 }
 
+/// The least-squares slope of `points` (time in ms, value), per day; `None` with fewer than
+/// two distinct times. Used to rank circuits by how fast their leakage rises.
+pub fn slope_per_day(points: &[(u64, f64)]) -> Option<f64> {
+    const DAY_MS: f64 = 86_400_000.0;
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return None;
+    }
+    // Times relative to the first, in days, so that the sums stay small.
+    let t0 = points[0].0;
+    let xs = points.iter().map(|(t, _)| (*t as f64 - t0 as f64) / DAY_MS);
+    let mean_x = xs.clone().sum::<f64>() / n;
+    let mean_y = points.iter().map(|(_, y)| y).sum::<f64>() / n;
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for (x, (_, y)) in xs.zip(points) {
+        sxy += (x - mean_x) * (y - mean_y);
+        sxx += (x - mean_x) * (x - mean_x);
+    }
+    (sxx > 0.0).then(|| sxy / sxx)
+}
+
+/// One circuit in a ranking.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ranked {
+    /// The circuit.
+    pub circuit_id: i64,
+    /// Its name.
+    pub name: String,
+    /// Its site.
+    pub site_id: i64,
+    /// Its residual current's trend over the window, mA per day (the steepest of its
+    /// monitors' residual channels); `None` without two hours of readings.
+    pub trend_ma_per_day: Option<f64>,
+    /// Its latest hourly mean residual current, mA.
+    pub latest_ma: Option<f64>,
+    /// Alarm episodes of its devices that opened in the window.
+    pub alarms: u64,
+}
+
+/// What to rank by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankBy {
+    /// The steepest rising residual current first.
+    Trend,
+    /// The most alarms first.
+    Alarms,
+}
+
+/// Sorts `rows` by `by`, highest first (ties: the other measure, then the circuit id; circuits
+/// without a trend last).
+pub fn rank(rows: &mut [Ranked], by: RankBy) {
+    let trend = |r: &Ranked| r.trend_ma_per_day.unwrap_or(f64::NEG_INFINITY);
+    rows.sort_by(|a, b| {
+        let (first, second) = match by {
+            RankBy::Trend => (trend(b).total_cmp(&trend(a)), b.alarms.cmp(&a.alarms)),
+            RankBy::Alarms => (b.alarms.cmp(&a.alarms), trend(b).total_cmp(&trend(a))),
+        };
+        first.then(second).then(a.circuit_id.cmp(&b.circuit_id))
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -277,6 +339,50 @@ mod tests {
         let tree = vec![c(1, Some(2), Some(50.0)), c(2, Some(1), Some(40.0))];
         let t = trace(&tree, 1, 5.0).unwrap();
         assert_eq!(t.evidence.len(), 2);
+    }
+
+    #[test]
+    fn slopes_are_per_day() {
+        const H: u64 = 3_600_000;
+        // 2 mA per day, hourly for 30 days, with alternating noise.
+        let points: Vec<(u64, f64)> = (0..720)
+            .map(|h| {
+                (
+                    h * H,
+                    20.0 + 2.0 * h as f64 / 24.0 + if h % 2 == 0 { 1.0 } else { -1.0 },
+                )
+            })
+            .collect();
+        let s = slope_per_day(&points).unwrap();
+        assert!((s - 2.0).abs() < 0.01, "{s}");
+        assert_eq!(slope_per_day(&points[..1]), None);
+        assert_eq!(slope_per_day(&[(5, 1.0), (5, 2.0)]), None);
+        let falling = [(0, 10.0), (86_400_000, 7.0)];
+        assert_eq!(slope_per_day(&falling), Some(-3.0));
+    }
+
+    #[test]
+    fn rankings_put_the_worst_first() {
+        let r = |id: i64, trend: Option<f64>, alarms: u64| Ranked {
+            circuit_id: id,
+            name: format!("c{id}"),
+            site_id: 1,
+            trend_ma_per_day: trend,
+            latest_ma: None,
+            alarms,
+        };
+        let mut rows = vec![
+            r(1, Some(0.5), 3),
+            r(2, None, 9),
+            r(3, Some(4.0), 0),
+            r(4, Some(0.5), 5),
+        ];
+        rank(&mut rows, RankBy::Trend);
+        let ids: Vec<i64> = rows.iter().map(|r| r.circuit_id).collect();
+        assert_eq!(ids, [3, 4, 1, 2]);
+        rank(&mut rows, RankBy::Alarms);
+        let ids: Vec<i64> = rows.iter().map(|r| r.circuit_id).collect();
+        assert_eq!(ids, [2, 4, 1, 3]);
     }
 
     proptest! {

@@ -7,19 +7,24 @@
 //! A circuit's measurement is the largest mean over the residual-current channels of the
 //! devices bound to it (two monitors on one circuit measure the same current).
 
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use firegrid_protocols::thresholds::Threshold;
 
-use super::access::Caller;
+use super::access::{Caller, check_area};
 use super::episodes::time_range;
-use super::error::{ApiError, Json, PathId, Query, Subject};
+use super::error::{ApiError, Json, PathId, Query, Subject, query_area};
 use super::{ApiState, blocking, now_ms};
-use crate::circuits::{Circuit, TraceError, trace};
-use crate::model::UnixMs;
-use crate::store::{CircuitFields, CircuitFilter, DeviceFilter, HOUR_MS, Noun, StoreError};
+use crate::circuits::{Circuit, RankBy, Ranked, TraceError, rank, slope_per_day, trace};
+use crate::model::{Category, UnixMs};
+use crate::store::{
+    CircuitFields, CircuitFilter, DeviceFilter, EpisodeFilter, HOUR_MS, Noun, StoreError,
+};
 
 /// The default floor, mA.
 const DEFAULT_MIN_MA: f64 = 30.0;
@@ -112,4 +117,164 @@ pub(super) async fn leak_trace(
         Err(e @ TraceError::Unmeasured(_)) => Err(ApiError::conflict(e.to_string())),
         Err(e @ TraceError::Unknown(_)) => Err(ApiError::not_found(e.to_string())),
     }
+}
+
+/// The most circuits one ranking looks at (their devices' hourly readings are read).
+const MAX_RANKED_DEVICES: u32 = 5000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RankingQuery {
+    area: Option<String>,
+    days: Option<u32>,
+    by: Option<RankBy>,
+    limit: Option<usize>,
+    format: Option<String>,
+}
+
+/// `GET /api/v1/circuit-ranking`: the circuits of an area (default: the caller's), ranked by
+/// their residual current's trend over `days` (default 30, at most 365; mA per day, least
+/// squares over hourly means) or by their alarm count in that time; JSON, or CSV with
+/// `format=csv`.
+pub(super) async fn ranking(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(q): Query<RankingQuery>,
+) -> Result<Response, ApiError> {
+    let days = q.days.unwrap_or(30);
+    if !(1..=365).contains(&days) {
+        return Err(ApiError::bad_request(format!(
+            "days {days}: between 1 and 365"
+        )));
+    }
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "format {other:?}: json or csv"
+            )));
+        }
+    };
+    let by = q.by.unwrap_or(RankBy::Trend);
+    let area = q
+        .area
+        .as_deref()
+        .map(|a| query_area("area", a))
+        .transpose()?;
+    let to = now_ms();
+    let from = to.saturating_sub(u64::from(days) * 24 * HOUR_MS);
+    let store = state.store.clone();
+    let mut rows = tokio::task::spawn_blocking(move || {
+        let s = &store;
+        if let Some(a) = &area {
+            check_area(s, &caller, &format!("area {a}"), Some(a))?;
+        }
+        rank_rows(s, &caller, area, from, to).map_err(|e| ApiError::from_store(e, &Subject::NONE))
+    })
+    .await
+    .map_err(|e| ApiError::internal("a store task failed", &e))??;
+    rank(&mut rows, by);
+    rows.truncate(q.limit.unwrap_or(100).min(10_000));
+    if !csv {
+        return Ok(Json(serde_json::json!({
+            "from_ms": from,
+            "to_ms": to,
+            "by": by,
+            "circuits": rows,
+        }))
+        .into_response());
+    }
+    let mut body = String::from("circuit_id,name,site_id,trend_ma_per_day,latest_ma,alarms\r\n");
+    let num = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.3}"));
+    for r in &rows {
+        let name = r.name.replace('"', "\"\"");
+        body.push_str(&format!(
+            "{},\"{name}\",{},{},{},{}\r\n",
+            r.circuit_id,
+            r.site_id,
+            num(r.trend_ma_per_day),
+            num(r.latest_ma),
+            r.alarms
+        ));
+    }
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"circuit-ranking.csv\"",
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// The circuits of `area` (default: the caller's scope) that have devices, with their trend,
+/// latest level and alarms over `[from, to)`.
+fn rank_rows(
+    s: &crate::store::Store,
+    caller: &Caller,
+    area: Option<crate::store::AreaId>,
+    from: UnixMs,
+    to: UnixMs,
+) -> Result<Vec<Ranked>, StoreError> {
+    let area = area.or_else(|| caller.scope().cloned());
+    let devices = s.list::<crate::store::DeviceFields>(
+        &DeviceFilter {
+            area_id: area,
+            limit: MAX_RANKED_DEVICES,
+            ..DeviceFilter::default()
+        },
+        caller.scope(),
+    )?;
+    let mut by_circuit: BTreeMap<i64, Ranked> = BTreeMap::new();
+    for d in &devices {
+        let Some(circuit_id) = d.fields.circuit_id else {
+            continue;
+        };
+        let row = match by_circuit.entry(circuit_id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let Some(c) = s.get::<CircuitFields>(&circuit_id)? else {
+                    continue;
+                };
+                e.insert(Ranked {
+                    circuit_id,
+                    name: c.fields.name,
+                    site_id: c.fields.site_id,
+                    trend_ma_per_day: None,
+                    latest_ma: None,
+                    alarms: 0,
+                })
+            }
+        };
+        for ch in &d.fields.config.channels {
+            if !matches!(ch.threshold, Threshold::ResidualMa(_)) {
+                continue;
+            }
+            let points: Vec<(u64, f64)> = s
+                .history(&d.id, ch.channel, from, to, HOUR_MS)?
+                .iter()
+                .filter_map(|p| p.residual_ma.map(|a| (p.t_ms, a.avg)))
+                .collect();
+            if let Some(slope) = slope_per_day(&points) {
+                row.trend_ma_per_day = Some(row.trend_ma_per_day.map_or(slope, |t| t.max(slope)));
+            }
+            if let Some(&(_, last)) = points.last() {
+                row.latest_ma = Some(row.latest_ma.map_or(last, |l| l.max(last)));
+            }
+        }
+        let alarms = s.episodes(&EpisodeFilter {
+            device: Some(d.id.clone()),
+            category: Some(Category::Alarm),
+            from_ms: Some(from),
+            to_ms: Some(to),
+            limit: 10_000,
+            ..EpisodeFilter::default()
+        })?;
+        row.alarms += alarms.len() as u64;
+    }
+    Ok(by_circuit.into_values().collect())
 }

@@ -95,6 +95,7 @@ pub(crate) fn routes() -> Vec<Route> {
         route(M::DELETE, "/api/v1/circuits/{id}", CIRCUITS, delete(remove::<CircuitFields>)),
         route(M::GET, "/api/v1/circuits/{id}/history", READ, get(h::circuit_history)),
         route(M::GET, "/api/v1/circuits/{id}/leak-trace", READ, get(ci::leak_trace)),
+        route(M::GET, "/api/v1/circuit-ranking", READ, get(ci::ranking)),
         route(M::GET, "/api/v1/devices", READ, get(list::<DeviceFields>)),
         route(M::POST, "/api/v1/devices", INSTALL, post(d::create_device)),
         route(M::POST, "/api/v1/device-imports", INSTALL, post(d::import_devices)),

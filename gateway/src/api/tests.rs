@@ -1377,6 +1377,110 @@ async fn leak_trace_names_the_leaking_branch_with_its_evidence() {
     assert_eq!(a.status, 400, "{}", a.text);
 }
 
+/// Circuits ranked by how fast their leakage rises and by alarms, as JSON and CSV; a grid
+/// worker of another area is refused.
+#[tokio::test]
+async fn circuits_are_ranked_by_trend_and_alarms() {
+    let mut h = harness();
+    let site = h.tree().await;
+    let now = crate::clock::now_ms();
+    const H: u64 = 3_600_000;
+    let mut ids = Vec::new();
+    // hz-1: +5 mA an hour (120 mA a day); hz-2: flat, with an alarm episode now.
+    for (device, per_hour) in [("hz-1", 5u32), ("hz-2", 0)] {
+        h.device(device, site).await;
+        let c = h
+            .ok(
+                "POST",
+                "/api/v1/circuits",
+                Some(json!({"site_id": site, "name": format!("circuit of {device}")})),
+                201,
+            )
+            .await["id"]
+            .as_i64()
+            .expect("id");
+        ids.push(c);
+        h.ok(
+            "PUT",
+            &format!("/api/v1/devices/{device}"),
+            Some(json!({"kind": "electrical_fire_monitor", "site_id": site, "circuit_id": c, "grid_id": "g1"})),
+            200,
+        )
+        .await;
+        let _ = h.control();
+        let samples: Vec<Sample> = (0..10u32)
+            .map(|i| Sample {
+                device: did(device),
+                seq: i,
+                ts_ms: now - u64::from(10 - i) * H,
+                readings: vec![Reading {
+                    channel: 0,
+                    residual_ma: Some(20 + per_hour * i),
+                    ..Reading::default()
+                }],
+            })
+            .collect();
+        h.state.store.insert_readings(&samples).expect("readings");
+    }
+    h.state
+        .store
+        .journal_batch(&[JournalOp::Engine {
+            output: Output::Opened {
+                id: 7,
+                key: EpisodeKey {
+                    device: did("hz-2"),
+                    channel: Some(0),
+                    category: Category::Alarm,
+                },
+                grid: GridId::new("g1").expect("grid"),
+                source: Source::Device,
+                level: None,
+                detail: None,
+            },
+            at_ms: now - H,
+        }])
+        .expect("journal");
+
+    let j = h
+        .ok("GET", "/api/v1/circuit-ranking?days=2", None, 200)
+        .await;
+    let rows = j["circuits"].as_array().expect("circuits");
+    assert_eq!(rows.len(), 2, "{j}");
+    assert_eq!(rows[0]["circuit_id"], ids[0], "the rising one first: {j}");
+    let trend = rows[0]["trend_ma_per_day"].as_f64().expect("a trend");
+    assert!((trend - 120.0).abs() < 0.5, "{trend}");
+    assert_eq!(rows[0]["latest_ma"], 65.0);
+    assert_eq!(rows[1]["alarms"], 1);
+    let j = h
+        .ok(
+            "GET",
+            "/api/v1/circuit-ranking?days=2&by=alarms&area=g1",
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(j["circuits"][0]["circuit_id"], ids[1], "{j}");
+    let a = h
+        .get("/api/v1/circuit-ranking?days=2&format=csv&limit=1")
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let lines: Vec<&str> = a.text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "circuit_id,name,site_id,trend_ma_per_day,latest_ma,alarms"
+    );
+    assert!(
+        lines[1].starts_with(&format!("{},\"circuit of hz-1\",{site},120.0", ids[0])),
+        "{}",
+        a.text
+    );
+    assert_eq!(lines.len(), 2);
+    for bad in ["days=0", "days=366", "format=xml", "by=size"] {
+        let a = h.get(&format!("/api/v1/circuit-ranking?{bad}")).await;
+        assert_eq!(a.status, 400, "{bad}: {}", a.text);
+    }
+}
+
 #[tokio::test]
 async fn pending_devices_are_listed_and_forgotten() {
     let h = harness();

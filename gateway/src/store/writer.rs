@@ -277,6 +277,29 @@ impl ReadingsWriter {
                     }
                     samples.clear();
                 };
+                // The sightings taken so far, in one transaction.
+                let write_pending = |pending: &mut Vec<PendingSighting>| {
+                    if pending.is_empty() {
+                        return;
+                    }
+                    match store.record_pending_many(pending) {
+                        Ok(o) if o.dropped > 0 => {
+                            let before = c.pending_dropped.fetch_add(o.dropped, Ordering::Relaxed);
+                            if before == 0 {
+                                tracing::warn!(
+                                    "the pending-device list is full: the least recently seen \
+                                     devices leave it (firegrid_pending_devices_dropped_total)"
+                                );
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(
+                            devices = pending.len(),
+                            "pending devices not recorded: {e}"
+                        ),
+                    }
+                    pending.clear();
+                };
                 let mut samples = Vec::new();
                 let mut pending: Vec<PendingSighting> = Vec::new();
                 while let Some(first) = rx.blocking_recv() {
@@ -293,33 +316,14 @@ impl ReadingsWriter {
                             ReadingsRequest::Pending(s) => pending.extend(s),
                             ReadingsRequest::Flush(done) => {
                                 write(&mut samples);
+                                write_pending(&mut pending);
                                 let _ = done.send(());
                             }
                         }
                         next = rx.try_recv().ok();
                     }
                     write(&mut samples);
-                    // Everything taken in this turn, in one transaction.
-                    if !pending.is_empty() {
-                        match store.record_pending_many(&pending) {
-                            Ok(o) if o.dropped > 0 => {
-                                let before =
-                                    c.pending_dropped.fetch_add(o.dropped, Ordering::Relaxed);
-                                if before == 0 {
-                                    tracing::warn!(
-                                        "the pending-device list is full: the least recently seen \
-                                         devices leave it (firegrid_pending_devices_dropped_total)"
-                                    );
-                                }
-                            }
-                            Ok(_) => {}
-                            Err(e) => tracing::warn!(
-                                devices = pending.len(),
-                                "pending devices not recorded: {e}"
-                            ),
-                        }
-                        pending.clear();
-                    }
+                    write_pending(&mut pending);
                 }
             })
             .map_err(StoreError::Spawn)?;
