@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use firegrid_gateway::broker::testing::{Mosquitto, free_port};
 use firegrid_gateway::config::{Config, DEFAULT_CONFIG, WebhookConfig};
 use firegrid_gateway::model::Category;
 use firegrid_gateway::protocols::DeviceId;
 use firegrid_gateway::store::{EpisodeFilter, Store};
+use firegrid_testkit::{Mosquitto, free_port};
 
 use support::{
     Binary, DEADLINE, Gateway, MosquittoSub, Mqtt, ack_seqs, metric, mosquitto_pub, now_ms,

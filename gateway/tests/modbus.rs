@@ -12,8 +12,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +21,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use firegrid_gateway::broker::Incoming;
-use firegrid_gateway::broker::testing::free_port;
 use firegrid_gateway::ingest::classify;
 use firegrid_gateway::modbus::bus::{self, Bus, Link};
 use firegrid_gateway::modbus::poller::{DeviceSchedule, PollerConfig};
@@ -30,145 +28,12 @@ use firegrid_gateway::modbus::stats::{ModbusStats, RequestResult};
 use firegrid_gateway::modbus::{DeviceEntry, ModbusConfig, Profile, RtuBus, TcpBus, probe};
 use firegrid_gateway::protocols::message::{EventKind, Level, Message, Status};
 use firegrid_simulator::modbus::{Fault, ModbusSim, SimMonitor, Slaves};
+use firegrid_testkit::pymodbus::PyModbus;
+use firegrid_testkit::socat::PtyPair;
 
 use support::{DEADLINE, Gateway, Mqtt, until, until_async};
 
 const ANY: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
-
-// ---- outside helpers: socat, pymodbus -----------------------------------------------------------
-
-/// A `socat` PTY pair in a temp dir: `a` for the gateway, `b` for the simulated monitor.
-struct PtyPair {
-    child: Child,
-    a: PathBuf,
-    b: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl PtyPair {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let (a, b) = (dir.path().join("ttyA"), dir.path().join("ttyB"));
-        let mut child = Command::new("socat")
-            .arg(format!("pty,raw,echo=0,link={}", a.display()))
-            .arg(format!("pty,raw,echo=0,link={}", b.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("socat runs (Debian package socat; scripts/test installs it)");
-        let deadline = Instant::now() + DEADLINE;
-        while !(a.exists() && b.exists()) {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("socat exited before making the PTY pair: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "socat made no PTY pair within {DEADLINE:?}"
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        Self {
-            child,
-            a,
-            b,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for PtyPair {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The Python with pymodbus: `FIREGRID_PYTHON` (scripts/test sets it). Under scripts/test
-/// (`FIREGRID_TEST=1`) its absence fails the test; a bare `cargo test` skips, saying so.
-fn pymodbus_python() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("FIREGRID_PYTHON") {
-        return Some(PathBuf::from(p));
-    }
-    assert!(
-        std::env::var_os("FIREGRID_TEST").is_none(),
-        "FIREGRID_PYTHON is not set: scripts/test sets it to a Python with pymodbus \
-         (setup_pymodbus in scripts/lib/setup.sh); without it the outside-server test cannot run"
-    );
-    eprintln!(
-        "SKIPPED: the pymodbus test needs FIREGRID_PYTHON (run scripts/test, or \
-         `source scripts/lib/setup.sh && setup_pymodbus` and export it)"
-    );
-    None
-}
-
-/// pymodbus serving the built-in profile's registers on a free port.
-struct PyModbus {
-    child: tokio::process::Child,
-    addr: SocketAddr,
-}
-
-impl PyModbus {
-    async fn start(python: &Path, slave: u8, leakage_raw: u16, state0: u16) -> Self {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pymodbus_server.py");
-        let port = free_port();
-        let mut child = tokio::process::Command::new(python)
-            .arg(&script)
-            .args([
-                port.to_string(),
-                slave.to_string(),
-                leakage_raw.to_string(),
-                state0.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{} does not run: {e}", python.display()));
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        // Ready when *this* server answers: a Modbus read of our slave returns our value, and
-        // the child is still alive (another process could hold the port).
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    use tokio::io::AsyncReadExt;
-                    let _ = e.read_to_string(&mut err).await;
-                }
-                panic!("pymodbus exited ({status}) before serving: {err}");
-            }
-            if let Ok(Ok(mut ctx)) = tokio::time::timeout(
-                Duration::from_millis(500),
-                tokio_modbus::client::tcp::connect_slave(addr, tokio_modbus::Slave(slave)),
-            )
-            .await
-            {
-                use tokio_modbus::client::Reader;
-                if let Ok(Ok(Ok(w))) = tokio::time::timeout(
-                    Duration::from_millis(500),
-                    ctx.read_holding_registers(0, 1),
-                )
-                .await
-                    && w == [leakage_raw]
-                {
-                    break;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pymodbus did not serve within 20 s"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Self { child, addr }
-    }
-}
-
-impl Drop for PyModbus {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
 
 // ---- a bus polled by itself ----------------------------------------------------------------------
 
@@ -347,12 +212,12 @@ async fn late_replies_and_garbage_neither_wedge_the_bus_nor_mix_up_devices() {
 /// as the answer to the next request, to either monitor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_reply_on_an_rtu_line_is_discarded() {
-    let pty = PtyPair::start();
+    let pty = PtyPair::start().await;
     let slaves = Slaves::new([(1, SimMonitor::new(41.0)), (2, SimMonitor::new(99.0))]);
-    let sim = ModbusSim::rtu(&pty.b, 9600, slaves, 1.0).expect("the PTY opens");
+    let sim = ModbusSim::rtu(pty.b(), 9600, slaves, 1.0).expect("the PTY opens");
     let mut p = Polled::start(
         Link::Rtu {
-            path: pty.a.clone(),
+            path: pty.a().to_owned(),
             baud: 9600,
         },
         &[("mb-a", 1), ("mb-b", 2)],
@@ -401,12 +266,12 @@ async fn a_late_reply_on_an_rtu_line_is_discarded() {
 /// it, takes its alarm state code as an alarm, and `firegrid modbus probe` prints it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outside_pymodbus_server_is_polled_and_probed() {
-    let Some(python) = pymodbus_python() else {
+    let Some(python) = firegrid_testkit::pymodbus::python() else {
         return;
     };
     let py = PyModbus::start(&python, 7, 4120, 1).await;
     let mut p = Polled::start(
-        Link::Tcp(py.addr.to_string()),
+        Link::Tcp(py.addr().to_string()),
         &[("py-1", 7)],
         Duration::from_millis(500),
     );
@@ -446,7 +311,7 @@ async fn an_outside_pymodbus_server_is_polled_and_probed() {
     assert_eq!(temps, [250, 260, 270, 280]);
     drop(p);
     let table = probe::probe(
-        &Link::Tcp(py.addr.to_string()),
+        &Link::Tcp(py.addr().to_string()),
         7,
         Arc::new(Profile::builtin()),
         Duration::from_secs(1),
@@ -476,9 +341,14 @@ async fn the_gateway_alerts_on_legacy_monitors_tcp_and_rtu() {
     let lone = ModbusSim::tcp(ANY, Slaves::new([(1, SimMonitor::new(20.0))]), 1.0)
         .await
         .expect("a port");
-    let pty = PtyPair::start();
-    let rtu = ModbusSim::rtu(&pty.b, 9600, Slaves::new([(5, SimMonitor::new(30.0))]), 1.0)
-        .expect("the PTY opens");
+    let pty = PtyPair::start().await;
+    let rtu = ModbusSim::rtu(
+        pty.b(),
+        9600,
+        Slaves::new([(5, SimMonitor::new(30.0))]),
+        1.0,
+    )
+    .expect("the PTY opens");
     let entry = |id: &str, slave: u8| DeviceEntry {
         id: id.into(),
         slave,
@@ -498,7 +368,7 @@ async fn the_gateway_alerts_on_legacy_monitors_tcp_and_rtu() {
             },
         ],
         rtu: vec![RtuBus {
-            path: pty.a.clone(),
+            path: pty.a().to_owned(),
             baud: 9600,
             devices: vec![entry("mb-r", 5)],
         }],

@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use firegrid_gateway::broker::probe::{MqttVersion, ProbeError, probe, probe_as};
-use firegrid_gateway::broker::testing::{Mosquitto, free_port};
+use firegrid_testkit::{Mosquitto, free_port};
 use support::{Binary, DEADLINE, Gateway, Mqtt, mqtt_login, until, until_async};
 
 /// A leakage alarm on channel 0 (412 mA against 300 mA).

@@ -18,9 +18,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use firegrid_gateway::broker::testing::{Mosquitto, free_port};
-use firegrid_gateway::tsdb::testing::{Series, VictoriaMetrics};
 use firegrid_gateway::tsdb::{Feed, Point, Tags, Tsdb, TsdbConfig, TsdbStats, TsdbStatus};
+use firegrid_testkit::{Mosquitto, free_port};
+use firegrid_testkit::{Series, VictoriaMetrics};
 use tokio_util::sync::CancellationToken;
 
 use support::{Binary, Mqtt, metric, now_ms, until, until_async};
@@ -150,7 +150,7 @@ fn expected(points: &[Point]) -> BTreeMap<(String, String, i64), f64> {
 async fn export_n(vm: &VictoriaMetrics, n: usize) -> BTreeMap<(String, String, i64), f64> {
     let series = vm
         .export_until("firegrid_residual_ma", WAIT, |s| {
-            firegrid_gateway::tsdb::testing::point_count(s) >= n
+            firegrid_testkit::point_count(s) >= n
         })
         .await
         .expect("export");
@@ -175,7 +175,7 @@ async fn every_reading_arrives_with_its_timestamp() {
     .await;
     let series = vm
         .export_until("firegrid_residual_ma", WAIT, |s| {
-            firegrid_gateway::tsdb::testing::point_count(s) >= 2000
+            firegrid_testkit::point_count(s) >= 2000
         })
         .await
         .unwrap();

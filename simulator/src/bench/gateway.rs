@@ -2,7 +2,6 @@
 //! Mosquitto, its HTTP API (registration) and `/metrics`.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -48,7 +47,6 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, BenchError> {
         .ok_or_else(|| BenchError::GatewayMissing(candidates[0].clone()))
 }
 
-/// A loopback port nothing listens on now.
 /// `firegrid user add bench --role admin --config CONFIG`: the token it prints once.
 fn admin_token(binary: &Path, config: &Path) -> Result<String, BenchError> {
     let out = Command::new(binary)
@@ -70,10 +68,6 @@ fn admin_token(binary: &Path, config: &Path) -> Result<String, BenchError> {
         })
 }
 
-fn free_port() -> Result<u16, BenchError> {
-    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
-}
-
 /// A running `firegrid run --config FILE` with a temporary data directory. Killed on drop.
 #[derive(Debug)]
 pub struct Gateway {
@@ -93,7 +87,7 @@ impl Gateway {
         let dir = tempfile::Builder::new()
             .prefix("firegrid-bench-")
             .tempdir()?;
-        let api_port = free_port()?;
+        let api_port = firegrid_testkit::free_port();
         let config = dir.path().join("firegrid.toml");
         std::fs::write(
             &config,
