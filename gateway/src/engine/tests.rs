@@ -321,7 +321,11 @@ fn escalation_until_acknowledged() {
     );
     e.handle(Input::Acknowledged(1), T0 + 701 * S);
     let after = timeline(&mut e, T0 + 701 * S, T0 + 3000 * S, 60);
-    assert_eq!(escalations(&after), [], "none after the acknowledgement (30 min passed)");
+    assert_eq!(
+        escalations(&after),
+        [],
+        "none after the acknowledgement (30 min passed)"
+    );
 }
 
 #[test]
@@ -417,7 +421,11 @@ fn a_restored_episode_overdue_for_its_next_level_gets_it_at_the_restart() {
         T0,
     );
     let out = timeline(&mut e, T0, T0 + 600 * S, 60);
-    assert_eq!(escalations(&out), [(0, 9, 2)], "level 2 at the restart, not level 1");
+    assert_eq!(
+        escalations(&out),
+        [(0, 9, 2)],
+        "level 2 at the restart, not level 1"
+    );
 }
 
 #[test]
