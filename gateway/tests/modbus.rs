@@ -33,6 +33,15 @@ use firegrid_testkit::socat::PtyPair;
 
 use support::{DEADLINE, Gateway, Mqtt, until, until_async};
 
+/// The poller's request timeout in these tests: a healthy monitor on loopback or a PTY answers
+/// within milliseconds, so 1 s is a margin of two orders of magnitude for a busy machine (a
+/// healthy monitor timing out would make it go offline, which the tests check never happens).
+const TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How late a misbehaving monitor answers: past [`TIMEOUT`] by half a second, which no
+/// scheduling delay of the poller turns into an in-time answer.
+const LATE: Duration = Duration::from_millis(1500);
+
 const ANY: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 // ---- a bus polled by itself ----------------------------------------------------------------------
@@ -105,16 +114,13 @@ impl Polled {
             .collect()
     }
 
+    /// Waits until `done` holds: for at most ten poll cycles with a late monitor in them.
     async fn wait(&mut self, what: &str, mut done: impl FnMut(&Self) -> bool) {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
+        until(what, DEADLINE + 10 * (TIMEOUT + LATE), || {
             self.drain();
-            if done(self) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+            done(self).then_some(())
+        })
+        .await;
     }
 }
 
@@ -136,15 +142,14 @@ async fn late_replies_and_garbage_neither_wedge_the_bus_nor_mix_up_devices() {
     let mut p = Polled::start(
         Link::Tcp(sim.addr().expect("TCP").to_string()),
         &[("mb-a", 1), ("mb-b", 2)],
-        Duration::from_millis(100),
+        TIMEOUT,
     );
     p.wait("both monitors' readings", |p| {
         !p.residuals("mb-a").is_empty() && !p.residuals("mb-b").is_empty()
     })
     .await;
 
-    sim.slaves()
-        .set_fault(1, Fault::Late(Duration::from_millis(250)));
+    sim.slaves().set_fault(1, Fault::Late(LATE));
     let b_before = p.residuals("mb-b").len();
     p.wait(
         "timeouts on the late monitor, readings from the other",
@@ -221,14 +226,13 @@ async fn a_late_reply_on_an_rtu_line_is_discarded() {
             baud: 9600,
         },
         &[("mb-a", 1), ("mb-b", 2)],
-        Duration::from_millis(150),
+        TIMEOUT,
     );
     p.wait("both monitors' readings", |p| {
         !p.residuals("mb-a").is_empty() && !p.residuals("mb-b").is_empty()
     })
     .await;
-    sim.slaves()
-        .set_fault(1, Fault::Late(Duration::from_millis(250)));
+    sim.slaves().set_fault(1, Fault::Late(LATE));
     let b_before = p.residuals("mb-b").len();
     p.wait(
         "timeouts on the late monitor, readings from the other",
