@@ -31,7 +31,7 @@ use firegrid_simulator::modbus::{Fault, ModbusSim, SimMonitor, Slaves};
 use firegrid_testkit::pymodbus::PyModbus;
 use firegrid_testkit::socat::PtyPair;
 
-use support::{DEADLINE, Gateway, Mqtt, until, until_async};
+use support::{DEADLINE, Gateway, Mqtt, summary, until, until_async};
 
 /// The poller's request timeout in these tests: a healthy monitor on loopback or a PTY answers
 /// within milliseconds, so 1 s is a margin of two orders of magnitude for a busy machine (a
@@ -264,6 +264,109 @@ async fn a_late_reply_on_an_rtu_line_is_discarded() {
         events.is_empty(),
         "no state change was read from a stale frame: {events:?}"
     );
+}
+
+/// Modbus CRC-16 (polynomial 0xA001 reflected, initial 0xFFFF), sent low byte first.
+fn crc16(bytes: &[u8]) -> u16 {
+    bytes.iter().fold(0xFFFF_u16, |mut crc, b| {
+        crc ^= u16::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xA001
+            } else {
+                crc >> 1
+            };
+        }
+        crc
+    })
+}
+
+/// The RTU inter-frame silence, observed on the wire: a slave of this test on the other end of
+/// a PTY pair answers every read at once and timestamps the bytes; between the end of each of
+/// its replies and the first byte of the gateway's next request lie at least 3.5 character
+/// times (4.011 ms at 9600 baud). A PTY has no baud timing, so what is seen is the master's own
+/// silence, a lower bound that no machine load can shorten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rtu_master_leaves_the_inter_frame_silence_on_the_wire() {
+    const GAPS: usize = 30;
+    let pty = PtyPair::start().await;
+    let slave_end = pty.b().to_owned();
+    let slave = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut port = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&slave_end)
+            .expect("the PTY's slave end opens");
+        let (mut pending, mut buf) = (Vec::new(), [0u8; 256]);
+        let (mut first_byte_at, mut replied_at) = (Instant::now(), None::<Instant>);
+        let mut gaps = Vec::new();
+        while gaps.len() < GAPS {
+            let n = port.read(&mut buf).expect("the PTY reads");
+            let now = Instant::now();
+            if pending.is_empty() {
+                first_byte_at = now;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            // Reads (function 3 or 4) are 8 bytes: slave, function, address, count, CRC.
+            while pending.len() >= 8 {
+                let frame: Vec<u8> = pending.drain(..8).collect();
+                assert_eq!(
+                    crc16(&frame[..6]).to_le_bytes(),
+                    [frame[6], frame[7]],
+                    "a whole request with its CRC: {frame:02x?}"
+                );
+                assert!(matches!(frame[1], 3 | 4), "a read: {frame:02x?}");
+                if let Some(t) = replied_at {
+                    gaps.push(first_byte_at.duration_since(t));
+                }
+                let count = usize::from(u16::from_be_bytes([frame[4], frame[5]]));
+                let mut reply = vec![frame[0], frame[1], u8::try_from(2 * count).expect("≤ 125")];
+                reply.resize(3 + 2 * count, 0);
+                reply.extend_from_slice(&crc16(&reply).to_le_bytes());
+                port.write_all(&reply).expect("the PTY writes");
+                port.flush().expect("the PTY flushes");
+                replied_at = Some(Instant::now());
+                first_byte_at = Instant::now();
+            }
+        }
+        gaps
+    });
+    let p = Polled::start(
+        Link::Rtu {
+            path: pty.a().to_owned(),
+            baud: 9600,
+        },
+        &[("mb-a", 1), ("mb-b", 2)],
+        TIMEOUT,
+    );
+    let mut gaps = within_deadline(slave).await;
+    p.cancel.cancel();
+    let silence = firegrid_gateway::modbus::rtu::inter_frame_gap(9600);
+    gaps.sort_unstable();
+    eprintln!(
+        "RTU silences seen by the slave: {}",
+        summary(&mut gaps.clone())
+    );
+    assert!(
+        gaps[0] >= silence,
+        "a request began {:?} after the previous reply ended, less than 3.5 characters \
+         ({silence:?} at 9600 baud): {gaps:?}",
+        gaps[0]
+    );
+    // Back-to-back frames were among them (reads of one poll), not only the 100 ms polling
+    // interval: the check saw the silence itself.
+    assert!(
+        gaps[0] < Duration::from_millis(100),
+        "no two frames closer than the polling interval: {gaps:?}"
+    );
+}
+
+/// Awaits the slave thread (its observations) for at most four deadlines.
+async fn within_deadline<T>(task: tokio::task::JoinHandle<T>) -> T {
+    firegrid_testkit::within("the slave's observations", DEADLINE * 4, task)
+        .await
+        .expect("the slave thread did not panic")
 }
 
 /// An outside Modbus server (PyPI's pymodbus) holding the built-in profile: the poller reads
