@@ -12,7 +12,6 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -23,7 +22,7 @@ use firegrid_gateway::config::{Config, DEFAULT_CONFIG, WebhookConfig};
 use firegrid_gateway::model::Category;
 use firegrid_gateway::protocols::DeviceId;
 use firegrid_gateway::store::{EpisodeFilter, Store};
-use firegrid_testkit::{Mosquitto, free_port};
+use firegrid_testkit::{Broker, GatewayConfig, Mosquitto};
 
 use support::{
     Binary, DEADLINE, Gateway, MosquittoSub, Mqtt, ack_seqs, metric, mosquitto_pub, now_ms,
@@ -1126,23 +1125,9 @@ async fn kill_9_mid_stream_loses_nothing_acknowledged_and_doubles_nothing() {
     let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
     let dir = tempfile::tempdir().expect("a temporary directory");
     let data = dir.path().join("data");
-    let config_file = dir.path().join("firegrid.toml");
-    let configure = |api_port: u16| {
-        std::fs::write(
-            &config_file,
-            format!(
-                "data_dir = {data:?}\n\n[broker]\nmode = \"external\"\n\
-                 client_id = \"firegrid-e2e-kill\"\n[broker.external]\nhost = \"127.0.0.1\"\n\
-                 port = {}\n\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n",
-                mosquitto.port()
-            ),
-        )
-        .expect("the configuration is written");
-        SocketAddr::from(([127, 0, 0, 1], api_port))
-    };
-
-    let api_addr = configure(free_port());
-    let mut gw = Binary::start(&config_file, api_addr, dir.path().join("run-0.log")).await;
+    let mut config = GatewayConfig::new(&data, Broker::External(mosquitto.addr()));
+    config.set("broker.client_id", "firegrid-e2e-kill");
+    let mut gw = Binary::launch(config, dir.path()).await;
     let site = gw.api.create_district().await;
     let devices: Vec<String> = (1..=5).map(|i| format!("hz-{i:04}")).collect();
     for d in &devices {
@@ -1211,10 +1196,8 @@ async fn kill_9_mid_stream_loses_nothing_acknowledged_and_doubles_nothing() {
             let unacked_in_flight = outstanding.keys().filter(|s| !at_kill.contains(s)).count();
             let snapshot =
                 crash_snapshot(&data, &dir.path().join(format!("crash-{}", crashes.len())));
-            let api_addr = configure(free_port());
             let acked_before_restart = acked();
-            let log = dir.path().join(format!("run-{}.log", crashes.len() + 1));
-            gw = Binary::start(&config_file, api_addr, log).await;
+            gw.restart().await;
             crashes.push(Crash {
                 how,
                 acked: at_kill.len(),
@@ -1543,29 +1526,13 @@ async fn an_alert_raised_during_a_broker_outage_survives_a_gateway_restart() {
     let started = Instant::now();
     support::init_logs();
     let mut mosquitto = Mosquitto::start().await.expect("mosquitto starts");
-    let broker_port = mosquitto.port();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let data = dir.path().join("data");
-    let config_file = dir.path().join("firegrid.toml");
-    let configure = |api_port: u16| {
-        std::fs::write(
-            &config_file,
-            format!(
-                "data_dir = {data:?}\n\n[broker]\nmode = \"external\"\n\
-                 client_id = \"firegrid-e2e-outage\"\n[broker.external]\nport = {broker_port}\n\n\
-                 [api]\nlisten = \
-                 \"127.0.0.1:{api_port}\"\n\n[engine]\nescalation_s = [1, 600]\n"
-            ),
-        )
-        .expect("the configuration is written");
-        SocketAddr::from(([127, 0, 0, 1], api_port))
-    };
-    let mut gw = Binary::start(
-        &config_file,
-        configure(free_port()),
-        dir.path().join("run-1.log"),
-    )
-    .await;
+    let mut config = GatewayConfig::new(&data, Broker::External(mosquitto.addr()));
+    config
+        .set("broker.client_id", "firegrid-e2e-outage")
+        .set("engine.escalation_s", vec![1, 600]);
+    let mut gw = Binary::launch(config, dir.path()).await;
     let site = gw.api.create_district().await;
     gw.api.install_device("hz-0042", site).await;
     let observer = Mqtt::connect(mosquitto.addr(), "e2e-observer").await;
@@ -1627,12 +1594,7 @@ async fn an_alert_raised_during_a_broker_outage_survives_a_gateway_restart() {
     mosquitto.restart().await.expect("mosquitto restarts");
     let observer = Mqtt::connect(mosquitto.addr(), "e2e-observer-2").await;
     observer.subscribe("firegrid/v1/alert/#").await;
-    gw = Binary::start(
-        &config_file,
-        configure(free_port()),
-        dir.path().join("run-2.log"),
-    )
-    .await;
+    gw.restart().await;
     // A failed attempt is retried 1 s later and the outbox is swept every second: it comes.
     let what = format!(
         "the level-1 escalation raised during the outage, after the restart (its notification \
