@@ -58,7 +58,6 @@ fn engine_heap_per_active_5_channel_device_is_under_1_kib() {
                     temp_dc: Some(300),
                     voltage_dv: Some(2300),
                     current_ma: Some(5000),
-                    ..Reading::default()
                 })
                 .collect(),
         })

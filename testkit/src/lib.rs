@@ -2,12 +2,12 @@
 //! whose tests need it, and a dependency of the simulator's benchmark):
 //!
 //! - [`firegrid`]: the `firegrid` binary as a child process, configured by a typed
-//!   [`GatewayConfig`](firegrid::GatewayConfig) that renders its TOML;
+//!   [`GatewayConfig`] that renders its TOML;
 //! - [`mosquitto`], [`victoria`], [`socat`], [`pymodbus`]: outside servers on free loopback
 //!   ports, started again on another port when the one picked was taken meanwhile;
 //! - [`port::free_port`], [`wait`] (wait on an observable condition, with a deadline and a
 //!   message naming what was awaited), [`metrics`] (the `/metrics` text), [`mqtt`] (an
-//!   observing MQTT client), [`summary`] (percentiles of latencies);
+//!   observing MQTT client), [`summary`](mod@summary) (percentiles of latencies);
 //! - [`process`]: a child process with its output in a log file, killed when dropped.
 //!
 //! It depends on no firegrid crate: the gateway's own unit tests use it, and a dependency on
