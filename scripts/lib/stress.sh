@@ -21,7 +21,7 @@ stress_rounds() {
   for round in $(seq 1 "$rounds"); do
     local log="$log_dir/round-$round.log" start=$SECONDS
     echo "==> round $round of $rounds"
-    FIREGRID_TEST=1 cargo test --workspace --locked >"$log" 2>&1
+    FIREGRID_TEST=1 cargo test --workspace --locked --no-fail-fast >"$log" 2>&1
     local status=$? load
     load=$(cut -d' ' -f1-3 /proc/loadavg)
     local passed failed names

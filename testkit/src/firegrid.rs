@@ -157,6 +157,16 @@ pub enum Ready {
     Answers,
 }
 
+/// Why the gateway did not come up ([`Firegrid::try_start`]).
+#[derive(Debug, thiserror::Error)]
+#[error("firegrid {what}; its log ends:\n{log}")]
+pub struct StartError {
+    /// What went wrong.
+    pub what: String,
+    /// The last lines of its log.
+    pub log: String,
+}
+
 /// A running `firegrid run`. Killed when dropped; its files stay in the test's directory.
 #[derive(Debug)]
 pub struct Firegrid {
@@ -206,6 +216,23 @@ impl Firegrid {
         env: &[(&str, &str)],
         ready: Ready,
     ) -> Self {
+        Self::try_start(binary, config, dir, env, ready)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Firegrid::start`] that says why it failed instead of panicking (for the benchmark).
+    ///
+    /// # Errors
+    /// [`StartError`] with its log if the admin token cannot be made, or it exits during
+    /// start-up, or it is not up within [`START_TIMEOUT`].
+    pub async fn try_start(
+        binary: &Path,
+        config: GatewayConfig,
+        dir: &Path,
+        env: &[(&str, &str)],
+        ready: Ready,
+    ) -> Result<Self, StartError> {
         let pick_api = config.api_addr().is_none();
         let pick_broker = config.broker == Broker::Managed && config.managed_addr().is_none();
         let mut launcher = Launcher {
@@ -221,7 +248,10 @@ impl Firegrid {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()
-                .expect("an HTTP client"),
+                .map_err(|e| StartError {
+                    what: format!("has no HTTP client: {e}"),
+                    log: String::new(),
+                })?,
         };
         let mut config = config;
         let mut token = String::new();
@@ -234,30 +264,41 @@ impl Firegrid {
                 let mqtt = SocketAddr::from(([127, 0, 0, 1], free_port()));
                 config.set("broker.managed.listen", mqtt.to_string());
             }
-            let api_addr = config.api_addr().expect("the API's address is set");
-            std::fs::write(&launcher.file, config.render()).expect("write the gateway's config");
+            let api_addr = config.api_addr().ok_or_else(|| StartError {
+                what: "has no API address (api.listen)".into(),
+                log: String::new(),
+            })?;
+            std::fs::write(&launcher.file, config.render()).map_err(|e| StartError {
+                what: format!("config not written to {}: {e}", launcher.file.display()),
+                log: String::new(),
+            })?;
             if token.is_empty() {
-                token = admin_token(binary, &launcher.file, "e2e-admin");
+                token = try_admin_token(binary, &launcher.file, "e2e-admin")?;
             }
-            let mut process = launcher.spawn();
+            let mut process = launcher.try_spawn()?;
             match launcher.wait(&mut process, api_addr, &token).await {
                 Ok(()) => {
-                    return Self {
+                    return Ok(Self {
                         process,
                         api_addr,
                         token,
                         config,
                         launcher,
-                    };
+                    });
                 }
                 Err(NotReady::Exited(_))
                     if attempt < ATTEMPTS
                         && (pick_api || pick_broker)
                         && clashed(&process.log()) => {}
-                Err(why) => panic!("firegrid {why}:\n{}", process.log()),
+                Err(why) => {
+                    return Err(StartError {
+                        what: why.to_string(),
+                        log: tail(&process.log(), 40),
+                    });
+                }
             }
         }
-        unreachable!("the last attempt returns or panics")
+        unreachable!("the last attempt returns")
     }
 
     /// Starts the binary again (killing it first if it runs) with the same configuration and
@@ -341,6 +382,10 @@ impl Firegrid {
 
 impl Launcher {
     fn spawn(&mut self) -> Process {
+        self.try_spawn().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_spawn(&mut self) -> Result<Process, StartError> {
         self.starts += 1;
         let log = self.dir.join(format!("firegrid-{}.log", self.starts));
         Process::spawn(
@@ -352,7 +397,10 @@ impl Launcher {
                 .envs(self.env.iter().map(|(k, v)| (k, v))),
             &log,
         )
-        .unwrap_or_else(|e| panic!("{} starts: {e}", self.binary.display()))
+        .map_err(|e| StartError {
+            what: format!("{} does not start: {e}", self.binary.display()),
+            log: String::new(),
+        })
     }
 
     async fn wait(
@@ -411,27 +459,46 @@ pub fn user_add(
 /// # Panics
 /// If the commands fail or print no token.
 pub fn admin_token(binary: &Path, config: &Path, name: &str) -> String {
+    try_admin_token(binary, config, name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`admin_token`] that says why it failed.
+///
+/// # Errors
+/// [`StartError`] with what the commands printed.
+pub fn try_admin_token(binary: &Path, config: &Path, name: &str) -> Result<String, StartError> {
     let run = |args: &[&str]| {
         Command::new(binary)
             .args(args)
             .arg("--config")
             .arg(config)
             .output()
-            .expect("firegrid runs")
+            .map_err(|e| StartError {
+                what: format!("user commands do not run: {e}"),
+                log: String::new(),
+            })
     };
-    let mut out = run(&["user", "add", name, "--role", "admin"]);
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(err.contains("exists already"), "firegrid user add: {err}");
-        out = run(&["user", "token", name]);
+    let mut out = run(&["user", "add", name, "--role", "admin"])?;
+    if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("exists already") {
+        out = run(&["user", "token", name])?;
     }
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "firegrid user: {text}");
-    text.lines()
+    let token = text
+        .lines()
         .skip_while(|l| !l.starts_with("token (shown once"))
         .nth(1)
         .map(|t| t.trim().to_string())
-        .unwrap_or_else(|| panic!("no token printed: {text}"))
+        .filter(|t| out.status.success() && !t.is_empty());
+    token.ok_or_else(|| StartError {
+        what: format!("user {name}: no admin token printed"),
+        log: format!("{text}{}", String::from_utf8_lossy(&out.stderr)),
+    })
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// The managed broker's login of an API token `<id>.<secret>`: username `token.<id>`, password

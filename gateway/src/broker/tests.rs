@@ -488,18 +488,26 @@ async fn a_publish_into_a_full_queue_fails_within_its_timeout() {
         ),
         "{err}"
     );
+    // It waited its timeout for room, and gave up (the upper bound only tells a hang from a
+    // timeout: 5 s is a margin no scheduling delay reaches).
+    let publish_timeout = Duration::from_millis(200);
     assert!(
-        waited >= Duration::from_millis(200) && waited < Duration::from_secs(2),
+        waited >= publish_timeout && waited < publish_timeout + Duration::from_secs(5),
         "{waited:?}"
     );
 
+    // try_publish does not wait for room: it answers before a publish's timeout could pass.
     let started = Instant::now();
     let err = gw
         .try_publish(Priority::Normal, topic, &b"x"[..], Qos::AtMostOnce, false)
         .await
         .expect_err("queue full");
     assert!(matches!(err, BrokerError::Backpressure { .. }), "{err}");
-    assert!(started.elapsed() < Duration::from_millis(100));
+    assert!(
+        started.elapsed() < publish_timeout,
+        "{:?}",
+        started.elapsed()
+    );
 
     // The urgent link has its own queue: an alert is not behind the full normal queue.
     gw.try_publish(
@@ -660,7 +668,8 @@ async fn a_confirmed_publish_fails_while_the_broker_is_down_and_works_after_its_
             .expect_err("nobody can confirm it");
         let waited = started.elapsed();
         assert!(matches!(err, BrokerError::NotConfirmed { .. }), "{err}");
-        assert!(waited < timeout + Duration::from_millis(500), "{waited:?}");
+        // Within its timeout (the margin only tells a hang from a timeout on a busy machine).
+        assert!(waited < timeout + Duration::from_secs(5), "{waited:?}");
         eprintln!("broker down: {err} after {waited:?}");
     }
 
