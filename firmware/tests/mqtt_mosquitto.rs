@@ -9,7 +9,7 @@ use firegrid_firmware::monitor::{Input, Sound};
 use firegrid_firmware::mqtt::{DownCause, Exit, LinkEvent};
 use firegrid_firmware::protocols::DeviceTopic;
 use firegrid_firmware::protocols::message::{CommandOutcome, Event, EventKind};
-use support::{Gateway, Mosquitto, run, smoke_device, start};
+use support::{Gateway, WAIT, run, smoke_device, start};
 
 const TS: u64 = 1_764_403_200_000;
 const OFFLINE: &[u8] = br#"{"state":"offline"}"#;
@@ -21,7 +21,7 @@ fn status_topic(id: &str) -> String {
 #[test]
 fn an_alarm_reaches_the_gateway_and_its_ack_clears_the_outbox() {
     run(async {
-        let broker = Mosquitto::start().await;
+        let broker = support::mosquitto().await;
         let mut gw = Gateway::connect(broker.port()).await;
         let mut dev = start(smoke_device("hz-0042", 5_000), broker.addr());
         dev.wait_up().await;
@@ -62,7 +62,7 @@ fn an_alarm_reaches_the_gateway_and_its_ack_clears_the_outbox() {
 #[test]
 fn the_retained_last_will_says_offline_when_the_connection_dies() {
     run(async {
-        let broker = Mosquitto::start().await;
+        let broker = support::mosquitto().await;
         let mut gw = Gateway::connect(broker.port()).await;
         let dev = start(smoke_device("hz-will", 5_000), broker.addr());
         gw.wait_online("hz-will").await;
@@ -87,13 +87,13 @@ fn the_retained_last_will_says_offline_when_the_connection_dies() {
 #[test]
 fn after_a_broker_restart_every_event_arrives_with_its_original_seq() {
     run(async {
-        let mut broker = Mosquitto::start().await;
+        let mut broker = support::mosquitto().await;
         let gw = Gateway::connect(broker.port()).await;
         let mut dev = start(smoke_device("hz-restart", 500), broker.addr());
         dev.wait_up().await;
         drop(gw);
 
-        broker.stop();
+        broker.kill();
         dev.wait_link("the link to drop", |e| match e {
             LinkEvent::Down { was_up: true, .. } => Some(()),
             _ => None,
@@ -123,7 +123,7 @@ fn after_a_broker_restart_every_event_arrives_with_its_original_seq() {
         })
         .await;
 
-        broker.restart().await;
+        broker.restart().await.expect("mosquitto starts again");
         let mut gw = Gateway::connect(broker.port()).await;
         let up_at = dev.wait_up().await;
         // Every event, acknowledged as it comes (resent ones too, as the gateway does).
@@ -160,7 +160,7 @@ fn after_a_broker_restart_every_event_arrives_with_its_original_seq() {
 #[test]
 fn a_retained_config_is_applied_and_answered() {
     run(async {
-        let broker = Mosquitto::start().await;
+        let broker = support::mosquitto().await;
         let mut gw = Gateway::connect(broker.port()).await;
         // The gateway wrote the config before the device ever connected.
         gw.publish(
@@ -205,7 +205,7 @@ fn a_retained_config_is_applied_and_answered() {
 #[test]
 fn a_command_is_answered_once_even_when_redelivered() {
     run(async {
-        let broker = Mosquitto::start().await;
+        let broker = support::mosquitto().await;
         let mut gw = Gateway::connect(broker.port()).await;
         let dev = start(smoke_device("hz-cmd", 5_000), broker.addr());
         // The gateway commands a device it knows online: the status follows the subscriptions.
@@ -255,7 +255,7 @@ fn a_command_is_answered_once_even_when_redelivered() {
 #[test]
 fn a_reboot_command_is_answered_and_acknowledged_before_the_runner_returns() {
     run(async {
-        let broker = Mosquitto::start().await;
+        let broker = support::mosquitto().await;
         let mut gw = Gateway::connect(broker.port()).await;
         let dev = start(smoke_device("hz-boot", 5_000), broker.addr());
         gw.wait_online("hz-boot").await;
@@ -286,7 +286,7 @@ fn a_reboot_command_is_answered_and_acknowledged_before_the_runner_returns() {
 #[test]
 fn a_full_receive_buffer_means_a_clean_reconnect_without_the_will() {
     run(async {
-        let broker = Mosquitto::start().await;
+        let broker = support::mosquitto().await;
         let mut gw = Gateway::connect(broker.port()).await;
         let mut options = support::test_options();
         options.max_inbound_packet = 256;
@@ -355,7 +355,7 @@ fn a_full_receive_buffer_means_a_clean_reconnect_without_the_will() {
 #[test]
 fn keep_alive_pings_hold_the_link_and_a_frozen_broker_is_given_up() {
     run(async {
-        let broker = Mosquitto::start().await;
+        let broker = support::mosquitto().await;
         let mut options = support::test_options();
         options.keep_alive_s = 1;
         options.io_timeout_ms = 700;
@@ -366,8 +366,8 @@ fn keep_alive_pings_hold_the_link_and_a_frozen_broker_is_given_up() {
         );
         dev.wait_up().await;
         // Idle: the device pings every half keep-alive and the broker answers.
-        broker.wait_log("Received PINGREQ from hz-ka").await;
-        broker.wait_log("Sending PINGRESP to hz-ka").await;
+        broker.wait_log("Received PINGREQ from hz-ka", WAIT).await;
+        broker.wait_log("Sending PINGRESP to hz-ka", WAIT).await;
         assert!(
             !dev.drain_seen()
                 .iter()

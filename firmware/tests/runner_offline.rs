@@ -5,6 +5,7 @@ mod support;
 
 use std::io;
 
+use firegrid_firmware::backoff::{Backoff, seed_from};
 use firegrid_firmware::monitor::{Input, Sound};
 use firegrid_firmware::mqtt::host::{TcpConn, TcpConnector};
 use firegrid_firmware::mqtt::{Connector, DownCause, LinkEvent};
@@ -119,10 +120,30 @@ fn refused_connections_back_off_with_jitter_inside_doubling_windows() {
                 .await;
             delays.push(d);
         }
-        // test_options: 50 ms doubling to 400 ms.
+        // test_options: 50 ms doubling to 400 ms, full jitter inside each window.
         for (d, window) in delays.iter().zip([50, 100, 200, 400, 400, 400]) {
             assert!(*d <= window, "{delays:?}");
         }
+        // Exactly the device's own jitter sequence (seeded by its id), not any values that fit
+        // the windows (all zeros would).
+        let options = test_options();
+        let mut expected = Backoff::new(
+            options.backoff,
+            options.jitter_seed ^ seed_from(b"hz-refused"),
+        );
+        // The first attempt itself waits a draw (spreading a district's boots), then the backoff
+        // starts again from its base.
+        let _boot = expected.next_delay_ms();
+        expected.reset();
+        let expected: Vec<u64> = (0..6).map(|_| expected.next_delay_ms()).collect();
+        assert_eq!(
+            delays, expected,
+            "the runner's delays are its backoff's draws"
+        );
+        assert!(
+            expected.iter().any(|d| *d > 0) && expected.windows(2).any(|w| w[0] != w[1]),
+            "the seed gives a jittered sequence: {expected:?}"
+        );
         let attempts: Vec<u32> = dev
             .seen
             .iter()

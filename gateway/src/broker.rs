@@ -37,8 +37,6 @@ pub mod mosquitto;
 pub mod probe;
 pub mod settings;
 pub mod setup;
-#[cfg(any(test, feature = "test-support"))]
-pub mod testing;
 #[cfg(test)]
 mod tests;
 

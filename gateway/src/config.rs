@@ -506,6 +506,30 @@ impl Config {
         if l.residual_min_ma > l.residual_max_ma || l.temp_min_dc > l.temp_max_dc {
             return Err("[limits]: a minimum is above its maximum".into());
         }
+        // The limits may narrow the GB ranges, never widen them.
+        let (rmin, rmax) = (RESIDUAL_SETPOINT_MIN_MA, RESIDUAL_SETPOINT_MAX_MA);
+        if l.residual_min_ma < rmin || l.residual_max_ma > rmax {
+            return Err(format!(
+                "[limits] residual_min_ma..residual_max_ma = {}..{} mA is outside {rmin}..{rmax} \
+                 mA, the residual-current set-point range of GB 14287.2",
+                l.residual_min_ma, l.residual_max_ma
+            ));
+        }
+        let (tmin, tmax) = (TEMP_SETPOINT_MIN_DC, TEMP_SETPOINT_MAX_DC);
+        if l.temp_min_dc < tmin || l.temp_max_dc > tmax {
+            return Err(format!(
+                "[limits] temp_min_dc..temp_max_dc = {}..{} (0.1 °C) is outside {tmin}..{tmax} \
+                 (55–140 °C), the temperature set-point range of GB 14287.3",
+                l.temp_min_dc, l.temp_max_dc
+            ));
+        }
+        if l.alarm_delay_max_s > ALARM_DELAY_MAX_S {
+            return Err(format!(
+                "[limits] alarm_delay_max_s = {} s is above {ALARM_DELAY_MAX_S} s: a detector \
+                 must alarm within 30 s of the value reaching the set-point (GB 31252 §4.3.1)",
+                l.alarm_delay_max_s
+            ));
+        }
         if self.store.disk_full_mb > self.store.disk_low_mb {
             return Err("[store] disk_full_mb must not be above disk_low_mb".into());
         }
@@ -685,6 +709,35 @@ mod tests {
             err,
             "firegrid.toml: [engine] escalation_s must increase (e.g. [120, 600, 1800])"
         );
+    }
+
+    #[test]
+    fn limits_wider_than_the_gb_ranges_are_refused_with_the_gb_text() {
+        for (text, says) in [
+            ("[limits]\nresidual_max_ma = 5000\n", "outside 20..1000 mA"),
+            ("[limits]\nresidual_min_ma = 10\n", "GB 14287.2"),
+            (
+                "[limits]\ntemp_max_dc = 1500\n",
+                "(55–140 °C), the temperature set-point range of GB 14287.3",
+            ),
+            ("[limits]\ntemp_min_dc = 400\n", "GB 14287.3"),
+            (
+                "[limits]\nalarm_delay_max_s = 60\n",
+                "within 30 s of the value reaching the set-point",
+            ),
+        ] {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(says), "{text}: {err}");
+            assert!(
+                err.contains("firegrid.toml"),
+                "{text}: names the file: {err}"
+            );
+        }
+        // Narrower than the GB ranges is fine.
+        let c =
+            parse("[limits]\nresidual_min_ma = 100\nresidual_max_ma = 500\ntemp_max_dc = 1000\n")
+                .expect("narrower limits");
+        assert_eq!(c.limits.residual_max_ma, 500);
     }
 
     #[test]

@@ -20,8 +20,6 @@ pub mod notify;
 pub mod pipeline;
 pub mod secret;
 pub mod store;
-#[cfg(any(test, feature = "test-support", feature = "bench"))]
-pub mod testing;
 pub mod tls;
 pub mod tsdb;
 pub mod uplink;

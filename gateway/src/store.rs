@@ -449,6 +449,21 @@ pub(crate) mod faults {
             .map_or(0, |(_, _, failed)| *failed)
     }
 
+    /// Caps the journal connection's database at its present size (`PRAGMA max_page_count`):
+    /// SQLite's own SQLITE_FULL from then on, as on a full disk, for any write that needs a new
+    /// page; `false` lifts the cap.
+    pub(crate) fn journal_disk_full(store: &super::Store, full: bool) {
+        let c = super::lock(&store.inner.journal);
+        let pages: u64 = if full {
+            c.pragma_query_value(None, "page_count", |r| r.get(0))
+                .expect("the page count reads")
+        } else {
+            u64::from(u32::MAX - 1)
+        };
+        c.pragma_update(None, "max_page_count", pages)
+            .expect("max_page_count sets");
+    }
+
     /// Whether this transaction must fail.
     pub(super) fn take(path: &Path) -> bool {
         let mut f = super::lock(&FAULTS);

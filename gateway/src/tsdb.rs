@@ -27,9 +27,6 @@ pub mod retry;
 pub mod spool;
 pub mod writer;
 
-#[cfg(any(test, feature = "test-support", feature = "bench"))]
-pub mod testing;
-
 #[cfg(any(test, feature = "bench"))]
 pub mod bench;
 

@@ -12,8 +12,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +21,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use firegrid_gateway::broker::Incoming;
-use firegrid_gateway::broker::testing::free_port;
 use firegrid_gateway::ingest::classify;
 use firegrid_gateway::modbus::bus::{self, Bus, Link};
 use firegrid_gateway::modbus::poller::{DeviceSchedule, PollerConfig};
@@ -30,145 +28,21 @@ use firegrid_gateway::modbus::stats::{ModbusStats, RequestResult};
 use firegrid_gateway::modbus::{DeviceEntry, ModbusConfig, Profile, RtuBus, TcpBus, probe};
 use firegrid_gateway::protocols::message::{EventKind, Level, Message, Status};
 use firegrid_simulator::modbus::{Fault, ModbusSim, SimMonitor, Slaves};
+use firegrid_testkit::pymodbus::PyModbus;
+use firegrid_testkit::socat::PtyPair;
 
-use support::{DEADLINE, Gateway, Mqtt, until, until_async};
+use support::{DEADLINE, Gateway, Mqtt, summary, until, until_async};
+
+/// The poller's request timeout in these tests: a healthy monitor on loopback or a PTY answers
+/// within milliseconds, so 1 s is a margin of two orders of magnitude for a busy machine (a
+/// healthy monitor timing out would make it go offline, which the tests check never happens).
+const TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How late a misbehaving monitor answers: past [`TIMEOUT`] by half a second, which no
+/// scheduling delay of the poller turns into an in-time answer.
+const LATE: Duration = Duration::from_millis(1500);
 
 const ANY: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
-
-// ---- outside helpers: socat, pymodbus -----------------------------------------------------------
-
-/// A `socat` PTY pair in a temp dir: `a` for the gateway, `b` for the simulated monitor.
-struct PtyPair {
-    child: Child,
-    a: PathBuf,
-    b: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl PtyPair {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let (a, b) = (dir.path().join("ttyA"), dir.path().join("ttyB"));
-        let mut child = Command::new("socat")
-            .arg(format!("pty,raw,echo=0,link={}", a.display()))
-            .arg(format!("pty,raw,echo=0,link={}", b.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("socat runs (Debian package socat; scripts/test installs it)");
-        let deadline = Instant::now() + DEADLINE;
-        while !(a.exists() && b.exists()) {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("socat exited before making the PTY pair: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "socat made no PTY pair within {DEADLINE:?}"
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        Self {
-            child,
-            a,
-            b,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for PtyPair {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The Python with pymodbus: `FIREGRID_PYTHON` (scripts/test sets it). Under scripts/test
-/// (`FIREGRID_TEST=1`) its absence fails the test; a bare `cargo test` skips, saying so.
-fn pymodbus_python() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("FIREGRID_PYTHON") {
-        return Some(PathBuf::from(p));
-    }
-    assert!(
-        std::env::var_os("FIREGRID_TEST").is_none(),
-        "FIREGRID_PYTHON is not set: scripts/test sets it to a Python with pymodbus \
-         (setup_pymodbus in scripts/lib/setup.sh); without it the outside-server test cannot run"
-    );
-    eprintln!(
-        "SKIPPED: the pymodbus test needs FIREGRID_PYTHON (run scripts/test, or \
-         `source scripts/lib/setup.sh && setup_pymodbus` and export it)"
-    );
-    None
-}
-
-/// pymodbus serving the built-in profile's registers on a free port.
-struct PyModbus {
-    child: tokio::process::Child,
-    addr: SocketAddr,
-}
-
-impl PyModbus {
-    async fn start(python: &Path, slave: u8, leakage_raw: u16, state0: u16) -> Self {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pymodbus_server.py");
-        let port = free_port();
-        let mut child = tokio::process::Command::new(python)
-            .arg(&script)
-            .args([
-                port.to_string(),
-                slave.to_string(),
-                leakage_raw.to_string(),
-                state0.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{} does not run: {e}", python.display()));
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        // Ready when *this* server answers: a Modbus read of our slave returns our value, and
-        // the child is still alive (another process could hold the port).
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    use tokio::io::AsyncReadExt;
-                    let _ = e.read_to_string(&mut err).await;
-                }
-                panic!("pymodbus exited ({status}) before serving: {err}");
-            }
-            if let Ok(Ok(mut ctx)) = tokio::time::timeout(
-                Duration::from_millis(500),
-                tokio_modbus::client::tcp::connect_slave(addr, tokio_modbus::Slave(slave)),
-            )
-            .await
-            {
-                use tokio_modbus::client::Reader;
-                if let Ok(Ok(Ok(w))) = tokio::time::timeout(
-                    Duration::from_millis(500),
-                    ctx.read_holding_registers(0, 1),
-                )
-                .await
-                    && w == [leakage_raw]
-                {
-                    break;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pymodbus did not serve within 20 s"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Self { child, addr }
-    }
-}
-
-impl Drop for PyModbus {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
 
 // ---- a bus polled by itself ----------------------------------------------------------------------
 
@@ -240,16 +114,13 @@ impl Polled {
             .collect()
     }
 
+    /// Waits until `done` holds: for at most ten poll cycles with a late monitor in them.
     async fn wait(&mut self, what: &str, mut done: impl FnMut(&Self) -> bool) {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
+        until(what, DEADLINE + 10 * (TIMEOUT + LATE), || {
             self.drain();
-            if done(self) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+            done(self).then_some(())
+        })
+        .await;
     }
 }
 
@@ -271,15 +142,14 @@ async fn late_replies_and_garbage_neither_wedge_the_bus_nor_mix_up_devices() {
     let mut p = Polled::start(
         Link::Tcp(sim.addr().expect("TCP").to_string()),
         &[("mb-a", 1), ("mb-b", 2)],
-        Duration::from_millis(100),
+        TIMEOUT,
     );
     p.wait("both monitors' readings", |p| {
         !p.residuals("mb-a").is_empty() && !p.residuals("mb-b").is_empty()
     })
     .await;
 
-    sim.slaves()
-        .set_fault(1, Fault::Late(Duration::from_millis(250)));
+    sim.slaves().set_fault(1, Fault::Late(LATE));
     let b_before = p.residuals("mb-b").len();
     p.wait(
         "timeouts on the late monitor, readings from the other",
@@ -347,23 +217,22 @@ async fn late_replies_and_garbage_neither_wedge_the_bus_nor_mix_up_devices() {
 /// as the answer to the next request, to either monitor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_reply_on_an_rtu_line_is_discarded() {
-    let pty = PtyPair::start();
+    let pty = PtyPair::start().await;
     let slaves = Slaves::new([(1, SimMonitor::new(41.0)), (2, SimMonitor::new(99.0))]);
-    let sim = ModbusSim::rtu(&pty.b, 9600, slaves, 1.0).expect("the PTY opens");
+    let sim = ModbusSim::rtu(pty.b(), 9600, slaves, 1.0).expect("the PTY opens");
     let mut p = Polled::start(
         Link::Rtu {
-            path: pty.a.clone(),
+            path: pty.a().to_owned(),
             baud: 9600,
         },
         &[("mb-a", 1), ("mb-b", 2)],
-        Duration::from_millis(150),
+        TIMEOUT,
     );
     p.wait("both monitors' readings", |p| {
         !p.residuals("mb-a").is_empty() && !p.residuals("mb-b").is_empty()
     })
     .await;
-    sim.slaves()
-        .set_fault(1, Fault::Late(Duration::from_millis(250)));
+    sim.slaves().set_fault(1, Fault::Late(LATE));
     let b_before = p.residuals("mb-b").len();
     p.wait(
         "timeouts on the late monitor, readings from the other",
@@ -397,16 +266,119 @@ async fn a_late_reply_on_an_rtu_line_is_discarded() {
     );
 }
 
+/// Modbus CRC-16 (polynomial 0xA001 reflected, initial 0xFFFF), sent low byte first.
+fn crc16(bytes: &[u8]) -> u16 {
+    bytes.iter().fold(0xFFFF_u16, |mut crc, b| {
+        crc ^= u16::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xA001
+            } else {
+                crc >> 1
+            };
+        }
+        crc
+    })
+}
+
+/// The RTU inter-frame silence, observed on the wire: a slave of this test on the other end of
+/// a PTY pair answers every read at once and timestamps the bytes; between the end of each of
+/// its replies and the first byte of the gateway's next request lie at least 3.5 character
+/// times (4.011 ms at 9600 baud). A PTY has no baud timing, so what is seen is the master's own
+/// silence, a lower bound that no machine load can shorten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rtu_master_leaves_the_inter_frame_silence_on_the_wire() {
+    const GAPS: usize = 30;
+    let pty = PtyPair::start().await;
+    let slave_end = pty.b().to_owned();
+    let slave = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut port = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&slave_end)
+            .expect("the PTY's slave end opens");
+        let (mut pending, mut buf) = (Vec::new(), [0u8; 256]);
+        let (mut first_byte_at, mut replied_at) = (Instant::now(), None::<Instant>);
+        let mut gaps = Vec::new();
+        while gaps.len() < GAPS {
+            let n = port.read(&mut buf).expect("the PTY reads");
+            let now = Instant::now();
+            if pending.is_empty() {
+                first_byte_at = now;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            // Reads (function 3 or 4) are 8 bytes: slave, function, address, count, CRC.
+            while pending.len() >= 8 {
+                let frame: Vec<u8> = pending.drain(..8).collect();
+                assert_eq!(
+                    crc16(&frame[..6]).to_le_bytes(),
+                    [frame[6], frame[7]],
+                    "a whole request with its CRC: {frame:02x?}"
+                );
+                assert!(matches!(frame[1], 3 | 4), "a read: {frame:02x?}");
+                if let Some(t) = replied_at {
+                    gaps.push(first_byte_at.duration_since(t));
+                }
+                let count = usize::from(u16::from_be_bytes([frame[4], frame[5]]));
+                let mut reply = vec![frame[0], frame[1], u8::try_from(2 * count).expect("≤ 125")];
+                reply.resize(3 + 2 * count, 0);
+                reply.extend_from_slice(&crc16(&reply).to_le_bytes());
+                port.write_all(&reply).expect("the PTY writes");
+                port.flush().expect("the PTY flushes");
+                replied_at = Some(Instant::now());
+                first_byte_at = Instant::now();
+            }
+        }
+        gaps
+    });
+    let p = Polled::start(
+        Link::Rtu {
+            path: pty.a().to_owned(),
+            baud: 9600,
+        },
+        &[("mb-a", 1), ("mb-b", 2)],
+        TIMEOUT,
+    );
+    let mut gaps = within_deadline(slave).await;
+    p.cancel.cancel();
+    let silence = firegrid_gateway::modbus::rtu::inter_frame_gap(9600);
+    gaps.sort_unstable();
+    eprintln!(
+        "RTU silences seen by the slave: {}",
+        summary(&mut gaps.clone())
+    );
+    assert!(
+        gaps[0] >= silence,
+        "a request began {:?} after the previous reply ended, less than 3.5 characters \
+         ({silence:?} at 9600 baud): {gaps:?}",
+        gaps[0]
+    );
+    // Back-to-back frames were among them (reads of one poll), not only the 100 ms polling
+    // interval: the check saw the silence itself.
+    assert!(
+        gaps[0] < Duration::from_millis(100),
+        "no two frames closer than the polling interval: {gaps:?}"
+    );
+}
+
+/// Awaits the slave thread (its observations) for at most four deadlines.
+async fn within_deadline<T>(task: tokio::task::JoinHandle<T>) -> T {
+    firegrid_testkit::within("the slave's observations", DEADLINE * 4, task)
+        .await
+        .expect("the slave thread did not panic")
+}
+
 /// An outside Modbus server (PyPI's pymodbus) holding the built-in profile: the poller reads
 /// it, takes its alarm state code as an alarm, and `firegrid modbus probe` prints it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outside_pymodbus_server_is_polled_and_probed() {
-    let Some(python) = pymodbus_python() else {
+    let Some(python) = firegrid_testkit::pymodbus::python() else {
         return;
     };
     let py = PyModbus::start(&python, 7, 4120, 1).await;
     let mut p = Polled::start(
-        Link::Tcp(py.addr.to_string()),
+        Link::Tcp(py.addr().to_string()),
         &[("py-1", 7)],
         Duration::from_millis(500),
     );
@@ -446,7 +418,7 @@ async fn an_outside_pymodbus_server_is_polled_and_probed() {
     assert_eq!(temps, [250, 260, 270, 280]);
     drop(p);
     let table = probe::probe(
-        &Link::Tcp(py.addr.to_string()),
+        &Link::Tcp(py.addr().to_string()),
         7,
         Arc::new(Profile::builtin()),
         Duration::from_secs(1),
@@ -476,9 +448,14 @@ async fn the_gateway_alerts_on_legacy_monitors_tcp_and_rtu() {
     let lone = ModbusSim::tcp(ANY, Slaves::new([(1, SimMonitor::new(20.0))]), 1.0)
         .await
         .expect("a port");
-    let pty = PtyPair::start();
-    let rtu = ModbusSim::rtu(&pty.b, 9600, Slaves::new([(5, SimMonitor::new(30.0))]), 1.0)
-        .expect("the PTY opens");
+    let pty = PtyPair::start().await;
+    let rtu = ModbusSim::rtu(
+        pty.b(),
+        9600,
+        Slaves::new([(5, SimMonitor::new(30.0))]),
+        1.0,
+    )
+    .expect("the PTY opens");
     let entry = |id: &str, slave: u8| DeviceEntry {
         id: id.into(),
         slave,
@@ -498,7 +475,7 @@ async fn the_gateway_alerts_on_legacy_monitors_tcp_and_rtu() {
             },
         ],
         rtu: vec![RtuBus {
-            path: pty.a.clone(),
+            path: pty.a().to_owned(),
             baud: 9600,
             devices: vec![entry("mb-r", 5)],
         }],

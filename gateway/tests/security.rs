@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use firegrid_gateway::broker::probe::{MqttVersion, ProbeError, probe, probe_as};
-use firegrid_gateway::broker::testing::{Mosquitto, free_port};
+use firegrid_testkit::{Broker, GatewayConfig, Mosquitto};
 use support::{Binary, DEADLINE, Gateway, Mqtt, mqtt_login, until, until_async};
 
 /// A leakage alarm on channel 0 (412 mA against 300 mA).
@@ -391,24 +391,23 @@ async fn an_external_mosquitto_with_firegrids_account_files_keeps_the_same_rules
     .await
     .expect("mosquitto starts");
     let pid = mosquitto.pid().to_string();
-    let api_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let config = dir.path().join("firegrid.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {:?}\n\n[broker]\nmode = \"external\"\nclient_id = \"e2e.external\"\n\
-             [broker.external]\nport = {}\npassword_env = \"E2E_BROKER_PASSWORD\"\n\
-             password_file = {passwd:?}\nacl_file = {acl:?}\n\
-             reload_command = [\"kill\", \"-HUP\", \"{pid}\"]\n\n[api]\nlisten = \"{api_addr}\"\n",
-            dir.path().join("data"),
-            mosquitto.port()
-        ),
-    )
-    .expect("the configuration");
-    let mut gw = Binary::start_with_env(
-        &config,
-        api_addr,
-        dir.path().join("firegrid.log"),
+    let mut config =
+        GatewayConfig::new(&dir.path().join("data"), Broker::External(mosquitto.addr()));
+    config
+        .set("broker.client_id", "e2e.external")
+        .set("broker.external.password_env", "E2E_BROKER_PASSWORD")
+        .set(
+            "broker.external.password_file",
+            passwd.display().to_string(),
+        )
+        .set("broker.external.acl_file", acl.display().to_string())
+        .set(
+            "broker.external.reload_command",
+            vec!["kill".to_string(), "-HUP".into(), pid],
+        );
+    let mut gw = Binary::launch_with_env(
+        config,
+        dir.path(),
         &[("E2E_BROKER_PASSWORD", "a-long-random-gateway-password")],
     )
     .await;

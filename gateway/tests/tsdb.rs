@@ -18,9 +18,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use firegrid_gateway::broker::testing::{Mosquitto, free_port};
-use firegrid_gateway::tsdb::testing::{Series, VictoriaMetrics};
 use firegrid_gateway::tsdb::{Feed, Point, Tags, Tsdb, TsdbConfig, TsdbStats, TsdbStatus};
+use firegrid_testkit::{Broker, GatewayConfig, Mosquitto, free_port};
+use firegrid_testkit::{Series, VictoriaMetrics};
 use tokio_util::sync::CancellationToken;
 
 use support::{Binary, Mqtt, metric, now_ms, until, until_async};
@@ -150,7 +150,7 @@ fn expected(points: &[Point]) -> BTreeMap<(String, String, i64), f64> {
 async fn export_n(vm: &VictoriaMetrics, n: usize) -> BTreeMap<(String, String, i64), f64> {
     let series = vm
         .export_until("firegrid_residual_ma", WAIT, |s| {
-            firegrid_gateway::tsdb::testing::point_count(s) >= n
+            firegrid_testkit::point_count(s) >= n
         })
         .await
         .expect("export");
@@ -175,7 +175,7 @@ async fn every_reading_arrives_with_its_timestamp() {
     .await;
     let series = vm
         .export_until("firegrid_residual_ma", WAIT, |s| {
-            firegrid_gateway::tsdb::testing::point_count(s) >= 2000
+            firegrid_testkit::point_count(s) >= 2000
         })
         .await
         .unwrap();
@@ -483,21 +483,19 @@ async fn kill_9_of_the_gateway_during_an_outage_loses_nothing_and_doubles_nothin
     let mosquitto = Mosquitto::start().await.expect("mosquitto starts");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let mut config = GatewayConfig::new(&data, Broker::External(mosquitto.addr()));
+    config
+        .set("broker.client_id", "firegrid-e2e-tsdb")
+        .set("api.listen", format!("127.0.0.1:{}", free_port()))
+        .set("tsdb.enabled", true)
+        .set("tsdb.url", vm.url())
+        .set("tsdb.batch_size", 100)
+        .set("tsdb.flush_interval_ms", 20)
+        .set("tsdb.retry_max_ms", 200)
+        .set("tsdb.timeout_ms", 2000);
+    // check-config reads the same file the gateway runs with.
     let config_file = dir.path().join("firegrid.toml");
-    let api_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    std::fs::write(
-        &config_file,
-        format!(
-            "data_dir = {data:?}\n\n[broker]\nmode = \"external\"\n\
-             client_id = \"firegrid-e2e-tsdb\"\n[broker.external]\nhost = \"127.0.0.1\"\n\
-             port = {}\n\n[api]\nlisten = \"{api_addr}\"\n\n\
-             [tsdb]\nenabled = true\nurl = \"{}\"\nbatch_size = 100\nflush_interval_ms = 20\n\
-             retry_max_ms = 200\ntimeout_ms = 2000\n",
-            mosquitto.port(),
-            vm.url()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config_file, config.render()).unwrap();
     let check = std::process::Command::new(Binary::path())
         .arg("check-config")
         .arg(&config_file)
@@ -508,7 +506,7 @@ async fn kill_9_of_the_gateway_during_an_outage_loses_nothing_and_doubles_nothin
         "check-config tests the connection: {}",
         String::from_utf8_lossy(&check.stderr)
     );
-    let mut gw = Binary::start(&config_file, api_addr, dir.path().join("run-0.log")).await;
+    let mut gw = Binary::launch(config, dir.path()).await;
     let site = gw.api.create_district().await;
     gw.api.install_device("hz-0001", site).await;
     let device = Mqtt::connect(mosquitto.addr(), "e2e-hz-0001").await;
@@ -573,7 +571,7 @@ async fn kill_9_of_the_gateway_during_an_outage_loses_nothing_and_doubles_nothin
     // 3. While it is dead, the device goes on (the broker keeps the gateway's session).
     publish(seq, seq + 50).await;
     seq += 50;
-    gw = Binary::start(&config_file, api_addr, dir.path().join("run-1.log")).await;
+    gw.restart().await;
     let m = spooled(gw.api, 100.0).await;
     assert!(
         metric(&m, "firegrid_tsdb_spool_pending_readings") >= Some(400.0),

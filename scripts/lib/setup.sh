@@ -32,6 +32,14 @@ setup_debian_packages() {
     "${missing[@]}" >/dev/null
 }
 
+# stress-ng (Debian), the load of `scripts/test --stress`: only that mode installs it.
+setup_stress_ng() {
+  local saved=("${FIREGRID_DEBIAN_PACKAGES[@]}")
+  FIREGRID_DEBIAN_PACKAGES=(stress-ng)
+  setup_debian_packages
+  FIREGRID_DEBIAN_PACKAGES=("${saved[@]}")
+}
+
 # cargo-fuzz on the nightly toolchain, for the fuzz targets.
 setup_cargo_fuzz() {
   if ! rustup toolchain list | grep -q '^nightly'; then

@@ -50,7 +50,7 @@ pub mod report;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use firegrid_gateway::broker::testing::{Mosquitto, MosquittoError};
+use firegrid_testkit::{Mosquitto, MosquittoError};
 
 pub use report::{BenchResults, SizeResult};
 

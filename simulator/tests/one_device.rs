@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use firegrid_gateway::broker::testing::Mosquitto;
+use firegrid_testkit::Mosquitto;
 
 use firegrid_firmware::monitor::{Layout, Sound};
 use firegrid_firmware::mqtt::host::TokioClock;

@@ -99,6 +99,7 @@ fn launch(dir: &Path, addr: SocketAddr, start: u32, args: &[&str]) -> Process {
             .arg("--listen")
             .arg(addr.to_string())
             .args(args),
-        log_path(dir, start),
+        &log_path(dir, start),
     )
+    .expect("firegrid-sim centre starts")
 }

@@ -508,15 +508,28 @@ fn deadlines_include_the_outbox_only_in_next_deadline() {
 }
 
 proptest! {
-    /// No downlink payload on any topic panics or changes the outbox.
+    /// No downlink payload on any topic panics; a refused one changes nothing (outbox, pending
+    /// events, stats other than the refusal count); a taken one adds at most its answer.
     #[test]
     fn any_downlink_is_taken_or_refused(payload in proptest::collection::vec(any::<u8>(), 0..300), k in 0usize..6) {
         let mut d = smoke_device::<4, 4>();
         d.step(S, Input::Smoke(true));
-        let before = d.outbox().event_count();
-        let _ = d.on_message(2 * S, DeviceTopic::ALL[k], &payload);
-        let _ = d.on_publish(2 * S, "firegrid/v1/dev/hz-0042/ack", &payload);
-        prop_assert!(d.outbox().event_count() <= before + 1);
+        let state = |d: &Device<_, 4, 4>| (
+            d.outbox().event_count(),
+            d.outbox().telemetry_count(),
+            d.pending_events(),
+            d.stats().events,
+        );
+        let before = state(&d);
+        match d.on_message(2 * S, DeviceTopic::ALL[k], &payload) {
+            Err(_) => prop_assert_eq!(state(&d), before, "refused on {:?}: nothing changes", DeviceTopic::ALL[k]),
+            Ok(_) => prop_assert!(d.outbox().event_count() <= before.0 + 1),
+        }
+        let before = state(&d);
+        match d.on_publish(2 * S, "firegrid/v1/dev/hz-0042/ack", &payload) {
+            Err(_) => prop_assert_eq!(state(&d), before, "a refused ack changes nothing"),
+            Ok(_) => prop_assert!(d.outbox().event_count() <= before.0),
+        }
     }
 
     /// Whatever inputs and acks come, every event the monitor produced is delivered exactly

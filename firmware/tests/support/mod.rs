@@ -8,10 +8,8 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use firegrid_firmware::backoff::BackoffConfig;
 use firegrid_firmware::device::Device;
@@ -40,192 +38,23 @@ pub fn run<F: Future<Output = ()>>(body: F) {
 
 /// Awaits `fut` or fails the test after [`WAIT`], saying what it waited for.
 pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(WAIT, fut).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {WAIT:?} waiting for {what}"),
-    }
+    firegrid_testkit::within(what, WAIT, fut).await
 }
 
 // --- Mosquitto ------------------------------------------------------------------------------
 
-/// A Mosquitto broker of its own: config and log in a temp dir, listening on 127.0.0.1 on a
-/// free port. Killed on drop.
-pub struct Mosquitto {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
+#[allow(unused_imports)] // not every test binary uses each
+pub use firegrid_testkit::{Mosquitto, free_port};
 
+/// Numbers the stand-ins' client ids.
 static DIRS: AtomicU32 = AtomicU32::new(0);
 
-fn mosquitto_bin() -> String {
-    std::env::var("FIREGRID_MOSQUITTO").unwrap_or_else(|_| "/usr/sbin/mosquitto".into())
-}
-
-impl Mosquitto {
-    /// Starts a broker on a free port (a port taken between the probe and the start is
-    /// retried with another).
-    pub async fn start() -> Self {
-        let n = DIRS.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "firegrid-mosquitto-{}-{n}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        std::fs::create_dir_all(&dir).expect("a temp dir");
-        // Mosquitto started as root drops to its own user, which must be able to write its
-        // log file here (it flushes a log file per line, not stderr).
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
-                .expect("temp dir permissions");
-        }
-        let mut last_error = String::new();
-        for _ in 0..10 {
-            let port = free_port();
-            let mut m = Self {
-                child: None,
-                port,
-                dir: dir.clone(),
-            };
-            match m.launch().await {
-                Ok(()) => return m,
-                Err(e) => last_error = e,
-            }
-        }
-        panic!("Mosquitto did not start: {last_error}");
-    }
-
-    /// Stops the broker (the port stays this broker's for [`restart`](Self::restart)).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Freezes the broker (SIGSTOP): its sockets stay open, nothing answers.
-    pub fn pause(&self) {
-        self.signal("-STOP");
-    }
-
-    /// Thaws it (SIGCONT).
-    pub fn resume(&self) {
-        self.signal("-CONT");
-    }
-
-    fn signal(&self, sig: &str) {
-        let child = self.child.as_ref().expect("the broker runs");
-        let status = Command::new("kill")
-            .arg(sig)
-            .arg(child.id().to_string())
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {sig} failed");
-    }
-
-    /// Waits until the broker's log contains `text`.
-    pub async fn wait_log(&self, text: &str) {
-        within(&format!("{text:?} in the broker's log"), async {
-            while !self.log().contains(text) {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
-    }
-
-    /// Starts it again on the same port (retrying while the old socket lets go of it).
-    pub async fn restart(&mut self) {
-        self.stop();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            match self.launch().await {
-                Ok(()) => return,
-                Err(e) if Instant::now() > deadline => {
-                    panic!("Mosquitto did not restart on port {}: {e}", self.port)
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    /// The broker's log so far (for failure messages).
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("mosquitto.log")).unwrap_or_default()
-    }
-
-    async fn launch(&mut self) -> Result<(), String> {
-        let conf = self.dir.join("mosquitto.conf");
-        let log = self.dir.join("mosquitto.log");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\n\
-                 allow_anonymous true\n\
-                 persistence false\n\
-                 set_tcp_nodelay true\n\
-                 log_dest file {log}\n\
-                 log_type all\n\
-                 connection_messages true\n",
-                port = self.port,
-                log = log.display(),
-            ),
-        )
-        .map_err(|e| format!("writing {}: {e}", conf.display()))?;
-        let mut child = Command::new(mosquitto_bin())
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "cannot run {} ({e}); scripts/test installs Debian's mosquitto",
-                    mosquitto_bin()
-                )
-            })?;
-        // Ready when it accepts a connection; gone if it exited (e.g. the port was taken).
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("exited with {status}: {}", self.log()));
-            }
-            if tokio::net::TcpStream::connect(self.addr()).await.is_ok() {
-                self.child = Some(child);
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("not accepting connections".into());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
+/// A Mosquitto of its own on a free port (the test kit's), logging everything: the keep-alive
+/// test reads the PINGREQs in its log.
+pub async fn mosquitto() -> Mosquitto {
+    Mosquitto::start_with("log_type all\n")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 // --- the gateway stand-in -------------------------------------------------------------------

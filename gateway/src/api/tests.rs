@@ -1535,16 +1535,56 @@ async fn healthz_says_what_is_wrong() {
     assert_eq!(j["problems"], json!([]));
     assert!(j["uptime_s"].is_u64());
 
+    // What the gateway sets today: the broker link's state (app.rs, from the client's state).
     h.state.health.set_broker_connected(false);
-    h.state
-        .health
-        .set_journal_error(Some("the store's disk is full".into()));
     let a = h.get("/healthz").await;
     assert_eq!(a.status, 503, "{}", a.text);
-    assert_eq!(
-        a.json()["problems"],
-        json!(["broker: not connected", "journal: the store's disk is full"])
+    assert_eq!(a.json()["problems"], json!(["broker: not connected"]));
+}
+
+/// A full disk (SQLite's own SQLITE_FULL: the journal connection may not grow) answers 507
+/// saying nothing was written; nothing is half-written; with room again the same request
+/// succeeds.
+#[tokio::test]
+async fn a_full_disk_answers_507_and_the_same_request_succeeds_once_there_is_room() {
+    let h = harness();
+    let before = h.get("/api/v1/areas").await.json();
+    crate::store::faults::journal_disk_full(&h.state.store, true);
+    // Enough areas to need new pages, one request each: the first one that needs a page fails.
+    let mut refused = None;
+    for i in 0..2000 {
+        let body = json!({
+            "id": format!("d{i}"),
+            "level": "district",
+            "name": format!("district {i} {}", "x".repeat(180)),
+        });
+        let a = h.call("POST", "/api/v1/areas", Some(body.clone())).await;
+        if a.status != 201 {
+            refused = Some((a, body));
+            break;
+        }
+    }
+    let (a, body) = refused.expect("a write refused before 2000 areas of ~190 bytes");
+    assert_eq!(a.status, 507, "{}", a.text);
+    assert!(
+        a.text.contains("disk is full") && a.text.contains("nothing was written"),
+        "{}",
+        a.text
     );
+    let areas = |v: &Value| v.as_array().map_or(0, Vec::len);
+    let during = h.get("/api/v1/areas").await.json();
+    assert!(
+        !during
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["id"] == body["id"])),
+        "the refused area is not there"
+    );
+    crate::store::faults::journal_disk_full(&h.state.store, false);
+    let a = h.call("POST", "/api/v1/areas", Some(body.clone())).await;
+    assert_eq!(a.status, 201, "with room again: {}", a.text);
+    let after = h.get("/api/v1/areas").await.json();
+    assert_eq!(areas(&after), areas(&during) + 1);
+    assert!(areas(&after) > areas(&before));
 }
 
 #[tokio::test]

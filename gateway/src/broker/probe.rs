@@ -217,7 +217,7 @@ mod tests {
 
     #[tokio::test]
     async fn probe_of_a_closed_port_fails_fast() {
-        let port = crate::broker::testing::free_port();
+        let port = firegrid_testkit::free_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let err = probe(addr, MqttVersion::V311, Duration::from_secs(2))
             .await

@@ -10,8 +10,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::testing::{Mosquitto, eventually, free_port};
 use super::*;
+use firegrid_testkit::{Mosquitto, free_port, until};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -275,13 +275,13 @@ async fn acks_taken_out_of_order_are_released_in_order() {
     while let Some(m) = got.pop() {
         m.ack.ack().expect("acked"); // 2, then 1, then 0
     }
-    assert!(eventually(WAIT, || gw.counters().acked == 3).await);
+    until("3 acked", WAIT, || (gw.counters().acked == 3).then_some(())).await;
     tool.publish("firegrid/v1/dev/d1/event", b"3").await;
     let m = recv(&mut rx).await;
     assert_eq!(&m.payload[..], b"3");
     assert!(!m.redelivered);
     m.ack.ack().expect("acked");
-    assert!(eventually(WAIT, || gw.counters().acked == 4).await);
+    until("4 acked", WAIT, || (gw.counters().acked == 4).then_some(())).await;
     let c = gw.counters();
     assert_eq!((c.connection_errors, c.reconnects), (0, 0), "{c:?}");
     cancel.cancel();
@@ -315,7 +315,7 @@ async fn mosquitto_redelivers_what_was_not_acked_after_reconnect() {
     assert_eq!(&b2.payload[..], b"B");
     a2.ack.ack().expect("acked");
     b2.ack.ack().expect("acked");
-    assert!(eventually(WAIT, || gw.counters().acked == 2).await);
+    until("2 acked", WAIT, || (gw.counters().acked == 2).then_some(())).await;
 
     // Acked messages do not come again after another reconnect.
     tool.publish("firegrid/v1/dev/d3/event", b"C").await;
@@ -360,16 +360,16 @@ async fn after_a_broker_restart_the_client_resubscribes_by_itself() {
     mosquitto.restart().await.expect("mosquitto restarts");
     // All four links notice and reconnect; the broker lost their sessions; the two subscribing
     // links subscribe again.
-    assert!(
-        eventually(WAIT, || {
+    until(
+        "4 session losses, 4 resubscriptions and a connected client",
+        WAIT,
+        || {
             let c = gw.counters();
-            c.session_losses == 4 && c.resubscribes == 4 && gw.state().borrow().is_connected()
-        })
-        .await,
-        "{:?} {}",
-        gw.counters(),
-        *gw.state().borrow()
-    );
+            (c.session_losses == 4 && c.resubscribes == 4 && gw.state().borrow().is_connected())
+                .then_some(())
+        },
+    )
+    .await;
     eprintln!(
         "reconnected and resubscribed {:?} after the restart began",
         started.elapsed()
@@ -438,7 +438,10 @@ async fn a_stalled_ingest_gets_qos1_messages_redelivered_not_lost() {
             .await;
     }
     // Nobody reads: the client gives up after the stall timeout and reconnects.
-    assert!(eventually(WAIT, || gw.counters().ingest_dropped >= 1).await);
+    until("a dropped ingest counted", WAIT, || {
+        (gw.counters().ingest_dropped >= 1).then_some(())
+    })
+    .await;
     let mut seen = std::collections::BTreeSet::new();
     while seen.len() < 3 {
         let m = recv(&mut rx).await;
@@ -485,18 +488,26 @@ async fn a_publish_into_a_full_queue_fails_within_its_timeout() {
         ),
         "{err}"
     );
+    // It waited its timeout for room, and gave up (the upper bound only tells a hang from a
+    // timeout: 5 s is a margin no scheduling delay reaches).
+    let publish_timeout = Duration::from_millis(200);
     assert!(
-        waited >= Duration::from_millis(200) && waited < Duration::from_secs(2),
+        waited >= publish_timeout && waited < publish_timeout + Duration::from_secs(5),
         "{waited:?}"
     );
 
+    // try_publish does not wait for room: it answers before a publish's timeout could pass.
     let started = Instant::now();
     let err = gw
         .try_publish(Priority::Normal, topic, &b"x"[..], Qos::AtMostOnce, false)
         .await
         .expect_err("queue full");
     assert!(matches!(err, BrokerError::Backpressure { .. }), "{err}");
-    assert!(started.elapsed() < Duration::from_millis(100));
+    assert!(
+        started.elapsed() < publish_timeout,
+        "{:?}",
+        started.elapsed()
+    );
 
     // The urgent link has its own queue: an alert is not behind the full normal queue.
     gw.try_publish(
@@ -657,7 +668,8 @@ async fn a_confirmed_publish_fails_while_the_broker_is_down_and_works_after_its_
             .expect_err("nobody can confirm it");
         let waited = started.elapsed();
         assert!(matches!(err, BrokerError::NotConfirmed { .. }), "{err}");
-        assert!(waited < timeout + Duration::from_millis(500), "{waited:?}");
+        // Within its timeout (the margin only tells a hang from a timeout on a busy machine).
+        assert!(waited < timeout + Duration::from_secs(5), "{waited:?}");
         eprintln!("broker down: {err} after {waited:?}");
     }
 
@@ -904,10 +916,10 @@ async fn only_the_publishes_the_broker_acknowledged_are_confirmed() {
             // Not a sleep: wait until that publish is queued (its task then only waits for the
             // PUBACK), so the queue order is the loop's order.
             let expected = u64::from(i) + 1;
-            assert!(
-                eventually(WAIT, || gw.counters().publishes >= expected).await,
-                "queued"
-            );
+            until(&format!("publish {expected} queued"), WAIT, || {
+                (gw.counters().publishes >= expected).then_some(())
+            })
+            .await;
         } else {
             let qos = if kind == "qos0" {
                 Qos::AtMostOnce
@@ -1048,9 +1060,15 @@ async fn events_overtake_waiting_telemetry() {
         tool.publish("firegrid/v1/dev/d6/telemetry", format!("{i}").as_bytes())
             .await;
     }
-    assert!(eventually(WAIT, || rx.len() == 15).await, "{}", rx.len());
+    until("15 messages queued", WAIT, || {
+        (rx.len() == 15).then_some(())
+    })
+    .await;
     tool.publish("firegrid/v1/dev/d6/event", b"smoke").await;
-    assert!(eventually(WAIT, || rx.len() == 16).await, "{}", rx.len());
+    until("16 messages queued", WAIT, || {
+        (rx.len() == 16).then_some(())
+    })
+    .await;
     let first = recv(&mut rx).await;
     assert_eq!(first.topic, "firegrid/v1/dev/d6/event");
     first.ack.ack().expect("acked");

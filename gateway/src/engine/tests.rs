@@ -270,6 +270,38 @@ fn a_last_will_opens_offline_after_the_grace_unless_the_device_returns() {
     assert_eq!(opened(&out), [(1, Category::Offline, Source::Device)]);
 }
 
+/// Runs the engine from `from` to `until` (ms): a heartbeat of `d1` every `heartbeat_s` (so
+/// only escalation happens) and a tick at every deadline, in time order; every output with
+/// the time it came out, in seconds after [`T0`].
+fn timeline(e: &mut Engine, from: u64, until: u64, heartbeat_s: u64) -> Vec<(u64, Output)> {
+    let mut out = Vec::new();
+    let mut beat = from;
+    loop {
+        let deadline = e.next_deadline().filter(|t| *t <= until);
+        let (t, input) = match deadline {
+            Some(d) if d < beat || beat > until => (d, Input::Tick),
+            _ if beat <= until => {
+                let t = beat;
+                beat += heartbeat_s * S;
+                (t, Input::Online(dev("d1")))
+            }
+            _ => return out,
+        };
+        out.extend(e.handle(input, t).into_iter().map(|o| ((t - T0) / S, o)));
+        assert!(out.len() < 100_000, "the timeline does not end");
+    }
+}
+
+/// The escalations of a timeline: (s after T0, episode, level).
+fn escalations(out: &[(u64, Output)]) -> Vec<(u64, EpisodeId, u8)> {
+    out.iter()
+        .filter_map(|(t, o)| match o {
+            Output::Escalated { id, level } => Some((*t, *id, *level)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn escalation_until_acknowledged() {
     let mut e = engine();
@@ -280,27 +312,19 @@ fn escalation_until_acknowledged() {
         },
         T0,
     );
-    // Keep the device online so only escalation happens.
-    for t in (0..700).step_by(60) {
-        e.handle(Input::Online(dev("d1")), T0 + t * S);
-    }
-    let out = run_until(&mut e, T0 + 700 * S);
-    let levels: Vec<_> = out
-        .iter()
-        .filter_map(|o| match o {
-            Output::Escalated { level, .. } => Some(*level),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(levels, [1, 2], "after 2 min and 10 min");
+    let out = timeline(&mut e, T0, T0 + 700 * S, 60);
+    // EngineConfig::default().escalation_ms: 2 min, 10 min, 30 min after the start.
+    assert_eq!(
+        escalations(&out),
+        [(120, 1, 1), (600, 1, 2)],
+        "level 1 at 2 min, level 2 at 10 min, each on time"
+    );
     e.handle(Input::Acknowledged(1), T0 + 701 * S);
-    for t in (700..3000).step_by(60) {
-        e.handle(Input::Online(dev("d1")), T0 + t * S);
-    }
-    assert!(
-        run_until(&mut e, T0 + 3000 * S)
-            .iter()
-            .all(|o| !matches!(o, Output::Escalated { .. }))
+    let after = timeline(&mut e, T0 + 701 * S, T0 + 3000 * S, 60);
+    assert_eq!(
+        escalations(&after),
+        [],
+        "none after the acknowledgement (30 min passed)"
     );
 }
 
@@ -327,12 +351,81 @@ fn a_smoke_alarm_that_stopped_still_escalates_a_fault_does_not() {
         }),
         T0 + S,
     );
-    let mut out = Vec::new();
-    for t in (0..200).step_by(30) {
-        out.extend(e.handle(Input::Online(dev("d1")), T0 + t * S));
-        out.extend(run_until(&mut e, T0 + t * S));
-    }
-    assert_eq!(out, [Output::Escalated { id: 1, level: 1 }]);
+    let out = timeline(&mut e, T0 + S, T0 + 200 * S, 30);
+    assert_eq!(
+        out,
+        [(120, Output::Escalated { id: 1, level: 1 })],
+        "the smoke episode (id 1) at 2 min, nothing of the fault"
+    );
+}
+
+/// An unacknowledged episode restored after a restart is ticked forward from where it was:
+/// the next level comes at its time counted from the episode's start, the levels it had
+/// reached are not sent again.
+#[test]
+fn a_restored_unacknowledged_episode_escalates_on_time_and_not_twice() {
+    let mut e = Engine::new(EngineConfig::default(), 1);
+    e.handle(Input::Upsert(spec("d1")), T0);
+    // Smoke since 5 min before the restart, level 1 sent before it (at 2 min).
+    e.restore(
+        OpenEpisode {
+            id: 7,
+            key: EpisodeKey {
+                device: dev("d1"),
+                channel: None,
+                category: Category::Smoke,
+            },
+            started_ms: T0 - 300 * S,
+            ended: false,
+            acknowledged: false,
+            escalation: 1,
+            peak: None,
+            source: Source::Device,
+        },
+        T0,
+    );
+    let out = timeline(&mut e, T0, T0 + 2000 * S, 60);
+    assert_eq!(
+        escalations(&out),
+        [(300, 7, 2), (1500, 7, 3)],
+        "level 2 at 10 min after the start (5 min after the restart), level 3 at 30 min; \
+         level 1 not again"
+    );
+    assert!(
+        out.iter().all(|(_, o)| !matches!(o, Output::Opened { .. })),
+        "not opened again: {out:?}"
+    );
+}
+
+/// A restored episode whose next level fell due while the gateway was down gets it at once,
+/// and only that level.
+#[test]
+fn a_restored_episode_overdue_for_its_next_level_gets_it_at_the_restart() {
+    let mut e = Engine::new(EngineConfig::default(), 1);
+    e.handle(Input::Upsert(spec("d1")), T0);
+    e.restore(
+        OpenEpisode {
+            id: 9,
+            key: EpisodeKey {
+                device: dev("d1"),
+                channel: None,
+                category: Category::Smoke,
+            },
+            started_ms: T0 - 700 * S,
+            ended: false,
+            acknowledged: false,
+            escalation: 1,
+            peak: None,
+            source: Source::Device,
+        },
+        T0,
+    );
+    let out = timeline(&mut e, T0, T0 + 600 * S, 60);
+    assert_eq!(
+        escalations(&out),
+        [(0, 9, 2)],
+        "level 2 at the restart, not level 1"
+    );
 }
 
 #[test]
@@ -404,20 +497,24 @@ fn many_devices_tick_in_deadline_order() {
         s.heartbeat_interval_s = 60 + (i % 10);
         e.handle(Input::Upsert(s), T0);
     }
-    let out = run_until(&mut e, T0 + 3 * 70 * S);
-    assert_eq!(
-        opened(&out).len(),
-        1000,
-        "every silent device goes offline once"
-    );
+    // Each tick at the engine's next deadline; what opens is stamped with the tick's time.
+    let mut when = Vec::new();
+    while let Some(t) = e.next_deadline().filter(|t| *t <= T0 + 3 * 70 * S) {
+        for o in e.handle(Input::Tick, t) {
+            if let Output::Opened { key, .. } = o {
+                when.push((t, key.device, key.category));
+            }
+        }
+        assert!(when.len() <= 1000, "a device went offline twice: {when:?}");
+    }
+    assert_eq!(when.len(), 1000, "every silent device goes offline once");
+    for (t, device, category) in &when {
+        assert_eq!(*category, Category::Offline);
+        let i: u64 = device.as_str()[1..].parse().expect("d<i>");
+        let due = T0 + u64::from(EngineConfig::default().offline_factor) * (60 + i % 10) * S;
+        assert_eq!(*t, due, "{device} offline at its own deadline");
+    }
     assert!(e.timers.len() <= 4 * 1000 + 64);
 }
 
-/// The benchmark's goal is ≤ 2 KiB of gateway memory per active device; the engine's share must
-/// stay well inside it.
-#[test]
-fn engine_state_per_device_fits_the_budget() {
-    let n = Engine::approx_bytes_per_device(5);
-    println!("engine state per 5-channel device: {n} bytes");
-    assert!(n < 1024, "{n} bytes");
-}
+// The engine's memory per device is measured on the heap by gateway/tests/engine_memory.rs.

@@ -111,7 +111,7 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<(String, Value)>, what: &str) -> 
 }
 
 /// Receives until `done` says so; returns everything received.
-async fn until(
+async fn receive_until(
     rx: &mut mpsc::UnboundedReceiver<(String, Value)>,
     what: &str,
     seen: &mut Vec<(String, Value)>,
@@ -161,7 +161,7 @@ async fn a_journal_commit_that_fails_then_succeeds_gives_one_episode_one_alert_i
     };
     config.api.listen = any;
     // An open Mosquitto: this test is about the journal, not about logins.
-    let mosquitto = crate::broker::testing::Mosquitto::start()
+    let mosquitto = firegrid_testkit::Mosquitto::start()
         .await
         .expect("mosquitto starts");
     config.broker.mode = crate::broker::settings::BrokerMode::External;
@@ -232,7 +232,7 @@ async fn a_journal_commit_that_fails_then_succeeds_gives_one_episode_one_alert_i
         .await
         .expect("publish queued");
     let mut seen = Vec::new();
-    until(
+    receive_until(
         &mut rx,
         "the ack of 1043 after the disk had room again",
         &mut seen,
@@ -256,7 +256,7 @@ async fn a_journal_commit_that_fails_then_succeeds_gives_one_episode_one_alert_i
         )
         .await
         .expect("publish queued");
-    until(&mut rx, "the ack and alert of 1044", &mut seen, |s| {
+    receive_until(&mut rx, "the ack and alert of 1044", &mut seen, |s| {
         acks_of(s, 1044) >= 1 && !alerts_on(s, 1).is_empty()
     })
     .await;

@@ -26,8 +26,8 @@ use super::codec;
 use super::config::TsdbConfig;
 use super::point::{Point, Tags};
 use super::spool::{Fsync, Spool, SpoolOptions};
-use super::testing::{VictoriaMetrics, VmError};
 use super::{Tsdb, TsdbStats, line};
+use firegrid_testkit::{VictoriaMetrics, VmError};
 
 /// What to measure.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, Once, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Once;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -18,18 +18,14 @@ use tokio_util::sync::CancellationToken;
 
 use firegrid_gateway::app::{self, AppError, Running};
 use firegrid_gateway::broker::settings::BrokerMode;
-use firegrid_gateway::broker::testing::Mosquitto;
 use firegrid_gateway::config::Config;
+use firegrid_testkit::{Broker, Firegrid, GatewayConfig, Mosquitto};
 
 /// The longest any one step waits for something to happen.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(5);
 
-/// The wall clock, ms since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).expect("ms fit in u64"))
-}
+#[allow(unused_imports)] // not every test binary uses each
+pub(crate) use firegrid_testkit::mqtt::now_ms;
 
 /// Logs of the gateway go to the test's captured output (shown only when a test fails).
 /// `RUST_LOG` overrides the level (default `warn`).
@@ -47,44 +43,8 @@ pub(crate) fn init_logs() {
 
 // ---- polling ----------------------------------------------------------------------------------
 
-/// Polls `check` every 5 ms until it gives a value; panics with `what` after `timeout`.
-pub(crate) async fn until<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// Polls the async `check` every 20 ms until it gives a value; panics with `what` after
-/// `timeout`.
-pub(crate) async fn until_async<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+#[allow(unused_imports)] // not every test binary uses each
+pub(crate) use firegrid_testkit::{until, until_async};
 
 // ---- HTTP -------------------------------------------------------------------------------------
 
@@ -332,25 +292,8 @@ impl Api {
     }
 }
 
-/// The value of one series in Prometheus text, e.g.
-/// `firegrid_refusals_total{reason="duplicate"}`.
-pub(crate) fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        let rest = l.strip_prefix(series)?;
-        rest.strip_prefix(' ')?.trim().parse().ok()
-    })
-}
-
-/// Every `firegrid_refusals_total` series: reason → count.
-pub(crate) fn refusals(text: &str) -> Vec<(String, f64)> {
-    text.lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix("firegrid_refusals_total{reason=\"")?;
-            let (reason, value) = rest.split_once("\"} ")?;
-            Some((reason.to_string(), value.trim().parse().ok()?))
-        })
-        .collect()
-}
+#[allow(unused_imports)] // not every test binary uses each
+pub(crate) use firegrid_testkit::{metric, refusals};
 
 // ---- the gateway in this process --------------------------------------------------------------
 
@@ -508,35 +451,15 @@ pub(crate) fn admin_token(data_dir: &Path) -> String {
 /// `firegrid user add NAME --role admin --config FILE` on the real binary (or, if NAME
 /// exists, `firegrid user token NAME`): the printed token.
 pub(crate) fn cli_admin_token(config: &Path, name: &str) -> String {
-    let run = |args: &[&str]| {
-        std::process::Command::new(Binary::path())
-            .args(args)
-            .arg("--config")
-            .arg(config)
-            .output()
-            .expect("firegrid runs")
-    };
-    let mut out = run(&["user", "add", name, "--role", "admin"]);
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(err.contains("exists already"), "firegrid user add: {err}");
-        out = run(&["user", "token", name]);
-    }
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "firegrid user: {text}");
-    let mut lines = text
-        .lines()
-        .skip_while(|l| !l.starts_with("token (shown once"));
-    lines.next();
-    lines.next().expect("the token line").trim().to_string()
+    firegrid_testkit::firegrid::admin_token(Path::new(Binary::path()), config, name)
 }
 
 // ---- the real binary --------------------------------------------------------------------------
 
-/// The `firegrid` binary as a child process: `firegrid run --config FILE`, its output in a log
-/// file beside the configuration.
+/// The `firegrid` binary as a child process ([`Firegrid`] of the test kit), with a client for
+/// its API.
 pub(crate) struct Binary {
-    child: Option<std::process::Child>,
+    firegrid: Firegrid,
     pub(crate) api: Api,
     pub(crate) log: PathBuf,
 }
@@ -547,8 +470,36 @@ impl Binary {
         env!("CARGO_BIN_EXE_firegrid")
     }
 
-    /// Starts `firegrid run --config config` (whose API listens on `api`), logging to `log`;
+    /// Starts `firegrid run` with `config` in `dir` (ports it leaves unset picked free);
     /// returns once `/healthz` says 200.
+    pub(crate) async fn launch(config: GatewayConfig, dir: &Path) -> Self {
+        Self::launch_with_env(config, dir, &[]).await
+    }
+
+    /// [`Binary::launch`] with environment variables set for it.
+    pub(crate) async fn launch_with_env(
+        config: GatewayConfig,
+        dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let firegrid = Firegrid::start(
+            Path::new(Self::path()),
+            config,
+            dir,
+            env,
+            firegrid_testkit::firegrid::Ready::Healthy,
+        )
+        .await;
+        Self {
+            api: Api(firegrid.api_addr, "").with_token(&firegrid.token),
+            log: firegrid.process.log_path().to_owned(),
+            firegrid,
+        }
+    }
+
+    /// Starts `firegrid run` with the configuration in the file `config` (whose API listens
+    /// on `api`); returns once `/healthz` says 200. The file is read as a [`GatewayConfig`]
+    /// and written again (as `firegrid.toml` beside `log`).
     pub(crate) async fn start(config: &Path, api: SocketAddr, log: PathBuf) -> Self {
         Self::start_with_env(config, api, log, &[]).await
     }
@@ -560,66 +511,38 @@ impl Binary {
         log: PathBuf,
         env: &[(&str, &str)],
     ) -> Self {
-        let token = cli_admin_token(config, "e2e-admin");
-        let out = std::fs::File::create(&log).expect("a log file");
-        let child = std::process::Command::new(Self::path())
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("a second handle"))
-            .stderr(out)
-            .spawn()
-            .expect("the firegrid binary starts");
-        let mut me = Self {
-            child: Some(child),
-            api: Api(api, "").with_token(&token),
-            log,
-        };
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = me.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!(
-                    "firegrid exited during start-up ({status}):\n{}",
-                    me.log_text()
-                );
-            }
-            let healthy = tokio::time::timeout(Duration::from_secs(1), async {
-                TcpStream::connect(api).await.is_ok()
-                    && me.api.request("GET", "/healthz", None).await.status == 200
-            })
-            .await
-            .unwrap_or(false);
-            if healthy {
-                return me;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "firegrid not healthy within {DEADLINE:?}:\n{}",
-                me.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let mut typed = GatewayConfig::from_file(config, Broker::Managed);
+        typed.set("api.listen", api.to_string());
+        let dir = log.parent().expect("the log is in a directory");
+        Self::launch_with_env(typed, dir, env).await
+    }
+
+    /// Starts it again (killing it first if it runs) with the same configuration and data.
+    pub(crate) async fn restart(&mut self) {
+        self.firegrid.restart().await;
+        self.api = Api(self.firegrid.api_addr, "").with_token(&self.firegrid.token);
+        self.log = self.firegrid.process.log_path().to_owned();
+    }
+
+    /// Its configuration file.
+    pub(crate) fn config_file(&self) -> &Path {
+        self.firegrid.config_file()
     }
 
     /// Its process id.
     pub(crate) fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
+        self.firegrid.process.pid()
     }
 
-    /// What it logged.
+    /// What it logged (this start).
     pub(crate) fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.firegrid.log()
     }
 
     /// SIGKILL, and waits for it to be gone.
     pub(crate) fn kill9(&mut self) {
         use std::os::unix::process::ExitStatusExt;
-        let mut child = self.child.take().expect("running");
-        child.kill().expect("SIGKILL is delivered");
-        let status = child.wait().expect("the killed child is reaped");
+        let status = self.firegrid.process.kill9().expect("running");
         assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status}");
     }
 
@@ -628,218 +551,25 @@ impl Binary {
         self.stop_with("INT").await
     }
 
-    /// `kill -SIGNAL` (`INT`, `TERM`), and waits for a clean exit.
+    /// `kill -SIGNAL` (`INT`, `TERM`), and waits for a clean exit; says how long it took.
     pub(crate) async fn stop_with(&mut self, signal: &str) -> Duration {
         let started = Instant::now();
-        let pid = self.pid().to_string();
-        let sent = std::process::Command::new("kill")
-            .args([format!("-{signal}").as_str(), &pid])
-            .status()
-            .expect("kill runs");
-        assert!(sent.success(), "kill -{signal} {pid}");
-        let mut child = self.child.take().expect("running");
-        let status = until(
-            &format!("firegrid to exit after SIG{signal}"),
-            DEADLINE,
-            || child.try_wait().expect("try_wait"),
-        )
-        .await;
+        let status = self.firegrid.process.stop_with(signal).await;
         assert!(
-            status.success(),
-            "clean exit after SIG{signal}: {status}\n{}",
+            status.is_some_and(|s| s.success()),
+            "clean exit after SIG{signal}: {status:?}\n{}",
             self.log_text()
         );
         started.elapsed()
     }
 }
 
-impl Drop for Binary {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 // ---- MQTT: rumqttc ----------------------------------------------------------------------------
 
-/// A message a test client received.
-#[derive(Debug, Clone)]
-pub(crate) struct Received {
-    pub(crate) topic: String,
-    pub(crate) payload: Vec<u8>,
-    pub(crate) at: Instant,
-    /// The wall clock when it arrived, ms since the Unix epoch.
-    pub(crate) at_ms: u64,
-}
-
-impl Received {
-    pub(crate) fn json(&self) -> Value {
-        serde_json::from_slice(&self.payload).unwrap_or_else(|e| {
-            panic!(
-                "{}: not JSON ({e}): {:?}",
-                self.topic,
-                String::from_utf8_lossy(&self.payload)
-            )
-        })
-    }
-}
-
-/// A third-party MQTT 3.1.1 client (rumqttc, clean session, automatic PUBACKs): publishes
-/// QoS 1 and records every message its subscriptions bring, with the time it arrived.
-pub(crate) struct Mqtt {
-    client: rumqttc::AsyncClient,
-    log: Arc<Mutex<Vec<Received>>>,
-    subacks: Arc<Mutex<u32>>,
-    task: JoinHandle<()>,
-}
-
-impl Mqtt {
-    /// Connects to `addr` as `id`; returns once the broker accepted the connection.
-    pub(crate) async fn connect(addr: SocketAddr, id: &str) -> Self {
-        Self::connect_with(addr, id, None).await
-    }
-
-    /// Connects to `addr` logging in as `user` (its client id too); returns once accepted.
-    pub(crate) async fn connect_as(addr: SocketAddr, user: &str, password: &str) -> Self {
-        Self::connect_with(addr, user, Some((user, password))).await
-    }
-
-    async fn connect_with(addr: SocketAddr, id: &str, login: Option<(&str, &str)>) -> Self {
-        let mut options = rumqttc::MqttOptions::new(id, addr.ip().to_string(), addr.port());
-        if let Some((u, p)) = login {
-            options.set_credentials(u, p);
-        }
-        options.set_keep_alive(Duration::from_secs(10));
-        options.set_max_packet_size(64 * 1024, 64 * 1024);
-        options.set_inflight(100);
-        let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 256);
-        // As the gateway's own links: without it, small publishes can wait for delayed ACKs.
-        let mut network = rumqttc::NetworkOptions::new();
-        network.set_tcp_nodelay(true);
-        eventloop.set_network_options(network);
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let subacks = Arc::new(Mutex::new(0));
-        let (up_tx, up_rx) = oneshot::channel();
-        let task = tokio::spawn({
-            let (log, subacks) = (log.clone(), subacks.clone());
-            async move {
-                let mut up = Some(up_tx);
-                loop {
-                    match eventloop.poll().await {
-                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
-                            if let Some(up) = up.take() {
-                                let _ = up.send(());
-                            }
-                        }
-                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
-                            *subacks.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-                        }
-                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
-                            log.lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .push(Received {
-                                    topic: p.topic,
-                                    payload: p.payload.to_vec(),
-                                    at: Instant::now(),
-                                    at_ms: now_ms(),
-                                });
-                        }
-                        Ok(_) => {}
-                        // rumqttc reconnects on the next poll; pace it.
-                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                    }
-                }
-            }
-        });
-        tokio::time::timeout(DEADLINE, up_rx)
-            .await
-            .unwrap_or_else(|_| {
-                panic!("MQTT client {id} not connected to {addr} within {DEADLINE:?}")
-            })
-            .expect("the client task runs");
-        Self {
-            client,
-            log,
-            subacks,
-            task,
-        }
-    }
-
-    /// Subscribes to `filter` (QoS 1) and waits for the SUBACK.
-    pub(crate) async fn subscribe(&self, filter: &str) {
-        let before = *self.subacks.lock().unwrap_or_else(PoisonError::into_inner);
-        self.client
-            .subscribe(filter, rumqttc::QoS::AtLeastOnce)
-            .await
-            .expect("the client takes a subscription");
-        until(&format!("SUBACK for {filter}"), DEADLINE, || {
-            (*self.subacks.lock().unwrap_or_else(PoisonError::into_inner) > before).then_some(())
-        })
-        .await;
-    }
-
-    /// Publishes QoS 1 (queued in the client; it goes out in order).
-    pub(crate) async fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
-        self.client
-            .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload.into())
-            .await
-            .expect("the client takes a publish");
-    }
-
-    /// Every message received so far on topics starting with `prefix`.
-    pub(crate) fn received(&self, prefix: &str) -> Vec<Received> {
-        self.log
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter(|m| m.topic.starts_with(prefix))
-            .cloned()
-            .collect()
-    }
-
-    /// Every alert received so far (`firegrid/v1/alert/...`), as JSON.
-    pub(crate) fn alerts(&self) -> Vec<Value> {
-        self.received("firegrid/v1/alert/")
-            .iter()
-            .map(Received::json)
-            .collect()
-    }
-
-    /// Every sequence number acknowledged to `device` so far, in arrival order (a seq acked
-    /// twice appears twice).
-    pub(crate) fn acked(&self, device: &str) -> Vec<u32> {
-        self.received(&format!("firegrid/v1/dev/{device}/ack"))
-            .iter()
-            .flat_map(|m| ack_seqs(&m.json()))
-            .collect()
-    }
-}
-
-impl Drop for Mqtt {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// The `seqs` of an ack message.
-pub(crate) fn ack_seqs(ack: &Value) -> Vec<u32> {
-    ack["seqs"]
-        .as_array()
-        .unwrap_or_else(|| panic!("an ack has seqs: {ack}"))
-        .iter()
-        .map(|s| u32::try_from(s.as_u64().expect("a seq is a number")).expect("a seq is a u32"))
-        .collect()
-}
-
-/// The device of a device topic `firegrid/v1/dev/{id}/...`.
-pub(crate) fn topic_device(topic: &str) -> &str {
-    topic
-        .strip_prefix("firegrid/v1/dev/")
-        .and_then(|t| t.split('/').next())
-        .unwrap_or_else(|| panic!("not a device topic: {topic}"))
-}
+#[allow(unused_imports)] // not every test binary uses each
+pub(crate) use firegrid_testkit::Mqtt;
+#[allow(unused_imports)] // not every test binary uses each
+pub(crate) use firegrid_testkit::mqtt::{Received, ack_seqs, topic_device};
 
 // ---- MQTT: Debian's mosquitto clients ---------------------------------------------------------
 
@@ -965,23 +695,5 @@ impl MosquittoSub {
 
 // ---- reporting --------------------------------------------------------------------------------
 
-/// "min / median / p90 / max" of durations, in ms.
-pub(crate) fn summary(samples: &mut [Duration]) -> String {
-    samples.sort_unstable();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let at = |q: f64| {
-        let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
-        ms(samples[i])
-    };
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "n={} min {:.2} ms, median {:.2} ms, p90 {:.2} ms, max {:.2} ms",
-        samples.len(),
-        at(0.0),
-        at(0.5),
-        at(0.9),
-        at(1.0)
-    );
-    s
-}
+#[allow(unused_imports)] // not every test binary uses each
+pub(crate) use firegrid_testkit::summary;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use firegrid_gateway::broker::testing::Mosquitto;
+use firegrid_testkit::Mosquitto;
 use rumqttc::{Event, Packet, QoS, SubscribeFilter};
 use tokio_util::sync::CancellationToken;
 

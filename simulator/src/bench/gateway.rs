@@ -2,19 +2,16 @@
 //! Mosquitto, its HTTP API (registration) and `/metrics`.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use firegrid_testkit::firegrid::{Broker, Firegrid, GatewayConfig, Ready};
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::memory::{self, Rss};
 use super::{BenchError, progress};
-
-/// How long the gateway has to answer `/healthz` after it is started.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Timeout of one API call (an import of 5000 devices included).
 const API_TIMEOUT: Duration = Duration::from_secs(120);
@@ -48,36 +45,12 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, BenchError> {
         .ok_or_else(|| BenchError::GatewayMissing(candidates[0].clone()))
 }
 
-/// A loopback port nothing listens on now.
-/// `firegrid user add bench --role admin --config CONFIG`: the token it prints once.
-fn admin_token(binary: &Path, config: &Path) -> Result<String, BenchError> {
-    let out = Command::new(binary)
-        .args(["user", "add", "bench", "--role", "admin", "--config"])
-        .arg(config)
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let token = text
-        .lines()
-        .skip_while(|l| !l.starts_with("token (shown once"))
-        .nth(1)
-        .map(str::trim)
-        .filter(|t| out.status.success() && !t.is_empty());
-    token
-        .map(str::to_string)
-        .ok_or_else(|| BenchError::Gateway {
-            what: "could not make an admin user with `firegrid user add`".into(),
-            log: format!("{text}{}", String::from_utf8_lossy(&out.stderr)),
-        })
-}
-
-fn free_port() -> Result<u16, BenchError> {
-    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
-}
-
-/// A running `firegrid run --config FILE` with a temporary data directory. Killed on drop.
+/// A running `firegrid run` with a temporary data directory: the test kit's launcher
+/// ([`Firegrid`], the one launcher of the binary), with the benchmark's API client. Killed on
+/// drop.
 #[derive(Debug)]
 pub struct Gateway {
-    child: Option<Child>,
+    firegrid: Option<Firegrid>,
     dir: tempfile::TempDir,
     api: String,
     http: reqwest::Client,
@@ -93,32 +66,25 @@ impl Gateway {
         let dir = tempfile::Builder::new()
             .prefix("firegrid-bench-")
             .tempdir()?;
-        let api_port = free_port()?;
-        let config = dir.path().join("firegrid.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "data_dir = {:?}\n\n[broker]\nmode = \"external\"\n\
-                 client_id = \"bench-gateway\"\n[broker.external]\nhost = \"127.0.0.1\"\n\
-                 port = {mqtt_port}\n\n[api]\n\
-                 listen = \"127.0.0.1:{api_port}\"\n",
-                dir.path().join("data")
-            ),
-        )?;
-        let token = admin_token(binary, &config)?;
-        let log = std::fs::File::create(dir.path().join("firegrid.log"))?;
-        let child = Command::new(binary)
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
+        let broker = std::net::SocketAddr::from(([127, 0, 0, 1], mqtt_port));
+        let mut config = GatewayConfig::new(&dir.path().join("data"), Broker::External(broker));
+        config.set("broker.client_id", "bench-gateway");
+        let firegrid = Firegrid::try_start(
+            binary,
+            config,
+            dir.path(),
+            &[("RUST_LOG", "warn")],
+            Ready::Healthy,
+        )
+        .await
+        .map_err(|e| BenchError::Gateway {
+            what: e.what,
+            log: e.log,
+        })?;
         let mut headers = reqwest::header::HeaderMap::new();
-        let mut bearer = reqwest::header::HeaderValue::try_from(format!("Bearer {token}"))
-            .map_err(|e| BenchError::Api(format!("the admin token: {e}")))?;
+        let mut bearer =
+            reqwest::header::HeaderValue::try_from(format!("Bearer {}", firegrid.token))
+                .map_err(|e| BenchError::Api(format!("the admin token: {e}")))?;
         bearer.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, bearer);
         let http = reqwest::Client::builder()
@@ -126,32 +92,12 @@ impl Gateway {
             .default_headers(headers)
             .build()
             .map_err(|e| BenchError::Api(e.to_string()))?;
-        let mut me = Self {
-            child: Some(child),
+        Ok(Self {
+            api: format!("http://{}", firegrid.api_addr),
+            firegrid: Some(firegrid),
             dir,
-            api: format!("http://127.0.0.1:{api_port}"),
             http,
-        };
-        let started = Instant::now();
-        loop {
-            if let Some(status) = me.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                return Err(me.failed(&format!("exited during start-up ({status})")));
-            }
-            let health = tokio::time::timeout(
-                Duration::from_secs(1),
-                me.http.get(format!("{}/healthz", me.api)).send(),
-            )
-            .await;
-            if let Ok(Ok(r)) = health
-                && r.status().is_success()
-            {
-                return Ok(me);
-            }
-            if started.elapsed() > START_TIMEOUT {
-                return Err(me.failed(&format!("was not healthy within {START_TIMEOUT:?}")));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
     }
 
     fn failed(&self, what: &str) -> BenchError {
@@ -163,7 +109,11 @@ impl Gateway {
 
     /// The last 40 lines of its log.
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("firegrid.log")).unwrap_or_default();
+        let log = self
+            .firegrid
+            .as_ref()
+            .map(Firegrid::log)
+            .unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
@@ -173,21 +123,25 @@ impl Gateway {
     /// # Errors
     /// [`BenchError::Gateway`] if it is no longer running.
     pub fn rss(&mut self) -> Result<Rss, BenchError> {
-        let Some(child) = self.child.as_mut() else {
+        let Some(firegrid) = self.firegrid.as_mut() else {
             return Err(self.failed("was stopped"));
         };
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Some(status) = firegrid.process.exited() {
             return Err(self.failed(&format!("exited ({status})")));
         }
-        Ok(memory::rss(child.id()))
+        Ok(memory::rss(firegrid.process.pid()))
     }
 
     /// Kills it (SIGKILL) and waits for it.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(mut f) = self.firegrid.take() {
+            let _ = f.process.kill9();
         }
+    }
+
+    /// Its temporary directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// `POST path` with a JSON body; the JSON answer of a 2xx.

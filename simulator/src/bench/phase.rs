@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use firegrid_gateway::broker::testing::Mosquitto;
+use firegrid_testkit::Mosquitto;
 
 use super::gateway::Gateway;
 use super::latency::{self, Worker};

@@ -198,7 +198,7 @@ impl ManagedBroker {
                 ..config.clone()
             };
             if pick_port {
-                config.listen.set_port(free_port(config.listen.ip())?);
+                config.listen.set_port(unused_port_on(config.listen.ip())?);
             }
             let (listening, _) = watch::channel(false);
             let files = AccountFiles::new(
@@ -264,7 +264,9 @@ impl ManagedBroker {
     }
 }
 
-fn free_port(ip: IpAddr) -> Result<u16, ManagedError> {
+/// A port of `ip` nothing listens on now, for a listener configured with port 0 (production
+/// code: the caller retries another when Mosquitto finds it taken).
+fn unused_port_on(ip: IpAddr) -> Result<u16, ManagedError> {
     std::net::TcpListener::bind((ip, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

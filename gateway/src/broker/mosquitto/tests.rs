@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use firegrid_testkit::until;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet, PubAckReason};
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
@@ -220,7 +221,10 @@ impl Running {
     async fn reload(&self) {
         let before = self.broker.stats().reloads.load(Ordering::Relaxed);
         self.changed.notify();
-        wait_until(|| self.broker.stats().reloads.load(Ordering::Relaxed) > before).await;
+        until("the broker's accounts reloaded", WAIT, || {
+            (self.broker.stats().reloads.load(Ordering::Relaxed) > before).then_some(())
+        })
+        .await;
     }
 
     async fn stop(self) {
@@ -243,16 +247,6 @@ fn config(dir: &std::path::Path) -> ManagedConfig {
     }
 }
 
-async fn wait_until(mut f: impl FnMut() -> bool) {
-    tokio::time::timeout(WAIT, async {
-        while !f() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the condition within the wait");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_and_wrong_logins_are_refused_and_counted() {
     let r = Running::start().await;
@@ -265,7 +259,10 @@ async fn anonymous_and_wrong_logins_are_refused_and_counted() {
     let other = Client::connect(r.addr(), "hz-0002", Some(("hz-0002", secret.expose()))).await;
     assert!(!other.accepted, "another device's password refused");
     let _ok = Client::login(r.addr(), "hz-0001", secret.expose()).await;
-    wait_until(|| r.broker.stats().refused_logins.load(Ordering::Relaxed) >= 3).await;
+    until("3 refused logins counted", WAIT, || {
+        (r.broker.stats().refused_logins.load(Ordering::Relaxed) >= 3).then_some(())
+    })
+    .await;
     r.stop().await;
 }
 

@@ -1,27 +1,19 @@
-//! Measurements, printed and never asserted (run with `--nocapture` to read them). Small
-//! enough to run with every test run.
+//! Measurements of the store, printed and never asserted: ignored in test runs (they assert
+//! nothing, and their insert loops would load the machine under the timing-sensitive tests of
+//! the same binary), run by `scripts/measure` (release build, one at a time, output shown).
+//! docs/performance.md quotes them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::*;
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied().unwrap_or_default()
-}
-
 fn summary(mut latencies: Vec<Duration>) -> String {
-    latencies.sort();
-    format!(
-        "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3
-    )
+    firegrid_testkit::summary(&mut latencies)
 }
 
 #[test]
+#[ignore = "a measurement: scripts/measure runs it"]
 fn journal_throughput_with_synchronous_full() {
     let dir = tmp();
     let store = open(&db(&dir));
@@ -78,6 +70,7 @@ fn journal_throughput_with_synchronous_full() {
 }
 
 #[test]
+#[ignore = "a measurement: scripts/measure runs it"]
 fn journal_latency_under_a_readings_load() {
     let dir = tmp();
     let store = open(&db(&dir));
@@ -142,6 +135,7 @@ fn journal_latency_under_a_readings_load() {
 /// Readings of a large fleet: every batch (as the pipeline hands them over, up to 512
 /// messages) holds distinct devices, each message five channels.
 #[test]
+#[ignore = "a measurement: scripts/measure runs it"]
 fn readings_of_a_large_fleet() {
     let dir = tmp();
     let store = open(&db(&dir));
@@ -174,6 +168,7 @@ fn readings_of_a_large_fleet() {
 /// journal fsync flushes the readings' unsynced frames too. Measured against the same load on
 /// a second store file (a WAL of its own). Printed, not asserted.
 #[test]
+#[ignore = "a measurement: scripts/measure runs it"]
 fn journal_latency_beside_heavy_readings_in_the_same_file_or_another() {
     let run = |readings_elsewhere: bool| -> (String, u64) {
         let dir = tmp();

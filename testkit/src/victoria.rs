@@ -1,5 +1,5 @@
 //! A real VictoriaMetrics (Debian's `victoria-metrics`, which accepts the InfluxDB v2 write
-//! API) on a free loopback port in a temporary directory, for tests and the benchmark. Stopped
+//! API) on a free loopback port in a temporary directory, for tests and the benchmark. Killed
 //! (SIGKILL) when dropped; `FIREGRID_VICTORIA_METRICS` overrides the binary's path.
 //!
 //! [`VictoriaMetrics::start`] runs it as packaged, which keeps *both* copies of a point written
@@ -10,11 +10,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::testing::{NotReady, free_port, wait_ready};
+use crate::port::{ATTEMPTS, clashed, free_port};
+use crate::process::{Process, temp_dir, wait_ready};
 
 /// Why VictoriaMetrics did not start or answer.
 #[derive(Debug, thiserror::Error)]
@@ -43,11 +43,12 @@ pub enum VmError {
 /// A VictoriaMetrics process. See the [module docs](self).
 #[derive(Debug)]
 pub struct VictoriaMetrics {
-    child: Option<Child>,
+    process: Option<Process>,
     port: u16,
-    dir: PathBuf,
+    dir: tempfile::TempDir,
     http: reqwest::Client,
     dedup: bool,
+    starts: u32,
 }
 
 /// One exported series: its labels and its points (ms, value), by time.
@@ -80,24 +81,25 @@ impl VictoriaMetrics {
     }
 
     async fn start_as(dedup: bool) -> Result<Self, VmError> {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "firegrid-vm-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir)?;
         let mut me = Self {
-            child: None,
-            port: free_port(),
+            process: None,
+            port: 0,
             dedup,
-            dir,
+            dir: temp_dir("vm")?,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()?,
+            starts: 0,
         };
-        me.spawn().await?;
-        Ok(me)
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            me.port = free_port();
+            match me.spawn().await {
+                Err(VmError::NotReady { ref log, .. }) if attempt < ATTEMPTS && clashed(log) => {}
+                other => return other.map(|()| me),
+            }
+        }
     }
 
     /// Its base URL, `http://127.0.0.1:PORT`.
@@ -107,34 +109,15 @@ impl VictoriaMetrics {
 
     /// Whether it runs.
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.process.is_some()
     }
 
     /// Stops it gracefully (SIGTERM: it flushes what it accepted to disk, as a real server
-    /// being restarted would) and waits for it to exit, at most 10 s, then SIGKILL; its data
-    /// stays.
+    /// being restarted would) and waits for it to exit (SIGKILL after 30 s); its data stays.
     pub async fn stop(&mut self) {
-        let Some(mut c) = self.child.take() else {
-            return;
-        };
-        let term = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-        if term.is_ok_and(|s| s.success()) {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if c.try_wait().ok().flatten().is_some() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+        if let Some(mut p) = self.process.take() {
+            p.stop_with("TERM").await;
         }
-        self.kill_now(c);
-    }
-
-    fn kill_now(&self, mut c: Child) {
-        let _ = c.kill();
-        let _ = c.wait();
     }
 
     /// Starts it (again) on the same port with the same data.
@@ -143,12 +126,27 @@ impl VictoriaMetrics {
     /// [`VmError`] if it cannot start.
     pub async fn restart(&mut self) -> Result<(), VmError> {
         self.stop().await;
-        self.spawn().await
+        let deadline = Instant::now() + Self::READY_TIMEOUT;
+        loop {
+            match self.spawn().await {
+                Err(VmError::NotReady { ref log, .. })
+                    if Instant::now() < deadline && clashed(log) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
-    /// Its log so far.
+    /// Its log so far (every start's).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("vm.log")).unwrap_or_default()
+        (1..=self.starts)
+            .map(|n| {
+                std::fs::read_to_string(self.dir.path().join(format!("vm-{n}.log")))
+                    .unwrap_or_default()
+            })
+            .collect()
     }
 
     async fn spawn(&mut self) -> Result<(), VmError> {
@@ -157,59 +155,44 @@ impl VictoriaMetrics {
         if !binary.exists() {
             return Err(VmError::Missing(binary));
         }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("vm.log"))?;
-        let mut child = Command::new(&binary)
-            .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
-            .arg(format!(
-                "-storageDataPath={}",
-                self.dir.join("data").display()
-            ))
-            .args([
-                "-retentionPeriod=100y",
-                "-search.latencyOffset=0s",
-                "-search.disableCache",
-                "-loggerLevel=WARN",
-            ])
-            .args(self.dedup.then_some("-dedup.minScrapeInterval=1ms"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
+        self.starts += 1;
+        let mut process = Process::spawn(
+            Command::new(&binary)
+                .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
+                .arg(format!(
+                    "-storageDataPath={}",
+                    self.dir.path().join("data").display()
+                ))
+                .args([
+                    "-retentionPeriod=100y",
+                    "-search.latencyOffset=0s",
+                    "-search.disableCache",
+                    "-loggerLevel=WARN",
+                ])
+                .args(self.dedup.then_some("-dedup.minScrapeInterval=1ms")),
+            &self.dir.path().join(format!("vm-{}.log", self.starts)),
+        )?;
         let (http, health) = (self.http.clone(), format!("{}/health", self.url()));
-        let ready = wait_ready(
-            &mut child,
-            Self::READY_TIMEOUT,
-            Duration::from_millis(20),
-            || {
-                let (http, health) = (http.clone(), health.clone());
-                async move {
-                    match http.get(&health).send().await {
-                        Ok(r) => r.status().is_success(),
-                        Err(_) => false,
-                    }
+        let ready = wait_ready(&mut process, Self::READY_TIMEOUT, || {
+            let (http, health) = (http.clone(), health.clone());
+            async move {
+                match http.get(&health).send().await {
+                    Ok(r) => r.status().is_success(),
+                    Err(_) => false,
                 }
-            },
-        )
+            }
+        })
         .await;
         match ready {
             Ok(()) => {
-                self.child = Some(child);
+                self.process = Some(process);
                 Ok(())
             }
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let why = match e {
-                    NotReady::Exited(s) => format!("exited: {s}"),
-                    NotReady::Timeout(d) => format!("no answer within {d:?}"),
-                    NotReady::Io(e) => e.to_string(),
-                };
+            Err(why) => {
+                process.kill9();
                 Err(VmError::NotReady {
                     port: self.port,
-                    why,
+                    why: why.to_string(),
                     log: self.log(),
                 })
             }
@@ -285,9 +268,8 @@ fn parse_export_line(line: &str) -> Option<Series> {
 
 impl Drop for VictoriaMetrics {
     fn drop(&mut self) {
-        if let Some(c) = self.child.take() {
-            self.kill_now(c);
+        if let Some(mut p) = self.process.take() {
+            p.kill9();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
