@@ -390,6 +390,17 @@ async fn frames_unconfirmed_at_a_kill_9_are_sent_after_the_restart_and_none_twic
         tail(&gateway.process.log(), 30)
     );
     assert_eq!(fire_frames(&second, SMOKE).len(), 1);
-    let m = gateway.metrics().await;
-    assert_eq!(metric(&m, "firegrid_uplink_unconfirmed_frames"), Some(0.0));
+    // The gauge is sampled: wait for it to say that nothing is left unconfirmed.
+    let started = std::time::Instant::now();
+    loop {
+        let m = gateway.metrics().await;
+        match metric(&m, "firegrid_uplink_unconfirmed_frames") {
+            Some(n) if n == 0.0 => break,
+            n => assert!(
+                started.elapsed() < WAIT,
+                "frames still unconfirmed after {WAIT:?}: {n:?}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
