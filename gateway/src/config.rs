@@ -159,6 +159,21 @@ fsync_interval_ms = 1000
 # secret_env = "FIREGRID_WEBHOOK_SECRET"
 # allow_private = false
 
+[people]
+# Alerts to people (docs/alerts.md): each alert also goes to every worker of the area it is
+# sent to (the grid cell's, then at each escalation level that area's), on their own channels:
+# their mqtt_topic, their webhook_url (webhook_format "json", "dingtalk" or "wecom" group
+# robot), and an SMS to their phone through sms_url. Retried with backoff until delivered or
+# the ticket is acknowledged; never on the alarm path.
+# The base of the episode link in every person alert ({public_url}/episodes/{id}); "": none.
+public_url = ""
+# An SMS gateway: POST {"phone","text","alert"}, timestamped and signed like [[webhooks]]; "": none.
+sms_url = ""
+# The variable holding the secret that signs "json" webhooks and the SMS gateway's requests.
+secret_env = ""
+# Whether workers' webhooks and the SMS gateway may be on loopback/private addresses.
+allow_private = false
+
 [modbus]
 # Legacy monitors polled over Modbus TCP or RTU (docs/modbus.md). None by default.
 # Profile files (TOML) loaded beside the built-in "typical-rcm-4t".
@@ -234,6 +249,8 @@ pub struct Config {
     pub store: StoreSection,
     /// Where alerts are also POSTed.
     pub webhooks: Vec<WebhookConfig>,
+    /// Alerts to the workers of each alert's area.
+    pub people: PeopleSection,
     /// The time-series database writer.
     pub tsdb: crate::tsdb::TsdbConfig,
     /// Legacy monitors polled over Modbus.
@@ -265,6 +282,59 @@ impl WebhookConfig {
         } else {
             AddressPolicy::PublicOnly
         }
+    }
+}
+
+/// `[people]`: alerts to the workers of each alert's area ([`crate::notify::people`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeopleSection {
+    /// The base of episode links; empty: none.
+    pub public_url: String,
+    /// The SMS gateway's URL; empty: no SMS.
+    pub sms_url: String,
+    /// Environment variable holding the signing secret; empty: unsigned.
+    pub secret_env: String,
+    /// Whether workers' webhooks and the SMS gateway may reach loopback and private addresses.
+    pub allow_private: bool,
+}
+
+impl PeopleSection {
+    /// The addresses workers' webhooks and the SMS gateway may reach.
+    pub fn address_policy(&self) -> crate::notify::webhook::address::AddressPolicy {
+        use crate::notify::webhook::address::AddressPolicy;
+        if self.allow_private {
+            AddressPolicy::AllowPrivate
+        } else {
+            AddressPolicy::PublicOnly
+        }
+    }
+
+    /// The fan-out's settings.
+    pub fn settings(&self) -> crate::notify::people::PeopleSettings {
+        crate::notify::people::PeopleSettings {
+            public_url: self.public_url.clone(),
+            sms_url: self.sms_url.clone(),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        use crate::notify::webhook::redact_url;
+        for (key, url) in [("public_url", &self.public_url), ("sms_url", &self.sms_url)] {
+            if url.is_empty() {
+                continue;
+            }
+            reqwest::Url::parse(url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+                .ok_or_else(|| {
+                    format!(
+                        "[people] {key} {} must be an http:// or https:// URL with a host",
+                        redact_url(url)
+                    )
+                })?;
+        }
+        Ok(())
     }
 }
 
@@ -363,6 +433,7 @@ impl Default for Config {
             limits: LimitsSection::default(),
             store: StoreSection::default(),
             webhooks: Vec::new(),
+            people: PeopleSection::default(),
             tsdb: crate::tsdb::TsdbConfig::default(),
             modbus: crate::modbus::ModbusConfig::default(),
             uplink: crate::uplink::config::UplinkSection::default(),
@@ -497,6 +568,7 @@ impl Config {
         for w in &self.webhooks {
             check_webhook(w)?;
         }
+        self.people.check()?;
         self.modbus.check()?;
         self.broker.check()?;
         if self.api.tls_cert_file.as_os_str().is_empty()

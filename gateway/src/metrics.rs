@@ -244,6 +244,8 @@ pub struct Metrics {
     pub managed_broker: Arc<crate::broker::mosquitto::BrokerStats>,
     /// GB/T 26875.3 uplink counters (rendered only when the uplink is on).
     pub uplink: Arc<crate::uplink::stats::UplinkStats>,
+    /// The people dispatcher's counters.
+    pub people: Arc<crate::notify::dispatch::PeopleStats>,
 }
 
 impl Default for Metrics {
@@ -272,6 +274,7 @@ impl Metrics {
             modbus: Arc::default(),
             managed_broker: Arc::default(),
             uplink: Arc::default(),
+            people: Arc::default(),
         }
     }
 
@@ -557,6 +560,7 @@ impl Metrics {
         });
         self.modbus.render(&mut out);
         self.uplink.render(&mut out);
+        self.people.render(&mut out);
         out
     }
 }

@@ -2,7 +2,9 @@
 //! server-sent events and webhooks.
 
 pub mod alert;
+pub mod dispatch;
 mod notifier;
+pub mod people;
 pub mod webhook;
 
 pub use notifier::{Outgoing, run as notifier};

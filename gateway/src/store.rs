@@ -71,6 +71,7 @@ mod credentials;
 mod error;
 mod journal;
 mod names;
+mod people;
 mod prune;
 mod readings;
 mod recovery;
@@ -96,14 +97,15 @@ pub use journal::{
     NewNotification, Notification, NotificationId, NotificationKind, NotifyChannel, StoredEvent,
     TicketStep,
 };
+pub use people::{Delivery, PEOPLE_MARK};
 pub use prune::PruneReport;
 pub use readings::{Agg, HOUR_MS, InsertReport, MAX_POINTS, Point, Sample};
 pub use recovery::{Check, Recovery, StoreHealth, TableSalvage};
 pub use registry::{
     Area, AreaFields, AreaFilter, AreaId, AreaLevel, Circuit, CircuitFields, CircuitFilter,
     CircuitId, Device, DeviceFields, DeviceFilter, PendingDevice, Room, RoomFields, RoomFilter,
-    RoomId, Site, SiteFields, SiteFilter, SiteId, WireEncoding, Worker, WorkerFields, WorkerFilter,
-    WorkerId,
+    RoomId, Site, SiteFields, SiteFilter, SiteId, WebhookFormat, WireEncoding, Worker,
+    WorkerFields, WorkerFilter, WorkerId,
 };
 pub use resource::{Actor, Noun, Record};
 pub(crate) use resource::{RecordOf, Resource};
