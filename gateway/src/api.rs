@@ -41,7 +41,7 @@
 //! | `GET /api/v1/episodes/{id}` | one episode with its ticket steps |
 //! | `POST /api/v1/episodes/{id}/ticket` | `{"to","note"}`: move the ticket (forward only), as the caller |
 //! | `GET /api/v1/audit` | `?who=&action=&subject=&from=&to=&limit=&offset=`, newest first |
-//! | `GET /api/v1/live` | server-sent events: one per [`Alert`] (event name = its `what`, id = its `alert_id`), `lagged` when this client fell behind; `?area=&device=` filter |
+//! | `GET /api/v1/live` | server-sent events from the journal: one per [`Alert`] (event name = its `what`) and per ticket move (`ticket`); id = the stream's cursor `{alerts}-{moves}`, resumed from `Last-Event-ID` or `?after=` without loss; `?area=` (subtree) `&device=` filter |
 //!
 //! Times are ms since the Unix epoch (`from`, `to`, every `*_ms`). A list's `limit` is 1–10 000.
 //!
@@ -198,6 +198,8 @@ pub struct ApiState {
     pub control: mpsc::Sender<Control>,
     /// Alerts as they are published: each `/api/v1/live` client subscribes.
     pub live: broadcast::Sender<Arc<Alert>>,
+    /// Wakes the live streams when a ticket moves (they read the move from the journal).
+    pub ticket_moves: broadcast::Sender<crate::model::EpisodeId>,
     /// The set-point ranges device configurations are checked against.
     pub limits: Limits,
     /// When the gateway started (uptime in `/healthz`).
@@ -230,6 +232,7 @@ impl ApiState {
             metrics,
             control,
             live,
+            ticket_moves: broadcast::channel(64).0,
             limits,
             started: Instant::now(),
             health,

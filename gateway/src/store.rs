@@ -70,6 +70,7 @@
 mod credentials;
 mod error;
 mod journal;
+mod live;
 mod names;
 mod people;
 mod prune;
@@ -97,6 +98,7 @@ pub use journal::{
     NewNotification, Notification, NotificationId, NotificationKind, NotifyChannel, StoredEvent,
     TicketStep,
 };
+pub use live::TicketMove;
 pub use people::{Delivery, PEOPLE_MARK};
 pub use prune::PruneReport;
 pub use readings::{Agg, HOUR_MS, InsertReport, MAX_POINTS, Point, Sample};

@@ -221,6 +221,8 @@ pub(super) async fn move_ticket(
             .map(Ok)
     })
     .await??;
+    // Live streams read the move from the journal; this only wakes them.
+    let _ = state.ticket_moves.send(id);
     if to.is_acknowledged() {
         tell_pipeline(&state, Control::Acknowledged(id)).await?;
     }
