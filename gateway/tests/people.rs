@@ -1,0 +1,675 @@
+//! Alerts to people, end to end: the real `firegrid` binary on a real Mosquitto, workers of two
+//! grid cells and of the street above them with their own MQTT topics, IM group robots
+//! (DingTalk, WeCom), a signed JSON webhook and an SMS gateway — all local HTTP receivers —
+//! and the live stream followed by a street and resumed with `Last-Event-ID`. Also the
+//! `[[webhooks]]` notifier's retries, backoff, delivered-marking and signature, through the
+//! running binary.
+//!
+//! No sleeps to synchronise: every step waits for a message, a request or an event. Timing
+//! windows come from the configuration under test (`escalation_s`, the webhook backoff), with
+//! the margins stated where they are checked.
+
+#[allow(dead_code)]
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use firegrid_gateway::notify::webhook::signature::{DEFAULT_TOLERANCE_MS, verify_request};
+use firegrid_gateway::testing::free_port;
+
+use support::{Api, Binary, DEADLINE, Mqtt, metric, now_ms, until, until_async};
+
+/// The signing secret of `[people]` (from the environment, as in production).
+const SECRET: &str = "people-s3cret";
+/// `[engine] escalation_s` in the test: level 1 (the street) 2 s after the start.
+const ESCALATE_S: u64 = 2;
+/// How late an escalation may reach a person: the engine's tick is due at the deadline; the
+/// dispatcher is woken by the alert and sweeps every 500 ms. Stated margin for a busy machine.
+const ESCALATION_MARGIN: Duration = Duration::from_millis(2_500);
+
+/// One request a local receiver got.
+#[derive(Debug, Clone)]
+struct Request {
+    path: String,
+    headers: HeaderMap,
+    body: String,
+    at_ms: u64,
+}
+
+impl Request {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{}: not JSON ({e})", self.path))
+    }
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{}: no {name} header", self.path))
+    }
+}
+
+/// Local HTTP receivers on one port: IM robots (`/dingtalk…`, `/wecom…`) answer as the real
+/// ones do (`{"errcode":0,"errmsg":"ok"}`); `/flaky…` fails its first `fail_first` requests
+/// with 503; anything else answers 200.
+#[derive(Clone)]
+struct Receivers {
+    addr: SocketAddr,
+    log: Arc<Mutex<Vec<Request>>>,
+}
+
+impl Receivers {
+    async fn start(fail_first: usize) -> Self {
+        let log: Arc<Mutex<Vec<Request>>> = Arc::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("its address");
+        let state = log.clone();
+        let app = axum::Router::new().route(
+            "/{*path}",
+            axum::routing::post(
+                move |uri: axum::http::Uri, headers: HeaderMap, body: String| {
+                    let log = state.clone();
+                    async move {
+                        let path = uri.path().to_string();
+                        let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
+                        let earlier = log.iter().filter(|r| r.path == path).count();
+                        log.push(Request {
+                            path: path.clone(),
+                            headers,
+                            body,
+                            at_ms: now_ms(),
+                        });
+                        if path.starts_with("/flaky") && earlier < fail_first {
+                            (StatusCode::SERVICE_UNAVAILABLE, "busy".to_string())
+                        } else if path.starts_with("/dingtalk") || path.starts_with("/wecom") {
+                            (StatusCode::OK, r#"{"errcode":0,"errmsg":"ok"}"#.to_string())
+                        } else {
+                            (StatusCode::OK, "ok".to_string())
+                        }
+                    }
+                },
+            ),
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn got(&self, path: &str) -> Vec<Request> {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+
+    async fn wait_for(&self, path: &str, what: &str, want: impl Fn(&Request) -> bool) -> Request {
+        until(&format!("{what} at {path}"), DEADLINE, || {
+            self.got(path).into_iter().find(|r| want(r))
+        })
+        .await
+    }
+}
+
+/// A server-sent-event stream of the API read over a plain TCP connection.
+struct Live {
+    stream: tokio::net::TcpStream,
+    buf: String,
+    events: Vec<(String, String, Value)>,
+}
+
+impl Live {
+    async fn open(api: Api, query: &str, last_event_id: Option<&str>) -> Self {
+        let mut stream = tokio::net::TcpStream::connect(api.0)
+            .await
+            .expect("the API");
+        let mut head = format!(
+            "GET /api/v1/live{query} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n",
+            api.token()
+        );
+        if let Some(id) = last_event_id {
+            head.push_str(&format!("Last-Event-ID: {id}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await.expect("sent");
+        Self {
+            stream,
+            buf: String::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Reads until an event satisfies `want`; every (name, id, data) read so far.
+    async fn until(
+        &mut self,
+        what: &str,
+        want: impl Fn(&str, &Value) -> bool,
+    ) -> Vec<(String, String, Value)> {
+        let read = async {
+            loop {
+                if self.events.iter().any(|(n, _, d)| want(n, d)) {
+                    return;
+                }
+                let mut chunk = [0u8; 8192];
+                let n = self
+                    .stream
+                    .read(&mut chunk)
+                    .await
+                    .expect("the stream reads");
+                assert!(n > 0, "the live stream closed");
+                self.buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
+                // Events end with a blank line; chunked framing lines are not `event:` lines.
+                while let Some(end) = self.buf.find("\n\n") {
+                    let block: String = self.buf.drain(..end + 2).collect();
+                    let (mut name, mut id, mut data) = (None, None, None);
+                    for line in block.lines() {
+                        if let Some(v) = line.strip_prefix("event: ") {
+                            name = Some(v.to_string());
+                        } else if let Some(v) = line.strip_prefix("id: ") {
+                            id = Some(v.to_string());
+                        } else if let Some(v) = line.strip_prefix("data: ") {
+                            data = serde_json::from_str(v).ok();
+                        }
+                    }
+                    if let (Some(n), Some(i), Some(d)) = (name, id, data) {
+                        self.events.push((n, i, d));
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(DEADLINE, read)
+            .await
+            .unwrap_or_else(|_| {
+                panic!("live: no {what} within {DEADLINE:?}; got {:?}", self.events)
+            });
+        self.events.clone()
+    }
+}
+
+/// The real binary on a Mosquitto of its own (open to anyone: devices and observers connect
+/// without credentials), with `extra` TOML appended and `env` set; the broker's address.
+async fn start(
+    dir: &tempfile::TempDir,
+    extra: &str,
+    env: &[(&str, &str)],
+) -> (
+    Binary,
+    firegrid_gateway::broker::testing::Mosquitto,
+    SocketAddr,
+) {
+    support::init_logs();
+    let mosquitto = firegrid_gateway::broker::testing::Mosquitto::start()
+        .await
+        .expect("mosquitto starts");
+    let api_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config_file = dir.path().join("firegrid.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "data_dir = {data:?}\n\n[broker]\nmode = \"external\"\nclient_id = \"firegrid-e2e-people\"\n\
+             [broker.external]\nhost = \"127.0.0.1\"\nport = {port}\n\n\
+             [api]\nlisten = \"{api_addr}\"\n\n{extra}",
+            data = dir.path().join("data"),
+            port = mosquitto.port(),
+        ),
+    )
+    .expect("the configuration is written");
+    let gw = Binary::start_with_env(&config_file, api_addr, dir.path().join("run.log"), env).await;
+    let broker = SocketAddr::from(([127, 0, 0, 1], mosquitto.port()));
+    (gw, mosquitto, broker)
+}
+
+async fn worker(api: Api, body: Value) -> i64 {
+    api.post("/api/v1/workers", body).await["id"]
+        .as_i64()
+        .expect("a worker id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_alarm_reaches_its_cells_workers_then_the_streets_and_a_resumed_stream_misses_nothing() {
+    let robots = Receivers::start(0).await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (gw, _mosquitto, broker) = start(
+        &dir,
+        &format!(
+            "[engine]\nescalation_s = [{ESCALATE_S}, 600]\n\n[people]\n\
+             public_url = \"https://firegrid.example/\"\nsms_url = \"{sms}\"\n\
+             secret_env = \"FG_PEOPLE_SECRET\"\nallow_private = true\n",
+            sms = robots.url("/sms"),
+        ),
+        &[("FG_PEOPLE_SECRET", SECRET)],
+    )
+    .await;
+    let api = gw.api;
+
+    // The street gongshu with cells grid-7 (A) and grid-8 (B); a site in A with its owner, a
+    // room and a circuit; the device bound to all of them.
+    let site = api.create_district().await;
+    api.post(
+        "/api/v1/areas",
+        json!({"id": "grid-8", "level": "grid", "name": "Grid 8", "parent_id": "gongshu"}),
+    )
+    .await;
+    api.put(
+        &format!("/api/v1/sites/{site}"),
+        json!({"name": "Block 3", "address": "3 Wulin Rd", "owner_name": "Wang", "owner_phone": "13900001111", "area_id": "grid-7"}),
+    )
+    .await;
+    let room = api
+        .post("/api/v1/rooms", json!({"site_id": site, "name": "3-302"}))
+        .await["id"]
+        .clone();
+    let circuit = api
+        .post(
+            "/api/v1/circuits",
+            json!({"site_id": site, "name": "3F lighting"}),
+        )
+        .await["id"]
+        .clone();
+    api.post(
+        "/api/v1/devices",
+        json!({"id": "hz-0042", "kind": "electrical_fire_monitor"}),
+    )
+    .await;
+    api.put(
+        "/api/v1/devices/hz-0042",
+        json!({"kind": "electrical_fire_monitor", "site_id": site, "room_id": room, "circuit_id": circuit, "grid_id": "grid-7"}),
+    )
+    .await;
+    api.put(
+        "/api/v1/devices/hz-0042/config",
+        json!({"channels": [{"ch": 0, "residual_ma": 300, "delay_s": 10}]}),
+    )
+    .await;
+    for to in ["commissioned", "in_service"] {
+        api.post("/api/v1/devices/hz-0042/state", json!({"to": to}))
+            .await;
+    }
+
+    // Workers: two in A (MQTT + DingTalk robot + SMS; signed JSON webhook), one in B (MQTT +
+    // DingTalk robot), one of the street (MQTT + WeCom robot).
+    let li = worker(
+        api,
+        json!({"name": "Li", "area_id": "grid-7", "phone": "13800000001",
+        "mqtt_topic": "firegrid/v1/people/grid-7/li", "webhook_url": robots.url("/dingtalk-a"),
+        "webhook_format": "dingtalk"}),
+    )
+    .await;
+    let zhao = worker(
+        api,
+        json!({"name": "Zhao", "area_id": "grid-7",
+        "webhook_url": robots.url("/json-a")}),
+    )
+    .await;
+    worker(
+        api,
+        json!({"name": "Wu", "area_id": "grid-8", "phone": "13800000008",
+        "mqtt_topic": "firegrid/v1/people/grid-8/wu", "webhook_url": robots.url("/dingtalk-b"),
+        "webhook_format": "dingtalk"}),
+    )
+    .await;
+    let chen = worker(
+        api,
+        json!({"name": "Chen", "area_id": "gongshu", "phone": "13800000009",
+        "mqtt_topic": "firegrid/v1/people/gongshu/chen", "webhook_url": robots.url("/wecom-street"),
+        "webhook_format": "wecom"}),
+    )
+    .await;
+
+    let phones = Mqtt::connect(broker, "e2e-phones").await;
+    phones.subscribe("firegrid/v1/people/#").await;
+    // The street follows everything below it on the area tree topics.
+    phones.subscribe("firegrid/v1/area/gongshu/#").await;
+    let mut live = Live::open(api, "?area=gongshu", None).await;
+    // The stream is open once it answered; an empty read would block, so wait for the head.
+    let device = Mqtt::connect(broker, "hz-0042").await;
+    device
+        .publish(
+            "firegrid/v1/dev/hz-0042/event",
+            r#"{"seq":1,"up_ms":1000,"kind":"alarm_raised","ch":0,"residual_ma":412,"threshold_ma":300}"#,
+        )
+        .await;
+
+    // Cell A's worker Li, on their own topic: where to go, what was measured, what to do.
+    let li_msg = until("Li's MQTT message", DEADLINE, || {
+        phones
+            .received("firegrid/v1/people/grid-7/li")
+            .first()
+            .map(support::Received::json)
+    })
+    .await;
+    assert_eq!(li_msg["worker"]["id"], li, "{li_msg}");
+    assert_eq!(li_msg["alert"]["what"], "opened");
+    let episode = li_msg["alert"]["episode"].clone();
+    let started_ms = li_msg["alert"]["started_ms"].as_u64().expect("started_ms");
+    assert_eq!(li_msg["place"]["address"], "3 Wulin Rd");
+    assert_eq!(li_msg["place"]["room"], "3-302");
+    assert_eq!(li_msg["place"]["circuit"], "3F lighting");
+    assert_eq!(li_msg["place"]["owner_phone"], "13900001111");
+    assert_eq!(li_msg["place"]["device_kind"], "electrical_fire_monitor");
+    assert_eq!(
+        li_msg["link"],
+        format!("https://firegrid.example/episodes/{episode}")
+    );
+    assert!(
+        li_msg["action"]["zh-CN"]
+            .as_str()
+            .is_some_and(|a| !a.is_empty())
+    );
+    assert!(
+        li_msg["action"]["en"]
+            .as_str()
+            .is_some_and(|a| a.contains("switch the circuit off"))
+    );
+
+    // Li's DingTalk group robot: a text message that @-mentions Li and says where to go.
+    let ding = robots
+        .wait_for("/dingtalk-a", "the opened alert", |_| true)
+        .await;
+    let d = ding.json();
+    assert_eq!(d["msgtype"], "text");
+    assert_eq!(d["at"]["atMobiles"], json!(["13800000001"]));
+    let content = d["text"]["content"].as_str().expect("text content");
+    for needle in [
+        "3 Wulin Rd",
+        "3-302",
+        "3F lighting",
+        "13900001111",
+        "412 mA",
+        "300 mA",
+        "hz-0042",
+    ] {
+        assert!(
+            content.contains(needle),
+            "{needle} missing from the robot's text:\n{content}"
+        );
+    }
+    // The SMS to Li's phone and Zhao's JSON webhook: timestamped and signed.
+    for (path, who) in [("/sms", li), ("/json-a", zhao)] {
+        let r = robots.wait_for(path, "a signed request", |_| true).await;
+        verify_request(
+            SECRET.as_bytes(),
+            r.header("x-firegrid-timestamp"),
+            r.body.as_bytes(),
+            r.header("x-firegrid-signature"),
+            now_ms(),
+            DEFAULT_TOLERANCE_MS,
+        )
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let body = r.json();
+        let person = if path == "/sms" {
+            &body["alert"]
+        } else {
+            &body
+        };
+        assert_eq!(person["worker"]["id"], who, "{body}");
+        assert_eq!(person["alert"]["episode"], episode, "{body}");
+        if path == "/sms" {
+            assert_eq!(body["phone"], "13800000001");
+            assert_eq!(body["text"], content, "the SMS says what the robot says");
+        }
+    }
+
+    // Unacknowledged: the street's worker Chen gets the escalation at the configured time.
+    let chen_msg = until(
+        "Chen's escalation",
+        Duration::from_secs(ESCALATE_S) + DEADLINE,
+        || {
+            phones
+                .received("firegrid/v1/people/gongshu/chen")
+                .first()
+                .cloned()
+        },
+    )
+    .await;
+    let esc = chen_msg.json();
+    assert_eq!(esc["worker"]["id"], chen, "{esc}");
+    assert_eq!(
+        (
+            esc["alert"]["what"].as_str(),
+            esc["alert"]["level"].as_u64()
+        ),
+        (Some("escalated"), Some(1))
+    );
+    assert_eq!(esc["alert"]["area"], "gongshu");
+    let after = Duration::from_millis(chen_msg.at_ms.saturating_sub(started_ms));
+    let due = Duration::from_secs(ESCALATE_S);
+    assert!(
+        after >= due && after <= due + ESCALATION_MARGIN,
+        "the street heard {after:?} after the start; configured {due:?} (+{ESCALATION_MARGIN:?} margin)"
+    );
+    let wecom = robots
+        .wait_for("/wecom-street", "the escalation", |_| true)
+        .await
+        .json();
+    assert_eq!(wecom["msgtype"], "text");
+    assert_eq!(
+        wecom["text"]["mentioned_mobile_list"],
+        json!(["13800000009"])
+    );
+    assert!(
+        wecom["text"]["content"]
+            .as_str()
+            .is_some_and(|t| t.contains("3 Wulin Rd") && t.contains("level 1"))
+    );
+
+    // Not cell B's worker. The dispatcher handles alerts in queue order, and the escalation
+    // (queued after the opened alert) has been delivered: the opened alert's fan-out is over.
+    assert!(
+        phones.received("firegrid/v1/people/grid-8/").is_empty(),
+        "cell B's worker got an alert"
+    );
+    assert!(
+        robots.got("/dingtalk-b").is_empty(),
+        "cell B's robot got an alert"
+    );
+    // Cell A's workers did not get the street's escalation.
+    assert_eq!(phones.received("firegrid/v1/people/grid-7/").len(), 1);
+    // The street followed both on the area tree topics: the cell's and its own.
+    let tree: Vec<String> = phones
+        .received("firegrid/v1/area/")
+        .iter()
+        .map(|m| m.topic.clone())
+        .collect();
+    assert_eq!(
+        tree,
+        [
+            "firegrid/v1/area/gongshu/grid-7",
+            "firegrid/v1/area/gongshu"
+        ],
+        "{tree:?}"
+    );
+
+    // Li acknowledges; the move is on the street's live stream after both alerts.
+    let li_api = api.with_token(&api.add_user("li", "grid_worker", Some("grid-7")).await);
+    li_api
+        .post(
+            &format!("/api/v1/episodes/{episode}/ticket"),
+            json!({"to": "acknowledged", "note": "on my way"}),
+        )
+        .await;
+    let seen = live
+        .until("the acknowledgement", |n, d| {
+            n == "ticket" && d["state"] == "acknowledged"
+        })
+        .await;
+    let names: Vec<&str> = seen.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names, ["opened", "escalated", "ticket"], "{seen:?}");
+    assert_eq!(seen[2].2["who"], "li");
+
+    // Reconnected after the first event: exactly the two after it, in order.
+    let mut resumed = Live::open(api, "?area=gongshu", Some(&seen[0].1)).await;
+    let again = resumed
+        .until("the replayed acknowledgement", |n, _| n == "ticket")
+        .await;
+    let ids =
+        |v: &[(String, String, Value)]| v.iter().map(|(_, i, _)| i.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&again), ids(&seen[1..]), "{again:?}");
+
+    // Every delivery counted; none failed.
+    let m = api.metrics().await;
+    let count = |channel: &str, result: &str| {
+        metric(
+            &m,
+            &format!(
+                "firegrid_person_deliveries_total{{channel=\"{channel}\",result=\"{result}\"}}"
+            ),
+        )
+        .unwrap_or(-1.0)
+    };
+    // MQTT: Li, Chen, and the two tree topics; webhooks: Li's and Zhao's, Chen's; SMS: Li's, Chen's.
+    assert_eq!(
+        (
+            count("mqtt", "ok"),
+            count("webhook", "ok"),
+            count("sms", "ok")
+        ),
+        (4.0, 3.0, 2.0),
+        "{m}"
+    );
+    assert_eq!(
+        count("webhook", "retry") + count("mqtt", "retry") + count("sms", "retry"),
+        0.0
+    );
+    drop(gw);
+}
+
+/// The `[[webhooks]]` notifier in the running gateway: a receiver that answers 503 twice gets
+/// the alert three times, each attempt with its own timestamp and a valid signature, the same
+/// `alert_id`, spaced by the backoff (1 s, then 2 s); after the 200 it is marked delivered and
+/// counted, and not sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhook_retries_back_off_are_signed_and_stop_once_delivered() {
+    /// The notifier sweeps its outbox every second: a retry is made within that of being due.
+    const SWEEP_MARGIN: Duration = Duration::from_millis(1_500);
+    let hook = Receivers::start(2).await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (gw, _mosquitto, broker) = start(
+        &dir,
+        &format!(
+            "[[webhooks]]\nurl = \"{}\"\nsecret_env = \"FG_HOOK_SECRET\"\nallow_private = true\n",
+            hook.url("/flaky-sms")
+        ),
+        &[("FG_HOOK_SECRET", "hook-s3cret")],
+    )
+    .await;
+    let api = gw.api;
+    let site = api.create_district().await;
+    api.install_device("hz-0042", site).await;
+    let device = Mqtt::connect(broker, "hz-0042").await;
+    device
+        .publish(
+            "firegrid/v1/dev/hz-0042/event",
+            r#"{"seq":1,"up_ms":1000,"kind":"alarm_raised","ch":0,"residual_ma":412,"threshold_ma":300}"#,
+        )
+        .await;
+    let delivered = until_async(
+        "the third attempt's 200 to be counted",
+        DEADLINE * 2,
+        || async {
+            let m = api.metrics().await;
+            (metric(
+                &m,
+                "firegrid_alerts_total{channel=\"webhook\",result=\"ok\"}",
+            ) == Some(1.0))
+            .then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(
+        metric(
+            &delivered,
+            "firegrid_alerts_total{channel=\"webhook\",result=\"retry\"}"
+        ),
+        Some(2.0)
+    );
+    let attempts = hook.got("/flaky-sms");
+    assert_eq!(attempts.len(), 3, "{attempts:?}");
+    let mut ids = Vec::new();
+    for a in &attempts {
+        verify_request(
+            b"hook-s3cret",
+            a.header("x-firegrid-timestamp"),
+            a.body.as_bytes(),
+            a.header("x-firegrid-signature"),
+            a.at_ms,
+            DEFAULT_TOLERANCE_MS,
+        )
+        .unwrap_or_else(|e| panic!("attempt at {}: {e}", a.at_ms));
+        ids.push(a.json()["alert_id"].clone());
+    }
+    assert!(
+        ids.windows(2).all(|w| w[0] == w[1]),
+        "one alert_id across retries: {ids:?}"
+    );
+    let stamps: Vec<u64> = attempts
+        .iter()
+        .map(|a| a.header("x-firegrid-timestamp").parse().expect("a number"))
+        .collect();
+    assert!(
+        stamps.windows(2).all(|w| w[0] < w[1]),
+        "each attempt its own timestamp: {stamps:?}"
+    );
+    let gaps: Vec<Duration> = attempts
+        .windows(2)
+        .map(|w| Duration::from_millis(w[1].at_ms - w[0].at_ms))
+        .collect();
+    for (gap, backoff) in gaps.iter().zip([1_000u64, 2_000]) {
+        let backoff = Duration::from_millis(backoff);
+        assert!(
+            *gap >= backoff && *gap <= backoff + SWEEP_MARGIN,
+            "retry after {gap:?}; backoff {backoff:?} (+{SWEEP_MARGIN:?}): {gaps:?}"
+        );
+    }
+    // Marked delivered in the outbox (read from the store file beside the running gateway).
+    let conn = rusqlite::Connection::open_with_flags(
+        firegrid_gateway::access::cli::store_path(&dir.path().join("data")),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("the store opens read-only");
+    let marked = until("the delivery mark to be journaled", DEADLINE, || {
+        let row: (i64, Option<i64>) = conn
+            .query_row(
+                "SELECT attempts, delivered_ms FROM notifications WHERE channel = 'webhook'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("one webhook notification");
+        row.1.is_some().then_some(row)
+    })
+    .await;
+    assert_eq!(marked.0, 3, "every attempt recorded, the third delivered");
+    // Not sent again: the outbox has nothing due for it. A later alert (the alarm's end) goes
+    // out and is delivered; by then a stray resend of the first would have been made.
+    device
+        .publish(
+            "firegrid/v1/dev/hz-0042/event",
+            r#"{"seq":2,"up_ms":2000,"kind":"alarm_cleared","ch":0,"residual_ma":120,"threshold_ma":300}"#,
+        )
+        .await;
+    hook.wait_for("/flaky-sms", "the ended alert", |r| {
+        r.json()["what"] == "ended"
+    })
+    .await;
+    let opened: Vec<_> = hook
+        .got("/flaky-sms")
+        .into_iter()
+        .filter(|r| r.json()["what"] == "opened")
+        .collect();
+    assert_eq!(opened.len(), 3, "the delivered alert was sent again");
+    drop(gw);
+}
