@@ -202,6 +202,8 @@ pub struct ApiState {
     pub ticket_moves: broadcast::Sender<crate::model::EpisodeId>,
     /// The set-point ranges device configurations are checked against.
     pub limits: Limits,
+    /// The hazard workflow's settings (verification by data).
+    pub workflow: crate::workflow::WorkflowConfig,
     /// When the gateway started (uptime in `/healthz`).
     pub started: Instant,
     /// Broker and journal health, set by the pipeline.
@@ -234,6 +236,7 @@ impl ApiState {
             live,
             ticket_moves: broadcast::channel(64).0,
             limits,
+            workflow: crate::workflow::WorkflowConfig::default(),
             started: Instant::now(),
             health,
             accounts: crate::broker::mosquitto::AccountsChanged::default(),

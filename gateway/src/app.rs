@@ -353,6 +353,13 @@ pub async fn run(
             inner.clone(),
         ));
     }
+    // Unrectified tickets escalate again at their deadlines (crate::workflow).
+    tasks.spawn(crate::workflow::watch::run(
+        store.clone(),
+        config.tickets.workflow(),
+        control_tx.clone(),
+        inner.clone(),
+    ));
     let pipeline_task = tasks.spawn(pipeline.run(incoming, control_rx, inner.clone()));
     // Retention and checkpoints, on a schedule, off the alarm path.
     tasks.spawn(crate::maintenance::run(
@@ -382,6 +389,7 @@ pub async fn run(
         config.limits(),
     );
     state.accounts = accounts;
+    state.workflow = config.tickets.workflow();
     state.metrics_open = config.api.metrics_open();
     let api_stop = cancel.clone();
     let api_tls = config

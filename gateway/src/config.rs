@@ -194,6 +194,16 @@ heartbeat_s = 60
 # baud = 9600
 # devices = [{ id = "hz-0101", slave = 2 }]
 
+[tickets]
+# The hazard workflow (docs/alerts.md). After acknowledgement, a ticket not rectified within
+# this long goes one level up the area hierarchy, and again each time as long again, s per
+# category (0 or absent: no deadline).
+rectify_s = { alarm = 259200, fault = 604800, smoke = 86400 }
+# "verified" needs the episode ended and every reading of its channel below the set-point by
+# this margin for this long; otherwise an operator overrides with a reason (audited).
+verify_margin_pct = 20
+verify_hold_s = 600
+
 [uplink.gb26875]
 # Report alarms, faults and readings to a city remote fire-monitoring centre over
 # GB/T 26875.3-2011 (docs/gb26875.md). Off unless enabled.
@@ -257,6 +267,71 @@ pub struct Config {
     pub modbus: crate::modbus::ModbusConfig,
     /// Reports to a remote fire-monitoring centre (GB/T 26875.3).
     pub uplink: crate::uplink::config::UplinkSection,
+    /// The hazard workflow.
+    pub tickets: TicketsSection,
+}
+
+/// `[tickets]`: the hazard workflow's deadlines and verification ([`crate::workflow`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TicketsSection {
+    /// Per category (`alarm`, `smoke`, `fault`, `offline`, `battery_low`, `tamper`), how long
+    /// after acknowledgement a ticket has to be rectified, s; 0 or absent: no deadline.
+    pub rectify_s: std::collections::BTreeMap<String, u64>,
+    /// How far below the set-point readings must stay for `verified`, percent.
+    pub verify_margin_pct: u8,
+    /// For how long, s.
+    pub verify_hold_s: u64,
+}
+
+impl Default for TicketsSection {
+    fn default() -> Self {
+        let d = crate::workflow::WorkflowConfig::default();
+        Self {
+            rectify_s: d
+                .rectify_ms
+                .iter()
+                .map(|(c, ms)| (c.as_str().to_owned(), ms / 1000))
+                .collect(),
+            verify_margin_pct: d.verify_margin_pct,
+            verify_hold_s: d.verify_hold_ms / 1000,
+        }
+    }
+}
+
+impl TicketsSection {
+    /// The workflow's settings (checked by [`Config::load`]).
+    pub fn workflow(&self) -> crate::workflow::WorkflowConfig {
+        crate::workflow::WorkflowConfig {
+            rectify_ms: self
+                .rectify_s
+                .iter()
+                .filter_map(|(c, s)| {
+                    let c = crate::model::Category::ALL
+                        .into_iter()
+                        .find(|k| k.as_str() == c)?;
+                    Some((c, s.saturating_mul(1000)))
+                })
+                .collect(),
+            verify_margin_pct: self.verify_margin_pct,
+            verify_hold_ms: self.verify_hold_s.saturating_mul(1000),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for c in self.rectify_s.keys() {
+            if !crate::model::Category::ALL.iter().any(|k| k.as_str() == c) {
+                return Err(format!(
+                    "[tickets] rectify_s: {c:?} is not a category (alarm, fault, offline, \
+                     battery_low, smoke, tamper)"
+                ));
+            }
+        }
+        if self.verify_margin_pct > 100 {
+            return Err("[tickets] verify_margin_pct is a percentage (0-100)".into());
+        }
+        Ok(())
+    }
 }
 
 /// `[[webhooks]]`.
@@ -437,6 +512,7 @@ impl Default for Config {
             tsdb: crate::tsdb::TsdbConfig::default(),
             modbus: crate::modbus::ModbusConfig::default(),
             uplink: crate::uplink::config::UplinkSection::default(),
+            tickets: TicketsSection::default(),
         }
     }
 }
@@ -569,6 +645,7 @@ impl Config {
             check_webhook(w)?;
         }
         self.people.check()?;
+        self.tickets.check()?;
         self.modbus.check()?;
         self.broker.check()?;
         if self.api.tls_cert_file.as_os_str().is_empty()

@@ -81,6 +81,7 @@ mod resource;
 mod schema;
 mod sql;
 mod users;
+mod workflow;
 mod writer;
 
 #[cfg(test)]

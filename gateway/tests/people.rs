@@ -673,3 +673,174 @@ async fn webhook_retries_back_off_are_signed_and_stop_once_delivered() {
     assert_eq!(opened.len(), 3, "the delivered alert was sent again");
     drop(gw);
 }
+
+/// The hazard workflow on the real binary: an acknowledged ticket not rectified by its
+/// deadline (`[tickets] rectify_s`, 2 s here) escalates again, to the street's worker; and it
+/// cannot be `verified` while the circuit's readings are above the set-point less the margin,
+/// only once they have stayed below it for `verify_hold_s` (1 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unrectified_ticket_escalates_again_and_only_the_data_verifies_it() {
+    const RECTIFY_S: u64 = 2;
+    const HOLD_S: u64 = 1;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (gw, _mosquitto, broker) = start(
+        &dir,
+        &format!(
+            "[engine]\nescalation_s = [600, 1200]\n\n[tickets]\nrectify_s = {{ alarm = {RECTIFY_S} }}\n\
+             verify_margin_pct = 20\nverify_hold_s = {HOLD_S}\n"
+        ),
+        &[],
+    )
+    .await;
+    let api = gw.api;
+    let site = api.create_district().await;
+    api.install_device("hz-0042", site).await;
+    worker(
+        api,
+        json!({"name": "Li", "area_id": "grid-7", "mqtt_topic": "firegrid/v1/people/grid-7/li"}),
+    )
+    .await;
+    let chen = worker(api, json!({"name": "Chen", "area_id": "gongshu", "mqtt_topic": "firegrid/v1/people/gongshu/chen"})).await;
+    let phones = Mqtt::connect(broker, "e2e-phones").await;
+    phones.subscribe("firegrid/v1/people/#").await;
+    let device = Mqtt::connect(broker, "hz-0042").await;
+    device
+        .publish(
+            "firegrid/v1/dev/hz-0042/event",
+            r#"{"seq":1,"up_ms":1000,"kind":"alarm_raised","ch":0,"residual_ma":412,"threshold_ma":300}"#,
+        )
+        .await;
+    let opened = until("Li's alert", DEADLINE, || {
+        phones
+            .received("firegrid/v1/people/grid-7/li")
+            .first()
+            .map(support::Received::json)
+    })
+    .await;
+    let episode = opened["alert"]["episode"].clone();
+    let ticket = format!("/api/v1/episodes/{episode}/ticket");
+    let li = api.with_token(&api.add_user("li", "grid_worker", Some("grid-7")).await);
+    li.post(&ticket, json!({"to": "acknowledged"})).await;
+    let acknowledged_ms = api.get(&format!("/api/v1/episodes/{episode}")).await["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["state"] == "acknowledged")
+        .and_then(|s| s["at_ms"].as_u64())
+        .expect("the acknowledgement's time");
+
+    // Not rectified: the street's worker gets it at the deadline, saying why.
+    let overdue = until(
+        "the overdue escalation",
+        Duration::from_secs(RECTIFY_S) + DEADLINE,
+        || {
+            phones
+                .received("firegrid/v1/people/gongshu/chen")
+                .first()
+                .cloned()
+        },
+    )
+    .await;
+    let body = overdue.json();
+    assert_eq!(body["worker"]["id"], chen);
+    assert_eq!(body["alert"]["what"], "escalated");
+    assert_eq!(body["alert"]["level"], 1);
+    assert_eq!(body["alert"]["reason"], "rectify_overdue");
+    assert!(
+        body["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("not rectified in time")),
+        "{body}"
+    );
+    let after = Duration::from_millis(overdue.at_ms.saturating_sub(acknowledged_ms));
+    let due = Duration::from_secs(RECTIFY_S);
+    // The watcher looks every second; the dispatcher is woken by the alert.
+    let margin = Duration::from_millis(2_500);
+    assert!(
+        after >= due && after <= due + margin,
+        "escalated {after:?} after the acknowledgement; deadline {due:?} (+{margin:?})"
+    );
+    let view = api.get(&format!("/api/v1/episodes/{episode}")).await;
+    assert_eq!(
+        (view["ticket"].as_str(), view["escalation"].as_u64()),
+        (Some("acknowledged"), Some(1)),
+        "{view}"
+    );
+
+    // Verification. Still alarming: refused.
+    let refused = li
+        .request("POST", &ticket, Some(json!({"to": "verified"})))
+        .await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(refused.body.contains("has not ended"), "{}", refused.body);
+    device
+        .publish(
+            "firegrid/v1/dev/hz-0042/event",
+            r#"{"seq":2,"up_ms":2000,"kind":"alarm_cleared","ch":0,"residual_ma":120,"threshold_ma":300}"#,
+        )
+        .await;
+    // Ended, but the circuit still leaks 280 mA: above 300 mA less 20 % (240 mA). Refused
+    // for that reason once the hold since the end has passed.
+    let mut seq = 10;
+    let above = until_async("a refusal for the readings", DEADLINE, || {
+        seq += 1;
+        let s = seq;
+        let (device, ticket) = (&device, &ticket);
+        async move {
+            device
+                .publish(
+                    "firegrid/v1/dev/hz-0042/telemetry",
+                    format!(
+                        r#"{{"seq":{s},"up_ms":{s}000,"readings":[{{"ch":0,"residual_ma":280}}]}}"#
+                    ),
+                )
+                .await;
+            let r = li
+                .request("POST", &ticket, Some(json!({"to": "verified"})))
+                .await;
+            assert_ne!(r.status, 200, "verified while leaking 280 mA: {}", r.body);
+            r.body.contains("is not below 240").then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(above.status, 409, "{}", above.body);
+    let last_above_ms = now_ms();
+    // A grid worker cannot override the data.
+    let forced = li
+        .request(
+            "POST",
+            &ticket,
+            Some(json!({"to": "verified", "override_reason": "looks fine"})),
+        )
+        .await;
+    assert_eq!(forced.status, 403, "{}", forced.body);
+    // Fixed: the readings drop to 100 mA. Verified once they stayed below for the hold.
+    let verified = until_async("verification by the data", DEADLINE, || {
+        seq += 1;
+        let s = seq;
+        let (device, ticket) = (&device, &ticket);
+        async move {
+            device
+                .publish(
+                    "firegrid/v1/dev/hz-0042/telemetry",
+                    format!(
+                        r#"{{"seq":{s},"up_ms":{s}000,"readings":[{{"ch":0,"residual_ma":100}}]}}"#
+                    ),
+                )
+                .await;
+            let r = li
+                .request("POST", &ticket, Some(json!({"to": "verified"})))
+                .await;
+            (r.status == 200).then_some(now_ms())
+        }
+    })
+    .await;
+    assert!(
+        verified >= last_above_ms + HOLD_S * 1000,
+        "verified {} ms after the last reading above the margin; the hold is {HOLD_S} s",
+        verified - last_above_ms
+    );
+    let view = api.get(&format!("/api/v1/episodes/{episode}")).await;
+    assert_eq!(view["ticket"], "verified", "{view}");
+    drop(gw);
+}

@@ -1064,6 +1064,7 @@ fn alert(id: u64, what: AlertKind, area: &str) -> Arc<Alert> {
         threshold: Some(300),
         detail: None,
         sent_ms: 1_764_403_260_004,
+        reason: None,
     })
 }
 
@@ -1145,7 +1146,7 @@ async fn live_request(h: &Harness, uri: &str, last_event_id: Option<&str>) -> Bo
 
 #[tokio::test]
 async fn live_streams_journaled_alerts_of_the_area_subtree_as_events() {
-    let mut h = harness();
+    let h = harness();
     h.tree().await;
     let mut body = live_request(&h, "/api/v1/live?area=d1", None).await;
 

@@ -346,6 +346,10 @@ pub fn text(alert: &Alert, place: &Place, link: Option<&str>) -> String {
     let (cat_zh, cat_en) = category_name(alert.category);
     let mut s = match alert.what {
         AlertKind::Opened => format!("【火警网格】{cat_zh} / {cat_en}\n"),
+        AlertKind::Escalated if alert.reason.is_some() => format!(
+            "【火警网格】{cat_zh}：已确认但超期未整改，已升级到第{lv}级 / {cat_en}: acknowledged but not rectified in time, escalated to level {lv}\n",
+            lv = alert.level
+        ),
         AlertKind::Escalated => format!(
             "【火警网格】{cat_zh}：超时未确认，已升级到第{lv}级 / {cat_en}: not acknowledged in time, escalated to level {lv}\n",
             lv = alert.level

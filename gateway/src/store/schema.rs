@@ -294,7 +294,8 @@ END;
 /// delivery per worker of the alert's area and per channel of theirs (their MQTT topic, their
 /// webhook in its format, an SMS through the configured template), each retried with backoff
 /// until delivered or until the ticket is acknowledged (`stopped_ms`). A worker's webhook has a
-/// format (`json`, `dingtalk`, `wecom` group robots).
+/// format (`json`, `dingtalk`, `wecom` group robots). Episodes record when (and at which
+/// escalation level) their ticket was acknowledged: the rectify deadlines count from there.
 const V5: &str = r#"
 ALTER TABLE workers ADD COLUMN webhook_format TEXT NOT NULL DEFAULT 'json'
     CHECK (webhook_format IN ('json', 'dingtalk', 'wecom'));
@@ -322,6 +323,17 @@ CREATE TABLE person_deliveries (
 CREATE INDEX person_deliveries_due ON person_deliveries(next_attempt_ms)
     WHERE delivered_ms IS NULL AND stopped_ms IS NULL;
 CREATE INDEX person_deliveries_by_episode ON person_deliveries(episode_id);
+-- The hazard workflow: when and at which escalation level a ticket was acknowledged (its
+-- rectify deadlines count from there).
+ALTER TABLE episodes ADD COLUMN acknowledged_ms INTEGER;
+ALTER TABLE episodes ADD COLUMN acknowledged_level INTEGER;
+UPDATE episodes SET
+    acknowledged_ms = (SELECT min(t.at_ms) FROM ticket_steps t
+                       WHERE t.episode_id = episodes.id AND t.state != 'raised'),
+    acknowledged_level = escalation
+    WHERE ticket != 'raised';
+CREATE INDEX episodes_unrectified ON episodes(id)
+    WHERE ticket IN ('acknowledged', 'dispatched');
 -- Alerts queued before this version are not sent to people (they went out long ago).
 INSERT INTO meta (key, value)
     SELECT 'people.mark', CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM notification_order;

@@ -22,6 +22,7 @@ fn alert(area: &str, what: AlertKind, level: u8) -> Alert {
         threshold: Some(300),
         detail: None,
         sent_ms: 1_004,
+        reason: None,
     }
 }
 
@@ -167,6 +168,13 @@ fn an_escalation_goes_to_the_workers_of_the_area_it_reached() {
     let body: serde_json::Value = serde_json::from_str(&out[0].body).unwrap();
     assert!(body["text"].as_str().unwrap().contains("level 2"), "{body}");
     assert!(body.get("link").is_none(), "no public_url, no link");
+    let mut overdue = alert("street-1", AlertKind::Escalated, 2);
+    overdue.reason = Some(crate::notify::alert::EscalationReason::RectifyOverdue);
+    let t = text(&overdue, &Place::default(), None);
+    assert!(
+        t.contains("not rectified in time, escalated to level 2"),
+        "{t}"
+    );
 }
 
 #[test]
