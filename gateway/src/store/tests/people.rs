@@ -107,6 +107,12 @@ fn deliveries_are_queued_once_with_the_mark_and_stop_once_acknowledged() {
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].subject, format!("delivery/{}", due[1].id));
 
+    // Pruned once past the retention: nothing is kept for ever.
+    assert_eq!(store.prune(T0).unwrap().person_deliveries, 0);
+    let years = 10 * 365 * 86_400_000;
+    assert_eq!(store.prune(T0 + years).unwrap().person_deliveries, 3);
+    assert!(store.deliveries_of(1).unwrap().is_empty());
+
     // Where the device is, as a person alert says it.
     let place = store.place_of(&did("d-1")).unwrap();
     assert_eq!(place.address.as_deref(), Some(site.fields.address.as_str()));
