@@ -19,7 +19,7 @@
 //! | `GET, POST /api/v1/areas` | list (`?parent=&level=`), create `{"id","parent_id","level","name"}` |
 //! | `GET, PUT, DELETE /api/v1/areas/{id}` | one area; `PUT` `{"parent_id","level","name"}` |
 //! | `GET /api/v1/areas/{id}/path` | the area and the areas above it (the escalation path) |
-//! | `GET, POST /api/v1/workers` | list (`?area=`), create `{"name","area_id","phone","mqtt_topic","webhook_url"}` |
+//! | `GET, POST /api/v1/workers` | list (`?area=`), create `{"name","area_id","phone","mqtt_topic","webhook_url","webhook_format"}` (`json`, `dingtalk`, `wecom`; docs/alerts.md) |
 //! | `GET, PUT, DELETE /api/v1/workers/{id}` | one worker |
 //! | `GET, POST /api/v1/sites` | list (`?area=`, the area and below), create `{"name","address","owner_name","owner_phone","area_id"}` |
 //! | `GET, PUT, DELETE /api/v1/sites/{id}` | one site |
@@ -39,7 +39,7 @@
 //! | `DELETE /api/v1/pending/{id}` | forget a pending device |
 //! | `GET /api/v1/episodes` | `?grid=&area=&device=&state=&category=&open=true&from=&to=&limit=&offset=`, newest first |
 //! | `GET /api/v1/episodes/{id}` | one episode with its ticket steps |
-//! | `POST /api/v1/episodes/{id}/ticket` | `{"to","note"}`: move the ticket (forward only), as the caller |
+//! | `POST /api/v1/episodes/{id}/ticket` | `{"to","note","override_reason"}`: move the ticket (forward only), as the caller; `verified` needs the data (409 says what fails) or an operator's `override_reason` (audited; 403 for other roles) |
 //! | `GET /api/v1/audit` | `?who=&action=&subject=&from=&to=&limit=&offset=`, newest first |
 //! | `GET /api/v1/live` | server-sent events from the journal: one per [`Alert`] (event name = its `what`) and per ticket move (`ticket`); id = the stream's cursor `{alerts}-{moves}`, resumed from `Last-Event-ID` or `?after=` without loss; `?area=` (subtree) `&device=` filter |
 //!

@@ -796,7 +796,7 @@ async fn an_unrectified_ticket_escalates_again_and_only_the_data_verifies_it() {
                 )
                 .await;
             let r = li
-                .request("POST", &ticket, Some(json!({"to": "verified"})))
+                .request("POST", ticket, Some(json!({"to": "verified"})))
                 .await;
             assert_ne!(r.status, 200, "verified while leaking 280 mA: {}", r.body);
             r.body.contains("is not below 240").then_some(r)
@@ -829,7 +829,7 @@ async fn an_unrectified_ticket_escalates_again_and_only_the_data_verifies_it() {
                 )
                 .await;
             let r = li
-                .request("POST", &ticket, Some(json!({"to": "verified"})))
+                .request("POST", ticket, Some(json!({"to": "verified"})))
                 .await;
             (r.status == 200).then_some(now_ms())
         }
