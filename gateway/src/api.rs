@@ -41,6 +41,7 @@
 //! | `GET /api/v1/episodes/{id}` | one episode with its ticket steps |
 //! | `POST /api/v1/episodes/{id}/ticket` | `{"to","note","override_reason"}`: move the ticket (forward only), as the caller; `verified` needs the data (409 says what fails) or an operator's `override_reason` (audited; 403 for other roles) |
 //! | `GET /api/v1/audit` | `?who=&action=&subject=&from=&to=&limit=&offset=`, newest first |
+//! | `GET /api/v1/hazards` | unresolved hazards grouped per site, oldest first (`?area=`; docs/alerts.md) |
 //! | `GET /api/v1/live` | server-sent events from the journal: one per [`Alert`] (event name = its `what`) and per ticket move (`ticket`); id = the stream's cursor `{alerts}-{moves}`, resumed from `Last-Event-ID` or `?after=` without loss; `?area=` (subtree) `&device=` filter |
 //!
 //! Times are ms since the Unix epoch (`from`, `to`, every `*_ms`). A list's `limit` is 1–10 000.
@@ -77,6 +78,7 @@ mod device_config;
 mod devices;
 mod episodes;
 mod error;
+mod hazards;
 mod history;
 mod live;
 mod registry;

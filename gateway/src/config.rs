@@ -173,6 +173,9 @@ sms_url = ""
 secret_env = ""
 # Whether workers' webhooks and the SMS gateway may be on loopback/private addresses.
 allow_private = false
+# The categories whose openings are also sent by SMS to the site's landlord or owner
+# (owner_phone), e.g. ["alarm", "smoke"]; needs sms_url.
+owner_sms = []
 
 [modbus]
 # Legacy monitors polled over Modbus TCP or RTU (docs/modbus.md). None by default.
@@ -372,6 +375,8 @@ pub struct PeopleSection {
     pub secret_env: String,
     /// Whether workers' webhooks and the SMS gateway may reach loopback and private addresses.
     pub allow_private: bool,
+    /// The categories whose openings also go by SMS to the site's landlord or owner.
+    pub owner_sms: Vec<String>,
 }
 
 impl PeopleSection {
@@ -390,11 +395,28 @@ impl PeopleSection {
         crate::notify::people::PeopleSettings {
             public_url: self.public_url.clone(),
             sms_url: self.sms_url.clone(),
+            owner_categories: self
+                .owner_sms
+                .iter()
+                .filter_map(|c| {
+                    crate::model::Category::ALL
+                        .into_iter()
+                        .find(|k| k.as_str() == c)
+                })
+                .collect(),
         }
     }
 
     fn check(&self) -> Result<(), String> {
         use crate::notify::webhook::redact_url;
+        for c in &self.owner_sms {
+            if !crate::model::Category::ALL.iter().any(|k| k.as_str() == c) {
+                return Err(format!(
+                    "[people] owner_sms: {c:?} is not a category (alarm, fault, offline, \
+                     battery_low, smoke, tamper)"
+                ));
+            }
+        }
         for (key, url) in [("public_url", &self.public_url), ("sms_url", &self.sms_url)] {
             if url.is_empty() {
                 continue;

@@ -1672,3 +1672,52 @@ async fn device_credentials_are_issued_rotated_and_revoked() {
     assert_eq!(a.status, 404, "{}", a.text);
     while h.control.try_recv().is_ok() {}
 }
+
+#[tokio::test]
+async fn hazards_group_a_sites_unresolved_episodes() {
+    let mut h = harness();
+    let site = h.tree().await;
+    h.device("hz-1", site).await;
+    for (id, episode) in [(21, 12), (22, 13)] {
+        let mut a = (*alert(id, AlertKind::Opened, "g1")).clone();
+        a.device = "hz-1".into();
+        a.episode = episode;
+        a.channel = Some(u8::try_from(episode - 12).expect("small"));
+        publish(&h, Arc::new(a));
+    }
+    let hazards = h.ok("GET", "/api/v1/hazards", None, 200).await;
+    let list = hazards.as_array().expect("a list");
+    assert_eq!(list.len(), 1, "one site, one hazard: {hazards}");
+    assert_eq!(list[0]["site_id"], site);
+    assert_eq!(list[0]["address"], "7 Moganshan Rd");
+    assert_eq!(list[0]["ticket"], "raised");
+    let ids: Vec<&Value> = list[0]["episodes"]
+        .as_array()
+        .expect("episodes")
+        .iter()
+        .map(|e| &e["id"])
+        .collect();
+    assert_eq!(ids, [&json!(12), &json!(13)]);
+    // One closed: the hazard remains with the other; both closed: none.
+    for (episode, left) in [(12, 1), (13, 0)] {
+        h.ok(
+            "POST",
+            &format!("/api/v1/episodes/{episode}/ticket"),
+            Some(json!({"to": "closed"})),
+            200,
+        )
+        .await;
+        let hazards = h.ok("GET", "/api/v1/hazards?area=d1", None, 200).await;
+        let n = hazards.as_array().map_or(0, |l| {
+            l.first()
+                .map_or(0, |h| h["episodes"].as_array().map_or(0, Vec::len))
+        });
+        assert_eq!(n, left, "{hazards}");
+    }
+    let outside = h.call("GET", "/api/v1/hazards?area=nowhere", None).await;
+    assert_eq!(
+        outside.status, 200,
+        "an unknown area has no hazards: {}",
+        outside.text
+    );
+}

@@ -15,6 +15,9 @@
 //! | `webhook_url`, `webhook_format = "wecom"` | HTTP POST to a WeCom group robot | `{"msgtype":"text","text":{"content":…,"mentioned_mobile_list":[phone]}}` |
 //! | `phone`, with `[people] sms_url` set | HTTP POST to the SMS gateway, signed | `{"phone":…,"text":…,"alert":{PersonAlert}}` |
 //!
+//! A site's landlord or owner (`owner_phone`) is also told by SMS of an `opened` alert of the
+//! categories in `[people] owner_sms` (pseudo-worker [`OWNER`], without the episode link).
+//!
 //! The text says where to go and what to do first, in Chinese then English ([`text`]). A worker
 //! without `mqtt_topic` follows the area's alert topic (`firegrid/v1/alert/{area}`) instead.
 //! With the managed broker, a person's token reads `firegrid/v1/people/{area}/#` for each area
@@ -177,10 +180,15 @@ pub struct PeopleSettings {
     pub public_url: String,
     /// The SMS gateway's URL; empty: no SMS.
     pub sms_url: String,
+    /// The categories whose `opened` alerts also go by SMS to the site's landlord or owner.
+    pub owner_categories: Vec<Category>,
 }
 
 /// The worker id of the area tree topic's deliveries.
 pub const TREE: WorkerId = 0;
+
+/// The worker id of the deliveries to a site's landlord or owner.
+pub const OWNER: WorkerId = -1;
 
 /// The area tree topic of an area: `firegrid/v1/area/` and the ids from the root down to it
 /// (`path`, root first).
@@ -284,6 +292,41 @@ pub fn fan_out(
                 body,
             );
         }
+    }
+    // The landlord or owner: told of an opening, for the categories configured.
+    if alert.what == AlertKind::Opened
+        && alert.level == 0
+        && settings.owner_categories.contains(&alert.category)
+        && !settings.sms_url.is_empty()
+        && let Some(phone) = place.owner_phone.as_deref().filter(|p| !p.is_empty())
+    {
+        let person = PersonAlert {
+            alert: alert.clone(),
+            worker: WorkerRef {
+                id: OWNER,
+                name: place.owner_name.clone().unwrap_or_default(),
+            },
+            place: place.clone(),
+            action: Action {
+                zh_cn: zh.to_owned(),
+                en: en.to_owned(),
+            },
+            link: None,
+            text: text.clone(),
+        };
+        let json = serde_json::to_value(&person).unwrap_or_default();
+        out.push(NewDelivery {
+            notification_id,
+            episode_id: alert.episode,
+            kind: alert.what,
+            area_id: alert.area.clone(),
+            worker_id: OWNER,
+            channel: PersonChannel::Sms,
+            format: WebhookFormat::Json,
+            target: settings.sms_url.clone(),
+            body: serde_json::json!({ "phone": phone, "text": text, "alert": json }).to_string(),
+            next_attempt_ms: now,
+        });
     }
     out
 }

@@ -77,3 +77,98 @@ impl Store {
         })
     }
 }
+
+/// A hazard: a site with unresolved episodes (tickets neither verified nor closed), one thing
+/// to rectify however many episodes it had.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Hazard {
+    /// The site.
+    pub site_id: i64,
+    /// Its name.
+    pub site: String,
+    /// Its address.
+    pub address: String,
+    /// Its area.
+    pub area_id: String,
+    /// When its oldest unresolved episode started.
+    pub since_ms: UnixMs,
+    /// The least advanced of its tickets (what is still to do).
+    pub ticket: crate::model::TicketState,
+    /// Its unresolved episodes, oldest first.
+    pub episodes: Vec<HazardEpisode>,
+}
+
+/// An episode of a [`Hazard`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HazardEpisode {
+    /// The episode.
+    pub id: crate::model::EpisodeId,
+    /// Its category.
+    pub category: crate::model::Category,
+    /// Its device.
+    pub device: String,
+    /// Its ticket's state.
+    pub ticket: crate::model::TicketState,
+    /// When it started.
+    pub started_ms: UnixMs,
+    /// When it ended, if it has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_ms: Option<UnixMs>,
+}
+
+impl Store {
+    /// The hazards of the sites in `area`'s subtree (all sites: `None`), oldest first. An
+    /// episode of a device bound to no site is not a site's hazard (list it with the episodes).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn hazards(&self, area: Option<&crate::store::AreaId>) -> Result<Vec<Hazard>, StoreError> {
+        let mut sql = String::from(
+            "SELECT s.id, s.name, s.address, s.area_id, e.id, e.category, e.device, e.ticket, \
+             e.started_ms, e.ended_ms FROM episodes e JOIN devices d ON d.id = e.device \
+             JOIN sites s ON s.id = d.site_id WHERE e.ticket NOT IN ('verified', 'closed')",
+        );
+        let mut params: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(a) = area {
+            sql.push_str(&format!(" AND s.area_id IN ({})", super::sql::SUBTREE));
+            params.push(rusqlite::types::Value::Text(a.to_string()));
+        }
+        sql.push_str(" ORDER BY s.id, e.started_ms, e.id LIMIT 10000");
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(&params))?;
+            let mut out: Vec<Hazard> = Vec::new();
+            while let Some(r) = rows.next()? {
+                let site_id: i64 = r.get(0)?;
+                let category: String = r.get(5)?;
+                let ticket: String = r.get(7)?;
+                let e = HazardEpisode {
+                    id: r.get(4)?,
+                    category: names::category(&category)?,
+                    device: r.get(6)?,
+                    ticket: names::ticket(&ticket)?,
+                    started_ms: r.get(8)?,
+                    ended_ms: r.get(9)?,
+                };
+                match out.last_mut() {
+                    Some(h) if h.site_id == site_id => {
+                        h.since_ms = h.since_ms.min(e.started_ms);
+                        h.ticket = h.ticket.min(e.ticket);
+                        h.episodes.push(e);
+                    }
+                    _ => out.push(Hazard {
+                        site_id,
+                        site: r.get(1)?,
+                        address: r.get(2)?,
+                        area_id: r.get(3)?,
+                        since_ms: e.started_ms,
+                        ticket: e.ticket,
+                        episodes: vec![e],
+                    }),
+                }
+            }
+            out.sort_by_key(|h| (h.since_ms, h.site_id));
+            Ok(out)
+        })
+    }
+}

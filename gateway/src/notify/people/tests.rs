@@ -59,6 +59,7 @@ fn each_worker_of_the_area_gets_one_delivery_per_channel_and_no_one_else() {
     let settings = PeopleSettings {
         public_url: "https://fg.example/".into(),
         sms_url: "https://sms.example/send".into(),
+        owner_categories: Vec::new(),
     };
     let workers = [
         worker(
@@ -205,4 +206,75 @@ fn every_category_has_a_first_action_in_both_languages() {
         );
         assert!(en.is_ascii() && !en.is_empty(), "{c:?}");
     }
+}
+
+#[test]
+fn the_owner_is_told_of_an_opening_of_the_configured_categories_only() {
+    let mut settings = PeopleSettings {
+        public_url: "https://fg.example".into(),
+        sms_url: "https://sms.example/send".into(),
+        owner_categories: vec![Category::Alarm],
+    };
+    let out = fan_out(
+        5,
+        &alert("cell-a", AlertKind::Opened, 0),
+        &place(),
+        &[],
+        None,
+        &settings,
+        0,
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].worker_id, out[0].channel),
+        (OWNER, PersonChannel::Sms)
+    );
+    let body: serde_json::Value = serde_json::from_str(&out[0].body).unwrap();
+    assert_eq!(body["phone"], "13900001111");
+    assert!(
+        body["alert"].get("link").is_none(),
+        "no link to the gateway for the owner"
+    );
+    // Not of an escalation or an end, nor of another category, nor without an SMS gateway.
+    for what in [AlertKind::Escalated, AlertKind::Ended] {
+        assert!(
+            fan_out(
+                5,
+                &alert("cell-a", what, 1),
+                &place(),
+                &[],
+                None,
+                &settings,
+                0
+            )
+            .is_empty()
+        );
+    }
+    settings.owner_categories = vec![Category::Smoke];
+    assert!(
+        fan_out(
+            5,
+            &alert("cell-a", AlertKind::Opened, 0),
+            &place(),
+            &[],
+            None,
+            &settings,
+            0
+        )
+        .is_empty()
+    );
+    settings.owner_categories = vec![Category::Alarm];
+    settings.sms_url.clear();
+    assert!(
+        fan_out(
+            5,
+            &alert("cell-a", AlertKind::Opened, 0),
+            &place(),
+            &[],
+            None,
+            &settings,
+            0
+        )
+        .is_empty()
+    );
 }
