@@ -322,6 +322,14 @@ async fn an_alarm_reaches_its_cells_workers_then_the_streets_and_a_resumed_strea
         "webhook_format": "dingtalk"}),
     )
     .await;
+    // Sun's webhook is down (nothing listens on its port): retried, counted, stopped once the
+    // ticket is acknowledged.
+    let down = format!("http://127.0.0.1:{}/sun", free_port());
+    worker(
+        api,
+        json!({"name": "Sun", "area_id": "grid-7", "webhook_url": down}),
+    )
+    .await;
     let chen = worker(
         api,
         json!({"name": "Chen", "area_id": "gongshu", "phone": "13800000009",
@@ -520,30 +528,51 @@ async fn an_alarm_reaches_its_cells_workers_then_the_streets_and_a_resumed_strea
         |v: &[(String, String, Value)]| v.iter().map(|(_, i, _)| i.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&again), ids(&seen[1..]), "{again:?}");
 
-    // Every delivery counted; none failed.
-    let m = api.metrics().await;
-    let count = |channel: &str, result: &str| {
+    // Every delivery counted. Sun's failed ones were retried with backoff until Li's
+    // acknowledgement stopped them (the next retry due after it is not made: counted, audited).
+    let count = |m: &str, channel: &str, result: &str| {
         metric(
-            &m,
+            m,
             &format!(
                 "firegrid_person_deliveries_total{{channel=\"{channel}\",result=\"{result}\"}}"
             ),
         )
         .unwrap_or(-1.0)
     };
-    // MQTT: Li, Chen, and the two tree topics; webhooks: Li's and Zhao's, Chen's; SMS: Li's, Chen's.
+    // Retries are 1 s, 2 s, 4 s apart: the one due after the acknowledgement within 8 s.
+    let m = until_async(
+        "Sun's retries to stop",
+        Duration::from_secs(8) + DEADLINE,
+        || async {
+            let m = api.metrics().await;
+            (count(&m, "webhook", "stopped") >= 1.0).then_some(m)
+        },
+    )
+    .await;
+    // MQTT: Li, Chen, and the two tree topics; webhooks: Li's, Zhao's, Chen's; SMS: Li's, Chen's.
     assert_eq!(
         (
-            count("mqtt", "ok"),
-            count("webhook", "ok"),
-            count("sms", "ok")
+            count(&m, "mqtt", "ok"),
+            count(&m, "webhook", "ok"),
+            count(&m, "sms", "ok")
         ),
         (4.0, 3.0, 2.0),
         "{m}"
     );
+    assert!(
+        count(&m, "webhook", "retry") >= 2.0,
+        "Sun's failures counted: {m}"
+    );
     assert_eq!(
-        count("webhook", "retry") + count("mqtt", "retry") + count("sms", "retry"),
-        0.0
+        count(&m, "mqtt", "retry") + count(&m, "sms", "retry"),
+        0.0,
+        "{m}"
+    );
+    let audit = api.get("/api/v1/audit?action=delivery.stopped").await;
+    assert_eq!(audit.as_array().map(Vec::len), Some(1), "{audit}");
+    assert_eq!(
+        audit[0]["detail"]["reason"],
+        "ticket acknowledged: retries stop"
     );
     drop(gw);
 }

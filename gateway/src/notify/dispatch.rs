@@ -251,9 +251,17 @@ pub async fn run(
         }
         let (s, p, st) = (store.clone(), people.settings.clone(), stats.clone());
         let due = tokio::task::spawn_blocking(move || {
-            if let Err(e) = follow(&s, &p, &st) {
-                st.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!("alerts to people not queued, tried again shortly: {e}");
+            // Whole batches mean more is waiting (an alarm storm): follow on at once.
+            loop {
+                match follow(&s, &p, &st) {
+                    Ok(n) if n == FOLLOW_BATCH as usize => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        st.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!("alerts to people not queued, tried again shortly: {e}");
+                        break;
+                    }
+                }
             }
             s.due_deliveries(now_ms(), 256)
         })
@@ -286,16 +294,16 @@ pub async fn run(
     sending.shutdown().await;
 }
 
-/// Fans out every alert queued after the mark: the deliveries and the new mark, in one
-/// transaction.
-fn follow(store: &Store, settings: &PeopleSettings, stats: &PeopleStats) -> Result<(), String> {
+/// Fans out the alerts queued after the mark (a batch at most): the deliveries and the new
+/// mark, in one transaction. Returns how many alerts it read.
+fn follow(store: &Store, settings: &PeopleSettings, stats: &PeopleStats) -> Result<usize, String> {
     let err = |e: crate::store::StoreError| e.to_string();
     let mark = store.people_mark().map_err(err)?.unwrap_or(0);
     let alerts = store
         .notifications_after(mark, NotifyChannel::Mqtt, FOLLOW_BATCH)
         .map_err(err)?;
     let Some(last) = alerts.last().map(|(seq, _)| *seq) else {
-        return Ok(());
+        return Ok(0);
     };
     let now = now_ms();
     let mut places: HashMap<String, Place> = HashMap::new();
@@ -340,7 +348,7 @@ fn follow(store: &Store, settings: &PeopleSettings, stats: &PeopleStats) -> Resu
     stats
         .alerts
         .fetch_add(alerts.len() as u64, Ordering::Relaxed);
-    Ok(())
+    Ok(alerts.len())
 }
 
 /// One attempt at a delivery (unless its retries stopped), recorded in the store.
