@@ -41,6 +41,7 @@
 //! | `GET /api/v1/episodes/{id}` | one episode with its ticket steps |
 //! | `POST /api/v1/episodes/{id}/ticket` | `{"to","note","override_reason"}`: move the ticket (forward only), as the caller; `verified` needs the data (409 says what fails) or an operator's `override_reason` (audited; 403 for other roles) |
 //! | `GET /api/v1/audit` | `?who=&action=&subject=&from=&to=&limit=&offset=`, newest first |
+//! | `PUT /api/v1/episodes/{id}/assignee` | `{"worker_id"}`: assign the ticket to a worker of its grid cell or an area above it (422 otherwise); `GET /api/v1/episodes/{id}` shows `assignee` `{"id","name"}` |
 //! | `GET /api/v1/hazards` | unresolved hazards grouped per site, oldest first (`?area=`; docs/alerts.md) |
 //! | `GET /api/v1/live` | server-sent events from the journal: one per [`Alert`] (event name = its `what`) and per ticket move (`ticket`); id = the stream's cursor `{alerts}-{moves}`, resumed from `Last-Event-ID` or `?after=` without loss; `?area=` (subtree) `&device=` filter |
 //!

@@ -115,7 +115,7 @@ pub(crate) use resource::{RecordOf, Resource};
 pub use users::{
     ActiveToken, MAX_USER_NAME, NewToken, Principal, TokenInfo, User, check_user_name,
 };
-pub use workflow::{Hazard, HazardEpisode};
+pub use workflow::{Assignee, Hazard, HazardEpisode};
 pub use writer::{JournalStats, JournalWriter, ReadingsStats, ReadingsWriter, WriterOptions};
 
 /// Settings of the store.

@@ -69,6 +69,8 @@ struct EpisodeWithSteps {
     #[serde(flatten)]
     episode: EpisodeView,
     steps: Vec<TicketStep>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assignee: Option<crate::store::Assignee>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,13 +182,15 @@ pub(super) async fn get_episode(
         if let Err(e) = check_area(s, &caller, &format!("episode {id}"), Some(&episode.grid)) {
             return Ok(Err(e));
         }
-        Ok(Ok(Some((episode, s.ticket_steps(id)?))))
+        Ok(Ok(Some((episode, s.ticket_steps(id)?, s.assignee_of(id)?))))
     })
     .await??;
-    let (episode, steps) = found.ok_or_else(|| ApiError::not_found(format!("no episode {id}")))?;
+    let (episode, steps, assignee) =
+        found.ok_or_else(|| ApiError::not_found(format!("no episode {id}")))?;
     Ok(Json(EpisodeWithSteps {
         episode: episode.into(),
         steps,
+        assignee,
     })
     .into_response())
 }
@@ -262,6 +266,37 @@ pub(super) async fn move_ticket(
         tell_pipeline(&state, Control::Acknowledged(id)).await?;
     }
     Ok(Json(EpisodeView::from(episode)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AssignBody {
+    worker_id: i64,
+}
+
+/// `PUT /api/v1/episodes/{id}/assignee {"worker_id"}`: the worker (of the episode's grid cell or
+/// an area above it) the ticket is assigned to; audited as `ticket.assigned`.
+pub(super) async fn assign(
+    State(state): State<ApiState>,
+    caller: Caller,
+    id: PathId,
+    Json(body): Json<AssignBody>,
+) -> ApiResult {
+    let id = id.episode()?;
+    let assigned = blocking(&state, Subject::new("episode", id), move |s| {
+        let Some(episode) = s.episode(id)? else {
+            return Err(crate::store::StoreError::UnknownEpisode(id));
+        };
+        if let Err(e) = check_area(s, &caller, &format!("episode {id}"), Some(&episode.grid)) {
+            return Ok(Err(e));
+        }
+        Ok(
+            s.assign_ticket(id, body.worker_id, caller.user(), now_ms())?
+                .map_err(ApiError::unprocessable),
+        )
+    })
+    .await??;
+    Ok(Json(serde_json::json!({ "episode": id, "assignee": assigned })).into_response())
 }
 
 /// What the data says about verifying an episode's ticket now ([`crate::workflow`]).

@@ -111,6 +111,7 @@ pub(crate) fn routes() -> Vec<Route> {
         route(M::GET, "/api/v1/episodes", READ, get(e::list_episodes)),
         route(M::GET, "/api/v1/episodes/{id}", READ, get(e::get_episode)),
         route(M::POST, "/api/v1/episodes/{id}/ticket", RESPOND, post(e::move_ticket)),
+        route(M::PUT, "/api/v1/episodes/{id}/assignee", RESPOND, put(e::assign)),
         route(M::GET, "/api/v1/hazards", READ, get(z::hazards)),
         route(M::GET, "/api/v1/audit", STAFF, get(e::audit_log)),
         route(M::GET, "/api/v1/live", READ, get(live::live)),

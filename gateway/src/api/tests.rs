@@ -1721,3 +1721,49 @@ async fn hazards_group_a_sites_unresolved_episodes() {
         outside.text
     );
 }
+
+#[tokio::test]
+async fn a_ticket_is_assigned_to_a_worker_who_answers_for_its_cell() {
+    let mut h = harness();
+    h.tree().await;
+    h.ok(
+        "POST",
+        "/api/v1/areas",
+        Some(json!({"id": "g2", "parent_id": "d1", "level": "grid", "name": "Grid 2"})),
+        201,
+    )
+    .await;
+    let mut ids = std::collections::HashMap::new();
+    for area in ["g1", "d1", "g2"] {
+        let body = json!({"name": format!("w-{area}"), "area_id": area});
+        let w = h.ok("POST", "/api/v1/workers", Some(body), 201).await;
+        ids.insert(area, w["id"].as_i64().expect("id"));
+    }
+    publish(&h, alert(7, AlertKind::Opened, "g1"));
+    for area in ["g1", "d1"] {
+        let a = h
+            .ok(
+                "PUT",
+                "/api/v1/episodes/12/assignee",
+                Some(json!({"worker_id": ids[area]})),
+                200,
+            )
+            .await;
+        assert_eq!(a["assignee"]["id"], ids[area], "{a}");
+    }
+    let e = h.ok("GET", "/api/v1/episodes/12", None, 200).await;
+    assert_eq!(e["assignee"], json!({"id": ids["d1"], "name": "w-d1"}));
+    let other = h
+        .call(
+            "PUT",
+            "/api/v1/episodes/12/assignee",
+            Some(json!({"worker_id": ids["g2"]})),
+        )
+        .await;
+    assert_eq!(other.status, 422, "{}", other.text);
+    assert!(other.error().contains("answers for g2"), "{}", other.text);
+    let audit = h
+        .ok("GET", "/api/v1/audit?action=ticket.assigned", None, 200)
+        .await;
+    assert_eq!(audit.as_array().map(Vec::len), Some(2), "{audit}");
+}

@@ -327,6 +327,8 @@ CREATE INDEX person_deliveries_by_episode ON person_deliveries(episode_id);
 -- rectify deadlines count from there).
 ALTER TABLE episodes ADD COLUMN acknowledged_ms INTEGER;
 ALTER TABLE episodes ADD COLUMN acknowledged_level INTEGER;
+-- The worker the ticket is assigned to (no reference: a worker deleted later leaves the record).
+ALTER TABLE episodes ADD COLUMN assignee_id INTEGER;
 UPDATE episodes SET
     acknowledged_ms = (SELECT min(t.at_ms) FROM ticket_steps t
                        WHERE t.episode_id = episodes.id AND t.state != 'raised'),

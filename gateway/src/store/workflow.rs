@@ -172,3 +172,92 @@ impl Store {
         })
     }
 }
+
+/// The worker a ticket is assigned to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Assignee {
+    /// The worker's id.
+    pub id: i64,
+    /// Their name (absent if the worker was deleted since).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Store {
+    /// Assigns an episode's ticket to a worker who answers for its grid cell (a worker of the
+    /// cell or of an area above it), audited as `ticket.assigned` by `who`.
+    ///
+    /// The inner `Err` says why a worker who answers for another area is refused.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownEpisode`]; [`StoreError::Unknown`] (the worker); a database error.
+    pub fn assign_ticket(
+        &self,
+        id: crate::model::EpisodeId,
+        worker: i64,
+        who: &str,
+        now: UnixMs,
+    ) -> Result<Result<Assignee, String>, StoreError> {
+        use rusqlite::OptionalExtension;
+        let grid = self
+            .episode(id)?
+            .ok_or(StoreError::UnknownEpisode(id))?
+            .grid;
+        let path = self.area_path(&grid)?;
+        self.write_journal(|conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let (name, area): (String, String) = tx
+                .query_row(
+                    "SELECT name, area_id FROM workers WHERE id = ?1",
+                    [worker],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?
+                .ok_or_else(|| super::resource::unknown(super::Noun::Worker, worker))?;
+            if !path.iter().any(|a| a.id.as_str() == area) {
+                return Ok(Err(format!(
+                    "worker {worker} answers for {area}, not for grid cell {grid} or an area above it"
+                )));
+            }
+            tx.execute(
+                "UPDATE episodes SET assignee_id = ?2 WHERE id = ?1",
+                params![id, worker],
+            )?;
+            super::journal::insert_audit(
+                &tx,
+                now,
+                who,
+                "ticket.assigned",
+                &format!("episode/{id}"),
+                &serde_json::json!({ "worker_id": worker, "name": name }).to_string(),
+            )?;
+            tx.commit()?;
+            Ok(Ok(Assignee {
+                id: worker,
+                name: Some(name),
+            }))
+        })
+    }
+
+    /// The worker an episode's ticket is assigned to.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn assignee_of(&self, id: crate::model::EpisodeId) -> Result<Option<Assignee>, StoreError> {
+        use rusqlite::OptionalExtension;
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT e.assignee_id, w.name FROM episodes e LEFT JOIN workers w \
+                 ON w.id = e.assignee_id WHERE e.id = ?1 AND e.assignee_id IS NOT NULL",
+                [sql::int(id)?],
+                |r| {
+                    Ok(Assignee {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+    }
+}
