@@ -1724,7 +1724,7 @@ async fn hazards_group_a_sites_unresolved_episodes() {
 
 #[tokio::test]
 async fn a_ticket_is_assigned_to_a_worker_who_answers_for_its_cell() {
-    let mut h = harness();
+    let h = harness();
     h.tree().await;
     h.ok(
         "POST",
