@@ -460,6 +460,15 @@ async fn an_alarm_reaches_its_cells_workers_then_the_streets_and_a_resumed_strea
         after >= due && after <= due + ESCALATION_MARGIN,
         "the street heard {after:?} after the start; configured {due:?} (+{ESCALATION_MARGIN:?} margin)"
     );
+    let li_mqtt_ms = phones.received("firegrid/v1/people/grid-7/li")[0].at_ms;
+    eprintln!(
+        "person alerts: Li's MQTT {} ms and DingTalk robot {} ms after the episode started; the \
+         street's escalation {} ms after it (configured {} ms)",
+        li_mqtt_ms.saturating_sub(started_ms),
+        ding.at_ms.saturating_sub(started_ms),
+        after.as_millis(),
+        due.as_millis()
+    );
     let wecom = robots
         .wait_for("/wecom-street", "the escalation", |_| true)
         .await
