@@ -19,7 +19,7 @@
 //! | `GET, POST /api/v1/areas` | list (`?parent=&level=`), create `{"id","parent_id","level","name"}` |
 //! | `GET, PUT, DELETE /api/v1/areas/{id}` | one area; `PUT` `{"parent_id","level","name"}` |
 //! | `GET /api/v1/areas/{id}/path` | the area and the areas above it (the escalation path) |
-//! | `GET, POST /api/v1/workers` | list (`?area=`), create `{"name","area_id","phone","mqtt_topic","webhook_url"}` |
+//! | `GET, POST /api/v1/workers` | list (`?area=`), create `{"name","area_id","phone","mqtt_topic","webhook_url","webhook_format"}` (`json`, `dingtalk`, `wecom`; docs/alerts.md) |
 //! | `GET, PUT, DELETE /api/v1/workers/{id}` | one worker |
 //! | `GET, POST /api/v1/sites` | list (`?area=`, the area and below), create `{"name","address","owner_name","owner_phone","area_id"}` |
 //! | `GET, PUT, DELETE /api/v1/sites/{id}` | one site |
@@ -41,9 +41,11 @@
 //! | `DELETE /api/v1/pending/{id}` | forget a pending device |
 //! | `GET /api/v1/episodes` | `?grid=&area=&device=&state=&category=&open=true&from=&to=&limit=&offset=`, newest first |
 //! | `GET /api/v1/episodes/{id}` | one episode with its ticket steps |
-//! | `POST /api/v1/episodes/{id}/ticket` | `{"to","note"}`: move the ticket (forward only), as the caller |
+//! | `POST /api/v1/episodes/{id}/ticket` | `{"to","note","override_reason"}`: move the ticket (forward only), as the caller; `verified` needs the data (409 says what fails) or an operator's `override_reason` (audited; 403 for other roles) |
 //! | `GET /api/v1/audit` | `?who=&action=&subject=&from=&to=&limit=&offset=`, newest first |
-//! | `GET /api/v1/live` | server-sent events: one per [`Alert`] (event name = its `what`, id = its `alert_id`), `lagged` when this client fell behind; `?area=&device=` filter |
+//! | `PUT /api/v1/episodes/{id}/assignee` | `{"worker_id"}`: assign the ticket to a worker of its grid cell or an area above it (422 otherwise); `GET /api/v1/episodes/{id}` shows `assignee` `{"id","name"}` |
+//! | `GET /api/v1/hazards` | unresolved hazards grouped per site, oldest first (`?area=`; docs/alerts.md) |
+//! | `GET /api/v1/live` | server-sent events from the journal: one per [`Alert`] (event name = its `what`) and per ticket move (`ticket`); id = the stream's cursor `{alerts}-{moves}`, resumed from `Last-Event-ID` or `?after=` without loss; `?area=` (subtree) `&device=` filter |
 //!
 //! Times are ms since the Unix epoch (`from`, `to`, every `*_ms`). A list's `limit` is 1–10 000.
 //!
@@ -80,6 +82,7 @@ mod device_config;
 mod devices;
 mod episodes;
 mod error;
+mod hazards;
 mod history;
 mod live;
 mod registry;
@@ -217,8 +220,12 @@ pub struct ApiState {
     pub control: mpsc::Sender<Control>,
     /// Alerts as they are published: each `/api/v1/live` client subscribes.
     pub live: broadcast::Sender<Arc<Alert>>,
+    /// Wakes the live streams when a ticket moves (they read the move from the journal).
+    pub ticket_moves: broadcast::Sender<crate::model::EpisodeId>,
     /// The set-point ranges device configurations are checked against.
     pub limits: Limits,
+    /// The hazard workflow's settings (verification by data).
+    pub workflow: crate::workflow::WorkflowConfig,
     /// When the gateway started (uptime in `/healthz`).
     pub started: Instant,
     /// Broker and journal health, set by the pipeline.
@@ -249,7 +256,9 @@ impl ApiState {
             metrics,
             control,
             live,
+            ticket_moves: broadcast::channel(64).0,
             limits,
+            workflow: crate::workflow::WorkflowConfig::default(),
             started: Instant::now(),
             health,
             accounts: crate::broker::mosquitto::AccountsChanged::default(),

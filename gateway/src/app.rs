@@ -369,6 +369,37 @@ pub async fn run(
         )?;
         tasks.spawn(uplink);
     }
+    // Alerts to people: follows the outbox (woken by the live alerts), off the alarm path.
+    {
+        let secret = (!config.people.secret_env.is_empty())
+            .then(|| std::env::var(&config.people.secret_env).ok())
+            .flatten()
+            .map(String::into_bytes);
+        if secret.is_none() && !config.people.secret_env.is_empty() {
+            tracing::warn!(var = %config.people.secret_env, "[people] secret variable is not set: person alerts are unsigned");
+        }
+        let people = crate::notify::dispatch::People::new(
+            config.people.settings(),
+            config.people.address_policy(),
+            secret,
+        )
+        .map_err(AppError::Webhooks)?;
+        tasks.spawn(crate::notify::dispatch::run(
+            store.clone(),
+            broker.clone(),
+            people,
+            metrics.people.clone(),
+            live.subscribe(),
+            inner.clone(),
+        ));
+    }
+    // Unrectified tickets escalate again at their deadlines (crate::workflow).
+    tasks.spawn(crate::workflow::watch::run(
+        store.clone(),
+        config.tickets.workflow(),
+        control_tx.clone(),
+        inner.clone(),
+    ));
     let pipeline_task = tasks.spawn(pipeline.run(incoming, control_rx, inner.clone()));
     // Retention and checkpoints, on a schedule, off the alarm path.
     tasks.spawn(crate::maintenance::run(
@@ -398,6 +429,7 @@ pub async fn run(
         config.limits(),
     );
     state.accounts = accounts;
+    state.workflow = config.tickets.workflow();
     state.metrics_open = config.api.metrics_open();
     let api_stop = cancel.clone();
     let api_tls = config
@@ -473,7 +505,11 @@ fn broker_accounts(store: Store) -> impl Fn() -> Result<Vec<Account>, String> + 
                         subtrees.insert(area.clone(), ids);
                     }
                     let ids = subtrees.get(area).map(Vec::as_slice).unwrap_or_default();
-                    Grant::Alerts(ids.iter().map(ToString::to_string).collect())
+                    Grant::Alerts {
+                        areas: ids.iter().map(ToString::to_string).collect(),
+                        // An area gone since the token was issued: its own id (no tree).
+                        path: area_topic_path(&store, area).unwrap_or_else(|_| area.to_string()),
+                    }
                 }
                 _ => continue,
             };
@@ -485,6 +521,21 @@ fn broker_accounts(store: Store) -> impl Fn() -> Result<Vec<Account>, String> + 
         }
         Ok(accounts)
     }
+}
+
+/// The ids from the root of the area tree down to `area`, `/`-separated: where its alerts are
+/// published under `firegrid/v1/area/` ([`crate::notify::people::tree_topic`]).
+fn area_topic_path(
+    store: &Store,
+    area: &crate::store::AreaId,
+) -> Result<String, crate::store::StoreError> {
+    let path = store.area_path(area)?;
+    Ok(path
+        .iter()
+        .rev()
+        .map(|a| a.id.as_str())
+        .collect::<Vec<_>>()
+        .join("/"))
 }
 
 fn announce(r: &Running, config: &Config) {

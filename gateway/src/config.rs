@@ -167,6 +167,24 @@ fsync_interval_ms = 1000
 # secret_env = "FIREGRID_WEBHOOK_SECRET"
 # allow_private = false
 
+[people]
+# Alerts to people (docs/alerts.md): each alert also goes to every worker of the area it is
+# sent to (the grid cell's, then at each escalation level that area's), on their own channels:
+# their mqtt_topic, their webhook_url (webhook_format "json", "dingtalk" or "wecom" group
+# robot), and an SMS to their phone through sms_url. Retried with backoff until delivered or
+# the ticket is acknowledged; never on the alarm path.
+# The base of the episode link in every person alert ({public_url}/episodes/{id}); "": none.
+public_url = ""
+# An SMS gateway: POST {"phone","text","alert"}, timestamped and signed like [[webhooks]]; "": none.
+sms_url = ""
+# The variable holding the secret that signs "json" webhooks and the SMS gateway's requests.
+secret_env = ""
+# Whether workers' webhooks and the SMS gateway may be on loopback/private addresses.
+allow_private = false
+# The categories whose openings are also sent by SMS to the site's landlord or owner
+# (owner_phone), e.g. ["alarm", "smoke"]; needs sms_url.
+owner_sms = []
+
 [modbus]
 # Legacy monitors polled over Modbus TCP or RTU (docs/modbus.md). None by default.
 # Profile files (TOML) loaded beside the built-in "typical-rcm-4t".
@@ -186,6 +204,16 @@ heartbeat_s = 60
 # path = "/dev/ttyUSB0"
 # baud = 9600
 # devices = [{ id = "hz-0101", slave = 2 }]
+
+[tickets]
+# The hazard workflow (docs/alerts.md). After acknowledgement, a ticket not rectified within
+# this long goes one level up the area hierarchy, and again each time as long again, s per
+# category (0 or absent: no deadline).
+rectify_s = { alarm = 259200, fault = 604800, smoke = 86400 }
+# "verified" needs the episode ended and every reading of its channel below the set-point by
+# this margin for this long; otherwise an operator overrides with a reason (audited).
+verify_margin_pct = 20
+verify_hold_s = 600
 
 [uplink.gb26875]
 # Report alarms, faults and readings to a city remote fire-monitoring centre over
@@ -242,12 +270,79 @@ pub struct Config {
     pub store: StoreSection,
     /// Where alerts are also POSTed.
     pub webhooks: Vec<WebhookConfig>,
+    /// Alerts to the workers of each alert's area.
+    pub people: PeopleSection,
     /// The time-series database writer.
     pub tsdb: crate::tsdb::TsdbConfig,
     /// Legacy monitors polled over Modbus.
     pub modbus: crate::modbus::ModbusConfig,
     /// Reports to a remote fire-monitoring centre (GB/T 26875.3).
     pub uplink: crate::uplink::config::UplinkSection,
+    /// The hazard workflow.
+    pub tickets: TicketsSection,
+}
+
+/// `[tickets]`: the hazard workflow's deadlines and verification ([`crate::workflow`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TicketsSection {
+    /// Per category (`alarm`, `smoke`, `fault`, `offline`, `battery_low`, `tamper`), how long
+    /// after acknowledgement a ticket has to be rectified, s; 0 or absent: no deadline.
+    pub rectify_s: std::collections::BTreeMap<String, u64>,
+    /// How far below the set-point readings must stay for `verified`, percent.
+    pub verify_margin_pct: u8,
+    /// For how long, s.
+    pub verify_hold_s: u64,
+}
+
+impl Default for TicketsSection {
+    fn default() -> Self {
+        let d = crate::workflow::WorkflowConfig::default();
+        Self {
+            rectify_s: d
+                .rectify_ms
+                .iter()
+                .map(|(c, ms)| (c.as_str().to_owned(), ms / 1000))
+                .collect(),
+            verify_margin_pct: d.verify_margin_pct,
+            verify_hold_s: d.verify_hold_ms / 1000,
+        }
+    }
+}
+
+impl TicketsSection {
+    /// The workflow's settings (checked by [`Config::load`]).
+    pub fn workflow(&self) -> crate::workflow::WorkflowConfig {
+        crate::workflow::WorkflowConfig {
+            rectify_ms: self
+                .rectify_s
+                .iter()
+                .filter_map(|(c, s)| {
+                    let c = crate::model::Category::ALL
+                        .into_iter()
+                        .find(|k| k.as_str() == c)?;
+                    Some((c, s.saturating_mul(1000)))
+                })
+                .collect(),
+            verify_margin_pct: self.verify_margin_pct,
+            verify_hold_ms: self.verify_hold_s.saturating_mul(1000),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for c in self.rectify_s.keys() {
+            if !crate::model::Category::ALL.iter().any(|k| k.as_str() == c) {
+                return Err(format!(
+                    "[tickets] rectify_s: {c:?} is not a category (alarm, fault, offline, \
+                     battery_low, smoke, tamper)"
+                ));
+            }
+        }
+        if self.verify_margin_pct > 100 {
+            return Err("[tickets] verify_margin_pct is a percentage (0-100)".into());
+        }
+        Ok(())
+    }
 }
 
 /// `[[webhooks]]`.
@@ -273,6 +368,78 @@ impl WebhookConfig {
         } else {
             AddressPolicy::PublicOnly
         }
+    }
+}
+
+/// `[people]`: alerts to the workers of each alert's area ([`crate::notify::people`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeopleSection {
+    /// The base of episode links; empty: none.
+    pub public_url: String,
+    /// The SMS gateway's URL; empty: no SMS.
+    pub sms_url: String,
+    /// Environment variable holding the signing secret; empty: unsigned.
+    pub secret_env: String,
+    /// Whether workers' webhooks and the SMS gateway may reach loopback and private addresses.
+    pub allow_private: bool,
+    /// The categories whose openings also go by SMS to the site's landlord or owner.
+    pub owner_sms: Vec<String>,
+}
+
+impl PeopleSection {
+    /// The addresses workers' webhooks and the SMS gateway may reach.
+    pub fn address_policy(&self) -> crate::notify::webhook::address::AddressPolicy {
+        use crate::notify::webhook::address::AddressPolicy;
+        if self.allow_private {
+            AddressPolicy::AllowPrivate
+        } else {
+            AddressPolicy::PublicOnly
+        }
+    }
+
+    /// The fan-out's settings.
+    pub fn settings(&self) -> crate::notify::people::PeopleSettings {
+        crate::notify::people::PeopleSettings {
+            public_url: self.public_url.clone(),
+            sms_url: self.sms_url.clone(),
+            owner_categories: self
+                .owner_sms
+                .iter()
+                .filter_map(|c| {
+                    crate::model::Category::ALL
+                        .into_iter()
+                        .find(|k| k.as_str() == c)
+                })
+                .collect(),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        use crate::notify::webhook::redact_url;
+        for c in &self.owner_sms {
+            if !crate::model::Category::ALL.iter().any(|k| k.as_str() == c) {
+                return Err(format!(
+                    "[people] owner_sms: {c:?} is not a category (alarm, fault, offline, \
+                     battery_low, smoke, tamper)"
+                ));
+            }
+        }
+        for (key, url) in [("public_url", &self.public_url), ("sms_url", &self.sms_url)] {
+            if url.is_empty() {
+                continue;
+            }
+            reqwest::Url::parse(url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+                .ok_or_else(|| {
+                    format!(
+                        "[people] {key} {} must be an http:// or https:// URL with a host",
+                        redact_url(url)
+                    )
+                })?;
+        }
+        Ok(())
     }
 }
 
@@ -378,9 +545,11 @@ impl Default for Config {
             limits: LimitsSection::default(),
             store: StoreSection::default(),
             webhooks: Vec::new(),
+            people: PeopleSection::default(),
             tsdb: crate::tsdb::TsdbConfig::default(),
             modbus: crate::modbus::ModbusConfig::default(),
             uplink: crate::uplink::config::UplinkSection::default(),
+            tickets: TicketsSection::default(),
         }
     }
 }
@@ -542,6 +711,8 @@ impl Config {
         for w in &self.webhooks {
             check_webhook(w)?;
         }
+        self.people.check()?;
+        self.tickets.check()?;
         self.modbus.check()?;
         self.broker.check()?;
         if self.api.tls_cert_file.as_os_str().is_empty()

@@ -18,4 +18,12 @@ pub enum Control {
     /// Send a command to a device (self-test, silence, reset, reboot); the pipeline assigns
     /// the command id and time.
     Command(DeviceId, firegrid_protocols::message::Action),
+    /// An acknowledged ticket was not rectified by its deadline: escalate it to `level`
+    /// ([`crate::workflow`]).
+    Overdue {
+        /// The episode.
+        id: EpisodeId,
+        /// The level to escalate to.
+        level: u8,
+    },
 }

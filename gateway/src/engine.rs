@@ -17,6 +17,8 @@
 //! - **Offline**: after [`EngineConfig::offline_factor`] heartbeat intervals without any
 //!   message, or on the last will once [`EngineConfig::offline_grace_ms`] has passed without the
 //!   device coming back (a flapping link does not page anyone). Any message ends it, once.
+//! - **Self-tests**: a failed self-test opens a fault episode of the device (no channel,
+//!   detail `self_test_failed`); the next passed one ends it.
 //! - **Escalation**: a ticket not acknowledged within [`EngineConfig::escalation_ms`]`[n]` of
 //!   its start goes up to level `n + 1` of the area hierarchy. It stops when a person
 //!   acknowledges, or when the condition ends for categories that do not need a person after
@@ -30,7 +32,7 @@ use std::collections::{BinaryHeap, HashMap};
 
 use firegrid_protocols::DeviceId;
 use firegrid_protocols::channel::ChannelNo;
-use firegrid_protocols::message::{EventKind, Level, Reading};
+use firegrid_protocols::message::{EventKind, Level, Reading, SelfTestResult};
 use firegrid_protocols::thresholds::Threshold;
 
 use crate::model::{Category, DeviceSpec, EpisodeId, EpisodeKey, Source, UnixMs};
@@ -488,7 +490,14 @@ impl Engine {
             EventKind::BatteryOk { .. } => (None, Category::BatteryLow, false, None, None),
             EventKind::Tamper => (None, Category::Tamper, true, None, None),
             EventKind::TamperCleared => (None, Category::Tamper, false, None, None),
-            // Self-tests, silences, command and config answers are journaled, not episodes.
+            // A failed self-test is a fault of the device (no channel) until one passes.
+            EventKind::SelfTest {
+                result: SelfTestResult::Failed,
+            } => (None, Category::Fault, true, None, Some("self_test_failed")),
+            EventKind::SelfTest {
+                result: SelfTestResult::Passed,
+            } => (None, Category::Fault, false, None, None),
+            // Silences, command and config answers are journaled, not episodes.
             _ => return,
         };
         if !start {

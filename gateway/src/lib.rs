@@ -23,5 +23,6 @@ pub mod store;
 pub mod tls;
 pub mod tsdb;
 pub mod uplink;
+pub mod workflow;
 
 pub use firegrid_protocols as protocols;

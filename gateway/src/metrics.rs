@@ -11,6 +11,7 @@
 //! | `firegrid_refusals_total` | counter | `reason` (see [`Refusal::reason`]) | [`Metrics::refused`] or [`Metrics::set_refusals`] |
 //! | `firegrid_journal_commit_seconds` | histogram | | [`Metrics::journal_commit`] |
 //! | `firegrid_alarm_latency_seconds` | histogram | | [`Metrics::alarm_latency`]: receive → alert published |
+//! | `firegrid_person_deliveries_total`, `firegrid_person_alerts_total`, `firegrid_person_dispatch_errors_total` | counter | alerts to people ([`crate::notify::dispatch::PeopleStats`]) | the people dispatcher |
 //! | `firegrid_alerts_total` | counter | `channel` = `mqtt`, `webhook`, `sse`; `result` = `ok`, `retry`, `stopped` (a webhook whose ticket was acknowledged) | [`Metrics::alert`] |
 //! | `firegrid_episodes_opened_total` | counter | `category` | [`Metrics::episode_opened`] |
 //! | `firegrid_devices_known` | gauge | | [`Metrics::set_devices_known`] |
@@ -252,6 +253,8 @@ pub struct Metrics {
     pub managed_broker: Arc<crate::broker::mosquitto::BrokerStats>,
     /// GB/T 26875.3 uplink counters (rendered only when the uplink is on).
     pub uplink: Arc<crate::uplink::stats::UplinkStats>,
+    /// The people dispatcher's counters.
+    pub people: Arc<crate::notify::dispatch::PeopleStats>,
 }
 
 impl Default for Metrics {
@@ -284,6 +287,7 @@ impl Metrics {
             modbus: Arc::default(),
             managed_broker: Arc::default(),
             uplink: Arc::default(),
+            people: Arc::default(),
         }
     }
 
@@ -641,6 +645,7 @@ impl Metrics {
         });
         self.modbus.render(&mut out);
         self.uplink.render(&mut out);
+        self.people.render(&mut out);
         out
     }
 }
@@ -880,6 +885,23 @@ firegrid_api_refusals_total{reason=\"no_token\"} 0
 firegrid_api_refusals_total{reason=\"bad_token\"} 0
 firegrid_api_refusals_total{reason=\"role\"} 0
 firegrid_api_refusals_total{reason=\"scope\"} 0
+# HELP firegrid_person_deliveries_total Alert deliveries to workers' own channels, by channel and result.
+# TYPE firegrid_person_deliveries_total counter
+firegrid_person_deliveries_total{channel=\"mqtt\",result=\"ok\"} 0
+firegrid_person_deliveries_total{channel=\"mqtt\",result=\"retry\"} 0
+firegrid_person_deliveries_total{channel=\"mqtt\",result=\"stopped\"} 0
+firegrid_person_deliveries_total{channel=\"webhook\",result=\"ok\"} 0
+firegrid_person_deliveries_total{channel=\"webhook\",result=\"retry\"} 0
+firegrid_person_deliveries_total{channel=\"webhook\",result=\"stopped\"} 0
+firegrid_person_deliveries_total{channel=\"sms\",result=\"ok\"} 0
+firegrid_person_deliveries_total{channel=\"sms\",result=\"retry\"} 0
+firegrid_person_deliveries_total{channel=\"sms\",result=\"stopped\"} 0
+# HELP firegrid_person_alerts_total Alerts fanned out to the workers of their areas.
+# TYPE firegrid_person_alerts_total counter
+firegrid_person_alerts_total 0
+# HELP firegrid_person_dispatch_errors_total Store reads or writes of the people dispatcher that failed (retried).
+# TYPE firegrid_person_dispatch_errors_total counter
+firegrid_person_dispatch_errors_total 0
 ";
         assert_eq!(m.render(), expected);
     }

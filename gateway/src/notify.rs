@@ -1,8 +1,11 @@
 //! Notifications to grid workers: alerts from the journal's outbox, at least once, on MQTT,
-//! server-sent events and webhooks.
+//! server-sent events and webhooks; and to the workers of each alert's area on their own
+//! channels ([`people`], [`dispatch`]; docs/alerts.md).
 
 pub mod alert;
+pub mod dispatch;
 mod notifier;
+pub mod people;
 pub mod webhook;
 
 pub use notifier::{Outgoing, run as notifier};

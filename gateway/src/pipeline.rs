@@ -477,6 +477,18 @@ impl Pipeline {
                     DeviceState::Registered => Plan::default(),
                 }
             }
+            Control::Overdue { id, level } => {
+                let store = self.store.clone();
+                let episode = tokio::task::spawn_blocking(move || store.episode(id))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .flatten();
+                match episode {
+                    Some(e) => self.planner.overdue(&e, level, now),
+                    None => Plan::default(),
+                }
+            }
             Control::Command(id, action) => {
                 self.next_command = self.next_command.wrapping_add(1);
                 let cmd = Message::Command(Command {

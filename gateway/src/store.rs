@@ -70,7 +70,9 @@
 mod credentials;
 mod error;
 mod journal;
+mod live;
 mod names;
+mod people;
 mod prune;
 mod readings;
 mod recovery;
@@ -79,6 +81,7 @@ mod resource;
 mod schema;
 mod sql;
 mod users;
+mod workflow;
 mod writer;
 
 #[cfg(test)]
@@ -96,20 +99,23 @@ pub use journal::{
     NewNotification, Notification, NotificationId, NotificationKind, NotifyChannel, StoredEvent,
     TicketStep,
 };
+pub use live::TicketMove;
+pub use people::{Delivery, PEOPLE_MARK};
 pub use prune::PruneReport;
 pub use readings::{Agg, HOUR_MS, InsertReport, MAX_POINTS, Point, Sample};
 pub use recovery::{Check, Recovery, StoreHealth, TableSalvage};
 pub use registry::{
     Area, AreaFields, AreaFilter, AreaId, AreaLevel, Circuit, CircuitFields, CircuitFilter,
     CircuitId, Device, DeviceFields, DeviceFilter, PendingDevice, PendingOutcome, PendingSighting,
-    Room, RoomFields, RoomFilter, RoomId, Site, SiteFields, SiteFilter, SiteId, WireEncoding,
-    Worker, WorkerFields, WorkerFilter, WorkerId,
+    Room, RoomFields, RoomFilter, RoomId, Site, SiteFields, SiteFilter, SiteId, WebhookFormat,
+    WireEncoding, Worker, WorkerFields, WorkerFilter, WorkerId,
 };
 pub use resource::{Actor, Noun, Record};
 pub(crate) use resource::{RecordOf, Resource};
 pub use users::{
     ActiveToken, MAX_USER_NAME, NewToken, Principal, TokenInfo, User, check_user_name,
 };
+pub use workflow::{Assignee, Hazard, HazardEpisode};
 pub use writer::{JournalStats, JournalWriter, ReadingsStats, ReadingsWriter, WriterOptions};
 
 /// Settings of the store.

@@ -103,6 +103,7 @@ async fn webhook_retries_stop_once_the_ticket_is_acknowledged() {
         threshold: None,
         detail: None,
         sent_ms: now,
+        reason: None,
     };
     let results = store
         .journal_batch(&[

@@ -11,9 +11,11 @@ use super::access::{Caller, check_area};
 use super::error::{ApiError, Json, PathId, Query, Subject, check_text, query_area, query_device};
 use super::registry::limit;
 use super::{ApiState, blocking, now_ms, tell_pipeline};
+use crate::access::Role;
 use crate::control::Control;
 use crate::model::{Category, Episode, EpisodeId, Source, TicketState, UnixMs};
 use crate::store::{AuditFilter, EpisodeFilter, TicketStep};
+use crate::workflow::{ReadingsSince, Verification, WorkflowConfig, verification};
 
 type ApiResult<T = Response> = Result<T, ApiError>;
 
@@ -67,6 +69,8 @@ struct EpisodeWithSteps {
     #[serde(flatten)]
     episode: EpisodeView,
     steps: Vec<TicketStep>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assignee: Option<crate::store::Assignee>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,13 +182,15 @@ pub(super) async fn get_episode(
         if let Err(e) = check_area(s, &caller, &format!("episode {id}"), Some(&episode.grid)) {
             return Ok(Err(e));
         }
-        Ok(Ok(Some((episode, s.ticket_steps(id)?))))
+        Ok(Ok(Some((episode, s.ticket_steps(id)?, s.assignee_of(id)?))))
     })
     .await??;
-    let (episode, steps) = found.ok_or_else(|| ApiError::not_found(format!("no episode {id}")))?;
+    let (episode, steps, assignee) =
+        found.ok_or_else(|| ApiError::not_found(format!("no episode {id}")))?;
     Ok(Json(EpisodeWithSteps {
         episode: episode.into(),
         steps,
+        assignee,
     })
     .into_response())
 }
@@ -196,6 +202,9 @@ pub(super) struct TicketBody {
     to: TicketState,
     #[serde(default)]
     note: Option<String>,
+    /// `verified` although the data does not show it (operators and admins only): why.
+    #[serde(default)]
+    override_reason: Option<String>,
 }
 
 pub(super) async fn move_ticket(
@@ -208,8 +217,13 @@ pub(super) async fn move_ticket(
     if let Some(n) = &body.note {
         check_text("note", n, MAX_NOTE, false)?;
     }
+    if let Some(r) = &body.override_reason {
+        check_text("override_reason", r, MAX_NOTE, true)?;
+    }
     let to = body.to;
     let note = body.note;
+    let override_reason = body.override_reason;
+    let workflow = state.workflow.clone();
     let episode = blocking(&state, Subject::new("episode", id), move |s| {
         let Some(episode) = s.episode(id)? else {
             return Err(crate::store::StoreError::UnknownEpisode(id));
@@ -217,14 +231,117 @@ pub(super) async fn move_ticket(
         if let Err(e) = check_area(s, &caller, &format!("episode {id}"), Some(&episode.grid)) {
             return Ok(Err(e));
         }
-        s.ticket_transition(id, to, caller.user(), note.as_deref(), now_ms())
+        let now = now_ms();
+        if to == TicketState::Verified && episode.ticket.may_become(to) {
+            let verdict = verify_by_data(s, &episode, &workflow, now)?;
+            if verdict != Verification::Verified {
+                let may_override = matches!(caller.role(), Role::Admin | Role::Operator);
+                match &override_reason {
+                    Some(reason) if may_override => {
+                        s.audit(
+                            caller.user(),
+                            "ticket.verified.override",
+                            &format!("episode/{id}"),
+                            &serde_json::json!({ "reason": reason, "data": verdict }),
+                            now,
+                        )?;
+                    }
+                    Some(_) => {
+                        return Ok(Err(ApiError::new(
+                            axum::http::StatusCode::FORBIDDEN,
+                            "only an operator or an admin may verify against the data",
+                        )));
+                    }
+                    None => return Ok(Err(ApiError::conflict(refusal(&verdict)))),
+                }
+            }
+        }
+        s.ticket_transition(id, to, caller.user(), note.as_deref(), now)
             .map(Ok)
     })
     .await??;
+    // Live streams read the move from the journal; this only wakes them.
+    let _ = state.ticket_moves.send(id);
     if to.is_acknowledged() {
         tell_pipeline(&state, Control::Acknowledged(id)).await?;
     }
     Ok(Json(EpisodeView::from(episode)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AssignBody {
+    worker_id: i64,
+}
+
+/// `PUT /api/v1/episodes/{id}/assignee {"worker_id"}`: the worker (of the episode's grid cell or
+/// an area above it) the ticket is assigned to; audited as `ticket.assigned`.
+pub(super) async fn assign(
+    State(state): State<ApiState>,
+    caller: Caller,
+    id: PathId,
+    Json(body): Json<AssignBody>,
+) -> ApiResult {
+    let id = id.episode()?;
+    let assigned = blocking(&state, Subject::new("episode", id), move |s| {
+        let Some(episode) = s.episode(id)? else {
+            return Err(crate::store::StoreError::UnknownEpisode(id));
+        };
+        if let Err(e) = check_area(s, &caller, &format!("episode {id}"), Some(&episode.grid)) {
+            return Ok(Err(e));
+        }
+        Ok(
+            s.assign_ticket(id, body.worker_id, caller.user(), now_ms())?
+                .map_err(ApiError::unprocessable),
+        )
+    })
+    .await??;
+    Ok(Json(serde_json::json!({ "episode": id, "assignee": assigned })).into_response())
+}
+
+/// What the data says about verifying an episode's ticket now ([`crate::workflow`]).
+fn verify_by_data(
+    s: &crate::store::Store,
+    e: &Episode,
+    workflow: &WorkflowConfig,
+    now: UnixMs,
+) -> Result<Verification, crate::store::StoreError> {
+    let measured = e
+        .peak
+        .filter(|_| e.key.category == Category::Alarm)
+        .map(|l| (l.quantity, l.threshold));
+    let readings = match (measured, e.key.channel) {
+        (Some((quantity, _)), Some(channel)) => s.readings_since(
+            &e.key.device,
+            channel,
+            quantity,
+            now.saturating_sub(workflow.verify_hold_ms),
+            now,
+        )?,
+        _ => ReadingsSince::default(),
+    };
+    Ok(verification(e.ended_ms, measured, readings, workflow, now))
+}
+
+/// Why `verified` is refused, and what would allow it.
+fn refusal(v: &Verification) -> String {
+    let how = "or an operator verifies with an override_reason";
+    match v {
+        Verification::Verified => String::new(),
+        Verification::NotEnded => format!("not verified: the episode has not ended ({how})"),
+        Verification::TooRecent { at_ms } => format!(
+            "not verified: the episode ended too recently; the readings must stay below the \
+             margin until {at_ms} (Unix ms) ({how})"
+        ),
+        Verification::NoReadings => format!(
+            "not verified: no reading of the circuit since the hold began, nothing shows it is \
+             safe ({how})"
+        ),
+        Verification::AboveMargin { max, limit } => format!(
+            "not verified: a reading of {max} since the hold began is not below {limit} (the \
+             set-point less the margin) ({how})"
+        ),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -153,6 +153,8 @@ pub(super) struct WorkerBody {
     mqtt_topic: Option<String>,
     #[serde(default)]
     webhook_url: Option<String>,
+    #[serde(default)]
+    webhook_format: crate::store::WebhookFormat,
 }
 
 impl WorkerBody {
@@ -182,6 +184,7 @@ impl WorkerBody {
             phone: self.phone,
             mqtt_topic: self.mqtt_topic,
             webhook_url: self.webhook_url,
+            webhook_format: self.webhook_format,
         })
     }
 }

@@ -10,8 +10,8 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 use super::access::{Roles, Rule};
 use super::resource::{create, delete as remove, get as one, list, update};
 use super::{
-    ApiState, circuits as ci, credentials as c, devices as d, episodes as e, history as h, live,
-    registry as r, users as u,
+    ApiState, circuits as ci, credentials as c, devices as d, episodes as e, hazards as z,
+    history as h, live, registry as r, users as u,
 };
 use crate::access::Role::{Admin, GridWorker, Installer, Operator, Utility};
 use crate::store::{AreaFields, CircuitFields, DeviceFields, RoomFields, SiteFields, WorkerFields};
@@ -113,6 +113,8 @@ pub(crate) fn routes() -> Vec<Route> {
         route(M::GET, "/api/v1/episodes", READ, get(e::list_episodes)),
         route(M::GET, "/api/v1/episodes/{id}", READ, get(e::get_episode)),
         route(M::POST, "/api/v1/episodes/{id}/ticket", RESPOND, post(e::move_ticket)),
+        route(M::PUT, "/api/v1/episodes/{id}/assignee", RESPOND, put(e::assign)),
+        route(M::GET, "/api/v1/hazards", READ, get(z::hazards)),
         route(M::GET, "/api/v1/audit", STAFF, get(e::audit_log)),
         route(M::GET, "/api/v1/live", READ, get(live::live)),
     ]

@@ -1064,6 +1064,7 @@ fn alert(id: u64, what: AlertKind, area: &str) -> Arc<Alert> {
         threshold: Some(300),
         detail: None,
         sent_ms: 1_764_403_260_004,
+        reason: None,
     })
 }
 
@@ -1086,79 +1087,156 @@ async fn read_until(body: &mut Body, want: &str) -> String {
     seen
 }
 
-#[tokio::test]
-async fn live_streams_broadcast_alerts_as_events() {
-    let h = harness();
+/// Journals `alert` as the pipeline does (its episode, if new, and its notification with id
+/// `alert_id`), then wakes the live streams.
+fn publish(h: &Harness, alert: Arc<Alert>) {
+    let store = &h.state.store;
+    let mut ops = Vec::new();
+    if store.episode(alert.episode).expect("readable").is_none() {
+        ops.push(JournalOp::Engine {
+            output: Output::Opened {
+                id: alert.episode,
+                key: EpisodeKey {
+                    device: DeviceId::new(&alert.device).expect("device id"),
+                    channel: alert.channel,
+                    category: alert.category,
+                },
+                grid: alert.area.clone(),
+                source: alert.source,
+                level: None,
+                detail: None,
+            },
+            at_ms: alert.started_ms,
+        });
+    }
+    ops.push(JournalOp::Notify(crate::store::NewNotification {
+        id: Some(i64::try_from(alert.alert_id).expect("small")),
+        episode_id: alert.episode,
+        kind: match alert.what {
+            AlertKind::Opened => crate::store::NotificationKind::Opened,
+            AlertKind::Escalated => crate::store::NotificationKind::Escalated,
+            AlertKind::Ended => crate::store::NotificationKind::Ended,
+        },
+        level: alert.level,
+        channel: crate::store::NotifyChannel::Mqtt,
+        target: alert.topic(),
+        payload: serde_json::to_value(&*alert).expect("json"),
+        next_attempt_ms: alert.sent_ms,
+    }));
+    store.journal_batch(&ops).expect("journaled");
+    // No subscriber is fine: the streams also look by themselves.
+    let _ = h.state.live.send(alert);
+}
+
+async fn live_request(h: &Harness, uri: &str, last_event_id: Option<&str>) -> Body {
+    let mut req = Request::get(uri).header(header::AUTHORIZATION, h.bearer());
+    if let Some(id) = last_event_id {
+        req = req.header("Last-Event-ID", id);
+    }
     let res = h
         .app
         .clone()
-        .oneshot(
-            Request::get("/api/v1/live?area=g1")
-                .header(header::AUTHORIZATION, h.bearer())
-                .body(Body::empty())
-                .expect("request"),
-        )
+        .oneshot(req.body(Body::empty()).expect("request"))
         .await
         .expect("infallible");
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()[header::CONTENT_TYPE], "text/event-stream");
-    let mut body = res.into_body();
-
-    // Another area's alert is filtered out; ours arrives whole.
-    h.state
-        .live
-        .send(alert(6, AlertKind::Opened, "g2"))
-        .expect("a subscriber");
-    let a = alert(7, AlertKind::Opened, "g1");
-    h.state.live.send(a.clone()).expect("a subscriber");
-    let seen = read_until(&mut body, "\n\n").await;
-    let json = serde_json::to_string(&*a).expect("json");
-    assert_eq!(seen, format!("event: opened\nid: 7\ndata: {json}\n\n"));
-
-    h.state
-        .live
-        .send(alert(8, AlertKind::Ended, "g1"))
-        .expect("a subscriber");
-    let seen = read_until(&mut body, "id: 8\n").await;
-    assert!(seen.starts_with("event: ended\n"), "{seen}");
-    assert!(
-        h.state
-            .metrics
-            .render()
-            .contains("firegrid_alerts_total{channel=\"sse\",result=\"ok\"} 2\n"),
-        "two alerts pushed to this client, the other area's not counted"
-    );
+    res.into_body()
 }
 
 #[tokio::test]
-async fn a_lagging_live_client_gets_a_lagged_event() {
+async fn live_streams_journaled_alerts_of_the_area_subtree_as_events() {
+    let h = harness();
+    h.tree().await;
+    let mut body = live_request(&h, "/api/v1/live?area=d1", None).await;
+
+    // Another area's alert is filtered out; one of the subtree arrives whole, its id the
+    // stream's cursor (outbox position 2, no ticket move).
+    publish(&h, alert(6, AlertKind::Opened, "g-other"));
+    let a = alert(7, AlertKind::Opened, "g1");
+    publish(&h, a.clone());
+    let seen = read_until(&mut body, "\n\n").await;
+    let json = serde_json::to_string(&*a).expect("json");
+    assert_eq!(seen, format!("event: opened\nid: 2-0\ndata: {json}\n\n"));
+
+    // Sent to the district itself (an escalation): in the subtree too.
+    let mut e = (*alert(8, AlertKind::Escalated, "d1")).clone();
+    e.level = 1;
+    publish(&h, Arc::new(e));
+    let seen = read_until(&mut body, "id: 3-0\n").await;
+    assert!(seen.starts_with("event: escalated\n"), "{seen}");
+}
+
+#[tokio::test]
+async fn a_slow_live_client_misses_nothing_and_resumes_from_last_event_id() {
+    // A broadcast of two: it only wakes the stream, the journal holds the events.
     let h = harness_with(Limits::GB, 2);
-    let res = h
+    let mut body = live_request(&h, "/api/v1/live", None).await;
+    for id in 1..=5 {
+        publish(&h, alert(id, AlertKind::Escalated, "g1"));
+    }
+    let seen = read_until(&mut body, "id: 5-0\n").await;
+    for id in 1..=5 {
+        assert!(
+            seen.contains(&format!("id: {id}-0\n")),
+            "{id} missing: {seen}"
+        );
+    }
+    assert!(!seen.contains("lagged"), "{seen}");
+
+    // A ticket move is an event too.
+    let moved = h
+        .call(
+            "POST",
+            "/api/v1/episodes/12/ticket",
+            Some(json!({"to": "acknowledged", "note": "on my way"})),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.text);
+    // (An event arrives whole, in one frame.)
+    let seen = read_until(&mut body, "event: ticket\n").await;
+    assert!(seen.contains("\"state\":\"acknowledged\""), "{seen}");
+    assert!(seen.contains("\"note\":\"on my way\""), "{seen}");
+    let step_id = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: 5-"))
+        .next_back()
+        .expect("the move's id")
+        .to_owned();
+
+    // Reconnected after event 2: 3, 4, 5 and the move, in order, nothing else.
+    let mut again = live_request(&h, "/api/v1/live", Some("2-0")).await;
+    let replay = read_until(&mut again, &format!("id: 5-{step_id}\n")).await;
+    let ids: Vec<&str> = replay
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .collect();
+    assert_eq!(
+        ids,
+        ["3-0", "4-0", "5-0", &format!("5-{step_id}")],
+        "{replay}"
+    );
+    // The same with ?after= (EventSource cannot set headers on its first request).
+    let mut after = live_request(&h, "/api/v1/live?after=4-0", None).await;
+    let replay = read_until(&mut after, &format!("id: 5-{step_id}\n")).await;
+    assert!(
+        !replay.contains("id: 4-0\n") && replay.contains("id: 5-0\n"),
+        "{replay}"
+    );
+
+    // A bad cursor is refused, saying what it must be.
+    let bad = h
         .app
         .clone()
         .oneshot(
-            Request::get("/api/v1/live")
+            Request::get("/api/v1/live?after=yesterday")
                 .header(header::AUTHORIZATION, h.bearer())
                 .body(Body::empty())
                 .expect("request"),
         )
         .await
         .expect("infallible");
-    let mut body = res.into_body();
-    // The sender never waits for the client: five alerts into a queue of two.
-    for id in 1..=5 {
-        h.state
-            .live
-            .send(alert(id, AlertKind::Escalated, "g1"))
-            .expect("a subscriber");
-    }
-    let seen = read_until(&mut body, "\"alert_id\":5,").await;
-    assert!(
-        seen.starts_with("event: lagged\ndata: {\"missed\":3}\n\n"),
-        "{seen}"
-    );
-    assert!(seen.contains("id: 4\n"), "{seen}");
-    assert!(!seen.contains("id: 3\n"), "{seen}");
+    assert_eq!(bad.status(), 422);
 }
 
 #[tokio::test]
@@ -1858,4 +1936,99 @@ async fn device_credentials_are_issued_rotated_and_revoked() {
         .await;
     assert_eq!(a.status, 404, "{}", a.text);
     while h.control.try_recv().is_ok() {}
+}
+
+#[tokio::test]
+async fn hazards_group_a_sites_unresolved_episodes() {
+    let mut h = harness();
+    let site = h.tree().await;
+    h.device("hz-1", site).await;
+    for (id, episode) in [(21, 12), (22, 13)] {
+        let mut a = (*alert(id, AlertKind::Opened, "g1")).clone();
+        a.device = "hz-1".into();
+        a.episode = episode;
+        a.channel = Some(u8::try_from(episode - 12).expect("small"));
+        publish(&h, Arc::new(a));
+    }
+    let hazards = h.ok("GET", "/api/v1/hazards", None, 200).await;
+    let list = hazards.as_array().expect("a list");
+    assert_eq!(list.len(), 1, "one site, one hazard: {hazards}");
+    assert_eq!(list[0]["site_id"], site);
+    assert_eq!(list[0]["address"], "7 Moganshan Rd");
+    assert_eq!(list[0]["ticket"], "raised");
+    let ids: Vec<&Value> = list[0]["episodes"]
+        .as_array()
+        .expect("episodes")
+        .iter()
+        .map(|e| &e["id"])
+        .collect();
+    assert_eq!(ids, [&json!(12), &json!(13)]);
+    // One closed: the hazard remains with the other; both closed: none.
+    for (episode, left) in [(12, 1), (13, 0)] {
+        h.ok(
+            "POST",
+            &format!("/api/v1/episodes/{episode}/ticket"),
+            Some(json!({"to": "closed"})),
+            200,
+        )
+        .await;
+        let hazards = h.ok("GET", "/api/v1/hazards?area=d1", None, 200).await;
+        let n = hazards.as_array().map_or(0, |l| {
+            l.first()
+                .map_or(0, |h| h["episodes"].as_array().map_or(0, Vec::len))
+        });
+        assert_eq!(n, left, "{hazards}");
+    }
+    let outside = h.call("GET", "/api/v1/hazards?area=nowhere", None).await;
+    assert_eq!(
+        outside.status, 200,
+        "an unknown area has no hazards: {}",
+        outside.text
+    );
+}
+
+#[tokio::test]
+async fn a_ticket_is_assigned_to_a_worker_who_answers_for_its_cell() {
+    let h = harness();
+    h.tree().await;
+    h.ok(
+        "POST",
+        "/api/v1/areas",
+        Some(json!({"id": "g2", "parent_id": "d1", "level": "grid", "name": "Grid 2"})),
+        201,
+    )
+    .await;
+    let mut ids = std::collections::HashMap::new();
+    for area in ["g1", "d1", "g2"] {
+        let body = json!({"name": format!("w-{area}"), "area_id": area});
+        let w = h.ok("POST", "/api/v1/workers", Some(body), 201).await;
+        ids.insert(area, w["id"].as_i64().expect("id"));
+    }
+    publish(&h, alert(7, AlertKind::Opened, "g1"));
+    for area in ["g1", "d1"] {
+        let a = h
+            .ok(
+                "PUT",
+                "/api/v1/episodes/12/assignee",
+                Some(json!({"worker_id": ids[area]})),
+                200,
+            )
+            .await;
+        assert_eq!(a["assignee"]["id"], ids[area], "{a}");
+    }
+    let e = h.ok("GET", "/api/v1/episodes/12", None, 200).await;
+    assert_eq!(e["assignee"], json!({"id": ids["d1"], "name": "w-d1"}));
+    let other = h
+        .call(
+            "PUT",
+            "/api/v1/episodes/12/assignee",
+            Some(json!({"worker_id": ids["g2"]})),
+        )
+        .await;
+    assert_eq!(other.status, 422, "{}", other.text);
+    assert!(other.error().contains("answers for g2"), "{}", other.text);
+    let audit = h
+        .ok("GET", "/api/v1/audit?action=ticket.assigned", None, 200)
+        .await;
+    assert_eq!(audit.as_array().map(Vec::len), Some(2), "{audit}");
 }

@@ -518,3 +518,36 @@ fn many_devices_tick_in_deadline_order() {
 }
 
 // The engine's memory per device is measured on the heap by gateway/tests/engine_memory.rs.
+
+#[test]
+fn a_failed_self_test_opens_a_device_fault_until_one_passes() {
+    let mut e = engine();
+    let test = |result| Input::Event {
+        device: dev("d1"),
+        kind: EventKind::SelfTest { result },
+    };
+    assert!(
+        e.handle(test(SelfTestResult::Passed), T0).is_empty(),
+        "a pass opens nothing"
+    );
+    let out = e.handle(test(SelfTestResult::Failed), T0 + S);
+    let [
+        Output::Opened {
+            id, key, detail, ..
+        },
+    ] = &out[..]
+    else {
+        panic!("{out:?}");
+    };
+    assert_eq!((key.channel, key.category), (None, Category::Fault));
+    assert_eq!(*detail, Some("self_test_failed"));
+    assert!(
+        e.handle(test(SelfTestResult::Failed), T0 + 2 * S)
+            .is_empty(),
+        "one episode"
+    );
+    assert_eq!(
+        ended(&e.handle(test(SelfTestResult::Passed), T0 + 3 * S)),
+        [*id]
+    );
+}

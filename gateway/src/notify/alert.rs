@@ -96,6 +96,18 @@ pub struct Alert {
     pub detail: Option<String>,
     /// When the gateway sent it (first attempt).
     pub sent_ms: UnixMs,
+    /// Why an escalation was sent, when not because nobody acknowledged in time (absent): an
+    /// acknowledged ticket not rectified by its deadline ([`crate::workflow`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<EscalationReason>,
+}
+
+/// Why an escalation was sent (absent from the alert: nobody acknowledged in time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationReason {
+    /// Acknowledged, but not rectified by the category's deadline.
+    RectifyOverdue,
 }
 
 impl Alert {
@@ -194,6 +206,7 @@ mod tests {
             threshold: Some(300),
             detail: None,
             sent_ms: 1_764_403_260_004,
+            reason: None,
         };
         assert_eq!(
             serde_json::to_string(&a).unwrap(),

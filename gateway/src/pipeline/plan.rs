@@ -351,6 +351,49 @@ impl Planner {
             let Some(alert) = self.alert_for(o, now) else {
                 continue;
             };
+            self.queue_alert(alert, now, plan, &mut notify);
+        }
+        // Episodes first: a notification refers to its episode.
+        plan.journal.extend(JournalOp::from_outputs(outputs, now));
+        plan.journal.extend(notify);
+        self.openings.clear();
+        self.forget_finished();
+    }
+
+    /// Plans the escalation of an acknowledged, unrectified ticket to `level` at `now`
+    /// ([`crate::workflow`]): the episode's escalation and its `escalated` alerts (reason
+    /// `rectify_overdue`), described from the journal's row (the engine may no longer hold it).
+    pub fn overdue(&mut self, episode: &Episode, level: u8, now: UnixMs) -> Plan {
+        let mut plan = Plan::default();
+        if level <= episode.escalation {
+            return plan;
+        }
+        let first = alert_of(episode);
+        let alert = Alert {
+            what: AlertKind::Escalated,
+            level,
+            area: self.area_at(&first.area, level),
+            sent_ms: now,
+            reason: Some(crate::notify::alert::EscalationReason::RectifyOverdue),
+            ..first
+        };
+        let mut notify = Vec::new();
+        self.queue_alert(alert, now, &mut plan, &mut notify);
+        plan.journal.push(JournalOp::Engine {
+            output: Output::Escalated {
+                id: episode.id,
+                level,
+            },
+            at_ms: now,
+        });
+        plan.journal.extend(notify);
+        plan
+    }
+
+    /// One notification per channel of `alert` (MQTT, each webhook), into `notify` and the
+    /// plan's alerts.
+    fn queue_alert(&self, alert: Alert, now: UnixMs, plan: &mut Plan, notify: &mut Vec<JournalOp>) {
+        {
             let topic = alert.topic();
             let targets = std::iter::once((NotifyChannel::Mqtt, topic)).chain(
                 self.webhooks
@@ -383,11 +426,6 @@ impl Planner {
                 });
             }
         }
-        // Episodes first: a notification refers to its episode.
-        plan.journal.extend(JournalOp::from_outputs(outputs, now));
-        plan.journal.extend(notify);
-        self.openings.clear();
-        self.forget_finished();
     }
 
     /// The alert's id ([`alert_id`](crate::notify::alert::alert_id)) on one channel: an
@@ -461,6 +499,7 @@ impl Planner {
                     threshold: level.map(|l| l.threshold),
                     detail: detail.map(str::to_owned),
                     sent_ms: now,
+                    reason: None,
                 };
                 self.episodes.insert(*id, alert.clone());
                 return Some(alert);
@@ -488,6 +527,7 @@ impl Planner {
             level,
             area: self.area_at(&first.area, level),
             sent_ms: now,
+            reason: None,
             ..first.clone()
         })
     }
@@ -529,6 +569,7 @@ fn alert_of(e: &Episode) -> Alert {
         threshold: e.peak.map(|l| l.threshold),
         detail: e.detail.clone(),
         sent_ms: e.started_ms,
+        reason: None,
     }
 }
 

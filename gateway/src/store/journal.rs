@@ -818,6 +818,14 @@ impl Store {
                 "UPDATE episodes SET ticket = ?2 WHERE id = ?1",
                 params![id, to.as_str()],
             )?;
+            if to.is_acknowledged() && !from.is_acknowledged() {
+                // The rectify deadlines count from here (crate::workflow).
+                tx.execute(
+                    "UPDATE episodes SET acknowledged_ms = ?2, acknowledged_level = escalation \
+                     WHERE id = ?1",
+                    params![id, sql::int(now)?],
+                )?;
+            }
             insert_step(&tx, id, to, who, now, note)?;
             let detail = serde_json::json!({ "from": from, "to": to, "note": note });
             insert_audit(

@@ -2,7 +2,7 @@
 //! [`StoreOptions::readings_retention_ms`], rollups past theirs, the pending-device list beyond
 //! [`StoreOptions::pending_devices_max`], delivered notifications past
 //! [`StoreOptions::delivered_notifications_retention_ms`] and alerts nobody could deliver for
-//! [`StoreOptions::undelivered_notifications_max_age_ms`]. The gateway runs it on a schedule
+//! [`StoreOptions::undelivered_notifications_max_age_ms`] (person deliveries likewise). The gateway runs it on a schedule
 //! ([`crate::maintenance`]); every deletion is in small transactions, off the alarm path.
 //!
 //! [`StoreOptions::readings_retention_ms`]: super::StoreOptions::readings_retention_ms
@@ -34,6 +34,9 @@ pub struct PruneReport {
     pub notifications_delivered: u64,
     /// Notifications never delivered and given up (logged at `warn`).
     pub notifications_undelivered: u64,
+    /// Person deliveries delivered or stopped past the delivered retention, or queued longer
+    /// ago than the undelivered age.
+    pub person_deliveries: u64,
 }
 
 impl Store {
@@ -100,6 +103,16 @@ impl Store {
             );
         }
         report.notifications_undelivered = given_up;
+        report.person_deliveries = self.delete_in_chunks(
+            "DELETE FROM person_deliveries WHERE id IN (SELECT id FROM person_deliveries \
+             WHERE coalesce(delivered_ms, stopped_ms) < ?1 LIMIT ?2)",
+            sql::int(now.saturating_sub(options.delivered_notifications_retention_ms))?,
+        )?;
+        report.person_deliveries += self.delete_in_chunks(
+            "DELETE FROM person_deliveries WHERE id IN (SELECT id FROM person_deliveries \
+             WHERE created_ms < ?1 LIMIT ?2)",
+            sql::int(now.saturating_sub(options.undelivered_notifications_max_age_ms))?,
+        )?;
         Ok(report)
     }
 

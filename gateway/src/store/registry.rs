@@ -54,6 +54,46 @@ pub struct WorkerFields {
     pub mqtt_topic: Option<String>,
     /// Webhook to call.
     pub webhook_url: Option<String>,
+    /// What the webhook expects: firegrid's signed JSON, or an IM group robot's message.
+    #[serde(default)]
+    pub webhook_format: WebhookFormat,
+}
+
+/// What a worker's webhook expects ([`crate::notify::people`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// firegrid's person alert as JSON, timestamped and signed like the `[[webhooks]]`.
+    #[default]
+    Json,
+    /// A DingTalk group robot (`{"msgtype":"text",...}`, `errcode` 0 is delivery).
+    Dingtalk,
+    /// A WeCom (WeChat Work) group robot (`{"msgtype":"text",...}`, `errcode` 0 is delivery).
+    Wecom,
+}
+
+impl WebhookFormat {
+    /// The name in the API and the store.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Dingtalk => "dingtalk",
+            Self::Wecom => "wecom",
+        }
+    }
+
+    /// The format of a name.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] naming the value.
+    pub(super) fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "json" => Ok(Self::Json),
+            "dingtalk" => Ok(Self::Dingtalk),
+            "wecom" => Ok(Self::Wecom),
+            _ => Err(names::invalid("webhook_format", s)),
+        }
+    }
 }
 
 /// A worker.
@@ -188,8 +228,14 @@ impl Resource for WorkerFields {
     type Filter = WorkerFilter;
     const NOUN: Noun = Noun::Worker;
     const TABLE: &'static str = "workers";
-    const COLUMNS: &'static [&'static str] =
-        &["name", "area_id", "phone", "mqtt_topic", "webhook_url"];
+    const COLUMNS: &'static [&'static str] = &[
+        "name",
+        "area_id",
+        "phone",
+        "mqtt_topic",
+        "webhook_url",
+        "webhook_format",
+    ];
     const USED_BY: &'static [(&'static str, &'static str)] = &[];
     const AREA_SQL: &'static str = "area_id";
 
@@ -209,10 +255,12 @@ impl Resource for WorkerFields {
             opt_text(self.phone.as_ref()),
             opt_text(self.mqtt_topic.as_ref()),
             opt_text(self.webhook_url.as_ref()),
+            Value::Text(self.webhook_format.as_str().to_owned()),
         ])
     }
     fn from_row(r: &Row<'_>) -> Result<(WorkerId, Self), StoreError> {
         let area: String = r.get("area_id")?;
+        let format: String = r.get("webhook_format")?;
         Ok((
             r.get("id")?,
             Self {
@@ -221,6 +269,7 @@ impl Resource for WorkerFields {
                 phone: r.get("phone")?,
                 mqtt_topic: r.get("mqtt_topic")?,
                 webhook_url: r.get("webhook_url")?,
+                webhook_format: WebhookFormat::parse(&format)?,
             },
         ))
     }

@@ -290,8 +290,59 @@ CREATE TRIGGER notification_removed AFTER DELETE ON notifications BEGIN
 END;
 "#;
 
+/// Version 5: alerts to people. Each alert of the outbox fans out, off the alarm path, into one
+/// delivery per worker of the alert's area and per channel of theirs (their MQTT topic, their
+/// webhook in its format, an SMS through the configured template), each retried with backoff
+/// until delivered or until the ticket is acknowledged (`stopped_ms`). A worker's webhook has a
+/// format (`json`, `dingtalk`, `wecom` group robots). Episodes record when (and at which
+/// escalation level) their ticket was acknowledged: the rectify deadlines count from there.
+const V5: &str = r#"
+ALTER TABLE workers ADD COLUMN webhook_format TEXT NOT NULL DEFAULT 'json'
+    CHECK (webhook_format IN ('json', 'dingtalk', 'wecom'));
+CREATE TABLE person_deliveries (
+    id              INTEGER PRIMARY KEY,
+    -- The alert (its notification id; no reference: delivered notifications are pruned).
+    notification_id INTEGER NOT NULL,
+    episode_id      INTEGER NOT NULL REFERENCES episodes(id),
+    kind            TEXT NOT NULL CHECK (kind IN ('opened', 'escalated', 'ended')),
+    area_id         TEXT NOT NULL,
+    -- No reference either: a worker deleted later leaves the record of what was sent.
+    worker_id       INTEGER NOT NULL,
+    channel         TEXT NOT NULL CHECK (channel IN ('mqtt', 'webhook', 'sms')),
+    format          TEXT NOT NULL CHECK (format IN ('json', 'dingtalk', 'wecom')),
+    target          TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    created_ms      INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    delivered_ms    INTEGER,
+    stopped_ms      INTEGER,
+    last_error      TEXT,
+    UNIQUE (notification_id, worker_id, channel)
+) STRICT;
+CREATE INDEX person_deliveries_due ON person_deliveries(next_attempt_ms)
+    WHERE delivered_ms IS NULL AND stopped_ms IS NULL;
+CREATE INDEX person_deliveries_by_episode ON person_deliveries(episode_id);
+-- The hazard workflow: when and at which escalation level a ticket was acknowledged (its
+-- rectify deadlines count from there).
+ALTER TABLE episodes ADD COLUMN acknowledged_ms INTEGER;
+ALTER TABLE episodes ADD COLUMN acknowledged_level INTEGER;
+-- The worker the ticket is assigned to (no reference: a worker deleted later leaves the record).
+ALTER TABLE episodes ADD COLUMN assignee_id INTEGER;
+UPDATE episodes SET
+    acknowledged_ms = (SELECT min(t.at_ms) FROM ticket_steps t
+                       WHERE t.episode_id = episodes.id AND t.state != 'raised'),
+    acknowledged_level = escalation
+    WHERE ticket != 'raised';
+CREATE INDEX episodes_unrectified ON episodes(id)
+    WHERE ticket IN ('acknowledged', 'dispatched');
+-- Alerts queued before this version are not sent to people (they went out long ago).
+INSERT INTO meta (key, value)
+    SELECT 'people.mark', CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM notification_order;
+"#;
+
 /// Every migration, in order: index `i` takes the schema from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The readings file, version 1: the tables version 1 of the main file had, the same columns
 /// in the same order.
@@ -363,6 +414,7 @@ pub(super) const TABLES: &[&str] = &[
     "audit",
     "notifications",
     "notification_order",
+    "person_deliveries",
 ];
 
 /// The readings file's tables.

@@ -1,6 +1,7 @@
 //! Tests of the store: real files in temporary folders, explicit time, no sleeps.
 
 mod journal;
+mod people;
 mod perf;
 mod readings;
 mod recovery;

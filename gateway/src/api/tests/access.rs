@@ -295,16 +295,11 @@ async fn a_grid_worker_of_one_cell_cannot_reach_another() {
         .expect("infallible");
     assert_eq!(res.status(), 200);
     let mut body = res.into_body();
-    h.state
-        .live
-        .send(alert(6, AlertKind::Opened, "g2"))
-        .expect("a subscriber");
-    h.state
-        .live
-        .send(alert(7, AlertKind::Opened, "g1"))
-        .expect("a subscriber");
+    publish(&h, alert(6, AlertKind::Opened, "g2"));
+    publish(&h, alert(7, AlertKind::Opened, "g1"));
     let seen = read_until(&mut body, "\n\n").await;
-    assert!(seen.starts_with("event: opened\nid: 7\n"), "{seen}");
+    assert!(seen.starts_with("event: opened\nid: 2-"), "{seen}");
+    assert!(seen.contains("\"alert_id\":7,"), "{seen}");
 }
 
 #[tokio::test]

@@ -37,8 +37,15 @@ pub enum Grant {
     Gateway,
     /// Its own device topics only (the `pattern` rules; the username is the device id).
     Device,
-    /// Read these alert topics' grid cells (`firegrid/v1/alert/{grid}`).
-    Alerts(Vec<String>),
+    /// Read the alerts of an area subtree: `firegrid/v1/alert/{area}` and the workers' topics
+    /// `firegrid/v1/people/{area}/#` of every area of it, and the area tree's topics below its
+    /// top (`firegrid/v1/area/{path}/#`, `path` the ids from the root down to the subtree's top).
+    Alerts {
+        /// Every area of the subtree.
+        areas: Vec<String>,
+        /// The ids from the root to the subtree's top, `/`-separated.
+        path: String,
+    },
     /// Read every alert topic and the gateway's system state (`firegrid/v1/system/#`).
     AllAlerts,
     /// Read everything under `firegrid/` (an administrator watching devices and alerts).
@@ -86,14 +93,19 @@ pub fn acl_file(accounts: &[Account]) -> String {
         let _ = writeln!(out, "\nuser {}", a.username);
         match &a.grant {
             Grant::Gateway => out.push_str("topic readwrite firegrid/#\n"),
-            Grant::AllAlerts => {
-                out.push_str("topic read firegrid/v1/alert/#\ntopic read firegrid/v1/system/#\n");
-            }
+            Grant::AllAlerts => out.push_str(
+                "topic read firegrid/v1/alert/#\ntopic read firegrid/v1/people/#\n\
+                 topic read firegrid/v1/area/#\ntopic read firegrid/v1/system/#\n",
+            ),
             Grant::Monitor => out.push_str("topic read firegrid/#\n"),
-            Grant::Alerts(grids) => {
-                for g in grids {
+            Grant::Alerts { areas, path } => {
+                for g in areas {
                     let _ = writeln!(out, "topic read firegrid/v1/alert/{g}");
                 }
+                for g in areas {
+                    let _ = writeln!(out, "topic read firegrid/v1/people/{g}/#");
+                }
+                let _ = writeln!(out, "topic read firegrid/v1/area/{path}/#");
             }
             Grant::Device | Grant::ConnectOnly => {}
         }
@@ -259,7 +271,13 @@ mod tests {
         let a = [
             account("hz-1", Grant::Device),
             account("firegrid.gateway", Grant::Gateway),
-            account("token.w1", Grant::Alerts(vec!["g-a".into(), "g-b".into()])),
+            account(
+                "token.w1",
+                Grant::Alerts {
+                    areas: vec!["g-a".into(), "g-b".into()],
+                    path: "d/s/g-a".into(),
+                },
+            ),
             account("token.op", Grant::AllAlerts),
         ];
         let acl = acl_file(&a);
@@ -268,10 +286,13 @@ mod tests {
         assert!(!acl.contains("user hz-1"), "devices need no user section");
         assert!(acl.contains("user firegrid.gateway\ntopic readwrite firegrid/#\n"));
         assert!(acl.contains(
-            "user token.w1\ntopic read firegrid/v1/alert/g-a\ntopic read firegrid/v1/alert/g-b\n"
+            "user token.w1\ntopic read firegrid/v1/alert/g-a\ntopic read firegrid/v1/alert/g-b\n\
+             topic read firegrid/v1/people/g-a/#\ntopic read firegrid/v1/people/g-b/#\n\
+             topic read firegrid/v1/area/d/s/g-a/#\n"
         ));
         assert!(acl.contains(
-            "user token.op\ntopic read firegrid/v1/alert/#\ntopic read firegrid/v1/system/#\n"
+            "user token.op\ntopic read firegrid/v1/alert/#\ntopic read firegrid/v1/people/#\n\
+             topic read firegrid/v1/area/#\ntopic read firegrid/v1/system/#\n"
         ));
         // No device rule lets anyone write config, cmd, ack or alert topics.
         for l in DEVICE_PATTERNS.lines() {

@@ -357,9 +357,13 @@ async fn a_revoked_credential_is_disconnected_and_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_reads_only_the_alerts_of_their_grid_cells() {
     let r = Running::start().await;
-    let w = r
-        .accounts
-        .add("token.w1", Grant::Alerts(vec!["g-a".into()]));
+    let w = r.accounts.add(
+        "token.w1",
+        Grant::Alerts {
+            areas: vec!["g-a".into()],
+            path: "d/g-a".into(),
+        },
+    );
     let op = r.accounts.add("token.op", Grant::AllAlerts);
     r.reload().await;
     let mut worker = Client::login(r.addr(), "token.w1", w.expose()).await;
@@ -369,7 +373,17 @@ async fn a_person_reads_only_the_alerts_of_their_grid_cells() {
     let gw = r.gateway().await;
     gw.publish("firegrid/v1/alert/g-b", b"b").await;
     gw.publish("firegrid/v1/dev/hz-a/cmd", b"cmd").await;
+    gw.publish("firegrid/v1/people/g-b/7", b"pb").await;
+    gw.publish("firegrid/v1/area/d/g-b", b"tb").await;
+    gw.publish("firegrid/v1/area/d/g-a", b"ta").await;
+    gw.publish("firegrid/v1/people/g-a/7", b"pa").await;
     gw.publish("firegrid/v1/alert/g-a", b"a").await;
+    assert_eq!(worker.message().await.1, b"ta", "cell A's tree topic only");
+    assert_eq!(
+        worker.message().await.1,
+        b"pa",
+        "cell A's workers' topics only"
+    );
     assert_eq!(worker.message().await.1, b"a", "only cell A's alert");
     assert_eq!(operator.message().await.1, b"b");
     assert_eq!(operator.message().await.1, b"a");

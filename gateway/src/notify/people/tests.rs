@@ -1,0 +1,280 @@
+use firegrid_protocols::GridId;
+use firegrid_protocols::channel::Quantity;
+
+use super::*;
+use crate::model::Source;
+use crate::store::{Record, WorkerFields};
+
+fn alert(area: &str, what: AlertKind, level: u8) -> Alert {
+    Alert {
+        alert_id: 77,
+        episode: 12,
+        what,
+        category: Category::Alarm,
+        device: "hz-0042".into(),
+        channel: Some(0),
+        area: GridId::new(area).unwrap(),
+        level,
+        source: Source::Device,
+        started_ms: 1_000,
+        quantity: Some(Quantity::ResidualCurrent),
+        value: Some(412),
+        threshold: Some(300),
+        detail: None,
+        sent_ms: 1_004,
+        reason: None,
+    }
+}
+
+fn worker(id: i64, area: &str, topic: Option<&str>, hook: Option<(&str, WebhookFormat)>) -> Worker {
+    Record {
+        id,
+        fields: WorkerFields {
+            name: format!("w{id}"),
+            area_id: GridId::new(area).unwrap(),
+            phone: Some(format!("1380000000{id}")),
+            mqtt_topic: topic.map(str::to_owned),
+            webhook_url: hook.map(|h| h.0.to_owned()),
+            webhook_format: hook.map_or(WebhookFormat::Json, |h| h.1),
+        },
+        created_ms: 0,
+        updated_ms: 0,
+    }
+}
+
+fn place() -> Place {
+    Place {
+        site: Some("Lane 5 rentals".into()),
+        address: Some("杭州市拱墅区和睦路5号".into()),
+        room: Some("3-302".into()),
+        circuit: Some("3F lighting".into()),
+        owner_name: Some("王房东".into()),
+        owner_phone: Some("13900001111".into()),
+        device_kind: Some(DeviceKind::ElectricalFireMonitor),
+    }
+}
+
+#[test]
+fn each_worker_of_the_area_gets_one_delivery_per_channel_and_no_one_else() {
+    let settings = PeopleSettings {
+        public_url: "https://fg.example/".into(),
+        sms_url: "https://sms.example/send".into(),
+        owner_categories: Vec::new(),
+    };
+    let workers = [
+        worker(
+            1,
+            "cell-a",
+            Some("firegrid/v1/people/cell-a/1"),
+            Some(("https://oapi.example/robot?t=x", WebhookFormat::Dingtalk)),
+        ),
+        worker(
+            2,
+            "cell-a",
+            None,
+            Some(("https://qyapi.example/hook?key=k", WebhookFormat::Wecom)),
+        ),
+        worker(3, "cell-b", Some("firegrid/v1/people/cell-b/3"), None),
+    ];
+    let out = fan_out(
+        5,
+        &alert("cell-a", AlertKind::Opened, 0),
+        &place(),
+        &workers,
+        None,
+        &settings,
+        9,
+    );
+    let got: Vec<(i64, PersonChannel, WebhookFormat)> = out
+        .iter()
+        .map(|d| (d.worker_id, d.channel, d.format))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, PersonChannel::Mqtt, WebhookFormat::Json),
+            (1, PersonChannel::Webhook, WebhookFormat::Dingtalk),
+            (1, PersonChannel::Sms, WebhookFormat::Json),
+            (2, PersonChannel::Webhook, WebhookFormat::Wecom),
+            (2, PersonChannel::Sms, WebhookFormat::Json),
+        ]
+    );
+    assert!(
+        out.iter()
+            .all(|d| d.notification_id == 5 && d.episode_id == 12 && d.next_attempt_ms == 9)
+    );
+
+    let mqtt: serde_json::Value = serde_json::from_str(&out[0].body).unwrap();
+    assert_eq!(mqtt["alert"]["alert_id"], 77);
+    assert_eq!(mqtt["worker"]["id"], 1);
+    assert_eq!(mqtt["place"]["room"], "3-302");
+    assert_eq!(mqtt["place"]["owner_phone"], "13900001111");
+    assert_eq!(mqtt["place"]["device_kind"], "electrical_fire_monitor");
+    assert_eq!(mqtt["link"], "https://fg.example/episodes/12");
+    assert!(mqtt["action"]["zh-CN"].as_str().unwrap().contains("断开"));
+
+    let ding: serde_json::Value = serde_json::from_str(&out[1].body).unwrap();
+    assert_eq!(ding["msgtype"], "text");
+    assert_eq!(ding["at"]["atMobiles"][0], "13800000001");
+    let content = ding["text"]["content"].as_str().unwrap();
+    for needle in [
+        "杭州市拱墅区和睦路5号",
+        "3-302",
+        "3F lighting",
+        "13900001111",
+        "412 mA",
+        "300 mA",
+        "https://fg.example/episodes/12",
+    ] {
+        assert!(content.contains(needle), "{needle} missing from {content}");
+    }
+    let wecom: serde_json::Value = serde_json::from_str(&out[3].body).unwrap();
+    assert_eq!(wecom["text"]["mentioned_mobile_list"][0], "13800000002");
+    let sms: serde_json::Value = serde_json::from_str(&out[2].body).unwrap();
+    assert_eq!(sms["phone"], "13800000001");
+    assert_eq!(sms["text"], content);
+}
+
+#[test]
+fn an_escalation_goes_to_the_workers_of_the_area_it_reached() {
+    let workers = [
+        worker(1, "cell-a", Some("t/a"), None),
+        worker(4, "street-1", Some("t/s"), None),
+    ];
+    let tree = tree_topic(["d", "street-1"]);
+    assert_eq!(tree, "firegrid/v1/area/d/street-1");
+    let out = fan_out(
+        6,
+        &alert("street-1", AlertKind::Escalated, 2),
+        &Place::default(),
+        &workers,
+        Some(&tree),
+        &PeopleSettings::default(),
+        0,
+    );
+    assert_eq!(out.len(), 2);
+    assert_eq!(
+        (out[0].worker_id, out[0].target.as_str()),
+        (TREE, "firegrid/v1/area/d/street-1")
+    );
+    let plain: Alert = serde_json::from_str(&out[0].body).unwrap();
+    assert_eq!(
+        plain,
+        alert("street-1", AlertKind::Escalated, 2),
+        "the tree topic carries the plain alert"
+    );
+    let out = &out[1..];
+    assert_eq!(out[0].worker_id, 4);
+    assert_eq!(out[0].kind, AlertKind::Escalated);
+    let body: serde_json::Value = serde_json::from_str(&out[0].body).unwrap();
+    assert!(body["text"].as_str().unwrap().contains("level 2"), "{body}");
+    assert!(body.get("link").is_none(), "no public_url, no link");
+    let mut overdue = alert("street-1", AlertKind::Escalated, 2);
+    overdue.reason = Some(crate::notify::alert::EscalationReason::RectifyOverdue);
+    let t = text(&overdue, &Place::default(), None);
+    assert!(
+        t.contains("not rectified in time, escalated to level 2"),
+        "{t}"
+    );
+}
+
+#[test]
+fn text_of_a_temperature_alarm_and_an_ended_alert() {
+    let mut a = alert("cell-a", AlertKind::Opened, 0);
+    a.quantity = Some(Quantity::Temperature);
+    a.value = Some(853);
+    a.threshold = Some(800);
+    let t = text(&a, &place(), None);
+    assert!(t.contains("85.3 °C") && t.contains("80.0 °C"), "{t}");
+    assert!(
+        t.starts_with("【火警网格】电气火灾报警 / Electrical fire alarm"),
+        "{t}"
+    );
+    a.what = AlertKind::Ended;
+    let t = text(&a, &Place::default(), None);
+    assert!(t.contains("ended") && !t.contains("First"), "{t}");
+    assert!(t.contains("Where: ?"), "an unknown place says so: {t}");
+}
+
+#[test]
+fn every_category_has_a_first_action_in_both_languages() {
+    for c in Category::ALL {
+        let (zh, en) = first_action(c);
+        assert!(
+            !zh.is_empty() && zh.chars().any(|ch| ch > '\u{2e80}'),
+            "{c:?}"
+        );
+        assert!(en.is_ascii() && !en.is_empty(), "{c:?}");
+    }
+}
+
+#[test]
+fn the_owner_is_told_of_an_opening_of_the_configured_categories_only() {
+    let mut settings = PeopleSettings {
+        public_url: "https://fg.example".into(),
+        sms_url: "https://sms.example/send".into(),
+        owner_categories: vec![Category::Alarm],
+    };
+    let out = fan_out(
+        5,
+        &alert("cell-a", AlertKind::Opened, 0),
+        &place(),
+        &[],
+        None,
+        &settings,
+        0,
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].worker_id, out[0].channel),
+        (OWNER, PersonChannel::Sms)
+    );
+    let body: serde_json::Value = serde_json::from_str(&out[0].body).unwrap();
+    assert_eq!(body["phone"], "13900001111");
+    assert!(
+        body["alert"].get("link").is_none(),
+        "no link to the gateway for the owner"
+    );
+    // Not of an escalation or an end, nor of another category, nor without an SMS gateway.
+    for what in [AlertKind::Escalated, AlertKind::Ended] {
+        assert!(
+            fan_out(
+                5,
+                &alert("cell-a", what, 1),
+                &place(),
+                &[],
+                None,
+                &settings,
+                0
+            )
+            .is_empty()
+        );
+    }
+    settings.owner_categories = vec![Category::Smoke];
+    assert!(
+        fan_out(
+            5,
+            &alert("cell-a", AlertKind::Opened, 0),
+            &place(),
+            &[],
+            None,
+            &settings,
+            0
+        )
+        .is_empty()
+    );
+    settings.owner_categories = vec![Category::Alarm];
+    settings.sms_url.clear();
+    assert!(
+        fan_out(
+            5,
+            &alert("cell-a", AlertKind::Opened, 0),
+            &place(),
+            &[],
+            None,
+            &settings,
+            0
+        )
+        .is_empty()
+    );
+}
