@@ -205,12 +205,27 @@ pub(super) async fn move_ticket(
     Json(body): Json<TicketBody>,
 ) -> ApiResult {
     let id = id.episode()?;
-    if let Some(n) = &body.note {
+    let episode = ticket_move(&state, caller, id, body.to, body.note).await?;
+    Ok(Json(EpisodeView::from(episode)).into_response())
+}
+
+/// Moves episode `id`'s ticket to `to` as `caller` (within their area), then tells the
+/// pipeline of an acknowledgement: the one way a ticket moves, from the API and the web UI.
+///
+/// # Errors
+/// 422 for a note too long, 404 for an unknown episode, 403 outside the caller's area, 409 for
+/// an illegal move, 503 when the pipeline cannot be told.
+pub(crate) async fn ticket_move(
+    state: &ApiState,
+    caller: Caller,
+    id: EpisodeId,
+    to: TicketState,
+    note: Option<String>,
+) -> ApiResult<Episode> {
+    if let Some(n) = &note {
         check_text("note", n, MAX_NOTE, false)?;
     }
-    let to = body.to;
-    let note = body.note;
-    let episode = blocking(&state, Subject::new("episode", id), move |s| {
+    let episode = blocking(state, Subject::new("episode", id), move |s| {
         let Some(episode) = s.episode(id)? else {
             return Err(crate::store::StoreError::UnknownEpisode(id));
         };
@@ -222,9 +237,9 @@ pub(super) async fn move_ticket(
     })
     .await??;
     if to.is_acknowledged() {
-        tell_pipeline(&state, Control::Acknowledged(id)).await?;
+        tell_pipeline(state, Control::Acknowledged(id)).await?;
     }
-    Ok(Json(EpisodeView::from(episode)).into_response())
+    Ok(episode)
 }
 
 #[derive(Debug, Deserialize)]

@@ -29,7 +29,7 @@ use crate::store::Store;
 
 /// What a scoped caller may see: the areas of its subtree, and the devices found in them.
 #[derive(Debug)]
-struct LiveScope {
+pub(super) struct LiveScope {
     store: Store,
     areas: HashSet<GridId>,
     devices: HashMap<String, bool>,
@@ -38,7 +38,7 @@ struct LiveScope {
 impl LiveScope {
     /// Whether the caller may see `alert`: sent to one of its areas, or about one of its
     /// devices (looked up once per device).
-    async fn allows(&mut self, alert: &Alert) -> bool {
+    pub(super) async fn allows(&mut self, alert: &Alert) -> bool {
         if self.areas.contains(&alert.area) {
             return true;
         }
@@ -58,6 +58,31 @@ impl LiveScope {
         self.devices.insert(alert.device.clone(), mine);
         mine
     }
+}
+
+/// What `caller` may see of the live stream: `None` for a city-wide caller; their subtree as it
+/// is now otherwise (the API's stream and the web board's).
+///
+/// # Errors
+/// 500 when the area tree cannot be read.
+pub(super) async fn live_scope(
+    state: &ApiState,
+    caller: &Caller,
+) -> Result<Option<LiveScope>, ApiError> {
+    let Some(scope) = caller.scope() else {
+        return Ok(None);
+    };
+    let store = state.store.clone();
+    let area = scope.clone();
+    let areas = tokio::task::spawn_blocking(move || store.subtree(&area))
+        .await
+        .map_err(|e| ApiError::internal("a store task failed", &e))?
+        .map_err(|e| ApiError::internal("reading the area tree", &e))?;
+    Ok(Some(LiveScope {
+        store: state.store.clone(),
+        areas: areas.into_iter().collect(),
+        devices: HashMap::new(),
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,28 +149,12 @@ pub(super) async fn live(
             .map(|d| query_device("device", d))
             .transpose()?,
     };
-    let scope = match caller.scope() {
-        None => None,
-        Some(scope) => {
-            let store = state.store.clone();
-            let area = scope.clone();
-            let areas = tokio::task::spawn_blocking(move || store.subtree(&area))
-                .await
-                .map_err(|e| ApiError::internal("a store task failed", &e))?
-                .map_err(|e| ApiError::internal("reading the area tree", &e))?;
-            let areas: HashSet<GridId> = areas.into_iter().collect();
-            if let Some(a) = &filter.area
-                && !areas.contains(a)
-            {
-                return Err(out_of_scope(&format!("area {a}"), Some(a), scope));
-            }
-            Some(LiveScope {
-                store: state.store.clone(),
-                areas,
-                devices: HashMap::new(),
-            })
-        }
-    };
+    let scope = live_scope(&state, &caller).await?;
+    if let (Some(scope), Some(a), Some(area)) = (&scope, &filter.area, caller.scope())
+        && !scope.areas.contains(a)
+    {
+        return Err(out_of_scope(&format!("area {a}"), Some(a), area));
+    }
     let rx = state.live.subscribe();
     let closing = state.closing.clone();
     let stream = futures_util::stream::unfold(

@@ -290,8 +290,20 @@ CREATE TRIGGER notification_removed AFTER DELETE ON notifications BEGIN
 END;
 "#;
 
+/// Version 5: web sessions (the web UI's logins, `store/sessions.rs`): the SHA-256 of the
+/// browser's session secret, the API token it was opened with (revoking the token ends it).
+const V5: &str = r#"
+CREATE TABLE web_sessions (
+    id_hash    TEXT PRIMARY KEY,
+    token_id   TEXT NOT NULL REFERENCES api_tokens(id),
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX web_sessions_by_expiry ON web_sessions(expires_ms);
+"#;
+
 /// Every migration, in order: index `i` takes the schema from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The readings file, version 1: the tables version 1 of the main file had, the same columns
 /// in the same order.
@@ -363,6 +375,7 @@ pub(super) const TABLES: &[&str] = &[
     "audit",
     "notifications",
     "notification_order",
+    "web_sessions",
 ];
 
 /// The readings file's tables.
