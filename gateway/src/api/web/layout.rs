@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 
 use super::assets;
 use super::i18n::{Lang, Msg};
@@ -84,7 +84,7 @@ pub(crate) fn page(
                 script src=(assets::url("htmx.min.js")) defer {}
                 script src=(assets::url("app.js")) defer {}
             }
-            body hx-headers=(PreEscaped(format!("{{\"X-CSRF-Token\":\"{csrf}\"}}"))) { (inner) }
+            body { (inner) }
         }
     }
 }
