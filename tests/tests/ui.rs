@@ -88,24 +88,34 @@ impl Driver {
         Self { child, url }
     }
 
-    /// A new headless browser of `width`×`height`.
+    /// A new headless browser whose viewport is `width`×`height` (a phone's, emulated, when
+    /// narrower than 500).
     async fn browser(&self, width: u32, height: u32) -> Client {
+        let mut options = json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+            "--disable-dev-shm-usage", "--lang=zh-CN", "--hide-scrollbars",
+            format!("--window-size={width},{height}")]});
+        if width < 500 {
+            options["mobileEmulation"] = json!({"deviceMetrics":
+                {"width": width, "height": height, "pixelRatio": 2, "touch": true}});
+        }
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                "--disable-dev-shm-usage", "--lang=zh-CN",
-                format!("--window-size={width},{height}")]}),
-        );
+        caps.insert("goog:chromeOptions".into(), options);
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&self.url)
             .await
             .expect("a browser session");
-        client
-            .set_window_size(width, height)
+        if width >= 500 {
+            client
+                .set_window_size(width, height)
+                .await
+                .expect("window size");
+        }
+        let viewport = client
+            .execute("return [window.innerWidth, window.innerHeight];", vec![])
             .await
-            .expect("window size");
+            .expect("the viewport");
+        eprintln!("viewport {viewport}");
         client
     }
 }
@@ -400,7 +410,7 @@ async fn screenshots() {
     let driver = Driver::start().await;
 
     let wide = driver.browser(1440, 900).await;
-    wide.goto(&format!("{base}/login")).await.expect("login page");
+    wide.goto(&format!("{base}/lang/zh?next=/login")).await.expect("login page");
     shot(&wide, &out.join("login.png")).await;
     login(&wide, &base, &operator).await;
     wide.goto(&format!("{base}/board")).await.expect("board");
@@ -410,12 +420,14 @@ async fn screenshots() {
     wide.close().await.expect("close");
 
     let phone = driver.browser(390, 844).await;
+    phone.goto(&format!("{base}/lang/zh?next=/login")).await.expect("zh");
     login(&phone, &base, &worker).await;
     phone.goto(&format!("{base}/field")).await.expect("field");
     shot(&phone, &out.join("field-phone.png")).await;
     phone.close().await.expect("close");
 
     let phone = driver.browser(390, 844).await;
+    phone.goto(&format!("{base}/lang/zh?next=/login")).await.expect("zh");
     login(&phone, &base, &installer).await;
     phone
         .goto(&format!("{base}/install?device=daguan-1-2-3-m"))

@@ -143,7 +143,7 @@ mod tests {
     use crate::model::{EpisodeKey, Source};
     use firegrid_protocols::DeviceId;
 
-    fn ep(id: u64, c: Category, started_ms: i64, escalation: u8) -> Episode {
+    fn ep(id: u64, c: Category, started_ms: u64, escalation: u8) -> Episode {
         Episode {
             id,
             key: EpisodeKey {
