@@ -75,6 +75,50 @@
     badge.setAttribute("data-ready", "1");
   }
 
+  // Trend plots (uPlot): one chart per quantity, a line per channel (the interval's mean).
+  function plots() {
+    var box = document.getElementById("plots");
+    if (!box || !window.uPlot) return;
+    fetch(box.getAttribute("data-src"), { credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (h) {
+        var quantities = [["residual_ma", box.getAttribute("data-residual"), 1],
+                          ["temp_dc", box.getAttribute("data-temp"), 10]];
+        var drawn = 0;
+        quantities.forEach(function (q) {
+          var series = (h.series || []).filter(function (s) {
+            return s.points.some(function (p) { return p[q[0]]; });
+          });
+          if (!series.length) return;
+          var times = {};
+          series.forEach(function (s) { s.points.forEach(function (p) { times[p.t_ms] = 1; }); });
+          var xs = Object.keys(times).map(Number).sort(function (a, b) { return a - b; });
+          var index = {}; xs.forEach(function (t, i) { index[t] = i; });
+          var data = [xs.map(function (t) { return t / 1000; })];
+          var colors = ["#f07c2a", "#3b8fd9", "#2fa86b", "#b58bff", "#e5484d"];
+          var opts = { title: q[1], width: Math.min(box.clientWidth, 1100), height: 260,
+            series: [{}], axes: [{ stroke: "#8796a5", grid: { stroke: "#26313d" } },
+                                 { stroke: "#8796a5", grid: { stroke: "#26313d" } }] };
+          series.forEach(function (s, k) {
+            var ys = xs.map(function () { return null; });
+            s.points.forEach(function (p) { if (p[q[0]]) ys[index[p.t_ms]] = p[q[0]].avg / q[2]; });
+            data.push(ys);
+            opts.series.push({ label: "#" + s.ch, stroke: colors[k % colors.length], width: 2, spanGaps: true });
+          });
+          var div = document.createElement("div"); div.className = "plot";
+          div.setAttribute("data-points", xs.length);
+          box.appendChild(div);
+          new window.uPlot(opts, data, div);
+          drawn++;
+        });
+        if (!drawn) { var p = document.createElement("p"); p.className = "empty";
+          p.textContent = box.getAttribute("data-empty"); box.appendChild(p); }
+        box.setAttribute("data-ready", "1");
+      });
+  }
+
+  window.addEventListener("load", plots);
+
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document); ages(document); live();
     setInterval(function () { ages(document); }, 10000);

@@ -1,5 +1,5 @@
 //! The HTTP API: JSON under `/api/v1`, live alerts as server-sent events, `/healthz` and
-//! `/metrics`.
+//! `/metrics`; and the web UI's pages on the same listener (`web`, docs/ui.md).
 //!
 //! Every change goes through the [`Store`] (which checks references and writes the audit log
 //! with who made the change), and then, for devices and tickets, a [`Control`] tells the
@@ -330,7 +330,8 @@ pub(crate) use crate::clock::now_ms;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientAddr(pub(crate) std::net::SocketAddr);
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
     for ClientAddr
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {

@@ -28,7 +28,7 @@ const SCENARIO: &str = r#"name = "e2e web UI"
 id = "ui"
 [devices]
 sample_interval_ms = 500
-report_interval_s = 30
+report_interval_s = 5
 heartbeat_interval_s = 60
 
 [[street]]
@@ -43,6 +43,13 @@ what = "smoke"
 at_s = 12
 room = "t-1-1-1"
 for_s = 300
+
+[[incident]]
+what = "leakage_creep"
+at_s = 0
+room = "t-1-1-1"
+ma_per_min = 120
+max_ma = 200
 
 [[incident]]
 what = "smoke"
@@ -111,11 +118,6 @@ impl Driver {
                 .await
                 .expect("window size");
         }
-        let viewport = client
-            .execute("return [window.innerWidth, window.innerHeight];", vec![])
-            .await
-            .expect("the viewport");
-        eprintln!("viewport {viewport}");
         client
     }
 }
@@ -189,7 +191,9 @@ async fn fetch(base: &str, path: &str, session: &str) -> (u16, String) {
 fn outside_urls(text: &str) -> Vec<String> {
     let mut rest = text.to_string();
     while let Some(start) = rest.find("/*!") {
-        let end = rest[start..].find("*/").map_or(rest.len(), |e| start + e + 2);
+        let end = rest[start..]
+            .find("*/")
+            .map_or(rest.len(), |e| start + e + 2);
         rest.replace_range(start..end, "");
     }
     let mut found = Vec::new();
@@ -218,7 +222,10 @@ async fn the_web_ui_in_a_real_browser() {
     // The operator's board, open before the smoke starts (+12 s).
     let board = driver.browser(1280, 900).await;
     let op_session = login(&board, &base, &operator).await;
-    board.goto(&format!("{base}/board")).await.expect("the board");
+    board
+        .goto(&format!("{base}/board"))
+        .await
+        .expect("the board");
     board
         .wait()
         .at_most(ELEMENT)
@@ -229,7 +236,10 @@ async fn the_web_ui_in_a_real_browser() {
         .find_all(Locator::Css("tr.hazard[data-category=smoke]"))
         .await
         .expect("rows");
-    assert!(rows_before.is_empty(), "the smoke is not there before +12 s");
+    assert!(
+        rows_before.is_empty(),
+        "the smoke is not there before +12 s"
+    );
     board
         .execute("window.__same_page = true; return null;", vec![])
         .await
@@ -300,38 +310,105 @@ async fn the_web_ui_in_a_real_browser() {
     for path in ["/board", "/field", "/devices", "/install", "/login"] {
         let (status, text) = fetch(&base, path, &op_session).await;
         assert_eq!(status, 200, "{path}");
-        assert!(outside_urls(&text).is_empty(), "{path}: {:?}", outside_urls(&text));
+        assert!(
+            outside_urls(&text).is_empty(),
+            "{path}: {:?}",
+            outside_urls(&text)
+        );
         for asset in text.split("/assets/").skip(1) {
             let name = asset.split(['?', '"']).next().unwrap_or_default();
             let (status, body) = fetch(&base, &format!("/assets/{name}"), "").await;
             assert_eq!(status, 200, "{name}");
-            assert!(outside_urls(&body).is_empty(), "{name}: {:?}", outside_urls(&body));
+            assert!(
+                outside_urls(&body).is_empty(),
+                "{name}: {:?}",
+                outside_urls(&body)
+            );
         }
     }
+
+    // A device's trend: the residual-current plot holds the points the history API returns.
+    board
+        .goto(&format!("{base}/devices/t-1-1-1-m/trend"))
+        .await
+        .expect("the trend page");
+    let plots = board
+        .wait()
+        .at_most(ELEMENT)
+        .for_element(Locator::Css("#plots[data-ready='1']"))
+        .await
+        .expect("the plots drawn");
+    let src = plots
+        .attr("data-src")
+        .await
+        .expect("attr")
+        .expect("its source");
+    let query = src.split_once('?').expect("a query").1;
+    let history = gateway
+        .get(&format!("devices/t-1-1-1-m/history?{query}"))
+        .await;
+    let mut times: Vec<u64> = history["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .flat_map(|s| s["points"].as_array().cloned().unwrap_or_default())
+        .filter(|p| !p["residual_ma"].is_null())
+        .filter_map(|p| p["t_ms"].as_u64())
+        .collect();
+    times.sort_unstable();
+    times.dedup();
+    assert!(
+        !times.is_empty(),
+        "readings of the creeping leakage: {history}"
+    );
+    let drawn = board
+        .find(Locator::Css("#plots .plot"))
+        .await
+        .expect("the residual-current plot")
+        .attr("data-points")
+        .await
+        .expect("attr")
+        .and_then(|n| n.parse::<usize>().ok())
+        .expect("its point count");
+    assert_eq!(drawn, times.len(), "the plot's points are the API's");
     board.close().await.expect("close the board");
 
     // A grid worker of cell A on a phone: cell A's hazard, not cell B's.
     let worker = user_add(gateway.config(), "ui-worker-a", "grid_worker", Some("t-1"));
     let phone = driver.browser(390, 844).await;
     let worker_session = login(&phone, &base, &worker).await;
-    phone.goto(&format!("{base}/field")).await.expect("the field page");
+    phone
+        .goto(&format!("{base}/field"))
+        .await
+        .expect("the field page");
     let card = phone
         .wait()
         .at_most(ELEMENT)
         .for_element(Locator::Css("article.card[data-category=smoke]"))
         .await
         .expect("cell A's smoke");
-    let cards = phone.find_all(Locator::Css("article.card")).await.expect("cards");
+    let cards = phone
+        .find_all(Locator::Css("article.card"))
+        .await
+        .expect("cards");
     let mut texts = Vec::new();
     for c in &cards {
         texts.push(c.text().await.expect("a card's text"));
     }
-    assert!(texts.iter().all(|t| t.contains("t-1") && !t.contains("t-2")), "{texts:?}");
+    assert!(
+        texts
+            .iter()
+            .all(|t| t.contains("t-1") && !t.contains("t-2")),
+        "{texts:?}"
+    );
     let width = phone
         .execute("return document.documentElement.scrollWidth;", vec![])
         .await
         .expect("the page's width");
-    assert!(width.as_u64().is_some_and(|w| w <= 390), "no sideways scrolling: {width}");
+    assert!(
+        width.as_u64().is_some_and(|w| w <= 390),
+        "no sideways scrolling: {width}"
+    );
 
     // Rectified, with a note.
     let card_id = card.attr("id").await.expect("attr").expect("the card's id");
@@ -405,29 +482,49 @@ async fn screenshots() {
     })
     .await;
     let operator = user_add(gateway.config(), "demo-operator", "operator", None);
-    let worker = user_add(gateway.config(), "demo-worker", "grid_worker", Some("xiaohe-2"));
-    let installer = user_add(gateway.config(), "demo-installer", "installer", Some("daguan"));
+    let worker = user_add(
+        gateway.config(),
+        "demo-worker",
+        "grid_worker",
+        Some("xiaohe-2"),
+    );
+    let installer = user_add(
+        gateway.config(),
+        "demo-installer",
+        "installer",
+        Some("daguan"),
+    );
     let driver = Driver::start().await;
 
     let wide = driver.browser(1440, 900).await;
-    wide.goto(&format!("{base}/lang/zh?next=/login")).await.expect("login page");
+    wide.goto(&format!("{base}/lang/zh?next=/login"))
+        .await
+        .expect("login page");
     shot(&wide, &out.join("login.png")).await;
     login(&wide, &base, &operator).await;
     wide.goto(&format!("{base}/board")).await.expect("board");
     shot(&wide, &out.join("board.png")).await;
-    wide.goto(&format!("{base}/devices?area=daguan-1")).await.expect("devices");
+    wide.goto(&format!("{base}/devices?area=daguan-1"))
+        .await
+        .expect("devices");
     shot(&wide, &out.join("devices.png")).await;
     wide.close().await.expect("close");
 
     let phone = driver.browser(390, 844).await;
-    phone.goto(&format!("{base}/lang/zh?next=/login")).await.expect("zh");
+    phone
+        .goto(&format!("{base}/lang/zh?next=/login"))
+        .await
+        .expect("zh");
     login(&phone, &base, &worker).await;
     phone.goto(&format!("{base}/field")).await.expect("field");
     shot(&phone, &out.join("field-phone.png")).await;
     phone.close().await.expect("close");
 
     let phone = driver.browser(390, 844).await;
-    phone.goto(&format!("{base}/lang/zh?next=/login")).await.expect("zh");
+    phone
+        .goto(&format!("{base}/lang/zh?next=/login"))
+        .await
+        .expect("zh");
     login(&phone, &base, &installer).await;
     phone
         .goto(&format!("{base}/install?device=daguan-1-2-3-m"))

@@ -16,6 +16,8 @@
 //! | `POST /episodes/{id}/ticket` | move a ticket (`to`, `note`) | `POST /api/v1/episodes/{id}/ticket` |
 //! | `GET /field` | the grid worker's phone page | `GET /api/v1/episodes` |
 //! | `GET /devices` | the device roster (`?state=&kind=&area=`) | `GET /api/v1/devices` |
+//! | `GET /devices/{id}/trend` | a device's residual current and temperature, plotted | `GET /api/v1/devices/{id}/history` |
+//! | `GET /devices/{id}/history` | the API's history handler itself, behind the session (the plots' data, CSV) | `GET /api/v1/devices/{id}/history` |
 //! | `GET /install` | pending devices, one device's binding and thresholds (`?device=`) | `GET /api/v1/pending` |
 //! | `POST /install/{id}/binding` | bind a device to site, room, circuit, cell | `PUT /api/v1/devices/{id}` |
 //! | `POST /install/{id}/config` | set a device's thresholds | `PUT /api/v1/devices/{id}/config` |
@@ -31,6 +33,7 @@ mod limiter;
 mod place;
 mod session;
 mod stream;
+mod trend;
 
 #[cfg(test)]
 mod tests;
@@ -87,6 +90,8 @@ fn pages() -> Vec<Page> {
         page(M::POST, "/episodes/{id}/ticket", (M::POST, "/api/v1/episodes/{id}/ticket"), post(board::ticket)),
         page(M::GET, "/field", (M::GET, "/api/v1/episodes"), get(field::field)),
         page(M::GET, "/devices", (M::GET, "/api/v1/devices"), get(board::devices)),
+        page(M::GET, "/devices/{id}/trend", (M::GET, "/api/v1/devices/{id}/history"), get(trend::trend)),
+        page(M::GET, "/devices/{id}/history", (M::GET, "/api/v1/devices/{id}/history"), get(super::history::device_history)),
         page(M::GET, "/install", (M::GET, "/api/v1/pending"), get(install::install)),
         page(M::POST, "/install/{id}/binding", (M::PUT, "/api/v1/devices/{id}"), post(install::binding)),
         page(M::POST, "/install/{id}/config", (M::PUT, "/api/v1/devices/{id}/config"), post(install::config)),

@@ -8,8 +8,16 @@ use axum::response::{IntoResponse, Response};
 
 /// Every served file: name, content type, bytes.
 pub(crate) const FILES: &[(&str, &str, &[u8])] = &[
-    ("app.css", "text/css; charset=utf-8", include_bytes!("../../../assets/app.css")),
-    ("app.js", "text/javascript; charset=utf-8", include_bytes!("../../../assets/app.js")),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../../assets/app.css"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../assets/app.js"),
+    ),
     (
         "htmx.min.js",
         "text/javascript; charset=utf-8",

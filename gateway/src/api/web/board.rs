@@ -22,7 +22,9 @@ use crate::api::episodes::ticket_move;
 use crate::api::error::{ApiError, PathId, query_area};
 use crate::api::{ApiState, now_ms};
 use crate::model::{DeviceKind, DeviceState, TicketState, UnixMs};
-use crate::store::{Area, AreaFields, AreaFilter, DeviceFilter, StoreError};
+use crate::store::{
+    Area, AreaFields, AreaFilter, DeviceFilter, SiteFields, SiteFilter, StoreError,
+};
 
 /// Whether the caller's role may move tickets (the API route's roles).
 pub(crate) fn may_move_tickets(caller: &Caller) -> bool {
@@ -41,7 +43,11 @@ pub(crate) async fn read<T: Send + 'static>(
         Ok(Err(e)) => Err(layout::error_page(lang, e.status(), e.message())),
         Err(e) => {
             tracing::error!(error = %e, "a web page's store task failed");
-            Err(layout::error_page(lang, StatusCode::INTERNAL_SERVER_ERROR, "task"))
+            Err(layout::error_page(
+                lang,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "task",
+            ))
         }
     }
 }
@@ -135,7 +141,11 @@ pub(crate) fn ticket_buttons(
     ticket: TicketState,
     view: &str,
 ) -> Markup {
-    let target = if view == "card" { "closest article" } else { "closest tr" };
+    let target = if view == "card" {
+        "closest article"
+    } else {
+        "closest tr"
+    };
     let moves = [
         (TicketState::Acknowledged, Msg::Acknowledge),
         (TicketState::Dispatched, Msg::Dispatch),
@@ -215,7 +225,15 @@ pub(super) async fn board(
             }
         }
     };
-    layout::page(lang, &caller, &session.csrf, "/board", lang.t(Msg::Board), &body).into_response()
+    layout::page(
+        lang,
+        &caller,
+        &session.csrf,
+        "/board",
+        lang.t(Msg::Board),
+        &body,
+    )
+    .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,7 +272,9 @@ pub(super) async fn ticket(
     })
     .await;
     match hazard {
-        Ok(h) if view == "card" => super::field::card(lang, &session.csrf, &h, now_ms()).into_response(),
+        Ok(h) if view == "card" => {
+            super::field::card(lang, &session.csrf, &h, now_ms()).into_response()
+        }
         Ok(h) => row(lang, &session.csrf, &h, now_ms(), may_move_tickets(&caller)).into_response(),
         Err(r) => r,
     }
@@ -296,16 +316,24 @@ pub(super) async fn devices(
         };
         let devices = s.devices(&filter).map_err(store_error)?;
         let hazards = place::open_hazards(s, c.scope()).map_err(store_error)?;
-        Ok((devices, hazards))
+        let sites: HashMap<i64, String> = s
+            .list::<SiteFields>(&SiteFilter::default(), c.scope())
+            .map_err(store_error)?
+            .into_iter()
+            .map(|r| (r.id, r.fields.name))
+            .collect();
+        Ok((devices, hazards, sites))
     })
     .await;
-    let (devices, hazards) = match found {
+    let (devices, hazards, sites) = match found {
         Ok(v) => v,
         Err(r) => return r,
     };
     let mut open: HashMap<String, Vec<&Hazard>> = HashMap::new();
     for h in &hazards {
-        open.entry(h.episode.key.device.to_string()).or_default().push(h);
+        open.entry(h.episode.key.device.to_string())
+            .or_default()
+            .push(h);
     }
     let states = [
         DeviceState::Registered,
@@ -327,7 +355,7 @@ pub(super) async fn devices(
                         @for st in states { option value=(json_name(&st)) selected[dev_state == Some(st)] { (lang.device_state(st)) } } } }
                 label { (lang.t(Msg::Kind)) " "
                     select name="kind" { option value="" { (lang.t(Msg::Any)) }
-                        @for k in kinds { option value=(json_name(&k)) selected[kind == Some(k)] { (json_name(&k)) } } } }
+                        @for k in kinds { option value=(json_name(&k)) selected[kind == Some(k)] { (lang.device_kind(k)) } } } }
                 label { (lang.t(Msg::Areas)) " " input name="area" value=(q.area.as_deref().unwrap_or("")) size="12"; }
                 button.btn type="submit" { (lang.t(Msg::Filter)) }
             }
@@ -337,21 +365,29 @@ pub(super) async fn devices(
                 tbody {
                     @for d in &devices {
                         tr {
-                            td { code { (d.id) } }
-                            td { (json_name(&d.fields.kind)) }
+                            td { a href=(format!("/install?device={}", d.id)) { code { (d.id) } } }
+                            td { (lang.device_kind(d.fields.kind)) }
                             td { span.dstate.(json_name(&d.fields.state)) { (lang.device_state(d.fields.state)) } }
                             td { @if let Some(g) = &d.fields.grid_id { (g) } }
-                            td { @if let Some(s) = d.fields.site_id { "#" (s) } }
+                            td { @if let Some(s) = d.fields.site_id { (sites.get(&s).map_or("", String::as_str)) } }
                             td { @for h in open.get(d.id.as_str()).into_iter().flatten() {
                                 span.cat.(h.episode.key.category.as_str()) { (lang.category(h.episode.key.category)) } " " } }
-                            td { "v" (d.fields.config.version) }
+                            td { "v" (d.fields.config.version) " · " a href=(format!("/devices/{}/trend", d.id)) { (lang.t(Msg::Trend)) } }
                         }
                     }
                 }
             }
         }
     };
-    layout::page(lang, &caller, &session.csrf, "/devices", lang.t(Msg::Devices), &body).into_response()
+    layout::page(
+        lang,
+        &caller,
+        &session.csrf,
+        "/devices",
+        lang.t(Msg::Devices),
+        &body,
+    )
+    .into_response()
 }
 
 /// The API's name of an enum value (`in_service`).

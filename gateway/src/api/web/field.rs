@@ -76,8 +76,7 @@ pub(super) async fn field(
     let c = caller.clone();
     let found = read(&state, lang, move |s| {
         let area = page_area(s, &c, q.area.as_deref())?;
-        place::open_hazards(s, area.as_ref())
-            .map_err(|e| ApiError::from_store(e, &Subject::NONE))
+        place::open_hazards(s, area.as_ref()).map_err(|e| ApiError::from_store(e, &Subject::NONE))
     })
     .await;
     let hazards = match found {
@@ -97,5 +96,13 @@ pub(super) async fn field(
             p #empty.empty hidden[!hazards.is_empty()] { (lang.t(Msg::NoHazards)) }
         }
     };
-    layout::page(lang, &caller, &session.csrf, "/field", lang.t(Msg::Field), &body).into_response()
+    layout::page(
+        lang,
+        &caller,
+        &session.csrf,
+        "/field",
+        lang.t(Msg::Field),
+        &body,
+    )
+    .into_response()
 }

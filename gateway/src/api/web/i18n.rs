@@ -4,7 +4,7 @@
 
 use axum::http::HeaderMap;
 
-use crate::model::{Category, DeviceState, TicketState};
+use crate::model::{Category, DeviceKind, DeviceState, TicketState};
 
 /// A UI language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +84,15 @@ impl Lang {
             Category::BatteryLow => Msg::DoBattery,
             Category::Smoke => Msg::DoSmoke,
             Category::Tamper => Msg::DoTamper,
+        })
+    }
+
+    /// A device kind's name.
+    pub(crate) const fn device_kind(self, k: DeviceKind) -> &'static str {
+        self.t(match k {
+            DeviceKind::ElectricalFireMonitor => Msg::KindMonitor,
+            DeviceKind::SmokeAlarm => Msg::KindSmoke,
+            DeviceKind::LegacyModbus => Msg::KindModbus,
         })
     }
 
@@ -175,6 +184,13 @@ messages! {
     DoBattery => "安排更换电池。", "Arrange a battery change.";
     DoSmoke => "立即电话联系业主，必要时拨打 119。", "Call the owner at once; call 119 if needed.";
     DoTamper => "到场检查设备是否被拆卸或遮挡。", "Check on site whether the device was opened or removed.";
+    Trend => "趋势", "Trend";
+    Residual => "剩余电流 (mA)", "Residual current (mA)";
+    Temperature => "温度 (°C)", "Temperature (°C)";
+    NoReadings => "这段时间没有读数。", "No readings in this range.";
+    KindMonitor => "电气火灾监控探测器", "Electrical-fire monitor";
+    KindSmoke => "独立式烟感", "Smoke alarm";
+    KindModbus => "Modbus 监控设备", "Modbus monitor";
     DevRegistered => "已登记", "registered";
     DevCommissioned => "已调试", "commissioned";
     DevInService => "运行中", "in service";
@@ -217,7 +233,10 @@ mod tests {
     #[test]
     fn every_message_has_both_languages() {
         for m in Msg::ALL {
-            assert!(!Lang::Zh.t(*m).is_empty() && !Lang::En.t(*m).is_empty(), "{m:?}");
+            assert!(
+                !Lang::Zh.t(*m).is_empty() && !Lang::En.t(*m).is_empty(),
+                "{m:?}"
+            );
         }
     }
 

@@ -18,12 +18,12 @@ use super::board::{json_name, read};
 use super::i18n::{Lang, Msg};
 use super::layout::{self, time};
 use super::session::WebSession;
+use crate::api::ApiState;
 use crate::api::access::Caller;
 use crate::api::device_config::ConfigBody;
 use crate::api::devices::config_change;
 use crate::api::error::{ApiError, PathId, Subject, device_id};
 use crate::api::resource::update_record;
-use crate::api::ApiState;
 use crate::store::{
     AreaFields, AreaFilter, AreaLevel, Device, DeviceFields, RoomFields, RoomFilter, SiteFields,
     SiteFilter,
@@ -80,7 +80,12 @@ pub(super) async fn install(
             .collect();
         let rooms = match device.fields.site_id {
             Some(site) => s
-                .list::<RoomFields>(&RoomFilter { site_id: Some(site) }, c.scope())
+                .list::<RoomFields>(
+                    &RoomFilter {
+                        site_id: Some(site),
+                    },
+                    c.scope(),
+                )
                 .map_err(store_error)?
                 .into_iter()
                 .map(|r| (r.id, r.fields.name))
@@ -99,15 +104,23 @@ pub(super) async fn install(
             .into_iter()
             .map(|a| a.id.to_string())
             .collect();
-        Ok((pending, Some(Found { device, sites, rooms, cells })))
+        Ok((
+            pending,
+            Some(Found {
+                device,
+                sites,
+                rooms,
+                cells,
+            }),
+        ))
     })
     .await;
     let (pending, found) = match found {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let may_register = super::api_roles(axum::http::Method::GET, "/api/v1/pending")
-        .allows(caller.role());
+    let may_register =
+        super::api_roles(axum::http::Method::GET, "/api/v1/pending").allows(caller.role());
     let body = html! {
         main.install {
             h1 { (lang.t(Msg::Install)) }
@@ -133,7 +146,15 @@ pub(super) async fn install(
             }
         }
     };
-    layout::page(lang, &caller, &session.csrf, "/install", lang.t(Msg::Install), &body).into_response()
+    layout::page(
+        lang,
+        &caller,
+        &session.csrf,
+        "/install",
+        lang.t(Msg::Install),
+        &body,
+    )
+    .into_response()
 }
 
 /// A set-point in the form's unit (mA; °C with one decimal).
@@ -148,10 +169,16 @@ fn device_forms(lang: Lang, csrf: &str, f: &Found, limits: &Limits) -> Markup {
     let d = &f.device;
     let (rmin, rmax) = limits.range(Quantity::ResidualCurrent);
     let (tmin, tmax) = limits.range(Quantity::Temperature);
-    let channels: HashMap<u8, _> = d.fields.config.channels.iter().map(|c| (c.channel, c)).collect();
+    let channels: HashMap<u8, _> = d
+        .fields
+        .config
+        .channels
+        .iter()
+        .map(|c| (c.channel, c))
+        .collect();
     html! {
         section.device {
-            h2 { code { (d.id) } " · " (json_name(&d.fields.kind)) " · " span.dstate.(json_name(&d.fields.state)) { (lang.device_state(d.fields.state)) } }
+            h2 { code { (d.id) } " · " (lang.device_kind(d.fields.kind)) " · " span.dstate.(json_name(&d.fields.state)) { (lang.device_state(d.fields.state)) } }
             form.binding method="post" action=(format!("/install/{}/binding", d.id)) {
                 h3 { (lang.t(Msg::Binding)) }
                 input type="hidden" name="csrf" value=(csrf);
@@ -229,7 +256,10 @@ pub(super) async fn binding(
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no device {id}")))?
         };
-        let grid = form.get("grid_id").map(|g| g.trim()).filter(|g| !g.is_empty());
+        let grid = form
+            .get("grid_id")
+            .map(|g| g.trim())
+            .filter(|g| !g.is_empty());
         let body: Value = json!({
             "kind": current.fields.kind,
             "site_id": number(&form, "site_id")?,
@@ -254,7 +284,11 @@ pub(super) async fn binding(
 fn config_body(form: &HashMap<String, String>, current: &Device) -> Result<ConfigBody, ApiError> {
     let mut channels = Vec::new();
     for ch in 0..FORM_CHANNELS {
-        let Some(value) = form.get(&format!("ch{ch}_value")).map(|v| v.trim()).filter(|v| !v.is_empty()) else {
+        let Some(value) = form
+            .get(&format!("ch{ch}_value"))
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+        else {
             continue;
         };
         let value: f64 = value

@@ -75,7 +75,11 @@ mod tests {
         assert_eq!(l.check(b, 2000), Ok(()), "another address is not held up");
         assert_eq!(l.check(a, 1000 + WINDOW_MS), Ok(()));
         l.refused(a, 1000 + WINDOW_MS);
-        assert_eq!(l.check(a, 1001 + WINDOW_MS), Ok(()), "a new window starts at one");
+        assert_eq!(
+            l.check(a, 1001 + WINDOW_MS),
+            Ok(()),
+            "a new window starts at one"
+        );
     }
 
     #[test]

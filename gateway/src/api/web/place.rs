@@ -57,7 +57,10 @@ pub(crate) fn needs_someone(e: &Episode) -> bool {
 ///
 /// # Errors
 /// A store error.
-pub(crate) fn open_hazards(store: &Store, area: Option<&GridId>) -> Result<Vec<Hazard>, StoreError> {
+pub(crate) fn open_hazards(
+    store: &Store,
+    area: Option<&GridId>,
+) -> Result<Vec<Hazard>, StoreError> {
     let mut episodes: HashMap<u64, Episode> = HashMap::new();
     let base = EpisodeFilter {
         area: area.cloned(),
@@ -87,7 +90,9 @@ pub(crate) fn open_hazards(store: &Store, area: Option<&GridId>) -> Result<Vec<H
     let mut list: Vec<Episode> = episodes.into_values().filter(needs_someone).collect();
     list.sort_by(board_order);
     let mut sites = HashMap::new();
-    list.into_iter().map(|e| locate(store, e, &mut sites)).collect()
+    list.into_iter()
+        .map(|e| locate(store, e, &mut sites))
+        .collect()
 }
 
 /// Where episode `e` is.
@@ -164,7 +169,7 @@ mod tests {
 
     #[test]
     fn smoke_before_alarms_before_faults_then_escalated_then_newest() {
-        let mut v = vec![
+        let mut v = [
             ep(1, Category::Fault, 50, 0),
             ep(2, Category::Alarm, 10, 0),
             ep(3, Category::Alarm, 20, 0),

@@ -59,9 +59,11 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for WebSession {
         _: &S,
     ) -> Result<Self, Response> {
         // `authorize` puts it there on every page; a page without it is a bug.
-        parts.extensions.get::<Self>().cloned().ok_or_else(|| {
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        })
+        parts
+            .extensions
+            .get::<Self>()
+            .cloned()
+            .ok_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())
     }
 }
 
@@ -222,9 +224,7 @@ pub(super) struct NextQuery {
 /// A local path to go to after logging in (anything else: `/`).
 fn local(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => {
-            n.to_string()
-        }
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
         _ => "/".to_string(),
     }
 }
@@ -268,7 +268,13 @@ pub(super) async fn login_form(
     Query(q): Query<NextQuery>,
 ) -> Response {
     let lang = Lang::of(&headers);
-    login_page(&state, lang, &local(q.next.as_deref()), StatusCode::OK, None)
+    login_page(
+        &state,
+        lang,
+        &local(q.next.as_deref()),
+        StatusCode::OK,
+        None,
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -304,7 +310,13 @@ pub(super) async fn login(State(state): State<ApiState>, request: Request) -> Re
     if state.web_logins.check(ip, now).is_err() {
         state.metrics.api_refused("login_rate");
         let text = lang.t(Msg::LoginLimited);
-        return login_page(&state, lang, &next, StatusCode::TOO_MANY_REQUESTS, Some(text));
+        return login_page(
+            &state,
+            lang,
+            &next,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(text),
+        );
     }
     let token = form.token.trim().to_string();
     let store = state.store.clone();
@@ -361,8 +373,7 @@ pub(super) async fn logout(State(state): State<ApiState>, headers: HeaderMap) ->
     if let Some(secret) = cookie(&headers, SESSION_COOKIE) {
         let store = state.store.clone();
         let hash = session_hash(secret);
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.close_session(&hash)).await
-        {
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.close_session(&hash)).await {
             tracing::error!(error = %e, "logout: cannot end the session");
         }
     }
@@ -419,7 +430,10 @@ mod tests {
     #[test]
     fn the_posted_token_is_found_in_the_header_or_the_form() {
         let mut h = HeaderMap::new();
-        assert_eq!(posted_csrf(&h, b"to=acknowledged&csrf=ab12"), Some("ab12".into()));
+        assert_eq!(
+            posted_csrf(&h, b"to=acknowledged&csrf=ab12"),
+            Some("ab12".into())
+        );
         assert_eq!(posted_csrf(&h, b"to=acknowledged"), None);
         h.insert("x-csrf-token", HeaderValue::from_static("cd34"));
         assert_eq!(posted_csrf(&h, b""), Some("cd34".into()));

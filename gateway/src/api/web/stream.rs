@@ -55,7 +55,11 @@ fn render(store: &Store, view: &View, alert: &Alert) -> Option<Event> {
     let id = episode.id;
     if !place::needs_someone(&episode) {
         let element = if view.card { "card" } else { "ep" };
-        return Some(Event::default().event("gone").data(format!("{element}-{id}")));
+        return Some(
+            Event::default()
+                .event("gone")
+                .data(format!("{element}-{id}")),
+        );
     }
     let hazard: Hazard = place::locate(store, episode, &mut HashMap::new()).ok()?;
     let now = now_ms();
@@ -82,8 +86,7 @@ pub(super) async fn live(
     let lang = session.lang;
     let c = caller.clone();
     let areas = read(&state, lang, move |s| {
-        let Some(area) = page_area(s, &c, q.area.as_deref())?.filter(|_| q.area.is_some())
-        else {
+        let Some(area) = page_area(s, &c, q.area.as_deref())?.filter(|_| q.area.is_some()) else {
             return Ok(None);
         };
         let subtree = s.subtree(&area).map_err(|e| {

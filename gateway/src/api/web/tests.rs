@@ -102,9 +102,16 @@ impl Web {
         assert_eq!(form.status, StatusCode::OK);
         let nonce = form
             .cookie("fg_login")
-            .and_then(|c| c.split(';').next().map(|c| c["fg_login=".len()..].to_string()))
+            .and_then(|c| {
+                c.split(';')
+                    .next()
+                    .map(|c| c["fg_login=".len()..].to_string())
+            })
             .expect("the login form's cookie");
-        assert!(form.text.contains(&nonce), "the form carries the same nonce");
+        assert!(
+            form.text.contains(&nonce),
+            "the form carries the same nonce"
+        );
         let answer = self
             .post(
                 "/login",
@@ -132,7 +139,10 @@ impl Web {
 
 /// The CSRF token in a page.
 fn csrf(page: &str) -> String {
-    let at = page.find("name=\"csrf\" value=\"").expect("a form with its CSRF token") + 19;
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with its CSRF token")
+        + 19;
     page[at..at + 32].to_string()
 }
 
@@ -147,7 +157,9 @@ fn every_page_takes_the_roles_of_an_api_route() {
         );
     }
     assert_eq!(
-        super::api_roles(Method::POST, "/episodes/{id}/ticket").iter().count(),
+        super::api_roles(Method::POST, "/episodes/{id}/ticket")
+            .iter()
+            .count(),
         0,
         "a path outside the API's table allows no one"
     );
@@ -157,7 +169,11 @@ fn every_page_takes_the_roles_of_an_api_route() {
 async fn a_token_logs_in_and_the_session_cookie_is_strict_and_http_only() {
     let w = web();
     let (_, token) = w.user("op-wang", Role::Operator);
-    let session = w.login(&token).await.map_err(|a| a.text).expect("logged in");
+    let session = w
+        .login(&token)
+        .await
+        .map_err(|a| a.text)
+        .expect("logged in");
     let form = w.login(&token).await.expect("again");
     assert_ne!(session, form, "each login its own session");
     let answer = w.get("/board", &session).await;
@@ -167,7 +183,10 @@ async fn a_token_logs_in_and_the_session_cookie_is_strict_and_http_only() {
     // Set-Cookie flags.
     let form = w.get("/login", "").await;
     let nonce = form.cookie("fg_login").expect("cookie");
-    assert!(nonce.contains("HttpOnly") && nonce.contains("SameSite=Strict"), "{nonce}");
+    assert!(
+        nonce.contains("HttpOnly") && nonce.contains("SameSite=Strict"),
+        "{nonce}"
+    );
     assert!(!nonce.contains("Secure"), "no Secure without TLS");
 }
 
@@ -192,7 +211,10 @@ async fn refused_logins_are_counted_and_limited() {
         assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(w.refusals("login"), f64::from(MAX_FAILURES));
-    let a = w.login(&token).await.expect_err("limited, even with the right token");
+    let a = w
+        .login(&token)
+        .await
+        .expect_err("limited, even with the right token");
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(w.refusals("login_rate"), 1.0);
 }
@@ -225,7 +247,10 @@ async fn every_post_needs_the_sessions_csrf_token_and_logout_ends_the_session() 
     assert_eq!(w.refusals("csrf"), 3.0);
     let a = w.post("/logout", &session, &format!("csrf={mine}")).await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
-    assert_eq!(w.get("/board", &session).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        w.get("/board", &session).await.status,
+        StatusCode::SEE_OTHER
+    );
     assert_eq!(w.get("/board", &other).await.status, StatusCode::OK);
 }
 
@@ -239,7 +264,10 @@ async fn revoking_the_token_ends_its_sessions() {
         .store
         .revoke_token(&id, Actor::new("test", 2))
         .expect("revoked");
-    assert_eq!(w.get("/board", &session).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        w.get("/board", &session).await.status,
+        StatusCode::SEE_OTHER
+    );
 }
 
 #[tokio::test]
@@ -258,15 +286,27 @@ async fn a_role_without_the_api_route_gets_403() {
     let (_, t) = w
         .state
         .store
-        .add_user("viewer-zhou", Role::Viewer, Some(&area), Actor::new("test", 1))
+        .add_user(
+            "viewer-zhou",
+            Role::Viewer,
+            Some(&area),
+            Actor::new("test", 1),
+        )
         .expect("user");
     let token = t.token.expose().to_string();
     let session = w.login(&token).await.expect("logged in");
-    assert_eq!(w.get("/install", &session).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        w.get("/install", &session).await.status,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(w.get("/board", &session).await.status, StatusCode::OK);
     let page = w.get("/devices", &session).await;
     let a = w
-        .post("/episodes/1/ticket", &session, &format!("csrf={}&to=acknowledged", csrf(&page.text)))
+        .post(
+            "/episodes/1/ticket",
+            &session,
+            &format!("csrf={}&to=acknowledged", csrf(&page.text)),
+        )
         .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN, "viewers move no ticket");
 }
@@ -279,7 +319,10 @@ async fn english_by_cookie_or_accept_language() {
     let page = w.get("/board", &format!("{session}; fg_lang=en")).await;
     assert!(page.text.contains("Open hazards"), "{}", page.text);
     let a = w.get("/lang/en?next=/board", "").await;
-    assert!(a.cookie("fg_lang").is_some_and(|c| c.starts_with("fg_lang=en;")));
+    assert!(
+        a.cookie("fg_lang")
+            .is_some_and(|c| c.starts_with("fg_lang=en;"))
+    );
     assert_eq!(a.headers[header::LOCATION], "/board");
 }
 
@@ -291,7 +334,10 @@ async fn assets_are_embedded_and_name_no_outside_url() {
         assert_eq!(a.status, StatusCode::OK, "{name}");
         assert_eq!(a.text.len(), bytes.len());
     }
-    assert_eq!(w.get("/assets/nope.js", "").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        w.get("/assets/nope.js", "").await.status,
+        StatusCode::NOT_FOUND
+    );
     let login = w.get("/login", "").await;
     assert!(!login.text.contains("http://") && !login.text.contains("https://"));
 }
