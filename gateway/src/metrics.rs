@@ -792,6 +792,9 @@ firegrid_api_refusals_total{reason=\"no_token\"} 0
 firegrid_api_refusals_total{reason=\"bad_token\"} 0
 firegrid_api_refusals_total{reason=\"role\"} 0
 firegrid_api_refusals_total{reason=\"scope\"} 0
+firegrid_api_refusals_total{reason=\"csrf\"} 0
+firegrid_api_refusals_total{reason=\"login\"} 0
+firegrid_api_refusals_total{reason=\"login_rate\"} 0
 ";
         assert_eq!(m.render(), expected);
     }

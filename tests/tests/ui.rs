@@ -508,6 +508,15 @@ async fn screenshots() {
         .await
         .expect("devices");
     shot(&wide, &out.join("devices.png")).await;
+    wide.goto(&format!("{base}/devices/daguan-1-2-3-m/trend"))
+        .await
+        .expect("trend");
+    wide.wait()
+        .at_most(ELEMENT)
+        .for_element(Locator::Css("#plots[data-ready='1']"))
+        .await
+        .expect("the plots");
+    shot(&wide, &out.join("trend.png")).await;
     wide.close().await.expect("close");
 
     let phone = driver.browser(390, 844).await;
