@@ -340,4 +340,8 @@ async fn assets_are_embedded_and_name_no_outside_url() {
     );
     let login = w.get("/login", "").await;
     assert!(!login.text.contains("http://") && !login.text.contains("https://"));
+    let csp = login.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .expect("ASCII");
+    assert!(csp.starts_with("default-src 'self';"), "{csp}");
 }
