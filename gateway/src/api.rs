@@ -1,5 +1,5 @@
 //! The HTTP API: JSON under `/api/v1`, live alerts as server-sent events, `/healthz` and
-//! `/metrics`.
+//! `/metrics`; and the web UI's pages on the same listener (`web`, docs/ui.md).
 //!
 //! Every change goes through the [`Store`] (which checks references and writes the audit log
 //! with who made the change), and then, for devices and tickets, a [`Control`] tells the
@@ -90,6 +90,7 @@ mod resource;
 mod routes;
 pub mod tls;
 mod users;
+mod web;
 
 #[cfg(test)]
 mod tests;
@@ -239,6 +240,10 @@ pub struct ApiState {
     /// Whether `/metrics` answers without a token (`[api] metrics`; default: only when the API
     /// listens on loopback). False here until set.
     pub metrics_open: bool,
+    /// Whether the API is served over TLS (the web UI's cookies are then `Secure`).
+    pub https: bool,
+    /// The web UI's refused logins per address (its rate limit).
+    pub(crate) web_logins: Arc<web::LoginLimiter>,
 }
 
 impl ApiState {
@@ -264,6 +269,8 @@ impl ApiState {
             accounts: crate::broker::mosquitto::AccountsChanged::default(),
             closing: CancellationToken::new(),
             metrics_open: false,
+            https: false,
+            web_logins: Arc::default(),
         }
     }
 }
@@ -299,6 +306,7 @@ pub fn router(state: ApiState) -> Router {
         router = router.route(r.rule.path, r.handler.route_layer(layer));
     }
     router
+        .merge(web::router(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -315,7 +323,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let closing = state.closing.clone();
-    let app = router(state);
+    let app = router(state).into_make_service_with_connect_info::<ClientAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -335,7 +343,7 @@ pub async fn serve_tls(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let closing = state.closing.clone();
-    let app = router(state);
+    let app = router(state).into_make_service_with_connect_info::<ClientAddr>();
     axum::serve(tls::TlsListener::new(listener, config)?, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -345,6 +353,27 @@ pub async fn serve_tls(
 }
 
 pub(crate) use crate::clock::now_ms;
+
+/// The address of the client of a request (the web UI's login rate limit counts by it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub(crate) std::net::SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
 
 /// Runs a store call on the blocking pool; its error is mapped with `subject` (the resource
 /// named in the path, if any: unknown → 404 for it, 422 for any other reference).

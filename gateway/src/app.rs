@@ -437,6 +437,7 @@ pub async fn run(
         .tls()
         .map(|(cert, key)| crate::tls::server_config(cert, key))
         .transpose()?;
+    state.https = api_tls.is_some();
     tasks.spawn(async move {
         let served = match api_tls {
             Some(tls) => api::serve_tls(listener, tls, state, api_stop.cancelled_owned()).await,

@@ -26,7 +26,7 @@
 //! | `firegrid_broker_refused_logins_total` | counter | | the managed broker ([`Metrics::managed_broker`]): logins refused (no, wrong or revoked credential) |
 //! | `firegrid_broker_reloads_total` | counter | | the managed broker: account changes loaded |
 //! | `firegrid_broker_restarts_total` | counter | | the managed broker: restarts after it exited |
-//! | `firegrid_api_refusals_total` | counter | `reason` = `no_token`, `bad_token`, `role`, `scope` | [`Metrics::api_refused`] |
+//! | `firegrid_api_refusals_total` | counter | `reason` = `no_token`, `bad_token`, `role`, `scope`; the web UI's `csrf`, `login`, `login_rate` | [`Metrics::api_refused`] |
 //! | `firegrid_tsdb_*` | | | the TSDB writer, when on: [`TsdbStats::render`] (docs/tsdb.md) |
 //! | `firegrid_modbus_*` | | `bus`, `result` | [`Metrics::modbus`] (see [`crate::modbus::stats`]) |
 //!
@@ -225,7 +225,15 @@ impl Histogram {
 }
 
 /// Why the API refused a request: no token, a bad token, a role, a scope.
-pub const API_REFUSALS: [&str; 4] = ["no_token", "bad_token", "role", "scope"];
+pub const API_REFUSALS: [&str; 7] = [
+    "no_token",
+    "bad_token",
+    "role",
+    "scope",
+    "csrf",
+    "login",
+    "login_rate",
+];
 
 /// The gateway's metrics. See the [module docs](self).
 #[derive(Debug)]
@@ -885,6 +893,9 @@ firegrid_api_refusals_total{reason=\"no_token\"} 0
 firegrid_api_refusals_total{reason=\"bad_token\"} 0
 firegrid_api_refusals_total{reason=\"role\"} 0
 firegrid_api_refusals_total{reason=\"scope\"} 0
+firegrid_api_refusals_total{reason=\"csrf\"} 0
+firegrid_api_refusals_total{reason=\"login\"} 0
+firegrid_api_refusals_total{reason=\"login_rate\"} 0
 # HELP firegrid_person_deliveries_total Alert deliveries to workers' own channels, by channel and result.
 # TYPE firegrid_person_deliveries_total counter
 firegrid_person_deliveries_total{channel=\"mqtt\",result=\"ok\"} 0

@@ -79,6 +79,7 @@ mod recovery;
 mod registry;
 mod resource;
 mod schema;
+mod sessions;
 mod sql;
 mod users;
 mod workflow;

@@ -14,9 +14,11 @@ setup_rust() {
 }
 
 # Debian packages the tests use: real servers (Mosquitto, VictoriaMetrics), socat for RTU
-# serial pairs, bc for the summary. Installing them does not start them: each test starts its
-# own on a free loopback port.
-FIREGRID_DEBIAN_PACKAGES=(mosquitto mosquitto-clients socat victoria-metrics bc curl)
+# serial pairs, bc for the summary, chromium and its WebDriver for the web UI's browser tests
+# (tests/tests/ui.rs) and scripts/screenshots with a CJK font for the pages. Installing them
+# does not start them: each test starts its own on a free loopback port.
+FIREGRID_DEBIAN_PACKAGES=(mosquitto mosquitto-clients socat victoria-metrics bc curl chromium chromium-driver
+  fonts-wqy-microhei)
 
 setup_debian_packages() {
   local missing=() p

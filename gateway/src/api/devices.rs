@@ -318,10 +318,26 @@ pub(super) async fn set_device_config(
     Json(body): Json<ConfigBody>,
 ) -> ApiResult {
     let id = id.device()?;
+    let after = config_change(&state, caller, id, body).await?;
+    Ok(view(&after))
+}
+
+/// Sets device `id`'s configuration as `caller` (within their area), checked against the
+/// configured limits (422 with the GB text), then tells the pipeline: the one way a
+/// configuration changes, from the API and the web UI.
+///
+/// # Errors
+/// 422 out of range, 404 unknown device, 403 outside the area, 409 a stale `version`.
+pub(crate) async fn config_change(
+    state: &ApiState,
+    caller: Caller,
+    id: DeviceId,
+    body: ConfigBody,
+) -> ApiResult<Device> {
     // Checked before touching the store, against the configured limits.
     body.to_config(1, &state.limits)?;
     let limits = state.limits;
-    let (before, after) = change::<DeviceFields>(&state, &id, caller, move |d| {
+    let (before, after) = change::<DeviceFields>(state, &id, caller, move |d| {
         let current = d.config.version;
         if let Some(v) = body.version
             && v != current
@@ -345,9 +361,9 @@ pub(super) async fn set_device_config(
     })
     .await?;
     if before.fields.config != after.fields.config {
-        tell_pipeline(&state, Control::DeviceChanged(id)).await?;
+        tell_pipeline(state, Control::DeviceChanged(id)).await?;
     }
-    Ok(view(&after))
+    Ok(after)
 }
 
 #[derive(Debug, Deserialize)]

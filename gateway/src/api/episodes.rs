@@ -214,17 +214,33 @@ pub(super) async fn move_ticket(
     Json(body): Json<TicketBody>,
 ) -> ApiResult {
     let id = id.episode()?;
-    if let Some(n) = &body.note {
+    let episode = ticket_move(&state, caller, id, body.to, body.note, body.override_reason).await?;
+    Ok(Json(EpisodeView::from(episode)).into_response())
+}
+
+/// Moves episode `id`'s ticket to `to` as `caller` (within their area), then tells the
+/// pipeline of an acknowledgement: the one way a ticket moves, from the API and the web UI.
+/// `verified` needs the data to show it, or `override_reason` from an operator or admin.
+///
+/// # Errors
+/// 422 for a note too long, 404 for an unknown episode, 403 outside the caller's area, 409 for
+/// an illegal move, 503 when the pipeline cannot be told.
+pub(crate) async fn ticket_move(
+    state: &ApiState,
+    caller: Caller,
+    id: EpisodeId,
+    to: TicketState,
+    note: Option<String>,
+    override_reason: Option<String>,
+) -> ApiResult<Episode> {
+    if let Some(n) = &note {
         check_text("note", n, MAX_NOTE, false)?;
     }
-    if let Some(r) = &body.override_reason {
+    if let Some(r) = &override_reason {
         check_text("override_reason", r, MAX_NOTE, true)?;
     }
-    let to = body.to;
-    let note = body.note;
-    let override_reason = body.override_reason;
     let workflow = state.workflow.clone();
-    let episode = blocking(&state, Subject::new("episode", id), move |s| {
+    let episode = blocking(state, Subject::new("episode", id), move |s| {
         let Some(episode) = s.episode(id)? else {
             return Err(crate::store::StoreError::UnknownEpisode(id));
         };
@@ -263,9 +279,9 @@ pub(super) async fn move_ticket(
     // Live streams read the move from the journal; this only wakes them.
     let _ = state.ticket_moves.send(id);
     if to.is_acknowledged() {
-        tell_pipeline(&state, Control::Acknowledged(id)).await?;
+        tell_pipeline(state, Control::Acknowledged(id)).await?;
     }
-    Ok(Json(EpisodeView::from(episode)).into_response())
+    Ok(episode)
 }
 
 #[derive(Debug, Deserialize)]

@@ -74,6 +74,64 @@ impl Cursor {
     }
 }
 
+/// What a scoped caller may see: the areas of its subtree, and the devices found in them.
+#[derive(Debug)]
+pub(super) struct LiveScope {
+    store: Store,
+    areas: HashSet<GridId>,
+    devices: HashMap<String, bool>,
+}
+
+impl LiveScope {
+    /// Whether the caller may see `alert`: sent to one of its areas, or about one of its
+    /// devices (looked up once per device).
+    pub(super) async fn allows(&mut self, alert: &Alert) -> bool {
+        if self.areas.contains(&alert.area) {
+            return true;
+        }
+        if let Some(known) = self.devices.get(&alert.device) {
+            return *known;
+        }
+        let store = self.store.clone();
+        let device = alert.device.clone();
+        let grid = tokio::task::spawn_blocking(move || {
+            let id = DeviceId::new(&device).ok()?;
+            store.device(&id).ok()??.fields.grid_id
+        })
+        .await
+        .ok()
+        .flatten();
+        let mine = grid.is_some_and(|g| self.areas.contains(&g));
+        self.devices.insert(alert.device.clone(), mine);
+        mine
+    }
+}
+
+/// What `caller` may see of the live stream: `None` for a city-wide caller; their subtree as it
+/// is now otherwise (the API's stream and the web board's).
+///
+/// # Errors
+/// 500 when the area tree cannot be read.
+pub(super) async fn live_scope(
+    state: &ApiState,
+    caller: &Caller,
+) -> Result<Option<LiveScope>, ApiError> {
+    let Some(scope) = caller.scope() else {
+        return Ok(None);
+    };
+    let store = state.store.clone();
+    let area = scope.clone();
+    let areas = tokio::task::spawn_blocking(move || store.subtree(&area))
+        .await
+        .map_err(|e| ApiError::internal("a store task failed", &e))?
+        .map_err(|e| ApiError::internal("reading the area tree", &e))?;
+    Ok(Some(LiveScope {
+        store: state.store.clone(),
+        areas: areas.into_iter().collect(),
+        devices: HashMap::new(),
+    }))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct LiveQuery {

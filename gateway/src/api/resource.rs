@@ -118,13 +118,25 @@ pub(super) async fn update<F: ApiResource>(
     Json(body): Json<F::Update>,
 ) -> ApiResult {
     let id = F::path_id(&id)?;
-    let record = change::<F>(&state, &id, caller, move |before| {
+    let record = update_record::<F>(&state, caller, &id, body).await?;
+    Ok(Json(F::view(&record)).into_response())
+}
+
+/// Updates record `id` with `body` as `caller` and tells whoever follows the change: the one
+/// way a record is updated, from the API and the web UI.
+pub(super) async fn update_record<F: ApiResource>(
+    state: &ApiState,
+    caller: Caller,
+    id: &F::Id,
+    body: F::Update,
+) -> ApiResult<RecordOf<F>> {
+    let record = change::<F>(state, id, caller, move |before| {
         F::update(body, before).map(Some)
     })
     .await?
     .1;
-    F::changed(&state, &id, false).await?;
-    Ok(Json(F::view(&record)).into_response())
+    F::changed(state, id, false).await?;
+    Ok(record)
 }
 
 /// Reads a record, changes its fields with `change` (`None`: nothing to change), writes it

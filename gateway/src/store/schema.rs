@@ -341,8 +341,20 @@ INSERT INTO meta (key, value)
     SELECT 'people.mark', CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM notification_order;
 "#;
 
+/// Version 6: web sessions (the web UI's logins, `store/sessions.rs`): the SHA-256 of the
+/// browser's session secret, the API token it was opened with (revoking the token ends it).
+const V6: &str = r#"
+CREATE TABLE web_sessions (
+    id_hash    TEXT PRIMARY KEY,
+    token_id   TEXT NOT NULL REFERENCES api_tokens(id),
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX web_sessions_by_expiry ON web_sessions(expires_ms);
+"#;
+
 /// Every migration, in order: index `i` takes the schema from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The readings file, version 1: the tables version 1 of the main file had, the same columns
 /// in the same order.
@@ -415,6 +427,7 @@ pub(super) const TABLES: &[&str] = &[
     "notifications",
     "notification_order",
     "person_deliveries",
+    "web_sessions",
 ];
 
 /// The readings file's tables.

@@ -1,0 +1,145 @@
+//! The web UI: server-rendered pages (maud) served by the gateway itself, for the monitoring
+//! centre (the board), grid workers (a phone page) and installers (decision 12, docs/ui.md).
+//!
+//! Pages use the API's access layer, not a copy: each page is a line of [`pages`] whose roles
+//! are those of the API route it stands for (looked up in the API's route table), checked by
+//! [`session::authorize`] — the same [`Caller`](super::access::Caller) as a bearer token gives,
+//! from a session cookie instead — and the handlers call the same functions as the API's
+//! (scope checks included). Every `POST` carries the session's CSRF token.
+//!
+//! | Page | What | Roles (of the API route) |
+//! | --- | --- | --- |
+//! | `GET /` | to the user's home page (board, field or install) | logged in |
+//! | `GET, POST /login`, `POST /logout` | log in with an API token; log out | — |
+//! | `GET /board` | open hazards of the user's area (`?area=` below it), live | `GET /api/v1/episodes` |
+//! | `GET /board/live` | the board's rows as server-sent events | `GET /api/v1/live` |
+//! | `POST /episodes/{id}/ticket` | move a ticket (`to`, `note`) | `POST /api/v1/episodes/{id}/ticket` |
+//! | `GET /field` | the grid worker's phone page | `GET /api/v1/episodes` |
+//! | `GET /devices` | the device roster (`?state=&kind=&area=`) | `GET /api/v1/devices` |
+//! | `GET /devices/{id}/trend` | a device's residual current and temperature, plotted | `GET /api/v1/devices/{id}/history` |
+//! | `GET /devices/{id}/history` | the API's history handler itself, behind the session (the plots' data, CSV) | `GET /api/v1/devices/{id}/history` |
+//! | `GET /install` | pending devices, one device's binding and thresholds (`?device=`) | `GET /api/v1/pending` |
+//! | `POST /install/{id}/binding` | bind a device to site, room, circuit, cell | `PUT /api/v1/devices/{id}` |
+//! | `POST /install/{id}/config` | set a device's thresholds | `PUT /api/v1/devices/{id}/config` |
+//! | `GET /assets/{file}` | embedded CSS, JS and vendored libraries | — |
+
+mod assets;
+mod board;
+mod field;
+mod i18n;
+mod install;
+mod layout;
+mod limiter;
+mod place;
+mod session;
+mod stream;
+mod trend;
+
+#[cfg(test)]
+mod tests;
+
+use axum::Router;
+use axum::http::Method;
+use axum::routing::{MethodRouter, get, post};
+
+use super::ApiState;
+use super::access::{Roles, Rule};
+
+pub(crate) use limiter::LoginLimiter;
+
+/// One page: its rule (method, path, roles) and handler.
+struct Page {
+    rule: Rule,
+    handler: MethodRouter<ApiState>,
+}
+
+/// The roles of the API route `method path` (the page stands for it). A path missing from the
+/// API's table is a bug caught by the tests: it allows no one.
+fn api_roles(method: Method, path: &str) -> Roles {
+    super::routes::routes()
+        .into_iter()
+        .find(|r| r.rule.method == method && r.rule.path == path)
+        .map_or(Roles::of(&[]), |r| r.rule.roles)
+}
+
+fn page(
+    method: Method,
+    path: &'static str,
+    api: (Method, &str),
+    handler: MethodRouter<ApiState>,
+) -> Page {
+    Page {
+        rule: Rule {
+            method,
+            path,
+            roles: api_roles(api.0, api.1),
+        },
+        handler,
+    }
+}
+
+/// Every page behind a session, with the API route whose roles it takes.
+#[rustfmt::skip]
+fn pages() -> Vec<Page> {
+    use Method as M;
+    vec![
+        page(M::GET, "/", (M::GET, "/api/v1/me"), get(session::home)),
+        page(M::POST, "/logout", (M::GET, "/api/v1/me"), post(session::logout)),
+        page(M::GET, "/board", (M::GET, "/api/v1/episodes"), get(board::board)),
+        page(M::GET, "/board/live", (M::GET, "/api/v1/live"), get(stream::live)),
+        page(M::POST, "/episodes/{id}/ticket", (M::POST, "/api/v1/episodes/{id}/ticket"), post(board::ticket)),
+        page(M::GET, "/field", (M::GET, "/api/v1/episodes"), get(field::field)),
+        page(M::GET, "/devices", (M::GET, "/api/v1/devices"), get(board::devices)),
+        page(M::GET, "/devices/{id}/trend", (M::GET, "/api/v1/devices/{id}/history"), get(trend::trend)),
+        page(M::GET, "/devices/{id}/history", (M::GET, "/api/v1/devices/{id}/history"), get(super::history::device_history)),
+        page(M::GET, "/install", (M::GET, "/api/v1/pending"), get(install::install)),
+        page(M::POST, "/install/{id}/binding", (M::PUT, "/api/v1/devices/{id}"), post(install::binding)),
+        page(M::POST, "/install/{id}/config", (M::PUT, "/api/v1/devices/{id}/config"), post(install::config)),
+    ]
+}
+
+/// The web UI's routes, to merge into the API's router.
+pub(super) fn router(state: &ApiState) -> Router<ApiState> {
+    let mut router = Router::new()
+        .route("/login", get(session::login_form).post(session::login))
+        .route("/lang/{lang}", get(session::set_lang))
+        .route("/assets/{file}", get(assets::asset));
+    for p in pages() {
+        let layer = axum::middleware::from_fn_with_state(
+            (state.clone(), p.rule.clone()),
+            session::authorize,
+        );
+        router = router.route(p.rule.path, p.handler.route_layer(layer));
+    }
+    router.layer(axum::middleware::map_response(security_headers))
+}
+
+/// What every page, fragment and asset carries: the browser loads nothing from outside the
+/// gateway (`Content-Security-Policy`), the pages are not framed, not sniffed, not cached by
+/// shared caches.
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+             frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        );
+    }
+    response
+}

@@ -1,0 +1,347 @@
+//! Tests of the web UI over the router (tests/tests/ui.rs drives a real browser).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use tokio::sync::{broadcast, mpsc};
+use tower::ServiceExt;
+
+use firegrid_protocols::thresholds::Limits;
+
+use super::limiter::MAX_FAILURES;
+use crate::access::Role;
+use crate::api::{ApiState, Health, router};
+use crate::metrics::Metrics;
+use crate::store::{Actor, Store};
+
+struct Web {
+    app: Router,
+    state: ApiState,
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    text: String,
+}
+
+impl Answer {
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .map(str::to_string)
+    }
+}
+
+fn web() -> Web {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, at_open) = Store::open(dir.path().join("firegrid.db")).expect("store");
+    let (control, _) = mpsc::channel(64);
+    let (live, _) = broadcast::channel(16);
+    let state = ApiState::new(
+        store,
+        Arc::new(Health::new(at_open)),
+        Arc::new(Metrics::new()),
+        control,
+        live,
+        Limits::GB,
+    );
+    Web {
+        app: router(state.clone()),
+        state,
+        _dir: dir,
+    }
+}
+
+impl Web {
+    fn user(&self, name: &str, role: Role) -> (String, String) {
+        let (_, t) = self
+            .state
+            .store
+            .add_user(name, role, None, Actor::new("test", 1))
+            .expect("user");
+        (t.id, t.token.expose().to_string())
+    }
+
+    async fn send(&self, req: Request<Body>) -> Answer {
+        let res = self.app.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        Answer {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&self, uri: &str, cookie: &str) -> Answer {
+        let req = Request::get(uri).header(header::COOKIE, cookie);
+        self.send(req.body(Body::empty()).expect("request")).await
+    }
+
+    async fn post(&self, uri: &str, cookie: &str, form: &str) -> Answer {
+        let req = Request::post(uri)
+            .header(header::COOKIE, cookie)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        self.send(req.body(Body::from(form.to_string())).expect("request"))
+            .await
+    }
+
+    /// Logs in through the form; the session cookie (`fg_session=…`), or the refusal.
+    async fn login(&self, token: &str) -> Result<String, Answer> {
+        let form = self.get("/login", "").await;
+        assert_eq!(form.status, StatusCode::OK);
+        let nonce = form
+            .cookie("fg_login")
+            .and_then(|c| {
+                c.split(';')
+                    .next()
+                    .map(|c| c["fg_login=".len()..].to_string())
+            })
+            .expect("the login form's cookie");
+        assert!(
+            form.text.contains(&nonce),
+            "the form carries the same nonce"
+        );
+        let answer = self
+            .post(
+                "/login",
+                &format!("fg_login={nonce}"),
+                &format!("login={nonce}&token={token}&next=/board"),
+            )
+            .await;
+        match answer.cookie("fg_session") {
+            Some(c) if answer.status == StatusCode::SEE_OTHER => {
+                Ok(c.split(';').next().expect("a value").to_string())
+            }
+            _ => Err(answer),
+        }
+    }
+
+    fn refusals(&self, reason: &str) -> f64 {
+        let text = self.state.metrics.render();
+        let series = format!("firegrid_api_refusals_total{{reason=\"{reason}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+/// The CSRF token in a page.
+fn csrf(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with its CSRF token")
+        + 19;
+    page[at..at + 32].to_string()
+}
+
+#[test]
+fn every_page_takes_the_roles_of_an_api_route() {
+    for p in super::pages() {
+        assert!(
+            p.rule.roles.iter().next().is_some(),
+            "{} {} allows no one: its API route is not in the route table",
+            p.rule.method,
+            p.rule.path
+        );
+    }
+    assert_eq!(
+        super::api_roles(Method::POST, "/episodes/{id}/ticket")
+            .iter()
+            .count(),
+        0,
+        "a path outside the API's table allows no one"
+    );
+}
+
+#[tokio::test]
+async fn a_token_logs_in_and_the_session_cookie_is_strict_and_http_only() {
+    let w = web();
+    let (_, token) = w.user("op-wang", Role::Operator);
+    let session = w
+        .login(&token)
+        .await
+        .map_err(|a| a.text)
+        .expect("logged in");
+    let form = w.login(&token).await.expect("again");
+    assert_ne!(session, form, "each login its own session");
+    let answer = w.get("/board", &session).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert!(answer.text.contains("op-wang"));
+    assert!(answer.text.contains("lang=\"zh-CN\""), "Chinese by default");
+    // Set-Cookie flags.
+    let form = w.get("/login", "").await;
+    let nonce = form.cookie("fg_login").expect("cookie");
+    assert!(
+        nonce.contains("HttpOnly") && nonce.contains("SameSite=Strict"),
+        "{nonce}"
+    );
+    assert!(!nonce.contains("Secure"), "no Secure without TLS");
+}
+
+#[tokio::test]
+async fn without_a_session_pages_go_to_the_login_form() {
+    let w = web();
+    let answer = w.get("/board", "").await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert_eq!(answer.headers[header::LOCATION], "/login?next=/board");
+    let answer = w.get("/board", "fg_session=made-up").await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    let answer = w.post("/episodes/1/ticket", "", "to=acknowledged").await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn refused_logins_are_counted_and_limited() {
+    let w = web();
+    let (_, token) = w.user("op-li", Role::Operator);
+    for _ in 0..MAX_FAILURES {
+        let a = w.login("nope.nope").await.expect_err("refused");
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(w.refusals("login"), f64::from(MAX_FAILURES));
+    let a = w
+        .login(&token)
+        .await
+        .expect_err("limited, even with the right token");
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(w.refusals("login_rate"), 1.0);
+}
+
+#[tokio::test]
+async fn a_login_form_without_its_own_token_is_refused() {
+    let w = web();
+    let (_, token) = w.user("op-zhao", Role::Operator);
+    let a = w
+        .post("/login", "", &format!("login=x&token={token}"))
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.cookie("fg_session").is_none());
+}
+
+#[tokio::test]
+async fn every_post_needs_the_sessions_csrf_token_and_logout_ends_the_session() {
+    let w = web();
+    let (_, token) = w.user("op-sun", Role::Operator);
+    let session = w.login(&token).await.expect("logged in");
+    let other = w.login(&token).await.expect("another session");
+    let page = w.get("/board", &session).await;
+    let mine = csrf(&page.text);
+    let theirs = csrf(&w.get("/board", &other).await.text);
+    assert_ne!(mine, theirs);
+    for form in [String::new(), "csrf=".to_string(), format!("csrf={theirs}")] {
+        let a = w.post("/logout", &session, &form).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{form}");
+    }
+    assert_eq!(w.refusals("csrf"), 3.0);
+    let a = w.post("/logout", &session, &format!("csrf={mine}")).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        w.get("/board", &session).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(w.get("/board", &other).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn revoking_the_token_ends_its_sessions() {
+    let w = web();
+    let (id, token) = w.user("op-qian", Role::Operator);
+    let session = w.login(&token).await.expect("logged in");
+    assert_eq!(w.get("/board", &session).await.status, StatusCode::OK);
+    w.state
+        .store
+        .revoke_token(&id, Actor::new("test", 2))
+        .expect("revoked");
+    assert_eq!(
+        w.get("/board", &session).await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn a_role_without_the_api_route_gets_403() {
+    let w = web();
+    let area = firegrid_protocols::GridId::new("d1").expect("an id");
+    let fields = crate::store::AreaFields {
+        parent_id: None,
+        level: crate::store::AreaLevel::District,
+        name: "D1".into(),
+    };
+    w.state
+        .store
+        .create::<crate::store::AreaFields>(area.clone(), &fields, Actor::new("test", 1))
+        .expect("area");
+    let (_, t) = w
+        .state
+        .store
+        .add_user(
+            "viewer-zhou",
+            Role::Viewer,
+            Some(&area),
+            Actor::new("test", 1),
+        )
+        .expect("user");
+    let token = t.token.expose().to_string();
+    let session = w.login(&token).await.expect("logged in");
+    assert_eq!(
+        w.get("/install", &session).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(w.get("/board", &session).await.status, StatusCode::OK);
+    let page = w.get("/devices", &session).await;
+    let a = w
+        .post(
+            "/episodes/1/ticket",
+            &session,
+            &format!("csrf={}&to=acknowledged", csrf(&page.text)),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "viewers move no ticket");
+}
+
+#[tokio::test]
+async fn english_by_cookie_or_accept_language() {
+    let w = web();
+    let (_, token) = w.user("op-wu", Role::Operator);
+    let session = w.login(&token).await.expect("logged in");
+    let page = w.get("/board", &format!("{session}; fg_lang=en")).await;
+    assert!(page.text.contains("Open hazards"), "{}", page.text);
+    let a = w.get("/lang/en?next=/board", "").await;
+    assert!(
+        a.cookie("fg_lang")
+            .is_some_and(|c| c.starts_with("fg_lang=en;"))
+    );
+    assert_eq!(a.headers[header::LOCATION], "/board");
+}
+
+#[tokio::test]
+async fn assets_are_embedded_and_name_no_outside_url() {
+    let w = web();
+    for (name, _, bytes) in super::assets::FILES {
+        let a = w.get(&format!("/assets/{name}"), "").await;
+        assert_eq!(a.status, StatusCode::OK, "{name}");
+        assert_eq!(a.text.len(), bytes.len());
+    }
+    assert_eq!(
+        w.get("/assets/nope.js", "").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let login = w.get("/login", "").await;
+    assert!(!login.text.contains("http://") && !login.text.contains("https://"));
+    let csp = login.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .expect("ASCII");
+    assert!(csp.starts_with("default-src 'self';"), "{csp}");
+}
