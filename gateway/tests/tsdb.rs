@@ -434,8 +434,11 @@ async fn a_batch_sent_again_after_a_crash_is_kept_once() {
     // The crash right after the 204: the cursor is as it was before the batch.
     std::fs::remove_file(dir.path().join("tsdb-spool").join("cursor")).unwrap();
     let w = Writer::start(&vm.url(), dir.path(), |_| {});
+    // Written and the spool's cursor past it: two counters, updated one after the other.
     let again = w
-        .wait("the batch written again", |s| s.written_readings == 300)
+        .wait("the batch written again and nothing pending", |s| {
+            s.written_readings == 300 && s.pending_readings == 0
+        })
         .await;
     assert_eq!(again.pending_readings, 0, "{again:?}");
     assert_eq!(export_n(&vm, 300).await, expected(&sent));

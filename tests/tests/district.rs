@@ -534,26 +534,40 @@ for_s = 5
             .map(str::to_owned)
             .collect()
     };
-    until(
-        "2000 devices connected, as the broker's log says",
+    // Where the broker's log stood when the simulator said the cut (looked at every 10 ms;
+    // the power stays off 5 s, so no reconnection comes before it). On a busy machine the cut
+    // can come before all 2000 have connected: then those that had are cut, and all 2000 boot
+    // at the return, which is still the claim.
+    let mut cut_at = None;
+    let mut note_cut = || {
+        if cut_at.is_none() && sim.process.log().contains("loses power") {
+            cut_at = Some(mosquitto.log().len());
+        }
+        cut_at
+    };
+    let all_before_cut = until(
+        "2000 devices connected or the power cut, as the broker's log and the simulator say",
         Duration::from_secs(240),
-        || (connected_since(0).len() >= 2000).then_some(()),
+        || {
+            let cut = note_cut();
+            if connected_since(0).len() >= 2000 {
+                Some(cut.is_none())
+            } else {
+                cut.map(|_| false)
+            }
+        },
     )
     .await;
-    assert!(
-        !sim.process.log().contains("loses power"),
-        "the power cut at +40 s came before the broker had seen all 2000 devices: this machine \
-         is too slow for the test's schedule"
-    );
     let up = Instant::now();
-    // The cut, as the simulator says it on its clock; from then on, every device must connect
-    // again (the power returns to all at once; the broker sees new connections take over the
-    // old sessions).
-    until("the simulator's power-cut line", WAIT, || {
-        sim.process.log().contains("loses power").then_some(())
-    })
-    .await;
-    let cut_at = mosquitto.log().len();
+    let cut_at = until("the simulator's power-cut line", WAIT, &mut note_cut).await;
+    eprintln!(
+        "power cut: {}",
+        if all_before_cut {
+            "after all 2000 had connected"
+        } else {
+            "before all 2000 had connected (a busy machine)"
+        }
+    );
     let back = until(
         "all 2000 devices connected again after the cut, as the broker's log says",
         WAIT,
