@@ -2,7 +2,7 @@
 //! of space, and a **full** state — a system alarm — before it does.
 //!
 //! The decision is a pure function of the free bytes and the limits ([`level`]); the watcher
-//! ([`watch`]) samples the file system (`statvfs`) on an interval and publishes a
+//! ([`watch()`]) samples the file system (`statvfs`) on an interval and publishes a
 //! [`DiskReport`] whenever the level changes (and the free bytes on every sample, for
 //! `/metrics`). What a level does is the application's (`app.rs`): low is logged and shown by
 //! `/healthz` without failing it; full is logged as an error, turns `/healthz` 503 and is

@@ -246,11 +246,13 @@ pub async fn provision(
             )
             .await?;
             let worker = format!("Grid worker {cell}");
+            // Their own topic (docs/alerts.md): the person alert, with where to go; the cell's
+            // alert topic carries the plain alerts.
             api.ensure_named(
                 "workers",
                 &api.list(&format!("workers?area={cell}")).await?,
                 &worker,
-                &json!({"name": worker, "area_id": cell, "mqtt_topic": format!("firegrid/v1/alert/{cell}")}),
+                &json!({"name": worker, "area_id": cell, "mqtt_topic": format!("firegrid/v1/people/{cell}/worker")}),
                 &mut tally,
             )
             .await?;

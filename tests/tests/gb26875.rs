@@ -395,7 +395,7 @@ async fn frames_unconfirmed_at_a_kill_9_are_sent_after_the_restart_and_none_twic
     loop {
         let m = gateway.metrics().await;
         match metric(&m, "firegrid_uplink_unconfirmed_frames") {
-            Some(n) if n == 0.0 => break,
+            Some(0.0) => break,
             n => assert!(
                 started.elapsed() < WAIT,
                 "frames still unconfirmed after {WAIT:?}: {n:?}"
