@@ -92,19 +92,35 @@ impl LiveScope {
         if let Some(known) = self.devices.get(&alert.device) {
             return *known;
         }
-        let store = self.store.clone();
-        let device = alert.device.clone();
-        let grid = tokio::task::spawn_blocking(move || {
-            let id = DeviceId::new(&device).ok()?;
-            store.device(&id).ok()??.fields.grid_id
-        })
-        .await
-        .ok()
-        .flatten();
+        let grid = grid_of(&self.store, &alert.device).await;
         let mine = grid.is_some_and(|g| self.areas.contains(&g));
         self.devices.insert(alert.device.clone(), mine);
         mine
     }
+}
+
+/// The areas of `area`'s subtree, read off the runtime.
+async fn subtree_of(store: &Store, area: GridId) -> Result<HashSet<GridId>, ApiError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.subtree(&area))
+        .await
+        .map_err(|e| ApiError::internal("a store task failed", &e))?
+        .map_err(|e| ApiError::internal("reading the area tree", &e))
+        .map(|v| v.into_iter().collect())
+}
+
+/// The grid cell `device` is placed in, if it is a registered device with one (read off the
+/// runtime; `None` also when the store cannot say).
+async fn grid_of(store: &Store, device: &str) -> Option<GridId> {
+    let store = store.clone();
+    let device = device.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let id = DeviceId::new(&device).ok()?;
+        store.device(&id).ok()??.fields.grid_id
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// What `caller` may see of the live stream: `None` for a city-wide caller; their subtree as it
@@ -119,15 +135,9 @@ pub(super) async fn live_scope(
     let Some(scope) = caller.scope() else {
         return Ok(None);
     };
-    let store = state.store.clone();
-    let area = scope.clone();
-    let areas = tokio::task::spawn_blocking(move || store.subtree(&area))
-        .await
-        .map_err(|e| ApiError::internal("a store task failed", &e))?
-        .map_err(|e| ApiError::internal("reading the area tree", &e))?;
     Ok(Some(LiveScope {
         store: state.store.clone(),
-        areas: areas.into_iter().collect(),
+        areas: subtree_of(&state.store, scope.clone()).await?,
         devices: HashMap::new(),
     }))
 }
@@ -168,15 +178,7 @@ impl Sight {
             return true;
         }
         if !self.grids.contains_key(&alert.device) {
-            let store = self.store.clone();
-            let device = alert.device.clone();
-            let grid = tokio::task::spawn_blocking(move || {
-                let id = DeviceId::new(&device).ok()?;
-                store.device(&id).ok()??.fields.grid_id
-            })
-            .await
-            .ok()
-            .flatten();
+            let grid = grid_of(&self.store, &alert.device).await;
             self.grids.insert(alert.device.clone(), grid);
         }
         self.grids
@@ -295,16 +297,7 @@ pub(super) async fn live(
             })
         })
         .transpose()?;
-    let subtree = |a: GridId| {
-        let store = state.store.clone();
-        async move {
-            tokio::task::spawn_blocking(move || store.subtree(&a))
-                .await
-                .map_err(|e| ApiError::internal("a store task failed", &e))?
-                .map_err(|e| ApiError::internal("reading the area tree", &e))
-                .map(|v| v.into_iter().collect::<HashSet<GridId>>())
-        }
-    };
+    let subtree = |a: GridId| subtree_of(&state.store, a);
     let areas = match (caller.scope(), &area) {
         (None, None) => None,
         (None, Some(a)) => Some(subtree(a.clone()).await?),
