@@ -495,3 +495,59 @@ async fn device_credentials_change_only_within_the_callers_area() {
     assert_eq!(a.status, 201, "{}", a.text);
     assert!(a.json()["mqtt_password"].as_str().is_some());
 }
+
+/// A grid worker traces and ranks only their own cell's circuits: another cell's circuit or
+/// area is 403, and a ranking of their area holds none of another cell's circuits.
+#[tokio::test]
+async fn circuits_of_another_cell_are_neither_traced_nor_ranked() {
+    let mut h = harness();
+    let (site_a, site_b) = two_cells(&mut h).await;
+    let circuit = |site: i64, name: &'static str| {
+        let h = &h;
+        async move {
+            h.ok(
+                "POST",
+                "/api/v1/circuits",
+                Some(json!({"site_id": site, "name": name})),
+                201,
+            )
+            .await["id"]
+                .as_i64()
+                .expect("circuit id")
+        }
+    };
+    let ca = circuit(site_a, "A's").await;
+    let cb = circuit(site_b, "B's").await;
+    for (device, site, c, grid, kind) in [
+        ("hz-a", site_a, ca, "g1", "electrical_fire_monitor"),
+        ("hz-b", site_b, cb, "g2", "smoke_alarm"),
+    ] {
+        h.ok(
+            "PUT",
+            &format!("/api/v1/devices/{device}"),
+            Some(json!({"kind": kind, "site_id": site, "circuit_id": c, "grid_id": grid})),
+            200,
+        )
+        .await;
+        h.control();
+    }
+    let wang = h.user("wang", Role::GridWorker, Some("g1"));
+    for uri in [
+        format!("/api/v1/circuits/{cb}/leak-trace"),
+        "/api/v1/circuit-ranking?area=g2".to_string(),
+    ] {
+        let a = h.call_as(&wang, "GET", &uri, None).await;
+        assert_eq!(a.status, 403, "{uri}: {}", a.text);
+    }
+    let a = h
+        .call_as(&wang, "GET", "/api/v1/circuit-ranking", None)
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let ids: Vec<i64> = a.json()["circuits"]
+        .as_array()
+        .expect("circuits")
+        .iter()
+        .filter_map(|c| c["circuit_id"].as_i64())
+        .collect();
+    assert_eq!(ids, [ca], "only cell A's circuit");
+}
