@@ -4,12 +4,15 @@
 //! Each alert the session may see becomes one event named after the alert (`opened`,
 //! `escalated`, `ended`) whose data is the episode's row as the page renders it (`?view=card`:
 //! the field page's card), or an event `gone` with the element's id when the episode needs
-//! no one any more. `lagged`: this client fell behind (the page reloads).
+//! no one any more. `lagged`: this client fell behind (the page reloads) — also the first
+//! event of a stream the browser reopened after losing it (it sends `Last-Event-ID`): alerts of
+//! the gap were not kept for it, and the reloaded page shows the store's current state.
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -81,8 +84,11 @@ pub(super) async fn live(
     State(state): State<ApiState>,
     caller: Caller,
     session: WebSession,
+    headers: HeaderMap,
     Query(q): Query<LiveQuery>,
 ) -> Response {
+    // A reconnection: what happened in the gap is on the page once it reloads.
+    let resumed = headers.contains_key("last-event-id");
     let lang = session.lang;
     let c = caller.clone();
     let areas = read(&state, lang, move |s| {
@@ -113,6 +119,9 @@ pub(super) async fn live(
     let rx = state.live.subscribe();
     let closing = state.closing.clone();
     let store = state.store.clone();
+    let gap = futures_util::stream::iter(
+        resumed.then(|| Ok::<_, Infallible>(Event::default().event("lagged").data("reconnected"))),
+    );
     let stream = futures_util::stream::unfold(
         (rx, closing, scope, view, store),
         |(mut rx, closing, mut scope, view, store)| async move {
@@ -147,7 +156,7 @@ pub(super) async fn live(
             }
         },
     );
-    Sse::new(stream)
+    Sse::new(futures_util::StreamExt::chain(gap, stream))
         .keep_alive(KeepAlive::new().interval(LIVE_KEEP_ALIVE))
         .into_response()
 }

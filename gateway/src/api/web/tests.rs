@@ -345,3 +345,25 @@ async fn assets_are_embedded_and_name_no_outside_url() {
         .expect("ASCII");
     assert!(csp.starts_with("default-src 'self';"), "{csp}");
 }
+
+#[tokio::test]
+async fn a_reopened_live_stream_first_tells_the_page_to_reload() {
+    let w = web();
+    let (_, token) = w.user("op-qian", Role::Operator);
+    let session = w.login(&token).await.expect("logged in");
+    let req = Request::get("/board/live")
+        .header(header::COOKIE, &session)
+        .header("last-event-id", "42")
+        .body(Body::empty())
+        .expect("request");
+    let res = w.app.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.into_body();
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(5), body.frame())
+        .await
+        .expect("a first event at once")
+        .expect("a frame")
+        .expect("no error");
+    let text = String::from_utf8_lossy(frame.data_ref().expect("data")).into_owned();
+    assert!(text.contains("event: lagged"), "{text}");
+}
