@@ -217,7 +217,7 @@ struct Dev {
     will_at: Option<UnixMs>,
     evals: Vec<Eval>,
     open: Vec<Open>,
-    /// The deadline last pushed to the timer heap (to skip stale heap entries).
+    /// Its entry in the timer heap (entries at other times are stale, skipped when popped).
     timer: Option<UnixMs>,
 }
 
@@ -715,12 +715,17 @@ impl Engine {
                 at(o.started_ms.saturating_add(after));
             }
         }
-        let next = next.map(|t| t.max(now));
-        if next != dev.timer {
-            dev.timer = next;
-            if let Some(t) = next {
+        // Only an earlier deadline is pushed. A later one (telemetry moves the offline deadline
+        // on at every message) waits behind the entry already in the heap: when that one
+        // fires, the device is looked at, nothing is due yet, and its next deadline is pushed
+        // then. So the heap holds about one entry per device, not one per message.
+        match (next.map(|t| t.max(now)), dev.timer) {
+            (Some(t), Some(pending)) if t >= pending => {}
+            (Some(t), _) => {
+                dev.timer = Some(t);
                 self.timers.push(Reverse((t, device.clone())));
             }
+            (None, _) => {}
         }
         // Stale entries are skipped when popped; compact if they pile up.
         if self.timers.len() > 2 * self.devices.len() + 64 {
