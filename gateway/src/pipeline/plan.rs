@@ -45,6 +45,10 @@ pub struct Known {
     pub encoding: Encoding,
     /// Its readings' tags in the time-series database.
     pub tags: crate::tsdb::Tags,
+    /// The sequence number of its latest status (not the registry's: the planner's own, kept
+    /// across registry changes): a status seen again (it is retained, and redelivered when
+    /// the gateway reconnects) is not counted twice.
+    pub last_status: Option<Seq>,
 }
 
 impl Known {
@@ -61,6 +65,7 @@ impl Known {
                 circuit: d.fields.circuit_id,
                 grid: d.fields.grid_id.as_ref().map(ToString::to_string),
             },
+            last_status: None,
         }
     }
 }
@@ -143,9 +148,6 @@ pub struct Planner {
     /// The episodes the plan being made opened by an event, with the event's sequence number:
     /// their `opened` alerts' ids derive from it.
     openings: HashMap<EpisodeId, Seq>,
-    /// The sequence number of each device's latest status: a status seen again (it is
-    /// retained, and redelivered when the gateway reconnects) is not counted twice.
-    statuses: HashMap<DeviceId, Seq>,
 }
 
 impl Planner {
@@ -170,7 +172,6 @@ impl Planner {
             areas,
             webhooks: Vec::new(),
             openings: HashMap::new(),
-            statuses: HashMap::new(),
         }
     }
 
@@ -208,7 +209,14 @@ impl Planner {
     pub fn set_known(&mut self, id: &DeviceId, device: Option<&Device>) {
         match device {
             Some(d) => {
-                self.known.insert(id.clone(), Known::of(d));
+                let last_status = self.known.get(id).and_then(|k| k.last_status);
+                self.known.insert(
+                    id.clone(),
+                    Known {
+                        last_status,
+                        ..Known::of(d)
+                    },
+                );
             }
             None => {
                 self.known.remove(id);
@@ -322,8 +330,10 @@ impl Planner {
                 }));
             }
             Message::Status(Status::Online(h)) => {
-                if self.statuses.get(&device).is_none_or(|last| h.seq > *last) {
-                    self.statuses.insert(device.clone(), h.seq);
+                if let Some(k) = self.known.get_mut(&device)
+                    && k.last_status.is_none_or(|last| h.seq > last)
+                {
+                    k.last_status = Some(h.seq);
                     plan.dropped_telemetry += u64::from(h.dropped_telemetry);
                 }
                 outputs.extend(self.engine.handle(Input::Online(device), now));

@@ -47,6 +47,7 @@ fn known(state: DeviceState) -> Known {
         state,
         encoding: Encoding::Json,
         tags: crate::tsdb::Tags::default(),
+        last_status: None,
     }
 }
 
