@@ -172,37 +172,42 @@ struct Open {
 #[derive(Debug, Clone, Copy, Default)]
 struct Eval {
     channel: ChannelNo,
-    threshold: Option<Threshold>,
+    /// Where the last value stands against the set-point, since `since_ms` (one byte beside the
+    /// channel rather than an enum with its own time: 32 bytes per channel, not 40).
+    side: Side,
     delay_ms: u32,
-    since: Since,
+    threshold: Option<Threshold>,
+    since_ms: UnixMs,
     last: Option<i32>,
 }
 
-/// Where a channel's last value stands against its set-point, and since when (above and below
-/// the hysteresis exclude each other: one field, not two).
+/// Where a channel's last value stands against its set-point (above and below the hysteresis
+/// exclude each other).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-enum Since {
+enum Side {
     /// Between the hysteresis and the set-point, or no value yet.
     #[default]
     Between,
-    /// At or above the set-point since then.
-    Above(UnixMs),
-    /// Below the hysteresis since then.
-    Below(UnixMs),
+    /// At or above the set-point.
+    Above,
+    /// Below the hysteresis.
+    Below,
 }
 
 impl Eval {
     fn above_since(&self) -> Option<UnixMs> {
-        match self.since {
-            Since::Above(t) => Some(t),
-            _ => None,
-        }
+        (self.side == Side::Above).then_some(self.since_ms)
     }
 
     fn below_since(&self) -> Option<UnixMs> {
-        match self.since {
-            Since::Below(t) => Some(t),
-            _ => None,
+        (self.side == Side::Below).then_some(self.since_ms)
+    }
+
+    /// The value stands on `side` from `now` (kept if it already did).
+    fn stand(&mut self, side: Side, now: UnixMs) {
+        if self.side != side {
+            self.side = side;
+            self.since_ms = now;
         }
     }
 }
@@ -428,15 +433,11 @@ impl Engine {
             let eval = &mut dev.evals[i];
             eval.last = Some(value);
             if threshold.is_exceeded_by(value) {
-                if eval.above_since().is_none() {
-                    eval.since = Since::Above(now);
-                }
+                eval.stand(Side::Above, now);
             } else if value < threshold.clear_below() {
-                if eval.below_since().is_none() {
-                    eval.since = Since::Below(now);
-                }
+                eval.stand(Side::Below, now);
             } else {
-                eval.since = Since::Between;
+                eval.stand(Side::Between, now);
             }
             let level = Level {
                 quantity: threshold.quantity(),
@@ -539,9 +540,9 @@ impl Engine {
             end(dev, channel, category, out);
             if category == Category::Alarm
                 && let Some(e) = dev.evals.iter_mut().find(|e| Some(e.channel) == channel)
-                && e.above_since().is_some()
+                && e.side == Side::Above
             {
-                e.since = Since::Between;
+                e.stand(Side::Between, now);
             }
             self.forget_finished(device);
             return;
