@@ -28,7 +28,8 @@
 //! heap, so a tick costs O(log n) per due device, not O(n).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
 
 use firegrid_protocols::channel::ChannelNo;
 use firegrid_protocols::message::{EventKind, Level, Reading, SelfTestResult};
@@ -216,7 +217,8 @@ impl Eval {
 /// channels' set-points and delays are in `evals`).
 #[derive(Debug, Clone)]
 struct Dev {
-    grid: GridId,
+    /// Its grid cell, shared with the other devices of the cell ([`Engine::grids`]).
+    grid: Arc<GridId>,
     heartbeat_interval_s: u32,
     last_seen_ms: UnixMs,
     will_at: Option<UnixMs>,
@@ -235,6 +237,9 @@ pub struct Engine {
     episodes: HashMap<EpisodeId, DeviceId>,
     timers: BinaryHeap<Reverse<(UnixMs, DeviceId)>>,
     next_id: EpisodeId,
+    /// Every grid cell a device was in, held once (a cell's id is 40 bytes; a device keeps a
+    /// pointer to it). Cells are few; none is dropped.
+    grids: HashSet<Arc<GridId>>,
 }
 
 impl Engine {
@@ -246,6 +251,7 @@ impl Engine {
             episodes: HashMap::new(),
             timers: BinaryHeap::new(),
             next_id: next_id.max(1),
+            grids: HashSet::new(),
         }
     }
 
@@ -295,8 +301,7 @@ impl Engine {
         use std::mem::size_of;
         size_of::<DeviceId>()
             + size_of::<Dev>()
-            + channels
-                * (size_of::<Eval>() + size_of::<firegrid_protocols::message::ChannelConfig>())
+            + channels * size_of::<Eval>()
             + size_of::<Reverse<(UnixMs, DeviceId)>>()
             + 16
     }
@@ -372,10 +377,18 @@ impl Engine {
                 ..Eval::default()
             })
             .collect();
+        let grid = match self.grids.get(&spec.grid) {
+            Some(g) => Arc::clone(g),
+            None => {
+                let g = Arc::new(spec.grid);
+                self.grids.insert(Arc::clone(&g));
+                g
+            }
+        };
         let id = spec.id.clone();
         match self.devices.get_mut(&id) {
             Some(dev) => {
-                dev.grid = spec.grid;
+                dev.grid = grid;
                 dev.heartbeat_interval_s = spec.heartbeat_interval_s;
                 dev.evals = evals;
             }
@@ -383,7 +396,7 @@ impl Engine {
                 self.devices.insert(
                     id.clone(),
                     Dev {
-                        grid: spec.grid,
+                        grid,
                         heartbeat_interval_s: spec.heartbeat_interval_s,
                         last_seen_ms: now,
                         will_at: None,
@@ -789,7 +802,7 @@ fn open(
             channel,
             category,
         },
-        grid: dev.grid.clone(),
+        grid: GridId::clone(&dev.grid),
         source,
         level,
         detail,
