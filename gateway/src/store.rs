@@ -130,8 +130,8 @@ pub struct StoreOptions {
     pub hourly_retention_ms: u64,
     /// Run `PRAGMA quick_check` at open (default true). It reads the whole file: seconds per GB.
     pub check_at_open: bool,
-    /// The most reading rows in one readings transaction (default 4096: a message's rows are
-    /// never split).
+    /// The most reading rows in one readings transaction (default 8192, the readings writer's
+    /// group; a message's rows are never split).
     pub readings_chunk_rows: usize,
     /// Whether raw readings are kept (default true). Off (`[store] local_readings =
     /// "rollups"`, with the TSDB on): only the hourly rollups, and history answers from them.
@@ -153,7 +153,7 @@ impl Default for StoreOptions {
             readings_retention_ms: 30 * DAY_MS,
             hourly_retention_ms: 730 * DAY_MS,
             check_at_open: true,
-            readings_chunk_rows: 4096,
+            readings_chunk_rows: 8192,
             raw_readings: true,
             pending_devices_max: 10_000,
             delivered_notifications_retention_ms: 90 * DAY_MS,
