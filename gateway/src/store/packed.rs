@@ -28,10 +28,11 @@ pub(crate) struct PackError(&'static str);
 pub(crate) fn pack(readings: &[Reading]) -> Vec<u8> {
     let mut out = Vec::with_capacity(readings.len() * 6);
     for r in readings {
-        let mask = u8::from(r.residual_ma.is_some()) * RESIDUAL
-            | u8::from(r.temp_dc.is_some()) * TEMP
-            | u8::from(r.voltage_dv.is_some()) * VOLTAGE
-            | u8::from(r.current_ma.is_some()) * CURRENT;
+        let bit = |present: bool, flag: u8| if present { flag } else { 0 };
+        let mask = bit(r.residual_ma.is_some(), RESIDUAL)
+            | bit(r.temp_dc.is_some(), TEMP)
+            | bit(r.voltage_dv.is_some(), VOLTAGE)
+            | bit(r.current_ma.is_some(), CURRENT);
         out.push(r.channel);
         out.push(mask);
         if let Some(v) = r.residual_ma {
