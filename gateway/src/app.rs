@@ -131,6 +131,7 @@ pub async fn run(
     let options = StoreOptions {
         readings_retention_ms: u64::from(config.store.readings_retention_days) * 86_400_000,
         pending_devices_max: config.store.pending_devices_max,
+        raw_readings: config.store.local_readings == crate::config::LocalReadings::Raw,
         ..StoreOptions::default()
     };
     let (store, store_health) =
@@ -140,7 +141,7 @@ pub async fn run(
     }
     let (journal, journal_thread) = JournalWriter::spawn(store.clone(), WriterOptions::default())?;
     let (readings, readings_thread) =
-        ReadingsWriter::spawn(store.clone(), WriterOptions::default())?;
+        ReadingsWriter::spawn(store.clone(), WriterOptions::readings())?;
 
     let tasks = TaskTracker::new();
 

@@ -113,8 +113,13 @@ temp_max_dc = 1400
 alarm_delay_max_s = 30
 
 [store]
-# How long raw readings are kept before only hourly rollups remain, days.
+# How long raw readings are kept before only hourly rollups remain, days (a day's readings go
+# together, once the whole day is past it).
 readings_retention_days = 30
+# What is kept of readings locally: "raw" (every reading, and hourly rollups), or "rollups"
+# (hourly rollups only; needs [tsdb] on, which then has the raw readings: the history API
+# answers from the rollups, by the hour, and says so).
+local_readings = "raw"
 # Devices that published without being registered are listed (GET /api/v1/pending) up to this
 # many; further invented ids are only counted (firegrid_pending_devices_ignored_total).
 pending_devices_max = 10000
@@ -533,6 +538,19 @@ pub struct StoreSection {
     pub disk_low_mb: u64,
     /// Free space below which the disk counts as full (a system alarm, `/healthz` 503), MiB.
     pub disk_full_mb: u64,
+    /// What is kept of readings locally.
+    pub local_readings: LocalReadings,
+}
+
+/// `[store] local_readings`: what the readings file keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalReadings {
+    /// Every reading and the hourly rollups.
+    #[default]
+    Raw,
+    /// The hourly rollups only (the raw readings go to the TSDB).
+    Rollups,
 }
 
 impl Default for Config {
@@ -596,6 +614,7 @@ impl Default for StoreSection {
             pending_devices_max: 10_000,
             disk_low_mb: 1024,
             disk_full_mb: 64,
+            local_readings: LocalReadings::Raw,
         }
     }
 }
@@ -721,6 +740,13 @@ impl Config {
             return Err("[api] tls_cert_file and tls_key_file go together (PEM files)".into());
         }
         self.tsdb.check()?;
+        if self.store.local_readings == LocalReadings::Rollups && !self.tsdb.is_active() {
+            return Err(
+                "[store] local_readings = \"rollups\" needs [tsdb] on: raw readings \
+                        would be kept nowhere"
+                    .into(),
+            );
+        }
         self.uplink.gb26875.check()?;
         Ok(())
     }
@@ -952,6 +978,22 @@ mod tests {
             err.starts_with("firegrid.toml:3:1: unknown field `secret`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn rollups_only_needs_the_tsdb() {
+        assert_eq!(Config::default().store.local_readings, LocalReadings::Raw);
+        let err = parse("[store]\nlocal_readings = \"rollups\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs [tsdb] on"), "{err}");
+        let c = parse(
+            "[store]\nlocal_readings = \"rollups\"\n[tsdb]\nenabled = true\n\
+             url = \"http://127.0.0.1:8086\"\ntoken_env = \"T\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.store.local_readings, LocalReadings::Rollups);
+        assert!(parse("[store]\nlocal_readings = \"some\"\n").is_err());
     }
 
     #[test]

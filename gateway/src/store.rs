@@ -5,8 +5,8 @@
 //! being registered) and the **journal** (events, deduplicated by `(device, seq)` across
 //! restarts; episodes with their tickets, ticket steps, the audit log, the notifications
 //! outbox); in the readings file beside it ([`readings_path`]: `firegrid-readings.db`),
-//! **readings** (raw, kept [`StoreOptions::readings_retention_ms`], plus hourly rollups kept far
-//! longer). Two files, two write-ahead logs: a journal commit's fsync never flushes readings.
+//! **readings** (raw, one row per message in a table per day, kept
+//! [`StoreOptions::readings_retention_ms`], plus hourly rollups kept far longer). Two files, two write-ahead logs: a journal commit's fsync never flushes readings.
 //! Retention: [`Store::prune`], run hourly by the gateway.
 //!
 //! # Reliability
@@ -72,9 +72,11 @@ mod error;
 mod journal;
 mod live;
 mod names;
+mod packed;
 mod people;
 mod prune;
 mod readings;
+mod readings_v1;
 mod recovery;
 mod registry;
 mod resource;
@@ -103,7 +105,7 @@ pub use journal::{
 pub use live::TicketMove;
 pub use people::{Delivery, PEOPLE_MARK};
 pub use prune::PruneReport;
-pub use readings::{Agg, HOUR_MS, InsertReport, MAX_POINTS, Point, Sample};
+pub use readings::{Agg, DAY_MS, HOUR_MS, InsertReport, MAX_POINTS, Point, Sample};
 pub use recovery::{Check, Recovery, StoreHealth, TableSalvage};
 pub use registry::{
     Area, AreaFields, AreaFilter, AreaId, AreaLevel, Circuit, CircuitFields, CircuitFilter,
@@ -128,8 +130,12 @@ pub struct StoreOptions {
     pub hourly_retention_ms: u64,
     /// Run `PRAGMA quick_check` at open (default true). It reads the whole file: seconds per GB.
     pub check_at_open: bool,
-    /// The most reading rows in one readings transaction (default 256).
+    /// The most reading rows in one readings transaction (default 8192, the readings writer's
+    /// group; a message's rows are never split).
     pub readings_chunk_rows: usize,
+    /// Whether raw readings are kept (default true). Off (`[store] local_readings =
+    /// "rollups"`, with the TSDB on): only the hourly rollups, and history answers from them.
+    pub raw_readings: bool,
     /// The pending-device list keeps at most this many devices, the most recently seen
     /// (default 10 000).
     pub pending_devices_max: usize,
@@ -147,7 +153,8 @@ impl Default for StoreOptions {
             readings_retention_ms: 30 * DAY_MS,
             hourly_retention_ms: 730 * DAY_MS,
             check_at_open: true,
-            readings_chunk_rows: 256,
+            readings_chunk_rows: 8192,
+            raw_readings: true,
             pending_devices_max: 10_000,
             delivered_notifications_retention_ms: 90 * DAY_MS,
             undelivered_notifications_max_age_ms: 7 * DAY_MS,

@@ -5,7 +5,9 @@
 //! `0` or `raw` for every reading, a number of ms, or a number with `s`, `m`, `h` or `d`
 //! (default: raw up to 6 h, else the smallest of 1 min, 5 min, 15 min, 1 h, 6 h, 1 d, 7 d that
 //! gives at most 1000 points). Steps of an hour or more read the hourly rollups, which are
-//! kept long after raw readings are pruned.
+//! kept long after raw readings are pruned. A gateway that keeps only rollups (`[store]
+//! local_readings = "rollups"`) answers every step from them, by the hour, and says so: the
+//! answer's `source` is `hourly_rollups`, its `step_ms` the hour, and a `note` tells why.
 
 use std::fmt::Write as _;
 
@@ -77,9 +79,42 @@ struct Series {
 struct History {
     from_ms: UnixMs,
     to_ms: UnixMs,
-    /// 0: raw readings.
+    /// The step answered with (0: raw readings).
     step_ms: u64,
+    /// What the points come from: `raw` readings or `hourly_rollups`.
+    source: &'static str,
+    /// Why the step differs from the one asked for, if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
     series: Vec<Series>,
+}
+
+impl History {
+    /// The answer for `range`, as the store answers its step.
+    fn new(
+        store: &crate::store::Store,
+        (from_ms, to_ms, step_ms): (UnixMs, UnixMs, u64),
+        series: Vec<Series>,
+    ) -> Self {
+        let answered = store.history_step(step_ms);
+        Self {
+            from_ms,
+            to_ms,
+            step_ms: answered,
+            source: if answered >= HOUR_MS {
+                "hourly_rollups"
+            } else {
+                "raw"
+            },
+            note: (answered != step_ms).then(|| {
+                "this gateway keeps only hourly rollups of readings ([store] local_readings = \
+                 \"rollups\"; the raw readings are in the time-series database): points are \
+                 by the hour"
+                    .to_string()
+            }),
+            series,
+        }
+    }
 }
 
 /// Parses a step: `raw`, `0`, ms, or a number with `s`, `m`, `h`, `d`.
@@ -306,14 +341,8 @@ pub(super) async fn device_history(
         }
     })
     .await?;
-    let (from_ms, to_ms, step_ms) = range;
     Ok(answer(
-        History {
-            from_ms,
-            to_ms,
-            step_ms,
-            series,
-        },
+        History::new(&state.store, range, series),
         csv,
         &format!("{id}-history"),
     ))
@@ -350,14 +379,8 @@ pub(super) async fn circuit_history(
         read_series(s, &wanted, range)
     })
     .await?;
-    let (from_ms, to_ms, step_ms) = range;
     Ok(answer(
-        History {
-            from_ms,
-            to_ms,
-            step_ms,
-            series,
-        },
+        History::new(&state.store, range, series),
         csv,
         &format!("circuit-{id}-history"),
     ))

@@ -1295,6 +1295,8 @@ async fn history_as_json_and_csv() {
         )
         .await;
     assert_eq!(j["step_ms"], 0);
+    assert_eq!(j["source"], "raw");
+    assert_eq!(j["note"], Value::Null);
     assert_eq!(j["series"][0]["ch"], 0);
     let points = j["series"][0]["points"].as_array().expect("points");
     assert_eq!(points.len(), 3);
@@ -1352,6 +1354,7 @@ async fn history_as_json_and_csv() {
             200,
         )
         .await;
+    assert_eq!(j["source"], "hourly_rollups");
     let series = j["series"].as_array().expect("series");
     assert_eq!(series.len(), 2);
     assert_eq!(series[0]["device"], "hz-1");
@@ -2031,4 +2034,81 @@ async fn a_ticket_is_assigned_to_a_worker_who_answers_for_its_cell() {
         .ok("GET", "/api/v1/audit?action=ticket.assigned", None, 200)
         .await;
     assert_eq!(audit.as_array().map(Vec::len), Some(2), "{audit}");
+}
+
+/// `[store] local_readings = "rollups"`: a raw or 5-minute history is answered from the hourly
+/// rollups, and the answer says so.
+#[tokio::test]
+async fn history_without_raw_readings_answers_by_the_hour_and_says_so() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (rollups_only, at_open) = Store::open_with(
+        dir.path().join("firegrid.db"),
+        crate::store::StoreOptions {
+            raw_readings: false,
+            ..crate::store::StoreOptions::default()
+        },
+    )
+    .expect("store");
+    let (_, token) = rollups_only
+        .add_user("admin-li", Role::Admin, None, Actor::new("test", 1))
+        .expect("admin");
+    let (control_tx, control) = mpsc::channel(64);
+    let mut state = ApiState::new(
+        rollups_only.clone(),
+        Arc::new(Health::new(at_open)),
+        Arc::new(Metrics::new()),
+        control_tx,
+        broadcast::channel(4).0,
+        Limits::GB,
+    );
+    state.metrics_open = true;
+    let mut other = Harness {
+        app: router(state.clone()),
+        state,
+        control,
+        token: token.token.expose().to_string(),
+        _dir: dir,
+    };
+    let site = other.tree().await;
+    other.device("hz-1", site).await;
+    let t0: u64 = 1_764_403_200_000;
+    let samples: Vec<Sample> = (0..3)
+        .map(|i| Sample {
+            device: did("hz-1"),
+            seq: i,
+            ts_ms: t0 + u64::from(i) * 60_000,
+            readings: vec![Reading {
+                channel: 0,
+                residual_ma: Some(100 + i * 10),
+                ..Reading::default()
+            }],
+        })
+        .collect();
+    rollups_only.insert_readings(&samples).expect("readings");
+    for step in ["raw", "5m"] {
+        let j = other
+            .ok(
+                "GET",
+                &format!(
+                    "/api/v1/devices/hz-1/history?ch=0&from={t0}&to={}&step={step}",
+                    t0 + 3_600_000
+                ),
+                None,
+                200,
+            )
+            .await;
+        assert_eq!(j["step_ms"], 3_600_000, "{step}");
+        assert_eq!(j["source"], "hourly_rollups");
+        assert!(
+            j["note"]
+                .as_str()
+                .expect("a note")
+                .contains("local_readings"),
+            "{j}"
+        );
+        let points = j["series"][0]["points"].as_array().expect("points");
+        assert_eq!(points.len(), 1);
+        assert_eq!(points[0]["count"], 3);
+        assert_eq!(points[0]["residual_ma"]["max"], 120);
+    }
 }

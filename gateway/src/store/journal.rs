@@ -1102,22 +1102,16 @@ impl Store {
     /// # Errors
     /// A database error.
     pub fn max_seq(&self, device: &DeviceId) -> Result<Option<Seq>, StoreError> {
-        self.read(|c| {
-            let mut max: Option<i64> = c.query_row(
+        let max: Option<i64> = self.read(|c| {
+            let max: Option<i64> = c.query_row(
                 "SELECT max(seq) FROM events WHERE device = ?",
                 [device.as_str()],
                 |r| r.get(0),
             )?;
-            // Per channel, so that each is one seek on the primary key.
-            let mut per_channel =
-                c.prepare_cached("SELECT max(seq) FROM readings WHERE device = ? AND channel = ?")?;
-            for channel in 0..firegrid_protocols::channel::MAX_CHANNELS as i64 {
-                let m: Option<i64> = per_channel
-                    .query_row(rusqlite::params![device.as_str(), channel], |r| r.get(0))?;
-                max = max.max(m);
-            }
-            Ok(max.and_then(|m| Seq::try_from(m).ok()))
-        })
+            Ok(max)
+        })?;
+        let max = max.max(self.readings_max_seq(device)?);
+        Ok(max.and_then(|m| Seq::try_from(m).ok()))
     }
 
     /// A device's journaled events, newest first: those before `before_seq` if given.

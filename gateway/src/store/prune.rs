@@ -1,5 +1,6 @@
 //! Retention: what the store deletes so that it stays bounded — raw readings past
-//! [`StoreOptions::readings_retention_ms`], rollups past theirs, the pending-device list beyond
+//! [`StoreOptions::readings_retention_ms`] (a day's table dropped whole once the whole day is
+//! past it: raw readings are kept up to a day longer than the retention), rollups past theirs, the pending-device list beyond
 //! [`StoreOptions::pending_devices_max`], delivered notifications past
 //! [`StoreOptions::delivered_notifications_retention_ms`] and alerts nobody could deliver for
 //! [`StoreOptions::undelivered_notifications_max_age_ms`] (person deliveries likewise). The gateway runs it on a schedule
@@ -13,7 +14,7 @@
 use rusqlite::{TransactionBehavior, params};
 use serde::Serialize;
 
-use super::readings::pairs;
+use super::readings::{DAY_MS, pairs};
 use super::sql;
 use super::{Store, StoreError};
 use crate::model::UnixMs;
@@ -41,9 +42,10 @@ pub struct PruneReport {
 
 impl Store {
     /// Deletes what is past its retention at `now` ([`StoreOptions`](super::StoreOptions)): raw
-    /// readings and rollups, the pending-device list beyond its bound, delivered notifications
-    /// past their retention and notifications nobody could deliver for too long. Readings go
-    /// 32 `(device, channel)` pairs per transaction on the readings file, the rest in chunks of
+    /// readings (whole days) and rollups, the pending-device list beyond its bound, delivered
+    /// notifications past their retention and notifications nobody could deliver for too long.
+    /// Raw readings go one day's table per transaction, rollups 32 `(device, channel)` pairs
+    /// per transaction on the readings file, the rest in chunks of
     /// at most 1000 rows on the main file, so that no transaction is long. Run it hourly, off
     /// the alarm path.
     ///
@@ -54,32 +56,43 @@ impl Store {
         let raw_before = sql::int(now.saturating_sub(options.readings_retention_ms))?;
         let hourly_before = sql::int(now.saturating_sub(options.hourly_retention_ms))?;
         let mut report = PruneReport::default();
-        for (table, column, before, count) in [
-            ("readings", "ts_ms", raw_before, &mut report.readings),
-            (
-                "readings_hourly",
-                "hour_ms",
-                hourly_before,
-                &mut report.hourly,
-            ),
-        ] {
-            let pairs = self.read(|c| pairs(c, table))?;
-            for batch in pairs.chunks(32) {
-                *count += self.write_readings(|conn| {
-                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let mut n = 0;
-                    {
-                        let mut delete = tx.prepare_cached(&format!(
-                            "DELETE FROM {table} WHERE device = ?1 AND channel = ?2 AND {column} < ?3"
-                        ))?;
-                        for (device, channel) in batch {
-                            n += delete.execute(params![device, channel, before])? as u64;
-                        }
+        // Raw readings: every day that ended before the cutoff, its table dropped whole.
+        let days: Vec<(i64, i64)> = self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT day, readings FROM raw_days WHERE (day + 1) * ?1 <= ?2 ORDER BY day",
+            )?;
+            let rows = stmt.query_map(params![sql::int(DAY_MS)?, raw_before], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })?;
+        for (day, rows) in days {
+            self.write_readings(|conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                tx.execute_batch(&format!("DROP TABLE IF EXISTS raw_{day}"))?;
+                tx.execute("DELETE FROM raw_days WHERE day = ?1", [day])?;
+                tx.commit()?;
+                Ok(())
+            })?;
+            report.readings += u64::try_from(rows).unwrap_or(0);
+        }
+        let pairs = self.read(|c| pairs(c, "readings_hourly"))?;
+        for batch in pairs.chunks(32) {
+            report.hourly += self.write_readings(|conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut n = 0;
+                {
+                    let mut delete = tx.prepare_cached(
+                        "DELETE FROM readings_hourly WHERE device = ?1 AND channel = ?2 \
+                         AND hour_ms < ?3",
+                    )?;
+                    for (device, channel) in batch {
+                        n += delete.execute(params![device, channel, hourly_before])? as u64;
                     }
-                    tx.commit()?;
-                    Ok(n)
-                })?;
-            }
+                }
+                tx.commit()?;
+                Ok(n)
+            })?;
         }
         report.pending_devices = self.delete_in_chunks(
             "DELETE FROM pending_devices WHERE id IN (SELECT id FROM pending_devices \

@@ -1,18 +1,25 @@
-//! Readings: raw per (telemetry message, channel), deduplicated by `(device, channel, seq)`;
-//! hourly rollups maintained on insert; downsampled history; retention.
+//! Readings, shaped for the write rate: one row per telemetry message, its channels packed
+//! ([`packed`]), in a table per UTC day of the readings' time (`raw_<day>`, listed with its
+//! row count in `raw_days`), appended in the order written, with one index — `(device, ts_ms,
+//! seq)`, unique, which both the history's range reads and the dedupe of redelivered messages
+//! use. Retention drops a day's table whole ([`Store::prune`]), never a `DELETE`. Hourly
+//! rollups per (device, channel, hour) are updated in the same transaction, one upsert per
+//! rollup row of a chunk; with [`StoreOptions::raw_readings`] off (readings go to the TSDB),
+//! only the rollups are kept. History: raw, raw grouped by a step under an hour, or rollups.
+//!
+//! [`StoreOptions::raw_readings`]: super::StoreOptions::raw_readings
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
-use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
 use firegrid_protocols::DeviceId;
-use firegrid_protocols::channel::ChannelNo;
+use firegrid_protocols::channel::{ChannelNo, Quantity};
 use firegrid_protocols::message::{Reading, Seq, Telemetry};
 
-use super::sql;
 use super::{Store, StoreError};
+use super::{packed, sql};
 use crate::model::UnixMs;
 
 /// One hour, ms: the rollup period, and the step from which [`Store::history`] reads rollups.
@@ -53,6 +60,8 @@ pub struct InsertReport {
     pub inserted: u64,
     /// Rows already stored (redelivered telemetry).
     pub duplicates: u64,
+    /// Rows refused: timed before 2020 or more than a day ahead of the gateway's clock.
+    pub refused: u64,
 }
 
 /// Minimum, maximum and mean of a quantity over a point's interval.
@@ -119,36 +128,101 @@ fn values(r: &Reading) -> [Option<i64>; 4] {
     ]
 }
 
-/// Writes one chunk in one transaction: raw rows (`INSERT OR IGNORE`), then the rollups of the
-/// rows that were new.
+/// One day, ms: raw readings are kept in one table per UTC day of their time.
+pub const DAY_MS: u64 = 24 * HOUR_MS;
+
+/// Readings timed before 2020-01-01 are refused: no clock that was ever set says so, and each
+/// day of readings is a table of its own.
+const OLDEST_MS: u64 = 1_577_836_800_000;
+
+/// Readings timed more than this far past the gateway's clock are refused (a device clock
+/// gone wrong would otherwise make tables of days to come).
+const FUTURE_MS: u64 = DAY_MS;
+
+/// The table of the raw readings of day `day` (days since the Unix epoch, UTC).
+fn day_table(day: u64) -> String {
+    format!("raw_{day}")
+}
+
+/// Makes day `day`'s table if it is not there: one row per message in the order written
+/// (rowid), its channels packed ([`packed`]), and the one index the history needs —
+/// `(device, ts_ms, seq)`, unique: a redelivered message is a no-op.
+pub(super) fn create_day(conn: &Connection, day: u64) -> Result<(), StoreError> {
+    let t = day_table(day);
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {t} (device TEXT NOT NULL, seq INTEGER NOT NULL, \
+         ts_ms INTEGER NOT NULL, channels BLOB NOT NULL) STRICT; \
+         CREATE UNIQUE INDEX IF NOT EXISTS {t}_key ON {t}(device, ts_ms, seq); \
+         INSERT OR IGNORE INTO raw_days (day, readings) VALUES ({day}, 0);"
+    ))?;
+    Ok(())
+}
+
+/// Stores one message's row in its day's table (made before): whether it was new.
+pub(super) fn insert_row(
+    tx: &Connection,
+    day: u64,
+    device: &str,
+    seq: Seq,
+    ts_ms: UnixMs,
+    readings: &[Reading],
+) -> Result<bool, StoreError> {
+    let mut insert = tx.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO {} (device, seq, ts_ms, channels) VALUES (?1, ?2, ?3, ?4)",
+        day_table(day)
+    ))?;
+    Ok(insert.execute(params![
+        device,
+        seq,
+        sql::int(ts_ms)?,
+        packed::pack(readings)
+    ])? > 0)
+}
+
+/// Adds `rows` reading rows to day `day`'s count (what [`Store::prune`] reports when it drops
+/// the day).
+pub(super) fn count_day(tx: &Connection, day: u64, rows: u64) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE raw_days SET readings = readings + ?2 WHERE day = ?1")?
+        .execute(params![sql::int(day)?, sql::int(rows)?])?;
+    Ok(())
+}
+
+/// Writes one chunk (sorted by day, device, time, seq) in one transaction: each message one row
+/// of its day's table (`INSERT OR IGNORE`; none when `raw` is false), then the rollups of the
+/// rows that were new, one upsert per (device, channel, hour) of the chunk.
 fn insert_chunk(
     conn: &mut Connection,
-    chunk: &[(&Sample, &Reading)],
+    chunk: &[&Sample],
+    raw: bool,
 ) -> Result<InsertReport, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut report = InsertReport::default();
-    let mut hours: HashMap<(&str, ChannelNo, u64), Hour> = HashMap::new();
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT OR IGNORE INTO readings (device, channel, seq, ts_ms, residual_ma, temp_dc, \
-             voltage_dv, current_ma) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        for (s, r) in chunk {
-            let n = insert.execute(params![
-                s.device.as_str(),
-                r.channel,
-                s.seq,
-                s.ts_ms,
-                r.residual_ma,
-                r.temp_dc,
-                r.voltage_dv,
-                r.current_ma
-            ])?;
-            if n == 0 {
-                report.duplicates += 1;
+    let mut hours: BTreeMap<(&str, ChannelNo, u64), Hour> = BTreeMap::new();
+    let mut day: Option<(u64, u64)> = None;
+    for s in chunk {
+        let rows = s.readings.len() as u64;
+        if raw {
+            let d = s.ts_ms / DAY_MS;
+            match day {
+                Some((at, _)) if at == d => {}
+                _ => {
+                    if let Some((at, n)) = day {
+                        count_day(&tx, at, n)?;
+                    }
+                    create_day(&tx, d)?;
+                    day = Some((d, 0));
+                }
+            }
+            if !insert_row(&tx, d, s.device.as_str(), s.seq, s.ts_ms, &s.readings)? {
+                report.duplicates += rows;
                 continue;
             }
-            report.inserted += 1;
+            if let Some((_, n)) = &mut day {
+                *n += rows;
+            }
+        }
+        report.inserted += rows;
+        for r in &s.readings {
             let hour = hours
                 .entry((s.device.as_str(), r.channel, s.ts_ms / HOUR_MS * HOUR_MS))
                 .or_default();
@@ -157,6 +231,11 @@ fn insert_chunk(
                 acc.add(v);
             }
         }
+    }
+    if let Some((at, n)) = day {
+        count_day(&tx, at, n)?;
+    }
+    {
         let mut upsert = tx.prepare_cached(
             "INSERT INTO readings_hourly (device, channel, hour_ms, count, \
              residual_n, residual_min, residual_max, residual_sum, \
@@ -203,6 +282,67 @@ fn insert_chunk(
     Ok(report)
 }
 
+/// The days with a raw table in `[from_day, to_day]`, oldest first.
+fn days(c: &Connection, from_day: u64, to_day: u64) -> Result<Vec<u64>, StoreError> {
+    let mut stmt =
+        c.prepare_cached("SELECT day FROM raw_days WHERE day >= ?1 AND day <= ?2 ORDER BY day")?;
+    let rows = stmt.query_map(params![sql::int(from_day)?, sql::int(to_day)?], |r| {
+        r.get::<_, i64>(0)
+    })?;
+    let mut out = Vec::new();
+    for d in rows {
+        out.push(u64::try_from(d?).unwrap_or(0));
+    }
+    Ok(out)
+}
+
+/// Calls `each(ts_ms, reading)` for every raw reading of a device's `channel` timed in
+/// `[from_ms, to_ms)`, in time order (then seq), until it returns `false`.
+fn each_raw(
+    c: &Connection,
+    device: &DeviceId,
+    channel: ChannelNo,
+    (from_ms, to_ms): (UnixMs, UnixMs),
+    mut each: impl FnMut(UnixMs, &Reading) -> bool,
+) -> Result<(), StoreError> {
+    if to_ms <= from_ms {
+        return Ok(());
+    }
+    for day in days(c, from_ms / DAY_MS, (to_ms - 1) / DAY_MS)? {
+        let mut stmt = c.prepare_cached(&format!(
+            "SELECT ts_ms, channels FROM {} WHERE device = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 \
+             ORDER BY ts_ms, seq",
+            day_table(day)
+        ))?;
+        let mut rows = stmt.query(params![
+            device.as_str(),
+            sql::int(from_ms)?,
+            sql::int(to_ms)?
+        ])?;
+        while let Some(row) = rows.next()? {
+            let ts: i64 = row.get(0)?;
+            let blob = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            let readings = packed::unpack(blob)
+                .map_err(|e| StoreError::Invalid(format!("{}: {e}", day_table(day))))?;
+            if let Some(r) = readings.iter().find(|r| r.channel == channel)
+                && !each(u64::try_from(ts).unwrap_or(0), r)
+            {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One value as a point's aggregate.
+fn one(v: Option<i64>) -> Option<Agg> {
+    v.map(|v| Agg {
+        min: v,
+        max: v,
+        avg: v as f64,
+    })
+}
+
 fn agg(n: i64, min: Option<i64>, max: Option<i64>, sum: f64) -> Option<Agg> {
     match (min, max) {
         (Some(min), Some(max)) if n > 0 => Some(Agg {
@@ -234,32 +374,90 @@ pub(super) fn pairs(conn: &Connection, table: &str) -> Result<Vec<(String, i64)>
 }
 
 impl Store {
+    /// Stores a batch of readings at the wall clock's time: see
+    /// [`insert_readings_at`](Self::insert_readings_at).
+    ///
+    /// # Errors
+    /// As [`insert_readings_at`](Self::insert_readings_at).
+    pub fn insert_readings(&self, batch: &[Sample]) -> Result<InsertReport, StoreError> {
+        self.insert_readings_at(batch, crate::clock::now_ms())
+    }
+
     /// Stores a batch of readings, at most [`StoreOptions::readings_chunk_rows`] rows per
-    /// transaction (`synchronous=NORMAL`: not fsynced per commit), skipping rows already stored,
-    /// and updates the hourly rollups with the new ones. Called by the
-    /// [`ReadingsWriter`](super::ReadingsWriter); direct calls block.
+    /// transaction (`synchronous=NORMAL`: not fsynced per commit): each message one row of
+    /// its day's table, skipping messages already stored, and updates the hourly rollups with
+    /// the new ones. With [`StoreOptions::raw_readings`] off, only the rollups. Readings timed
+    /// before 2020 or more than a day after `now` are refused ([`InsertReport::refused`]).
+    /// Called by the [`ReadingsWriter`](super::ReadingsWriter); direct calls block.
     ///
     /// [`StoreOptions::readings_chunk_rows`]: super::StoreOptions::readings_chunk_rows
+    /// [`StoreOptions::raw_readings`]: super::StoreOptions::raw_readings
     ///
     /// # Errors
     /// [`StoreError::DiskFull`]; a database error. Chunks before the failing one are stored.
-    pub fn insert_readings(&self, batch: &[Sample]) -> Result<InsertReport, StoreError> {
-        let mut rows: Vec<(&Sample, &Reading)> = batch
-            .iter()
-            .flat_map(|s| s.readings.iter().map(move |r| (s, r)))
-            .collect();
-        // In key order, the inserts of a chunk walk the B-trees from left to right and touch
-        // each page once, instead of once per row: a batch holds many devices in arrival order.
-        rows.sort_unstable_by(|(a, x), (b, y)| {
-            (a.device.as_str(), x.channel, a.seq).cmp(&(b.device.as_str(), y.channel, b.seq))
-        });
+    pub fn insert_readings_at(
+        &self,
+        batch: &[Sample],
+        now: UnixMs,
+    ) -> Result<InsertReport, StoreError> {
         let mut total = InsertReport::default();
-        for chunk in rows.chunks(self.inner.options.readings_chunk_rows.max(1)) {
-            let report = self.write_readings(|conn| insert_chunk(conn, chunk))?;
+        let mut samples: Vec<&Sample> = Vec::with_capacity(batch.len());
+        for s in batch {
+            if s.ts_ms < OLDEST_MS || s.ts_ms > now.saturating_add(FUTURE_MS) {
+                total.refused += s.readings.len() as u64;
+            } else {
+                samples.push(s);
+            }
+        }
+        if total.refused > 0 {
+            tracing::warn!(
+                rows = total.refused,
+                "readings refused: timed before 2020 or more than a day ahead of the gateway's \
+                 clock (a device clock gone wrong)"
+            );
+        }
+        // In key order, a chunk's rows go to one day's table after another, and their index
+        // entries walk the index from left to right, each page touched once per chunk instead
+        // of once per row; the rows themselves are appended.
+        samples.sort_unstable_by(|a, b| {
+            (a.ts_ms / DAY_MS, a.device.as_str(), a.ts_ms, a.seq).cmp(&(
+                b.ts_ms / DAY_MS,
+                b.device.as_str(),
+                b.ts_ms,
+                b.seq,
+            ))
+        });
+        let raw = self.inner.options.raw_readings;
+        let max_rows = self.inner.options.readings_chunk_rows.max(1);
+        let mut from = 0;
+        while from < samples.len() {
+            let mut to = from;
+            let mut rows = 0;
+            while to < samples.len()
+                && (to == from || rows + samples[to].readings.len() <= max_rows)
+            {
+                rows += samples[to].readings.len();
+                to += 1;
+            }
+            let chunk = &samples[from..to];
+            let report = self.write_readings(|conn| insert_chunk(conn, chunk, raw))?;
             total.inserted += report.inserted;
             total.duplicates += report.duplicates;
+            from = to;
         }
         Ok(total)
+    }
+
+    /// The step [`history`](Self::history) answers `step_ms` with: the same, or an hour when
+    /// raw readings are not kept ([`StoreOptions::raw_readings`] off) and a finer step is asked.
+    ///
+    /// [`StoreOptions::raw_readings`]: super::StoreOptions::raw_readings
+    pub fn history_step(&self, step_ms: u64) -> u64 {
+        if self.inner.options.raw_readings || step_ms >= HOUR_MS {
+            step_ms
+        } else {
+            HOUR_MS
+        }
     }
 
     /// A channel's history over `[from_ms, to_ms)`, one [`Point`] per `step_ms`:
@@ -267,6 +465,11 @@ impl Store {
     /// - `step_ms < HOUR_MS`: raw readings grouped by `step_ms`;
     /// - `step_ms >= HOUR_MS`: hourly rollups grouped by `step_ms` (hour-granular at the
     ///   edges; available long after raw readings are pruned).
+    ///
+    /// Without raw readings ([`StoreOptions::raw_readings`] off), finer steps are answered
+    /// from the rollups too, by the hour ([`history_step`](Self::history_step)).
+    ///
+    /// [`StoreOptions::raw_readings`]: super::StoreOptions::raw_readings
     ///
     /// # Errors
     /// [`StoreError::InvalidQuery`] for more than [`MAX_POINTS`] points; a database error.
@@ -285,84 +488,189 @@ impl Store {
                 to_ms.saturating_sub(from_ms) / step_ms
             )));
         }
+        let step_ms = self.history_step(step_ms);
+        let too_many = || {
+            StoreError::InvalidQuery(format!(
+                "more than {MAX_POINTS} raw readings in the range: use a step"
+            ))
+        };
+        if step_ms == 0 {
+            let mut points = Vec::new();
+            self.read(|c| {
+                each_raw(c, device, channel, (from_ms, to_ms), |t_ms, r| {
+                    let [res, temp, volt, cur] = values(r);
+                    points.push(Point {
+                        t_ms,
+                        count: 1,
+                        residual_ma: one(res),
+                        temp_dc: one(temp),
+                        voltage_dv: one(volt),
+                        current_ma: one(cur),
+                    });
+                    points.len() as u64 <= MAX_POINTS
+                })
+            })?;
+            if points.len() as u64 > MAX_POINTS {
+                return Err(too_many());
+            }
+            return Ok(points);
+        }
+        if step_ms < HOUR_MS {
+            let mut buckets: BTreeMap<u64, Hour> = BTreeMap::new();
+            self.read(|c| {
+                each_raw(c, device, channel, (from_ms, to_ms), |t_ms, r| {
+                    let b = buckets.entry(t_ms / step_ms * step_ms).or_default();
+                    b.count += 1;
+                    for (acc, v) in b.q.iter_mut().zip(values(r)) {
+                        acc.add(v);
+                    }
+                    true
+                })
+            })?;
+            if buckets.len() as u64 > MAX_POINTS {
+                return Err(too_many());
+            }
+            let q = |a: Acc| agg(a.n, a.min, a.max, a.sum as f64);
+            return Ok(buckets
+                .into_iter()
+                .map(|(t_ms, h)| Point {
+                    t_ms,
+                    count: u64::try_from(h.count).unwrap_or(0),
+                    residual_ma: q(h.q[0]),
+                    temp_dc: q(h.q[1]),
+                    voltage_dv: q(h.q[2]),
+                    current_ma: q(h.q[3]),
+                })
+                .collect());
+        }
         let step = sql::int(step_ms)?;
         let limit = MAX_POINTS as i64 + 1;
         let points = self.read(|c| {
-            let (sql, bucket) = if step_ms == 0 {
-                let q =
-                    |col: &str| format!("{col}, {col}, coalesce({col}, 0), ({col} IS NOT NULL)");
-                (
-                    format!(
-                        "SELECT ts_ms, 1, {}, {}, {}, {} FROM readings \
-                         WHERE device = ?1 AND channel = ?2 AND ts_ms >= ?3 AND ts_ms < ?4 \
-                         ORDER BY ts_ms, seq LIMIT {limit}",
-                        q("residual_ma"),
-                        q("temp_dc"),
-                        q("voltage_dv"),
-                        q("current_ma")
-                    ),
-                    None,
-                )
-            } else if step_ms < HOUR_MS {
-                let q = |col: &str| format!("min({col}), max({col}), total({col}), count({col})");
-                (
-                    format!(
-                        "SELECT ts_ms / ?5 * ?5 AS t, count(*), {}, {}, {}, {} FROM readings \
-                         WHERE device = ?1 AND channel = ?2 AND ts_ms >= ?3 AND ts_ms < ?4 \
-                         GROUP BY t ORDER BY t LIMIT {limit}",
-                        q("residual_ma"),
-                        q("temp_dc"),
-                        q("voltage_dv"),
-                        q("current_ma")
-                    ),
-                    Some(step),
-                )
-            } else {
-                let q =
-                    |p: &str| format!("min({p}_min), max({p}_max), total({p}_sum), total({p}_n)");
-                (
-                    format!(
-                        "SELECT hour_ms / ?5 * ?5 AS t, sum(count), {}, {}, {}, {} \
-                         FROM readings_hourly WHERE device = ?1 AND channel = ?2 \
-                         AND hour_ms >= ?3 AND hour_ms < ?4 GROUP BY t ORDER BY t LIMIT {limit}",
-                        q("residual"),
-                        q("temp"),
-                        q("voltage"),
-                        q("current")
-                    ),
-                    Some(step),
-                )
-            };
+            let q = |p: &str| format!("min({p}_min), max({p}_max), total({p}_sum), total({p}_n)");
+            let sql = format!(
+                "SELECT hour_ms / ?5 * ?5 AS t, sum(count), {}, {}, {}, {} \
+                 FROM readings_hourly WHERE device = ?1 AND channel = ?2 \
+                 AND hour_ms >= ?3 AND hour_ms < ?4 GROUP BY t ORDER BY t LIMIT {limit}",
+                q("residual"),
+                q("temp"),
+                q("voltage"),
+                q("current")
+            );
             let mut stmt = c.prepare_cached(&sql)?;
-            let mut params: Vec<Value> = vec![
-                Value::Text(device.to_string()),
-                Value::Integer(i64::from(channel)),
-                Value::Integer(from),
-                Value::Integer(to),
-            ];
-            params.extend(bucket.map(Value::Integer));
-            let rows = stmt.query_map(params_from_iter(params), |r| {
-                let q = |i: usize| -> rusqlite::Result<Option<Agg>> {
-                    let sum: f64 = r.get(i + 2)?;
-                    let n: f64 = r.get(i + 3)?;
-                    Ok(agg(n as i64, r.get(i)?, r.get(i + 1)?, sum))
-                };
-                Ok(Point {
-                    t_ms: r.get(0)?,
-                    count: r.get(1)?,
-                    residual_ma: q(2)?,
-                    temp_dc: q(6)?,
-                    voltage_dv: q(10)?,
-                    current_ma: q(14)?,
-                })
-            })?;
+            let rows = stmt.query_map(
+                params![device.as_str(), i64::from(channel), from, to, step],
+                |r| {
+                    let q = |i: usize| -> rusqlite::Result<Option<Agg>> {
+                        let sum: f64 = r.get(i + 2)?;
+                        let n: f64 = r.get(i + 3)?;
+                        Ok(agg(n as i64, r.get(i)?, r.get(i + 1)?, sum))
+                    };
+                    Ok(Point {
+                        t_ms: r.get(0)?,
+                        count: r.get(1)?,
+                        residual_ma: q(2)?,
+                        temp_dc: q(6)?,
+                        voltage_dv: q(10)?,
+                        current_ma: q(14)?,
+                    })
+                },
+            )?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })?;
         if points.len() as u64 > MAX_POINTS {
-            return Err(StoreError::InvalidQuery(format!(
-                "more than {MAX_POINTS} raw readings in the range: use a step"
-            )));
+            return Err(too_many());
         }
         Ok(points)
+    }
+
+    /// How many raw readings of `quantity` (as [`Reading::value_of`]) a channel had in
+    /// `[from_ms, to_ms]`, and the highest; without raw readings, from the rollups of the
+    /// hours that start in it.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(super) fn raw_count_and_max(
+        &self,
+        device: &DeviceId,
+        channel: ChannelNo,
+        quantity: Quantity,
+        from_ms: UnixMs,
+        to_ms: UnixMs,
+    ) -> Result<(u64, Option<i32>), StoreError> {
+        let (mut count, mut max) = (0u64, None::<i32>);
+        if !self.inner.options.raw_readings {
+            let p = match quantity {
+                Quantity::ResidualCurrent => "residual",
+                Quantity::Temperature => "temp",
+            };
+            return self.read(|c| {
+                let (n, max): (f64, Option<i64>) = c.query_row(
+                    &format!(
+                        "SELECT total({p}_n), max({p}_max) FROM readings_hourly \
+                         WHERE device = ?1 AND channel = ?2 AND hour_ms >= ?3 AND hour_ms <= ?4"
+                    ),
+                    params![
+                        device.as_str(),
+                        channel,
+                        sql::int(from_ms)?,
+                        sql::int(to_ms)?
+                    ],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                Ok((n as u64, max.map(|m| i32::try_from(m).unwrap_or(i32::MAX))))
+            });
+        }
+        self.read(|c| {
+            each_raw(
+                c,
+                device,
+                channel,
+                (from_ms, to_ms.saturating_add(1)),
+                |_, r| {
+                    if let Some(v) = r.value_of(quantity) {
+                        count += 1;
+                        max = Some(max.map_or(v, |m| m.max(v)));
+                    }
+                    true
+                },
+            )
+        })?;
+        Ok((count, max))
+    }
+
+    /// The highest sequence number of a device's stored raw readings: the newest day that has
+    /// any (one index range per day, newest first).
+    ///
+    /// # Errors
+    /// A database error.
+    pub(super) fn readings_max_seq(&self, device: &DeviceId) -> Result<Option<i64>, StoreError> {
+        self.read(|c| {
+            let mut all = days(c, 0, i64::MAX as u64)?;
+            all.reverse();
+            for day in all {
+                let max: Option<i64> = c.query_row(
+                    &format!("SELECT max(seq) FROM {} WHERE device = ?1", day_table(day)),
+                    [device.as_str()],
+                    |r| r.get(0),
+                )?;
+                if max.is_some() {
+                    return Ok(max);
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    /// Raw reading rows stored (one per message and channel), from the day tables' counts.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn raw_readings_count(&self) -> Result<u64, StoreError> {
+        self.read(|c| {
+            let n: i64 = c.query_row("SELECT total(readings) FROM raw_days", [], |r| {
+                r.get::<_, f64>(0).map(|v| v as i64)
+            })?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
     }
 }

@@ -228,8 +228,21 @@ fn attempt(path: &Path, options: &StoreOptions) -> Result<(Store, StoreHealth), 
     } else {
         Check::Skipped
     };
-    let (readings, readings_recovery) = open_readings(path, options).map_err(Attempt::Failed)?;
+    let (mut readings, readings_recovery) =
+        open_readings(path, options).map_err(Attempt::Failed)?;
+    if schema::version(&journal).map_err(classify)? < 3 {
+        super::readings_v1::table_for_main_v3(&readings).map_err(|e| match e {
+            StoreError::Sqlite(e) => classify(e),
+            other => Attempt::Failed(other),
+        })?;
+    }
     let found = schema::migrate(&mut journal, &readings_path(path)).map_err(|e| match e {
+        StoreError::Sqlite(e) => classify(e),
+        other => Attempt::Failed(other),
+    })?;
+    // After the main file's migrations: its version 3 moves an older store's readings into the
+    // readings file's version-1 table, which this empties into the day tables.
+    super::readings_v1::drain(&mut readings).map_err(|e| match e {
         StoreError::Sqlite(e) => classify(e),
         other => Attempt::Failed(other),
     })?;

@@ -399,8 +399,22 @@ CREATE TABLE readings_hourly (
 ) STRICT, WITHOUT ROWID;
 "#;
 
+/// The readings file, version 2 (issue 12): raw readings one row per message, channels packed,
+/// in a table per UTC day (`raw_<day>`, made when its first reading comes:
+/// `readings::create_day`), each listed here with its reading rows so that retention drops
+/// whole days and says how many rows went. The rollups are unchanged. Version 1's `readings`
+/// table stays until the store's opening has moved its rows into the day tables
+/// (`readings_v1::drain`, after the main file's migrations, version 3 of which still copies
+/// an older main file's readings into it) and dropped it.
+const READINGS_V2: &str = r#"
+CREATE TABLE raw_days (
+    day      INTEGER PRIMARY KEY,
+    readings INTEGER NOT NULL
+) STRICT;
+"#;
+
 /// The readings file's migrations (its own `user_version`).
-pub(super) const READINGS_MIGRATIONS: &[&str] = &[READINGS_V1];
+pub(super) const READINGS_MIGRATIONS: &[&str] = &[READINGS_V1, READINGS_V2];
 
 /// The schema version this build writes.
 pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;
@@ -430,9 +444,9 @@ pub(super) const TABLES: &[&str] = &[
     "web_sessions",
 ];
 
-/// The readings file's tables.
+/// The readings file's tables once opened (the day tables come with readings).
 #[cfg(test)]
-pub(super) const READINGS_TABLES: &[&str] = &["readings_hourly", "readings"];
+pub(super) const READINGS_TABLES: &[&str] = &["readings_hourly", "raw_days"];
 
 /// The schema version of the open database.
 pub(super) fn version(conn: &Connection) -> Result<u32, rusqlite::Error> {

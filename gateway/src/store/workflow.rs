@@ -51,30 +51,8 @@ impl Store {
         from_ms: UnixMs,
         to_ms: UnixMs,
     ) -> Result<ReadingsSince, StoreError> {
-        let col = match quantity {
-            Quantity::ResidualCurrent => "residual_ma",
-            Quantity::Temperature => "temp_dc",
-        };
-        let sql = format!(
-            "SELECT count({col}), max({col}) FROM readings \
-             WHERE device = ?1 AND channel = ?2 AND ts_ms >= ?3 AND ts_ms <= ?4"
-        );
-        self.read(|c| {
-            let (count, max): (i64, Option<i32>) = c.query_row(
-                &sql,
-                params![
-                    device.as_str(),
-                    channel,
-                    sql::int(from_ms)?,
-                    sql::int(to_ms)?
-                ],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            Ok(ReadingsSince {
-                count: u64::try_from(count).unwrap_or(0),
-                max,
-            })
-        })
+        let (count, max) = self.raw_count_and_max(device, channel, quantity, from_ms, to_ms)?;
+        Ok(ReadingsSince { count, max })
     }
 }
 

@@ -35,6 +35,19 @@ impl Default for WriterOptions {
     }
 }
 
+impl WriterOptions {
+    /// The readings writer's: groups of up to 8192 reading rows (one transaction each, up to
+    /// [`StoreOptions::readings_chunk_rows`](super::StoreOptions::readings_chunk_rows)) — the
+    /// larger the transaction, the fewer times each index page is written
+    /// (`store::tests::perf::readings_layout_old_and_new_on_the_same_stream`).
+    pub fn readings() -> Self {
+        Self {
+            queue: 1024,
+            max_group: 8192,
+        }
+    }
+}
+
 type Reply = oneshot::Sender<Result<Vec<JournalResult>, StoreError>>;
 
 struct JournalRequest {
@@ -210,6 +223,8 @@ pub struct ReadingsStats {
     pub dropped: u64,
     /// Reading rows lost to a failed write (disk full, I/O; logged).
     pub failed: u64,
+    /// Reading rows refused for their time (before 2020, or more than a day ahead; logged).
+    pub refused: u64,
     /// Unregistered devices dropped from the pending list, or never put on it, because it was
     /// full (the most recently seen are kept).
     pub pending_dropped: u64,
@@ -221,6 +236,7 @@ struct ReadingsCounters {
     duplicates: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
+    refused: AtomicU64,
     pending_dropped: AtomicU64,
 }
 
@@ -269,6 +285,7 @@ impl ReadingsWriter {
                         Ok(r) => {
                             c.inserted.fetch_add(r.inserted, Ordering::Relaxed);
                             c.duplicates.fetch_add(r.duplicates, Ordering::Relaxed);
+                            c.refused.fetch_add(r.refused, Ordering::Relaxed);
                         }
                         Err(e) => {
                             c.failed.fetch_add(rows(samples), Ordering::Relaxed);
@@ -400,6 +417,7 @@ impl ReadingsWriter {
             duplicates: c.duplicates.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
             pending_dropped: c.pending_dropped.load(Ordering::Relaxed),
         }
     }

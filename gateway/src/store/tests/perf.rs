@@ -214,3 +214,198 @@ fn journal_latency_beside_heavy_readings_in_the_same_file_or_another() {
     println!("  readings in the same file:   {same} ({rows_same} rows meanwhile)");
     println!("  readings in another file:    {apart} ({rows_apart} rows meanwhile)");
 }
+
+/// The message stream of a fleet of `devices` monitors, in arrival order (many publishers
+/// interleaved), `messages` in all: each device's messages one second apart, five channels
+/// each (residual current on channel 0, temperature on 1–4: the benchmark's monitor).
+fn fleet_stream(devices: u32, messages: u32) -> Vec<Sample> {
+    use firegrid_protocols::message::Reading;
+    (0..messages)
+        .map(|i| {
+            let d = (i * 7919) % devices;
+            let round = i / devices;
+            let mut readings = vec![Reading {
+                channel: 0,
+                residual_ma: Some(20 + i % 50),
+                ..Reading::default()
+            }];
+            readings.extend((1..=4).map(|ch| Reading {
+                channel: ch,
+                temp_dc: Some(250 + i16::try_from(i % 97).unwrap_or(0)),
+                ..Reading::default()
+            }));
+            Sample {
+                device: did(&format!("fleet-{d:06}")),
+                seq: round + 1,
+                ts_ms: T0 + u64::from(round) * 1000,
+                readings,
+            }
+        })
+        .collect()
+}
+
+/// The readings layout of readings file version 1 (the release before issue 12 part 3), as its
+/// writer wrote it: one row per (message, channel) keyed by `(device, channel, seq)`, the index
+/// `(device, channel, ts_ms)`, rollups upserted per 256-row transaction; rows of a batch in key
+/// order. Kept here, and only here, to measure the new layout against it.
+fn old_layout_insert(conn: &mut Connection, batch: &[Sample]) -> u64 {
+    use std::collections::HashMap;
+    let mut rows: Vec<(&Sample, &firegrid_protocols::message::Reading)> = batch
+        .iter()
+        .flat_map(|s| s.readings.iter().map(move |r| (s, r)))
+        .collect();
+    rows.sort_unstable_by(|(a, x), (b, y)| {
+        (a.device.as_str(), x.channel, a.seq).cmp(&(b.device.as_str(), y.channel, b.seq))
+    });
+    let mut inserted = 0;
+    for chunk in rows.chunks(256) {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        // (count, residual n/min/max/sum, temp n/min/max/sum) per (device, channel, hour).
+        let mut hours: HashMap<(&str, u8, u64), [i64; 9]> = HashMap::new();
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO readings (device, channel, seq, ts_ms, residual_ma, \
+                     temp_dc, voltage_dv, current_ma) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .unwrap();
+            for (s, r) in chunk {
+                let n = insert
+                    .execute(rusqlite::params![
+                        s.device.as_str(),
+                        r.channel,
+                        s.seq,
+                        s.ts_ms,
+                        r.residual_ma,
+                        r.temp_dc,
+                        r.voltage_dv,
+                        r.current_ma
+                    ])
+                    .unwrap();
+                if n == 0 {
+                    continue;
+                }
+                inserted += 1;
+                let h = hours
+                    .entry((s.device.as_str(), r.channel, s.ts_ms / HOUR_MS * HOUR_MS))
+                    .or_insert([0, 0, i64::MAX, i64::MIN, 0, 0, i64::MAX, i64::MIN, 0]);
+                h[0] += 1;
+                for (at, v) in [
+                    (1, r.residual_ma.map(i64::from)),
+                    (5, r.temp_dc.map(i64::from)),
+                ] {
+                    if let Some(v) = v {
+                        h[at] += 1;
+                        h[at + 1] = h[at + 1].min(v);
+                        h[at + 2] = h[at + 2].max(v);
+                        h[at + 3] += v;
+                    }
+                }
+            }
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO readings_hourly (device, channel, hour_ms, count, residual_n, \
+                     residual_min, residual_max, residual_sum, temp_n, temp_min, temp_max, \
+                     temp_sum) VALUES (?1, ?2, ?3, ?4, ?5, nullif(?6, 9223372036854775807), \
+                     nullif(?7, -9223372036854775808), ?8, ?9, \
+                     nullif(?10, 9223372036854775807), nullif(?11, -9223372036854775808), ?12) \
+                     ON CONFLICT(device, channel, hour_ms) DO UPDATE SET \
+                     count = count + excluded.count, \
+                     residual_n = residual_n + excluded.residual_n, \
+                     residual_min = min(coalesce(residual_min, excluded.residual_min), \
+                                        coalesce(excluded.residual_min, residual_min)), \
+                     residual_max = max(coalesce(residual_max, excluded.residual_max), \
+                                        coalesce(excluded.residual_max, residual_max)), \
+                     residual_sum = residual_sum + excluded.residual_sum, \
+                     temp_n = temp_n + excluded.temp_n, \
+                     temp_min = min(coalesce(temp_min, excluded.temp_min), \
+                                    coalesce(excluded.temp_min, temp_min)), \
+                     temp_max = max(coalesce(temp_max, excluded.temp_max), \
+                                    coalesce(excluded.temp_max, temp_max)), \
+                     temp_sum = temp_sum + excluded.temp_sum",
+                )
+                .unwrap();
+            for ((device, channel, hour), h) in &hours {
+                upsert
+                    .execute(rusqlite::params![
+                        device, channel, hour, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]
+                    ])
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    inserted
+}
+
+/// The same message stream written through the old layout and the new one, in the same run,
+/// for a small fleet (1000 devices: each sends often) and a large one (20 000): reading rows
+/// per second each, and the readings file's size. Batches as the readings writer takes them:
+/// 200 messages (its group of 1000 rows, before) and 1600 (8192 rows, now).
+#[test]
+#[ignore = "a measurement: scripts/measure runs it"]
+fn readings_layout_old_and_new_on_the_same_stream() {
+    let messages = 200_000u32;
+    println!(
+        "readings layouts, {messages} messages of 5 channels ({} rows), same stream:",
+        messages * 5
+    );
+    for devices in [1000u32, 20_000] {
+        let stream = fleet_stream(devices, messages);
+        let size = |p: &Path| -> f64 {
+            let mut total = 0;
+            for suffix in ["", "-wal"] {
+                let mut f = p.to_path_buf().into_os_string();
+                f.push(suffix);
+                total += std::fs::metadata(&f).map_or(0, |m| m.len());
+            }
+            total as f64 / 1_048_576.0
+        };
+        // Old: a readings file of version 1, configured as the readings connection is.
+        let dir = tmp();
+        let path = dir.path().join("old-readings.db");
+        let mut conn = Connection::open(&path).unwrap();
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .unwrap();
+        configure(&conn, Role::Readings).unwrap();
+        conn.execute_batch(crate::store::schema::READINGS_MIGRATIONS[0])
+            .unwrap();
+        let started = Instant::now();
+        let mut rows = 0;
+        for batch in stream.chunks(200) {
+            rows += old_layout_insert(&mut conn, batch);
+        }
+        let old = rows as f64 / started.elapsed().as_secs_f64();
+        let old_mb = size(&path);
+        drop(conn);
+        // New, at the old writer's group and at the new one.
+        let mut new = Vec::new();
+        for group in [200, 1600] {
+            let dir = tmp();
+            let store = open(&db(&dir));
+            let started = Instant::now();
+            let mut rows = 0;
+            for batch in stream.chunks(group) {
+                rows += store.insert_readings(batch).unwrap().inserted;
+            }
+            new.push((
+                group,
+                rows as f64 / started.elapsed().as_secs_f64(),
+                size(store.readings_path()),
+            ));
+        }
+        println!(
+            "  {devices:>6} devices: old layout {old:>8.0} rows/s ({old_mb:.0} MiB); new layout \
+             {}",
+            new.iter()
+                .map(|(g, r, mb)| format!(
+                    "{r:>8.0} rows/s in {g}-message batches ({:.1}x, {mb:.0} MiB)",
+                    r / old
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+}

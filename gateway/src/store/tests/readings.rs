@@ -1,3 +1,4 @@
+use firegrid_protocols::channel::Quantity;
 use firegrid_protocols::message::Reading;
 
 use super::*;
@@ -45,7 +46,8 @@ fn redelivered_telemetry_is_stored_once_and_rolled_up_once() {
         r,
         InsertReport {
             inserted: 240,
-            duplicates: 0
+            duplicates: 0,
+            refused: 0
         }
     );
     let r = store.insert_readings(&batch[100..]).unwrap();
@@ -53,7 +55,8 @@ fn redelivered_telemetry_is_stored_once_and_rolled_up_once() {
         r,
         InsertReport {
             inserted: 0,
-            duplicates: 40
+            duplicates: 40,
+            refused: 0
         }
     );
     drop(store);
@@ -63,7 +66,8 @@ fn redelivered_telemetry_is_stored_once_and_rolled_up_once() {
         r,
         InsertReport {
             inserted: 0,
-            duplicates: 240
+            duplicates: 240,
+            refused: 0
         },
         "across restarts too"
     );
@@ -72,10 +76,14 @@ fn redelivered_telemetry_is_stored_once_and_rolled_up_once() {
         .history(&did("d-1"), 0, T0, T0 + 2 * HOUR_MS, HOUR_MS)
         .unwrap();
     assert_eq!(hours.iter().map(|p| p.count).collect::<Vec<_>>(), [60, 60]);
-    let raw_count: i64 = raw(&readings_path(&path))
-        .query_row("SELECT count(*) FROM readings", [], |r| r.get(0))
+    assert_eq!(store.raw_readings_count().unwrap(), 240);
+    // One row per message (two channels each), in the day's table.
+    let messages: i64 = raw(&readings_path(&path))
+        .query_row(&format!("SELECT count(*) FROM raw_{}", T0 / DAY), [], |r| {
+            r.get(0)
+        })
         .unwrap();
-    assert_eq!(raw_count, 240);
+    assert_eq!(messages, 120);
 
     // Same seq from another device is another reading.
     let r = store.insert_readings(&[sample("d-2", 1, T0)]).unwrap();
@@ -240,5 +248,75 @@ fn prune_drops_old_readings_and_keeps_rollups_longer() {
             hourly: 6,
             ..PruneReport::default()
         }
+    );
+}
+
+#[test]
+fn with_rollups_only_the_history_answers_from_them_by_the_hour() {
+    let dir = tmp();
+    let (store, _) = Store::open_with(
+        db(&dir),
+        StoreOptions {
+            raw_readings: false,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let r = store.insert_readings(&minutes("d-1", T0, 120)).unwrap();
+    assert_eq!((r.inserted, r.duplicates), (240, 0));
+    assert_eq!(store.raw_readings_count().unwrap(), 0, "no raw rows kept");
+    assert_eq!(store.history_step(0), HOUR_MS);
+    assert_eq!(store.history_step(10 * MIN), HOUR_MS);
+    assert_eq!(store.history_step(2 * HOUR_MS), 2 * HOUR_MS);
+    let d = did("d-1");
+    for step in [0, 10 * MIN, HOUR_MS] {
+        let points = store.history(&d, 0, T0, T0 + 2 * HOUR_MS, step).unwrap();
+        assert_eq!(
+            points.iter().map(|p| (p.t_ms, p.count)).collect::<Vec<_>>(),
+            [(T0, 60), (T0 + HOUR_MS, 60)],
+            "step {step}"
+        );
+    }
+    // The ticket verification's count and peak come from the rollups too.
+    let since = store
+        .readings_since(&d, 0, Quantity::ResidualCurrent, T0, T0 + 2 * HOUR_MS)
+        .unwrap();
+    assert_eq!((since.count, since.max), (120, Some(120)));
+}
+
+#[test]
+fn readings_timed_before_2020_or_a_day_ahead_are_refused_and_counted() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    let now = T0;
+    let r = store
+        .insert_readings_at(
+            &[
+                sample("d-1", 1, 0),
+                sample("d-1", 2, now + DAY + 1),
+                sample("d-1", 3, now + DAY),
+            ],
+            now,
+        )
+        .unwrap();
+    assert_eq!(
+        r,
+        InsertReport {
+            inserted: 2,
+            duplicates: 0,
+            refused: 4
+        }
+    );
+    let tables: i64 = raw(&readings_path(&db(&dir)))
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name LIKE 'raw\\_%' \
+             ESCAPE '\\' AND name <> 'raw_days'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        tables, 1,
+        "no table for 1970 nor for the day after tomorrow"
     );
 }

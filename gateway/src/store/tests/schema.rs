@@ -192,15 +192,23 @@ fn a_store_of_the_release_before_moves_its_readings_to_their_own_file_on_first_s
     assert!(health.is_clean(), "{health}");
     assert_eq!(health.migrated_from, Some(1));
     assert_eq!(health.schema_version, sch::LATEST);
-    // The main file keeps the journal and the registry only; every reading moved, once.
+    // The main file keeps the journal and the registry only; every reading moved, once, and
+    // then into the readings file's day tables.
     assert!(!tables(&path).contains(&"readings".to_string()));
+    assert!(!tables(&readings_path(&path)).contains(&"readings".to_string()));
     let readings = raw(&readings_path(&path));
     let count = |table: &str| -> i64 {
         readings
             .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
             .unwrap()
     };
-    assert_eq!((count("readings"), count("readings_hourly")), (3, 1));
+    assert_eq!(
+        (
+            store.raw_readings_count().unwrap(),
+            count("readings_hourly")
+        ),
+        (3, 1)
+    );
     // The history API reads them where they are now, raw and rolled up.
     let raw_points = store.history(&did("d-1"), 0, T0, T0 + HOUR_MS, 0).unwrap();
     assert_eq!(raw_points.len(), 2);
@@ -214,7 +222,7 @@ fn a_store_of_the_release_before_moves_its_readings_to_their_own_file_on_first_s
     store
         .insert_readings(&[super::readings::sample("d-1", 3, T0 + 120_000)])
         .unwrap();
-    assert_eq!(count("readings"), 5);
+    assert_eq!(store.raw_readings_count().unwrap(), 5);
     drop(store);
     let (_, again) = Store::open(&path).unwrap();
     assert!(again.is_clean() && again.migrated_from.is_none(), "{again}");
@@ -266,4 +274,155 @@ fn a_damaged_readings_file_is_replaced_and_the_journal_is_untouched() {
             .len(),
         1
     );
+}
+
+/// A readings file as the release before this one wrote it (readings file version 1: one row
+/// per message and channel, keyed by `(device, channel, seq)`), written with its statements:
+/// device `d-1` sends 5000 messages a minute apart from `T0` (more than one window of the
+/// move), residual current on channel 0 and temperature on channel 1; `d-2` one message on
+/// channel 3 only, with every quantity; the hourly rollups as that release kept them.
+fn release_readings_v1(path: &Path) {
+    drop(open(path));
+    let readings = readings_path(path);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = readings.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+    let conn = raw(&readings);
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+        .unwrap();
+    conn.execute_batch(sch::READINGS_MIGRATIONS[0]).unwrap();
+    conn.pragma_update(None, "user_version", 1).unwrap();
+    conn.execute_batch(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+         INSERT INTO readings (device, channel, seq, ts_ms, residual_ma, temp_dc, voltage_dv,
+             current_ma)
+         SELECT 'd-1', 0, i, {T0} + (i - 1) * 60000, i, NULL, 2200, NULL FROM n
+         UNION ALL
+         SELECT 'd-1', 1, i, {T0} + (i - 1) * 60000, NULL, 300 + i % 100, NULL, NULL FROM n;
+         INSERT INTO readings VALUES ('d-2', 3, 7, {T0}, 5, -12, 2301, 4000000000);
+         INSERT INTO readings_hourly (device, channel, hour_ms, count, residual_n, residual_min,
+             residual_max, residual_sum, voltage_n, voltage_min, voltage_max, voltage_sum)
+         VALUES ('d-1', 0, {T0}, 60, 60, 1, 60, 1830, 60, 2200, 2200, 132000);"
+    ))
+    .unwrap();
+}
+
+#[test]
+fn a_readings_file_of_the_release_before_moves_to_rows_per_message_in_day_tables_on_first_start() {
+    let dir = tmp();
+    let path = db(&dir);
+    release_readings_v1(&path);
+
+    let (store, health) = Store::open(&path).unwrap();
+    assert!(health.is_clean(), "{health}");
+    let mut expected: Vec<String> = sch::READINGS_TABLES.iter().map(|t| t.to_string()).collect();
+    // 5000 minutes from T0 (08:00) reach into the fifth day.
+    for day in T0 / DAY_MS..=(T0 + 4999 * 60_000) / DAY_MS {
+        expected.push(format!("raw_{day}"));
+    }
+    expected.sort();
+    assert_eq!(
+        tables(&readings_path(&path)),
+        expected,
+        "version 1's table is gone"
+    );
+    assert_eq!(
+        sch::version(&raw(&readings_path(&path))).unwrap(),
+        sch::READINGS_LATEST
+    );
+    // Every row moved, once: 10 001 reading rows in 5001 messages.
+    assert_eq!(store.raw_readings_count().unwrap(), 10_001);
+    let messages: i64 = (T0 / DAY_MS..=(T0 + 4999 * 60_000) / DAY_MS)
+        .map(|day| -> i64 {
+            raw(&readings_path(&path))
+                .query_row(&format!("SELECT count(*) FROM raw_{day}"), [], |r| r.get(0))
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(messages, 5001);
+
+    // The history reads the same values as before the move, raw and grouped.
+    let d1 = did("d-1");
+    let points = store.history(&d1, 0, T0, T0 + 5000 * 60_000, 0).unwrap();
+    assert_eq!(points.len(), 5000);
+    assert_eq!(
+        (
+            points[4999].t_ms,
+            points[4999].residual_ma,
+            points[4999].voltage_dv
+        ),
+        (
+            T0 + 4999 * 60_000,
+            Some(Agg {
+                min: 5000,
+                max: 5000,
+                avg: 5000.0
+            }),
+            Some(Agg {
+                min: 2200,
+                max: 2200,
+                avg: 2200.0
+            })
+        )
+    );
+    let temps = store
+        .history(&d1, 1, T0, T0 + 10 * 60_000, 10 * 60_000)
+        .unwrap();
+    assert_eq!(temps.len(), 1);
+    assert_eq!(
+        (temps[0].count, temps[0].temp_dc, temps[0].residual_ma),
+        (
+            10,
+            Some(Agg {
+                min: 301,
+                max: 310,
+                avg: 305.5
+            }),
+            None
+        )
+    );
+    let d2 = store.history(&did("d-2"), 3, T0, T0 + 1, 0).unwrap();
+    assert_eq!(
+        d2.iter()
+            .map(|p| (p.residual_ma, p.temp_dc, p.voltage_dv, p.current_ma))
+            .collect::<Vec<_>>(),
+        [(
+            Some(Agg {
+                min: 5,
+                max: 5,
+                avg: 5.0
+            }),
+            Some(Agg {
+                min: -12,
+                max: -12,
+                avg: -12.0
+            }),
+            Some(Agg {
+                min: 2301,
+                max: 2301,
+                avg: 2301.0
+            }),
+            Some(Agg {
+                min: 4_000_000_000,
+                max: 4_000_000_000,
+                avg: 4e9
+            })
+        )]
+    );
+    // The rollups are those the release kept (not added to again).
+    let hourly = store.history(&d1, 0, T0, T0 + HOUR_MS, HOUR_MS).unwrap();
+    assert_eq!(hourly.len(), 1);
+    assert_eq!(hourly[0].count, 60);
+    // What moved still deduplicates a redelivered message, and max_seq sees it.
+    let r = store
+        .insert_readings(&[super::readings::sample("d-1", 5000, T0 + 4999 * 60_000)])
+        .unwrap();
+    assert_eq!((r.inserted, r.duplicates), (0, 2));
+    assert_eq!(store.max_seq(&d1).unwrap(), Some(5000));
+    drop(store);
+    let (store, again) = Store::open(&path).unwrap();
+    assert!(again.is_clean() && again.migrated_from.is_none(), "{again}");
+    assert_eq!(store.raw_readings_count().unwrap(), 10_001);
 }
