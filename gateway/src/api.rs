@@ -44,6 +44,8 @@
 //! | `POST /api/v1/episodes/{id}/ticket` | `{"to","note","override_reason"}`: move the ticket (forward only), as the caller; `verified` needs the data (409 says what fails) or an operator's `override_reason` (audited; 403 for other roles) |
 //! | `GET /api/v1/audit` | `?who=&action=&subject=&from=&to=&limit=&offset=`, newest first |
 //! | `PUT /api/v1/episodes/{id}/assignee` | `{"worker_id"}`: assign the ticket to a worker of its grid cell or an area above it (422 otherwise); `GET /api/v1/episodes/{id}` shows `assignee` `{"id","name"}` |
+//! | `POST, GET /api/v1/episodes/{id}/evidence` | add a note and/or a photo (`multipart/form-data`: `note`, `photo` JPEG/PNG ≤ `[evidence] max_photo_bytes`; 413, 415, 422 refusals counted); list them (docs/alerts.md) |
+//! | `GET /api/v1/evidence/{id}/photo` | a photo's bytes, within the caller's area |
 //! | `GET /api/v1/hazards` | unresolved hazards grouped per site, oldest first (`?area=`; docs/alerts.md) |
 //! | `GET /api/v1/live` | server-sent events from the journal: one per [`Alert`] (event name = its `what`) and per ticket move (`ticket`); id = the stream's cursor `{alerts}-{moves}`, resumed from `Last-Event-ID` or `?after=` without loss; `?area=` (subtree) `&device=` filter |
 //!
@@ -82,6 +84,7 @@ mod device_config;
 mod devices;
 mod episodes;
 mod error;
+mod evidence;
 mod hazards;
 mod history;
 mod live;
@@ -244,6 +247,8 @@ pub struct ApiState {
     pub https: bool,
     /// The web UI's refused logins per address (its rate limit).
     pub(crate) web_logins: Arc<web::LoginLimiter>,
+    /// Where photo evidence is kept, and its size limit (`[evidence]`).
+    pub evidence: crate::evidence::files::EvidenceDir,
 }
 
 impl ApiState {
@@ -256,6 +261,15 @@ impl ApiState {
         live: broadcast::Sender<Arc<Alert>>,
         limits: Limits,
     ) -> Self {
+        // Beside the store file, as `[evidence]` puts it in the data directory.
+        let evidence = crate::evidence::files::EvidenceDir::new(
+            store
+                .path()
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("evidence"),
+            crate::evidence::DEFAULT_MAX_PHOTO_BYTES,
+        );
         Self {
             store,
             metrics,
@@ -271,6 +285,7 @@ impl ApiState {
             metrics_open: false,
             https: false,
             web_logins: Arc::default(),
+            evidence,
         }
     }
 }

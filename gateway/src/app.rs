@@ -430,6 +430,7 @@ pub async fn run(
     );
     state.accounts = accounts;
     state.workflow = config.tickets.workflow();
+    state.evidence = config.evidence.dir(&config.data_dir);
     state.metrics_open = config.api.metrics_open();
     let api_stop = cancel.clone();
     let api_tls = config

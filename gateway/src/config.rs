@@ -215,6 +215,11 @@ rectify_s = { alarm = 259200, fault = 604800, smoke = 86400 }
 verify_margin_pct = 20
 verify_hold_s = 600
 
+[evidence]
+# Notes and photos on tickets (docs/alerts.md): photos are kept in data_dir/evidence, checked
+# by their content (JPEG or PNG only), at most this many bytes each (larger: 413, counted).
+max_photo_bytes = 5242880
+
 [uplink.gb26875]
 # Report alarms, faults and readings to a city remote fire-monitoring centre over
 # GB/T 26875.3-2011 (docs/gb26875.md). Off unless enabled.
@@ -280,6 +285,8 @@ pub struct Config {
     pub uplink: crate::uplink::config::UplinkSection,
     /// The hazard workflow.
     pub tickets: TicketsSection,
+    /// Notes and photo evidence on tickets.
+    pub evidence: EvidenceSection,
 }
 
 /// `[tickets]`: the hazard workflow's deadlines and verification ([`crate::workflow`]).
@@ -342,6 +349,29 @@ impl TicketsSection {
             return Err("[tickets] verify_margin_pct is a percentage (0-100)".into());
         }
         Ok(())
+    }
+}
+
+/// `[evidence]`: photo evidence on tickets ([`crate::evidence`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvidenceSection {
+    /// The largest photo accepted, bytes.
+    pub max_photo_bytes: u64,
+}
+
+impl Default for EvidenceSection {
+    fn default() -> Self {
+        Self {
+            max_photo_bytes: crate::evidence::DEFAULT_MAX_PHOTO_BYTES,
+        }
+    }
+}
+
+impl EvidenceSection {
+    /// Where photos are kept: `{data_dir}/evidence`.
+    pub fn dir(&self, data_dir: &std::path::Path) -> crate::evidence::files::EvidenceDir {
+        crate::evidence::files::EvidenceDir::new(data_dir.join("evidence"), self.max_photo_bytes)
     }
 }
 
@@ -550,6 +580,7 @@ impl Default for Config {
             modbus: crate::modbus::ModbusConfig::default(),
             uplink: crate::uplink::config::UplinkSection::default(),
             tickets: TicketsSection::default(),
+            evidence: EvidenceSection::default(),
         }
     }
 }
@@ -713,6 +744,9 @@ impl Config {
         }
         self.people.check()?;
         self.tickets.check()?;
+        if !(1024..=64 * 1024 * 1024).contains(&self.evidence.max_photo_bytes) {
+            return Err("[evidence] max_photo_bytes is between 1024 and 67108864".into());
+        }
         self.modbus.check()?;
         self.broker.check()?;
         if self.api.tls_cert_file.as_os_str().is_empty()
