@@ -206,7 +206,11 @@ heartbeat_s = 60
 # devices = [{ id = "hz-0101", slave = 2 }]
 
 [tickets]
-# The hazard workflow (docs/alerts.md). After acknowledgement, a ticket not rectified within
+# The hazard workflow (docs/alerts.md). Acknowledge within: per category, an unacknowledged
+# ticket goes one level up the area hierarchy after this long from its start, and again each
+# time as long again, s (absent or 0: [engine] escalation_s), e.g. { smoke = 60, alarm = 180 }.
+acknowledge_s = {}
+# Rectify within: after acknowledgement, a ticket not rectified within
 # this long goes one level up the area hierarchy, and again each time as long again, s per
 # category (0 or absent: no deadline).
 rectify_s = { alarm = 259200, fault = 604800, smoke = 86400 }
@@ -293,6 +297,9 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TicketsSection {
+    /// Per category, how long a ticket may stay unacknowledged before it goes one level up
+    /// (then again each time as long again), s; absent or 0: `[engine] escalation_s`.
+    pub acknowledge_s: std::collections::BTreeMap<String, u64>,
     /// Per category (`alarm`, `smoke`, `fault`, `offline`, `battery_low`, `tamper`), how long
     /// after acknowledgement a ticket has to be rectified, s; 0 or absent: no deadline.
     pub rectify_s: std::collections::BTreeMap<String, u64>,
@@ -306,6 +313,7 @@ impl Default for TicketsSection {
     fn default() -> Self {
         let d = crate::workflow::WorkflowConfig::default();
         Self {
+            acknowledge_s: std::collections::BTreeMap::new(),
             rectify_s: d
                 .rectify_ms
                 .iter()
@@ -336,13 +344,28 @@ impl TicketsSection {
         }
     }
 
+    /// The acknowledge deadlines in engine units, per category.
+    pub fn acknowledge_ms(&self) -> std::collections::BTreeMap<crate::model::Category, u64> {
+        self.acknowledge_s
+            .iter()
+            .filter_map(|(c, s)| {
+                let c = crate::model::Category::ALL
+                    .into_iter()
+                    .find(|k| k.as_str() == c)?;
+                Some((c, s.saturating_mul(1000)))
+            })
+            .collect()
+    }
+
     fn check(&self) -> Result<(), String> {
-        for c in self.rectify_s.keys() {
-            if !crate::model::Category::ALL.iter().any(|k| k.as_str() == c) {
-                return Err(format!(
-                    "[tickets] rectify_s: {c:?} is not a category (alarm, fault, offline, \
-                     battery_low, smoke, tamper)"
-                ));
+        for (key, map) in [("acknowledge_s", &self.acknowledge_s), ("rectify_s", &self.rectify_s)] {
+            for c in map.keys() {
+                if !crate::model::Category::ALL.iter().any(|k| k.as_str() == c) {
+                    return Err(format!(
+                        "[tickets] {key}: {c:?} is not a category (alarm, fault, offline, \
+                         battery_low, smoke, tamper)"
+                    ));
+                }
             }
         }
         if self.verify_margin_pct > 100 {
@@ -771,6 +794,7 @@ impl Config {
                 .iter()
                 .map(|s| s.saturating_mul(1000))
                 .collect(),
+            acknowledge_ms: self.tickets.acknowledge_ms(),
         }
     }
 

@@ -332,11 +332,19 @@ fn follow(store: &Store, settings: &PeopleSettings, stats: &PeopleStats) -> Resu
             Err(crate::store::StoreError::Unknown { .. }) => None,
             Err(e) => return Err(err(e)),
         };
-        deliveries.extend(people::fan_out(
+        // The ticket's assignee hears of it too, wherever their area.
+        let assignee = match store.assignee_of(alert.episode).map_err(err)? {
+            Some(a) => store
+                .get::<crate::store::WorkerFields>(&a.id)
+                .map_err(err)?,
+            None => None,
+        };
+        deliveries.extend(people::fan_out_with_assignee(
             n.id,
             &alert,
             &place,
             &workers,
+            assignee.as_ref(),
             tree.as_deref(),
             settings,
             now,

@@ -213,6 +213,23 @@ pub fn fan_out(
     settings: &PeopleSettings,
     now: UnixMs,
 ) -> Vec<NewDelivery> {
+    fan_out_with_assignee(notification_id, alert, place, workers, None, tree, settings, now)
+}
+
+/// [`fan_out`], and the ticket's assignee too, wherever their area: the worker who took the
+/// ticket hears of its escalations (an acknowledged ticket not rectified in time, too) and its
+/// end, besides the workers of the area it is sent to (once, if they are one of them).
+#[allow(clippy::too_many_arguments)] // the alert's context, each part read separately
+pub fn fan_out_with_assignee(
+    notification_id: i64,
+    alert: &Alert,
+    place: &Place,
+    workers: &[Worker],
+    assignee: Option<&Worker>,
+    tree: Option<&str>,
+    settings: &PeopleSettings,
+    now: UnixMs,
+) -> Vec<NewDelivery> {
     let link = (!settings.public_url.is_empty()).then(|| {
         format!(
             "{}/episodes/{}",
@@ -237,7 +254,9 @@ pub fn fan_out(
             next_attempt_ms: now,
         });
     }
-    for w in workers.iter().filter(|w| w.fields.area_id == alert.area) {
+    let of_area = workers.iter().filter(|w| w.fields.area_id == alert.area);
+    let extra = assignee.filter(|a| !of_area.clone().any(|w| w.id == a.id));
+    for w in of_area.chain(extra) {
         let person = PersonAlert {
             alert: alert.clone(),
             worker: WorkerRef {

@@ -278,3 +278,56 @@ fn the_owner_is_told_of_an_opening_of_the_configured_categories_only() {
         .is_empty()
     );
 }
+
+/// An escalation of an acknowledged ticket reaches the street's workers and the ticket's
+/// assignee (a worker of the grid cell), once each; an assignee of the area itself is not sent
+/// it twice.
+#[test]
+fn an_escalation_reaches_the_assignee_as_well_as_the_areas_workers() {
+    let settings = PeopleSettings::default();
+    let street = worker(4, "street-1", Some("firegrid/v1/people/street-1/4"), None);
+    let assignee = worker(1, "cell-a", Some("firegrid/v1/people/cell-a/1"), None);
+    let mut overdue = alert("street-1", AlertKind::Escalated, 2);
+    overdue.reason = Some(crate::notify::alert::EscalationReason::RectifyOverdue);
+    let out = fan_out_with_assignee(
+        9,
+        &overdue,
+        &place(),
+        std::slice::from_ref(&street),
+        Some(&assignee),
+        None,
+        &settings,
+        5,
+    );
+    let to: Vec<(i64, &str)> = out
+        .iter()
+        .map(|d| (d.worker_id, d.target.as_str()))
+        .collect();
+    assert_eq!(
+        to,
+        [
+            (4, "firegrid/v1/people/street-1/4"),
+            (1, "firegrid/v1/people/cell-a/1")
+        ]
+    );
+    let body: serde_json::Value = serde_json::from_str(&out[1].body).unwrap();
+    assert_eq!(body["worker"]["id"], 1);
+    assert_eq!(body["alert"]["reason"], "rectify_overdue");
+    // The assignee is one of the area's workers: one delivery, not two.
+    let out = fan_out_with_assignee(
+        9,
+        &overdue,
+        &place(),
+        std::slice::from_ref(&street),
+        Some(&street),
+        None,
+        &settings,
+        5,
+    );
+    assert_eq!(out.len(), 1);
+    // Without an assignee, as fan_out.
+    assert_eq!(
+        fan_out_with_assignee(9, &overdue, &place(), &[street.clone()], None, None, &settings, 5),
+        fan_out(9, &overdue, &place(), &[street], None, &settings, 5)
+    );
+}
