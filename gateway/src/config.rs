@@ -358,7 +358,10 @@ impl TicketsSection {
     }
 
     fn check(&self) -> Result<(), String> {
-        for (key, map) in [("acknowledge_s", &self.acknowledge_s), ("rectify_s", &self.rectify_s)] {
+        for (key, map) in [
+            ("acknowledge_s", &self.acknowledge_s),
+            ("rectify_s", &self.rectify_s),
+        ] {
             for c in map.keys() {
                 if !crate::model::Category::ALL.iter().any(|k| k.as_str() == c) {
                     return Err(format!(

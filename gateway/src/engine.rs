@@ -62,10 +62,13 @@ impl EngineConfig {
     /// the next level, ms; `None` at the top.
     pub fn escalation_after(&self, category: Category, level: u8) -> Option<u64> {
         let n = usize::from(level);
-        match self.acknowledge_ms.get(&category).copied().filter(|a| *a > 0) {
-            Some(a) if n < self.escalation_ms.len() => {
-                Some(a.saturating_mul(u64::from(level) + 1))
-            }
+        match self
+            .acknowledge_ms
+            .get(&category)
+            .copied()
+            .filter(|a| *a > 0)
+        {
+            Some(a) if n < self.escalation_ms.len() => Some(a.saturating_mul(u64::from(level) + 1)),
             Some(_) => None,
             None => self.escalation_ms.get(n).copied(),
         }

@@ -213,7 +213,16 @@ pub fn fan_out(
     settings: &PeopleSettings,
     now: UnixMs,
 ) -> Vec<NewDelivery> {
-    fan_out_with_assignee(notification_id, alert, place, workers, None, tree, settings, now)
+    fan_out_with_assignee(
+        notification_id,
+        alert,
+        place,
+        workers,
+        None,
+        tree,
+        settings,
+        now,
+    )
 }
 
 /// [`fan_out`], and the ticket's assignee too, wherever their area: the worker who took the

@@ -327,7 +327,16 @@ fn an_escalation_reaches_the_assignee_as_well_as_the_areas_workers() {
     assert_eq!(out.len(), 1);
     // Without an assignee, as fan_out.
     assert_eq!(
-        fan_out_with_assignee(9, &overdue, &place(), &[street.clone()], None, None, &settings, 5),
+        fan_out_with_assignee(
+            9,
+            &overdue,
+            &place(),
+            &[street.clone()],
+            None,
+            None,
+            &settings,
+            5
+        ),
         fan_out(9, &overdue, &place(), &[street], None, &settings, 5)
     );
 }
