@@ -57,6 +57,11 @@ pub struct WorkerFields {
     /// What the webhook expects: firegrid's signed JSON, or an IM group robot's message.
     #[serde(default)]
     pub webhook_format: WebhookFormat,
+    /// A DingTalk robot's signing secret (`SEC…`, "加签"): its requests then carry `timestamp`
+    /// and `sign` (`notify/robot.rs`). Write-only: never shown by the API; a `PUT` without it
+    /// clears it.
+    #[serde(default, skip_serializing)]
+    pub webhook_secret: Option<String>,
 }
 
 /// What a worker's webhook expects ([`crate::notify::people`]).
@@ -235,6 +240,7 @@ impl Resource for WorkerFields {
         "mqtt_topic",
         "webhook_url",
         "webhook_format",
+        "webhook_secret",
     ];
     const USED_BY: &'static [(&'static str, &'static str)] = &[];
     const AREA_SQL: &'static str = "area_id";
@@ -256,6 +262,7 @@ impl Resource for WorkerFields {
             opt_text(self.mqtt_topic.as_ref()),
             opt_text(self.webhook_url.as_ref()),
             Value::Text(self.webhook_format.as_str().to_owned()),
+            opt_text(self.webhook_secret.as_ref()),
         ])
     }
     fn from_row(r: &Row<'_>) -> Result<(WorkerId, Self), StoreError> {
@@ -270,6 +277,7 @@ impl Resource for WorkerFields {
                 mqtt_topic: r.get("mqtt_topic")?,
                 webhook_url: r.get("webhook_url")?,
                 webhook_format: WebhookFormat::parse(&format)?,
+                webhook_secret: r.get("webhook_secret")?,
             },
         ))
     }

@@ -372,8 +372,14 @@ CREATE TABLE evidence (
 CREATE INDEX evidence_by_episode ON evidence(episode_id);
 "#;
 
+/// A worker's DingTalk robot signing secret (`notify/robot.rs`): the robot refuses unsigned
+/// requests when "加签" is on. Kept as given (it signs; it is not a password to check).
+const V_ROBOT_SECRET: &str = r#"
+ALTER TABLE workers ADD COLUMN webhook_secret TEXT;
+"#;
+
 /// Every migration, in order: index `i` takes the schema from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V_EVIDENCE];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V_EVIDENCE, V_ROBOT_SECRET];
 
 /// The readings file, version 1: the tables version 1 of the main file had, the same columns
 /// in the same order.

@@ -36,6 +36,7 @@ fn worker(id: i64, area: &str, topic: Option<&str>, hook: Option<(&str, WebhookF
             mqtt_topic: topic.map(str::to_owned),
             webhook_url: hook.map(|h| h.0.to_owned()),
             webhook_format: hook.map_or(WebhookFormat::Json, |h| h.1),
+            webhook_secret: None,
         },
         created_ms: 0,
         updated_ms: 0,

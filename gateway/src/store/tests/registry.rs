@@ -148,6 +148,7 @@ fn workers_sites_rooms_and_circuits() {
         mqtt_topic: None,
         webhook_url: Some("http://127.0.0.1:1/hook".into()),
         webhook_format: crate::store::WebhookFormat::Json,
+        webhook_secret: None,
     };
     assert!(matches!(
         store.create((), &wf("nope"), actor()),
