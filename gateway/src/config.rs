@@ -341,6 +341,7 @@ impl TicketsSection {
                 .collect(),
             verify_margin_pct: self.verify_margin_pct,
             verify_hold_ms: self.verify_hold_s.saturating_mul(1000),
+            acknowledge_ms: self.acknowledge_ms(),
         }
     }
 

@@ -324,7 +324,7 @@ pub(super) async fn assign(
 }
 
 /// What the data says about verifying an episode's ticket now ([`crate::workflow`]).
-fn verify_by_data(
+pub(crate) fn verify_by_data(
     s: &crate::store::Store,
     e: &Episode,
     workflow: &WorkflowConfig,

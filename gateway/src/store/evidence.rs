@@ -154,6 +154,24 @@ impl Store {
         })
     }
 
+    /// When an episode's ticket was acknowledged, if it was (its rectify deadline counts from
+    /// there).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn acknowledged_at(&self, id: EpisodeId) -> Result<Option<UnixMs>, StoreError> {
+        use rusqlite::OptionalExtension;
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT acknowledged_ms FROM episodes WHERE id = ?1",
+                [sql::int(id)?],
+                |r| r.get::<_, Option<UnixMs>>(0),
+            )
+            .optional()?
+            .flatten())
+        })
+    }
+
     /// One piece of evidence.
     ///
     /// # Errors
