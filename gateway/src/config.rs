@@ -185,6 +185,16 @@ allow_private = false
 # (owner_phone), e.g. ["alarm", "smoke"]; needs sms_url.
 owner_sms = []
 
+[people.templates]
+# Editable texts (docs/alerts.md): what to do first per category, e.g.
+# first_action = { alarm = "立即断开该回路电源，到场检查线路。" }, and the whole message per
+# alert kind with {placeholders} ({recipient}, {category}, {address}, {room}, {measured},
+# {first_action}, {link}...). Empty: the built-in Chinese-then-English text.
+first_action = {}
+opened = ""
+escalated = ""
+ended = ""
+
 [modbus]
 # Legacy monitors polled over Modbus TCP or RTU (docs/modbus.md). None by default.
 # Profile files (TOML) loaded beside the built-in "typical-rcm-4t".
@@ -442,6 +452,70 @@ pub struct PeopleSection {
     pub allow_private: bool,
     /// The categories whose openings also go by SMS to the site's landlord or owner.
     pub owner_sms: Vec<String>,
+    /// Editable texts: the first action per category, the message per alert kind.
+    pub templates: TemplatesSection,
+}
+
+/// `[people.templates]` ([`crate::notify::template`]): empty strings keep the built-in texts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TemplatesSection {
+    /// Per category, what to do first.
+    pub first_action: std::collections::BTreeMap<String, String>,
+    /// The message of an opening.
+    pub opened: String,
+    /// The message of an escalation.
+    pub escalated: String,
+    /// The message of an end.
+    pub ended: String,
+}
+
+impl TemplatesSection {
+    /// The fan-out's templates.
+    pub fn templates(&self) -> crate::notify::template::Templates {
+        use crate::notify::alert::AlertKind;
+        crate::notify::template::Templates {
+            first_action: self
+                .first_action
+                .iter()
+                .filter(|(_, t)| !t.trim().is_empty())
+                .filter_map(|(c, t)| {
+                    let c = crate::model::Category::ALL
+                        .into_iter()
+                        .find(|k| k.as_str() == c)?;
+                    Some((c, t.clone()))
+                })
+                .collect(),
+            text: [
+                (AlertKind::Opened, &self.opened),
+                (AlertKind::Escalated, &self.escalated),
+                (AlertKind::Ended, &self.ended),
+            ]
+            .into_iter()
+            .filter(|(_, t)| !t.trim().is_empty())
+            .map(|(k, t)| (k, t.clone()))
+            .collect(),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for (c, t) in &self.first_action {
+            if !crate::model::Category::ALL.iter().any(|k| k.as_str() == c) {
+                return Err(format!(
+                    "[people.templates] first_action: {c:?} is not a category (alarm, fault, \
+                     offline, battery_low, smoke, tamper)"
+                ));
+            }
+            if t.chars().count() > 500 {
+                return Err(format!("[people.templates] first_action.{c} is longer than 500 characters"));
+            }
+        }
+        for (key, t) in [("opened", &self.opened), ("escalated", &self.escalated), ("ended", &self.ended)] {
+            crate::notify::template::check(t)
+                .map_err(|e| format!("[people.templates] {key}: {e}"))?;
+        }
+        Ok(())
+    }
 }
 
 impl PeopleSection {
@@ -469,11 +543,13 @@ impl PeopleSection {
                         .find(|k| k.as_str() == c)
                 })
                 .collect(),
+            templates: self.templates.templates(),
         }
     }
 
     fn check(&self) -> Result<(), String> {
         use crate::notify::webhook::redact_url;
+        self.templates.check()?;
         for c in &self.owner_sms {
             if !crate::model::Category::ALL.iter().any(|k| k.as_str() == c) {
                 return Err(format!(

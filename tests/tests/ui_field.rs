@@ -105,15 +105,22 @@ async fn a_grid_worker_rectifies_their_cells_hazard_with_a_note_and_a_photo() {
             .all(|t| t.contains("f-1") && !t.contains("f-2")),
         "only cell A's hazards: {texts:?}"
     );
-    // Its deadline to acknowledge, and no assignee yet.
-    let deadline = card
-        .find(Locator::Css(".deadline.ack"))
+    // Its deadline to acknowledge: 60 s after the start (`acknowledge_s`).
+    let card_id = card.attr("id").await.expect("attr").expect("the card's id");
+    let episode: u64 = card_id.trim_start_matches("card-").parse().expect("an id");
+    let by: u64 = card
+        .find(Locator::Css(".deadline.ack time"))
         .await
         .expect("the acknowledge deadline")
-        .text()
+        .attr("data-ms")
         .await
-        .expect("its text");
-    assert!(deadline.contains("确认期限"), "{deadline}");
+        .expect("attr")
+        .and_then(|ms| ms.parse().ok())
+        .expect("its time");
+    let started = gateway.get(&format!("episodes/{episode}")).await["started_ms"]
+        .as_u64()
+        .expect("the start");
+    assert_eq!(by, started + 60_000, "acknowledge by = start + 60 s");
     let width = phone
         .execute("return document.documentElement.scrollWidth;", vec![])
         .await
@@ -124,8 +131,6 @@ async fn a_grid_worker_rectifies_their_cells_hazard_with_a_note_and_a_photo() {
     );
 
     // Rectified with a note and a photo (the file input takes the file's path).
-    let card_id = card.attr("id").await.expect("attr").expect("the card's id");
-    let episode: u64 = card_id.trim_start_matches("card-").parse().expect("an id");
     let input = card
         .find(Locator::Css("input[type=file][name=photo]"))
         .await

@@ -182,6 +182,56 @@ pub struct PeopleSettings {
     pub sms_url: String,
     /// The categories whose `opened` alerts also go by SMS to the site's landlord or owner.
     pub owner_categories: Vec<Category>,
+    /// Editable texts (`[people.templates]`; empty: built in).
+    pub templates: crate::notify::template::Templates,
+}
+
+/// The first action of `category`: the configured text (in both fields), else the built-in.
+pub fn action_of(settings: &PeopleSettings, category: Category) -> (&str, &str) {
+    match settings.templates.first_action.get(&category) {
+        Some(t) => (t.as_str(), t.as_str()),
+        None => first_action(category),
+    }
+}
+
+/// The message for `recipient`: the configured template of the alert's kind, else the
+/// built-in text ([`text`]) with the configured first action.
+pub fn message(
+    alert: &Alert,
+    place: &Place,
+    link: Option<&str>,
+    settings: &PeopleSettings,
+    recipient: &str,
+) -> String {
+    let action = action_of(settings, alert.category);
+    let Some(template) = settings.templates.text.get(&alert.what) else {
+        return text_with(alert, place, link, action);
+    };
+    let measured = match (alert.quantity, alert.value, alert.threshold) {
+        (Some(q), Some(v), Some(t)) => format!(
+            "{} {} ≥ 设定值 {}",
+            match q {
+                Quantity::ResidualCurrent => "剩余电流",
+                Quantity::Temperature => "温度",
+            },
+            value_text(q, v),
+            value_text(q, t)
+        ),
+        _ => String::new(),
+    };
+    crate::notify::template::render(
+        template,
+        &crate::notify::template::Fields {
+            alert,
+            place,
+            first_action: action.0,
+            measured: &measured,
+            link,
+            recipient,
+            category: category_name(alert.category),
+            device_kind: place.device_kind.map_or("", |k| kind_name(k).0),
+        },
+    )
 }
 
 /// The worker id of the area tree topic's deliveries.
@@ -246,8 +296,7 @@ pub fn fan_out_with_assignee(
             alert.episode
         )
     });
-    let text = text(alert, place, link.as_deref());
-    let (zh, en) = first_action(alert.category);
+    let (zh, en) = action_of(settings, alert.category);
     let mut out = Vec::new();
     if let Some(topic) = tree {
         out.push(NewDelivery {
@@ -266,6 +315,7 @@ pub fn fan_out_with_assignee(
     let of_area = workers.iter().filter(|w| w.fields.area_id == alert.area);
     let extra = assignee.filter(|a| !of_area.clone().any(|w| w.id == a.id));
     for w in of_area.chain(extra) {
+        let text = message(alert, place, link.as_deref(), settings, &w.fields.name);
         let person = PersonAlert {
             alert: alert.clone(),
             worker: WorkerRef {
@@ -328,6 +378,8 @@ pub fn fan_out_with_assignee(
         && !settings.sms_url.is_empty()
         && let Some(phone) = place.owner_phone.as_deref().filter(|p| !p.is_empty())
     {
+        let owner = place.owner_name.clone().unwrap_or_default();
+        let text = message(alert, place, None, settings, &owner);
         let person = PersonAlert {
             alert: alert.clone(),
             worker: WorkerRef {
@@ -413,6 +465,12 @@ fn value_text(quantity: Quantity, value: i32) -> String {
 /// The message as a person reads it: what, where, who to call, what was measured, what to do
 /// first, the link — each line Chinese then English.
 pub fn text(alert: &Alert, place: &Place, link: Option<&str>) -> String {
+    text_with(alert, place, link, first_action(alert.category))
+}
+
+/// [`text`] with `first` as the first action (Chinese, English; the same configured text twice
+/// is written once).
+pub fn text_with(alert: &Alert, place: &Place, link: Option<&str>, first: (&str, &str)) -> String {
     use std::fmt::Write as _;
     let (cat_zh, cat_en) = category_name(alert.category);
     let mut s = match alert.what {
@@ -470,8 +528,12 @@ pub fn text(alert: &Alert, place: &Place, link: Option<&str>) -> String {
         let _ = writeln!(s, "详情 Detail: {d}");
     }
     if alert.what != AlertKind::Ended {
-        let (zh, en) = first_action(alert.category);
-        let _ = writeln!(s, "处置 First: {zh} / {en}");
+        let (zh, en) = first;
+        if zh == en {
+            let _ = writeln!(s, "处置 First: {zh}");
+        } else {
+            let _ = writeln!(s, "处置 First: {zh} / {en}");
+        }
     }
     if let Some(link) = link {
         let _ = writeln!(s, "查看 Episode: {link}");

@@ -61,6 +61,7 @@ fn each_worker_of_the_area_gets_one_delivery_per_channel_and_no_one_else() {
         public_url: "https://fg.example/".into(),
         sms_url: "https://sms.example/send".into(),
         owner_categories: Vec::new(),
+        ..PeopleSettings::default()
     };
     let workers = [
         worker(
@@ -215,6 +216,7 @@ fn the_owner_is_told_of_an_opening_of_the_configured_categories_only() {
         public_url: "https://fg.example".into(),
         sms_url: "https://sms.example/send".into(),
         owner_categories: vec![Category::Alarm],
+        ..PeopleSettings::default()
     };
     let out = fan_out(
         5,
@@ -340,4 +342,50 @@ fn an_escalation_reaches_the_assignee_as_well_as_the_areas_workers() {
         ),
         fan_out(9, &overdue, &place(), &[street], None, &settings, 5)
     );
+}
+
+/// `[people.templates]`: a configured first action and message text replace the built-in ones
+/// (placeholders filled per recipient); unset kinds keep the built-in text with the configured
+/// first action.
+#[test]
+fn configured_templates_and_first_actions_are_what_people_get() {
+    let mut settings = PeopleSettings::default();
+    settings
+        .templates
+        .first_action
+        .insert(Category::Alarm, "先拉闸，再查线".into());
+    settings.templates.text.insert(
+        AlertKind::Opened,
+        "{recipient}您好：{address}{room}发生{category}，{measured}。请{first_action}".into(),
+    );
+    let w = worker(1, "cell-a", Some("firegrid/v1/people/cell-a/1"), None);
+    let out = fan_out(
+        5,
+        &alert("cell-a", AlertKind::Opened, 0),
+        &place(),
+        std::slice::from_ref(&w),
+        None,
+        &settings,
+        7,
+    );
+    let body: serde_json::Value = serde_json::from_str(&out[0].body).unwrap();
+    assert_eq!(
+        body["text"],
+        "w1您好：杭州市拱墅区和睦路5号3-302发生电气火灾报警，剩余电流 412 mA ≥ 设定值 300 mA。请先拉闸，再查线"
+    );
+    assert_eq!(body["action"]["zh-CN"], "先拉闸，再查线");
+    // An escalation has no template here: the built-in text, with the configured action.
+    let out = fan_out(
+        6,
+        &alert("cell-a", AlertKind::Escalated, 1),
+        &place(),
+        std::slice::from_ref(&w),
+        None,
+        &settings,
+        7,
+    );
+    let body: serde_json::Value = serde_json::from_str(&out[0].body).unwrap();
+    let text = body["text"].as_str().unwrap();
+    assert!(text.starts_with("【火警网格】"), "{text}");
+    assert!(text.contains("处置 First: 先拉闸，再查线\n") || text.ends_with("处置 First: 先拉闸，再查线"), "{text}");
 }
