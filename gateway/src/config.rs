@@ -184,6 +184,8 @@ allow_private = false
 # The categories whose openings are also sent by SMS to the site's landlord or owner
 # (owner_phone), e.g. ["alarm", "smoke"]; needs sms_url.
 owner_sms = []
+# The same for the room's tenant (rooms' tenant_name, tenant_phone), e.g. ["smoke"].
+tenant_sms = []
 
 [people.templates]
 # Editable texts (docs/alerts.md): what to do first per category, e.g.
@@ -452,6 +454,8 @@ pub struct PeopleSection {
     pub allow_private: bool,
     /// The categories whose openings also go by SMS to the site's landlord or owner.
     pub owner_sms: Vec<String>,
+    /// The categories whose openings also go by SMS to the room's tenant.
+    pub tenant_sms: Vec<String>,
     /// Editable texts: the first action per category, the message per alert kind.
     pub templates: TemplatesSection,
 }
@@ -507,10 +511,16 @@ impl TemplatesSection {
                 ));
             }
             if t.chars().count() > 500 {
-                return Err(format!("[people.templates] first_action.{c} is longer than 500 characters"));
+                return Err(format!(
+                    "[people.templates] first_action.{c} is longer than 500 characters"
+                ));
             }
         }
-        for (key, t) in [("opened", &self.opened), ("escalated", &self.escalated), ("ended", &self.ended)] {
+        for (key, t) in [
+            ("opened", &self.opened),
+            ("escalated", &self.escalated),
+            ("ended", &self.ended),
+        ] {
             crate::notify::template::check(t)
                 .map_err(|e| format!("[people.templates] {key}: {e}"))?;
         }
@@ -543,6 +553,15 @@ impl PeopleSection {
                         .find(|k| k.as_str() == c)
                 })
                 .collect(),
+            tenant_categories: self
+                .tenant_sms
+                .iter()
+                .filter_map(|c| {
+                    crate::model::Category::ALL
+                        .into_iter()
+                        .find(|k| k.as_str() == c)
+                })
+                .collect(),
             templates: self.templates.templates(),
         }
     }
@@ -550,12 +569,17 @@ impl PeopleSection {
     fn check(&self) -> Result<(), String> {
         use crate::notify::webhook::redact_url;
         self.templates.check()?;
-        for c in &self.owner_sms {
-            if !crate::model::Category::ALL.iter().any(|k| k.as_str() == c) {
-                return Err(format!(
-                    "[people] owner_sms: {c:?} is not a category (alarm, fault, offline, \
-                     battery_low, smoke, tamper)"
-                ));
+        for (key, list) in [
+            ("owner_sms", &self.owner_sms),
+            ("tenant_sms", &self.tenant_sms),
+        ] {
+            for c in list {
+                if !crate::model::Category::ALL.iter().any(|k| k.as_str() == c) {
+                    return Err(format!(
+                        "[people] {key}: {c:?} is not a category (alarm, fault, offline, \
+                         battery_low, smoke, tamper)"
+                    ));
+                }
             }
         }
         for (key, url) in [("public_url", &self.public_url), ("sms_url", &self.sms_url)] {

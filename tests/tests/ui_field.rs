@@ -40,7 +40,8 @@ for_s = 300
 "#;
 
 /// A 2×2 PNG: what a phone's camera gives, in small.
-const PHOTO: &[u8] = b"\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x02\
+const PHOTO: &[u8] =
+    b"\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x02\
 \x00\x00\x00\x02\x08\x02\x00\x00\x00\xfd\xd4\x9a\x73\x00\x00\x00\x11\x49\x44\x41\x54\x78\x9c\x63\
 \xf8\xcf\xc0\x00\x44\x60\xe2\x3f\x03\x00\x1d\xf0\x03\xfd\xa0\x33\x09\x89\x00\x00\x00\x00\x49\x45\
 \x4e\x44\xae\x42\x60\x82";
@@ -117,10 +118,10 @@ async fn a_grid_worker_rectifies_their_cells_hazard_with_a_note_and_a_photo() {
         .expect("attr")
         .and_then(|ms| ms.parse().ok())
         .expect("its time");
-    let started = gateway.get(&format!("episodes/{episode}")).await["started_ms"]
+    let started_ms = gateway.get(&format!("episodes/{episode}")).await["started_ms"]
         .as_u64()
         .expect("the start");
-    assert_eq!(by, started + 60_000, "acknowledge by = start + 60 s");
+    assert_eq!(by, started_ms + 60_000, "acknowledge by = start + 60 s");
     let width = phone
         .execute("return document.documentElement.scrollWidth;", vec![])
         .await

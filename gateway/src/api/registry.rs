@@ -308,14 +308,22 @@ pub(super) struct SiteChildQuery {
 pub(super) struct RoomBody {
     site_id: SiteId,
     name: String,
+    #[serde(default)]
+    tenant_name: Option<String>,
+    #[serde(default)]
+    tenant_phone: Option<String>,
 }
 
 impl RoomBody {
     fn fields(self) -> ApiResult<RoomFields> {
         check_text("name", &self.name, MAX_NAME, true)?;
+        optional_text("tenant_name", self.tenant_name.as_deref(), MAX_NAME)?;
+        optional_text("tenant_phone", self.tenant_phone.as_deref(), 32)?;
         Ok(RoomFields {
             site_id: self.site_id,
             name: self.name,
+            tenant_name: self.tenant_name,
+            tenant_phone: self.tenant_phone,
         })
     }
 }

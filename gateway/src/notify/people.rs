@@ -55,6 +55,12 @@ pub struct Place {
     pub owner_phone: Option<String>,
     /// What kind of device raised it.
     pub device_kind: Option<DeviceKind>,
+    /// The room's tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_name: Option<String>,
+    /// Their phone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_phone: Option<String>,
 }
 
 /// What to do first, per category: Chinese, English.
@@ -182,6 +188,8 @@ pub struct PeopleSettings {
     pub sms_url: String,
     /// The categories whose `opened` alerts also go by SMS to the site's landlord or owner.
     pub owner_categories: Vec<Category>,
+    /// The categories whose `opened` alerts also go by SMS to the room's tenant.
+    pub tenant_categories: Vec<Category>,
     /// Editable texts (`[people.templates]`; empty: built in).
     pub templates: crate::notify::template::Templates,
 }
@@ -239,6 +247,9 @@ pub const TREE: WorkerId = 0;
 
 /// The worker id of the deliveries to a site's landlord or owner.
 pub const OWNER: WorkerId = -1;
+
+/// The worker id of the deliveries to a room's tenant.
+pub const TENANT: WorkerId = -2;
 
 /// The area tree topic of an area: `firegrid/v1/area/` and the ids from the root down to it
 /// (`path`, root first).
@@ -371,21 +382,38 @@ pub fn fan_out_with_assignee(
             );
         }
     }
-    // The landlord or owner: told of an opening, for the categories configured.
-    if alert.what == AlertKind::Opened
-        && alert.level == 0
-        && settings.owner_categories.contains(&alert.category)
-        && !settings.sms_url.is_empty()
-        && let Some(phone) = place.owner_phone.as_deref().filter(|p| !p.is_empty())
-    {
-        let owner = place.owner_name.clone().unwrap_or_default();
-        let text = message(alert, place, None, settings, &owner);
+    // The landlord or owner, and the room's tenant: told of an opening, for the categories
+    // configured, through the same templates.
+    let residents = [
+        (
+            OWNER,
+            &place.owner_name,
+            &place.owner_phone,
+            &settings.owner_categories,
+        ),
+        (
+            TENANT,
+            &place.tenant_name,
+            &place.tenant_phone,
+            &settings.tenant_categories,
+        ),
+    ];
+    for (id, name, phone, categories) in residents {
+        let Some(phone) = phone.as_deref().filter(|p| !p.is_empty()) else {
+            continue;
+        };
+        if alert.what != AlertKind::Opened
+            || alert.level != 0
+            || !categories.contains(&alert.category)
+            || settings.sms_url.is_empty()
+        {
+            continue;
+        }
+        let name = name.clone().unwrap_or_default();
+        let text = message(alert, place, None, settings, &name);
         let person = PersonAlert {
             alert: alert.clone(),
-            worker: WorkerRef {
-                id: OWNER,
-                name: place.owner_name.clone().unwrap_or_default(),
-            },
+            worker: WorkerRef { id, name },
             place: place.clone(),
             action: Action {
                 zh_cn: zh.to_owned(),
@@ -400,7 +428,7 @@ pub fn fan_out_with_assignee(
             episode_id: alert.episode,
             kind: alert.what,
             area_id: alert.area.clone(),
-            worker_id: OWNER,
+            worker_id: id,
             channel: PersonChannel::Sms,
             format: WebhookFormat::Json,
             target: settings.sms_url.clone(),

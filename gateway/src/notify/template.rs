@@ -63,9 +63,7 @@ pub const MAX_TEMPLATE_CHARS: usize = 2000;
 /// What is wrong, for the configuration's error message.
 pub fn check(template: &str) -> Result<(), String> {
     if template.chars().count() > MAX_TEMPLATE_CHARS {
-        return Err(format!(
-            "longer than {MAX_TEMPLATE_CHARS} characters"
-        ));
+        return Err(format!("longer than {MAX_TEMPLATE_CHARS} characters"));
     }
     let mut unknown = None;
     render_with(template, |name| {

@@ -143,6 +143,12 @@ pub struct RoomFields {
     pub site_id: SiteId,
     /// Name (e.g. "3-302").
     pub name: String,
+    /// Who rents it, told of alerts like the owner (`[people] tenant_sms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_name: Option<String>,
+    /// Their phone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_phone: Option<String>,
 }
 
 /// A room.
@@ -374,7 +380,7 @@ impl Resource for RoomFields {
     type Filter = RoomFilter;
     const NOUN: Noun = Noun::Room;
     const TABLE: &'static str = "rooms";
-    const COLUMNS: &'static [&'static str] = &["site_id", "name"];
+    const COLUMNS: &'static [&'static str] = &["site_id", "name", "tenant_name", "tenant_phone"];
     const USED_BY: &'static [(&'static str, &'static str)] =
         &[("SELECT count(*) FROM devices WHERE room_id = ?1", "devices")];
     const AREA_SQL: &'static str = SITE_AREA_SQL;
@@ -389,7 +395,12 @@ impl Resource for RoomFields {
         rowid
     }
     fn values(&self) -> Result<Vec<Value>, StoreError> {
-        Ok(vec![Value::Integer(self.site_id), text(&self.name)])
+        Ok(vec![
+            Value::Integer(self.site_id),
+            text(&self.name),
+            opt_text(self.tenant_name.as_ref()),
+            opt_text(self.tenant_phone.as_ref()),
+        ])
     }
     fn from_row(r: &Row<'_>) -> Result<(RoomId, Self), StoreError> {
         Ok((
@@ -397,6 +408,8 @@ impl Resource for RoomFields {
             Self {
                 site_id: r.get("site_id")?,
                 name: r.get("name")?,
+                tenant_name: r.get("tenant_name")?,
+                tenant_phone: r.get("tenant_phone")?,
             },
         ))
     }

@@ -378,8 +378,24 @@ const V_ROBOT_SECRET: &str = r#"
 ALTER TABLE workers ADD COLUMN webhook_secret TEXT;
 "#;
 
+/// A room's tenant (`notify/people.rs`): told of alerts like the site's owner.
+const V_TENANTS: &str = r#"
+ALTER TABLE rooms ADD COLUMN tenant_name TEXT;
+ALTER TABLE rooms ADD COLUMN tenant_phone TEXT;
+"#;
+
 /// Every migration, in order: index `i` takes the schema from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V_EVIDENCE, V_ROBOT_SECRET];
+pub(super) const MIGRATIONS: &[&str] = &[
+    V1,
+    V2,
+    V3,
+    V4,
+    V5,
+    V6,
+    V_EVIDENCE,
+    V_ROBOT_SECRET,
+    V_TENANTS,
+];
 
 /// The readings file, version 1: the tables version 1 of the main file had, the same columns
 /// in the same order.
@@ -453,6 +469,7 @@ pub(super) const TABLES: &[&str] = &[
     "notification_order",
     "person_deliveries",
     "web_sessions",
+    "evidence",
 ];
 
 /// The readings file's tables.

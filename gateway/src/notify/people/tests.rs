@@ -52,6 +52,8 @@ fn place() -> Place {
         owner_name: Some("王房东".into()),
         owner_phone: Some("13900001111".into()),
         device_kind: Some(DeviceKind::ElectricalFireMonitor),
+        tenant_name: Some("赵租客".into()),
+        tenant_phone: Some("13700002222".into()),
     }
 }
 
@@ -387,5 +389,61 @@ fn configured_templates_and_first_actions_are_what_people_get() {
     let body: serde_json::Value = serde_json::from_str(&out[0].body).unwrap();
     let text = body["text"].as_str().unwrap();
     assert!(text.starts_with("【火警网格】"), "{text}");
-    assert!(text.contains("处置 First: 先拉闸，再查线\n") || text.ends_with("处置 First: 先拉闸，再查线"), "{text}");
+    assert!(
+        text.contains("处置 First: 先拉闸，再查线\n")
+            || text.ends_with("处置 First: 先拉闸，再查线"),
+        "{text}"
+    );
+}
+
+/// A room's tenant is told of an opening of their categories by SMS, through the same template
+/// as anyone (`{recipient}` is their name); not of other categories, nor of escalations.
+#[test]
+fn the_tenant_is_told_like_the_owner_through_the_same_templates() {
+    let mut settings = PeopleSettings {
+        sms_url: "https://sms.example/send".into(),
+        tenant_categories: vec![Category::Alarm],
+        ..PeopleSettings::default()
+    };
+    settings.templates.text.insert(
+        AlertKind::Opened,
+        "{recipient}：{room}{category}，请{first_action}".into(),
+    );
+    let out = fan_out(
+        5,
+        &alert("cell-a", AlertKind::Opened, 0),
+        &place(),
+        &[],
+        None,
+        &settings,
+        7,
+    );
+    assert_eq!(
+        out.len(),
+        1,
+        "the tenant only (the owner's categories are empty)"
+    );
+    assert_eq!(out[0].worker_id, TENANT);
+    let body: serde_json::Value = serde_json::from_str(&out[0].body).unwrap();
+    assert_eq!(body["phone"], "13700002222");
+    assert_eq!(
+        body["text"],
+        "赵租客：3-302电气火灾报警，请立即到场，断开该回路电源，检查线路和用电设备，禁止带电作业。"
+    );
+    assert!(body["alert"].get("link").is_none());
+    let mut smoke = alert("cell-a", AlertKind::Opened, 0);
+    smoke.category = Category::Smoke;
+    assert!(fan_out(5, &smoke, &place(), &[], None, &settings, 7).is_empty());
+    assert!(
+        fan_out(
+            5,
+            &alert("cell-a", AlertKind::Escalated, 1),
+            &place(),
+            &[],
+            None,
+            &settings,
+            7
+        )
+        .is_empty()
+    );
 }
