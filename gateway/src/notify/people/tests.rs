@@ -336,7 +336,7 @@ fn an_escalation_reaches_the_assignee_as_well_as_the_areas_workers() {
             9,
             &overdue,
             &place(),
-            &[street.clone()],
+            std::slice::from_ref(&street),
             None,
             None,
             &settings,
