@@ -19,11 +19,11 @@
 //! | `GET, POST /api/v1/areas` | list (`?parent=&level=`), create `{"id","parent_id","level","name"}` |
 //! | `GET, PUT, DELETE /api/v1/areas/{id}` | one area; `PUT` `{"parent_id","level","name"}` |
 //! | `GET /api/v1/areas/{id}/path` | the area and the areas above it (the escalation path) |
-//! | `GET, POST /api/v1/workers` | list (`?area=`), create `{"name","area_id","phone","mqtt_topic","webhook_url","webhook_format"}` (`json`, `dingtalk`, `wecom`; docs/alerts.md) |
+//! | `GET, POST /api/v1/workers` | list (`?area=`), create `{"name","area_id","phone","mqtt_topic","webhook_url","webhook_format","webhook_secret"}` (`json`, `dingtalk`, `wecom`; a DingTalk robot's signing secret, write-only; docs/alerts.md) |
 //! | `GET, PUT, DELETE /api/v1/workers/{id}` | one worker |
 //! | `GET, POST /api/v1/sites` | list (`?area=`, the area and below), create `{"name","address","owner_name","owner_phone","area_id"}` |
 //! | `GET, PUT, DELETE /api/v1/sites/{id}` | one site |
-//! | `GET, POST /api/v1/rooms` | list (`?site=`), create `{"site_id","name"}` |
+//! | `GET, POST /api/v1/rooms` | list (`?site=`), create `{"site_id","name","tenant_name","tenant_phone"}` (the tenant is told like the owner: docs/alerts.md) |
 //! | `GET, PUT, DELETE /api/v1/rooms/{id}` | one room |
 //! | `GET, POST /api/v1/circuits` | list (`?site=`), create `{"site_id","parent_id","name"}` |
 //! | `GET, PUT, DELETE /api/v1/circuits/{id}` | one circuit |
