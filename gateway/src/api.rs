@@ -19,11 +19,11 @@
 //! | `GET, POST /api/v1/areas` | list (`?parent=&level=`), create `{"id","parent_id","level","name"}` |
 //! | `GET, PUT, DELETE /api/v1/areas/{id}` | one area; `PUT` `{"parent_id","level","name"}` |
 //! | `GET /api/v1/areas/{id}/path` | the area and the areas above it (the escalation path) |
-//! | `GET, POST /api/v1/workers` | list (`?area=`), create `{"name","area_id","phone","mqtt_topic","webhook_url","webhook_format"}` (`json`, `dingtalk`, `wecom`; docs/alerts.md) |
+//! | `GET, POST /api/v1/workers` | list (`?area=`), create `{"name","area_id","phone","mqtt_topic","webhook_url","webhook_format","webhook_secret"}` (`json`, `dingtalk`, `wecom`; a DingTalk robot's signing secret, write-only; docs/alerts.md) |
 //! | `GET, PUT, DELETE /api/v1/workers/{id}` | one worker |
 //! | `GET, POST /api/v1/sites` | list (`?area=`, the area and below), create `{"name","address","owner_name","owner_phone","area_id"}` |
 //! | `GET, PUT, DELETE /api/v1/sites/{id}` | one site |
-//! | `GET, POST /api/v1/rooms` | list (`?site=`), create `{"site_id","name"}` |
+//! | `GET, POST /api/v1/rooms` | list (`?site=`), create `{"site_id","name","tenant_name","tenant_phone"}` (the tenant is told like the owner: docs/alerts.md) |
 //! | `GET, PUT, DELETE /api/v1/rooms/{id}` | one room |
 //! | `GET, POST /api/v1/circuits` | list (`?site=`), create `{"site_id","parent_id","name"}` |
 //! | `GET, PUT, DELETE /api/v1/circuits/{id}` | one circuit |
@@ -44,6 +44,8 @@
 //! | `POST /api/v1/episodes/{id}/ticket` | `{"to","note","override_reason"}`: move the ticket (forward only), as the caller; `verified` needs the data (409 says what fails) or an operator's `override_reason` (audited; 403 for other roles) |
 //! | `GET /api/v1/audit` | `?who=&action=&subject=&from=&to=&limit=&offset=`, newest first |
 //! | `PUT /api/v1/episodes/{id}/assignee` | `{"worker_id"}`: assign the ticket to a worker of its grid cell or an area above it (422 otherwise); `GET /api/v1/episodes/{id}` shows `assignee` `{"id","name"}` |
+//! | `POST, GET /api/v1/episodes/{id}/evidence` | add a note and/or a photo (`multipart/form-data`: `note`, `photo` JPEG/PNG ≤ `[evidence] max_photo_bytes`; 413, 415, 422 refusals counted); list them (docs/alerts.md) |
+//! | `GET /api/v1/evidence/{id}/photo` | a photo's bytes, within the caller's area |
 //! | `GET /api/v1/hazards` | unresolved hazards grouped per site, oldest first (`?area=`; docs/alerts.md) |
 //! | `GET /api/v1/live` | server-sent events from the journal: one per [`Alert`] (event name = its `what`) and per ticket move (`ticket`); id = the stream's cursor `{alerts}-{moves}`, resumed from `Last-Event-ID` or `?after=` without loss; `?area=` (subtree) `&device=` filter |
 //!
@@ -82,6 +84,7 @@ mod device_config;
 mod devices;
 mod episodes;
 mod error;
+mod evidence;
 mod hazards;
 mod history;
 mod live;
@@ -244,6 +247,8 @@ pub struct ApiState {
     pub https: bool,
     /// The web UI's refused logins per address (its rate limit).
     pub(crate) web_logins: Arc<web::LoginLimiter>,
+    /// Where photo evidence is kept, and its size limit (`[evidence]`).
+    pub evidence: crate::evidence::files::EvidenceDir,
 }
 
 impl ApiState {
@@ -256,6 +261,15 @@ impl ApiState {
         live: broadcast::Sender<Arc<Alert>>,
         limits: Limits,
     ) -> Self {
+        // Beside the store file, as `[evidence]` puts it in the data directory.
+        let evidence = crate::evidence::files::EvidenceDir::new(
+            store
+                .path()
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("evidence"),
+            crate::evidence::DEFAULT_MAX_PHOTO_BYTES,
+        );
         Self {
             store,
             metrics,
@@ -271,6 +285,7 @@ impl ApiState {
             metrics_open: false,
             https: false,
             web_logins: Arc::default(),
+            evidence,
         }
     }
 }

@@ -431,6 +431,13 @@ pub async fn run(
     );
     state.accounts = accounts;
     state.workflow = config.tickets.workflow();
+    // The pages show each category's acknowledge deadline: the engine's first step of it.
+    let engine = config.engine_config();
+    state.workflow.acknowledge_ms = crate::model::Category::ALL
+        .into_iter()
+        .filter_map(|c| Some((c, engine.escalation_after(c, 0)?)))
+        .collect();
+    state.evidence = config.evidence.dir(&config.data_dir);
     state.metrics_open = config.api.metrics_open();
     let api_stop = cancel.clone();
     let api_tls = config

@@ -189,6 +189,18 @@ allow_private = false
 # The categories whose openings are also sent by SMS to the site's landlord or owner
 # (owner_phone), e.g. ["alarm", "smoke"]; needs sms_url.
 owner_sms = []
+# The same for the room's tenant (rooms' tenant_name, tenant_phone), e.g. ["smoke"].
+tenant_sms = []
+
+[people.templates]
+# Editable texts (docs/alerts.md): what to do first per category, e.g.
+# first_action = { alarm = "立即断开该回路电源，到场检查线路。" }, and the whole message per
+# alert kind with {placeholders} ({recipient}, {category}, {address}, {room}, {measured},
+# {first_action}, {link}...). Empty: the built-in Chinese-then-English text.
+first_action = {}
+opened = ""
+escalated = ""
+ended = ""
 
 [modbus]
 # Legacy monitors polled over Modbus TCP or RTU (docs/modbus.md). None by default.
@@ -211,7 +223,11 @@ heartbeat_s = 60
 # devices = [{ id = "hz-0101", slave = 2 }]
 
 [tickets]
-# The hazard workflow (docs/alerts.md). After acknowledgement, a ticket not rectified within
+# The hazard workflow (docs/alerts.md). Acknowledge within: per category, an unacknowledged
+# ticket goes one level up the area hierarchy after this long from its start, and again each
+# time as long again, s (absent or 0: [engine] escalation_s), e.g. { smoke = 60, alarm = 180 }.
+acknowledge_s = {}
+# Rectify within: after acknowledgement, a ticket not rectified within
 # this long goes one level up the area hierarchy, and again each time as long again, s per
 # category (0 or absent: no deadline).
 rectify_s = { alarm = 259200, fault = 604800, smoke = 86400 }
@@ -219,6 +235,11 @@ rectify_s = { alarm = 259200, fault = 604800, smoke = 86400 }
 # this margin for this long; otherwise an operator overrides with a reason (audited).
 verify_margin_pct = 20
 verify_hold_s = 600
+
+[evidence]
+# Notes and photos on tickets (docs/alerts.md): photos are kept in data_dir/evidence, checked
+# by their content (JPEG or PNG only), at most this many bytes each (larger: 413, counted).
+max_photo_bytes = 5242880
 
 [uplink.gb26875]
 # Report alarms, faults and readings to a city remote fire-monitoring centre over
@@ -285,12 +306,17 @@ pub struct Config {
     pub uplink: crate::uplink::config::UplinkSection,
     /// The hazard workflow.
     pub tickets: TicketsSection,
+    /// Notes and photo evidence on tickets.
+    pub evidence: EvidenceSection,
 }
 
 /// `[tickets]`: the hazard workflow's deadlines and verification ([`crate::workflow`]).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TicketsSection {
+    /// Per category, how long a ticket may stay unacknowledged before it goes one level up
+    /// (then again each time as long again), s; absent or 0: `[engine] escalation_s`.
+    pub acknowledge_s: std::collections::BTreeMap<String, u64>,
     /// Per category (`alarm`, `smoke`, `fault`, `offline`, `battery_low`, `tamper`), how long
     /// after acknowledgement a ticket has to be rectified, s; 0 or absent: no deadline.
     pub rectify_s: std::collections::BTreeMap<String, u64>,
@@ -304,6 +330,7 @@ impl Default for TicketsSection {
     fn default() -> Self {
         let d = crate::workflow::WorkflowConfig::default();
         Self {
+            acknowledge_s: std::collections::BTreeMap::new(),
             rectify_s: d
                 .rectify_ms
                 .iter()
@@ -331,22 +358,64 @@ impl TicketsSection {
                 .collect(),
             verify_margin_pct: self.verify_margin_pct,
             verify_hold_ms: self.verify_hold_s.saturating_mul(1000),
+            acknowledge_ms: self.acknowledge_ms(),
         }
     }
 
+    /// The acknowledge deadlines in engine units, per category.
+    pub fn acknowledge_ms(&self) -> std::collections::BTreeMap<crate::model::Category, u64> {
+        self.acknowledge_s
+            .iter()
+            .filter_map(|(c, s)| {
+                let c = crate::model::Category::ALL
+                    .into_iter()
+                    .find(|k| k.as_str() == c)?;
+                Some((c, s.saturating_mul(1000)))
+            })
+            .collect()
+    }
+
     fn check(&self) -> Result<(), String> {
-        for c in self.rectify_s.keys() {
-            if !crate::model::Category::ALL.iter().any(|k| k.as_str() == c) {
-                return Err(format!(
-                    "[tickets] rectify_s: {c:?} is not a category (alarm, fault, offline, \
-                     battery_low, smoke, tamper)"
-                ));
+        for (key, map) in [
+            ("acknowledge_s", &self.acknowledge_s),
+            ("rectify_s", &self.rectify_s),
+        ] {
+            for c in map.keys() {
+                if !crate::model::Category::ALL.iter().any(|k| k.as_str() == c) {
+                    return Err(format!(
+                        "[tickets] {key}: {c:?} is not a category (alarm, fault, offline, \
+                         battery_low, smoke, tamper)"
+                    ));
+                }
             }
         }
         if self.verify_margin_pct > 100 {
             return Err("[tickets] verify_margin_pct is a percentage (0-100)".into());
         }
         Ok(())
+    }
+}
+
+/// `[evidence]`: photo evidence on tickets ([`crate::evidence`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvidenceSection {
+    /// The largest photo accepted, bytes.
+    pub max_photo_bytes: u64,
+}
+
+impl Default for EvidenceSection {
+    fn default() -> Self {
+        Self {
+            max_photo_bytes: crate::evidence::DEFAULT_MAX_PHOTO_BYTES,
+        }
+    }
+}
+
+impl EvidenceSection {
+    /// Where photos are kept: `{data_dir}/evidence`.
+    pub fn dir(&self, data_dir: &std::path::Path) -> crate::evidence::files::EvidenceDir {
+        crate::evidence::files::EvidenceDir::new(data_dir.join("evidence"), self.max_photo_bytes)
     }
 }
 
@@ -390,6 +459,78 @@ pub struct PeopleSection {
     pub allow_private: bool,
     /// The categories whose openings also go by SMS to the site's landlord or owner.
     pub owner_sms: Vec<String>,
+    /// The categories whose openings also go by SMS to the room's tenant.
+    pub tenant_sms: Vec<String>,
+    /// Editable texts: the first action per category, the message per alert kind.
+    pub templates: TemplatesSection,
+}
+
+/// `[people.templates]` ([`crate::notify::template`]): empty strings keep the built-in texts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TemplatesSection {
+    /// Per category, what to do first.
+    pub first_action: std::collections::BTreeMap<String, String>,
+    /// The message of an opening.
+    pub opened: String,
+    /// The message of an escalation.
+    pub escalated: String,
+    /// The message of an end.
+    pub ended: String,
+}
+
+impl TemplatesSection {
+    /// The fan-out's templates.
+    pub fn templates(&self) -> crate::notify::template::Templates {
+        use crate::notify::alert::AlertKind;
+        crate::notify::template::Templates {
+            first_action: self
+                .first_action
+                .iter()
+                .filter(|(_, t)| !t.trim().is_empty())
+                .filter_map(|(c, t)| {
+                    let c = crate::model::Category::ALL
+                        .into_iter()
+                        .find(|k| k.as_str() == c)?;
+                    Some((c, t.clone()))
+                })
+                .collect(),
+            text: [
+                (AlertKind::Opened, &self.opened),
+                (AlertKind::Escalated, &self.escalated),
+                (AlertKind::Ended, &self.ended),
+            ]
+            .into_iter()
+            .filter(|(_, t)| !t.trim().is_empty())
+            .map(|(k, t)| (k, t.clone()))
+            .collect(),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for (c, t) in &self.first_action {
+            if !crate::model::Category::ALL.iter().any(|k| k.as_str() == c) {
+                return Err(format!(
+                    "[people.templates] first_action: {c:?} is not a category (alarm, fault, \
+                     offline, battery_low, smoke, tamper)"
+                ));
+            }
+            if t.chars().count() > 500 {
+                return Err(format!(
+                    "[people.templates] first_action.{c} is longer than 500 characters"
+                ));
+            }
+        }
+        for (key, t) in [
+            ("opened", &self.opened),
+            ("escalated", &self.escalated),
+            ("ended", &self.ended),
+        ] {
+            crate::notify::template::check(t)
+                .map_err(|e| format!("[people.templates] {key}: {e}"))?;
+        }
+        Ok(())
+    }
 }
 
 impl PeopleSection {
@@ -417,17 +558,33 @@ impl PeopleSection {
                         .find(|k| k.as_str() == c)
                 })
                 .collect(),
+            tenant_categories: self
+                .tenant_sms
+                .iter()
+                .filter_map(|c| {
+                    crate::model::Category::ALL
+                        .into_iter()
+                        .find(|k| k.as_str() == c)
+                })
+                .collect(),
+            templates: self.templates.templates(),
         }
     }
 
     fn check(&self) -> Result<(), String> {
         use crate::notify::webhook::redact_url;
-        for c in &self.owner_sms {
-            if !crate::model::Category::ALL.iter().any(|k| k.as_str() == c) {
-                return Err(format!(
-                    "[people] owner_sms: {c:?} is not a category (alarm, fault, offline, \
-                     battery_low, smoke, tamper)"
-                ));
+        self.templates.check()?;
+        for (key, list) in [
+            ("owner_sms", &self.owner_sms),
+            ("tenant_sms", &self.tenant_sms),
+        ] {
+            for c in list {
+                if !crate::model::Category::ALL.iter().any(|k| k.as_str() == c) {
+                    return Err(format!(
+                        "[people] {key}: {c:?} is not a category (alarm, fault, offline, \
+                         battery_low, smoke, tamper)"
+                    ));
+                }
             }
         }
         for (key, url) in [("public_url", &self.public_url), ("sms_url", &self.sms_url)] {
@@ -568,6 +725,7 @@ impl Default for Config {
             modbus: crate::modbus::ModbusConfig::default(),
             uplink: crate::uplink::config::UplinkSection::default(),
             tickets: TicketsSection::default(),
+            evidence: EvidenceSection::default(),
         }
     }
 }
@@ -732,6 +890,9 @@ impl Config {
         }
         self.people.check()?;
         self.tickets.check()?;
+        if !(1024..=64 * 1024 * 1024).contains(&self.evidence.max_photo_bytes) {
+            return Err("[evidence] max_photo_bytes is between 1024 and 67108864".into());
+        }
         self.modbus.check()?;
         self.broker.check()?;
         if self.api.tls_cert_file.as_os_str().is_empty()
@@ -763,6 +924,7 @@ impl Config {
                 .iter()
                 .map(|s| s.saturating_mul(1000))
                 .collect(),
+            acknowledge_ms: self.tickets.acknowledge_ms(),
         }
     }
 

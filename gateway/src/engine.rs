@@ -51,6 +51,29 @@ pub struct EngineConfig {
     pub clear_hold_ms: u64,
     /// Time from an episode's start to each escalation level, ms, increasing.
     pub escalation_ms: Vec<u64>,
+    /// Per category, the acknowledge deadline `A`, ms: an unacknowledged ticket of that
+    /// category escalates at `A`, `2A`, `3A`... (as many levels as `escalation_ms` has)
+    /// instead of at `escalation_ms` ([`EngineConfig::escalation_after`]). Absent or 0: the
+    /// global steps.
+    pub acknowledge_ms: std::collections::BTreeMap<Category, u64>,
+}
+
+impl EngineConfig {
+    /// When, after its start, an unacknowledged episode of `category` at level `level` goes to
+    /// the next level, ms; `None` at the top.
+    pub fn escalation_after(&self, category: Category, level: u8) -> Option<u64> {
+        let n = usize::from(level);
+        match self
+            .acknowledge_ms
+            .get(&category)
+            .copied()
+            .filter(|a| *a > 0)
+        {
+            Some(a) if n < self.escalation_ms.len() => Some(a.saturating_mul(u64::from(level) + 1)),
+            Some(_) => None,
+            None => self.escalation_ms.get(n).copied(),
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -61,6 +84,7 @@ impl Default for EngineConfig {
             clear_hold_ms: 30_000,
             // Community after 2 min, street after 10 min, district after 30 min.
             escalation_ms: vec![120_000, 600_000, 1_800_000],
+            acknowledge_ms: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -657,12 +681,12 @@ impl Engine {
     }
 
     fn escalate(&mut self, device: &DeviceId, now: UnixMs, out: &mut Vec<Output>) {
-        let steps = &self.config.escalation_ms;
+        let config = &self.config;
         let Some(dev) = self.devices.get_mut(device) else {
             return;
         };
         for o in dev.open.iter_mut().filter(|o| escalates(o)) {
-            while let Some(&after) = steps.get(usize::from(o.escalation))
+            while let Some(after) = config.escalation_after(o.category, o.escalation)
                 && now >= o.started_ms.saturating_add(after)
             {
                 o.escalation += 1;
@@ -696,7 +720,7 @@ impl Engine {
             self.config.offline_grace_ms,
             self.config.clear_hold_ms,
         );
-        let steps = &self.config.escalation_ms;
+        let config = &self.config;
         let Some(dev) = self.devices.get_mut(device) else {
             return;
         };
@@ -725,7 +749,7 @@ impl Engine {
             }
         }
         for o in dev.open.iter().filter(|o| escalates(o)) {
-            if let Some(&after) = steps.get(usize::from(o.escalation)) {
+            if let Some(after) = config.escalation_after(o.category, o.escalation) {
                 at(o.started_ms.saturating_add(after));
             }
         }

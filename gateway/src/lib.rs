@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod disk;
 pub mod engine;
+pub mod evidence;
 pub mod fuzzing;
 pub mod ingest;
 pub mod maintenance;

@@ -11,6 +11,7 @@
 //! | `firegrid_refusals_total` | counter | `reason` (see [`Refusal::reason`]) | [`Metrics::refused`] or [`Metrics::set_refusals`] |
 //! | `firegrid_journal_commit_seconds` | histogram | | [`Metrics::journal_commit`] |
 //! | `firegrid_alarm_latency_seconds` | histogram | | [`Metrics::alarm_latency`]: receive → alert published |
+//! | `firegrid_evidence_accepted_total`, `firegrid_evidence_refused_total` | counter | notes and photos kept; uploads refused by `reason` ([`crate::evidence::EvidenceStats`]) | the evidence routes |
 //! | `firegrid_person_deliveries_total`, `firegrid_person_alerts_total`, `firegrid_person_dispatch_errors_total` | counter | alerts to people ([`crate::notify::dispatch::PeopleStats`]) | the people dispatcher |
 //! | `firegrid_alerts_total` | counter | `channel` = `mqtt`, `webhook`, `sse`; `result` = `ok`, `retry`, `stopped` (a webhook whose ticket was acknowledged) | [`Metrics::alert`] |
 //! | `firegrid_episodes_opened_total` | counter | `category` | [`Metrics::episode_opened`] |
@@ -263,6 +264,8 @@ pub struct Metrics {
     pub uplink: Arc<crate::uplink::stats::UplinkStats>,
     /// The people dispatcher's counters.
     pub people: Arc<crate::notify::dispatch::PeopleStats>,
+    /// Evidence uploads kept and refused.
+    pub evidence: Arc<crate::evidence::EvidenceStats>,
 }
 
 impl Default for Metrics {
@@ -296,6 +299,7 @@ impl Metrics {
             managed_broker: Arc::default(),
             uplink: Arc::default(),
             people: Arc::default(),
+            evidence: Arc::default(),
         }
     }
 
@@ -654,6 +658,7 @@ impl Metrics {
         self.modbus.render(&mut out);
         self.uplink.render(&mut out);
         self.people.render(&mut out);
+        self.evidence.render(&mut out);
         out
     }
 }
@@ -913,6 +918,17 @@ firegrid_person_alerts_total 0
 # HELP firegrid_person_dispatch_errors_total Store reads or writes of the people dispatcher that failed (retried).
 # TYPE firegrid_person_dispatch_errors_total counter
 firegrid_person_dispatch_errors_total 0
+# HELP firegrid_evidence_accepted_total Notes and photos kept as evidence on tickets.
+# TYPE firegrid_evidence_accepted_total counter
+firegrid_evidence_accepted_total{kind=\"note\"} 0
+firegrid_evidence_accepted_total{kind=\"photo\"} 0
+# HELP firegrid_evidence_refused_total Evidence uploads refused, by reason.
+# TYPE firegrid_evidence_refused_total counter
+firegrid_evidence_refused_total{reason=\"too_large\"} 0
+firegrid_evidence_refused_total{reason=\"not_image\"} 0
+firegrid_evidence_refused_total{reason=\"empty\"} 0
+firegrid_evidence_refused_total{reason=\"bad_note\"} 0
+firegrid_evidence_refused_total{reason=\"bad_form\"} 0
 ";
         assert_eq!(m.render(), expected);
     }

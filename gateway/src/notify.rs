@@ -6,6 +6,8 @@ pub mod alert;
 pub mod dispatch;
 mod notifier;
 pub mod people;
+pub mod robot;
+pub mod template;
 pub mod webhook;
 
 pub use notifier::{Outgoing, run as notifier};

@@ -69,6 +69,7 @@
 
 mod credentials;
 mod error;
+mod evidence;
 mod journal;
 mod live;
 mod names;
@@ -97,6 +98,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use error::StoreError;
+pub use evidence::{Evidence, NewEvidence, Photo};
 pub use journal::{
     AuditEntry, AuditFilter, EpisodeFilter, JournalOp, JournalResult, NEVER_MS, NewEvent,
     NewNotification, Notification, NotificationId, NotificationKind, NotifyChannel, StoredEvent,

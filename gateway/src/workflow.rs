@@ -30,6 +30,10 @@ pub struct WorkflowConfig {
     pub verify_margin_pct: u8,
     /// For how long, ms.
     pub verify_hold_ms: u64,
+    /// Per category, how long after its start a ticket has to be acknowledged, ms (the
+    /// engine's first escalation step of the category: `[tickets] acknowledge_s`, else
+    /// `[engine] escalation_s[0]`); shown by the pages ([`deadlines`]). Absent: none.
+    pub acknowledge_ms: BTreeMap<Category, u64>,
 }
 
 impl Default for WorkflowConfig {
@@ -42,6 +46,7 @@ impl Default for WorkflowConfig {
             ]),
             verify_margin_pct: 20,
             verify_hold_ms: 600_000,
+            acknowledge_ms: BTreeMap::new(),
         }
     }
 }
@@ -86,6 +91,52 @@ pub fn rectify_overdue(t: &Acknowledged, config: &WorkflowConfig, now: UnixMs) -
     next_overdue(t, config)
         .filter(|due| now >= *due)
         .map(|_| t.escalation + 1)
+}
+
+/// A ticket's deadlines, as the pages show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Deadlines {
+    /// Acknowledge by (start + the category's acknowledge deadline).
+    pub acknowledge_by: Option<UnixMs>,
+    /// Whether that passed without an acknowledgement.
+    pub acknowledge_overdue: bool,
+    /// Rectify by (acknowledgement + the category's rectify deadline; once acknowledged).
+    pub rectify_by: Option<UnixMs>,
+    /// Whether that passed without the ticket being rectified.
+    pub rectify_overdue: bool,
+}
+
+/// The deadlines of a ticket of `category` that started at `started_ms`, acknowledged at
+/// `acknowledged_ms` (if it was), in state `ticket`, at `now`.
+pub fn deadlines(
+    category: Category,
+    started_ms: UnixMs,
+    acknowledged_ms: Option<UnixMs>,
+    ticket: TicketState,
+    config: &WorkflowConfig,
+    now: UnixMs,
+) -> Deadlines {
+    let acknowledge_by = config
+        .acknowledge_ms
+        .get(&category)
+        .copied()
+        .filter(|a| *a > 0)
+        .map(|a| started_ms.saturating_add(a));
+    let rectify_by = acknowledged_ms.and_then(|at| {
+        config
+            .rectify_ms
+            .get(&category)
+            .copied()
+            .filter(|r| *r > 0)
+            .map(|r| at.saturating_add(r))
+    });
+    Deadlines {
+        acknowledge_by,
+        acknowledge_overdue: ticket == TicketState::Raised
+            && acknowledge_by.is_some_and(|by| now > by),
+        rectify_by,
+        rectify_overdue: ticket < TicketState::Rectified && rectify_by.is_some_and(|by| now > by),
+    }
 }
 
 /// What the data says about a ticket's verification.

@@ -698,7 +698,8 @@ async fn webhook_retries_back_off_are_signed_and_stop_once_delivered() {
 }
 
 /// The hazard workflow on the real binary: an acknowledged ticket not rectified by its
-/// deadline (`[tickets] rectify_s`, 2 s here) escalates again, to the street's worker; and it
+/// deadline (`[tickets] rectify_s`, 2 s here) escalates again, to the street's worker and to
+/// the ticket's assignee (the cell's worker who took it); and it
 /// cannot be `verified` while the circuit's readings are above the set-point less the margin,
 /// only once they have stayed below it for `verify_hold_s` (1 s here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -718,7 +719,7 @@ async fn an_unrectified_ticket_escalates_again_and_only_the_data_verifies_it() {
     let api = gw.api;
     let site = api.create_district().await;
     api.install_device("hz-0042", site).await;
-    worker(
+    let li_id = worker(
         api,
         json!({"name": "Li", "area_id": "grid-7", "mqtt_topic": "firegrid/v1/people/grid-7/li"}),
     )
@@ -744,6 +745,11 @@ async fn an_unrectified_ticket_escalates_again_and_only_the_data_verifies_it() {
     let ticket = format!("/api/v1/episodes/{episode}/ticket");
     let li = api.with_token(&api.add_user("li", "grid_worker", Some("grid-7")).await);
     li.post(&ticket, json!({"to": "acknowledged"})).await;
+    li.put(
+        &format!("/api/v1/episodes/{episode}/assignee"),
+        json!({"worker_id": li_id}),
+    )
+    .await;
     let acknowledged_ms = api.get(&format!("/api/v1/episodes/{episode}")).await["steps"]
         .as_array()
         .expect("steps")
@@ -783,6 +789,18 @@ async fn an_unrectified_ticket_escalates_again_and_only_the_data_verifies_it() {
         after >= due && after <= due + margin,
         "escalated {after:?} after the acknowledgement; deadline {due:?} (+{margin:?})"
     );
+    // The assignee (Li, of the grid cell) hears of it too, though it went to the street.
+    let to_assignee = until("the overdue escalation to the assignee", DEADLINE, || {
+        phones
+            .received("firegrid/v1/people/grid-7/li")
+            .iter()
+            .map(support::Received::json)
+            .find(|m| m["alert"]["what"] == "escalated")
+    })
+    .await;
+    assert_eq!(to_assignee["worker"]["id"], li_id);
+    assert_eq!(to_assignee["alert"]["reason"], "rectify_overdue");
+    assert_eq!(to_assignee["alert"]["area"], "gongshu", "{to_assignee}");
     let view = api.get(&format!("/api/v1/episodes/{episode}")).await;
     assert_eq!(
         (view["ticket"].as_str(), view["escalation"].as_u64()),

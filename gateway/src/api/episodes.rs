@@ -71,6 +71,8 @@ struct EpisodeWithSteps {
     steps: Vec<TicketStep>,
     #[serde(skip_serializing_if = "Option::is_none")]
     assignee: Option<crate::store::Assignee>,
+    /// Notes and photos, oldest first (api/evidence.rs).
+    evidence: Vec<crate::store::Evidence>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,15 +184,21 @@ pub(super) async fn get_episode(
         if let Err(e) = check_area(s, &caller, &format!("episode {id}"), Some(&episode.grid)) {
             return Ok(Err(e));
         }
-        Ok(Ok(Some((episode, s.ticket_steps(id)?, s.assignee_of(id)?))))
+        Ok(Ok(Some((
+            episode,
+            s.ticket_steps(id)?,
+            s.assignee_of(id)?,
+            s.evidence_of(id)?,
+        ))))
     })
     .await??;
-    let (episode, steps, assignee) =
+    let (episode, steps, assignee, evidence) =
         found.ok_or_else(|| ApiError::not_found(format!("no episode {id}")))?;
     Ok(Json(EpisodeWithSteps {
         episode: episode.into(),
         steps,
         assignee,
+        evidence,
     })
     .into_response())
 }
@@ -316,7 +324,7 @@ pub(super) async fn assign(
 }
 
 /// What the data says about verifying an episode's ticket now ([`crate::workflow`]).
-fn verify_by_data(
+pub(crate) fn verify_by_data(
     s: &crate::store::Store,
     e: &Episode,
     workflow: &WorkflowConfig,

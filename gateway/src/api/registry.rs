@@ -155,6 +155,9 @@ pub(super) struct WorkerBody {
     webhook_url: Option<String>,
     #[serde(default)]
     webhook_format: crate::store::WebhookFormat,
+    /// A DingTalk robot's signing secret (write-only).
+    #[serde(default)]
+    webhook_secret: Option<String>,
 }
 
 impl WorkerBody {
@@ -178,6 +181,14 @@ impl WorkerBody {
                 )));
             }
         }
+        if let Some(s) = &self.webhook_secret {
+            check_text("webhook_secret", s, 256, true)?;
+            if self.webhook_format != crate::store::WebhookFormat::Dingtalk {
+                return Err(ApiError::unprocessable(
+                    "webhook_secret signs DingTalk robot requests: only with webhook_format \"dingtalk\"",
+                ));
+            }
+        }
         Ok(WorkerFields {
             area_id: area_id("area_id", &self.area_id)?,
             name: self.name,
@@ -185,6 +196,7 @@ impl WorkerBody {
             mqtt_topic: self.mqtt_topic,
             webhook_url: self.webhook_url,
             webhook_format: self.webhook_format,
+            webhook_secret: self.webhook_secret,
         })
     }
 }
@@ -296,14 +308,22 @@ pub(super) struct SiteChildQuery {
 pub(super) struct RoomBody {
     site_id: SiteId,
     name: String,
+    #[serde(default)]
+    tenant_name: Option<String>,
+    #[serde(default)]
+    tenant_phone: Option<String>,
 }
 
 impl RoomBody {
     fn fields(self) -> ApiResult<RoomFields> {
         check_text("name", &self.name, MAX_NAME, true)?;
+        optional_text("tenant_name", self.tenant_name.as_deref(), MAX_NAME)?;
+        optional_text("tenant_phone", self.tenant_phone.as_deref(), 32)?;
         Ok(RoomFields {
             site_id: self.site_id,
             name: self.name,
+            tenant_name: self.tenant_name,
+            tenant_phone: self.tenant_phone,
         })
     }
 }

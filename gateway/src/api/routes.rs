@@ -4,14 +4,15 @@
 //! ([`matrix`]), and the test that every route refuses a request without a token walks it.
 //! A new route is one line here.
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use super::access::{Roles, Rule};
 use super::resource::{create, delete as remove, get as one, list, update};
 use super::{
-    ApiState, circuits as ci, credentials as c, devices as d, episodes as e, hazards as z,
-    history as h, live, registry as r, users as u,
+    ApiState, circuits as ci, credentials as c, devices as d, episodes as e, evidence as ev,
+    hazards as z, history as h, live, registry as r, users as u,
 };
 use crate::access::Role::{Admin, GridWorker, Installer, Operator, Utility};
 use crate::store::{AreaFields, CircuitFields, DeviceFields, RoomFields, SiteFields, WorkerFields};
@@ -115,6 +116,10 @@ pub(crate) fn routes() -> Vec<Route> {
         route(M::POST, "/api/v1/episodes/{id}/ticket", RESPOND, post(e::move_ticket)),
         route(M::PUT, "/api/v1/episodes/{id}/assignee", RESPOND, put(e::assign)),
         route(M::GET, "/api/v1/hazards", READ, get(z::hazards)),
+        // Evidence on tickets (notes, photos): api/evidence.rs.
+        route(M::POST, "/api/v1/episodes/{id}/evidence", RESPOND, post(ev::add).layer(DefaultBodyLimit::disable())),
+        route(M::GET, "/api/v1/episodes/{id}/evidence", READ, get(ev::list)),
+        route(M::GET, "/api/v1/evidence/{id}/photo", READ, get(ev::photo)),
         route(M::GET, "/api/v1/audit", STAFF, get(e::audit_log)),
         route(M::GET, "/api/v1/live", READ, get(live::live)),
     ]

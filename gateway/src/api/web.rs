@@ -21,10 +21,13 @@
 //! | `GET /install` | pending devices, one device's binding and thresholds (`?device=`) | `GET /api/v1/pending` |
 //! | `POST /install/{id}/binding` | bind a device to site, room, circuit, cell | `PUT /api/v1/devices/{id}` |
 //! | `POST /install/{id}/config` | set a device's thresholds | `PUT /api/v1/devices/{id}/config` |
+//! | `POST /episodes/{id}/evidence` | rectify with a note and a photo (`multipart/form-data`: `note`, `photo`, `to`; CSRF token in `?csrf=`) | `POST /api/v1/episodes/{id}/evidence` |
+//! | `GET /evidence/{id}/photo` | a photo of a ticket's evidence (the API's handler) | `GET /api/v1/evidence/{id}/photo` |
 //! | `GET /assets/{file}` | embedded CSS, JS and vendored libraries | — |
 
 mod assets;
 mod board;
+mod evidence;
 mod field;
 mod i18n;
 mod install;
@@ -95,6 +98,9 @@ fn pages() -> Vec<Page> {
         page(M::GET, "/install", (M::GET, "/api/v1/pending"), get(install::install)),
         page(M::POST, "/install/{id}/binding", (M::PUT, "/api/v1/devices/{id}"), post(install::binding)),
         page(M::POST, "/install/{id}/config", (M::PUT, "/api/v1/devices/{id}/config"), post(install::config)),
+        // Evidence on tickets: the rectify form with a note and a photo, photos (web/evidence.rs).
+        page(M::POST, "/episodes/{id}/evidence", (M::POST, "/api/v1/episodes/{id}/evidence"), post(evidence::post).layer(axum::extract::DefaultBodyLimit::disable())),
+        page(M::GET, "/evidence/{id}/photo", (M::GET, "/api/v1/evidence/{id}/photo"), get(super::evidence::photo)),
     ]
 }
 

@@ -328,6 +328,33 @@ fn escalation_until_acknowledged() {
     );
 }
 
+/// `[tickets] acknowledge_s`: a category with its own acknowledge deadline escalates at A, 2A,
+/// 3A (as many levels as the global steps), others keep the global steps.
+#[test]
+fn a_category_with_an_acknowledge_deadline_escalates_on_its_own_steps() {
+    let mut config = EngineConfig::default();
+    config.acknowledge_ms.insert(Category::Smoke, 60 * S);
+    assert_eq!(config.escalation_after(Category::Smoke, 0), Some(60 * S));
+    assert_eq!(config.escalation_after(Category::Smoke, 2), Some(180 * S));
+    assert_eq!(config.escalation_after(Category::Smoke, 3), None, "the top");
+    assert_eq!(config.escalation_after(Category::Alarm, 0), Some(120 * S));
+    let mut e = Engine::new(config, 1);
+    e.handle(Input::Upsert(spec("d1")), T0);
+    e.handle(
+        Input::Event {
+            device: dev("d1"),
+            kind: EventKind::Smoke,
+        },
+        T0,
+    );
+    let out = timeline(&mut e, T0, T0 + 200 * S, 30);
+    assert_eq!(
+        escalations(&out),
+        [(60, 1, 1), (120, 1, 2), (180, 1, 3)],
+        "every minute, up to the district"
+    );
+}
+
 #[test]
 fn a_smoke_alarm_that_stopped_still_escalates_a_fault_does_not() {
     let mut e = engine();

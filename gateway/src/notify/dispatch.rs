@@ -81,10 +81,16 @@ impl People {
         })
     }
 
-    /// POSTs a delivery's body; `Ok` once the receiver took it.
-    async fn post(&self, d: &Delivery) -> Result<(), String> {
-        let url = reqwest::Url::parse(&d.target)
+    /// POSTs a delivery's body; `Ok` once the receiver took it. A DingTalk robot's URL is
+    /// signed with `robot_secret` at this attempt's time ([`crate::notify::robot`]).
+    pub async fn post(&self, d: &Delivery, robot_secret: Option<&str>) -> Result<(), String> {
+        let mut url = reqwest::Url::parse(&d.target)
             .map_err(|_| format!("{} is not a valid URL", redact_url(&d.target)))?;
+        if d.format == WebhookFormat::Dingtalk
+            && let Some(secret) = robot_secret
+        {
+            url = crate::notify::robot::signed_url(&url, secret, crate::clock::now_ms());
+        }
         url_allowed(&url, self.policy)
             .map_err(|r| format!("{} refused: {r}", redact_url(&d.target)))?;
         let body = d.body.clone().into_bytes();
@@ -332,11 +338,19 @@ fn follow(store: &Store, settings: &PeopleSettings, stats: &PeopleStats) -> Resu
             Err(crate::store::StoreError::Unknown { .. }) => None,
             Err(e) => return Err(err(e)),
         };
-        deliveries.extend(people::fan_out(
+        // The ticket's assignee hears of it too, wherever their area.
+        let assignee = match store.assignee_of(alert.episode).map_err(err)? {
+            Some(a) => store
+                .get::<crate::store::WorkerFields>(&a.id)
+                .map_err(err)?,
+            None => None,
+        };
+        deliveries.extend(people::fan_out_with_assignee(
             n.id,
             &alert,
             &place,
             &workers,
+            assignee.as_ref(),
             tree.as_deref(),
             settings,
             now,
@@ -400,7 +414,25 @@ async fn attempt(
             )
             .await
             .map_err(|e| e.to_string()),
-        PersonChannel::Webhook | PersonChannel::Sms => people.post(&d).await,
+        PersonChannel::Webhook | PersonChannel::Sms => {
+            // A DingTalk robot's signing secret is read at each attempt (never copied into
+            // the delivery): the worker's current one.
+            let secret = if d.format == WebhookFormat::Dingtalk {
+                let (s, w) = (store.clone(), d.worker_id);
+                tokio::task::spawn_blocking(move || {
+                    s.get::<crate::store::WorkerFields>(&w)
+                        .ok()
+                        .flatten()
+                        .and_then(|w| w.fields.webhook_secret)
+                })
+                .await
+                .ok()
+                .flatten()
+            } else {
+                None
+            };
+            people.post(&d, secret.as_deref()).await
+        }
     };
     let outcome = match sent {
         Ok(()) => {

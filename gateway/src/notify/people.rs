@@ -55,6 +55,12 @@ pub struct Place {
     pub owner_phone: Option<String>,
     /// What kind of device raised it.
     pub device_kind: Option<DeviceKind>,
+    /// The room's tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_name: Option<String>,
+    /// Their phone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_phone: Option<String>,
 }
 
 /// What to do first, per category: Chinese, English.
@@ -182,6 +188,58 @@ pub struct PeopleSettings {
     pub sms_url: String,
     /// The categories whose `opened` alerts also go by SMS to the site's landlord or owner.
     pub owner_categories: Vec<Category>,
+    /// The categories whose `opened` alerts also go by SMS to the room's tenant.
+    pub tenant_categories: Vec<Category>,
+    /// Editable texts (`[people.templates]`; empty: built in).
+    pub templates: crate::notify::template::Templates,
+}
+
+/// The first action of `category`: the configured text (in both fields), else the built-in.
+pub fn action_of(settings: &PeopleSettings, category: Category) -> (&str, &str) {
+    match settings.templates.first_action.get(&category) {
+        Some(t) => (t.as_str(), t.as_str()),
+        None => first_action(category),
+    }
+}
+
+/// The message for `recipient`: the configured template of the alert's kind, else the
+/// built-in text ([`text`]) with the configured first action.
+pub fn message(
+    alert: &Alert,
+    place: &Place,
+    link: Option<&str>,
+    settings: &PeopleSettings,
+    recipient: &str,
+) -> String {
+    let action = action_of(settings, alert.category);
+    let Some(template) = settings.templates.text.get(&alert.what) else {
+        return text_with(alert, place, link, action);
+    };
+    let measured = match (alert.quantity, alert.value, alert.threshold) {
+        (Some(q), Some(v), Some(t)) => format!(
+            "{} {} ≥ 设定值 {}",
+            match q {
+                Quantity::ResidualCurrent => "剩余电流",
+                Quantity::Temperature => "温度",
+            },
+            value_text(q, v),
+            value_text(q, t)
+        ),
+        _ => String::new(),
+    };
+    crate::notify::template::render(
+        template,
+        &crate::notify::template::Fields {
+            alert,
+            place,
+            first_action: action.0,
+            measured: &measured,
+            link,
+            recipient,
+            category: category_name(alert.category),
+            device_kind: place.device_kind.map_or("", |k| kind_name(k).0),
+        },
+    )
 }
 
 /// The worker id of the area tree topic's deliveries.
@@ -189,6 +247,9 @@ pub const TREE: WorkerId = 0;
 
 /// The worker id of the deliveries to a site's landlord or owner.
 pub const OWNER: WorkerId = -1;
+
+/// The worker id of the deliveries to a room's tenant.
+pub const TENANT: WorkerId = -2;
 
 /// The area tree topic of an area: `firegrid/v1/area/` and the ids from the root down to it
 /// (`path`, root first).
@@ -213,6 +274,32 @@ pub fn fan_out(
     settings: &PeopleSettings,
     now: UnixMs,
 ) -> Vec<NewDelivery> {
+    fan_out_with_assignee(
+        notification_id,
+        alert,
+        place,
+        workers,
+        None,
+        tree,
+        settings,
+        now,
+    )
+}
+
+/// [`fan_out`], and the ticket's assignee too, wherever their area: the worker who took the
+/// ticket hears of its escalations (an acknowledged ticket not rectified in time, too) and its
+/// end, besides the workers of the area it is sent to (once, if they are one of them).
+#[allow(clippy::too_many_arguments)] // the alert's context, each part read separately
+pub fn fan_out_with_assignee(
+    notification_id: i64,
+    alert: &Alert,
+    place: &Place,
+    workers: &[Worker],
+    assignee: Option<&Worker>,
+    tree: Option<&str>,
+    settings: &PeopleSettings,
+    now: UnixMs,
+) -> Vec<NewDelivery> {
     let link = (!settings.public_url.is_empty()).then(|| {
         format!(
             "{}/episodes/{}",
@@ -220,8 +307,7 @@ pub fn fan_out(
             alert.episode
         )
     });
-    let text = text(alert, place, link.as_deref());
-    let (zh, en) = first_action(alert.category);
+    let (zh, en) = action_of(settings, alert.category);
     let mut out = Vec::new();
     if let Some(topic) = tree {
         out.push(NewDelivery {
@@ -237,7 +323,10 @@ pub fn fan_out(
             next_attempt_ms: now,
         });
     }
-    for w in workers.iter().filter(|w| w.fields.area_id == alert.area) {
+    let of_area = workers.iter().filter(|w| w.fields.area_id == alert.area);
+    let extra = assignee.filter(|a| !of_area.clone().any(|w| w.id == a.id));
+    for w in of_area.chain(extra) {
+        let text = message(alert, place, link.as_deref(), settings, &w.fields.name);
         let person = PersonAlert {
             alert: alert.clone(),
             worker: WorkerRef {
@@ -293,19 +382,38 @@ pub fn fan_out(
             );
         }
     }
-    // The landlord or owner: told of an opening, for the categories configured.
-    if alert.what == AlertKind::Opened
-        && alert.level == 0
-        && settings.owner_categories.contains(&alert.category)
-        && !settings.sms_url.is_empty()
-        && let Some(phone) = place.owner_phone.as_deref().filter(|p| !p.is_empty())
-    {
+    // The landlord or owner, and the room's tenant: told of an opening, for the categories
+    // configured, through the same templates.
+    let residents = [
+        (
+            OWNER,
+            &place.owner_name,
+            &place.owner_phone,
+            &settings.owner_categories,
+        ),
+        (
+            TENANT,
+            &place.tenant_name,
+            &place.tenant_phone,
+            &settings.tenant_categories,
+        ),
+    ];
+    for (id, name, phone, categories) in residents {
+        let Some(phone) = phone.as_deref().filter(|p| !p.is_empty()) else {
+            continue;
+        };
+        if alert.what != AlertKind::Opened
+            || alert.level != 0
+            || !categories.contains(&alert.category)
+            || settings.sms_url.is_empty()
+        {
+            continue;
+        }
+        let name = name.clone().unwrap_or_default();
+        let text = message(alert, place, None, settings, &name);
         let person = PersonAlert {
             alert: alert.clone(),
-            worker: WorkerRef {
-                id: OWNER,
-                name: place.owner_name.clone().unwrap_or_default(),
-            },
+            worker: WorkerRef { id, name },
             place: place.clone(),
             action: Action {
                 zh_cn: zh.to_owned(),
@@ -320,7 +428,7 @@ pub fn fan_out(
             episode_id: alert.episode,
             kind: alert.what,
             area_id: alert.area.clone(),
-            worker_id: OWNER,
+            worker_id: id,
             channel: PersonChannel::Sms,
             format: WebhookFormat::Json,
             target: settings.sms_url.clone(),
@@ -385,6 +493,12 @@ fn value_text(quantity: Quantity, value: i32) -> String {
 /// The message as a person reads it: what, where, who to call, what was measured, what to do
 /// first, the link — each line Chinese then English.
 pub fn text(alert: &Alert, place: &Place, link: Option<&str>) -> String {
+    text_with(alert, place, link, first_action(alert.category))
+}
+
+/// [`text`] with `first` as the first action (Chinese, English; the same configured text twice
+/// is written once).
+pub fn text_with(alert: &Alert, place: &Place, link: Option<&str>, first: (&str, &str)) -> String {
     use std::fmt::Write as _;
     let (cat_zh, cat_en) = category_name(alert.category);
     let mut s = match alert.what {
@@ -442,8 +556,12 @@ pub fn text(alert: &Alert, place: &Place, link: Option<&str>) -> String {
         let _ = writeln!(s, "详情 Detail: {d}");
     }
     if alert.what != AlertKind::Ended {
-        let (zh, en) = first_action(alert.category);
-        let _ = writeln!(s, "处置 First: {zh} / {en}");
+        let (zh, en) = first;
+        if zh == en {
+            let _ = writeln!(s, "处置 First: {zh}");
+        } else {
+            let _ = writeln!(s, "处置 First: {zh} / {en}");
+        }
     }
     if let Some(link) = link {
         let _ = writeln!(s, "查看 Episode: {link}");

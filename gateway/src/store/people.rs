@@ -157,10 +157,18 @@ impl Store {
                 place.owner_name = owner;
                 place.owner_phone = phone;
             }
-            if let Some(room) = f.room_id {
-                place.room = c
-                    .query_row("SELECT name FROM rooms WHERE id = ?1", [room], |r| r.get(0))
-                    .optional()?;
+            if let Some(room) = f.room_id
+                && let Some((name, tenant, phone)) = c
+                    .query_row(
+                        "SELECT name, tenant_name, tenant_phone FROM rooms WHERE id = ?1",
+                        [room],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?
+            {
+                place.room = Some(name);
+                place.tenant_name = tenant;
+                place.tenant_phone = phone;
             }
             if let Some(circuit) = f.circuit_id {
                 place.circuit = c

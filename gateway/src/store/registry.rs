@@ -57,6 +57,11 @@ pub struct WorkerFields {
     /// What the webhook expects: firegrid's signed JSON, or an IM group robot's message.
     #[serde(default)]
     pub webhook_format: WebhookFormat,
+    /// A DingTalk robot's signing secret (`SEC…`, "加签"): its requests then carry `timestamp`
+    /// and `sign` (`notify/robot.rs`). Write-only: never shown by the API; a `PUT` without it
+    /// clears it.
+    #[serde(default, skip_serializing)]
+    pub webhook_secret: Option<String>,
 }
 
 /// What a worker's webhook expects ([`crate::notify::people`]).
@@ -138,6 +143,12 @@ pub struct RoomFields {
     pub site_id: SiteId,
     /// Name (e.g. "3-302").
     pub name: String,
+    /// Who rents it, told of alerts like the owner (`[people] tenant_sms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_name: Option<String>,
+    /// Their phone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_phone: Option<String>,
 }
 
 /// A room.
@@ -235,6 +246,7 @@ impl Resource for WorkerFields {
         "mqtt_topic",
         "webhook_url",
         "webhook_format",
+        "webhook_secret",
     ];
     const USED_BY: &'static [(&'static str, &'static str)] = &[];
     const AREA_SQL: &'static str = "area_id";
@@ -256,6 +268,7 @@ impl Resource for WorkerFields {
             opt_text(self.mqtt_topic.as_ref()),
             opt_text(self.webhook_url.as_ref()),
             Value::Text(self.webhook_format.as_str().to_owned()),
+            opt_text(self.webhook_secret.as_ref()),
         ])
     }
     fn from_row(r: &Row<'_>) -> Result<(WorkerId, Self), StoreError> {
@@ -270,6 +283,7 @@ impl Resource for WorkerFields {
                 mqtt_topic: r.get("mqtt_topic")?,
                 webhook_url: r.get("webhook_url")?,
                 webhook_format: WebhookFormat::parse(&format)?,
+                webhook_secret: r.get("webhook_secret")?,
             },
         ))
     }
@@ -366,7 +380,7 @@ impl Resource for RoomFields {
     type Filter = RoomFilter;
     const NOUN: Noun = Noun::Room;
     const TABLE: &'static str = "rooms";
-    const COLUMNS: &'static [&'static str] = &["site_id", "name"];
+    const COLUMNS: &'static [&'static str] = &["site_id", "name", "tenant_name", "tenant_phone"];
     const USED_BY: &'static [(&'static str, &'static str)] =
         &[("SELECT count(*) FROM devices WHERE room_id = ?1", "devices")];
     const AREA_SQL: &'static str = SITE_AREA_SQL;
@@ -381,7 +395,12 @@ impl Resource for RoomFields {
         rowid
     }
     fn values(&self) -> Result<Vec<Value>, StoreError> {
-        Ok(vec![Value::Integer(self.site_id), text(&self.name)])
+        Ok(vec![
+            Value::Integer(self.site_id),
+            text(&self.name),
+            opt_text(self.tenant_name.as_ref()),
+            opt_text(self.tenant_phone.as_ref()),
+        ])
     }
     fn from_row(r: &Row<'_>) -> Result<(RoomId, Self), StoreError> {
         Ok((
@@ -389,6 +408,8 @@ impl Resource for RoomFields {
             Self {
                 site_id: r.get("site_id")?,
                 name: r.get("name")?,
+                tenant_name: r.get("tenant_name")?,
+                tenant_phone: r.get("tenant_phone")?,
             },
         ))
     }

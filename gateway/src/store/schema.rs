@@ -353,8 +353,49 @@ CREATE TABLE web_sessions (
 CREATE INDEX web_sessions_by_expiry ON web_sessions(expires_ms);
 "#;
 
+/// Evidence on tickets (`store/evidence.rs`, [`crate::evidence`]): notes and photos, who sent
+/// them and when. A photo's bytes are a file in the data directory named by its SHA-256; the
+/// row keeps the digest, its checked type and size.
+const V_EVIDENCE: &str = r#"
+CREATE TABLE evidence (
+    id         INTEGER PRIMARY KEY,
+    episode_id INTEGER NOT NULL REFERENCES episodes(id),
+    who        TEXT NOT NULL,
+    at_ms      INTEGER NOT NULL,
+    note       TEXT,
+    photo_type TEXT CHECK (photo_type IN ('image/jpeg', 'image/png')),
+    photo_sha  TEXT,
+    photo_size INTEGER,
+    CHECK (note IS NOT NULL OR photo_sha IS NOT NULL),
+    CHECK ((photo_sha IS NULL) = (photo_type IS NULL))
+) STRICT;
+CREATE INDEX evidence_by_episode ON evidence(episode_id);
+"#;
+
+/// A worker's DingTalk robot signing secret (`notify/robot.rs`): the robot refuses unsigned
+/// requests when "加签" is on. Kept as given (it signs; it is not a password to check).
+const V_ROBOT_SECRET: &str = r#"
+ALTER TABLE workers ADD COLUMN webhook_secret TEXT;
+"#;
+
+/// A room's tenant (`notify/people.rs`): told of alerts like the site's owner.
+const V_TENANTS: &str = r#"
+ALTER TABLE rooms ADD COLUMN tenant_name TEXT;
+ALTER TABLE rooms ADD COLUMN tenant_phone TEXT;
+"#;
+
 /// Every migration, in order: index `i` takes the schema from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub(super) const MIGRATIONS: &[&str] = &[
+    V1,
+    V2,
+    V3,
+    V4,
+    V5,
+    V6,
+    V_EVIDENCE,
+    V_ROBOT_SECRET,
+    V_TENANTS,
+];
 
 /// The readings file, version 1: the tables version 1 of the main file had, the same columns
 /// in the same order.
@@ -442,6 +483,7 @@ pub(super) const TABLES: &[&str] = &[
     "notification_order",
     "person_deliveries",
     "web_sessions",
+    "evidence",
 ];
 
 /// The readings file's tables once opened (the day tables come with readings).

@@ -18,6 +18,7 @@ fn config() -> WorkflowConfig {
         rectify_ms: BTreeMap::from([(Category::Alarm, 10 * H)]),
         verify_margin_pct: 20,
         verify_hold_ms: H,
+        acknowledge_ms: BTreeMap::new(),
     }
 }
 
@@ -108,5 +109,68 @@ fn verification_needs_the_end_the_hold_and_every_reading_below_the_margin() {
         verification(Some(5 * H), None, ReadingsSince::default(), &c, 5 * H),
         Verification::Verified,
         "nothing measured: ended is enough"
+    );
+}
+
+#[test]
+fn deadlines_are_shown_from_the_start_and_the_acknowledgement_and_overdue_after_them() {
+    let mut config = WorkflowConfig::default();
+    config.acknowledge_ms.insert(Category::Alarm, 180_000);
+    let d = deadlines(
+        Category::Alarm,
+        1_000,
+        None,
+        TicketState::Raised,
+        &config,
+        181_000,
+    );
+    assert_eq!(d.acknowledge_by, Some(181_000));
+    assert!(!d.acknowledge_overdue, "due at, not yet past");
+    assert_eq!(
+        d.rectify_by, None,
+        "not acknowledged: no rectify deadline yet"
+    );
+    let d = deadlines(
+        Category::Alarm,
+        1_000,
+        None,
+        TicketState::Raised,
+        &config,
+        181_001,
+    );
+    assert!(d.acknowledge_overdue);
+    let three_days = 3 * 86_400_000;
+    let d = deadlines(
+        Category::Alarm,
+        1_000,
+        Some(200_000),
+        TicketState::Acknowledged,
+        &config,
+        200_000 + three_days + 1,
+    );
+    assert!(!d.acknowledge_overdue, "acknowledged, though late");
+    assert_eq!(d.rectify_by, Some(200_000 + three_days));
+    assert!(d.rectify_overdue);
+    let d = deadlines(
+        Category::Alarm,
+        1_000,
+        Some(200_000),
+        TicketState::Rectified,
+        &config,
+        200_000 + three_days + 1,
+    );
+    assert!(!d.rectify_overdue, "rectified: nothing overdue");
+    let d = deadlines(
+        Category::Tamper,
+        1_000,
+        Some(2_000),
+        TicketState::Acknowledged,
+        &config,
+        u64::MAX,
+    );
+    assert_eq!(
+        d,
+        Deadlines::default(),
+        "no deadlines configured for tamper"
     );
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use firegrid_protocols::GridId;
 
+use super::i18n::evidence as ev;
 use super::i18n::{Lang, Msg};
 use super::layout::{self, age, time};
 use super::place::{self, Hazard};
@@ -127,6 +128,8 @@ pub(crate) fn row(lang: Lang, csrf: &str, h: &Hazard, now: UnixMs, actions: bool
             td { (age(e.started_ms, now)) br; small.muted { (time(e.started_ms)) } }
             td.esc { @if e.escalation > 0 { span.badge.esc { "↑" (e.escalation) } } @else { "—" } }
             td { span.ticket.(e.ticket.as_str()) { (lang.ticket(e.ticket)) } }
+            td.deadline { (super::evidence::deadlines(lang, h)) }
+            td.assignee { (super::evidence::assignee(lang, h)) }
             td.actions { @if actions { (ticket_buttons(lang, csrf, e.id, e.ticket, "row")) } }
         }
     }
@@ -179,9 +182,10 @@ pub(super) async fn board(
 ) -> Response {
     let lang = session.lang;
     let c = caller.clone();
+    let workflow = state.workflow.clone();
     let found = read(&state, lang, move |s| {
         let area = page_area(s, &c, q.area.as_deref())?;
-        let hazards = place::open_hazards(s, area.as_ref()).map_err(store_error)?;
+        let hazards = place::open_hazards(s, area.as_ref(), &workflow).map_err(store_error)?;
         let areas = s
             .list::<AreaFields>(&AreaFilter::default(), c.scope())
             .map_err(store_error)?;
@@ -215,6 +219,7 @@ pub(super) async fn board(
                     thead { tr {
                         th { (lang.t(Msg::Category)) } th { (lang.t(Msg::Place)) } th { (lang.t(Msg::Value)) }
                         th { (lang.t(Msg::Age)) } th { (lang.t(Msg::Escalation)) } th { (lang.t(Msg::Ticket)) }
+                        th { (ev::t(lang, ev::Ev::Deadline)) } th { (ev::t(lang, ev::Ev::Assignee)) }
                         th { (lang.t(Msg::Actions)) }
                     } }
                     tbody #hazards {
@@ -267,8 +272,9 @@ pub(super) async fn ticket(
     if headers.get("hx-request").is_none() {
         return Redirect::to(if view == "card" { "/field" } else { "/board" }).into_response();
     }
+    let workflow = state.workflow.clone();
     let hazard = read(&state, lang, move |s| {
-        place::locate(s, episode, &mut HashMap::new()).map_err(store_error)
+        place::locate(s, episode, &mut HashMap::new(), &workflow).map_err(store_error)
     })
     .await;
     match hazard {
@@ -304,6 +310,7 @@ pub(super) async fn devices(
     let kind: Option<DeviceKind> = parse(q.kind.as_deref());
     let c = caller.clone();
     let area_q = q.area.clone();
+    let workflow = state.workflow.clone();
     let found = read(&state, lang, move |s| {
         let area = page_area(s, &c, area_q.as_deref())?;
         let filter = DeviceFilter {
@@ -315,7 +322,7 @@ pub(super) async fn devices(
             offset: 0,
         };
         let devices = s.devices(&filter).map_err(store_error)?;
-        let hazards = place::open_hazards(s, c.scope()).map_err(store_error)?;
+        let hazards = place::open_hazards(s, c.scope(), &workflow).map_err(store_error)?;
         let sites: HashMap<i64, String> = s
             .list::<SiteFields>(&SiteFilter::default(), c.scope())
             .map_err(store_error)?

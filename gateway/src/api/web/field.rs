@@ -1,6 +1,8 @@
 //! The grid worker's phone page (`GET /field`): the open hazards of their cell as cards, each
 //! with the address, room, the owner's phone (tap to call), what to do first, and the ticket
-//! moves (acknowledge, dispatch, rectified with a note). Live through `/board/live?view=card`.
+//! moves (acknowledge, dispatch, rectified with a note and a photo), its deadlines
+//! (acknowledge by, rectify by; overdue marked), assignee, the data check and its notes and
+//! photos (`web/evidence.rs`). Live through `/board/live?view=card`.
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -8,6 +10,8 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::board::{page_area, read, ticket_buttons};
+use super::evidence;
+use super::i18n::evidence::{Ev, t};
 use super::i18n::{Lang, Msg};
 use super::layout::{self, age, time};
 use super::place::{self, Hazard};
@@ -42,20 +46,16 @@ pub(crate) fn card(lang: Lang, csrf: &str, h: &Hazard, now: UnixMs) -> Markup {
                 @if let Some(l) = &e.peak { " · " strong { (place::level(l)) } }
                 " · " (time(e.started_ms)) }
             p.first { strong { (lang.t(Msg::FirstAction)) ": " } (lang.first_action(cat)) }
+            (evidence::deadlines(lang, h))
+            p.who { strong { (t(lang, Ev::Assignee)) ": " } (evidence::assignee(lang, h)) }
+            (evidence::check(lang, h))
             div.moves {
                 (ticket_buttons(lang, csrf, e.id, e.ticket, "card"))
                 @if e.ticket < TicketState::Rectified {
-                    form.rectify method="post" action=(format!("/episodes/{}/ticket", e.id))
-                        hx-post=(format!("/episodes/{}/ticket", e.id)) hx-target="closest article" hx-swap="outerHTML" {
-                        input type="hidden" name="csrf" value=(csrf);
-                        input type="hidden" name="to" value="rectified";
-                        input type="hidden" name="view" value="card";
-                        label { (lang.t(Msg::Note))
-                            textarea name="note" rows="2" maxlength="1000" required placeholder=(lang.t(Msg::NotePlaceholder)) {} }
-                        button.btn.rectified type="submit" { (lang.t(Msg::Rectify)) }
-                    }
+                    (evidence::rectify_form(lang, csrf, e.id))
                 }
             }
+            (evidence::list(lang, h))
         }
     }
 }
@@ -74,9 +74,11 @@ pub(super) async fn field(
 ) -> Response {
     let lang = session.lang;
     let c = caller.clone();
+    let workflow = state.workflow.clone();
     let found = read(&state, lang, move |s| {
         let area = page_area(s, &c, q.area.as_deref())?;
-        place::open_hazards(s, area.as_ref()).map_err(|e| ApiError::from_store(e, &Subject::NONE))
+        place::open_hazards(s, area.as_ref(), &workflow)
+            .map_err(|e| ApiError::from_store(e, &Subject::NONE))
     })
     .await;
     let hazards = match found {

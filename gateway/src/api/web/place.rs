@@ -10,6 +10,7 @@ use firegrid_protocols::message::Level;
 
 use crate::model::{Category, Episode, TicketState};
 use crate::store::{EpisodeFilter, RoomFields, Site, SiteFields, Store, StoreError};
+use crate::workflow::WorkflowConfig;
 
 /// The most hazards a page lists.
 const MAX_LISTED: u32 = 500;
@@ -20,6 +21,13 @@ pub(crate) struct Hazard {
     pub(crate) episode: Episode,
     pub(crate) site: Option<Site>,
     pub(crate) room: Option<String>,
+    /// The ticket's assignee, its notes and photos (api/evidence.rs).
+    pub(crate) assignee: Option<crate::store::Assignee>,
+    pub(crate) evidence: Vec<crate::store::Evidence>,
+    /// Its deadlines ([`crate::workflow::deadlines`]) and, once rectified or ended, what the
+    /// data says about verifying it.
+    pub(crate) deadlines: crate::workflow::Deadlines,
+    pub(crate) check: Option<crate::workflow::Verification>,
 }
 
 /// How urgent a category is: lower first.
@@ -60,6 +68,7 @@ pub(crate) fn needs_someone(e: &Episode) -> bool {
 pub(crate) fn open_hazards(
     store: &Store,
     area: Option<&GridId>,
+    workflow: &WorkflowConfig,
 ) -> Result<Vec<Hazard>, StoreError> {
     let mut episodes: HashMap<u64, Episode> = HashMap::new();
     let base = EpisodeFilter {
@@ -91,7 +100,7 @@ pub(crate) fn open_hazards(
     list.sort_by(board_order);
     let mut sites = HashMap::new();
     list.into_iter()
-        .map(|e| locate(store, e, &mut sites))
+        .map(|e| locate(store, e, &mut sites, workflow))
         .collect()
 }
 
@@ -103,6 +112,7 @@ pub(crate) fn locate(
     store: &Store,
     episode: Episode,
     sites: &mut HashMap<i64, Option<Site>>,
+    workflow: &WorkflowConfig,
 ) -> Result<Hazard, StoreError> {
     let device = store.device(&episode.key.device)?;
     let (site_id, room_id) = device
@@ -123,10 +133,33 @@ pub(crate) fn locate(
         Some(id) => store.get::<RoomFields>(&id)?.map(|r| r.fields.name),
         None => None,
     };
+    let assignee = store.assignee_of(episode.id)?;
+    let acknowledged_ms = store.acknowledged_at(episode.id)?;
+    let evidence = store.evidence_of(episode.id)?;
+    let now = crate::clock::now_ms();
+    let deadlines = crate::workflow::deadlines(
+        episode.key.category,
+        episode.started_ms,
+        acknowledged_ms,
+        episode.ticket,
+        workflow,
+        now,
+    );
+    let check = if episode.ticket >= TicketState::Rectified || episode.ended_ms.is_some() {
+        Some(crate::api::episodes::verify_by_data(
+            store, &episode, workflow, now,
+        )?)
+    } else {
+        None
+    };
     Ok(Hazard {
         episode,
         site,
         room,
+        assignee,
+        evidence,
+        deadlines,
+        check,
     })
 }
 

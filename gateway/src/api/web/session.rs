@@ -195,7 +195,25 @@ pub(crate) async fn authorize(
         return layout::error_page(lang, StatusCode::FORBIDDEN, &why);
     }
     let csrf = csrf_of(&secret);
+    let multipart = parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
     let body = if parts.method == Method::GET || parts.method == Method::HEAD {
+        body
+    } else if multipart {
+        // A photo upload (web/evidence.rs) is not read here: its token is in the header or
+        // the action's query (`?csrf=`), and the route reads the body within its own limit.
+        let query = parts.uri.query().unwrap_or("").as_bytes();
+        if !posted_csrf(&parts.headers, query).is_some_and(|t| same(&t, &csrf)) {
+            state.metrics.api_refused("csrf");
+            return layout::error_page(
+                lang,
+                StatusCode::FORBIDDEN,
+                "CSRF: the form's token is missing or not this session's; reload the page",
+            );
+        }
         body
     } else {
         let Ok(bytes) = to_bytes(body, MAX_FORM).await else {

@@ -45,6 +45,8 @@ struct View {
     actions: bool,
     /// The subtree of `?area=`, when given.
     areas: Option<HashSet<GridId>>,
+    /// The deadlines' settings (cards and rows show them).
+    workflow: crate::workflow::WorkflowConfig,
 }
 
 /// The event of one alert, or `None` when the page does not show it.
@@ -64,7 +66,7 @@ fn render(store: &Store, view: &View, alert: &Alert) -> Option<Event> {
                 .data(format!("{element}-{id}")),
         );
     }
-    let hazard: Hazard = place::locate(store, episode, &mut HashMap::new()).ok()?;
+    let hazard: Hazard = place::locate(store, episode, &mut HashMap::new(), &view.workflow).ok()?;
     let now = now_ms();
     let html = if view.card {
         super::field::card(view.lang, &view.csrf, &hazard, now)
@@ -115,6 +117,7 @@ pub(super) async fn live(
         card: q.view.as_deref() == Some("card"),
         actions: may_move_tickets(&caller),
         areas,
+        workflow: state.workflow.clone(),
     };
     let rx = state.live.subscribe();
     let closing = state.closing.clone();

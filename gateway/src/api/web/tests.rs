@@ -21,6 +21,8 @@ struct Web {
     app: Router,
     state: ApiState,
     _dir: tempfile::TempDir,
+    /// Kept open: ticket moves tell the pipeline.
+    _control: mpsc::Receiver<crate::control::Control>,
 }
 
 #[derive(Debug)]
@@ -44,7 +46,7 @@ impl Answer {
 fn web() -> Web {
     let dir = tempfile::tempdir().expect("temp dir");
     let (store, at_open) = Store::open(dir.path().join("firegrid.db")).expect("store");
-    let (control, _) = mpsc::channel(64);
+    let (control, control_rx) = mpsc::channel(64);
     let (live, _) = broadcast::channel(16);
     let state = ApiState::new(
         store,
@@ -58,6 +60,7 @@ fn web() -> Web {
         app: router(state.clone()),
         state,
         _dir: dir,
+        _control: control_rx,
     }
 }
 
@@ -366,4 +369,93 @@ async fn a_reopened_live_stream_first_tells_the_page_to_reload() {
         .expect("no error");
     let text = String::from_utf8_lossy(frame.data_ref().expect("data")).into_owned();
     assert!(text.contains("event: lagged"), "{text}");
+}
+
+/// The rectify form of the field page without JavaScript: a multipart post with a note, a
+/// photo and `to=rectified`, its CSRF token in the action's query; back to `/field`, which
+/// then lists the note and shows the photo (served through the session); without the token
+/// it is refused and counted.
+#[tokio::test]
+async fn rectify_with_a_note_and_a_photo_without_javascript() {
+    use crate::engine::Output;
+    use crate::model::{Category, EpisodeKey, Source};
+    use crate::store::JournalOp;
+    use firegrid_protocols::{DeviceId, GridId};
+    let w = web();
+    let (_, token) = w.user("admin-web", Role::Admin);
+    let session = w.login(&token).await.expect("logged in");
+    let output = Output::Opened {
+        id: 1,
+        key: EpisodeKey {
+            device: DeviceId::new("hz-1").expect("id"),
+            channel: None,
+            category: Category::Smoke,
+        },
+        grid: GridId::new("g1").expect("grid"),
+        source: Source::Device,
+        level: None,
+        detail: None,
+    };
+    w.state
+        .store
+        .journal_batch(&[JournalOp::Engine {
+            output,
+            at_ms: crate::clock::now_ms(),
+        }])
+        .expect("journal");
+    let page = w.get("/field", &session).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let token = csrf(&page.text);
+    assert!(
+        page.text
+            .contains(&format!("/episodes/1/evidence?csrf={token}")),
+        "the form carries the token in its action"
+    );
+    assert!(page.text.contains("capture=\"environment\""), "the camera");
+    let png: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+    let boundary = "XyZ";
+    let mut body = Vec::new();
+    for (name, value) in [("to", "rectified"), ("note", "换了烟感")] {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"a.png\"\r\n\
+             Content-Type: image/png\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(png);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let post = |uri: String| {
+        Request::post(uri)
+            .header(header::COOKIE, &session)
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(Body::from(body.clone()))
+            .expect("request")
+    };
+    let refused = w.send(post("/episodes/1/evidence".into())).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(w.refusals("csrf"), 1.0);
+    let done = w
+        .send(post(format!("/episodes/1/evidence?csrf={token}")))
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
+    assert_eq!(done.headers[header::LOCATION], "/field#card-1");
+    let e = w.state.store.episode(1).expect("read").expect("episode");
+    assert_eq!(e.ticket, crate::model::TicketState::Rectified);
+    let page = w.get("/field", &session).await;
+    assert!(page.text.contains("换了烟感"), "the note is listed");
+    assert!(page.text.contains("src=\"/evidence/1/photo\""), "the photo");
+    let photo = w.get("/evidence/1/photo", &session).await;
+    assert_eq!(photo.status, StatusCode::OK);
+    assert_eq!(photo.headers[header::CONTENT_TYPE], "image/png");
 }

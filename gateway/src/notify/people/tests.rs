@@ -36,6 +36,7 @@ fn worker(id: i64, area: &str, topic: Option<&str>, hook: Option<(&str, WebhookF
             mqtt_topic: topic.map(str::to_owned),
             webhook_url: hook.map(|h| h.0.to_owned()),
             webhook_format: hook.map_or(WebhookFormat::Json, |h| h.1),
+            webhook_secret: None,
         },
         created_ms: 0,
         updated_ms: 0,
@@ -51,6 +52,8 @@ fn place() -> Place {
         owner_name: Some("王房东".into()),
         owner_phone: Some("13900001111".into()),
         device_kind: Some(DeviceKind::ElectricalFireMonitor),
+        tenant_name: Some("赵租客".into()),
+        tenant_phone: Some("13700002222".into()),
     }
 }
 
@@ -60,6 +63,7 @@ fn each_worker_of_the_area_gets_one_delivery_per_channel_and_no_one_else() {
         public_url: "https://fg.example/".into(),
         sms_url: "https://sms.example/send".into(),
         owner_categories: Vec::new(),
+        ..PeopleSettings::default()
     };
     let workers = [
         worker(
@@ -214,6 +218,7 @@ fn the_owner_is_told_of_an_opening_of_the_configured_categories_only() {
         public_url: "https://fg.example".into(),
         sms_url: "https://sms.example/send".into(),
         owner_categories: vec![Category::Alarm],
+        ..PeopleSettings::default()
     };
     let out = fan_out(
         5,
@@ -274,6 +279,170 @@ fn the_owner_is_told_of_an_opening_of_the_configured_categories_only() {
             None,
             &settings,
             0
+        )
+        .is_empty()
+    );
+}
+
+/// An escalation of an acknowledged ticket reaches the street's workers and the ticket's
+/// assignee (a worker of the grid cell), once each; an assignee of the area itself is not sent
+/// it twice.
+#[test]
+fn an_escalation_reaches_the_assignee_as_well_as_the_areas_workers() {
+    let settings = PeopleSettings::default();
+    let street = worker(4, "street-1", Some("firegrid/v1/people/street-1/4"), None);
+    let assignee = worker(1, "cell-a", Some("firegrid/v1/people/cell-a/1"), None);
+    let mut overdue = alert("street-1", AlertKind::Escalated, 2);
+    overdue.reason = Some(crate::notify::alert::EscalationReason::RectifyOverdue);
+    let out = fan_out_with_assignee(
+        9,
+        &overdue,
+        &place(),
+        std::slice::from_ref(&street),
+        Some(&assignee),
+        None,
+        &settings,
+        5,
+    );
+    let to: Vec<(i64, &str)> = out
+        .iter()
+        .map(|d| (d.worker_id, d.target.as_str()))
+        .collect();
+    assert_eq!(
+        to,
+        [
+            (4, "firegrid/v1/people/street-1/4"),
+            (1, "firegrid/v1/people/cell-a/1")
+        ]
+    );
+    let body: serde_json::Value = serde_json::from_str(&out[1].body).unwrap();
+    assert_eq!(body["worker"]["id"], 1);
+    assert_eq!(body["alert"]["reason"], "rectify_overdue");
+    // The assignee is one of the area's workers: one delivery, not two.
+    let out = fan_out_with_assignee(
+        9,
+        &overdue,
+        &place(),
+        std::slice::from_ref(&street),
+        Some(&street),
+        None,
+        &settings,
+        5,
+    );
+    assert_eq!(out.len(), 1);
+    // Without an assignee, as fan_out.
+    assert_eq!(
+        fan_out_with_assignee(
+            9,
+            &overdue,
+            &place(),
+            std::slice::from_ref(&street),
+            None,
+            None,
+            &settings,
+            5
+        ),
+        fan_out(9, &overdue, &place(), &[street], None, &settings, 5)
+    );
+}
+
+/// `[people.templates]`: a configured first action and message text replace the built-in ones
+/// (placeholders filled per recipient); unset kinds keep the built-in text with the configured
+/// first action.
+#[test]
+fn configured_templates_and_first_actions_are_what_people_get() {
+    let mut settings = PeopleSettings::default();
+    settings
+        .templates
+        .first_action
+        .insert(Category::Alarm, "先拉闸，再查线".into());
+    settings.templates.text.insert(
+        AlertKind::Opened,
+        "{recipient}您好：{address}{room}发生{category}，{measured}。请{first_action}".into(),
+    );
+    let w = worker(1, "cell-a", Some("firegrid/v1/people/cell-a/1"), None);
+    let out = fan_out(
+        5,
+        &alert("cell-a", AlertKind::Opened, 0),
+        &place(),
+        std::slice::from_ref(&w),
+        None,
+        &settings,
+        7,
+    );
+    let body: serde_json::Value = serde_json::from_str(&out[0].body).unwrap();
+    assert_eq!(
+        body["text"],
+        "w1您好：杭州市拱墅区和睦路5号3-302发生电气火灾报警，剩余电流 412 mA ≥ 设定值 300 mA。请先拉闸，再查线"
+    );
+    assert_eq!(body["action"]["zh-CN"], "先拉闸，再查线");
+    // An escalation has no template here: the built-in text, with the configured action.
+    let out = fan_out(
+        6,
+        &alert("cell-a", AlertKind::Escalated, 1),
+        &place(),
+        std::slice::from_ref(&w),
+        None,
+        &settings,
+        7,
+    );
+    let body: serde_json::Value = serde_json::from_str(&out[0].body).unwrap();
+    let text = body["text"].as_str().unwrap();
+    assert!(text.starts_with("【火警网格】"), "{text}");
+    assert!(
+        text.contains("处置 First: 先拉闸，再查线\n")
+            || text.ends_with("处置 First: 先拉闸，再查线"),
+        "{text}"
+    );
+}
+
+/// A room's tenant is told of an opening of their categories by SMS, through the same template
+/// as anyone (`{recipient}` is their name); not of other categories, nor of escalations.
+#[test]
+fn the_tenant_is_told_like_the_owner_through_the_same_templates() {
+    let mut settings = PeopleSettings {
+        sms_url: "https://sms.example/send".into(),
+        tenant_categories: vec![Category::Alarm],
+        ..PeopleSettings::default()
+    };
+    settings.templates.text.insert(
+        AlertKind::Opened,
+        "{recipient}：{room}{category}，请{first_action}".into(),
+    );
+    let out = fan_out(
+        5,
+        &alert("cell-a", AlertKind::Opened, 0),
+        &place(),
+        &[],
+        None,
+        &settings,
+        7,
+    );
+    assert_eq!(
+        out.len(),
+        1,
+        "the tenant only (the owner's categories are empty)"
+    );
+    assert_eq!(out[0].worker_id, TENANT);
+    let body: serde_json::Value = serde_json::from_str(&out[0].body).unwrap();
+    assert_eq!(body["phone"], "13700002222");
+    assert_eq!(
+        body["text"],
+        "赵租客：3-302电气火灾报警，请立即到场，断开该回路电源，检查线路和用电设备，禁止带电作业。"
+    );
+    assert!(body["alert"].get("link").is_none());
+    let mut smoke = alert("cell-a", AlertKind::Opened, 0);
+    smoke.category = Category::Smoke;
+    assert!(fan_out(5, &smoke, &place(), &[], None, &settings, 7).is_empty());
+    assert!(
+        fan_out(
+            5,
+            &alert("cell-a", AlertKind::Escalated, 1),
+            &place(),
+            &[],
+            None,
+            &settings,
+            7
         )
         .is_empty()
     );

@@ -148,6 +148,7 @@ fn workers_sites_rooms_and_circuits() {
         mqtt_topic: None,
         webhook_url: Some("http://127.0.0.1:1/hook".into()),
         webhook_format: crate::store::WebhookFormat::Json,
+        webhook_secret: None,
     };
     assert!(matches!(
         store.create((), &wf("nope"), actor()),
@@ -224,7 +225,9 @@ fn workers_sites_rooms_and_circuits() {
     // Rooms.
     assert!(matches!(store.create((), &RoomFields {
                 site_id: 999,
-                name: "1".into()
+                name: "1".into(),
+                tenant_name: None,
+                tenant_phone: None,
             },
             actor()
         ), Err(StoreError::Unknown { what: Noun::Site, ref id }) if id == "999"));
@@ -234,6 +237,8 @@ fn workers_sites_rooms_and_circuits() {
             &RoomFields {
                 site_id: s1.id,
                 name: "3-302".into(),
+                tenant_name: None,
+                tenant_phone: None,
             },
             actor(),
         )
@@ -336,6 +341,8 @@ fn devices_check_their_references_and_feed_the_engine() {
             &RoomFields {
                 site_id: s2.id,
                 name: "1".into(),
+                tenant_name: None,
+                tenant_phone: None,
             },
             actor(),
         )
