@@ -67,6 +67,7 @@
 //! # let _ = (next_episode, specs, open, journal); Ok(()) }
 //! ```
 
+mod channels;
 mod credentials;
 mod error;
 mod journal;
@@ -77,6 +78,7 @@ mod prune;
 mod readings;
 mod recovery;
 mod registry;
+mod reports;
 mod resource;
 mod schema;
 mod sessions;
@@ -94,6 +96,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+pub use channels::{ChannelCircuit, Measures, effective};
 pub use error::StoreError;
 pub use journal::{
     AuditEntry, AuditFilter, EpisodeFilter, JournalOp, JournalResult, NEVER_MS, NewEvent,
@@ -111,6 +114,7 @@ pub use registry::{
     Room, RoomFields, RoomFilter, RoomId, Site, SiteFields, SiteFilter, SiteId, WebhookFormat,
     WireEncoding, Worker, WorkerFields, WorkerFilter, WorkerId,
 };
+pub use reports::MAX_REPORT_EPISODES;
 pub use resource::{Actor, Noun, Record};
 pub(crate) use resource::{RecordOf, Resource};
 pub use users::{
