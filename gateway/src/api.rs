@@ -76,6 +76,7 @@
 //! matrix, the scopes and how tokens are made, listed, revoked and rotated: docs/security.md.
 
 mod access;
+mod channels;
 mod circuits;
 mod credentials;
 mod device_config;
@@ -86,6 +87,7 @@ mod hazards;
 mod history;
 mod live;
 mod registry;
+mod reports;
 mod resource;
 mod routes;
 pub mod tls;
