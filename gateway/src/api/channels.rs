@@ -38,7 +38,8 @@ impl<S: Send + Sync> FromRequestParts<S> for DeviceChannel {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Binding {
-    circuit_id: Option<CircuitId>,
+    /// A circuit id, or `null` to unbind: required, so that an empty body binds nothing.
+    circuit_id: serde_json::Value,
 }
 
 /// `GET /api/v1/devices/{id}/channels`.
@@ -76,12 +77,20 @@ pub(super) async fn bind(
             super::error::shorten(&path.1)
         ))
     })?;
+    let circuit: Option<CircuitId> = match &b.circuit_id {
+        serde_json::Value::Null => None,
+        v => Some(v.as_i64().ok_or_else(|| {
+            ApiError::unprocessable(format!(
+                "circuit_id {v}: a circuit's id, or null to unbind the channel"
+            ))
+        })?),
+    };
     let subject = Subject::new("device", &id);
     let found = blocking(&state, subject, move |s| {
         s.bind_channel(
             &id,
             ch,
-            b.circuit_id,
+            circuit,
             Actor::scoped(caller.user(), now_ms(), caller.scope()),
         )
     })
