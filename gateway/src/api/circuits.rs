@@ -55,47 +55,7 @@ pub(super) async fn leak_trace(
         )));
     }
     let tree = blocking(&state, Subject::new("circuit", id), move |s| {
-        let circuit =
-            s.get_scoped::<CircuitFields>(&id, caller.scope())?
-                .ok_or(StoreError::Unknown {
-                    what: Noun::Circuit,
-                    id: id.to_string(),
-                })?;
-        let site = circuit.fields.site_id;
-        let circuits = s.list::<CircuitFields>(
-            &CircuitFilter {
-                site_id: Some(site),
-            },
-            None,
-        )?;
-        let channels = s.site_channels(site)?;
-        let mut tree = Vec::with_capacity(circuits.len());
-        for c in circuits {
-            let mut measured: Option<f64> = None;
-            for ch in channels.iter().filter(|ch| {
-                ch.circuit_id == Some(c.id) && ch.measures == Measures::ResidualCurrent
-            }) {
-                let whole = to.saturating_sub(from).max(1);
-                let points = s.history(&ch.device, ch.channel, from, to, whole)?;
-                let mean = points
-                    .iter()
-                    .filter_map(|p| p.residual_ma.map(|a| (a.avg, p.count)))
-                    .fold((0.0, 0u64), |(sum, n), (avg, count)| {
-                        (sum + avg * count as f64, n + count)
-                    });
-                if mean.1 > 0 {
-                    let m = mean.0 / mean.1 as f64;
-                    measured = Some(measured.map_or(m, |x: f64| x.max(m)));
-                }
-            }
-            tree.push(Circuit {
-                id: c.id,
-                parent: c.fields.parent_id,
-                name: c.fields.name,
-                residual_ma: measured,
-            });
-        }
-        Ok(tree)
+        trace_tree(s, &caller, id, from, to)
     })
     .await?;
     match trace(&tree, id, min_ma) {
@@ -108,6 +68,63 @@ pub(super) async fn leak_trace(
         Err(e @ TraceError::Unmeasured(_)) => Err(ApiError::conflict(e.to_string())),
         Err(e @ TraceError::Unknown(_)) => Err(ApiError::not_found(e.to_string())),
     }
+}
+
+/// The circuits of `id`'s site with the mean residual current of each over `[from, to)` (the
+/// largest of the residual channels bound to it), for [`trace`]; `id` must be within the
+/// caller's scope.
+///
+/// # Errors
+/// [`StoreError::Unknown`], [`StoreError::OutOfScope`], a database error.
+pub(crate) fn trace_tree(
+    s: &crate::store::Store,
+    caller: &Caller,
+    id: i64,
+    from: UnixMs,
+    to: UnixMs,
+) -> Result<Vec<Circuit>, StoreError> {
+    let circuit =
+        s.get_scoped::<CircuitFields>(&id, caller.scope())?
+            .ok_or(StoreError::Unknown {
+                what: Noun::Circuit,
+                id: id.to_string(),
+            })?;
+    let site = circuit.fields.site_id;
+    let circuits = s.list::<CircuitFields>(
+        &CircuitFilter {
+            site_id: Some(site),
+        },
+        None,
+    )?;
+    let channels = s.site_channels(site)?;
+    let mut tree = Vec::with_capacity(circuits.len());
+    for c in circuits {
+        let mut measured: Option<f64> = None;
+        for ch in channels
+            .iter()
+            .filter(|ch| ch.circuit_id == Some(c.id) && ch.measures == Measures::ResidualCurrent)
+        {
+            let whole = to.saturating_sub(from).max(1);
+            let points = s.history(&ch.device, ch.channel, from, to, whole)?;
+            let mean = points
+                .iter()
+                .filter_map(|p| p.residual_ma.map(|a| (a.avg, p.count)))
+                .fold((0.0, 0u64), |(sum, n), (avg, count)| {
+                    (sum + avg * count as f64, n + count)
+                });
+            if mean.1 > 0 {
+                let m = mean.0 / mean.1 as f64;
+                measured = Some(measured.map_or(m, |x: f64| x.max(m)));
+            }
+        }
+        tree.push(Circuit {
+            id: c.id,
+            parent: c.fields.parent_id,
+            name: c.fields.name,
+            residual_ma: measured,
+        });
+    }
+    Ok(tree)
 }
 
 /// The most circuits one ranking looks at (their devices' hourly readings are read).
@@ -204,7 +221,7 @@ pub(super) async fn ranking(
 
 /// The circuits of `area` (default: the caller's scope) that have devices, with their trend,
 /// latest level and alarms over `[from, to)`.
-fn rank_rows(
+pub(crate) fn rank_rows(
     s: &crate::store::Store,
     caller: &Caller,
     area: Option<crate::store::AreaId>,

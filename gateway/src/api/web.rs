@@ -21,6 +21,12 @@
 //! | `GET /install` | pending devices, one device's binding and thresholds (`?device=`) | `GET /api/v1/pending` |
 //! | `POST /install/{id}/binding` | bind a device to site, room, circuit, cell | `PUT /api/v1/devices/{id}` |
 //! | `POST /install/{id}/config` | set a device's thresholds | `PUT /api/v1/devices/{id}/config` |
+//! | `GET /utility` | circuit trees of an area or site (`?area=&site=`), ranking (`?by=trend\|alarms`) | `GET /api/v1/circuit-ranking` |
+//! | `GET /circuit-ranking` | the API's ranking handler behind the session (CSV export) | `GET /api/v1/circuit-ranking` |
+//! | `GET /circuits/{id}` | a circuit's channels plotted (raw, hourly), its leak trace with evidence | `GET /api/v1/circuits/{id}/history` |
+//! | `GET /circuits/{id}/history` | the API's circuit history handler behind the session (plots' data, CSV) | `GET /api/v1/circuits/{id}/history` |
+//! | `GET /reports` | the four rectification reports (`?area=&key=1`), tables and bars | `GET /api/v1/reports/{name}` |
+//! | `GET /reports/{name}` | the API's report handler behind the session (CSV export) | `GET /api/v1/reports/{name}` |
 //! | `GET /assets/{file}` | embedded CSS, JS and vendored libraries | — |
 
 mod assets;
@@ -31,9 +37,11 @@ mod install;
 mod layout;
 mod limiter;
 mod place;
+mod reports;
 mod session;
 mod stream;
 mod trend;
+mod utility;
 
 #[cfg(test)]
 mod tests;
@@ -95,6 +103,13 @@ fn pages() -> Vec<Page> {
         page(M::GET, "/install", (M::GET, "/api/v1/pending"), get(install::install)),
         page(M::POST, "/install/{id}/binding", (M::PUT, "/api/v1/devices/{id}"), post(install::binding)),
         page(M::POST, "/install/{id}/config", (M::PUT, "/api/v1/devices/{id}/config"), post(install::config)),
+        // Utility and reports (issue 15 items 5 and 6): circuits, ranking, leak tracing, reports.
+        page(M::GET, "/utility", (M::GET, "/api/v1/circuit-ranking"), get(utility::utility)),
+        page(M::GET, "/circuit-ranking", (M::GET, "/api/v1/circuit-ranking"), get(super::circuits::ranking)),
+        page(M::GET, "/circuits/{id}", (M::GET, "/api/v1/circuits/{id}/history"), get(utility::circuit)),
+        page(M::GET, "/circuits/{id}/history", (M::GET, "/api/v1/circuits/{id}/history"), get(super::history::circuit_history)),
+        page(M::GET, "/reports", (M::GET, "/api/v1/reports/{name}"), get(reports::reports)),
+        page(M::GET, "/reports/{name}", (M::GET, "/api/v1/reports/{name}"), get(super::reports::report)),
     ]
 }
 
