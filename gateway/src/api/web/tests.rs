@@ -345,3 +345,5 @@ async fn assets_are_embedded_and_name_no_outside_url() {
         .expect("ASCII");
     assert!(csp.starts_with("default-src 'self';"), "{csp}");
 }
+
+mod utility;

@@ -283,9 +283,7 @@ pub(super) async fn circuit(
         let site = s
             .get::<SiteFields>(&circuit.fields.site_id)
             .map_err(api_error)?;
-        let channels = s
-            .site_channels(circuit.fields.site_id)
-            .map_err(api_error)?;
+        let channels = s.site_channels(circuit.fields.site_id).map_err(api_error)?;
         let tree = trace_tree(s, &c, id, to - HOUR_MS, to).map_err(api_error)?;
         Ok((circuit, site, channels, trace(&tree, id, MIN_MA)))
     })
