@@ -109,6 +109,7 @@
           });
           var div = document.createElement("div"); div.className = "plot";
           div.setAttribute("data-points", xs.length);
+          div.setAttribute("data-t0", xs[0]); div.setAttribute("data-t1", xs[xs.length - 1]);
           box.appendChild(div);
           new window.uPlot(opts, data, div);
           drawn++;
