@@ -18,7 +18,7 @@ const SCENARIO: &str = r#"name = "e2e utility UI"
 id = "uu"
 [devices]
 sample_interval_ms = 500
-report_interval_s = 2
+report_interval_s = 5
 heartbeat_interval_s = 60
 base_leakage_ma = [3, 8]
 
@@ -141,14 +141,12 @@ async fn a_utility_user_plots_a_rising_leak_and_reads_the_reports() {
         let got = plot.attr(attr).await.expect("attr");
         assert_eq!(got, Some(want.to_string()), "{attr}");
     }
-    let trace = browser
-        .find(Locator::Css("#leak-trace"))
+    // Its leak trace: the circuit itself, measured, with its evidence row.
+    let rows = browser
+        .find_all(Locator::Css("#leak-trace table.evidence tbody tr"))
         .await
-        .expect("the leak-tracing section")
-        .text()
-        .await
-        .expect("its text");
-    assert!(trace.contains("漏电追踪"), "{trace}");
+        .expect("the evidence");
+    assert_eq!(rows.len(), 1, "a room's circuit has no measured branch");
 
     // The utility page: the site's tree with the leaking circuit under the feeder; the ranking.
     browser
@@ -212,7 +210,10 @@ async fn a_utility_user_plots_a_rising_leak_and_reads_the_reports() {
         .text()
         .await
         .expect("its text");
-    assert!(cells.contains("100.0 %"), "every device of u-1 online: {cells}");
+    assert!(
+        cells.contains("100.0 %"),
+        "every device of u-1 online: {cells}"
+    );
     let (status, csv) = fetch(&base, "/reports/grid-cells?format=csv", &session).await;
     assert_eq!(status, 200, "{csv}");
     assert!(csv.contains("\r\ncell,u-1,"), "{csv}");

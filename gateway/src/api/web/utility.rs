@@ -342,6 +342,11 @@ pub(super) async fn circuit(
     .into_response()
 }
 
+/// mA with one decimal (never "-0.0").
+fn ma(v: f64) -> String {
+    format!("{:.1}", v + 0.0)
+}
+
 /// The leak-tracing verdict and its evidence.
 fn leak(lang: Lang, id: i64, traced: &Result<Trace, TraceError>) -> Markup {
     let t = match traced {
@@ -365,9 +370,9 @@ fn leak(lang: Lang, id: i64, traced: &Result<Trace, TraceError>) -> Markup {
                 @for e in &t.evidence {
                     tr .suspect[t.suspect.as_ref().is_some_and(|s| s.circuit_id == e.circuit_id)] {
                         td { a href=(format!("/circuits/{}", e.circuit_id)) { (e.name) } @if e.circuit_id == id { " ●" } }
-                        td.value { (format!("{:.1}", e.measured_ma)) }
-                        td.value { (format!("{:.1}", e.branches_ma)) }
-                        td.value { (format!("{:.1}", e.unexplained_ma)) }
+                        td.value { (ma(e.measured_ma)) }
+                        td.value { (ma(e.branches_ma)) }
+                        td.value { (ma(e.unexplained_ma)) }
                         td { @for b in &e.unmeasured_branches { a href=(format!("/circuits/{b}")) { "#" (b) } " " } }
                     }
                 }

@@ -36,7 +36,7 @@ messages! {
     LeakWindow => "最近1小时的平均剩余电流。", "Mean residual current over the last hour.";
     Suspect => "最可能的漏电位置", "Most likely leak";
     NoSuspect => "没有回路的未解释漏电达到下限。", "No circuit's unexplained leakage reaches the floor.";
-    FeederSegment => "本回路自身线段", "the feeder's own segment";
+    FeederSegment => "本回路自身线段", "this circuit's own segment";
     Branch => "支路", "branch";
     Measured => "实测 (mA)", "Measured (mA)";
     BranchesSum => "下级支路合计 (mA)", "Its branches (mA)";
