@@ -144,7 +144,7 @@ impl Store {
                 format!("device/{device}"),
                 &serde_json::json!({ "channel": channel, "circuit_id": circuit }),
             )?;
-            let own = own_bindings(&tx, &[device.clone()])?;
+            let own = own_bindings(&tx, std::slice::from_ref(device))?;
             tx.commit()?;
             Ok(effective(&d, own.get(device).unwrap_or(&BTreeMap::new())))
         })
