@@ -451,6 +451,8 @@ pub(super) const TABLES: &[&str] = &[
     "notification_order",
     "person_deliveries",
     "web_sessions",
+    "channel_circuits",
+    "key_areas",
 ];
 
 /// The readings file's tables.
