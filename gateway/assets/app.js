@@ -103,10 +103,13 @@
             var ys = xs.map(function () { return null; });
             s.points.forEach(function (p) { if (p[q[0]]) ys[index[p.t_ms]] = p[q[0]].avg / q[2]; });
             data.push(ys);
-            opts.series.push({ label: "#" + s.ch, stroke: colors[k % colors.length], width: 2, spanGaps: true });
+            // One device: "#ch"; several (a circuit's channels): "device#ch".
+            var many = series.some(function (o) { return o.device !== series[0].device; });
+            opts.series.push({ label: (many ? s.device : "") + "#" + s.ch, stroke: colors[k % colors.length], width: 2, spanGaps: true });
           });
           var div = document.createElement("div"); div.className = "plot";
           div.setAttribute("data-points", xs.length);
+          div.setAttribute("data-t0", xs[0]); div.setAttribute("data-t1", xs[xs.length - 1]);
           box.appendChild(div);
           new window.uPlot(opts, data, div);
           drawn++;

@@ -78,6 +78,7 @@
 //! matrix, the scopes and how tokens are made, listed, revoked and rotated: docs/security.md.
 
 mod access;
+mod channels;
 mod circuits;
 mod credentials;
 mod device_config;
@@ -89,6 +90,7 @@ mod hazards;
 mod history;
 mod live;
 mod registry;
+mod reports;
 mod resource;
 mod routes;
 pub mod tls;

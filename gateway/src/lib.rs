@@ -19,6 +19,7 @@ pub mod modbus;
 pub mod model;
 pub mod notify;
 pub mod pipeline;
+pub mod reports;
 pub mod secret;
 pub mod store;
 pub mod tls;

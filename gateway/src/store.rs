@@ -67,6 +67,7 @@
 //! # let _ = (next_episode, specs, open, journal); Ok(()) }
 //! ```
 
+mod channels;
 mod credentials;
 mod error;
 mod evidence;
@@ -80,6 +81,7 @@ mod readings;
 mod readings_v1;
 mod recovery;
 mod registry;
+mod reports;
 mod resource;
 mod schema;
 mod sessions;
@@ -97,6 +99,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+pub use channels::{ChannelCircuit, Measures, effective};
 pub use error::StoreError;
 pub use evidence::{Evidence, NewEvidence, Photo};
 pub use journal::{
@@ -115,6 +118,7 @@ pub use registry::{
     Room, RoomFields, RoomFilter, RoomId, Site, SiteFields, SiteFilter, SiteId, WebhookFormat,
     WireEncoding, Worker, WorkerFields, WorkerFilter, WorkerId,
 };
+pub use reports::MAX_REPORT_EPISODES;
 pub use resource::{Actor, Noun, Record};
 pub(crate) use resource::{RecordOf, Resource};
 pub use users::{

@@ -4,8 +4,9 @@
 //!
 //! Query: `from`, `to` (ms since the epoch; default the last hour), `min_ma` (the floor below
 //! which no leak is named; default 30 mA, the lower end of GB 14287.2's residual set-points).
-//! A circuit's measurement is the largest mean over the residual-current channels of the
-//! devices bound to it (two monitors on one circuit measure the same current).
+//! A circuit's measurement is the largest mean over the residual-current channels bound to it
+//! — a channel's own binding, else its device's (`store/channels.rs`) — two monitors on one
+//! circuit measure the same current.
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -14,7 +15,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use firegrid_protocols::thresholds::Threshold;
+use firegrid_protocols::DeviceId;
 
 use super::access::{Caller, check_area};
 use super::episodes::time_range;
@@ -23,7 +24,7 @@ use super::{ApiState, blocking, now_ms};
 use crate::circuits::{Circuit, RankBy, Ranked, TraceError, rank, slope_per_day, trace};
 use crate::model::{Category, UnixMs};
 use crate::store::{
-    CircuitFields, CircuitFilter, DeviceFilter, EpisodeFilter, HOUR_MS, Noun, StoreError,
+    CircuitFields, CircuitFilter, EpisodeFilter, HOUR_MS, Measures, Noun, StoreError,
 };
 
 /// The default floor, mA.
@@ -54,57 +55,7 @@ pub(super) async fn leak_trace(
         )));
     }
     let tree = blocking(&state, Subject::new("circuit", id), move |s| {
-        let circuit =
-            s.get_scoped::<CircuitFields>(&id, caller.scope())?
-                .ok_or(StoreError::Unknown {
-                    what: Noun::Circuit,
-                    id: id.to_string(),
-                })?;
-        let site = circuit.fields.site_id;
-        let circuits = s.list::<CircuitFields>(
-            &CircuitFilter {
-                site_id: Some(site),
-            },
-            None,
-        )?;
-        let devices = s.devices(&DeviceFilter {
-            site_id: Some(site),
-            limit: 10_000,
-            ..DeviceFilter::default()
-        })?;
-        let mut tree = Vec::with_capacity(circuits.len());
-        for c in circuits {
-            let mut measured: Option<f64> = None;
-            for d in devices.iter().filter(|d| d.fields.circuit_id == Some(c.id)) {
-                for ch in d
-                    .fields
-                    .config
-                    .channels
-                    .iter()
-                    .filter(|ch| matches!(ch.threshold, Threshold::ResidualMa(_)))
-                {
-                    let whole = to.saturating_sub(from).max(1);
-                    let points = s.history(&d.id, ch.channel, from, to, whole)?;
-                    let mean = points
-                        .iter()
-                        .filter_map(|p| p.residual_ma.map(|a| (a.avg, p.count)))
-                        .fold((0.0, 0u64), |(sum, n), (avg, count)| {
-                            (sum + avg * count as f64, n + count)
-                        });
-                    if mean.1 > 0 {
-                        let m = mean.0 / mean.1 as f64;
-                        measured = Some(measured.map_or(m, |x: f64| x.max(m)));
-                    }
-                }
-            }
-            tree.push(Circuit {
-                id: c.id,
-                parent: c.fields.parent_id,
-                name: c.fields.name,
-                residual_ma: measured,
-            });
-        }
-        Ok(tree)
+        trace_tree(s, &caller, id, from, to)
     })
     .await?;
     match trace(&tree, id, min_ma) {
@@ -117,6 +68,63 @@ pub(super) async fn leak_trace(
         Err(e @ TraceError::Unmeasured(_)) => Err(ApiError::conflict(e.to_string())),
         Err(e @ TraceError::Unknown(_)) => Err(ApiError::not_found(e.to_string())),
     }
+}
+
+/// The circuits of `id`'s site with the mean residual current of each over `[from, to)` (the
+/// largest of the residual channels bound to it), for [`trace`]; `id` must be within the
+/// caller's scope.
+///
+/// # Errors
+/// [`StoreError::Unknown`], [`StoreError::OutOfScope`], a database error.
+pub(crate) fn trace_tree(
+    s: &crate::store::Store,
+    caller: &Caller,
+    id: i64,
+    from: UnixMs,
+    to: UnixMs,
+) -> Result<Vec<Circuit>, StoreError> {
+    let circuit =
+        s.get_scoped::<CircuitFields>(&id, caller.scope())?
+            .ok_or(StoreError::Unknown {
+                what: Noun::Circuit,
+                id: id.to_string(),
+            })?;
+    let site = circuit.fields.site_id;
+    let circuits = s.list::<CircuitFields>(
+        &CircuitFilter {
+            site_id: Some(site),
+        },
+        None,
+    )?;
+    let channels = s.site_channels(site)?;
+    let mut tree = Vec::with_capacity(circuits.len());
+    for c in circuits {
+        let mut measured: Option<f64> = None;
+        for ch in channels
+            .iter()
+            .filter(|ch| ch.circuit_id == Some(c.id) && ch.measures == Measures::ResidualCurrent)
+        {
+            let whole = to.saturating_sub(from).max(1);
+            let points = s.history(&ch.device, ch.channel, from, to, whole)?;
+            let mean = points
+                .iter()
+                .filter_map(|p| p.residual_ma.map(|a| (a.avg, p.count)))
+                .fold((0.0, 0u64), |(sum, n), (avg, count)| {
+                    (sum + avg * count as f64, n + count)
+                });
+            if mean.1 > 0 {
+                let m = mean.0 / mean.1 as f64;
+                measured = Some(measured.map_or(m, |x: f64| x.max(m)));
+            }
+        }
+        tree.push(Circuit {
+            id: c.id,
+            parent: c.fields.parent_id,
+            name: c.fields.name,
+            residual_ma: measured,
+        });
+    }
+    Ok(tree)
 }
 
 /// The most circuits one ranking looks at (their devices' hourly readings are read).
@@ -213,7 +221,7 @@ pub(super) async fn ranking(
 
 /// The circuits of `area` (default: the caller's scope) that have devices, with their trend,
 /// latest level and alarms over `[from, to)`.
-fn rank_rows(
+pub(crate) fn rank_rows(
     s: &crate::store::Store,
     caller: &Caller,
     area: Option<crate::store::AreaId>,
@@ -221,17 +229,12 @@ fn rank_rows(
     to: UnixMs,
 ) -> Result<Vec<Ranked>, StoreError> {
     let area = area.or_else(|| caller.scope().cloned());
-    let devices = s.list::<crate::store::DeviceFields>(
-        &DeviceFilter {
-            area_id: area,
-            limit: MAX_RANKED_DEVICES,
-            ..DeviceFilter::default()
-        },
-        caller.scope(),
-    )?;
+    let channels = s.area_channels(area.as_ref(), caller.scope(), MAX_RANKED_DEVICES)?;
     let mut by_circuit: BTreeMap<i64, Ranked> = BTreeMap::new();
-    for d in &devices {
-        let Some(circuit_id) = d.fields.circuit_id else {
+    // Alarm episodes per device, read once: each counts for the circuit of its channel.
+    let mut alarms_of: BTreeMap<DeviceId, Vec<Option<u8>>> = BTreeMap::new();
+    for ch in &channels {
+        let Some(circuit_id) = ch.circuit_id else {
             continue;
         };
         let row = match by_circuit.entry(circuit_id) {
@@ -250,31 +253,39 @@ fn rank_rows(
                 })
             }
         };
-        for ch in &d.fields.config.channels {
-            if !matches!(ch.threshold, Threshold::ResidualMa(_)) {
-                continue;
-            }
-            let points: Vec<(u64, f64)> = s
-                .history(&d.id, ch.channel, from, to, HOUR_MS)?
-                .iter()
-                .filter_map(|p| p.residual_ma.map(|a| (p.t_ms, a.avg)))
-                .collect();
-            if let Some(slope) = slope_per_day(&points) {
-                row.trend_ma_per_day = Some(row.trend_ma_per_day.map_or(slope, |t| t.max(slope)));
-            }
-            if let Some(&(_, last)) = points.last() {
-                row.latest_ma = Some(row.latest_ma.map_or(last, |l| l.max(last)));
-            }
+        if !alarms_of.contains_key(&ch.device) {
+            let found = s.episodes(&EpisodeFilter {
+                device: Some(ch.device.clone()),
+                category: Some(Category::Alarm),
+                from_ms: Some(from),
+                to_ms: Some(to),
+                limit: 10_000,
+                ..EpisodeFilter::default()
+            })?;
+            alarms_of.insert(
+                ch.device.clone(),
+                found.iter().map(|e| e.key.channel).collect(),
+            );
         }
-        let alarms = s.episodes(&EpisodeFilter {
-            device: Some(d.id.clone()),
-            category: Some(Category::Alarm),
-            from_ms: Some(from),
-            to_ms: Some(to),
-            limit: 10_000,
-            ..EpisodeFilter::default()
-        })?;
-        row.alarms += alarms.len() as u64;
+        // Alarm episodes are per channel: each counts for its channel's circuit.
+        let own = alarms_of
+            .get(&ch.device)
+            .map_or(0, |a| a.iter().filter(|c| **c == Some(ch.channel)).count());
+        row.alarms += own as u64;
+        if ch.measures != Measures::ResidualCurrent {
+            continue;
+        }
+        let points: Vec<(u64, f64)> = s
+            .history(&ch.device, ch.channel, from, to, HOUR_MS)?
+            .iter()
+            .filter_map(|p| p.residual_ma.map(|a| (p.t_ms, a.avg)))
+            .collect();
+        if let Some(slope) = slope_per_day(&points) {
+            row.trend_ma_per_day = Some(row.trend_ma_per_day.map_or(slope, |t| t.max(slope)));
+        }
+        if let Some(&(_, last)) = points.last() {
+            row.latest_ma = Some(row.latest_ma.map_or(last, |l| l.max(last)));
+        }
     }
     Ok(by_circuit.into_values().collect())
 }

@@ -25,8 +25,7 @@ use super::error::{ApiError, Json, PathId, Query, Subject, shorten};
 use super::{ApiState, blocking, now_ms};
 use crate::model::UnixMs;
 use crate::store::{
-    Agg, CircuitFields, Device, DeviceFields, DeviceFilter, HOUR_MS, MAX_POINTS, Noun, Point,
-    StoreError,
+    Agg, CircuitFields, Device, DeviceFields, HOUR_MS, MAX_POINTS, Noun, Point, StoreError,
 };
 
 type ApiResult<T = Response> = Result<T, ApiError>;
@@ -365,17 +364,17 @@ pub(super) async fn circuit_history(
                     what: Noun::Circuit,
                     id: id.to_string(),
                 })?;
-        // The store filters devices by site; those on this circuit are picked here.
-        let devices = s.devices(&DeviceFilter {
-            site_id: Some(circuit.fields.site_id),
-            limit: 10_000,
-            ..DeviceFilter::default()
-        })?;
-        let wanted: Vec<_> = devices
-            .iter()
-            .filter(|d| d.fields.circuit_id == Some(id))
-            .map(|d| (d.id.clone(), channels_of(d)))
-            .collect();
+        // The channels on this circuit: their own binding, else their device's.
+        let mut wanted: Vec<(DeviceId, Vec<ChannelNo>)> = Vec::new();
+        for c in s.site_channels(circuit.fields.site_id)? {
+            if c.circuit_id != Some(id) {
+                continue;
+            }
+            match wanted.last_mut() {
+                Some((d, chs)) if *d == c.device => chs.push(c.channel),
+                _ => wanted.push((c.device, vec![c.channel])),
+            }
+        }
         read_series(s, &wanted, range)
     })
     .await?;

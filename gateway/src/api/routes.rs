@@ -11,8 +11,8 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 use super::access::{Roles, Rule};
 use super::resource::{create, delete as remove, get as one, list, update};
 use super::{
-    ApiState, circuits as ci, credentials as c, devices as d, episodes as e, evidence as ev,
-    hazards as z, history as h, live, registry as r, users as u,
+    ApiState, channels as ch, circuits as ci, credentials as c, devices as d, episodes as e,
+    evidence as ev, hazards as z, history as h, live, registry as r, reports as rp, users as u,
 };
 use crate::access::Role::{Admin, GridWorker, Installer, Operator, Utility};
 use crate::store::{AreaFields, CircuitFields, DeviceFields, RoomFields, SiteFields, WorkerFields};
@@ -122,6 +122,13 @@ pub(crate) fn routes() -> Vec<Route> {
         route(M::GET, "/api/v1/evidence/{id}/photo", READ, get(ev::photo)),
         route(M::GET, "/api/v1/audit", STAFF, get(e::audit_log)),
         route(M::GET, "/api/v1/live", READ, get(live::live)),
+        // Utility and reports (issue 14 item 4): channel binding, key areas, the reports.
+        route(M::GET, "/api/v1/devices/{id}/channels", READ, get(ch::channels)),
+        route(M::PUT, "/api/v1/devices/{id}/channels/{ch}/circuit", CIRCUITS, put(ch::bind)),
+        route(M::PUT, "/api/v1/areas/{id}/key", ADMIN, put(rp::flag_key_area)),
+        route(M::DELETE, "/api/v1/areas/{id}/key", ADMIN, delete(rp::unflag_key_area)),
+        route(M::GET, "/api/v1/key-areas", READ, get(rp::key_areas)),
+        route(M::GET, "/api/v1/reports/{name}", READ, get(rp::report)),
     ]
 }
 

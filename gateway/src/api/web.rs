@@ -23,6 +23,12 @@
 //! | `POST /install/{id}/config` | set a device's thresholds | `PUT /api/v1/devices/{id}/config` |
 //! | `POST /episodes/{id}/evidence` | rectify with a note and a photo (`multipart/form-data`: `note`, `photo`, `to`; CSRF token in `?csrf=`) | `POST /api/v1/episodes/{id}/evidence` |
 //! | `GET /evidence/{id}/photo` | a photo of a ticket's evidence (the API's handler) | `GET /api/v1/evidence/{id}/photo` |
+//! | `GET /utility` | circuit trees of an area or site (`?area=&site=`), ranking (`?by=trend\|alarms`) | `GET /api/v1/circuit-ranking` |
+//! | `GET /circuit-ranking` | the API's ranking handler behind the session (CSV export) | `GET /api/v1/circuit-ranking` |
+//! | `GET /circuits/{id}` | a circuit's channels plotted (raw, hourly), its leak trace with evidence | `GET /api/v1/circuits/{id}/history` |
+//! | `GET /circuits/{id}/history` | the API's circuit history handler behind the session (plots' data, CSV) | `GET /api/v1/circuits/{id}/history` |
+//! | `GET /reports` | the four rectification reports (`?area=&key=1`), tables and bars | `GET /api/v1/reports/{name}` |
+//! | `GET /reports/{name}` | the API's report handler behind the session (CSV export) | `GET /api/v1/reports/{name}` |
 //! | `GET /assets/{file}` | embedded CSS, JS and vendored libraries | — |
 
 mod assets;
@@ -34,9 +40,11 @@ mod install;
 mod layout;
 mod limiter;
 mod place;
+mod reports;
 mod session;
 mod stream;
 mod trend;
+mod utility;
 
 #[cfg(test)]
 mod tests;
@@ -101,6 +109,13 @@ fn pages() -> Vec<Page> {
         // Evidence on tickets: the rectify form with a note and a photo, photos (web/evidence.rs).
         page(M::POST, "/episodes/{id}/evidence", (M::POST, "/api/v1/episodes/{id}/evidence"), post(evidence::post).layer(axum::extract::DefaultBodyLimit::disable())),
         page(M::GET, "/evidence/{id}/photo", (M::GET, "/api/v1/evidence/{id}/photo"), get(super::evidence::photo)),
+        // Utility and reports (issue 15 items 5 and 6): circuits, ranking, leak tracing, reports.
+        page(M::GET, "/utility", (M::GET, "/api/v1/circuit-ranking"), get(utility::utility)),
+        page(M::GET, "/circuit-ranking", (M::GET, "/api/v1/circuit-ranking"), get(super::circuits::ranking)),
+        page(M::GET, "/circuits/{id}", (M::GET, "/api/v1/circuits/{id}/history"), get(utility::circuit)),
+        page(M::GET, "/circuits/{id}/history", (M::GET, "/api/v1/circuits/{id}/history"), get(super::history::circuit_history)),
+        page(M::GET, "/reports", (M::GET, "/api/v1/reports/{name}"), get(reports::reports)),
+        page(M::GET, "/reports/{name}", (M::GET, "/api/v1/reports/{name}"), get(super::reports::report)),
     ]
 }
 

@@ -460,6 +460,10 @@ impl Resource for CircuitFields {
             "SELECT count(*) FROM devices WHERE circuit_id = ?1",
             "devices",
         ),
+        (
+            "SELECT count(*) FROM channel_circuits WHERE circuit_id = ?1",
+            "device channels",
+        ),
     ];
     const AREA_SQL: &'static str = SITE_AREA_SQL;
 

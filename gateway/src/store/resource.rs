@@ -230,7 +230,7 @@ pub(super) fn within(conn: &Connection, area: &GridId, scope: &GridId) -> Result
 }
 
 /// Fails with [`StoreError::OutOfScope`] unless a record with these fields lies within `scope`.
-fn check_scope<F: Resource>(
+pub(super) fn check_scope<F: Resource>(
     conn: &Connection,
     id: Option<&F::Id>,
     fields: &F,

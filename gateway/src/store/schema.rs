@@ -384,6 +384,29 @@ ALTER TABLE rooms ADD COLUMN tenant_name TEXT;
 ALTER TABLE rooms ADD COLUMN tenant_phone TEXT;
 "#;
 
+/// Channel-level circuit binding and key areas (docs/utility.md, decision 15).
+///
+/// `channel_circuits`: channel n of a device measures this circuit. A channel without a row
+/// measures its device's own `circuit_id` — the per-device binding of earlier versions means
+/// every channel, so a store made before this version reads the same without a row rewritten.
+/// `key_areas`: the areas flagged as key areas (重点区域); the reports filter and roll up by
+/// them.
+const V_CHANNEL_CIRCUITS_KEY_AREAS: &str = r#"
+CREATE TABLE channel_circuits (
+    device     TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    channel    INTEGER NOT NULL CHECK (channel BETWEEN 0 AND 255),
+    circuit_id INTEGER NOT NULL REFERENCES circuits(id),
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (device, channel)
+) STRICT;
+CREATE INDEX channel_circuits_by_circuit ON channel_circuits(circuit_id);
+CREATE TABLE key_areas (
+    area_id    TEXT PRIMARY KEY REFERENCES areas(id) ON DELETE CASCADE,
+    flagged_ms INTEGER NOT NULL,
+    flagged_by TEXT NOT NULL
+) STRICT;
+"#;
+
 /// Every migration, in order: index `i` takes the schema from version `i` to `i + 1`.
 pub(super) const MIGRATIONS: &[&str] = &[
     V1,
@@ -395,7 +418,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     V_EVIDENCE,
     V_ROBOT_SECRET,
     V_TENANTS,
+    V_CHANNEL_CIRCUITS_KEY_AREAS,
 ];
+
 
 /// The readings file, version 1: the tables version 1 of the main file had, the same columns
 /// in the same order.
@@ -484,6 +509,8 @@ pub(super) const TABLES: &[&str] = &[
     "person_deliveries",
     "web_sessions",
     "evidence",
+    "channel_circuits",
+    "key_areas",
 ];
 
 /// The readings file's tables once opened (the day tables come with readings).

@@ -228,6 +228,9 @@ messages! {
     Version => "版本", "Version";
 }
 
+// The utility and report pages' texts (their own table; uses `messages!` above).
+pub(crate) mod utility;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
 use super::assets;
+use super::i18n::utility::Msg as UtilityMsg;
 use super::i18n::{Lang, Msg};
 use crate::access::Role;
 use crate::api::access::Caller;
@@ -39,7 +40,7 @@ pub(crate) fn page(
     body: &Markup,
 ) -> Markup {
     let role = caller.role();
-    let links: Vec<(&str, Msg)> = [
+    let links: Vec<(&str, &str)> = [
         ("/board", Msg::Board, role != Role::Installer),
         ("/field", Msg::Field, role != Role::Installer),
         ("/devices", Msg::Devices, true),
@@ -51,14 +52,24 @@ pub(crate) fn page(
     ]
     .into_iter()
     .filter(|(_, _, shown)| *shown)
-    .map(|(href, m, _)| (href, m))
+    .map(|(href, m, _)| (href, lang.t(m)))
+    // Utility and reports.
+    .chain(
+        [
+            ("/utility", UtilityMsg::Utility, role != Role::Installer),
+            ("/reports", UtilityMsg::Reports, role != Role::Installer),
+        ]
+        .into_iter()
+        .filter(|(_, _, shown)| *shown)
+        .map(|(href, m, _)| (href, m.t(lang))),
+    )
     .collect();
     let inner = html! {
         header.top {
             a.brand href="/" { span.mark { "火" } (lang.t(Msg::Product)) }
             nav {
-                @for (href, m) in &links {
-                    a href=(href) .active[*href == active] { (lang.t(*m)) }
+                @for (href, text) in &links {
+                    a href=(href) .active[*href == active] { (text) }
                 }
             }
             div.who {

@@ -459,3 +459,4 @@ async fn rectify_with_a_note_and_a_photo_without_javascript() {
     assert_eq!(photo.status, StatusCode::OK);
     assert_eq!(photo.headers[header::CONTENT_TYPE], "image/png");
 }
+mod utility;

@@ -27,6 +27,8 @@ const RANGES: [(&str, u64, &str); 3] = [
 #[derive(Debug, Deserialize)]
 pub(super) struct TrendQuery {
     range: Option<usize>,
+    /// One channel only (the utility pages link a channel's plot).
+    ch: Option<u8>,
 }
 
 /// `GET /devices/{id}/trend`.
@@ -58,7 +60,8 @@ pub(super) async fn trend(
     let (_, span_ms, step) = RANGES[pick];
     let to = crate::api::now_ms();
     let from = to.saturating_sub(span_ms);
-    let src = format!("/devices/{id}/history?from={from}&to={to}&step={step}");
+    let only = q.ch.map_or_else(String::new, |ch| format!("&ch={ch}"));
+    let src = format!("/devices/{id}/history?from={from}&to={to}&step={step}{only}");
     let body = html! {
         link rel="stylesheet" href=(assets::url("uPlot.min.css"));
         script src=(assets::url("uPlot.iife.min.js")) defer {}
@@ -67,7 +70,7 @@ pub(super) async fn trend(
                 h1 { code { (device.id) } " · " (lang.device_kind(device.fields.kind)) }
                 nav.ranges {
                     @for (i, (label, _, _)) in RANGES.iter().enumerate() {
-                        a.btn .on[i == pick] href=(format!("/devices/{id}/trend?range={i}")) { (label) }
+                        a.btn .on[i == pick] href=(format!("/devices/{id}/trend?range={i}{only}")) { (label) }
                     }
                     a.btn href=(format!("{src}&format=csv")) download { "CSV" }
                 }

@@ -225,9 +225,22 @@ impl Resource for DeviceFields {
         &self,
         conn: &Connection,
         id: Option<&DeviceId>,
-        _before: Option<&Self>,
+        before: Option<&Self>,
     ) -> Result<(), StoreError> {
         let id = id.map_or_else(String::new, ToString::to_string);
+        // Channels bound to circuits of its site (store/channels.rs) keep it at that site.
+        if before.is_some_and(|b| b.site_id != self.site_id)
+            && super::super::resource::count(
+                conn,
+                "SELECT count(*) FROM channel_circuits WHERE device = ?1",
+                id.as_str(),
+            )? > 0
+        {
+            return Err(StoreError::Mismatch(format!(
+                "device {id}: its channels are bound to circuits of its site; unbind them \
+                 (PUT /api/v1/devices/{id}/channels/{{n}}/circuit with null) before moving it"
+            )));
+        }
         if let Some(site) = self.site_id {
             site_row(conn, site)?;
         }
