@@ -279,7 +279,16 @@ impl Pipeline {
             refusals: _,
             opened,
             dropped_telemetry,
+            statuses,
         } = plan;
+        // Devices' latest statuses, coalesced per batch, off the alarm path (the roster).
+        if !statuses.is_empty()
+            && let Err(e) = self
+                .readings
+                .try_record_statuses(statuses.into_values().collect())
+        {
+            tracing::debug!("device statuses not recorded: {e}");
+        }
         self.metrics.device_dropped_telemetry(dropped_telemetry);
         if let Some(feed) = &self.tsdb {
             let planner = &self.planner;

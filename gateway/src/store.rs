@@ -67,6 +67,7 @@
 //! # let _ = (next_episode, specs, open, journal); Ok(()) }
 //! ```
 
+mod commissioning;
 mod credentials;
 mod error;
 mod journal;
@@ -94,6 +95,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+pub use commissioning::{
+    DeviceStatus, DeviceTest, HeartbeatFields, RosterStatus, StatusUpdate, DeviceEvent,
+};
 pub use error::StoreError;
 pub use journal::{
     AuditEntry, AuditFilter, EpisodeFilter, JournalOp, JournalResult, NEVER_MS, NewEvent,

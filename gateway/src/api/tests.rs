@@ -1065,6 +1065,7 @@ fn alert(id: u64, what: AlertKind, area: &str) -> Arc<Alert> {
         detail: None,
         sent_ms: 1_764_403_260_004,
         reason: None,
+        test: false,
     })
 }
 

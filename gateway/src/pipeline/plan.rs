@@ -19,6 +19,7 @@ use firegrid_protocols::codec::Encoding;
 use firegrid_protocols::message::{Message, Seq, Status};
 use firegrid_protocols::{DeviceId, GridId};
 
+use crate::commissioning::{Audience, audience};
 use crate::engine::{Engine, Input, Output};
 use crate::ingest::Refusal;
 use crate::model::{Category, DeviceState, Episode, EpisodeId, UnixMs};
@@ -117,6 +118,9 @@ pub struct Plan {
     /// Telemetry the devices say they dropped from a full outbox (their statuses'
     /// `dropped_telemetry`, each status counted once).
     pub dropped_telemetry: u64,
+    /// Each device's latest status in the batch (last seen, heartbeat, online/offline), one
+    /// per device: for the roster, stored off the alarm path ([`crate::commissioning`]).
+    pub statuses: BTreeMap<DeviceId, crate::store::StatusUpdate>,
 }
 
 impl Plan {
@@ -282,6 +286,7 @@ impl Planner {
             // Unknown: listed as pending.
             None => return Err((Some(device), Refusal::UnknownDevice)),
         }
+        see(plan, &device, &msg, now);
         match msg {
             Message::Telemetry(t) => {
                 plan.samples
@@ -339,7 +344,15 @@ impl Planner {
 
     /// Turns the engine's outputs into journal ops and alerts (one notification per alert and
     /// channel), keeping the episodes' descriptions current.
-    fn finish(&mut self, outputs: Vec<Output>, now: UnixMs, plan: &mut Plan) {
+    fn finish(&mut self, mut outputs: Vec<Output>, now: UnixMs, plan: &mut Plan) {
+        // A commissioning test's episode never escalates.
+        outputs.retain(|o| match o {
+            Output::Escalated { id, .. } => self
+                .episodes
+                .get(id)
+                .is_none_or(|a| self.audience_of(&a.device) == Audience::Workers),
+            _ => true,
+        });
         if outputs.is_empty() {
             return;
         }
@@ -365,7 +378,9 @@ impl Planner {
     /// `rectify_overdue`), described from the journal's row (the engine may no longer hold it).
     pub fn overdue(&mut self, episode: &Episode, level: u8, now: UnixMs) -> Plan {
         let mut plan = Plan::default();
-        if level <= episode.escalation {
+        if level <= episode.escalation
+            || self.audience_of(episode.key.device.as_str()) == Audience::Installer
+        {
             return plan;
         }
         let first = alert_of(episode);
@@ -392,11 +407,18 @@ impl Planner {
 
     /// One notification per channel of `alert` (MQTT, each webhook), into `notify` and the
     /// plan's alerts.
-    fn queue_alert(&self, alert: Alert, now: UnixMs, plan: &mut Plan, notify: &mut Vec<JournalOp>) {
+    fn queue_alert(&self, mut alert: Alert, now: UnixMs, plan: &mut Plan, notify: &mut Vec<JournalOp>) {
         {
-            let topic = alert.topic();
+            // A commissioned device's alert is its installer's (the people fan-out finds
+            // them): not on the area's topic, not to the webhooks.
+            alert.test = self.audience_of(&alert.device) == Audience::Installer;
+            let (topic, webhooks) = if alert.test {
+                (format!("firegrid/v1/commissioning/{}", alert.device), &[][..])
+            } else {
+                (alert.topic(), self.webhooks.as_slice())
+            };
             let targets = std::iter::once((NotifyChannel::Mqtt, topic)).chain(
-                self.webhooks
+                webhooks
                     .iter()
                     .map(|url| (NotifyChannel::Webhook, url.clone())),
             );
@@ -500,6 +522,7 @@ impl Planner {
                     detail: detail.map(str::to_owned),
                     sent_ms: now,
                     reason: None,
+                    test: false,
                 };
                 self.episodes.insert(*id, alert.clone());
                 return Some(alert);
@@ -532,6 +555,14 @@ impl Planner {
         })
     }
 
+    /// Who a device's alerts are for ([`audience`]): its installer while it is commissioned.
+    pub fn audience_of(&self, device: &str) -> Audience {
+        DeviceId::new(device)
+            .ok()
+            .and_then(|d| self.known.get(&d))
+            .map_or(Audience::Workers, |k| audience(k.state))
+    }
+
     /// The area `level` steps above `grid` (the top of the hierarchy when it has fewer levels).
     fn area_at(&self, grid: &GridId, level: u8) -> GridId {
         let mut area = grid;
@@ -548,6 +579,33 @@ impl Planner {
     fn forget_finished(&mut self) {
         let engine = &self.engine;
         self.episodes.retain(|id, _| engine.holds(*id));
+    }
+}
+
+/// Notes in the plan's statuses that `device` was heard from at `now`, with what its status
+/// message says.
+fn see(plan: &mut Plan, device: &DeviceId, msg: &Message, now: UnixMs) {
+    let s = plan
+        .statuses
+        .entry(device.clone())
+        .or_insert_with(|| crate::store::StatusUpdate {
+            device: device.clone(),
+            seen_ms: now,
+            online: None,
+            heartbeat: None,
+        });
+    match msg {
+        Message::Status(Status::Online(h)) => {
+            s.online = Some(true);
+            s.heartbeat = Some(crate::store::HeartbeatFields {
+                firmware: h.firmware.as_str().to_owned(),
+                signal_dbm: h.signal_dbm,
+                battery_mv: h.battery_mv,
+                config_version: h.config_version,
+            });
+        }
+        Message::Status(Status::Offline) => s.online = Some(false),
+        _ => {}
     }
 }
 
@@ -570,6 +628,7 @@ fn alert_of(e: &Episode) -> Alert {
         detail: e.detail.clone(),
         sent_ms: e.started_ms,
         reason: None,
+        test: false,
     }
 }
 
