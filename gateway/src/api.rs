@@ -77,6 +77,7 @@
 
 mod access;
 mod circuits;
+mod commissioning;
 mod credentials;
 mod device_config;
 mod devices;
@@ -244,6 +245,8 @@ pub struct ApiState {
     pub https: bool,
     /// The web UI's refused logins per address (its rate limit).
     pub(crate) web_logins: Arc<web::LoginLimiter>,
+    /// Commissioning: the record-signing key, the test watcher's wake-up, the settings.
+    pub commissioning: crate::commissioning::Desk,
 }
 
 impl ApiState {
@@ -271,6 +274,7 @@ impl ApiState {
             metrics_open: false,
             https: false,
             web_logins: Arc::default(),
+            commissioning: crate::commissioning::Desk::ephemeral(),
         }
     }
 }

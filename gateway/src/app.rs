@@ -72,6 +72,9 @@ pub enum AppError {
     /// A Modbus profile or device entry is wrong.
     #[error("modbus: {0}")]
     Modbus(#[from] crate::modbus::ModbusError),
+    /// The record-signing key cannot be read or made.
+    #[error("commissioning: {0}")]
+    Commissioning(String),
     /// The GB/T 26875.3 uplink cannot start.
     #[error("uplink: {0}")]
     Uplink(#[from] crate::uplink::shell::UplinkError),
@@ -429,6 +432,22 @@ pub async fn run(
         config.limits(),
     );
     state.accounts = accounts;
+    // Commissioning: the record-signing key (made on first start), the test watcher.
+    {
+        let key = crate::commissioning::key::load_or_create(&config.data_dir)
+            .map_err(|e| AppError::Commissioning(e.to_string()))?;
+        state.commissioning = crate::commissioning::Desk::new(key, config.commissioning.clone());
+        tasks.spawn(crate::commissioning::watch::run(
+            crate::commissioning::watch::Watch {
+                store: store.clone(),
+                broker: broker.clone(),
+                control: state.control.clone(),
+                section: config.commissioning.clone(),
+                wake: state.commissioning.wake.clone(),
+            },
+            inner.clone(),
+        ));
+    }
     state.workflow = config.tickets.workflow();
     state.metrics_open = config.api.metrics_open();
     let api_stop = cancel.clone();

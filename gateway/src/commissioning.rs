@@ -25,6 +25,7 @@ pub mod record;
 pub mod watch;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -223,6 +224,52 @@ impl CommissioningSection {
             }
         }
         Ok(())
+    }
+}
+
+/// What the API needs for commissioning: the signing key, the test watcher's wake-up, the
+/// settings.
+#[derive(Clone)]
+pub struct Desk {
+    /// The gateway's record-signing key (`None`: records cannot be issued).
+    pub key: Option<Arc<ring::signature::Ed25519KeyPair>>,
+    /// Wakes the test watcher ([`watch`]) when a test is asked for.
+    pub wake: Arc<tokio::sync::Notify>,
+    /// `[commissioning]`.
+    pub section: CommissioningSection,
+}
+
+impl std::fmt::Debug for Desk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Desk")
+            .field("public_key", &self.public_key())
+            .field("section", &self.section)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Desk {
+    /// With the key of the data directory.
+    pub fn new(key: ring::signature::Ed25519KeyPair, section: CommissioningSection) -> Self {
+        Self {
+            key: Some(Arc::new(key)),
+            wake: Arc::default(),
+            section,
+        }
+    }
+
+    /// With a key kept in memory only (API tests; `None` if the random source failed).
+    pub fn ephemeral() -> Self {
+        Self {
+            key: key::ephemeral().ok().map(Arc::new),
+            wake: Arc::default(),
+            section: CommissioningSection::default(),
+        }
+    }
+
+    /// The signing key's public half, base64.
+    pub fn public_key(&self) -> Option<String> {
+        self.key.as_deref().map(record::public_key_b64)
     }
 }
 

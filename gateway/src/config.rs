@@ -215,6 +215,15 @@ rectify_s = { alarm = 259200, fault = 604800, smoke = 86400 }
 verify_margin_pct = 20
 verify_hold_s = 600
 
+[commissioning]
+# Commissioning tests and records, scheduled self-tests (docs/commissioning.md). Every this
+# many days per device kind the gateway sends a device its self-test command (0 or absent:
+# never); the results are kept as the device's events, and a device without one for the
+# period and a day is listed by GET /api/v1/self-tests/overdue.
+self_test_days = { electrical_fire_monitor = 30, smoke_alarm = 30 }
+# A test the installer asks for that gets no answer within this long is recorded as timed out, s.
+test_timeout_s = 120
+
 [uplink.gb26875]
 # Report alarms, faults and readings to a city remote fire-monitoring centre over
 # GB/T 26875.3-2011 (docs/gb26875.md). Off unless enabled.
@@ -280,6 +289,8 @@ pub struct Config {
     pub uplink: crate::uplink::config::UplinkSection,
     /// The hazard workflow.
     pub tickets: TicketsSection,
+    /// Commissioning tests and scheduled self-tests.
+    pub commissioning: crate::commissioning::CommissioningSection,
 }
 
 /// `[tickets]`: the hazard workflow's deadlines and verification ([`crate::workflow`]).
@@ -550,6 +561,7 @@ impl Default for Config {
             modbus: crate::modbus::ModbusConfig::default(),
             uplink: crate::uplink::config::UplinkSection::default(),
             tickets: TicketsSection::default(),
+            commissioning: crate::commissioning::CommissioningSection::default(),
         }
     }
 }
@@ -713,6 +725,7 @@ impl Config {
         }
         self.people.check()?;
         self.tickets.check()?;
+        self.commissioning.validate()?;
         self.modbus.check()?;
         self.broker.check()?;
         if self.api.tls_cert_file.as_os_str().is_empty()

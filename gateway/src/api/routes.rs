@@ -10,7 +10,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 use super::access::{Roles, Rule};
 use super::resource::{create, delete as remove, get as one, list, update};
 use super::{
-    ApiState, circuits as ci, credentials as c, devices as d, episodes as e, hazards as z,
+    ApiState, circuits as ci, commissioning as k, credentials as c, devices as d, episodes as e, hazards as z,
     history as h, live, registry as r, users as u,
 };
 use crate::access::Role::{Admin, GridWorker, Installer, Operator, Utility};
@@ -117,6 +117,17 @@ pub(crate) fn routes() -> Vec<Route> {
         route(M::GET, "/api/v1/hazards", READ, get(z::hazards)),
         route(M::GET, "/api/v1/audit", STAFF, get(e::audit_log)),
         route(M::GET, "/api/v1/live", READ, get(live::live)),
+        // Commissioning, device events, the roster, overdue self-tests (api/commissioning.rs).
+        route(M::GET, "/api/v1/devices/{id}/events", READ, get(k::events)),
+        route(M::POST, "/api/v1/devices/{id}/tests", INSTALL, post(k::ask_test)),
+        route(M::GET, "/api/v1/devices/{id}/tests", READ, get(k::tests)),
+        route(M::GET, "/api/v1/device-tests/{id}", READ, get(k::test)),
+        route(M::POST, "/api/v1/devices/{id}/commissioning-record", INSTALL, post(k::issue_record)),
+        route(M::GET, "/api/v1/devices/{id}/commissioning-records", READ, get(k::list_records)),
+        route(M::GET, "/api/v1/commissioning-records/{id}", READ, get(k::get_record)),
+        route(M::GET, "/api/v1/commissioning/key", READ, get(k::public_key)),
+        route(M::GET, "/api/v1/roster", READ, get(k::roster)),
+        route(M::GET, "/api/v1/self-tests/overdue", READ, get(k::overdue_self_tests)),
     ]
 }
 
