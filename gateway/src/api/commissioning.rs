@@ -34,7 +34,7 @@ use crate::model::{DeviceKind, DeviceState, UnixMs};
 use crate::store::{Device, DeviceFields, DeviceFilter, DeviceTest, RosterStatus, Store};
 
 /// The device `id` if it lies in the caller's scope (404 unknown, 403 outside).
-fn scoped_device(s: &Store, caller: &Caller, id: &DeviceId) -> Result<Device, ApiError> {
+pub(crate) fn scoped_device(s: &Store, caller: &Caller, id: &DeviceId) -> Result<Device, ApiError> {
     s.get_scoped::<DeviceFields>(id, caller.scope())
         .map_err(|e| ApiError::from_store(e, &Subject::new("device", id)))?
         .ok_or_else(|| ApiError::not_found(format!("no device {id}")))
@@ -136,6 +136,27 @@ pub(super) async fn ask_test(
     Json(body): Json<TestBody>,
 ) -> Result<Response, ApiError> {
     let id = id.device()?;
+    let test = request_test(&state, caller, id, body.kind).await?;
+    let location = format!("/api/v1/device-tests/{}", test.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(TestView::from(test)),
+    )
+        .into_response())
+}
+
+/// `caller` asks device `id` for a test of `kind` (the API's and the installer page's way).
+///
+/// # Errors
+/// 409 not commissioned or not bound to a cell, 403/404 as for the device, 422 `scheduled`.
+pub(crate) async fn request_test(
+    state: &ApiState,
+    caller: Caller,
+    id: DeviceId,
+    kind: TestKind,
+) -> Result<DeviceTest, ApiError> {
+    let body = TestBody { kind };
     if body.kind == TestKind::Scheduled {
         return Err(ApiError::unprocessable(
             "kind: self_test or button (scheduled tests are the gateway's)",
@@ -143,7 +164,7 @@ pub(super) async fn ask_test(
     }
     let timeout = u64::from(state.commissioning.section.test_timeout_s) * 1000;
     let (c, d) = (caller.clone(), id.clone());
-    let test = run(&state, move |s| {
+    let test = run(state, move |s| {
         let device = scoped_device(s, &c, &d)?;
         if device.fields.state != DeviceState::Commissioned {
             return Err(ApiError::conflict(format!(
@@ -178,19 +199,13 @@ pub(super) async fn ask_test(
     .await?;
     if body.kind == TestKind::SelfTest {
         tell_pipeline(
-            &state,
+            state,
             Control::Command(id, firegrid_protocols::message::Action::SelfTest),
         )
         .await?;
     }
     state.commissioning.wake.notify_one();
-    let location = format!("/api/v1/device-tests/{}", test.id);
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(TestView::from(test)),
-    )
-        .into_response())
+    Ok(test)
 }
 
 /// `GET /devices/{id}/tests`: since the device was last put in `commissioned`.
@@ -243,12 +258,33 @@ pub(super) async fn issue_record(
     id: PathId,
 ) -> Result<Response, ApiError> {
     let id = id.device()?;
+    let (rid, file) = issue(&state, caller, id).await?;
+    Ok((
+        StatusCode::CREATED,
+        [
+            (header::LOCATION, format!("/api/v1/commissioning-records/{rid}")),
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+        ],
+        file,
+    )
+        .into_response())
+}
+
+/// Issues the signed record of device `id`'s commissioning as `caller`: its id and file.
+///
+/// # Errors
+/// 409 not commissioned or in service, no installer, no answered test; 503 no key.
+pub(crate) async fn issue(
+    state: &ApiState,
+    caller: Caller,
+    id: DeviceId,
+) -> Result<(i64, Vec<u8>), ApiError> {
     let key = state
         .commissioning
         .key
         .clone()
         .ok_or_else(|| ApiError::unavailable("the gateway has no record-signing key"))?;
-    let (rid, file) = run(&state, move |s| {
+    run(state, move |s| {
         let device = scoped_device(s, &caller, &id)?;
         if !matches!(
             device.fields.state,
@@ -325,16 +361,7 @@ pub(super) async fn issue_record(
         })
         .map_err(store_err)
     })
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        [
-            (header::LOCATION, format!("/api/v1/commissioning-records/{rid}")),
-            (header::CONTENT_TYPE, "application/json".to_owned()),
-        ],
-        file,
-    )
-        .into_response())
+    .await
 }
 
 const fn kind_name(k: DeviceKind) -> &'static str {

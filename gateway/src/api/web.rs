@@ -21,10 +21,16 @@
 //! | `GET /install` | pending devices, one device's binding and thresholds (`?device=`) | `GET /api/v1/pending` |
 //! | `POST /install/{id}/binding` | bind a device to site, room, circuit, cell | `PUT /api/v1/devices/{id}` |
 //! | `POST /install/{id}/config` | set a device's thresholds | `PUT /api/v1/devices/{id}/config` |
+//! | `POST /install/{id}/state` | commissioned / in service | `POST /api/v1/devices/{id}/state` |
+//! | `POST /install/{id}/test` | run the self-test or the test button (`kind`) | `POST /api/v1/devices/{id}/tests` |
+//! | `GET /install/tests/{id}` | one test's row (reloaded until answered) | `GET /api/v1/device-tests/{id}` |
+//! | `POST /install/{id}/record` | issue the signed commissioning record | `POST /api/v1/devices/{id}/commissioning-record` |
+//! | `GET /records/{id}`, `GET /records/{id}/file` | the record, printable; its file | `GET /api/v1/commissioning-records/{id}` |
 //! | `GET /assets/{file}` | embedded CSS, JS and vendored libraries | — |
 
 mod assets;
 mod board;
+mod commission;
 mod field;
 mod i18n;
 mod install;
@@ -95,6 +101,13 @@ fn pages() -> Vec<Page> {
         page(M::GET, "/install", (M::GET, "/api/v1/pending"), get(install::install)),
         page(M::POST, "/install/{id}/binding", (M::PUT, "/api/v1/devices/{id}"), post(install::binding)),
         page(M::POST, "/install/{id}/config", (M::PUT, "/api/v1/devices/{id}/config"), post(install::config)),
+        // Commissioning: state, tests with their live result, records (web/commission.rs).
+        page(M::POST, "/install/{id}/state", (M::POST, "/api/v1/devices/{id}/state"), post(commission::state)),
+        page(M::POST, "/install/{id}/test", (M::POST, "/api/v1/devices/{id}/tests"), post(commission::test)),
+        page(M::GET, "/install/tests/{id}", (M::GET, "/api/v1/device-tests/{id}"), get(commission::test_fragment)),
+        page(M::POST, "/install/{id}/record", (M::POST, "/api/v1/devices/{id}/commissioning-record"), post(commission::record)),
+        page(M::GET, "/records/{id}", (M::GET, "/api/v1/commissioning-records/{id}"), get(commission::record_page)),
+        page(M::GET, "/records/{id}/file", (M::GET, "/api/v1/commissioning-records/{id}"), get(commission::record_download)),
     ]
 }
 

@@ -6,6 +6,8 @@ use axum::http::HeaderMap;
 
 use crate::model::{Category, DeviceKind, DeviceState, TicketState};
 
+pub(crate) mod commission;
+
 /// A UI language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Lang {
