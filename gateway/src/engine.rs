@@ -30,10 +30,10 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use firegrid_protocols::DeviceId;
 use firegrid_protocols::channel::ChannelNo;
 use firegrid_protocols::message::{EventKind, Level, Reading, SelfTestResult};
 use firegrid_protocols::thresholds::Threshold;
+use firegrid_protocols::{DeviceId, GridId};
 
 use crate::model::{Category, DeviceSpec, EpisodeId, EpisodeKey, Source, UnixMs};
 
@@ -174,14 +174,45 @@ struct Eval {
     channel: ChannelNo,
     threshold: Option<Threshold>,
     delay_ms: u32,
-    above_since: Option<UnixMs>,
-    below_since: Option<UnixMs>,
+    since: Since,
     last: Option<i32>,
 }
 
+/// Where a channel's last value stands against its set-point, and since when (above and below
+/// the hysteresis exclude each other: one field, not two).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Since {
+    /// Between the hysteresis and the set-point, or no value yet.
+    #[default]
+    Between,
+    /// At or above the set-point since then.
+    Above(UnixMs),
+    /// Below the hysteresis since then.
+    Below(UnixMs),
+}
+
+impl Eval {
+    fn above_since(&self) -> Option<UnixMs> {
+        match self.since {
+            Since::Above(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn below_since(&self) -> Option<UnixMs> {
+        match self.since {
+            Since::Below(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// A device as the engine keeps it: only what its decisions read (its id is the map's key; its
+/// channels' set-points and delays are in `evals`).
 #[derive(Debug, Clone)]
 struct Dev {
-    spec: DeviceSpec,
+    grid: GridId,
+    heartbeat_interval_s: u32,
     last_seen_ms: UnixMs,
     will_at: Option<UnixMs>,
     evals: Vec<Eval>,
@@ -339,14 +370,16 @@ impl Engine {
         let id = spec.id.clone();
         match self.devices.get_mut(&id) {
             Some(dev) => {
-                dev.spec = spec;
+                dev.grid = spec.grid;
+                dev.heartbeat_interval_s = spec.heartbeat_interval_s;
                 dev.evals = evals;
             }
             None => {
                 self.devices.insert(
                     id.clone(),
                     Dev {
-                        spec,
+                        grid: spec.grid,
+                        heartbeat_interval_s: spec.heartbeat_interval_s,
                         last_seen_ms: now,
                         will_at: None,
                         evals,
@@ -395,14 +428,15 @@ impl Engine {
             let eval = &mut dev.evals[i];
             eval.last = Some(value);
             if threshold.is_exceeded_by(value) {
-                eval.below_since = None;
-                eval.above_since.get_or_insert(now);
+                if eval.above_since().is_none() {
+                    eval.since = Since::Above(now);
+                }
             } else if value < threshold.clear_below() {
-                eval.above_since = None;
-                eval.below_since.get_or_insert(now);
+                if eval.below_since().is_none() {
+                    eval.since = Since::Below(now);
+                }
             } else {
-                eval.above_since = None;
-                eval.below_since = None;
+                eval.since = Since::Between;
             }
             let level = Level {
                 quantity: threshold.quantity(),
@@ -433,7 +467,7 @@ impl Engine {
                 value,
                 threshold: threshold.value(),
             };
-            if let Some(since) = e.above_since
+            if let Some(since) = e.above_since()
                 && now >= since.saturating_add(u64::from(e.delay_ms))
                 && find_open(dev, Some(e.channel), Category::Alarm).is_none()
             {
@@ -441,6 +475,7 @@ impl Engine {
                 self.next_id += 1;
                 open(
                     dev,
+                    device,
                     id,
                     Some(e.channel),
                     Category::Alarm,
@@ -452,7 +487,7 @@ impl Engine {
                 );
                 self.episodes.insert(id, device.clone());
             }
-            if let Some(since) = e.below_since
+            if let Some(since) = e.below_since()
                 && now >= since.saturating_add(clear_hold)
                 && find_open(dev, Some(e.channel), Category::Alarm)
                     .is_some_and(|o| !o.device_latched)
@@ -504,8 +539,9 @@ impl Engine {
             end(dev, channel, category, out);
             if category == Category::Alarm
                 && let Some(e) = dev.evals.iter_mut().find(|e| Some(e.channel) == channel)
+                && e.above_since().is_some()
             {
-                e.above_since = None;
+                e.since = Since::Between;
             }
             self.forget_finished(device);
             return;
@@ -522,6 +558,7 @@ impl Engine {
         self.next_id += 1;
         open(
             dev,
+            device,
             id,
             channel,
             category,
@@ -576,7 +613,7 @@ impl Engine {
         }
         let silent_until = dev
             .last_seen_ms
-            .saturating_add(u64::from(dev.spec.heartbeat_interval_s) * 1000 * factor);
+            .saturating_add(u64::from(dev.heartbeat_interval_s) * 1000 * factor);
         let by_will = dev
             .will_at
             .is_some_and(|at| now >= at.saturating_add(grace));
@@ -590,6 +627,7 @@ impl Engine {
             self.next_id += 1;
             open(
                 dev,
+                device,
                 id,
                 None,
                 Category::Offline,
@@ -653,7 +691,7 @@ impl Engine {
         if find_open(dev, None, Category::Offline).is_none() {
             at(dev
                 .last_seen_ms
-                .saturating_add(u64::from(dev.spec.heartbeat_interval_s) * 1000 * factor));
+                .saturating_add(u64::from(dev.heartbeat_interval_s) * 1000 * factor));
             if let Some(w) = dev.will_at {
                 at(w.saturating_add(grace));
             }
@@ -662,7 +700,7 @@ impl Engine {
             let alarm = dev.open.iter().find(|o| {
                 !o.ended && o.channel == Some(e.channel) && o.category == Category::Alarm
             });
-            match (alarm, e.above_since, e.below_since) {
+            match (alarm, e.above_since(), e.below_since()) {
                 // Not alarming yet: the end of the alarm delay.
                 (None, Some(since), _) => at(since.saturating_add(u64::from(e.delay_ms))),
                 // A gateway-detected alarm: the end of the hold below the hysteresis.
@@ -685,7 +723,7 @@ impl Engine {
             }
         }
         // Stale entries are skipped when popped; compact if they pile up.
-        if self.timers.len() > 4 * self.devices.len() + 64 {
+        if self.timers.len() > 2 * self.devices.len() + 64 {
             let devices = &self.devices;
             let live: Vec<_> = self
                 .timers
@@ -717,6 +755,7 @@ fn raise_peak(o: &mut Open, level: Level, out: &mut Vec<Output>) {
 #[allow(clippy::too_many_arguments)]
 fn open(
     dev: &mut Dev,
+    device: &DeviceId,
     id: EpisodeId,
     channel: Option<ChannelNo>,
     category: Category,
@@ -740,11 +779,11 @@ fn open(
     out.push(Output::Opened {
         id,
         key: EpisodeKey {
-            device: dev.spec.id.clone(),
+            device: device.clone(),
             channel,
             category,
         },
-        grid: dev.spec.grid.clone(),
+        grid: dev.grid.clone(),
         source,
         level,
         detail,

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -39,15 +39,8 @@ fn now_ms() -> u64 {
     u64::try_from(d.as_millis()).expect("ms fit in u64")
 }
 
-async fn until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn until<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    firegrid_testkit::until(what, DEADLINE, check).await
 }
 
 fn stopped_count(metrics: &Metrics) -> Option<u64> {

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -45,23 +44,19 @@ impl Centre {
     }
 
     async fn until_listening(&mut self) {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
+        let process = &mut self.process;
+        crate::until("the centre to listen", START_TIMEOUT, || {
             assert!(
-                self.process.alive(),
+                process.alive(),
                 "firegrid-sim centre exited:\n{}",
-                self.process.log()
+                process.log()
             );
-            if self.process.log().contains("\"event\":\"listening\"") {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the centre did not listen:\n{}",
-                self.process.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            process
+                .log()
+                .contains("\"event\":\"listening\"")
+                .then_some(())
+        })
+        .await;
     }
 
     /// Every event it logged, over all its starts, in order; each with `"start"` (1, 2, …).

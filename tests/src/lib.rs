@@ -10,6 +10,7 @@ pub use firegrid_testkit::firegrid::{GatewayConfig, mqtt_login};
 use firegrid_testkit::mqtt::{Login, Mqtt};
 pub use firegrid_testkit::{Mosquitto, Process, free_port, metric, until};
 
+pub mod browser;
 mod centre;
 pub use centre::Centre;
 use firegrid_simulator::provision::Api;

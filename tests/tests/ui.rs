@@ -12,16 +12,13 @@
 //! demo district, to `docs/ui/`.
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::{Value, json};
+use fantoccini::Locator;
+use serde_json::Value;
 
-use firegrid_e2e::{BrokerSetup, Gateway, Sim, WAIT, free_port, until, user_add};
-
-/// How long a page element may take to appear.
-const ELEMENT: Duration = Duration::from_secs(10);
+use firegrid_e2e::browser::{Driver, ELEMENT, fetch, login, now_ms, outside_urls, shot};
+use firegrid_e2e::{BrokerSetup, Gateway, Sim, WAIT, until, user_add};
 
 /// The two cells' district: one site with one room each, smoke in both rooms at +12 s.
 const SCENARIO: &str = r#"name = "e2e web UI"
@@ -57,156 +54,6 @@ at_s = 12
 room = "t-2-1-1"
 for_s = 300
 "#;
-
-/// `chromedriver` on a free port, stopped when dropped.
-struct Driver {
-    child: tokio::process::Child,
-    url: String,
-}
-
-impl Driver {
-    async fn start() -> Self {
-        let port = free_port();
-        let binary = ["chromedriver", "/usr/bin/chromedriver"]
-            .into_iter()
-            .find(|b| which(b))
-            .expect("chromedriver (Debian's chromium-driver; scripts/test installs it)");
-        let child = tokio::process::Command::new(binary)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start chromedriver");
-        let url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        let status = format!("{url}/status");
-        let deadline = Instant::now() + ELEMENT;
-        loop {
-            // Ready when its status endpoint answers.
-            if let Ok(r) = http.get(&status).send().await
-                && r.status().is_success()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "chromedriver did not answer");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Self { child, url }
-    }
-
-    /// A new headless browser whose viewport is `width`×`height` (a phone's, emulated, when
-    /// narrower than 500).
-    async fn browser(&self, width: u32, height: u32) -> Client {
-        let mut options = json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-            "--disable-dev-shm-usage", "--lang=zh-CN", "--hide-scrollbars",
-            format!("--window-size={width},{height}")]});
-        if width < 500 {
-            options["mobileEmulation"] = json!({"deviceMetrics":
-                {"width": width, "height": height, "pixelRatio": 2, "touch": true}});
-        }
-        let mut caps = serde_json::Map::new();
-        caps.insert("goog:chromeOptions".into(), options);
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&self.url)
-            .await
-            .expect("a browser session");
-        if width >= 500 {
-            client
-                .set_window_size(width, height)
-                .await
-                .expect("window size");
-        }
-        client
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-fn which(binary: &str) -> bool {
-    std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {binary}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Logs `token` in through the login form; returns the session cookie.
-async fn login(client: &Client, base: &str, token: &str) -> String {
-    client
-        .goto(&format!("{base}/login"))
-        .await
-        .expect("the login page");
-    client
-        .find(Locator::Id("token"))
-        .await
-        .expect("the token field")
-        .send_keys(token)
-        .await
-        .expect("type the token");
-    client
-        .find(Locator::Css("main.login button[type=submit]"))
-        .await
-        .expect("the login button")
-        .click()
-        .await
-        .expect("log in");
-    client
-        .wait()
-        .at_most(ELEMENT)
-        .for_element(Locator::Css("header.top"))
-        .await
-        .expect("a page after logging in");
-    client
-        .get_named_cookie("fg_session")
-        .await
-        .expect("the session cookie")
-        .value()
-        .to_string()
-}
-
-/// A page's status and text with a session cookie.
-async fn fetch(base: &str, path: &str, session: &str) -> (u16, String) {
-    let r = reqwest::Client::new()
-        .get(format!("{base}{path}"))
-        .header("cookie", format!("fg_session={session}"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    (r.status().as_u16(), r.text().await.unwrap_or_default())
-}
-
-/// The outside URLs in `text` (the vendored files' licence banners `/*! … */` aside).
-fn outside_urls(text: &str) -> Vec<String> {
-    let mut rest = text.to_string();
-    while let Some(start) = rest.find("/*!") {
-        let end = rest[start..]
-            .find("*/")
-            .map_or(rest.len(), |e| start + e + 2);
-        rest.replace_range(start..end, "");
-    }
-    let mut found = Vec::new();
-    for scheme in ["http://", "https://", "//cdn", "ws://", "wss://"] {
-        let mut at = 0;
-        while let Some(i) = rest[at..].find(scheme) {
-            let s = at + i;
-            found.push(rest[s..(s + 60).min(rest.len())].to_string());
-            at = s + scheme.len();
-        }
-    }
-    found
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_ui_in_a_real_browser() {
@@ -548,16 +395,4 @@ async fn screenshots() {
 fn futures_block(gateway: &Gateway) -> usize {
     let handle = tokio::runtime::Handle::current();
     tokio::task::block_in_place(|| handle.block_on(gateway.episodes("open=true"))).len()
-}
-
-async fn shot(client: &Client, path: &Path) {
-    // Times and ages are rewritten by app.js on DOMContentLoaded: wait for the document.
-    client
-        .wait()
-        .at_most(ELEMENT)
-        .for_element(Locator::Css("body"))
-        .await
-        .expect("a page");
-    let png = client.screenshot().await.expect("a screenshot");
-    std::fs::write(path, png).expect("write the screenshot");
 }

@@ -61,8 +61,9 @@ pub async fn run(
     let mut sweep = tokio::time::interval(Duration::from_secs(1));
     // Delivery marks being journaled; waited for before exiting.
     let mut marks = tokio::task::JoinSet::new();
+    let mut recent = Recent::default();
     loop {
-        let batch: Vec<Outgoing> = tokio::select! {
+        let mut batch: Vec<Outgoing> = tokio::select! {
             biased;
             () = cancel.cancelled() => break,
             Some(o) = queue.recv() => {
@@ -90,6 +91,7 @@ pub async fn run(
                         Vec::new()
                     }
                 };
+                recent.forget_before(now_ms().saturating_sub(RECENT_MS));
                 let webhooks_only = kind == NotifyChannel::Webhook;
                 due
                     .into_iter()
@@ -109,6 +111,12 @@ pub async fn run(
             }
             Some(_) = marks.join_next() => continue,
         };
+        // The same notification from the hand-off and the sweep (its delivery mark not yet
+        // committed when the sweep read the outbox) goes out once.
+        batch.retain(|o| !recent.sent(o.id));
+        if batch.is_empty() {
+            continue;
+        }
         // Webhook retries stop once a person has acknowledged the episode's ticket.
         let tickets = webhook_tickets(&store, &batch).await;
         let sent =
@@ -126,6 +134,7 @@ pub async fn run(
             .map(|((o, sent), ticket)| match sent {
                 None => stop_webhook(o, ticket, &metrics),
                 Some((channel, Ok(()))) => {
+                    recent.delivered(o.id, now_ms());
                     metrics.alert(channel, AlertResult::Ok);
                     if o.alert.what == AlertKind::Opened && o.channel == NotifyChannel::Mqtt {
                         // From the message's arrival (the episode's start) to the alert's send.
@@ -210,6 +219,32 @@ fn shown_target(o: &Outgoing) -> String {
     }
 }
 
+/// How long a notifier remembers an alert it delivered: far longer than its delivery mark takes
+/// to commit, so neither the sweep nor a late hand-off sends it a second time. (A mark lost to
+/// a crash or a failed commit still means one more send, by design: at least once.)
+const RECENT_MS: u64 = 60_000;
+
+/// The notifications a notifier delivered lately, by outbox id, with when.
+#[derive(Debug, Default)]
+struct Recent(std::collections::HashMap<i64, u64>);
+
+impl Recent {
+    /// Whether `id` was delivered lately.
+    fn sent(&self, id: i64) -> bool {
+        self.0.contains_key(&id)
+    }
+
+    /// `id` was delivered at `at_ms`.
+    fn delivered(&mut self, id: i64, at_ms: u64) {
+        self.0.insert(id, at_ms);
+    }
+
+    /// Forgets what was delivered before `cutoff_ms`.
+    fn forget_before(&mut self, cutoff_ms: u64) {
+        self.0.retain(|_, at| *at >= cutoff_ms);
+    }
+}
+
 /// Alerts a notifier sends together at most.
 const NOTIFY_BATCH: usize = 256;
 
@@ -242,5 +277,22 @@ async fn deliver(
                 .await
                 .map_err(|e| e.to_string()),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivered_notification_is_skipped_until_forgotten() {
+        let mut r = Recent::default();
+        assert!(!r.sent(7));
+        r.delivered(7, 1_000);
+        r.delivered(8, 5_000);
+        assert!(r.sent(7) && r.sent(8));
+        r.forget_before(2_000);
+        assert!(!r.sent(7), "forgotten after the window");
+        assert!(r.sent(8));
     }
 }

@@ -22,6 +22,10 @@ pub enum Outcome {
         retry_after: Option<Duration>,
         /// Why, for the status endpoint and the log.
         reason: String,
+        /// The request went out and no answer came (a timeout, the connection lost
+        /// mid-request): the server may hold the batch already, and sending it again makes a
+        /// duplicate unless the server deduplicates (docs/tsdb.md, "Exactly once, precisely").
+        unconfirmed: bool,
     },
     /// The server refuses the data itself (400, 422): dead-letter it, go on with the rest.
     Reject {
@@ -46,6 +50,7 @@ pub fn classify(status: u16, retry_after: Option<&str>, body: &str, now: SystemT
         _ => Outcome::Retry {
             retry_after: retry_after.and_then(|v| parse_retry_after(v, now)),
             reason: format!("HTTP {status}: {}", reason_of(body)),
+            unconfirmed: false,
         },
     }
 }
@@ -205,12 +210,13 @@ mod tests {
             classify(429, Some("3"), "slow down", now),
             Outcome::Retry {
                 retry_after: Some(Duration::from_secs(3)),
-                reason: "HTTP 429: slow down".into()
+                reason: "HTTP 429: slow down".into(),
+                unconfirmed: false,
             }
         );
         assert!(matches!(
             classify(401, None, r#"{"message":"unauthorized access"}"#, now),
-            Outcome::Retry { retry_after: None, reason } if reason == "HTTP 401: unauthorized access"
+            Outcome::Retry { retry_after: None, reason, .. } if reason == "HTTP 401: unauthorized access"
         ));
         assert!(matches!(
             classify(503, Some("junk"), "", now),

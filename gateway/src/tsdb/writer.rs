@@ -59,7 +59,8 @@ impl WriteApi {
     }
 
     /// POSTs line protocol; the outcome for its batch. A transport failure (refused, timeout)
-    /// is a [`Outcome::Retry`].
+    /// is a [`Outcome::Retry`], `unconfirmed` when the request had gone out (the server may
+    /// hold the batch).
     pub async fn write(&self, line_protocol: &[u8]) -> Outcome {
         let mut req = self
             .client
@@ -85,6 +86,7 @@ impl WriteApi {
                 return Outcome::Retry {
                     retry_after: None,
                     reason: format!("no answer from {}: {}", self.url, error_chain(&e)),
+                    unconfirmed: !e.is_connect(),
                 };
             }
         };
@@ -210,7 +212,17 @@ pub async fn run(
             Outcome::Retry {
                 retry_after,
                 reason,
+                unconfirmed,
             } => {
+                if unconfirmed {
+                    // Said every time: a duplicate in a server without deduplication is
+                    // explained by this line (the tests count them from it).
+                    tracing::warn!(
+                        readings = batch.points.len(),
+                        %reason,
+                        "tsdb: batch unconfirmed, sent again (the server may hold it already)"
+                    );
+                }
                 with_spool(&spool, &stats, |s| Ok(s.release())).await;
                 attempt = attempt.saturating_add(1);
                 let delay =
