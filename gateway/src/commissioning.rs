@@ -148,13 +148,12 @@ pub fn outcome(test: &OpenTest, events: &[SeenEvent], now: UnixMs) -> Option<Out
         e.received_ms >= test.requested_ms
             && match test.kind {
                 TestKind::SelfTest | TestKind::Scheduled => e.kind == "self_test",
-                TestKind::Button => matches!(e.kind.as_str(), "smoke" | "alarm_raised" | "self_test"),
+                TestKind::Button => {
+                    matches!(e.kind.as_str(), "smoke" | "alarm_raised" | "self_test")
+                }
             }
     };
-    let first = events
-        .iter()
-        .filter(answers)
-        .min_by_key(|e| e.received_ms);
+    let first = events.iter().filter(answers).min_by_key(|e| e.received_ms);
     match first {
         Some(e) => Some(Outcome::Answered {
             result: match e.kind.as_str() {
@@ -294,7 +293,9 @@ pub fn self_test_due(
 /// (`since_ms`).
 pub fn overdue(period_ms: u64, last: Option<UnixMs>, since_ms: UnixMs, now: UnixMs) -> bool {
     let from = last.unwrap_or(since_ms);
-    now > from.saturating_add(period_ms).saturating_add(OVERDUE_GRACE_MS)
+    now > from
+        .saturating_add(period_ms)
+        .saturating_add(OVERDUE_GRACE_MS)
 }
 
 #[cfg(test)]

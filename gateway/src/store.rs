@@ -96,7 +96,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use commissioning::{
-    DeviceStatus, DeviceTest, HeartbeatFields, RosterStatus, StatusUpdate, DeviceEvent,
+    DeviceEvent, DeviceStatus, DeviceTest, HeartbeatFields, RosterStatus, StatusUpdate,
 };
 pub use error::StoreError;
 pub use journal::{

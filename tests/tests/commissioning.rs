@@ -8,10 +8,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use firegrid_e2e::{BrokerSetup, Gateway, Sim, WAIT, binary, until, user_add};
-use firegrid_testkit::until_async;
 use firegrid_simulator::provision::Api;
 use firegrid_testkit::Mqtt;
 use firegrid_testkit::mqtt::Login;
+use firegrid_testkit::until_async;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -53,7 +53,10 @@ async fn an_installer_tests_commissioned_devices_and_gets_a_signed_record() {
         "[engine]\nescalation_s = [2, 4, 8]\n",
     )
     .await;
-    let login = gateway.tool_login.clone().expect("the managed broker's login");
+    let login = gateway
+        .tool_login
+        .clone()
+        .expect("the managed broker's login");
     let watcher = Mqtt::connect_with(
         gateway.tools,
         &login.0,
@@ -89,7 +92,12 @@ at_s = 40
 room = "a-1-1-1"
 for_s = 3
 "#;
-    let mut sim = Sim::start(dir.path(), scenario, &gateway, &["--backoff-base-ms", "200"]);
+    let mut sim = Sim::start(
+        dir.path(),
+        scenario,
+        &gateway,
+        &["--backoff-base-ms", "200"],
+    );
     sim.until_connected(2, WAIT).await;
 
     // The installer of cell a-1 takes both devices out of service for commissioning.
@@ -128,14 +136,26 @@ for_s = 3
         "self-test: device→gateway {} ms, gateway→installer {} ms, request→installer {} ms",
         done["device_to_gateway_ms"], done["gateway_to_installer_ms"], done["total_ms"]
     );
-    for k in ["device_ms", "received_ms", "delivered_ms", "total_ms", "gateway_to_installer_ms"] {
+    for k in [
+        "device_ms",
+        "received_ms",
+        "delivered_ms",
+        "total_ms",
+        "gateway_to_installer_ms",
+    ] {
         assert!(done[k].is_i64() || done[k].is_u64(), "{k} measured: {done}");
     }
-    assert!(done["gateway_to_installer_ms"].as_i64() >= Some(0), "{done}");
+    assert!(
+        done["gateway_to_installer_ms"].as_i64() >= Some(0),
+        "{done}"
+    );
     let said = watcher
-        .wait_for("the self-test result on the installer's topic", INSTALLER_TOPIC, WAIT, |m| {
-            m.json()["test"]["id"].as_i64() == Some(id)
-        })
+        .wait_for(
+            "the self-test result on the installer's topic",
+            INSTALLER_TOPIC,
+            WAIT,
+            |m| m.json()["test"]["id"].as_i64() == Some(id),
+        )
         .await;
     assert_eq!(said.json()["test"]["result"], "passed");
 
@@ -151,10 +171,15 @@ for_s = 3
         .expect("the test");
     let button = asked["id"].as_i64().expect("its id");
     let alarm = watcher
-        .wait_for("the smoke test alarm on the installer's topic", INSTALLER_TOPIC, WAIT, |m| {
-            let v = m.json();
-            v["alert"]["device"] == "a-1-1-1-s" && v["alert"]["what"] == "opened"
-        })
+        .wait_for(
+            "the smoke test alarm on the installer's topic",
+            INSTALLER_TOPIC,
+            WAIT,
+            |m| {
+                let v = m.json();
+                v["alert"]["device"] == "a-1-1-1-s" && v["alert"]["what"] == "opened"
+            },
+        )
         .await
         .json();
     assert_eq!(alarm["alert"]["test"], true, "{alarm}");
@@ -174,10 +199,15 @@ for_s = 3
     // The smoke ends after 3 s, past the first escalation step: by its `ended` alert any
     // escalation or worker delivery of the episode would have been sent.
     watcher
-        .wait_for("the smoke test's end on the installer's topic", INSTALLER_TOPIC, WAIT, |m| {
-            let v = m.json();
-            v["alert"]["device"] == "a-1-1-1-s" && v["alert"]["what"] == "ended"
-        })
+        .wait_for(
+            "the smoke test's end on the installer's topic",
+            INSTALLER_TOPIC,
+            WAIT,
+            |m| {
+                let v = m.json();
+                v["alert"]["device"] == "a-1-1-1-s" && v["alert"]["what"] == "ended"
+            },
+        )
         .await;
     let to_worker: Vec<Value> = watcher
         .received(WORKER_TOPIC)
@@ -185,13 +215,19 @@ for_s = 3
         .map(firegrid_testkit::Received::json)
         .filter(|v| v["alert"]["device"] == "a-1-1-1-s")
         .collect();
-    assert!(to_worker.is_empty(), "the grid worker was paged: {to_worker:?}");
+    assert!(
+        to_worker.is_empty(),
+        "the grid worker was paged: {to_worker:?}"
+    );
     let on_cell_topic = watcher
         .alerts()
         .into_iter()
         .filter(|a| a["device"] == "a-1-1-1-s")
         .collect::<Vec<_>>();
-    assert!(on_cell_topic.is_empty(), "on the cell's alert topic: {on_cell_topic:?}");
+    assert!(
+        on_cell_topic.is_empty(),
+        "on the cell's alert topic: {on_cell_topic:?}"
+    );
     let escalated = watcher
         .received(INSTALLER_TOPIC)
         .iter()
@@ -228,7 +264,9 @@ for_s = 3
     // 3. The record: issued with the measured latencies, verified by the binary.
     let client = reqwest::Client::new();
     let answer = client
-        .post(format!("{base}/api/v1/devices/a-1-1-1-s/commissioning-record"))
+        .post(format!(
+            "{base}/api/v1/devices/a-1-1-1-s/commissioning-record"
+        ))
         .bearer_auth(&token)
         .send()
         .await
@@ -236,14 +274,20 @@ for_s = 3
     assert_eq!(answer.status(), 201);
     let file_bytes = answer.bytes().await.expect("the record file").to_vec();
     let record: Value = serde_json::from_slice(&file_bytes).expect("JSON");
-    let tests = record["record"]["tests"].as_array().cloned().unwrap_or_default();
+    let tests = record["record"]["tests"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(tests.len(), 1, "{record}");
     assert_eq!(tests[0]["result"], "alarm");
     assert!(tests[0]["total_ms"].as_i64() > Some(0), "{record}");
     assert!(tests[0]["device_to_gateway_ms"].is_i64(), "{record}");
     assert_eq!(record["record"]["installer"], "li.inst");
     assert_eq!(record["record"]["binding"]["grid_id"], "a-1");
-    assert!(record["record"]["device"]["firmware"].is_string(), "{record}");
+    assert!(
+        record["record"]["device"]["firmware"].is_string(),
+        "{record}"
+    );
     let file = dir.path().join("record.json");
     std::fs::write(&file, &file_bytes).expect("write the record");
     let data_dir = dir.path().join("data");
@@ -257,7 +301,10 @@ for_s = 3
     let (code, said) = verify(&file, &["--key", &key]);
     assert_eq!(code, 0, "{said}");
     let downloaded = client
-        .get(format!("{base}/api/v1/commissioning-records/{}", record["record"]["id"]))
+        .get(format!(
+            "{base}/api/v1/commissioning-records/{}",
+            record["record"]["id"]
+        ))
         .bearer_auth(&token)
         .send()
         .await

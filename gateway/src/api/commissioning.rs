@@ -182,7 +182,13 @@ pub(crate) async fn request_test(
         let now = now_ms();
         s.set_installer(&d, c.user(), now).map_err(store_err)?;
         let tid = s
-            .add_test(&d, body.kind, Some(c.user()), now, now.saturating_add(timeout))
+            .add_test(
+                &d,
+                body.kind,
+                Some(c.user()),
+                now,
+                now.saturating_add(timeout),
+            )
             .map_err(store_err)?;
         s.audit(
             c.user(),
@@ -262,7 +268,10 @@ pub(super) async fn issue_record(
     Ok((
         StatusCode::CREATED,
         [
-            (header::LOCATION, format!("/api/v1/commissioning-records/{rid}")),
+            (
+                header::LOCATION,
+                format!("/api/v1/commissioning-records/{rid}"),
+            ),
             (header::CONTENT_TYPE, "application/json".to_owned()),
         ],
         file,
@@ -294,14 +303,14 @@ pub(crate) async fn issue(
                 "device {id} is neither commissioned nor in service: nothing to certify"
             )));
         }
-        let (installer, since) = s
-            .installer_of(id.as_str())
-            .map_err(store_err)?
-            .ok_or_else(|| {
-                ApiError::conflict(format!(
-                    "device {id} has no installer: put it in commissioned and run a test first"
-                ))
-            })?;
+        let (installer, since) =
+            s.installer_of(id.as_str())
+                .map_err(store_err)?
+                .ok_or_else(|| {
+                    ApiError::conflict(format!(
+                        "device {id} has no installer: put it in commissioned and run a test first"
+                    ))
+                })?;
         let tests: Vec<TestEntry> = s
             .tests_of(id.as_str(), since)
             .map_err(store_err)?
@@ -389,7 +398,11 @@ fn entry(t: DeviceTest) -> TestEntry {
 }
 
 /// The record file `rid` if its device lies in the caller's scope.
-pub(crate) fn record_file(s: &Store, caller: &Caller, rid: i64) -> Result<(String, Vec<u8>), ApiError> {
+pub(crate) fn record_file(
+    s: &Store,
+    caller: &Caller,
+    rid: i64,
+) -> Result<(String, Vec<u8>), ApiError> {
     let (device, file) = s
         .record_file(rid)
         .map_err(store_err)?
@@ -524,7 +537,9 @@ fn row(d: &Device, r: Option<&RosterStatus>) -> RosterRow {
         config_wanted: wanted,
         config_current: s.and_then(|s| s.config_version) == Some(wanted),
         last_self_test_ms: r.and_then(|r| r.last_self_test.as_ref()).map(|t| t.0),
-        last_self_test: r.and_then(|r| r.last_self_test.as_ref()).map(|t| t.1.clone()),
+        last_self_test: r
+            .and_then(|r| r.last_self_test.as_ref())
+            .map(|t| t.1.clone()),
     }
 }
 
@@ -610,7 +625,11 @@ pub(super) async fn overdue_self_tests(
     let section = state.commissioning.section.clone();
     let now = now_ms();
     let rows = run(&state, move |s| {
-        let area = q.area.as_deref().map(|a| query_area("area", a)).transpose()?;
+        let area = q
+            .area
+            .as_deref()
+            .map(|a| query_area("area", a))
+            .transpose()?;
         if let Some(a) = &area {
             check_area(s, &caller, &format!("area {a}"), Some(a))?;
         }

@@ -10,8 +10,8 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 use super::access::{Roles, Rule};
 use super::resource::{create, delete as remove, get as one, list, update};
 use super::{
-    ApiState, circuits as ci, commissioning as k, credentials as c, devices as d, episodes as e, hazards as z,
-    history as h, live, registry as r, users as u,
+    ApiState, circuits as ci, commissioning as k, credentials as c, devices as d, episodes as e,
+    hazards as z, history as h, live, registry as r, users as u,
 };
 use crate::access::Role::{Admin, GridWorker, Installer, Operator, Utility};
 use crate::store::{AreaFields, CircuitFields, DeviceFields, RoomFields, SiteFields, WorkerFields};

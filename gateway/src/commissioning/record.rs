@@ -249,7 +249,7 @@ pub fn latencies(
     received_ms: Option<UnixMs>,
     delivered_ms: Option<UnixMs>,
 ) -> (Option<i64>, Option<i64>, Option<i64>) {
-    let diff = |a: UnixMs, b: UnixMs| i64::try_from(a).ok()? .checked_sub(i64::try_from(b).ok()?);
+    let diff = |a: UnixMs, b: UnixMs| i64::try_from(a).ok()?.checked_sub(i64::try_from(b).ok()?);
     (
         received_ms.zip(device_ms).and_then(|(r, d)| diff(r, d)),
         delivered_ms.zip(received_ms).and_then(|(d, r)| diff(d, r)),

@@ -105,7 +105,10 @@ async fn look(w: &Watch) -> Result<usize, String> {
             _ => None,
         };
         let id = t.id;
-        blocking(&w.store, move |s| s.finish_test(id, &o, delivered, now_ms())).await?;
+        blocking(&w.store, move |s| {
+            s.finish_test(id, &o, delivered, now_ms())
+        })
+        .await?;
         tracing::info!(test = t.id, device = %t.device, kind = t.kind.as_str(), "device test finished");
     }
     Ok(open)
@@ -155,7 +158,10 @@ async fn tell_installer(w: &Watch, t: &OpenTest, user: &str, o: &Outcome) -> Opt
     {
         Ok(()) => Some(now_ms()),
         Err(e) => {
-            tracing::warn!(test = t.id, "test result not delivered to the installer: {e}");
+            tracing::warn!(
+                test = t.id,
+                "test result not delivered to the installer: {e}"
+            );
             None
         }
     }
@@ -173,11 +179,16 @@ async fn schedule(w: &Watch) -> Result<(), String> {
         let now = now_ms();
         let d = id.clone();
         blocking(&w.store, move |s| {
-            s.add_test(&d, TestKind::Scheduled, None, now, now.saturating_add(timeout))
+            s.add_test(
+                &d,
+                TestKind::Scheduled,
+                None,
+                now,
+                now.saturating_add(timeout),
+            )
         })
         .await?;
-        if w
-            .control
+        if w.control
             .send(Control::Command(id, Action::SelfTest))
             .await
             .is_err()
@@ -216,8 +227,17 @@ fn due_devices(
                     continue;
                 };
                 let key = d.id.to_string();
-                let last_result = last.get(&key).and_then(|r| r.last_self_test.as_ref()).map(|t| t.0);
-                if super::self_test_due(period, last_result, asked.get(&key).copied(), d.created_ms, now) {
+                let last_result = last
+                    .get(&key)
+                    .and_then(|r| r.last_self_test.as_ref())
+                    .map(|t| t.0);
+                if super::self_test_due(
+                    period,
+                    last_result,
+                    asked.get(&key).copied(),
+                    d.created_ms,
+                    now,
+                ) {
                     out.push(d.id.clone());
                     if out.len() >= SCHEDULE_BATCH {
                         return Ok(out);

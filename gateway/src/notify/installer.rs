@@ -42,7 +42,10 @@ pub fn to_installer(
             en: format!("Commissioning test: {en}"),
         },
         link: None,
-        text: format!("【调试测试 / commissioning test】\n{}", text(alert, place, None)),
+        text: format!(
+            "【调试测试 / commissioning test】\n{}",
+            text(alert, place, None)
+        ),
     };
     vec![NewDelivery {
         notification_id,
@@ -76,7 +79,14 @@ mod tests {
 
     #[test]
     fn a_test_alert_goes_to_the_installer_alone() {
-        let d = to_installer(5, &alert(true), &Place::default(), Some("wang"), Some("grid-7"), 9);
+        let d = to_installer(
+            5,
+            &alert(true),
+            &Place::default(),
+            Some("wang"),
+            Some("grid-7"),
+            9,
+        );
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].target, "firegrid/v1/people/grid-7/installer/wang");
         assert_eq!(d[0].worker_id, INSTALLER);
@@ -84,7 +94,9 @@ mod tests {
         assert_eq!(body["alert"]["test"], true);
         assert_eq!(body["worker"]["name"], "wang");
         // No installer known: nobody is paged.
-        assert!(to_installer(5, &alert(true), &Place::default(), None, Some("grid-7"), 9).is_empty());
+        assert!(
+            to_installer(5, &alert(true), &Place::default(), None, Some("grid-7"), 9).is_empty()
+        );
     }
 
     #[test]
@@ -96,7 +108,10 @@ mod tests {
         // The workers' fan-out sends a test alert nowhere (not even the area tree topic).
         let settings = PeopleSettings::default();
         let tree = Some("firegrid/v1/area/grid-7");
-        assert_eq!(fan_out(5, &alert(false), &Place::default(), &[], tree, &settings, 9).len(), 1);
+        assert_eq!(
+            fan_out(5, &alert(false), &Place::default(), &[], tree, &settings, 9).len(),
+            1
+        );
         assert!(fan_out(5, &alert(true), &Place::default(), &[], tree, &settings, 9).is_empty());
     }
 }

@@ -407,13 +407,22 @@ impl Planner {
 
     /// One notification per channel of `alert` (MQTT, each webhook), into `notify` and the
     /// plan's alerts.
-    fn queue_alert(&self, mut alert: Alert, now: UnixMs, plan: &mut Plan, notify: &mut Vec<JournalOp>) {
+    fn queue_alert(
+        &self,
+        mut alert: Alert,
+        now: UnixMs,
+        plan: &mut Plan,
+        notify: &mut Vec<JournalOp>,
+    ) {
         {
             // A commissioned device's alert is its installer's (the people fan-out finds
             // them): not on the area's topic, not to the webhooks.
             alert.test = self.audience_of(&alert.device) == Audience::Installer;
             let (topic, webhooks) = if alert.test {
-                (format!("firegrid/v1/commissioning/{}", alert.device), &[][..])
+                (
+                    format!("firegrid/v1/commissioning/{}", alert.device),
+                    &[][..],
+                )
             } else {
                 (alert.topic(), self.webhooks.as_slice())
             };

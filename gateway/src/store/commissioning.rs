@@ -224,7 +224,12 @@ impl Store {
     ///
     /// # Errors
     /// A database error.
-    pub fn set_installer(&self, device: &DeviceId, user: &str, now: UnixMs) -> Result<(), StoreError> {
+    pub fn set_installer(
+        &self,
+        device: &DeviceId,
+        user: &str,
+        now: UnixMs,
+    ) -> Result<(), StoreError> {
         self.write_journal(|c| {
             c.execute(
                 "INSERT INTO commissioning (device_id, installer, since_ms) VALUES (?1, ?2, ?3) \
@@ -267,7 +272,13 @@ impl Store {
             c.execute(
                 "INSERT INTO device_tests (device_id, kind, installer, requested_ms, deadline_ms) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![device.as_str(), kind.as_str(), installer, requested_ms, deadline_ms],
+                params![
+                    device.as_str(),
+                    kind.as_str(),
+                    installer,
+                    requested_ms,
+                    deadline_ms
+                ],
             )?;
             Ok(c.last_insert_rowid())
         })
@@ -316,7 +327,11 @@ impl Store {
     ///
     /// # Errors
     /// A database error.
-    pub fn events_for_tests(&self, device: &str, since_ms: UnixMs) -> Result<Vec<SeenEvent>, StoreError> {
+    pub fn events_for_tests(
+        &self,
+        device: &str,
+        since_ms: UnixMs,
+    ) -> Result<Vec<SeenEvent>, StoreError> {
         self.read(|c| {
             let mut s = c.prepare_cached(
                 "SELECT kind, body, device_time_ms, received_ms FROM events WHERE device = ?1 \

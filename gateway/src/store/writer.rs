@@ -307,7 +307,10 @@ impl ReadingsWriter {
                         return;
                     }
                     if let Err(e) = store.record_statuses(statuses) {
-                        tracing::warn!(devices = statuses.len(), "device statuses not recorded: {e}");
+                        tracing::warn!(
+                            devices = statuses.len(),
+                            "device statuses not recorded: {e}"
+                        );
                     }
                     statuses.clear();
                 };

@@ -400,7 +400,11 @@ pub(super) async fn devices(
 /// The API's name of an enum value (`in_service`).
 /// The roster's cells of a device: online, last seen, battery, signal, firmware, configuration
 /// in force / wanted, last self-test.
-fn roster_cells(lang: Lang, d: &crate::store::Device, r: Option<&crate::store::RosterStatus>) -> Markup {
+fn roster_cells(
+    lang: Lang,
+    d: &crate::store::Device,
+    r: Option<&crate::store::RosterStatus>,
+) -> Markup {
     let s = r.and_then(|r| r.status.as_ref());
     let wanted = i64::from(d.fields.config.version);
     let in_force = s.and_then(|s| s.config_version);

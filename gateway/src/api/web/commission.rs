@@ -232,7 +232,12 @@ pub(super) async fn record(
     }
 }
 
-async fn signed(state: &ApiState, caller: Caller, lang: Lang, id: &PathId) -> Result<(i64, String, Vec<u8>), Response> {
+async fn signed(
+    state: &ApiState,
+    caller: Caller,
+    lang: Lang,
+    id: &PathId,
+) -> Result<(i64, String, Vec<u8>), Response> {
     let rid = id
         .number("commissioning record")
         .map_err(|e| layout::error_page(lang, e.status(), e.message()))?;
@@ -315,5 +320,13 @@ pub(super) async fn record_page(
             }
         }
     };
-    layout::page(lang, &caller, &session.csrf, "/install", lang.c(C::Record), &body).into_response()
+    layout::page(
+        lang,
+        &caller,
+        &session.csrf,
+        "/install",
+        lang.c(C::Record),
+        &body,
+    )
+    .into_response()
 }

@@ -56,9 +56,15 @@ fn latencies_are_differences_of_the_known_times() {
         latencies(1_000, Some(1_050), Some(1_080), Some(1_095)),
         (Some(30), Some(15), Some(95))
     );
-    assert_eq!(latencies(1_000, None, Some(1_080), None), (None, None, None));
+    assert_eq!(
+        latencies(1_000, None, Some(1_080), None),
+        (None, None, None)
+    );
     // A device clock ahead of the gateway's gives a negative first leg, not a wrap.
-    assert_eq!(latencies(1_000, Some(1_100), Some(1_080), None).0, Some(-20));
+    assert_eq!(
+        latencies(1_000, Some(1_100), Some(1_080), None).0,
+        Some(-20)
+    );
 }
 
 #[test]

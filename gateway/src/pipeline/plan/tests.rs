@@ -563,7 +563,10 @@ fn a_commissioned_devices_alarm_is_its_installers_test_and_never_escalates() {
     };
     // The test alert: one, on the device's commissioning topic (the people fan-out sends it to
     // the installer alone), not on the cell's alert topic, not to the webhooks.
-    assert_eq!(of("d2"), [(true, "firegrid/v1/commissioning/d2".to_owned())]);
+    assert_eq!(
+        of("d2"),
+        [(true, "firegrid/v1/commissioning/d2".to_owned())]
+    );
     assert_eq!(
         of("d1"),
         [
@@ -626,7 +629,12 @@ fn statuses_are_coalesced_per_device_and_batch() {
     assert_eq!((s.seen_ms, s.online), (T0, Some(true)));
     let h = s.heartbeat.as_ref().expect("the heartbeat");
     assert_eq!(
-        (h.firmware.as_str(), h.signal_dbm, h.battery_mv, h.config_version),
+        (
+            h.firmware.as_str(),
+            h.signal_dbm,
+            h.battery_mv,
+            h.config_version
+        ),
         ("0.2.1", Some(-71), Some(2950), 3)
     );
     // A refused message (unknown device) says nothing of a status.

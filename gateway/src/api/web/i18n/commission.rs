@@ -77,9 +77,13 @@ impl C {
             Self::Online => "在线",
             Self::Offline => "离线",
             Self::Unknown => "未知",
-            Self::VerifyHow => "校验：firegrid record verify 文件 --key 公钥（公钥见 /api/v1/commissioning/key）",
+            Self::VerifyHow => {
+                "校验：firegrid record verify 文件 --key 公钥（公钥见 /api/v1/commissioning/key）"
+            }
             Self::Signature => "签名 (Ed25519)",
-            Self::NotCommissioned => "设备处于调试状态时才能测试；测试报警只发给安装人员，不通知网格员。",
+            Self::NotCommissioned => {
+                "设备处于调试状态时才能测试；测试报警只发给安装人员，不通知网格员。"
+            }
         }
     }
 
@@ -117,9 +121,13 @@ impl C {
             Self::Online => "online",
             Self::Offline => "offline",
             Self::Unknown => "unknown",
-            Self::VerifyHow => "Verify: firegrid record verify FILE --key PUBLIC_KEY (the key: /api/v1/commissioning/key)",
+            Self::VerifyHow => {
+                "Verify: firegrid record verify FILE --key PUBLIC_KEY (the key: /api/v1/commissioning/key)"
+            }
             Self::Signature => "Signature (Ed25519)",
-            Self::NotCommissioned => "Tests run while the device is commissioned; test alarms go to the installer only, not to the grid worker.",
+            Self::NotCommissioned => {
+                "Tests run while the device is commissioned; test alarms go to the installer only, not to the grid worker."
+            }
         }
     }
 }
