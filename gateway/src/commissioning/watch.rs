@@ -1,6 +1,6 @@
 //! The tests' shell: finds each open test's answer in the journal ([`outcome`]), tells the
 //! installer on their topic and stores the test's times; and sends scheduled self-tests
-//! ([`self_test_due`]). Off the alarm path: it reads what the journal committed.
+//! ([`self_test_due`](super::self_test_due)). Off the alarm path: it reads what the journal committed.
 //!
 //! While tests are open it looks every [`LOOK_EVERY`] (woken at once when one is asked for),
 //! so the gateway → installer latency it measures includes at most that much of waiting;
