@@ -1855,6 +1855,7 @@ async fn a_device_import_is_all_or_nothing_with_each_refusal_named() {
 }
 
 mod access;
+mod commissioning;
 /// A device's MQTT credential: issued once at registration, rotated (the old one stops
 /// verifying), revoked, revoked again by decommissioning, and never shown by a read.
 #[tokio::test]
