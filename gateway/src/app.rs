@@ -519,7 +519,9 @@ fn broker_accounts(store: Store) -> impl Fn() -> Result<Vec<Account>, String> + 
             let grant = match (t.role, &t.area_id) {
                 (Role::Admin, _) => Grant::Monitor,
                 (Role::Operator, None) => Grant::AllAlerts,
-                (Role::Operator | Role::GridWorker, Some(area)) => {
+                // Installers too: a commissioned device's test alarms come on their topic
+                // under the cell's people topics (crate::commissioning).
+                (Role::Operator | Role::GridWorker | Role::Installer, Some(area)) => {
                     if !subtrees.contains_key(area) {
                         let ids = store.subtree(area).map_err(err)?;
                         subtrees.insert(area.clone(), ids);

@@ -168,6 +168,21 @@ pub fn outcome(test: &OpenTest, events: &[SeenEvent], now: UnixMs) -> Option<Out
     }
 }
 
+/// How many heartbeat intervals without news make the roster show a device offline (its last
+/// status may still say online: a device that lost power sends no will when its broker session
+/// lingers).
+pub const ROSTER_OFFLINE_HEARTBEATS: u64 = 3;
+
+/// Whether the roster shows a device online at `now`: its last status (`said`), unless nothing
+/// was heard of it for [`ROSTER_OFFLINE_HEARTBEATS`] heartbeat intervals.
+pub fn online(said: Option<bool>, seen_ms: UnixMs, heartbeat_s: u32, now: UnixMs) -> Option<bool> {
+    let quiet = u64::from(heartbeat_s) * 1000 * ROSTER_OFFLINE_HEARTBEATS;
+    match said {
+        Some(true) if now > seen_ms.saturating_add(quiet) => Some(false),
+        other => other,
+    }
+}
+
 /// `[commissioning]`: tests, their time-out and the self-test schedule.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -454,7 +454,15 @@ impl Pipeline {
                 let Ok(Some(d)) = self.device(&id).await else {
                     return;
                 };
+                let was = self.planner.known(&id).map(|k| k.state);
                 self.planner.set_known(&id, Some(&d));
+                // Put in service after commissioning: what is still open goes to the workers.
+                if was == Some(DeviceState::Commissioned)
+                    && d.fields.state == DeviceState::InService
+                {
+                    let announce = self.planner.announce_in_service(&id, now);
+                    self.execute(announce, Vec::new(), now).await;
+                }
                 if let Some(grid) = &d.fields.grid_id
                     && !self.planner.knows_area(grid)
                 {

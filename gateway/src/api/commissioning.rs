@@ -520,7 +520,7 @@ pub(crate) struct RosterRow {
     pub(crate) last_self_test: Option<String>,
 }
 
-fn row(d: &Device, r: Option<&RosterStatus>) -> RosterRow {
+fn row(d: &Device, r: Option<&RosterStatus>, now: UnixMs) -> RosterRow {
     let s = r.and_then(|r| r.status.as_ref());
     let wanted = i64::from(d.fields.config.version);
     RosterRow {
@@ -528,7 +528,14 @@ fn row(d: &Device, r: Option<&RosterStatus>) -> RosterRow {
         kind: d.fields.kind,
         state: d.fields.state,
         grid_id: d.fields.grid_id.as_ref().map(ToString::to_string),
-        online: s.and_then(|s| s.online),
+        online: s.and_then(|s| {
+            crate::commissioning::online(
+                s.online,
+                s.seen_ms,
+                d.fields.config.heartbeat_interval_s,
+                now,
+            )
+        }),
         last_seen_ms: s.map(|s| s.seen_ms),
         battery_mv: s.and_then(|s| s.battery_mv),
         signal_dbm: s.and_then(|s| s.signal_dbm),
@@ -574,7 +581,7 @@ pub(crate) fn roster_rows(
     let statuses = s.roster_statuses(&ids).map_err(store_err)?;
     Ok(devices
         .iter()
-        .map(|d| row(d, statuses.get(d.id.as_str())))
+        .map(|d| row(d, statuses.get(d.id.as_str()), now_ms()))
         .collect())
 }
 
@@ -659,7 +666,7 @@ pub(super) async fn overdue_self_tests(
                     let last = r.and_then(|r| r.last_self_test.as_ref()).map(|t| t.0);
                     if overdue(period, last, d.created_ms, now) {
                         out.push(OverdueRow {
-                            device: row(d, r),
+                            device: row(d, r, now),
                             period_days: period / 86_400_000,
                             due_ms: last.unwrap_or(d.created_ms).saturating_add(period),
                         });

@@ -111,3 +111,11 @@ fn the_section_names_only_known_kinds() {
     s.self_test_days.insert("toaster".to_owned(), 1);
     assert!(s.validate().unwrap_err().contains("toaster"));
 }
+
+#[test]
+fn the_roster_calls_a_silent_device_offline_after_three_heartbeats() {
+    assert_eq!(online(Some(true), 1_000, 60, 181_000), Some(true));
+    assert_eq!(online(Some(true), 1_000, 60, 181_001), Some(false));
+    assert_eq!(online(Some(false), 1_000, 60, 2_000), Some(false));
+    assert_eq!(online(None, 0, 60, 1), None);
+}

@@ -150,6 +150,8 @@ pub struct Planner {
     /// The sequence number of each device's latest status: a status seen again (it is
     /// retained, and redelivered when the gateway reconnects) is not counted twice.
     statuses: HashMap<DeviceId, Seq>,
+    /// The held episodes whose condition has ended (still held while they escalate).
+    ended: HashSet<EpisodeId>,
 }
 
 impl Planner {
@@ -162,11 +164,13 @@ impl Planner {
         open: impl IntoIterator<Item = Episode>,
         areas: HashMap<GridId, Option<GridId>>,
     ) -> Self {
-        let episodes = open
-            .into_iter()
-            .filter(|e| engine.holds(e.id))
-            .map(|e| (e.id, alert_of(&e)))
+        let held: Vec<Episode> = open.into_iter().filter(|e| engine.holds(e.id)).collect();
+        let ended = held
+            .iter()
+            .filter(|e| e.ended_ms.is_some())
+            .map(|e| e.id)
             .collect();
+        let episodes = held.iter().map(|e| (e.id, alert_of(e))).collect();
         Self {
             engine,
             known,
@@ -175,7 +179,34 @@ impl Planner {
             webhooks: Vec::new(),
             openings: HashMap::new(),
             statuses: HashMap::new(),
+            ended,
         }
+    }
+
+    /// A device put in service after commissioning: its episodes still open (test alarms so
+    /// far, for the installer) are announced to the workers now, as `opened` alerts — a hazard
+    /// still there when the installer leaves is the grid cell's.
+    pub fn announce_in_service(&mut self, device: &DeviceId, now: UnixMs) -> Plan {
+        let mut plan = Plan::default();
+        if self.audience_of(device.as_str()) != Audience::Workers {
+            return plan;
+        }
+        let mut open: Vec<Alert> = self
+            .episodes
+            .iter()
+            .filter(|(id, a)| a.device == device.as_str() && !self.ended.contains(id))
+            .map(|(_, a)| Alert {
+                sent_ms: now,
+                ..a.clone()
+            })
+            .collect();
+        open.sort_by_key(|a| a.episode);
+        let mut notify = Vec::new();
+        for alert in open {
+            self.queue_alert(alert, now, &mut plan, &mut notify);
+        }
+        plan.journal.extend(notify);
+        plan
     }
 
     /// Every alert also goes to these webhooks.
@@ -545,7 +576,10 @@ impl Planner {
                 return None;
             }
             Output::Escalated { id, level } => (*id, AlertKind::Escalated, *level),
-            Output::Ended { id } => (*id, AlertKind::Ended, 0),
+            Output::Ended { id } => {
+                self.ended.insert(*id);
+                (*id, AlertKind::Ended, 0)
+            }
         };
         let Some(first) = self.episodes.get(&id) else {
             tracing::warn!(
@@ -588,6 +622,7 @@ impl Planner {
     fn forget_finished(&mut self) {
         let engine = &self.engine;
         self.episodes.retain(|id, _| engine.holds(*id));
+        self.ended.retain(|id| engine.holds(*id));
     }
 }
 

@@ -185,7 +185,7 @@ async fn the_roster_shows_statuses_and_overdue_self_tests_are_listed() {
         .store
         .record_statuses(&[crate::store::StatusUpdate {
             device: did("hz-1"),
-            seen_ms: 5_000,
+            seen_ms: crate::clock::now_ms(),
             online: Some(true),
             heartbeat: Some(crate::store::HeartbeatFields {
                 firmware: "0.2.0".into(),

@@ -410,7 +410,7 @@ fn roster_cells(
     let in_force = s.and_then(|s| s.config_version);
     let dash = |v: Option<String>| v.unwrap_or_else(|| "–".to_owned());
     html! {
-        td.online { @match s.and_then(|s| s.online) {
+        td.online { @match s.and_then(|s| crate::commissioning::online(s.online, s.seen_ms, d.fields.config.heartbeat_interval_s, now_ms())) {
             Some(true) => span.on { (lang.c(C::Online)) },
             Some(false) => span.off { (lang.c(C::Offline)) },
             None => span.muted { (lang.c(C::Unknown)) },

@@ -641,3 +641,62 @@ fn statuses_are_coalesced_per_device_and_batch() {
     let plan = p.plan(vec![leakage("stranger", 1)], &Lookups::default(), T0 + S);
     assert!(plan.statuses.is_empty());
 }
+
+#[test]
+fn a_test_alarm_still_open_when_the_device_goes_in_service_is_announced_to_the_workers() {
+    let mut p = planner();
+    p.plan(vec![leakage("d2", 7)], &Lookups::default(), T0);
+    // Nothing to announce while it is still commissioned.
+    assert!(p.announce_in_service(&dev("d2"), T0 + S).alerts.is_empty());
+    let mut d = crate::store::Device {
+        id: dev("d2"),
+        fields: crate::store::DeviceFields {
+            kind: crate::model::DeviceKind::ElectricalFireMonitor,
+            state: DeviceState::InService,
+            site_id: None,
+            room_id: None,
+            circuit_id: None,
+            grid_id: Some(grid("grid-7")),
+            config: firegrid_protocols::message::Config {
+                version: 1,
+                report_interval_s: 60,
+                heartbeat_interval_s: 60,
+                buzzer: true,
+                relay_trip: false,
+                channels: heapless::Vec::new(),
+            },
+            encoding: WireEncoding::Json,
+            credential_hash: None,
+        },
+        created_ms: T0,
+        updated_ms: T0,
+    };
+    p.set_known(&dev("d2"), Some(&d));
+    let plan = p.announce_in_service(&dev("d2"), T0 + 2 * S);
+    let got: Vec<(AlertKind, bool, String)> = plan
+        .alerts
+        .iter()
+        .map(|o| (o.alert.what, o.alert.test, o.target.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [(
+            AlertKind::Opened,
+            false,
+            "firegrid/v1/alert/grid-7".to_owned()
+        )]
+    );
+    assert_eq!(kinds(&plan), ["notify"]);
+    // An ended one is not announced.
+    p.plan(
+        vec![leakage_cleared("d2", 8)],
+        &Lookups::default(),
+        T0 + 3 * S,
+    );
+    d.fields.state = DeviceState::InService;
+    assert!(
+        p.announce_in_service(&dev("d2"), T0 + 4 * S)
+            .alerts
+            .is_empty()
+    );
+}
