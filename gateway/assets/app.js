@@ -122,8 +122,27 @@
 
   window.addEventListener("load", plots);
 
+  // Commissioning tests (install page): an open test's row reloads itself until answered.
+  function tests() {
+    document.querySelectorAll("tr.test[data-src]").forEach(function (row) {
+      var src = row.getAttribute("data-src");
+      var poll = function () {
+        fetch(src, { credentials: "same-origin" }).then(function (r) { return r.text(); })
+          .then(function (html) {
+            var t = document.createElement("tbody"); t.innerHTML = html;
+            var el = t.firstElementChild; if (!el) return;
+            row.replaceWith(el); row = el; localTimes(el);
+            if (el.hasAttribute("data-src")) { setTimeout(poll, 250); }
+          });
+      };
+      setTimeout(poll, 250);
+    });
+    var print = document.getElementById("print");
+    if (print) print.addEventListener("click", function () { window.print(); });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
-    localTimes(document); ages(document); live();
+    localTimes(document); ages(document); live(); tests();
     setInterval(function () { ages(document); }, 10000);
     var sound = document.getElementById("sound");
     if (sound) sound.addEventListener("click", function () {

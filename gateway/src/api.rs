@@ -80,6 +80,7 @@
 mod access;
 mod channels;
 mod circuits;
+mod commissioning;
 mod credentials;
 mod device_config;
 mod devices;
@@ -249,6 +250,8 @@ pub struct ApiState {
     pub https: bool,
     /// The web UI's refused logins per address (its rate limit).
     pub(crate) web_logins: Arc<web::LoginLimiter>,
+    /// Commissioning: the record-signing key, the test watcher's wake-up, the settings.
+    pub commissioning: crate::commissioning::Desk,
     /// Where photo evidence is kept, and its size limit (`[evidence]`).
     pub evidence: crate::evidence::files::EvidenceDir,
 }
@@ -287,6 +290,7 @@ impl ApiState {
             metrics_open: false,
             https: false,
             web_logins: Arc::default(),
+            commissioning: crate::commissioning::Desk::ephemeral(),
             evidence,
         }
     }

@@ -72,6 +72,9 @@ pub enum AppError {
     /// A Modbus profile or device entry is wrong.
     #[error("modbus: {0}")]
     Modbus(#[from] crate::modbus::ModbusError),
+    /// The record-signing key cannot be read or made.
+    #[error("commissioning: {0}")]
+    Commissioning(String),
     /// The GB/T 26875.3 uplink cannot start.
     #[error("uplink: {0}")]
     Uplink(#[from] crate::uplink::shell::UplinkError),
@@ -430,6 +433,22 @@ pub async fn run(
         config.limits(),
     );
     state.accounts = accounts;
+    // Commissioning: the record-signing key (made on first start), the test watcher.
+    {
+        let key = crate::commissioning::key::load_or_create(&config.data_dir)
+            .map_err(|e| AppError::Commissioning(e.to_string()))?;
+        state.commissioning = crate::commissioning::Desk::new(key, config.commissioning.clone());
+        tasks.spawn(crate::commissioning::watch::run(
+            crate::commissioning::watch::Watch {
+                store: store.clone(),
+                broker: broker.clone(),
+                control: state.control.clone(),
+                section: config.commissioning.clone(),
+                wake: state.commissioning.wake.clone(),
+            },
+            inner.clone(),
+        ));
+    }
     state.workflow = config.tickets.workflow();
     // The pages show each category's acknowledge deadline: the engine's first step of it.
     let engine = config.engine_config();
@@ -508,7 +527,9 @@ fn broker_accounts(store: Store) -> impl Fn() -> Result<Vec<Account>, String> + 
             let grant = match (t.role, &t.area_id) {
                 (Role::Admin, _) => Grant::Monitor,
                 (Role::Operator, None) => Grant::AllAlerts,
-                (Role::Operator | Role::GridWorker, Some(area)) => {
+                // Installers too: a commissioned device's test alarms come on their topic
+                // under the cell's people topics (crate::commissioning).
+                (Role::Operator | Role::GridWorker | Role::Installer, Some(area)) => {
                     if !subtrees.contains_key(area) {
                         let ids = store.subtree(area).map_err(err)?;
                         subtrees.insert(area.clone(), ids);

@@ -236,6 +236,14 @@ rectify_s = { alarm = 259200, fault = 604800, smoke = 86400 }
 verify_margin_pct = 20
 verify_hold_s = 600
 
+[commissioning]
+# Commissioning tests and records, scheduled self-tests (docs/commissioning.md). Every this
+# many days per device kind the gateway sends a device its self-test command (0 or absent:
+# never); the results are kept as the device's events, and a device without one for the
+# period and a day is listed by GET /api/v1/self-tests/overdue.
+self_test_days = { electrical_fire_monitor = 30, smoke_alarm = 30 }
+# A test the installer asks for that gets no answer within this long is recorded as timed out, s.
+test_timeout_s = 120
 [evidence]
 # Notes and photos on tickets (docs/alerts.md): photos are kept in data_dir/evidence, checked
 # by their content (JPEG or PNG only), at most this many bytes each (larger: 413, counted).
@@ -306,6 +314,8 @@ pub struct Config {
     pub uplink: crate::uplink::config::UplinkSection,
     /// The hazard workflow.
     pub tickets: TicketsSection,
+    /// Commissioning tests and scheduled self-tests.
+    pub commissioning: crate::commissioning::CommissioningSection,
     /// Notes and photo evidence on tickets.
     pub evidence: EvidenceSection,
 }
@@ -725,6 +735,7 @@ impl Default for Config {
             modbus: crate::modbus::ModbusConfig::default(),
             uplink: crate::uplink::config::UplinkSection::default(),
             tickets: TicketsSection::default(),
+            commissioning: crate::commissioning::CommissioningSection::default(),
             evidence: EvidenceSection::default(),
         }
     }
@@ -890,6 +901,7 @@ impl Config {
         }
         self.people.check()?;
         self.tickets.check()?;
+        self.commissioning.validate()?;
         if !(1024..=64 * 1024 * 1024).contains(&self.evidence.max_photo_bytes) {
             return Err("[evidence] max_photo_bytes is between 1024 and 67108864".into());
         }

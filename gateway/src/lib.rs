@@ -6,6 +6,7 @@ pub mod app;
 pub mod broker;
 pub mod circuits;
 pub mod clock;
+pub mod commissioning;
 pub mod config;
 pub mod control;
 pub mod disk;

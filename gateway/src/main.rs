@@ -46,6 +46,11 @@ enum Cmd {
         #[command(subcommand)]
         command: ModbusCmd,
     },
+    /// Commissioning records: check one, or print the gateway's public key.
+    Record {
+        #[command(subcommand)]
+        command: RecordCmd,
+    },
     /// The GB/T 26875.3 link to a remote fire-monitoring centre.
     Gb26875 {
         #[command(subcommand)]
@@ -62,6 +67,29 @@ enum Gb26875Cmd {
         /// The protocol variant (see docs/gb26875.md).
         #[arg(long, default_value = "standard")]
         profile: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecordCmd {
+    /// Check a commissioning record file: exit 0 when it is exactly what the gateway signed,
+    /// 1 (and why) when it is not, 2 when the key cannot be had.
+    Verify {
+        /// The record file (as downloaded).
+        file: PathBuf,
+        /// The gateway's public key (base64, as `GET /api/v1/commissioning/key` or `firegrid
+        /// record key` print it).
+        #[arg(long, conflicts_with = "data_dir")]
+        key: Option<String>,
+        /// The gateway's data directory (its key file is read there).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print the public key of the gateway's record-signing key (base64).
+    Key {
+        /// The gateway's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
     },
 }
 
@@ -117,6 +145,7 @@ fn main() -> ExitCode {
         Cmd::Gb26875 {
             command: Gb26875Cmd::Decode { hex, profile },
         } => decode_gb26875(&hex.join(" "), &profile),
+        Cmd::Record { command } => record(command),
         Cmd::Run { config, data_dir } => {
             let mut cfg = match config.as_deref().map(Config::load).transpose() {
                 Ok(c) => c.unwrap_or_default(),
@@ -179,6 +208,75 @@ fn check_tsdb(file: &std::path::Path, cfg: &Config) -> ExitCode {
         Err(e) => {
             eprintln!("{}: {e}", file.display());
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `firegrid record verify|key`.
+fn record(command: RecordCmd) -> ExitCode {
+    use firegrid_gateway::commissioning::{key, record};
+    match command {
+        RecordCmd::Key { data_dir } => match key::public_of(&data_dir) {
+            Ok(k) => {
+                println!("{k}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("firegrid record key: {e}");
+                ExitCode::from(2)
+            }
+        },
+        RecordCmd::Verify {
+            file,
+            key: given,
+            data_dir,
+        } => {
+            let public = match (given, data_dir) {
+                (Some(k), _) => k,
+                (None, Some(dir)) => match key::public_of(&dir) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        eprintln!("firegrid record verify: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                (None, None) => {
+                    eprintln!(
+                        "firegrid record verify: give the gateway's public key (--key, from GET \
+                         /api/v1/commissioning/key) or its data directory (--data-dir)"
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            let bytes = match std::fs::read(&file) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("firegrid record verify: {}: {e}", file.display());
+                    return ExitCode::from(2);
+                }
+            };
+            match record::verify(&bytes, &public) {
+                Ok(r) => {
+                    println!(
+                        "{}: valid: commissioning record {} of device {} by {}, issued at {} ms, {} test(s), signed by {public}",
+                        file.display(),
+                        r.id,
+                        r.device.id,
+                        r.installer,
+                        r.issued_ms,
+                        r.tests.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(record::VerifyError::BadKey) => {
+                    eprintln!("firegrid record verify: {}", record::VerifyError::BadKey);
+                    ExitCode::from(2)
+                }
+                Err(e) => {
+                    eprintln!("{}: NOT valid: {e}", file.display());
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod dispatch;
+pub mod installer;
 mod notifier;
 pub mod people;
 pub mod robot;

@@ -279,7 +279,16 @@ impl Pipeline {
             refusals: _,
             opened,
             dropped_telemetry,
+            statuses,
         } = plan;
+        // Devices' latest statuses, coalesced per batch, off the alarm path (the roster).
+        if !statuses.is_empty()
+            && let Err(e) = self
+                .readings
+                .try_record_statuses(statuses.into_values().collect())
+        {
+            tracing::debug!("device statuses not recorded: {e}");
+        }
         self.metrics.device_dropped_telemetry(dropped_telemetry);
         if let Some(feed) = &self.tsdb {
             let planner = &self.planner;
@@ -445,7 +454,15 @@ impl Pipeline {
                 let Ok(Some(d)) = self.device(&id).await else {
                     return;
                 };
+                let was = self.planner.known(&id).map(|k| k.state);
                 self.planner.set_known(&id, Some(&d));
+                // Put in service after commissioning: what is still open goes to the workers.
+                if was == Some(DeviceState::Commissioned)
+                    && d.fields.state == DeviceState::InService
+                {
+                    let announce = self.planner.announce_in_service(&id, now);
+                    self.execute(announce, Vec::new(), now).await;
+                }
                 if let Some(grid) = &d.fields.grid_id
                     && !self.planner.knows_area(grid)
                 {

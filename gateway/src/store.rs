@@ -67,6 +67,7 @@
 //! # let _ = (next_episode, specs, open, journal); Ok(()) }
 //! ```
 
+mod commissioning;
 mod channels;
 mod credentials;
 mod error;
@@ -99,6 +100,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+pub use commissioning::{
+    DeviceEvent, DeviceStatus, DeviceTest, HeartbeatFields, RosterStatus, StatusUpdate,
+};
 pub use channels::{ChannelCircuit, Measures, effective};
 pub use error::StoreError;
 pub use evidence::{Evidence, NewEvidence, Photo};

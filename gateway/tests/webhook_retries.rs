@@ -97,6 +97,7 @@ async fn webhook_retries_stop_once_the_ticket_is_acknowledged() {
         detail: None,
         sent_ms: now,
         reason: None,
+        test: false,
     };
     let results = store
         .journal_batch(&[

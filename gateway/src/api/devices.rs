@@ -451,7 +451,12 @@ pub(super) async fn set_device_state(
         "note": body.note,
     });
     let subject = format!("device/{id}");
+    let commissioned = (to == DeviceState::Commissioned).then(|| id.clone());
     blocking(&state, Subject::NONE, move |s| {
+        // Who puts a device in commissioned is its installer (crate::commissioning).
+        if let Some(d) = &commissioned {
+            s.set_installer(d, caller.user(), now_ms())?;
+        }
         s.audit(caller.user(), "device.state", &subject, &detail, now_ms())
     })
     .await?;

@@ -11,8 +11,9 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 use super::access::{Roles, Rule};
 use super::resource::{create, delete as remove, get as one, list, update};
 use super::{
-    ApiState, channels as ch, circuits as ci, credentials as c, devices as d, episodes as e,
-    evidence as ev, hazards as z, history as h, live, registry as r, reports as rp, users as u,
+    ApiState, channels as ch, circuits as ci, commissioning as k, credentials as c, devices as d,
+    episodes as e, evidence as ev, hazards as z, history as h, live, registry as r,
+    reports as rp, users as u,
 };
 use crate::access::Role::{Admin, GridWorker, Installer, Operator, Utility};
 use crate::store::{AreaFields, CircuitFields, DeviceFields, RoomFields, SiteFields, WorkerFields};
@@ -129,6 +130,17 @@ pub(crate) fn routes() -> Vec<Route> {
         route(M::DELETE, "/api/v1/areas/{id}/key", ADMIN, delete(rp::unflag_key_area)),
         route(M::GET, "/api/v1/key-areas", READ, get(rp::key_areas)),
         route(M::GET, "/api/v1/reports/{name}", READ, get(rp::report)),
+        // Commissioning, device events, the roster, overdue self-tests (api/commissioning.rs).
+        route(M::GET, "/api/v1/devices/{id}/events", READ, get(k::events)),
+        route(M::POST, "/api/v1/devices/{id}/tests", INSTALL, post(k::ask_test)),
+        route(M::GET, "/api/v1/devices/{id}/tests", READ, get(k::tests)),
+        route(M::GET, "/api/v1/device-tests/{id}", READ, get(k::test)),
+        route(M::POST, "/api/v1/devices/{id}/commissioning-record", INSTALL, post(k::issue_record)),
+        route(M::GET, "/api/v1/devices/{id}/commissioning-records", READ, get(k::list_records)),
+        route(M::GET, "/api/v1/commissioning-records/{id}", READ, get(k::get_record)),
+        route(M::GET, "/api/v1/commissioning/key", READ, get(k::public_key)),
+        route(M::GET, "/api/v1/roster", READ, get(k::roster)),
+        route(M::GET, "/api/v1/self-tests/overdue", READ, get(k::overdue_self_tests)),
     ]
 }
 

@@ -1065,6 +1065,7 @@ fn alert(id: u64, what: AlertKind, area: &str) -> Arc<Alert> {
         detail: None,
         sent_ms: 1_764_403_260_004,
         reason: None,
+        test: false,
     })
 }
 
@@ -1857,6 +1858,7 @@ async fn a_device_import_is_all_or_nothing_with_each_refusal_named() {
 }
 
 mod access;
+mod commissioning;
 mod evidence;
 mod people_fields;
 mod reports;

@@ -29,10 +29,16 @@
 //! | `GET /circuits/{id}/history` | the API's circuit history handler behind the session (plots' data, CSV) | `GET /api/v1/circuits/{id}/history` |
 //! | `GET /reports` | the four rectification reports (`?area=&key=1`), tables and bars | `GET /api/v1/reports/{name}` |
 //! | `GET /reports/{name}` | the API's report handler behind the session (CSV export) | `GET /api/v1/reports/{name}` |
+//! | `POST /install/{id}/state` | commissioned / in service | `POST /api/v1/devices/{id}/state` |
+//! | `POST /install/{id}/test` | run the self-test or the test button (`kind`) | `POST /api/v1/devices/{id}/tests` |
+//! | `GET /install/tests/{id}` | one test's row (reloaded until answered) | `GET /api/v1/device-tests/{id}` |
+//! | `POST /install/{id}/record` | issue the signed commissioning record | `POST /api/v1/devices/{id}/commissioning-record` |
+//! | `GET /records/{id}`, `GET /records/{id}/file` | the record, printable; its file | `GET /api/v1/commissioning-records/{id}` |
 //! | `GET /assets/{file}` | embedded CSS, JS and vendored libraries | — |
 
 mod assets;
 mod board;
+mod commission;
 mod evidence;
 mod field;
 mod i18n;
@@ -116,6 +122,13 @@ fn pages() -> Vec<Page> {
         page(M::GET, "/circuits/{id}/history", (M::GET, "/api/v1/circuits/{id}/history"), get(super::history::circuit_history)),
         page(M::GET, "/reports", (M::GET, "/api/v1/reports/{name}"), get(reports::reports)),
         page(M::GET, "/reports/{name}", (M::GET, "/api/v1/reports/{name}"), get(super::reports::report)),
+        // Commissioning: state, tests with their live result, records (web/commission.rs).
+        page(M::POST, "/install/{id}/state", (M::POST, "/api/v1/devices/{id}/state"), post(commission::state)),
+        page(M::POST, "/install/{id}/test", (M::POST, "/api/v1/devices/{id}/tests"), post(commission::test)),
+        page(M::GET, "/install/tests/{id}", (M::GET, "/api/v1/device-tests/{id}"), get(commission::test_fragment)),
+        page(M::POST, "/install/{id}/record", (M::POST, "/api/v1/devices/{id}/commissioning-record"), post(commission::record)),
+        page(M::GET, "/records/{id}", (M::GET, "/api/v1/commissioning-records/{id}"), get(commission::record_page)),
+        page(M::GET, "/records/{id}/file", (M::GET, "/api/v1/commissioning-records/{id}"), get(commission::record_download)),
     ]
 }
 

@@ -100,6 +100,10 @@ pub struct Alert {
     /// acknowledged ticket not rectified by its deadline ([`crate::workflow`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<EscalationReason>,
+    /// A commissioning test's alert: the device is `commissioned`, the alert is for its
+    /// installer only and never escalates ([`crate::commissioning`]); absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
 }
 
 /// Why an escalation was sent (absent from the alert: nobody acknowledged in time).
@@ -207,6 +211,7 @@ mod tests {
             detail: None,
             sent_ms: 1_764_403_260_004,
             reason: None,
+            test: false,
         };
         assert_eq!(
             serde_json::to_string(&a).unwrap(),

@@ -330,6 +330,20 @@ fn follow(store: &Store, settings: &PeopleSettings, stats: &PeopleStats) -> Resu
             };
             places.insert(alert.device.clone(), place);
         }
+        if alert.test {
+            // A commissioning test: its installer alone (crate::commissioning).
+            let place = places.get(&alert.device).cloned().unwrap_or_default();
+            let installer = store.installer_of(&alert.device).map_err(err)?;
+            deliveries.extend(crate::notify::installer::to_installer(
+                n.id,
+                &alert,
+                &place,
+                installer.as_ref().map(|(u, _)| u.as_str()),
+                Some(alert.area.as_str()),
+                now,
+            ));
+            continue;
+        }
         let workers = store.workers_of(&alert.area).map_err(err)?;
         let place = places.get(&alert.device).cloned().unwrap_or_default();
         let tree = match store.area_path(&alert.area) {

@@ -195,6 +195,7 @@ mod tests {
             detail: None,
             sent_ms: 0,
             reason: None,
+            test: false,
         }
     }
 

@@ -19,6 +19,7 @@ use firegrid_protocols::codec::Encoding;
 use firegrid_protocols::message::{Message, Seq, Status};
 use firegrid_protocols::{DeviceId, GridId};
 
+use crate::commissioning::{Audience, audience};
 use crate::engine::{Engine, Input, Output};
 use crate::ingest::Refusal;
 use crate::model::{Category, DeviceState, Episode, EpisodeId, UnixMs};
@@ -122,6 +123,9 @@ pub struct Plan {
     /// Telemetry the devices say they dropped from a full outbox (their statuses'
     /// `dropped_telemetry`, each status counted once).
     pub dropped_telemetry: u64,
+    /// Each device's latest status in the batch (last seen, heartbeat, online/offline), one
+    /// per device: for the roster, stored off the alarm path ([`crate::commissioning`]).
+    pub statuses: BTreeMap<DeviceId, crate::store::StatusUpdate>,
 }
 
 impl Plan {
@@ -148,6 +152,8 @@ pub struct Planner {
     /// The episodes the plan being made opened by an event, with the event's sequence number:
     /// their `opened` alerts' ids derive from it.
     openings: HashMap<EpisodeId, Seq>,
+    /// The held episodes whose condition has ended (still held while they escalate).
+    ended: HashSet<EpisodeId>,
 }
 
 impl Planner {
@@ -160,11 +166,13 @@ impl Planner {
         open: impl IntoIterator<Item = Episode>,
         areas: HashMap<GridId, Option<GridId>>,
     ) -> Self {
-        let episodes = open
-            .into_iter()
-            .filter(|e| engine.holds(e.id))
-            .map(|e| (e.id, alert_of(&e)))
+        let held: Vec<Episode> = open.into_iter().filter(|e| engine.holds(e.id)).collect();
+        let ended = held
+            .iter()
+            .filter(|e| e.ended_ms.is_some())
+            .map(|e| e.id)
             .collect();
+        let episodes = held.iter().map(|e| (e.id, alert_of(e))).collect();
         Self {
             engine,
             known,
@@ -172,7 +180,34 @@ impl Planner {
             areas,
             webhooks: Vec::new(),
             openings: HashMap::new(),
+            ended,
         }
+    }
+
+    /// A device put in service after commissioning: its episodes still open (test alarms so
+    /// far, for the installer) are announced to the workers now, as `opened` alerts — a hazard
+    /// still there when the installer leaves is the grid cell's.
+    pub fn announce_in_service(&mut self, device: &DeviceId, now: UnixMs) -> Plan {
+        let mut plan = Plan::default();
+        if self.audience_of(device.as_str()) != Audience::Workers {
+            return plan;
+        }
+        let mut open: Vec<Alert> = self
+            .episodes
+            .iter()
+            .filter(|(id, a)| a.device == device.as_str() && !self.ended.contains(id))
+            .map(|(_, a)| Alert {
+                sent_ms: now,
+                ..a.clone()
+            })
+            .collect();
+        open.sort_by_key(|a| a.episode);
+        let mut notify = Vec::new();
+        for alert in open {
+            self.queue_alert(alert, now, &mut plan, &mut notify);
+        }
+        plan.journal.extend(notify);
+        plan
     }
 
     /// Every alert also goes to these webhooks.
@@ -290,6 +325,7 @@ impl Planner {
             // Unknown: listed as pending.
             None => return Err((Some(device), Refusal::UnknownDevice)),
         }
+        see(plan, &device, &msg, now);
         match msg {
             Message::Telemetry(t) => {
                 plan.samples
@@ -349,7 +385,15 @@ impl Planner {
 
     /// Turns the engine's outputs into journal ops and alerts (one notification per alert and
     /// channel), keeping the episodes' descriptions current.
-    fn finish(&mut self, outputs: Vec<Output>, now: UnixMs, plan: &mut Plan) {
+    fn finish(&mut self, mut outputs: Vec<Output>, now: UnixMs, plan: &mut Plan) {
+        // A commissioning test's episode never escalates.
+        outputs.retain(|o| match o {
+            Output::Escalated { id, .. } => self
+                .episodes
+                .get(id)
+                .is_none_or(|a| self.audience_of(&a.device) == Audience::Workers),
+            _ => true,
+        });
         if outputs.is_empty() {
             return;
         }
@@ -375,7 +419,9 @@ impl Planner {
     /// `rectify_overdue`), described from the journal's row (the engine may no longer hold it).
     pub fn overdue(&mut self, episode: &Episode, level: u8, now: UnixMs) -> Plan {
         let mut plan = Plan::default();
-        if level <= episode.escalation {
+        if level <= episode.escalation
+            || self.audience_of(episode.key.device.as_str()) == Audience::Installer
+        {
             return plan;
         }
         let first = alert_of(episode);
@@ -402,11 +448,27 @@ impl Planner {
 
     /// One notification per channel of `alert` (MQTT, each webhook), into `notify` and the
     /// plan's alerts.
-    fn queue_alert(&self, alert: Alert, now: UnixMs, plan: &mut Plan, notify: &mut Vec<JournalOp>) {
+    fn queue_alert(
+        &self,
+        mut alert: Alert,
+        now: UnixMs,
+        plan: &mut Plan,
+        notify: &mut Vec<JournalOp>,
+    ) {
         {
-            let topic = alert.topic();
+            // A commissioned device's alert is its installer's (the people fan-out finds
+            // them): not on the area's topic, not to the webhooks.
+            alert.test = self.audience_of(&alert.device) == Audience::Installer;
+            let (topic, webhooks) = if alert.test {
+                (
+                    format!("firegrid/v1/commissioning/{}", alert.device),
+                    &[][..],
+                )
+            } else {
+                (alert.topic(), self.webhooks.as_slice())
+            };
             let targets = std::iter::once((NotifyChannel::Mqtt, topic)).chain(
-                self.webhooks
+                webhooks
                     .iter()
                     .map(|url| (NotifyChannel::Webhook, url.clone())),
             );
@@ -510,6 +572,7 @@ impl Planner {
                     detail: detail.map(str::to_owned),
                     sent_ms: now,
                     reason: None,
+                    test: false,
                 };
                 self.episodes.insert(*id, alert.clone());
                 return Some(alert);
@@ -523,7 +586,10 @@ impl Planner {
                 return None;
             }
             Output::Escalated { id, level } => (*id, AlertKind::Escalated, *level),
-            Output::Ended { id } => (*id, AlertKind::Ended, 0),
+            Output::Ended { id } => {
+                self.ended.insert(*id);
+                (*id, AlertKind::Ended, 0)
+            }
         };
         let Some(first) = self.episodes.get(&id) else {
             tracing::warn!(
@@ -542,6 +608,14 @@ impl Planner {
         })
     }
 
+    /// Who a device's alerts are for ([`audience`]): its installer while it is commissioned.
+    pub fn audience_of(&self, device: &str) -> Audience {
+        DeviceId::new(device)
+            .ok()
+            .and_then(|d| self.known.get(&d))
+            .map_or(Audience::Workers, |k| audience(k.state))
+    }
+
     /// The area `level` steps above `grid` (the top of the hierarchy when it has fewer levels).
     fn area_at(&self, grid: &GridId, level: u8) -> GridId {
         let mut area = grid;
@@ -558,6 +632,34 @@ impl Planner {
     fn forget_finished(&mut self) {
         let engine = &self.engine;
         self.episodes.retain(|id, _| engine.holds(*id));
+        self.ended.retain(|id| engine.holds(*id));
+    }
+}
+
+/// Notes in the plan's statuses that `device` was heard from at `now`, with what its status
+/// message says.
+fn see(plan: &mut Plan, device: &DeviceId, msg: &Message, now: UnixMs) {
+    let s = plan
+        .statuses
+        .entry(device.clone())
+        .or_insert_with(|| crate::store::StatusUpdate {
+            device: device.clone(),
+            seen_ms: now,
+            online: None,
+            heartbeat: None,
+        });
+    match msg {
+        Message::Status(Status::Online(h)) => {
+            s.online = Some(true);
+            s.heartbeat = Some(crate::store::HeartbeatFields {
+                firmware: h.firmware.as_str().to_owned(),
+                signal_dbm: h.signal_dbm,
+                battery_mv: h.battery_mv,
+                config_version: h.config_version,
+            });
+        }
+        Message::Status(Status::Offline) => s.online = Some(false),
+        _ => {}
     }
 }
 
@@ -580,6 +682,7 @@ fn alert_of(e: &Episode) -> Alert {
         detail: e.detail.clone(),
         sent_ms: e.started_ms,
         reason: None,
+        test: false,
     }
 }
 

@@ -353,6 +353,51 @@ CREATE TABLE web_sessions (
 CREATE INDEX web_sessions_by_expiry ON web_sessions(expires_ms);
 "#;
 
+/// Commissioning (`store/commissioning.rs`, `crate::commissioning`): each device's latest
+/// status (written off the alarm path, coalesced per batch), who commissions each device, the
+/// tests asked of devices with their times, and the signed records issued.
+const V_COMMISSIONING: &str = r#"
+CREATE TABLE device_status (
+    device_id      TEXT PRIMARY KEY,
+    seen_ms        INTEGER NOT NULL,
+    online         INTEGER,
+    status_ms      INTEGER,
+    firmware       TEXT,
+    signal_dbm     INTEGER,
+    battery_mv     INTEGER,
+    config_version INTEGER
+) STRICT;
+CREATE TABLE commissioning (
+    device_id TEXT PRIMARY KEY,
+    installer TEXT NOT NULL,
+    since_ms  INTEGER NOT NULL
+) STRICT;
+CREATE TABLE device_tests (
+    id           INTEGER PRIMARY KEY,
+    device_id    TEXT NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN ('self_test', 'button', 'scheduled')),
+    installer    TEXT,
+    requested_ms INTEGER NOT NULL,
+    deadline_ms  INTEGER NOT NULL,
+    result       TEXT CHECK (result IN ('passed', 'failed', 'alarm', 'timed_out')),
+    device_ms    INTEGER,
+    received_ms  INTEGER,
+    delivered_ms INTEGER,
+    finished_ms  INTEGER
+) STRICT;
+CREATE INDEX device_tests_by_device ON device_tests(device_id, requested_ms);
+CREATE INDEX device_tests_open ON device_tests(finished_ms) WHERE finished_ms IS NULL;
+CREATE TABLE commissioning_records (
+    id        INTEGER PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    issued_ms INTEGER NOT NULL,
+    installer TEXT NOT NULL,
+    file      BLOB NOT NULL
+) STRICT;
+CREATE INDEX commissioning_records_by_device ON commissioning_records(device_id, issued_ms);
+CREATE INDEX events_by_device_kind ON events(device, kind, received_ms);
+"#;
+
 /// Evidence on tickets (`store/evidence.rs`, [`crate::evidence`]): notes and photos, who sent
 /// them and when. A photo's bytes are a file in the data directory named by its SHA-256; the
 /// row keeps the digest, its checked type and size.
@@ -415,6 +460,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     V4,
     V5,
     V6,
+    V_COMMISSIONING,
     V_EVIDENCE,
     V_ROBOT_SECRET,
     V_TENANTS,
@@ -508,6 +554,10 @@ pub(super) const TABLES: &[&str] = &[
     "notification_order",
     "person_deliveries",
     "web_sessions",
+    "device_status",
+    "commissioning",
+    "device_tests",
+    "commissioning_records",
     "evidence",
     "channel_circuits",
     "key_areas",

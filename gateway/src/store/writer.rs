@@ -209,6 +209,8 @@ impl JournalWriter {
 enum ReadingsRequest {
     Samples(Vec<Sample>),
     Pending(Vec<PendingSighting>),
+    /// Devices' latest statuses (commissioning's roster), coalesced per batch.
+    Statuses(Vec<super::StatusUpdate>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -317,8 +319,21 @@ impl ReadingsWriter {
                     }
                     pending.clear();
                 };
+                let write_statuses = |statuses: &mut Vec<super::StatusUpdate>| {
+                    if statuses.is_empty() {
+                        return;
+                    }
+                    if let Err(e) = store.record_statuses(statuses) {
+                        tracing::warn!(
+                            devices = statuses.len(),
+                            "device statuses not recorded: {e}"
+                        );
+                    }
+                    statuses.clear();
+                };
                 let mut samples = Vec::new();
                 let mut pending: Vec<PendingSighting> = Vec::new();
+                let mut statuses: Vec<super::StatusUpdate> = Vec::new();
                 while let Some(first) = rx.blocking_recv() {
                     let mut next = Some(first);
                     // Take what is queued, in order, writing samples in groups.
@@ -331,9 +346,11 @@ impl ReadingsWriter {
                                 }
                             }
                             ReadingsRequest::Pending(s) => pending.extend(s),
+                            ReadingsRequest::Statuses(s) => statuses.extend(s),
                             ReadingsRequest::Flush(done) => {
                                 write(&mut samples);
                                 write_pending(&mut pending);
+                                write_statuses(&mut statuses);
                                 let _ = done.send(());
                             }
                         }
@@ -341,6 +358,7 @@ impl ReadingsWriter {
                     }
                     write(&mut samples);
                     write_pending(&mut pending);
+                    write_statuses(&mut statuses);
                 }
             })
             .map_err(StoreError::Spawn)?;
@@ -373,6 +391,19 @@ impl ReadingsWriter {
     pub fn try_record_pending(&self, sightings: Vec<PendingSighting>) -> Result<(), StoreError> {
         self.tx
             .try_send(ReadingsRequest::Pending(sightings))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => StoreError::QueueFull,
+                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+            })
+    }
+
+    /// Queues devices' latest statuses ([`Store::record_statuses`]) without waiting.
+    ///
+    /// # Errors
+    /// [`StoreError::QueueFull`]; [`StoreError::Closed`].
+    pub fn try_record_statuses(&self, updates: Vec<super::StatusUpdate>) -> Result<(), StoreError> {
+        self.tx
+            .try_send(ReadingsRequest::Statuses(updates))
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => StoreError::QueueFull,
                 mpsc::error::TrySendError::Closed(_) => StoreError::Closed,

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use firegrid_protocols::GridId;
 
+use super::i18n::commission::C;
 use super::i18n::evidence as ev;
 use super::i18n::{Lang, Msg};
 use super::layout::{self, age, time};
@@ -329,10 +330,13 @@ pub(super) async fn devices(
             .into_iter()
             .map(|r| (r.id, r.fields.name))
             .collect();
-        Ok((devices, hazards, sites))
+        // The roster's columns (commissioning): latest status and last self-test.
+        let ids: Vec<_> = devices.iter().map(|d| d.id.clone()).collect();
+        let roster = s.roster_statuses(&ids).map_err(store_error)?;
+        Ok((devices, hazards, sites, roster))
     })
     .await;
-    let (devices, hazards, sites) = match found {
+    let (devices, hazards, sites, roster) = match found {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -368,7 +372,9 @@ pub(super) async fn devices(
             }
             table.devices {
                 thead { tr { th { (lang.t(Msg::DeviceId)) } th { (lang.t(Msg::Kind)) } th { (lang.t(Msg::State)) }
-                    th { (lang.t(Msg::Cell)) } th { (lang.t(Msg::Site)) } th { (lang.t(Msg::OpenHazards)) } th { (lang.t(Msg::Version)) } } }
+                    th { (lang.t(Msg::Cell)) } th { (lang.t(Msg::Site)) } th { (lang.t(Msg::OpenHazards)) } th { (lang.t(Msg::Version)) }
+                    th { (lang.c(C::Online)) } th { (lang.c(C::Battery)) } th { (lang.c(C::Signal)) } th { (lang.c(C::Firmware)) }
+                    th { (lang.c(C::ConfigInForce)) } th { (lang.c(C::LastSelfTest)) } } }
                 tbody {
                     @for d in &devices {
                         tr {
@@ -380,6 +386,7 @@ pub(super) async fn devices(
                             td { @for h in open.get(d.id.as_str()).into_iter().flatten() {
                                 span.cat.(h.episode.key.category.as_str()) { (lang.category(h.episode.key.category)) } " " } }
                             td { "v" (d.fields.config.version) " · " a href=(format!("/devices/{}/trend", d.id)) { (lang.t(Msg::Trend)) } }
+                            (roster_cells(lang, d, roster.get(d.id.as_str())))
                         }
                     }
                 }
@@ -398,6 +405,31 @@ pub(super) async fn devices(
 }
 
 /// The API's name of an enum value (`in_service`).
+/// The roster's cells of a device: online, last seen, battery, signal, firmware, configuration
+/// in force / wanted, last self-test.
+fn roster_cells(
+    lang: Lang,
+    d: &crate::store::Device,
+    r: Option<&crate::store::RosterStatus>,
+) -> Markup {
+    let s = r.and_then(|r| r.status.as_ref());
+    let wanted = i64::from(d.fields.config.version);
+    let in_force = s.and_then(|s| s.config_version);
+    let dash = |v: Option<String>| v.unwrap_or_else(|| "–".to_owned());
+    html! {
+        td.online { @match s.and_then(|s| crate::commissioning::online(s.online, s.seen_ms, d.fields.config.heartbeat_interval_s, now_ms())) {
+            Some(true) => span.on { (lang.c(C::Online)) },
+            Some(false) => span.off { (lang.c(C::Offline)) },
+            None => span.muted { (lang.c(C::Unknown)) },
+        } @if let Some(s) = s { br; small { (time(s.seen_ms)) } } }
+        td.battery { (dash(s.and_then(|s| s.battery_mv).map(|v| format!("{v} mV")))) }
+        td.signal { (dash(s.and_then(|s| s.signal_dbm).map(|v| format!("{v} dBm")))) }
+        td.firmware { (dash(s.and_then(|s| s.firmware.clone()))) }
+        td.config.stale[in_force.is_some_and(|v| v != wanted)] { (dash(in_force.map(|v| v.to_string()))) " / " (wanted) }
+        td.selftest { @if let Some((at, result)) = r.and_then(|r| r.last_self_test.as_ref()) { strong { (result) } " " small { (time(*at)) } } @else { "–" } }
+    }
+}
+
 pub(crate) fn json_name<T: serde::Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,

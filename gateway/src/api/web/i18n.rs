@@ -6,6 +6,7 @@ use axum::http::HeaderMap;
 
 use crate::model::{Category, DeviceKind, DeviceState, TicketState};
 
+pub(crate) mod commission;
 pub(crate) mod evidence;
 
 /// A UI language.

@@ -45,6 +45,7 @@ pub(super) struct InstallQuery {
 /// What the page shows of one device.
 struct Found {
     device: Device,
+    commission: super::commission::Commission,
     sites: Vec<(i64, String)>,
     rooms: Vec<(i64, String)>,
     cells: Vec<String>,
@@ -92,6 +93,7 @@ pub(super) async fn install(
                 .collect(),
             None => Vec::new(),
         };
+        let commission = super::commission::load(s, &device)?;
         let cells = s
             .list::<AreaFields>(
                 &AreaFilter {
@@ -108,6 +110,7 @@ pub(super) async fn install(
             pending,
             Some(Found {
                 device,
+                commission,
                 sites,
                 rooms,
                 cells,
@@ -218,6 +221,7 @@ fn device_forms(lang: Lang, csrf: &str, f: &Found, limits: &Limits) -> Markup {
                     (lang.t(Msg::Delay)) " ≤ " (limits.alarm_delay_max_s) }
                 button.btn type="submit" { (lang.t(Msg::Save)) }
             }
+            (super::commission::section(lang, csrf, d, &f.commission))
         }
     }
 }

@@ -23,6 +23,7 @@ fn alert(area: &str, what: AlertKind, level: u8) -> Alert {
         detail: None,
         sent_ms: 1_004,
         reason: None,
+        test: false,
     }
 }
 

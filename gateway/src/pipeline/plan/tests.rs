@@ -544,3 +544,160 @@ fn dropped_telemetry_is_counted_once_per_status() {
     let plan = p.plan(vec![status(11, 2)], &Lookups::default(), T0 + 2 * S);
     assert_eq!(plan.dropped_telemetry, 2);
 }
+
+#[test]
+fn a_commissioned_devices_alarm_is_its_installers_test_and_never_escalates() {
+    let mut p = planner();
+    p.set_webhooks(vec!["https://hooks.example/a".into()]);
+    // d2 is commissioned, d1 in service: the same alarm at the same time.
+    let plan = p.plan(
+        vec![leakage("d2", 7), leakage("d1", 8)],
+        &Lookups::default(),
+        T0,
+    );
+    let of = |d: &str| -> Vec<(bool, String)> {
+        plan.alerts
+            .iter()
+            .filter(|o| o.alert.device == d)
+            .map(|o| (o.alert.test, o.target.clone()))
+            .collect()
+    };
+    // The test alert: one, on the device's commissioning topic (the people fan-out sends it to
+    // the installer alone), not on the cell's alert topic, not to the webhooks.
+    assert_eq!(
+        of("d2"),
+        [(true, "firegrid/v1/commissioning/d2".to_owned())]
+    );
+    assert_eq!(
+        of("d1"),
+        [
+            (false, "firegrid/v1/alert/grid-7".to_owned()),
+            (false, "https://hooks.example/a".to_owned())
+        ]
+    );
+    assert_eq!(p.audience_of("d2"), Audience::Installer);
+    // Past every escalation step: d1's episode escalates, d2's never.
+    let tick = p.tick(T0 + 1800 * S);
+    let escalated: Vec<String> = tick
+        .alerts
+        .iter()
+        .filter(|o| o.alert.what == AlertKind::Escalated)
+        .map(|o| o.alert.device.clone())
+        .collect();
+    assert!(escalated.iter().all(|d| d == "d1"), "{escalated:?}");
+    assert!(!escalated.is_empty(), "d1 escalates");
+    assert!(
+        !tick.journal.iter().any(|op| matches!(
+            op,
+            JournalOp::Engine { output: Output::Escalated { id, .. }, .. } if *id == 1
+        )),
+        "d2's episode (the first opened) is not journaled as escalated"
+    );
+    // Nor does the rectify deadline escalate it.
+    let e = Episode {
+        id: 1,
+        key: EpisodeKey {
+            device: dev("d2"),
+            channel: Some(0),
+            category: Category::Alarm,
+        },
+        grid: grid("grid-7"),
+        source: Source::Device,
+        started_ms: T0,
+        ended_ms: None,
+        peak: None,
+        detail: None,
+        ticket: TicketState::Acknowledged,
+        escalation: 0,
+    };
+    assert!(p.overdue(&e, 1, T0 + 3600 * S).journal.is_empty());
+}
+
+#[test]
+fn statuses_are_coalesced_per_device_and_batch() {
+    let mut p = planner();
+    let status = ingest::classify(
+        "firegrid/v1/dev/d1/status",
+        br#"{"state":"online","seq":20,"up_ms":5,"firmware":"0.2.1","signal_dbm":-71,"battery_mv":2950,"report_interval_s":60,"heartbeat_interval_s":60,"config_version":3,"dropped_telemetry":0}"#,
+    );
+    let plan = p.plan(
+        vec![leakage("d1", 21), status, leakage_cleared("d1", 22)],
+        &Lookups::default(),
+        T0,
+    );
+    assert_eq!(plan.statuses.len(), 1);
+    let s = &plan.statuses[&dev("d1")];
+    assert_eq!((s.seen_ms, s.online), (T0, Some(true)));
+    let h = s.heartbeat.as_ref().expect("the heartbeat");
+    assert_eq!(
+        (
+            h.firmware.as_str(),
+            h.signal_dbm,
+            h.battery_mv,
+            h.config_version
+        ),
+        ("0.2.1", Some(-71), Some(2950), 3)
+    );
+    // A refused message (unknown device) says nothing of a status.
+    let plan = p.plan(vec![leakage("stranger", 1)], &Lookups::default(), T0 + S);
+    assert!(plan.statuses.is_empty());
+}
+
+#[test]
+fn a_test_alarm_still_open_when_the_device_goes_in_service_is_announced_to_the_workers() {
+    let mut p = planner();
+    p.plan(vec![leakage("d2", 7)], &Lookups::default(), T0);
+    // Nothing to announce while it is still commissioned.
+    assert!(p.announce_in_service(&dev("d2"), T0 + S).alerts.is_empty());
+    let mut d = crate::store::Device {
+        id: dev("d2"),
+        fields: crate::store::DeviceFields {
+            kind: crate::model::DeviceKind::ElectricalFireMonitor,
+            state: DeviceState::InService,
+            site_id: None,
+            room_id: None,
+            circuit_id: None,
+            grid_id: Some(grid("grid-7")),
+            config: firegrid_protocols::message::Config {
+                version: 1,
+                report_interval_s: 60,
+                heartbeat_interval_s: 60,
+                buzzer: true,
+                relay_trip: false,
+                channels: heapless::Vec::new(),
+            },
+            encoding: WireEncoding::Json,
+            credential_hash: None,
+        },
+        created_ms: T0,
+        updated_ms: T0,
+    };
+    p.set_known(&dev("d2"), Some(&d));
+    let plan = p.announce_in_service(&dev("d2"), T0 + 2 * S);
+    let got: Vec<(AlertKind, bool, String)> = plan
+        .alerts
+        .iter()
+        .map(|o| (o.alert.what, o.alert.test, o.target.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [(
+            AlertKind::Opened,
+            false,
+            "firegrid/v1/alert/grid-7".to_owned()
+        )]
+    );
+    assert_eq!(kinds(&plan), ["notify"]);
+    // An ended one is not announced.
+    p.plan(
+        vec![leakage_cleared("d2", 8)],
+        &Lookups::default(),
+        T0 + 3 * S,
+    );
+    d.fields.state = DeviceState::InService;
+    assert!(
+        p.announce_in_service(&dev("d2"), T0 + 4 * S)
+            .alerts
+            .is_empty()
+    );
+}
