@@ -67,8 +67,8 @@
 //! # let _ = (next_episode, specs, open, journal); Ok(()) }
 //! ```
 
-mod commissioning;
 mod channels;
+mod commissioning;
 mod credentials;
 mod error;
 mod evidence;
@@ -100,10 +100,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+pub use channels::{ChannelCircuit, Measures, effective};
 pub use commissioning::{
     DeviceEvent, DeviceStatus, DeviceTest, HeartbeatFields, RosterStatus, StatusUpdate,
 };
-pub use channels::{ChannelCircuit, Measures, effective};
 pub use error::StoreError;
 pub use evidence::{Evidence, NewEvidence, Photo};
 pub use journal::{

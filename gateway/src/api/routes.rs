@@ -12,8 +12,8 @@ use super::access::{Roles, Rule};
 use super::resource::{create, delete as remove, get as one, list, update};
 use super::{
     ApiState, channels as ch, circuits as ci, commissioning as k, credentials as c, devices as d,
-    episodes as e, evidence as ev, hazards as z, history as h, live, registry as r,
-    reports as rp, users as u,
+    episodes as e, evidence as ev, hazards as z, history as h, live, registry as r, reports as rp,
+    users as u,
 };
 use crate::access::Role::{Admin, GridWorker, Installer, Operator, Utility};
 use crate::store::{AreaFields, CircuitFields, DeviceFields, RoomFields, SiteFields, WorkerFields};

@@ -27,6 +27,20 @@ pub struct StatusUpdate {
     pub heartbeat: Option<HeartbeatFields>,
 }
 
+impl StatusUpdate {
+    /// Takes in a later update of the same device: the latest time, and the latest status and
+    /// heartbeat where it has one.
+    pub fn merge(&mut self, later: Self) {
+        self.seen_ms = self.seen_ms.max(later.seen_ms);
+        if later.online.is_some() {
+            self.online = later.online;
+        }
+        if later.heartbeat.is_some() {
+            self.heartbeat = later.heartbeat;
+        }
+    }
+}
+
 /// What a heartbeat says that the roster shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeartbeatFields {

@@ -467,7 +467,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
     V_CHANNEL_CIRCUITS_KEY_AREAS,
 ];
 
-
 /// The readings file, version 1: the tables version 1 of the main file had, the same columns
 /// in the same order.
 const READINGS_V1: &str = r#"

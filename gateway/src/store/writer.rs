@@ -7,11 +7,14 @@
 //! [`ReadingsWriter`], both `Clone`) is dropped, after finishing what is queued; join the
 //! returned `JoinHandle` to wait for that.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
+
+use firegrid_protocols::DeviceId;
 
 use super::journal::{JournalOp, JournalResult};
 use super::readings::Sample;
@@ -206,11 +209,16 @@ impl JournalWriter {
     }
 }
 
+/// How often the devices' latest statuses (the roster, `store/commissioning.rs`) are written.
+const STATUS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 enum ReadingsRequest {
     Samples(Vec<Sample>),
     Pending(Vec<PendingSighting>),
     /// Devices' latest statuses (commissioning's roster), coalesced per batch.
     Statuses(Vec<super::StatusUpdate>),
+    /// Wakes the thread to write statuses that are due ([`STATUS_EVERY`]).
+    Tick,
     Flush(oneshot::Sender<()>),
 }
 
@@ -319,21 +327,27 @@ impl ReadingsWriter {
                     }
                     pending.clear();
                 };
-                let write_statuses = |statuses: &mut Vec<super::StatusUpdate>| {
-                    if statuses.is_empty() {
+                // The statuses taken since the last write, one per device, in one transaction
+                // on the main file: at most every STATUS_EVERY, so a fleet's heartbeats never
+                // put a commit per batch beside the journal's.
+                let mut statuses_written = std::time::Instant::now();
+                let mut write_statuses = |statuses: &mut HashMap<DeviceId, super::StatusUpdate>,
+                                          now: bool| {
+                    if statuses.is_empty() || (!now && statuses_written.elapsed() < STATUS_EVERY) {
                         return;
                     }
-                    if let Err(e) = store.record_statuses(statuses) {
+                    let updates: Vec<_> = statuses.drain().map(|(_, u)| u).collect();
+                    if let Err(e) = store.record_statuses(&updates) {
                         tracing::warn!(
-                            devices = statuses.len(),
+                            devices = updates.len(),
                             "device statuses not recorded: {e}"
                         );
                     }
-                    statuses.clear();
+                    statuses_written = std::time::Instant::now();
                 };
                 let mut samples = Vec::new();
                 let mut pending: Vec<PendingSighting> = Vec::new();
-                let mut statuses: Vec<super::StatusUpdate> = Vec::new();
+                let mut statuses: HashMap<DeviceId, super::StatusUpdate> = HashMap::new();
                 while let Some(first) = rx.blocking_recv() {
                     let mut next = Some(first);
                     // Take what is queued, in order, writing samples in groups.
@@ -346,11 +360,21 @@ impl ReadingsWriter {
                                 }
                             }
                             ReadingsRequest::Pending(s) => pending.extend(s),
-                            ReadingsRequest::Statuses(s) => statuses.extend(s),
+                            ReadingsRequest::Statuses(s) => {
+                                for u in s {
+                                    match statuses.get_mut(&u.device) {
+                                        Some(known) => known.merge(u),
+                                        None => {
+                                            statuses.insert(u.device.clone(), u);
+                                        }
+                                    }
+                                }
+                            }
+                            ReadingsRequest::Tick => {}
                             ReadingsRequest::Flush(done) => {
                                 write(&mut samples);
                                 write_pending(&mut pending);
-                                write_statuses(&mut statuses);
+                                write_statuses(&mut statuses, true);
                                 let _ = done.send(());
                             }
                         }
@@ -358,7 +382,23 @@ impl ReadingsWriter {
                     }
                     write(&mut samples);
                     write_pending(&mut pending);
-                    write_statuses(&mut statuses);
+                    write_statuses(&mut statuses, false);
+                }
+                write_statuses(&mut statuses, true);
+            })
+            .map_err(StoreError::Spawn)?;
+        // Wakes the writer so that statuses taken while nothing else comes are written too;
+        // stops once the writer's senders are gone.
+        let weak = tx.downgrade();
+        std::thread::Builder::new()
+            .name("store-readings-tick".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(STATUS_EVERY);
+                    let Some(tx) = weak.upgrade() else { break };
+                    if tx.try_send(ReadingsRequest::Tick).is_err() && tx.is_closed() {
+                        break;
+                    }
                 }
             })
             .map_err(StoreError::Spawn)?;
