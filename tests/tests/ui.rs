@@ -364,6 +364,37 @@ async fn screenshots() {
         .await
         .expect("the plots");
     shot(&wide, &out.join("trend.png")).await;
+    // The utility and report pages: the circuits of the street with the creeping leak, that
+    // circuit's plots and leak trace, and the reports.
+    wide.goto(&format!("{base}/utility?area=daguan-1"))
+        .await
+        .expect("utility");
+    shot(&wide, &out.join("utility.png")).await;
+    let device = gateway
+        .api
+        .call(reqwest::Method::GET, "devices/daguan-1-2-3-m", None)
+        .await
+        .expect("the device")
+        .expect("registered");
+    let circuit = device["circuit_id"].as_i64().expect("a circuit");
+    wide.goto(&format!("{base}/circuits/{circuit}"))
+        .await
+        .expect("circuit");
+    wide.wait()
+        .at_most(ELEMENT)
+        .for_element(Locator::Css("#plots[data-ready='1']"))
+        .await
+        .expect("the circuit's plots");
+    shot(&wide, &out.join("circuit.png")).await;
+    wide.goto(&format!("{base}/reports"))
+        .await
+        .expect("reports");
+    shot(&wide, &out.join("reports.png")).await;
+    // The board in English, as a user who chose it sees it.
+    wide.goto(&format!("{base}/lang/en?next=/board"))
+        .await
+        .expect("board in English");
+    shot(&wide, &out.join("board-en.png")).await;
     wide.close().await.expect("close");
 
     let phone = driver.browser(390, 844).await;

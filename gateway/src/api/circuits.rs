@@ -104,8 +104,11 @@ pub(crate) fn trace_tree(
             .iter()
             .filter(|ch| ch.circuit_id == Some(c.id) && ch.measures == Measures::ResidualCurrent)
         {
+            // Under a day, raw readings by the minute (their counts weigh the mean exactly);
+            // hourly rollups would only cover the hours that start inside the window.
             let whole = to.saturating_sub(from).max(1);
-            let points = s.history(&ch.device, ch.channel, from, to, whole)?;
+            let step = if whole < 24 * HOUR_MS { 60_000 } else { whole };
+            let points = s.history(&ch.device, ch.channel, from, to, step)?;
             let mean = points
                 .iter()
                 .filter_map(|p| p.residual_ma.map(|a| (a.avg, p.count)))

@@ -1432,6 +1432,20 @@ async fn leak_trace_names_the_leaking_branch_with_its_evidence() {
     assert_eq!(t["evidence"][1]["circuit_id"], feeder);
     assert_eq!(t["evidence"][1]["branches_ma"], 147.0);
     assert_eq!(t["evidence"][1]["unmeasured_branches"], json!([lights]));
+    // An hour-long window (the default's length) that starts after the hour the readings are
+    // in began: the readings inside it count, though no hourly rollup starts inside it.
+    let hour = format!("from={}&to={}", t0 + 30_000, t0 + 30_000 + 3_600_000);
+    let j = h
+        .ok(
+            "GET",
+            &format!("/api/v1/circuits/{feeder}/leak-trace?{hour}"),
+            None,
+            200,
+        )
+        .await;
+    // The three readings after `from`: ma - 1, ma + 1, ma + 3 (mean ma + 1).
+    assert_eq!(j["trace"]["suspect"]["circuit_id"], rooms, "{j}");
+    assert_eq!(j["trace"]["suspect"]["unexplained_ma"], 136.0, "{j}");
     // A floor above every unexplained leakage names nothing, and says so.
     let j = h
         .ok(
