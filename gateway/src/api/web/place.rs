@@ -96,7 +96,19 @@ pub(crate) fn open_hazards(
             episodes.insert(e.id, e);
         }
     }
-    let mut list: Vec<Episode> = episodes.into_values().filter(needs_someone).collect();
+    // A device being commissioned alarms for its installer's test (the install page shows
+    // it), not for the people who watch hazards.
+    let mut list: Vec<Episode> = episodes
+        .into_values()
+        .filter(needs_someone)
+        .filter(|e| {
+            store
+                .device(&e.key.device)
+                .ok()
+                .flatten()
+                .is_none_or(|d| d.fields.state != crate::model::DeviceState::Commissioned)
+        })
+        .collect();
     list.sort_by(board_order);
     let mut sites = HashMap::new();
     list.into_iter()

@@ -460,3 +460,95 @@ async fn rectify_with_a_note_and_a_photo_without_javascript() {
     assert_eq!(photo.headers[header::CONTENT_TYPE], "image/png");
 }
 mod utility;
+
+/// A device being commissioned alarms for its installer: the board does not list its
+/// episode; once the device is in service it does.
+#[tokio::test]
+async fn the_board_leaves_a_commissioning_test_to_the_installer() {
+    use crate::engine::Output;
+    use crate::model::{Category, DeviceKind, DeviceState, EpisodeKey, Source};
+    use crate::store::{DeviceFields, JournalOp, WireEncoding};
+    use firegrid_protocols::{DeviceId, GridId};
+    let w = web();
+    let (_, token) = w.user("admin-board", Role::Admin);
+    let session = w.login(&token).await.expect("logged in");
+    let actor = Actor::new("test", 1);
+    let g1 = GridId::new("g1").expect("grid");
+    let area = crate::store::AreaFields {
+        parent_id: None,
+        level: crate::store::AreaLevel::Grid,
+        name: "G1".into(),
+    };
+    w.state
+        .store
+        .create::<crate::store::AreaFields>(g1.clone(), &area, actor)
+        .expect("area");
+    let site = crate::store::SiteFields {
+        name: "Site".into(),
+        address: "1 Test Rd".into(),
+        owner_name: None,
+        owner_phone: None,
+        area_id: g1.clone(),
+    };
+    let site = w
+        .state
+        .store
+        .create::<crate::store::SiteFields>((), &site, actor)
+        .expect("site")
+        .id;
+    let id = DeviceId::new("hz-c").expect("id");
+    let mut fields = DeviceFields {
+        kind: DeviceKind::SmokeAlarm,
+        state: DeviceState::Commissioned,
+        site_id: Some(site),
+        room_id: None,
+        circuit_id: None,
+        grid_id: Some(g1.clone()),
+        config: firegrid_protocols::message::Config {
+            version: 1,
+            report_interval_s: 60,
+            heartbeat_interval_s: 60,
+            buzzer: true,
+            relay_trip: false,
+            channels: Default::default(),
+        },
+        encoding: WireEncoding::Json,
+        credential_hash: None,
+    };
+    w.state
+        .store
+        .create::<DeviceFields>(id.clone(), &fields, actor)
+        .expect("device");
+    let output = Output::Opened {
+        id: 7,
+        key: EpisodeKey {
+            device: id.clone(),
+            channel: None,
+            category: Category::Smoke,
+        },
+        grid: g1,
+        source: Source::Device,
+        level: None,
+        detail: None,
+    };
+    w.state
+        .store
+        .journal_batch(&[JournalOp::Engine {
+            output,
+            at_ms: crate::clock::now_ms(),
+        }])
+        .expect("journal");
+    let board = w.get("/board", &session).await;
+    assert_eq!(board.status, StatusCode::OK);
+    assert!(
+        !board.text.contains("id=\"ep-7\""),
+        "a test is not a hazard"
+    );
+    fields.state = DeviceState::InService;
+    w.state
+        .store
+        .update::<DeviceFields>(&id, &fields, actor)
+        .expect("in service");
+    let board = w.get("/board", &session).await;
+    assert!(board.text.contains("id=\"ep-7\""), "{}", board.text);
+}
