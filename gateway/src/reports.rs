@@ -83,10 +83,10 @@ pub struct DeviceRow {
     pub state: DeviceState,
     /// Since when it is offline (its open offline episode's start), if it is.
     pub offline_since_ms: Option<UnixMs>,
-    /// Whether its battery is low; `None` until the device roster's status is stored (issue 14
-    /// item 3, another branch): the column is there, empty.
+    /// Whether its battery is low (its own battery-low episode is open); `None` when not known.
     pub battery_low: Option<bool>,
-    /// Whether its scheduled self-test is overdue; `None` likewise.
+    /// Whether its scheduled self-test is overdue; `None`: not known here (overdue scheduled
+    /// self-tests are listed by `GET /api/v1/self-tests/overdue`).
     pub self_test_overdue: Option<bool>,
 }
 

@@ -164,14 +164,17 @@ impl Store {
     }
 
     /// The devices whose grid cell is in `area`'s subtree (all: `None`), with since when each
-    /// is offline (its open offline episode's start).
+    /// is offline (its open offline episode's start) and whether its battery is low (its
+    /// battery-low episode is open).
     ///
     /// # Errors
     /// A database error.
     pub fn report_devices(&self, area: Option<&GridId>) -> Result<Vec<DeviceRow>, StoreError> {
         let mut sql = String::from(
             "SELECT d.id, d.grid_id, d.site_id, d.state, (SELECT min(e.started_ms) FROM episodes e \
-             WHERE e.device = d.id AND e.category = 'offline' AND e.ended_ms IS NULL) \
+             WHERE e.device = d.id AND e.category = 'offline' AND e.ended_ms IS NULL), \
+             EXISTS (SELECT 1 FROM episodes e WHERE e.device = d.id \
+             AND e.category = 'battery_low' AND e.ended_ms IS NULL) \
              FROM devices d WHERE d.grid_id IS NOT NULL",
         );
         let mut params: Vec<Value> = Vec::new();
@@ -191,8 +194,9 @@ impl Store {
                     site_id: r.get(2)?,
                     state: names::device_state(&state)?,
                     offline_since_ms: r.get(4)?,
-                    // The roster's status (another branch) fills these.
-                    battery_low: None,
+                    // Low by the device's own word: its battery-low episode is open.
+                    battery_low: Some(r.get::<_, bool>(5)?),
+                    // Scheduled self-tests have their own list (GET /api/v1/self-tests/overdue).
                     self_test_overdue: None,
                 })
             })

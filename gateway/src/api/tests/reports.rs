@@ -159,6 +159,30 @@ async fn reports_are_scoped_filtered_by_key_areas_and_exported() {
         let a = h.call(method, uri, None).await;
         assert_eq!(a.status, status, "{uri}: {}", a.text);
     }
+
+    // A device whose own battery-low episode is open is on the devices report, though online.
+    let output = Output::Opened {
+        id: 3,
+        key: EpisodeKey {
+            device: did("hz-1"),
+            channel: None,
+            category: Category::BatteryLow,
+        },
+        grid: GridId::new("g1").expect("grid"),
+        source: Source::Device,
+        level: None,
+        detail: None,
+    };
+    h.state
+        .store
+        .journal_batch(&[JournalOp::Engine { output, at_ms: now }])
+        .expect("journal");
+    let v = h.ok("GET", "/api/v1/reports/devices", None, 200).await;
+    let listed = v["devices"].as_array().expect("devices");
+    assert_eq!(listed.len(), 1, "{v}");
+    assert_eq!(listed[0]["device"], "hz-1", "{v}");
+    assert_eq!(listed[0]["battery_low"], true, "{v}");
+    assert!(listed[0]["offline_since_ms"].is_null(), "{v}");
 }
 
 /// A device on circuit A whose temperature channel is bound to circuit B: each circuit's

@@ -68,7 +68,7 @@ messages! {
     OfflineSince => "离线自", "Offline since";
     BatteryLow => "电池低", "Battery low";
     TestOverdue => "自检逾期", "Self-test overdue";
-    NotYet => "待设备台账", "awaiting the roster";
+    NotYet => "见自检逾期列表", "see the overdue self-tests";
     Nothing => "无。", "None.";
     Export => "导出 CSV", "Export CSV";
 }
