@@ -95,13 +95,20 @@ async fn an_installer_commissions_a_simulated_device_and_downloads_a_verified_re
     eprintln!("self-test on the installer page: request → installer {total}");
 
     // The record: issued, shown as a printable page, downloaded.
-    // The button, pressed as a tap would (below the tests on the phone's screen).
+    // The button, below the tests on the phone's screen: scrolled to, as a thumb would, and
+    // tapped (a WebDriver click, which fails if anything covers it).
+    phone
+        .execute(
+            "document.getElementById('issue-record').scrollIntoView({block: 'center'});",
+            vec![],
+        )
+        .await
+        .expect("scroll to the record button");
     phone
         .find(Locator::Id("issue-record"))
         .await
-        .expect("the record button");
-    phone
-        .execute("document.getElementById('issue-record').click();", vec![])
+        .expect("the record button")
+        .click()
         .await
         .expect("issue the record");
     let found = phone
