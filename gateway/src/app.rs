@@ -506,8 +506,9 @@ pub async fn run(
 }
 
 /// The broker accounts from the store: every device's credential, and every person's token
-/// whose role reads MQTT (docs/security.md): an admin reads everything, an operator and a grid
-/// worker the alerts of their area subtree (an operator of the whole city: all alerts); the
+/// whose role reads MQTT (docs/security.md): an admin reads everything, an operator, grid
+/// worker or installer the alerts of their area subtree (a city-wide operator or grid worker:
+/// all alerts; a city-wide installer: their own test alerts and the commissioned devices'); the
 /// other roles have no MQTT account.
 fn broker_accounts(store: Store) -> impl Fn() -> Result<Vec<Account>, String> + Send + Sync {
     move || {
@@ -526,7 +527,10 @@ fn broker_accounts(store: Store) -> impl Fn() -> Result<Vec<Account>, String> + 
         for t in store.active_tokens().map_err(err)? {
             let grant = match (t.role, &t.area_id) {
                 (Role::Admin, _) => Grant::Monitor,
-                (Role::Operator, None) => Grant::AllAlerts,
+                (Role::Operator | Role::GridWorker, None) => Grant::AllAlerts,
+                (Role::Installer, None) => Grant::Installer {
+                    user: t.user.clone(),
+                },
                 // Installers too: a commissioned device's test alarms come on their topic
                 // under the cell's people topics (crate::commissioning).
                 (Role::Operator | Role::GridWorker | Role::Installer, Some(area)) => {

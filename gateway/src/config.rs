@@ -202,6 +202,14 @@ opened = ""
 escalated = ""
 ended = ""
 
+[people.templates.en]
+# The same in English (placeholders render in English): sent after the Chinese text, a blank
+# line between; a Chinese first action without an English one stands for both.
+first_action = {}
+opened = ""
+escalated = ""
+ended = ""
+
 [modbus]
 # Legacy monitors polled over Modbus TCP or RTU (docs/modbus.md). None by default.
 # Profile files (TOML) loaded beside the built-in "typical-rcm-4t".
@@ -475,10 +483,27 @@ pub struct PeopleSection {
     pub templates: TemplatesSection,
 }
 
-/// `[people.templates]` ([`crate::notify::template`]): empty strings keep the built-in texts.
+/// `[people.templates]` ([`crate::notify::template`]): the Chinese texts, and the English ones
+/// in `[people.templates.en]`; empty strings keep the built-in texts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TemplatesSection {
+    /// Per category, what to do first.
+    pub first_action: std::collections::BTreeMap<String, String>,
+    /// The message of an opening.
+    pub opened: String,
+    /// The message of an escalation.
+    pub escalated: String,
+    /// The message of an end.
+    pub ended: String,
+    /// The same in English.
+    pub en: TextsSection,
+}
+
+/// One language's texts: `[people.templates.en]`, and the Chinese ones beside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TextsSection {
     /// Per category, what to do first.
     pub first_action: std::collections::BTreeMap<String, String>,
     /// The message of an opening.
@@ -492,8 +517,32 @@ pub struct TemplatesSection {
 impl TemplatesSection {
     /// The fan-out's templates.
     pub fn templates(&self) -> crate::notify::template::Templates {
-        use crate::notify::alert::AlertKind;
         crate::notify::template::Templates {
+            zh_cn: self.zh_cn().texts(),
+            en: self.en.texts(),
+        }
+    }
+
+    /// The Chinese texts, as a section of their own.
+    fn zh_cn(&self) -> TextsSection {
+        TextsSection {
+            first_action: self.first_action.clone(),
+            opened: self.opened.clone(),
+            escalated: self.escalated.clone(),
+            ended: self.ended.clone(),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.zh_cn().check("[people.templates]")?;
+        self.en.check("[people.templates.en]")
+    }
+}
+
+impl TextsSection {
+    fn texts(&self) -> crate::notify::template::Texts {
+        use crate::notify::alert::AlertKind;
+        crate::notify::template::Texts {
             first_action: self
                 .first_action
                 .iter()
@@ -517,17 +566,17 @@ impl TemplatesSection {
         }
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self, section: &str) -> Result<(), String> {
         for (c, t) in &self.first_action {
             if !crate::model::Category::ALL.iter().any(|k| k.as_str() == c) {
                 return Err(format!(
-                    "[people.templates] first_action: {c:?} is not a category (alarm, fault, \
+                    "{section} first_action: {c:?} is not a category (alarm, fault, \
                      offline, battery_low, smoke, tamper)"
                 ));
             }
             if t.chars().count() > 500 {
                 return Err(format!(
-                    "[people.templates] first_action.{c} is longer than 500 characters"
+                    "{section} first_action.{c} is longer than 500 characters"
                 ));
             }
         }
@@ -536,8 +585,7 @@ impl TemplatesSection {
             ("escalated", &self.escalated),
             ("ended", &self.ended),
         ] {
-            crate::notify::template::check(t)
-                .map_err(|e| format!("[people.templates] {key}: {e}"))?;
+            crate::notify::template::check(t).map_err(|e| format!("{section} {key}: {e}"))?;
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 pub use cells::{CellRow, Cells, Times, cells};
 
-use crate::model::{Category, DeviceState, TicketState, UnixMs};
+use crate::model::{Category, DeviceKind, DeviceState, TicketState, UnixMs};
 use crate::store::{AreaId, AreaLevel};
 
 /// A day, ms.
@@ -85,8 +85,14 @@ pub struct DeviceRow {
     pub offline_since_ms: Option<UnixMs>,
     /// Whether its battery is low (its own battery-low episode is open); `None` when not known.
     pub battery_low: Option<bool>,
-    /// Whether its scheduled self-test is overdue; `None`: not known here (overdue scheduled
-    /// self-tests are listed by `GET /api/v1/self-tests/overdue`).
+    /// Its kind (which self-test schedule applies).
+    pub kind: DeviceKind,
+    /// When it was registered (a self-test schedule counts from here until its first result).
+    pub created_ms: UnixMs,
+    /// When its last self-test result arrived.
+    pub last_self_test_ms: Option<UnixMs>,
+    /// Whether its scheduled self-test is overdue ([`crate::commissioning::overdue`]); `None`:
+    /// its kind has no schedule (`[commissioning] self_test_days`).
     pub self_test_overdue: Option<bool>,
 }
 
@@ -405,7 +411,7 @@ pub struct VisitRow {
     pub offline_since_ms: Option<UnixMs>,
     /// Battery low (`None`: not known yet, see [`DeviceRow::battery_low`]).
     pub battery_low: Option<bool>,
-    /// Self-test overdue (`None`: not known yet).
+    /// Self-test overdue (`None`: its kind has no self-test schedule).
     pub self_test_overdue: Option<bool>,
 }
 
@@ -422,8 +428,23 @@ pub struct Visits {
     pub key_areas: Vec<(KeyArea, u64)>,
 }
 
-/// The watched devices offline for at least `offline_ms` at `now` (or whose battery is low or
-/// self-test overdue, once those are known), the longest offline first.
+/// `devices` with whether each one's scheduled self-test is overdue at `now`
+/// ([`crate::commissioning::overdue`] over its kind's period, `period_ms`; `None` for a kind
+/// without a schedule).
+pub fn with_self_tests(
+    mut devices: Vec<DeviceRow>,
+    period_ms: impl Fn(DeviceKind) -> Option<u64>,
+    now: UnixMs,
+) -> Vec<DeviceRow> {
+    for d in &mut devices {
+        d.self_test_overdue = period_ms(d.kind)
+            .map(|p| crate::commissioning::overdue(p, d.last_self_test_ms, d.created_ms, now));
+    }
+    devices
+}
+
+/// The watched devices offline for at least `offline_ms` at `now`, or whose battery is low, or
+/// whose scheduled self-test is overdue, the longest offline first.
 pub fn visits(
     devices: &[DeviceRow],
     areas: &Areas,

@@ -20,9 +20,10 @@ use serde::{Deserialize, Serialize};
 use super::access::{Caller, check_area};
 use super::error::{ApiError, Json, PathId, Query, Subject, query_area};
 use super::{ApiState, blocking, now_ms};
+use crate::commissioning::CommissioningSection;
 use crate::model::UnixMs;
-use crate::reports::{self, Areas, Cells, DAY_MS, RepeatSites, Unresolved, Visits};
-use crate::store::{Actor, AreaId, HOUR_MS, Store};
+use crate::reports::{self, Areas, Cells, DAY_MS, DeviceRow, RepeatSites, Unresolved, Visits};
+use crate::store::{Actor, AreaId, HOUR_MS, Store, StoreError};
 
 /// The reports by name.
 pub(crate) const NAMES: [&str; 4] = ["unresolved", "repeat-sites", "grid-cells", "devices"];
@@ -121,6 +122,7 @@ pub(crate) fn compute(
     caller: &Caller,
     name: &str,
     q: &ReportQuery,
+    schedule: &CommissioningSection,
     now: UnixMs,
 ) -> Result<Report, ApiError> {
     if !NAMES.contains(&name) {
@@ -166,12 +168,12 @@ pub(crate) fn compute(
             let rows = store
                 .report_episodes(area.as_ref(), Some(since), false)
                 .map_err(st)?;
-            let devices = store.report_devices(area.as_ref()).map_err(st)?;
+            let devices = devices(store, area.as_ref(), schedule, now).map_err(st)?;
             Report::Cells(reports::cells(&devices, &rows, &areas, now, days, key_only))
         }
         _ => {
             let hours = bounded("hours", q.hours, 24, 24 * 366)?;
-            let devices = store.report_devices(area.as_ref()).map_err(st)?;
+            let devices = devices(store, area.as_ref(), schedule, now).map_err(st)?;
             Report::Visits(reports::visits(
                 &devices,
                 &areas,
@@ -181,6 +183,22 @@ pub(crate) fn compute(
             ))
         }
     })
+}
+
+/// The devices of `area` (all: `None`), each with whether its scheduled self-test is overdue at
+/// `now` ([`reports::with_self_tests`]).
+fn devices(
+    store: &Store,
+    area: Option<&AreaId>,
+    schedule: &CommissioningSection,
+    now: UnixMs,
+) -> Result<Vec<DeviceRow>, StoreError> {
+    let rows = store.report_devices(area)?;
+    Ok(reports::with_self_tests(
+        rows,
+        |k| schedule.period_ms(k),
+        now,
+    ))
 }
 
 /// `GET /api/v1/reports/{name}`.
@@ -203,9 +221,11 @@ pub(crate) async fn report(
     let now = now_ms();
     let name = name.0;
     let name2 = name.clone();
-    let r = tokio::task::spawn_blocking(move || compute(&store, &caller, &name2, &q, now))
-        .await
-        .map_err(|e| ApiError::internal("a store task failed", &e))??;
+    let schedule = state.commissioning.section.clone();
+    let r =
+        tokio::task::spawn_blocking(move || compute(&store, &caller, &name2, &q, &schedule, now))
+            .await
+            .map_err(|e| ApiError::internal("a store task failed", &e))??;
     if !csv {
         return Ok(Json(r).into_response());
     }

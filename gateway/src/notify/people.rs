@@ -194,16 +194,25 @@ pub struct PeopleSettings {
     pub templates: crate::notify::template::Templates,
 }
 
-/// The first action of `category`: the configured text (in both fields), else the built-in.
+/// The first action of `category` (Chinese, English): each language's configured text, else
+/// the built-in one; a Chinese text configured without an English one stands for both.
 pub fn action_of(settings: &PeopleSettings, category: Category) -> (&str, &str) {
-    match settings.templates.first_action.get(&category) {
-        Some(t) => (t.as_str(), t.as_str()),
-        None => first_action(category),
+    let t = &settings.templates;
+    let built_in = first_action(category);
+    match (
+        t.zh_cn.first_action.get(&category),
+        t.en.first_action.get(&category),
+    ) {
+        (Some(zh), Some(en)) => (zh, en),
+        (Some(zh), None) => (zh, zh),
+        (None, Some(en)) => (built_in.0, en),
+        (None, None) => built_in,
     }
 }
 
-/// The message for `recipient`: the configured template of the alert's kind, else the
-/// built-in text ([`text`]) with the configured first action.
+/// The message for `recipient`: the configured templates of the alert's kind (Chinese, then
+/// English, a blank line between, each rendered in its language), else the built-in text
+/// ([`text`]) with the configured first action.
 pub fn message(
     alert: &Alert,
     place: &Place,
@@ -211,35 +220,42 @@ pub fn message(
     settings: &PeopleSettings,
     recipient: &str,
 ) -> String {
+    use crate::notify::template::{Fields, Lang, render};
     let action = action_of(settings, alert.category);
-    let Some(template) = settings.templates.text.get(&alert.what) else {
+    let t = &settings.templates;
+    let configured = [
+        (t.zh_cn.text.get(&alert.what), Lang::ZhCn),
+        (t.en.text.get(&alert.what), Lang::En),
+    ];
+    if configured.iter().all(|(t, _)| t.is_none()) {
         return text_with(alert, place, link, action);
-    };
+    }
     let measured = match (alert.quantity, alert.value, alert.threshold) {
-        (Some(q), Some(v), Some(t)) => format!(
-            "{} {} ≥ 设定值 {}",
-            match q {
-                Quantity::ResidualCurrent => "剩余电流",
-                Quantity::Temperature => "温度",
-            },
-            value_text(q, v),
-            value_text(q, t)
-        ),
-        _ => String::new(),
+        (Some(q), Some(v), Some(t)) => {
+            let (v, t) = (value_text(q, v), value_text(q, t));
+            let (zh, en) = quantity_name(q);
+            (
+                format!("{zh} {v} ≥ 设定值 {t}"),
+                format!("{en} {v} against set-point {t}"),
+            )
+        }
+        _ => (String::new(), String::new()),
     };
-    crate::notify::template::render(
-        template,
-        &crate::notify::template::Fields {
-            alert,
-            place,
-            first_action: action.0,
-            measured: &measured,
-            link,
-            recipient,
-            category: category_name(alert.category),
-            device_kind: place.device_kind.map_or("", |k| kind_name(k).0),
-        },
-    )
+    let fields = Fields {
+        alert,
+        place,
+        first_action: action,
+        measured: (&measured.0, &measured.1),
+        link,
+        recipient,
+        category: category_name(alert.category),
+        device_kind: place.device_kind.map_or(("", ""), kind_name),
+    };
+    configured
+        .iter()
+        .filter_map(|(t, lang)| t.map(|t| render(t, &fields, *lang)))
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 /// The worker id of the area tree topic's deliveries.
@@ -486,6 +502,14 @@ const fn kind_name(kind: DeviceKind) -> (&'static str, &'static str) {
     }
 }
 
+/// The measured quantity's name: Chinese, English.
+const fn quantity_name(quantity: Quantity) -> (&'static str, &'static str) {
+    match quantity {
+        Quantity::ResidualCurrent => ("剩余电流", "residual current"),
+        Quantity::Temperature => ("温度", "temperature"),
+    }
+}
+
 /// A measured value with its unit: residual current in mA, temperature in °C (from deci-°C).
 fn value_text(quantity: Quantity, value: i32) -> String {
     match quantity {
@@ -545,10 +569,7 @@ pub fn text_with(alert: &Alert, place: &Place, link: Option<&str>, first: (&str,
         None => writeln!(s, "设备 Device: {}", alert.device),
     };
     if let (Some(q), Some(v), Some(t)) = (alert.quantity, alert.value, alert.threshold) {
-        let (q_zh, q_en) = match q {
-            Quantity::ResidualCurrent => ("剩余电流", "residual current"),
-            Quantity::Temperature => ("温度", "temperature"),
-        };
+        let (q_zh, q_en) = quantity_name(q);
         let _ = writeln!(
             s,
             "测得 Measured: {q_zh} {v} ≥ 设定值 {t} / {q_en} {v} against set-point {t}",

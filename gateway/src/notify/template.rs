@@ -1,19 +1,21 @@
-//! Editable alert texts (`[people.templates]`): the first action per category and the message
-//! text per alert kind, with `{placeholders}`; unset, the built-in bilingual text
-//! ([`super::people::text`]) and first actions stay. Placeholders render in Chinese (zh-CN)
-//! unless named `_en`. Pure: checked once at load ([`check`]), rendered per alert ([`render`]).
+//! Editable alert texts (`[people.templates]` in Chinese, `[people.templates.en]` in English):
+//! the first action per category and the message text per alert kind, with `{placeholders}`;
+//! unset, the built-in bilingual text ([`super::people::text`]) and first actions stay. A
+//! placeholder renders in its template's language ([`Lang`]). Pure: checked once at load
+//! ([`check`]), rendered per alert ([`render`]).
 //!
-//! | Placeholder | What |
+//! | Placeholder | What (zh-CN / en) |
 //! | --- | --- |
-//! | `{category}`, `{category_en}` | the category's name (电气火灾报警 / Electrical fire alarm) |
-//! | `{what}` | 报警 (opened), 升级 (escalated), 恢复 (ended) |
+//! | `{category}` | the category's name (电气火灾报警 / Electrical fire alarm) |
+//! | `{category_en}` | the category's English name in either language |
+//! | `{what}` | 报警, 升级, 恢复 / opened, escalated, ended |
 //! | `{level}` | the escalation level (0 at the grid cell) |
-//! | `{reason}` | 超期未整改 for an escalation of an acknowledged, unrectified ticket; else empty |
+//! | `{reason}` | 超期未整改 / not rectified in time, for an escalation of an acknowledged, unrectified ticket; else empty |
 //! | `{address}`, `{site}`, `{room}`, `{circuit}` | where (empty when unknown) |
 //! | `{owner_name}`, `{owner_phone}` | the landlord or owner |
 //! | `{device}`, `{device_kind}` | the device's id and kind |
-//! | `{measured}` | e.g. `剩余电流 412 mA ≥ 设定值 300 mA` (empty without a measured value) |
-//! | `{first_action}` | what to do first (the configured text, else the built-in Chinese) |
+//! | `{measured}` | e.g. `剩余电流 412 mA ≥ 设定值 300 mA` / `residual current 412 mA against set-point 300 mA` (empty without a measured value) |
+//! | `{first_action}` | what to do first (the configured text of the language, else the built-in one) |
 //! | `{link}` | the episode's page (empty without `[people] public_url`) |
 //! | `{recipient}` | who it is for (a worker's or the owner's / tenant's name) |
 
@@ -23,13 +25,31 @@ use crate::model::Category;
 use crate::notify::alert::{Alert, AlertKind};
 use crate::notify::people::Place;
 
-/// The configured texts (empty: built in).
+/// The configured texts of both languages (empty: built in).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Templates {
-    /// Per category, the first action (replaces the built-in one in every language).
+    /// Chinese (zh-CN): `[people.templates]`.
+    pub zh_cn: Texts,
+    /// English: `[people.templates.en]`.
+    pub en: Texts,
+}
+
+/// The configured texts of one language.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Texts {
+    /// Per category, the first action.
     pub first_action: BTreeMap<Category, String>,
     /// Per alert kind, the whole message text.
     pub text: std::collections::HashMap<AlertKind, String>,
+}
+
+/// The language a template is written in, and its placeholders render in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// Chinese (simplified).
+    ZhCn,
+    /// English.
+    En,
 }
 
 /// Every placeholder a template may use.
@@ -113,46 +133,51 @@ fn render_with(template: &str, mut value: impl FnMut(&str) -> String) -> Result<
     Ok(out)
 }
 
-/// What the placeholders are filled with.
+/// What the placeholders are filled with; each text in both languages (zh-CN, en).
 #[derive(Debug, Clone, Copy)]
 pub struct Fields<'a> {
     /// The alert.
     pub alert: &'a Alert,
     /// Where.
     pub place: &'a Place,
-    /// The first action (zh-CN or the configured text).
-    pub first_action: &'a str,
+    /// The first action (the configured text, else the built-in).
+    pub first_action: (&'a str, &'a str),
     /// The measured value, as text (may be empty).
-    pub measured: &'a str,
+    pub measured: (&'a str, &'a str),
     /// The episode's page.
     pub link: Option<&'a str>,
     /// Who it is for.
     pub recipient: &'a str,
-    /// The category's names (zh, en).
+    /// The category's names.
     pub category: (&'a str, &'a str),
-    /// The device kind's name (zh).
-    pub device_kind: &'a str,
+    /// The device kind's names.
+    pub device_kind: (&'a str, &'a str),
 }
 
-/// Renders a checked template (an unchecked one renders what it can; [`check`] runs at load).
-pub fn render(template: &str, f: &Fields<'_>) -> String {
+/// Renders a checked template written in `lang` (an unchecked one renders what it can;
+/// [`check`] runs at load).
+pub fn render(template: &str, f: &Fields<'_>, lang: Lang) -> String {
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    let pick = |(zh, en): (&str, &str)| match lang {
+        Lang::ZhCn => zh.to_owned(),
+        Lang::En => en.to_owned(),
+    };
     render_with(template, |name| match name {
-        "category" => f.category.0.to_owned(),
+        "category" => pick(f.category),
         "category_en" => f.category.1.to_owned(),
-        "what" => match f.alert.what {
-            AlertKind::Opened => "报警",
-            AlertKind::Escalated => "升级",
-            AlertKind::Ended => "恢复",
-        }
-        .to_owned(),
+        "what" => pick(match f.alert.what {
+            AlertKind::Opened => ("报警", "opened"),
+            AlertKind::Escalated => ("升级", "escalated"),
+            AlertKind::Ended => ("恢复", "ended"),
+        }),
         "level" => f.alert.level.to_string(),
-        "reason" => if f.alert.reason.is_some() {
-            "超期未整改"
-        } else {
-            ""
+        "reason" => {
+            if f.alert.reason.is_some() {
+                pick(("超期未整改", "not rectified in time"))
+            } else {
+                String::new()
+            }
         }
-        .to_owned(),
         "address" => opt(&f.place.address),
         "site" => opt(&f.place.site),
         "room" => opt(&f.place.room),
@@ -160,9 +185,9 @@ pub fn render(template: &str, f: &Fields<'_>) -> String {
         "owner_name" => opt(&f.place.owner_name),
         "owner_phone" => opt(&f.place.owner_phone),
         "device" => f.alert.device.clone(),
-        "device_kind" => f.device_kind.to_owned(),
-        "measured" => f.measured.to_owned(),
-        "first_action" => f.first_action.to_owned(),
+        "device_kind" => pick(f.device_kind),
+        "measured" => pick(f.measured),
+        "first_action" => pick(f.first_action),
         "link" => f.link.unwrap_or_default().to_owned(),
         "recipient" => f.recipient.to_owned(),
         _ => String::new(),
@@ -210,18 +235,25 @@ mod tests {
         let f = Fields {
             alert: &a,
             place: &place,
-            first_action: "断电",
-            measured: "剩余电流 412 mA",
+            first_action: ("断电", "switch it off"),
+            measured: ("剩余电流 412 mA", "residual current 412 mA"),
             link: None,
             recipient: "李",
             category: ("电气火灾报警", "Electrical fire alarm"),
-            device_kind: "电气火灾监控探测器",
+            device_kind: ("电气火灾监控探测器", "electrical fire monitor"),
         };
         let t = "{recipient}：{address}{room} {category}（{measured}），请{first_action}。{{不是占位}}{link}";
         assert_eq!(check(t), Ok(()));
         assert_eq!(
-            render(t, &f),
+            render(t, &f, Lang::ZhCn),
             "李：和睦路5号3-302 电气火灾报警（剩余电流 412 mA），请断电。{不是占位}"
+        );
+        // The same placeholders in an English template render in English.
+        let en = "{recipient}: {category} {what} at {address} {room} ({measured}); {first_action}. {device_kind}";
+        assert_eq!(
+            render(en, &f, Lang::En),
+            "李: Electrical fire alarm opened at 和睦路5号 3-302 (residual current 412 mA); \
+             switch it off. electrical fire monitor"
         );
     }
 

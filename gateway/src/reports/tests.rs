@@ -150,6 +150,9 @@ fn devices() -> Vec<DeviceRow> {
         state,
         offline_since_ms: offline,
         battery_low: None,
+        kind: DeviceKind::ElectricalFireMonitor,
+        created_ms: 0,
+        last_self_test_ms: None,
         self_test_overdue: None,
     };
     use DeviceState::*;
@@ -362,6 +365,46 @@ fn devices_offline_a_day_or_more() {
     with_battery[0].battery_low = Some(true);
     let r = visits(&with_battery, &areas(), T, DAY_MS, false);
     assert_eq!(r.devices.last().map(|v| v.device.as_str()), Some("a"));
+}
+
+#[test]
+fn a_self_test_is_overdue_a_period_and_a_day_after_the_last_result() {
+    // Monitors every 30 days, smoke alarms never. a: registered 40 days ago, never tested;
+    // b: tested 30 days ago (within the day's grace); d: tested 32 days ago; c: a smoke alarm.
+    let mut rows = devices();
+    for r in &mut rows {
+        r.created_ms = T - 40 * DAY_MS;
+    }
+    rows[1].last_self_test_ms = Some(T - 30 * DAY_MS);
+    rows[3].last_self_test_ms = Some(T - 32 * DAY_MS);
+    rows[2].kind = DeviceKind::SmokeAlarm;
+    let period = |k| (k == DeviceKind::ElectricalFireMonitor).then_some(30 * DAY_MS);
+    let rows = with_self_tests(rows, period, T);
+    let got: Vec<(&str, Option<bool>)> = rows
+        .iter()
+        .take(4)
+        .map(|d| (d.id.as_str(), d.self_test_overdue))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a", Some(true)),
+            ("b", Some(false)),
+            ("c", None),
+            ("d", Some(true))
+        ]
+    );
+    // Overdue needs a visit: d (commissioned, online) is on the devices report for it alone.
+    let r = visits(&rows, &areas(), T, DAY_MS, false);
+    let d = r
+        .devices
+        .iter()
+        .find(|v| v.device == "d")
+        .expect("d listed");
+    assert_eq!(
+        (d.offline_since_ms, d.self_test_overdue),
+        (None, Some(true))
+    );
 }
 
 #[test]

@@ -164,8 +164,8 @@ impl Store {
     }
 
     /// The devices whose grid cell is in `area`'s subtree (all: `None`), with since when each
-    /// is offline (its open offline episode's start) and whether its battery is low (its
-    /// battery-low episode is open).
+    /// is offline (its open offline episode's start), whether its battery is low (its
+    /// battery-low episode is open) and when its last self-test result arrived.
     ///
     /// # Errors
     /// A database error.
@@ -174,7 +174,9 @@ impl Store {
             "SELECT d.id, d.grid_id, d.site_id, d.state, (SELECT min(e.started_ms) FROM episodes e \
              WHERE e.device = d.id AND e.category = 'offline' AND e.ended_ms IS NULL), \
              EXISTS (SELECT 1 FROM episodes e WHERE e.device = d.id \
-             AND e.category = 'battery_low' AND e.ended_ms IS NULL) \
+             AND e.category = 'battery_low' AND e.ended_ms IS NULL), d.kind, d.created_ms, \
+             (SELECT max(v.received_ms) FROM events v WHERE v.device = d.id \
+             AND v.kind = 'self_test') \
              FROM devices d WHERE d.grid_id IS NOT NULL",
         );
         let mut params: Vec<Value> = Vec::new();
@@ -188,6 +190,7 @@ impl Store {
                 let id: String = r.get(0)?;
                 let grid: Option<String> = r.get(1)?;
                 let state: String = r.get(3)?;
+                let kind: String = r.get(6)?;
                 Ok(DeviceRow {
                     id,
                     grid: grid.as_deref().map(names::grid_id).transpose()?,
@@ -196,7 +199,10 @@ impl Store {
                     offline_since_ms: r.get(4)?,
                     // Low by the device's own word: its battery-low episode is open.
                     battery_low: Some(r.get::<_, bool>(5)?),
-                    // Scheduled self-tests have their own list (GET /api/v1/self-tests/overdue).
+                    kind: names::device_kind(&kind)?,
+                    created_ms: r.get(7)?,
+                    last_self_test_ms: r.get(8)?,
+                    // Decided against the schedule by the caller (commissioning::overdue).
                     self_test_overdue: None,
                 })
             })

@@ -183,6 +183,8 @@ async fn reports_are_scoped_filtered_by_key_areas_and_exported() {
     assert_eq!(listed[0]["device"], "hz-1", "{v}");
     assert_eq!(listed[0]["battery_low"], true, "{v}");
     assert!(listed[0]["offline_since_ms"].is_null(), "{v}");
+    // Monitors have a 30-day self-test schedule by default: registered now, not overdue.
+    assert_eq!(listed[0]["self_test_overdue"], false, "{v}");
 }
 
 /// A device on circuit A whose temperature channel is bound to circuit B: each circuit's

@@ -35,6 +35,7 @@ pub(super) async fn reports(
     let area = q.area.clone().filter(|a| !a.is_empty());
     let key = q.key.clone().filter(|k| k == "1");
     let c = caller.clone();
+    let schedule = state.commissioning.section.clone();
     let query = ReportQuery {
         area: area.clone(),
         key: key.clone(),
@@ -44,7 +45,7 @@ pub(super) async fn reports(
         let now = crate::api::now_ms();
         let mut out = Vec::new();
         for name in crate::api::reports::NAMES {
-            out.push(compute(s, &c, name, &query, now)?);
+            out.push(compute(s, &c, name, &query, &schedule, now)?);
         }
         Ok(out)
     })

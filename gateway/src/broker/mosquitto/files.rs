@@ -48,6 +48,13 @@ pub enum Grant {
     },
     /// Read every alert topic and the gateway's system state (`firegrid/v1/system/#`).
     AllAlerts,
+    /// A city-wide installer: their own test alerts in every grid cell
+    /// (`firegrid/v1/people/+/installer/{user}`) and the commissioned devices' alerts
+    /// (`firegrid/v1/commissioning/#`), nothing of the devices in service.
+    Installer {
+        /// The installer's user name (`[A-Za-z0-9._@-]`: no topic wildcard).
+        user: String,
+    },
     /// Read everything under `firegrid/` (an administrator watching devices and alerts).
     Monitor,
     /// Connect, and nothing else (the gateway's probe of its own broker).
@@ -98,6 +105,10 @@ pub fn acl_file(accounts: &[Account]) -> String {
                  topic read firegrid/v1/area/#\ntopic read firegrid/v1/system/#\n",
             ),
             Grant::Monitor => out.push_str("topic read firegrid/#\n"),
+            Grant::Installer { user } => {
+                let _ = writeln!(out, "topic read firegrid/v1/people/+/installer/{user}");
+                out.push_str("topic read firegrid/v1/commissioning/#\n");
+            }
             Grant::Alerts { areas, path } => {
                 for g in areas {
                     let _ = writeln!(out, "topic read firegrid/v1/alert/{g}");

@@ -393,6 +393,35 @@ async fn a_person_reads_only_the_alerts_of_their_grid_cells() {
     r.stop().await;
 }
 
+/// A city-wide installer reads their own test alerts in any cell and the commissioned devices'
+/// alerts, not another installer's, not the cells' alerts of devices in service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_city_wide_installer_reads_only_their_test_alerts() {
+    let r = Running::start().await;
+    let li = r
+        .accounts
+        .add("token.li", Grant::Installer { user: "li".into() });
+    r.reload().await;
+    let mut installer = Client::login(r.addr(), "token.li", li.expose()).await;
+    installer.subscribe("firegrid/#").await;
+    let gw = r.gateway().await;
+    gw.publish("firegrid/v1/alert/g-a", b"cell").await;
+    gw.publish("firegrid/v1/people/g-a/7", b"worker").await;
+    gw.publish("firegrid/v1/people/g-a/installer/wang", b"other")
+        .await;
+    gw.publish("firegrid/v1/area/d/g-a", b"tree").await;
+    gw.publish("firegrid/v1/people/g-b/installer/li", b"mine-b")
+        .await;
+    gw.publish("firegrid/v1/commissioning/hz-9", b"commissioning")
+        .await;
+    gw.publish("firegrid/v1/people/g-a/installer/li", b"mine-a")
+        .await;
+    assert_eq!(installer.message().await.1, b"mine-b");
+    assert_eq!(installer.message().await.1, b"commissioning");
+    assert_eq!(installer.message().await.1, b"mine-a");
+    r.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_dies_is_restarted_and_health_follows() {
     let r = Running::start().await;

@@ -355,9 +355,10 @@ fn configured_templates_and_first_actions_are_what_people_get() {
     let mut settings = PeopleSettings::default();
     settings
         .templates
+        .zh_cn
         .first_action
         .insert(Category::Alarm, "先拉闸，再查线".into());
-    settings.templates.text.insert(
+    settings.templates.zh_cn.text.insert(
         AlertKind::Opened,
         "{recipient}您好：{address}{room}发生{category}，{measured}。请{first_action}".into(),
     );
@@ -397,6 +398,53 @@ fn configured_templates_and_first_actions_are_what_people_get() {
     );
 }
 
+/// `[people.templates.en]`: an English template is rendered in English (its placeholders
+/// too) after the Chinese one; each language's first action goes to its own field.
+#[test]
+fn english_templates_follow_the_chinese_in_their_own_language() {
+    let mut settings = PeopleSettings::default();
+    let t = &mut settings.templates;
+    t.zh_cn
+        .first_action
+        .insert(Category::Alarm, "先拉闸".into());
+    t.en.first_action
+        .insert(Category::Alarm, "switch it off first".into());
+    t.zh_cn.text.insert(
+        AlertKind::Opened,
+        "{recipient}：{category}，{measured}，请{first_action}".into(),
+    );
+    t.en.text.insert(
+        AlertKind::Opened,
+        "{recipient}: {category} {what}, {measured}; {first_action}".into(),
+    );
+    let w = worker(1, "cell-a", Some("firegrid/v1/people/cell-a/1"), None);
+    let out = fan_out(
+        5,
+        &alert("cell-a", AlertKind::Opened, 0),
+        &place(),
+        std::slice::from_ref(&w),
+        None,
+        &settings,
+        7,
+    );
+    let body: serde_json::Value = serde_json::from_str(&out[0].body).unwrap();
+    assert_eq!(
+        body["text"],
+        "w1：电气火灾报警，剩余电流 412 mA ≥ 设定值 300 mA，请先拉闸\n\n\
+         w1: Electrical fire alarm opened, residual current 412 mA against set-point 300 mA; \
+         switch it off first"
+    );
+    assert_eq!(body["action"]["zh-CN"], "先拉闸");
+    assert_eq!(body["action"]["en"], "switch it off first");
+    // Only an English first action: the Chinese one stays built in.
+    settings.templates.zh_cn.first_action.clear();
+    let (zh, en) = action_of(&settings, Category::Alarm);
+    assert_eq!(
+        (zh, en),
+        (first_action(Category::Alarm).0, "switch it off first")
+    );
+}
+
 /// A room's tenant is told of an opening of their categories by SMS, through the same template
 /// as anyone (`{recipient}` is their name); not of other categories, nor of escalations.
 #[test]
@@ -406,7 +454,7 @@ fn the_tenant_is_told_like_the_owner_through_the_same_templates() {
         tenant_categories: vec![Category::Alarm],
         ..PeopleSettings::default()
     };
-    settings.templates.text.insert(
+    settings.templates.zh_cn.text.insert(
         AlertKind::Opened,
         "{recipient}：{room}{category}，请{first_action}".into(),
     );
