@@ -41,6 +41,8 @@ pub struct FleetOptions {
     pub boot_spread_ms: u64,
     /// Base of the devices' reconnect backoff, ms.
     pub backoff_base_ms: u64,
+    /// The largest reconnect backoff window, ms.
+    pub backoff_cap_ms: u64,
     /// Each device's MQTT password by device id (its username is its id); a device without
     /// one connects without credentials (an open broker).
     pub credentials: Arc<HashMap<String, String>>,
@@ -48,7 +50,7 @@ pub struct FleetOptions {
 
 impl FleetOptions {
     /// Defaults for `broker`: 2 threads, one source address per 20k devices, keep-alive 60 s,
-    /// boots spread over 2 s, backoff from 1 s.
+    /// boots spread over 2 s, backoff from 1 s up to the firmware's 5 min.
     pub fn new(broker: SocketAddr, devices: usize) -> Self {
         Self {
             broker,
@@ -57,6 +59,7 @@ impl FleetOptions {
             keep_alive_s: 60,
             boot_spread_ms: 2_000,
             backoff_base_ms: 1_000,
+            backoff_cap_ms: firegrid_firmware::backoff::BackoffConfig::DEFAULT.cap_ms,
             credentials: Arc::default(),
         }
     }
@@ -187,6 +190,7 @@ async fn supervise(
     let mut mqtt_options = mqtt::Options::new();
     mqtt_options.keep_alive_s = options.keep_alive_s;
     mqtt_options.backoff.base_ms = options.backoff_base_ms;
+    mqtt_options.backoff.cap_ms = options.backoff_cap_ms;
     mqtt_options.jitter_seed = device.seed;
     mqtt_options.password = options.credentials.get(&device.id).map(|p| p.as_bytes());
     tokio::select! {

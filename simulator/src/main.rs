@@ -77,6 +77,9 @@ struct RunArgs {
     /// Base of the devices' reconnect backoff, ms (doubling per failed attempt, full jitter).
     #[arg(long, default_value_t = 1_000)]
     backoff_base_ms: u64,
+    /// The largest reconnect backoff window, ms (the firmware's default: 5 min).
+    #[arg(long, default_value_t = 300_000)]
+    backoff_cap_ms: u64,
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     for_s: Option<u64>,
@@ -283,6 +286,7 @@ async fn run(args: RunArgs, scenario: Scenario) -> ExitCode {
     options.keep_alive_s = args.keep_alive_s;
     options.boot_spread_ms = args.boot_spread_ms;
     options.backoff_base_ms = args.backoff_base_ms;
+    options.backoff_cap_ms = args.backoff_cap_ms;
     options.credentials = std::sync::Arc::new(credentials);
     let fleet = match Fleet::start(&plan, &options, &cancel) {
         Ok(f) => f,

@@ -525,6 +525,16 @@ async fn stop(child: &mut Child) {
     }
 }
 
+/// Whether process `pid` exists and has not exited (a zombie has: it holds no socket).
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // "pid (comm) S …": the state follows the last ')' (comm may hold one).
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| !matches!(state, "Z" | "X"))
+    })
+}
+
 /// Stops a Mosquitto left behind by a gateway that was killed: the pid in the directory, if
 /// that process is a mosquitto run with this directory's configuration.
 async fn stop_stale(dir: &Path) {
@@ -551,8 +561,10 @@ async fn stop_stale(dir: &Path) {
     let target = nix::unistd::Pid::from_raw(pid);
     let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGTERM);
     let started = Instant::now();
-    // Not our child: nothing to wait on but the process table.
-    while ours(pid) {
+    // Not our child: nothing to wait on but the process table. Its command line empties when
+    // its memory goes, before its sockets close: wait until it is gone or a zombie (the port
+    // is free by then).
+    while running(pid) {
         if started.elapsed() > STOP_TIMEOUT {
             let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGKILL);
         }
