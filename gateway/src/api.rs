@@ -90,6 +90,7 @@ mod evidence;
 mod hazards;
 mod history;
 mod live;
+mod openapi;
 mod registry;
 mod reports;
 mod resource;
@@ -125,6 +126,7 @@ use crate::notify::alert::Alert;
 use crate::store::{Store, StoreError, StoreHealth};
 
 pub use error::ApiError;
+pub(crate) use openapi::ProtocolId;
 use error::{Json, Subject};
 
 /// How long a change waits for room in the pipeline's control queue before giving up.

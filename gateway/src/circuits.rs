@@ -224,7 +224,7 @@ pub struct Ranked {
 }
 
 /// What to rank by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RankBy {
     /// The steepest rising residual current first.

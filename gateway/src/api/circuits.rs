@@ -30,7 +30,8 @@ use crate::store::{
 /// The default floor, mA.
 const DEFAULT_MIN_MA: f64 = 30.0;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct LeakTraceQuery {
     from: Option<UnixMs>,
@@ -133,7 +134,8 @@ pub(crate) fn trace_tree(
 /// The most circuits one ranking looks at (their devices' hourly readings are read).
 const MAX_RANKED_DEVICES: u32 = 5000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RankingQuery {
     area: Option<String>,

@@ -56,7 +56,8 @@ fn store_err(e: crate::store::StoreError) -> ApiError {
 
 // ---- events -----------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EventQuery {
     kind: Option<String>,
@@ -94,7 +95,7 @@ pub(super) async fn events(
 
 // ---- tests ------------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TestBody {
     kind: TestKind,
@@ -477,7 +478,8 @@ pub(super) async fn public_key(State(state): State<ApiState>) -> Result<Response
 
 // ---- roster and overdue self-tests ------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RosterQuery {
     area: Option<String>,
@@ -607,7 +609,8 @@ pub(super) async fn roster(
     Ok(Json(rows).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct OverdueQuery {
     area: Option<String>,

@@ -75,7 +75,8 @@ struct EpisodeWithSteps {
     evidence: Vec<crate::store::Evidence>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EpisodeQuery {
     grid: Option<String>,
@@ -204,7 +205,7 @@ pub(super) async fn get_episode(
 }
 
 /// A ticket move. Who moves it is the caller (the token's user), never a field.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TicketBody {
     to: TicketState,
@@ -292,7 +293,7 @@ pub(crate) async fn ticket_move(
     Ok(episode)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AssignBody {
     worker_id: i64,
@@ -368,7 +369,8 @@ fn refusal(v: &Verification) -> String {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AuditQuery {
     who: Option<String>,

@@ -40,14 +40,15 @@ const DEFAULT_POINTS: u64 = 1000;
 const MAX_TOTAL_POINTS: usize = 100_000;
 
 /// Answer format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(super) enum Format {
     Json,
     Csv,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DeviceHistoryQuery {
     ch: Option<ChannelNo>,
@@ -57,7 +58,8 @@ pub(super) struct DeviceHistoryQuery {
     format: Option<Format>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CircuitHistoryQuery {
     from: Option<UnixMs>,

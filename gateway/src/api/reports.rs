@@ -28,7 +28,8 @@ use crate::store::{Actor, AreaId, HOUR_MS, Store};
 pub(crate) const NAMES: [&str; 4] = ["unresolved", "repeat-sites", "grid-cells", "devices"];
 
 /// A report's query.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReportQuery {
     /// The area (default: the caller's).
