@@ -140,6 +140,7 @@ const MAX_RANKED_DEVICES: u32 = 5000;
 pub(super) struct RankingQuery {
     area: Option<String>,
     days: Option<u32>,
+    #[param(inline)]
     by: Option<RankBy>,
     limit: Option<usize>,
     format: Option<String>,

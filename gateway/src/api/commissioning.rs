@@ -483,7 +483,9 @@ pub(super) async fn public_key(State(state): State<ApiState>) -> Result<Response
 #[serde(deny_unknown_fields)]
 pub(super) struct RosterQuery {
     area: Option<String>,
+    #[param(inline)]
     state: Option<DeviceState>,
+    #[param(inline)]
     kind: Option<DeviceKind>,
     limit: Option<u32>,
     offset: Option<u32>,

@@ -70,7 +70,9 @@ impl From<&Device> for DeviceView {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DeviceQuery {
+    #[param(inline)]
     state: Option<DeviceState>,
+    #[param(inline)]
     kind: Option<DeviceKind>,
     site: Option<SiteId>,
     area: Option<String>,

@@ -83,7 +83,9 @@ pub(super) struct EpisodeQuery {
     area: Option<String>,
     device: Option<String>,
     /// The ticket's state.
+    #[param(inline)]
     state: Option<TicketState>,
+    #[param(inline)]
     category: Option<Category>,
     open: Option<bool>,
     from: Option<UnixMs>,

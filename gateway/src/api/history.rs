@@ -55,6 +55,7 @@ pub(super) struct DeviceHistoryQuery {
     from: Option<UnixMs>,
     to: Option<UnixMs>,
     step: Option<String>,
+    #[param(inline)]
     format: Option<Format>,
 }
 
@@ -65,6 +66,7 @@ pub(super) struct CircuitHistoryQuery {
     from: Option<UnixMs>,
     to: Option<UnixMs>,
     step: Option<String>,
+    #[param(inline)]
     format: Option<Format>,
 }
 

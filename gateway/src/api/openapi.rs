@@ -335,6 +335,55 @@ fn operation(route: &Route, schemas: &mut Schemas) -> Operation {
     op.build()
 }
 
+/// Every `$ref` name in `value`.
+fn refs(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("$ref", serde_json::Value::String(r)) => {
+                        out.push(r.trim_start_matches("#/components/schemas/").to_string());
+                    }
+                    _ => refs(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+/// The schemas of the primitive types that the derived schemas name by `$ref` where a field's
+/// type is an alias of one (`UnixMs` = `u64`, `SiteId` = `i64`, `ChannelNo` = `u8`).
+fn primitives(paths: &Paths, schemas: &mut Schemas) {
+    let mut names = Vec::new();
+    for value in [serde_json::to_value(paths), serde_json::to_value(&*schemas)] {
+        // Serializing a tree of strings, maps and numbers cannot fail.
+        refs(&value.unwrap_or_default(), &mut names);
+    }
+    for name in names {
+        let (ty, format, min, max): (Type, Option<KnownFormat>, Option<f64>, Option<f64>) =
+            match name.as_str() {
+                "u8" => (Type::Integer, Some(KnownFormat::Int32), Some(0.0), Some(255.0)),
+                "u16" => (Type::Integer, Some(KnownFormat::Int32), Some(0.0), Some(65535.0)),
+                "u32" => (Type::Integer, Some(KnownFormat::Int64), Some(0.0), Some(4_294_967_295.0)),
+                "u64" => (Type::Integer, Some(KnownFormat::Int64), Some(0.0), None),
+                "i32" => (Type::Integer, Some(KnownFormat::Int32), None, None),
+                "i64" => (Type::Integer, Some(KnownFormat::Int64), None, None),
+                "f32" | "f64" => (Type::Number, Some(KnownFormat::Double), None, None),
+                _ => continue,
+            };
+        schemas.entry(name).or_insert_with(|| {
+            ObjectBuilder::new()
+                .schema_type(ty)
+                .format(format.map(SchemaFormat::KnownFormat))
+                .minimum(min)
+                .maximum(max)
+                .into()
+        });
+    }
+}
+
 /// The document, built from the route table.
 pub(crate) fn document() -> OpenApi {
     let mut schemas = Schemas::new();
@@ -344,6 +393,7 @@ pub(crate) fn document() -> OpenApi {
         let op = operation(&route, &mut schemas);
         paths.add_path_operation(route.rule.path, vec![http_method(&route.rule.method)], op);
     }
+    primitives(&paths, &mut schemas);
     let mut components = Components::new();
     components.schemas = schemas;
     components.add_security_scheme(
@@ -469,3 +519,75 @@ impl utoipa::PartialSchema for ProtocolId {
 }
 
 impl ToSchema for ProtocolId {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json() -> serde_json::Value {
+        serde_json::to_value(document()).expect("the document serializes")
+    }
+
+    #[test]
+    fn every_route_of_the_table_is_in_the_document_with_its_answers_and_errors() {
+        let doc = json();
+        assert_eq!(doc["openapi"], "3.1.0");
+        for route in routes() {
+            let (method, path) = (route.rule.method.as_str().to_ascii_lowercase(), route.rule.path);
+            let op = &doc["paths"][path][&method];
+            assert!(op.is_object(), "{method} {path} is not in the document");
+            let responses = op["responses"].as_object().expect("responses");
+            assert!(
+                responses.keys().any(|s| s.starts_with('2')),
+                "{method} {path} has no 2xx answer"
+            );
+            for status in ["401", "403", "500"] {
+                assert_eq!(
+                    responses[status]["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/Error",
+                    "{method} {path} answers {status} with the error body"
+                );
+            }
+            if path.contains('{') {
+                assert!(responses.contains_key("404"), "{method} {path} can answer 404");
+                assert!(responses.contains_key("400"), "{method} {path} can answer 400");
+            }
+            if op.get("requestBody").is_some() {
+                assert!(responses.contains_key("422"), "{method} {path} can answer 422");
+            }
+            assert_eq!(op["security"][0]["bearer"], serde_json::json!([]), "{method} {path}");
+            assert!(
+                op["description"].as_str().unwrap_or("").starts_with("Roles: "),
+                "{method} {path} names its roles"
+            );
+        }
+        let operations: usize = doc["paths"]
+            .as_object()
+            .map(|p| p.values().map(|i| i.as_object().map_or(0, |m| m.len())).sum())
+            .unwrap_or(0);
+        assert_eq!(operations, routes().len(), "nothing but the table's routes");
+    }
+
+    #[test]
+    fn every_schema_referred_to_is_in_the_document() {
+        let doc = json();
+        let mut names = Vec::new();
+        refs(&doc, &mut names);
+        assert!(!names.is_empty());
+        for name in names {
+            assert!(
+                doc["components"]["schemas"].get(&name).is_some(),
+                "#/components/schemas/{name} is referred to and missing"
+            );
+        }
+    }
+
+    #[test]
+    fn the_document_describes_the_bearer_token() {
+        let doc = json();
+        let scheme = &doc["components"]["securitySchemes"][BEARER];
+        assert_eq!(scheme["type"], "http");
+        assert_eq!(scheme["scheme"], "bearer");
+        assert_eq!(doc["components"]["schemas"][ERROR]["required"], serde_json::json!(["error"]));
+    }
+}

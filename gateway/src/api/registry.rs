@@ -54,6 +54,7 @@ fn optional_text(field: &str, s: Option<&str>, max: usize) -> ApiResult<()> {
 #[serde(deny_unknown_fields)]
 pub(super) struct AreaQuery {
     parent: Option<String>,
+    #[param(inline)]
     level: Option<AreaLevel>,
 }
 
