@@ -24,7 +24,7 @@ use firegrid_protocols::DeviceId;
 
 use super::access::{Caller, check_area};
 use super::device_config::ConfigBody;
-use super::error::{ApiError, Json, PathId, Query, Subject, query_area};
+use super::error::{ApiError, Json, PathId, Query, Subject, query_area, query_ms};
 use super::registry::limit;
 use super::{ApiState, now_ms, tell_pipeline};
 use crate::commissioning::record::{self, Binding, Record, RecordDevice, TestEntry};
@@ -84,9 +84,10 @@ pub(super) async fn events(
             "kind {k:?}: an event kind is lower-case letters and _, e.g. self_test, config_applied"
         )));
     }
+    let before = query_ms("before", q.before)?;
     let found = run(&state, move |s| {
         scoped_device(s, &caller, &id)?;
-        s.events_of(&id, q.kind.as_deref(), q.before, limit)
+        s.events_of(&id, q.kind.as_deref(), before, limit)
             .map_err(store_err)
     })
     .await?;
