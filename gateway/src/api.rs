@@ -126,7 +126,7 @@ use crate::notify::alert::Alert;
 use crate::store::{Store, StoreError, StoreHealth};
 
 pub use error::ApiError;
-pub(crate) use openapi::ProtocolId;
+pub(crate) use openapi::{Level, ProtocolId};
 use error::{Json, Subject};
 
 /// How long a change waits for room in the pipeline's control queue before giving up.

@@ -103,7 +103,7 @@ pub(super) struct TestBody {
 }
 
 /// A test as the API shows it: its times and the latencies they give.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct TestView {
     #[serde(flatten)]
     test: DeviceTest,
@@ -436,8 +436,17 @@ pub(super) async fn get_record(
         .into_response())
 }
 
-#[derive(Debug, Serialize)]
-struct RecordRef {
+/// The record-signing key (`GET /api/v1/commissioning/key`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct PublicKey {
+    /// Always `Ed25519`.
+    alg: &'static str,
+    /// The public key, base64.
+    public_key: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct RecordRef {
     id: i64,
     issued_ms: UnixMs,
     installer: String,
@@ -474,7 +483,11 @@ pub(super) async fn public_key(State(state): State<ApiState>) -> Result<Response
         .commissioning
         .public_key()
         .ok_or_else(|| ApiError::unavailable("the gateway has no record-signing key"))?;
-    Ok(Json(serde_json::json!({ "alg": "Ed25519", "public_key": key })).into_response())
+    Ok(Json(PublicKey {
+        alg: "Ed25519",
+        public_key: key,
+    })
+    .into_response())
 }
 
 // ---- roster and overdue self-tests ------------------------------------------------------------
@@ -493,7 +506,7 @@ pub(super) struct RosterQuery {
 }
 
 /// One roster row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub(crate) struct RosterRow {
     /// The device.
     pub(crate) id: String,
@@ -619,8 +632,8 @@ pub(super) struct OverdueQuery {
     area: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct OverdueRow {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct OverdueRow {
     #[serde(flatten)]
     device: RosterRow,
     period_days: u64,

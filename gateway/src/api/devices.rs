@@ -207,9 +207,10 @@ pub(super) const MAX_IMPORT: usize = 5000;
 const MAX_IMPORT_ERRORS: usize = 20;
 
 /// What an import answers: how many were registered, and their ids in order.
-#[derive(Debug, Serialize)]
-struct Imported {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Imported {
     created: usize,
+    #[schema(value_type = Vec<crate::api::ProtocolId>)]
     ids: Vec<DeviceId>,
     /// Each device's MQTT password, shown this once.
     credentials: Vec<Issued>,
@@ -282,6 +283,9 @@ pub(super) async fn import_devices(
     )
         .into_response())
 }
+
+/// `POST /devices`' answer: the device and its MQTT password.
+pub(super) type DeviceRegistered<'a> = WithPassword<'a, DeviceView>;
 
 /// `POST /devices`: the generic create, plus the device's MQTT password in the `201` body
 /// (`mqtt_password`, shown this once; only its hash is stored).
@@ -495,8 +499,9 @@ pub(super) struct CommandBody {
     ch: Option<u8>,
 }
 
-#[derive(Debug, Serialize)]
-struct CommandAccepted {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct CommandAccepted {
+    #[schema(value_type = crate::api::ProtocolId)]
     device: DeviceId,
     cmd: CommandName,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -23,13 +23,15 @@ type ApiResult<T = Response> = Result<T, ApiError>;
 const MAX_NOTE: usize = 1000;
 
 /// An episode as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub(crate) struct EpisodeView {
     id: EpisodeId,
+    #[schema(value_type = crate::api::ProtocolId)]
     device: DeviceId,
     #[serde(skip_serializing_if = "Option::is_none")]
     channel: Option<u8>,
     category: Category,
+    #[schema(value_type = crate::api::ProtocolId)]
     grid: GridId,
     source: Source,
     started_ms: UnixMs,
@@ -37,6 +39,7 @@ pub(crate) struct EpisodeView {
     /// Whether the condition goes on.
     open: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::api::Level>)]
     peak: Option<Level>,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
@@ -64,8 +67,8 @@ impl From<Episode> for EpisodeView {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct EpisodeWithSteps {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct EpisodeWithSteps {
     #[serde(flatten)]
     episode: EpisodeView,
     steps: Vec<TicketStep>,
@@ -323,7 +326,20 @@ pub(super) async fn assign(
         )
     })
     .await??;
-    Ok(Json(serde_json::json!({ "episode": id, "assignee": assigned })).into_response())
+    Ok(Json(Assigned {
+        episode: id,
+        assignee: assigned,
+    })
+    .into_response())
+}
+
+/// `PUT /api/v1/episodes/{id}/assignee`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Assigned {
+    /// The episode.
+    episode: u64,
+    /// The worker it is assigned to.
+    assignee: crate::store::Assignee,
 }
 
 /// What the data says about verifying an episode's ticket now ([`crate::workflow`]).

@@ -71,15 +71,16 @@ pub(super) struct CircuitHistoryQuery {
 }
 
 /// One channel's points.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 struct Series {
+    #[schema(value_type = crate::api::ProtocolId)]
     device: DeviceId,
     ch: ChannelNo,
     points: Vec<Point>,
 }
 
-#[derive(Debug, Serialize)]
-struct History {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct History {
     from_ms: UnixMs,
     to_ms: UnixMs,
     /// The step answered with (0: raw readings).

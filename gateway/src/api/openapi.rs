@@ -15,7 +15,7 @@ use utoipa::openapi::path::{HttpMethod, Operation, Parameter, ParameterIn};
 use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::response::Response as OaResponse;
 use utoipa::openapi::schema::{
-    AllOfBuilder, Array, Components, KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, Type,
+    Array, Components, KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, Type,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
@@ -24,7 +24,9 @@ use utoipa::openapi::{
 use utoipa::{IntoParams, ToSchema};
 
 use super::routes::{Route, routes};
-use crate::store::Record;
+
+mod schemas;
+pub(crate) use schemas::{Level, ProtocolId};
 
 /// The named schemas the document's `components` hold.
 pub(crate) type Schemas = BTreeMap<String, RefOr<Schema>>;
@@ -435,159 +437,5 @@ pub(super) async fn openapi_json() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response()
 }
 
-/// An id's schema: the registry's ids are numbers assigned by the store or ids of the
-/// protocol's rule (devices, areas: 1–32 of `[A-Za-z0-9_-]`).
-pub(crate) trait IdSchema {
-    /// Its schema.
-    fn id_schema() -> Schema;
-}
-
-impl IdSchema for i64 {
-    fn id_schema() -> Schema {
-        ObjectBuilder::new()
-            .schema_type(Type::Integer)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-            .into()
-    }
-}
-
-/// The protocol's id rule as a schema.
-fn protocol_id() -> Schema {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .min_length(Some(1))
-        .max_length(Some(32))
-        .pattern(Some("^[A-Za-z0-9_-]{1,32}$"))
-        .into()
-}
-
-impl IdSchema for firegrid_protocols::GridId {
-    fn id_schema() -> Schema {
-        protocol_id()
-    }
-}
-
-impl IdSchema for firegrid_protocols::DeviceId {
-    fn id_schema() -> Schema {
-        protocol_id()
-    }
-}
-
-/// A stored record as the API shows it: its id, its fields, `created_ms` and `updated_ms`.
-impl<F: ToSchema, I: IdSchema> utoipa::PartialSchema for Record<F, I> {
-    fn schema() -> RefOr<Schema> {
-        let ms = || -> Schema {
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-                .minimum(Some(0))
-                .into()
-        };
-        let own = ObjectBuilder::new()
-            .property("id", I::id_schema())
-            .required("id")
-            .property("created_ms", ms())
-            .required("created_ms")
-            .property("updated_ms", ms())
-            .required("updated_ms");
-        AllOfBuilder::new()
-            .item(Ref::from_schema_name(F::name()))
-            .item(own)
-            .into()
-    }
-}
-
-impl<F: ToSchema, I: IdSchema> ToSchema for Record<F, I> {
-    fn name() -> Cow<'static, str> {
-        let fields = F::name();
-        Cow::Owned(fields.strip_suffix("Fields").unwrap_or(&fields).to_string())
-    }
-    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((F::name().into_owned(), F::schema()));
-        F::schemas(schemas);
-    }
-}
-
-/// An id of the protocol's rule (devices, areas): 1–32 of `[A-Za-z0-9_-]`.
-#[derive(Debug)]
-pub(crate) struct ProtocolId;
-
-impl utoipa::PartialSchema for ProtocolId {
-    fn schema() -> RefOr<Schema> {
-        protocol_id().into()
-    }
-}
-
-impl ToSchema for ProtocolId {}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn json() -> serde_json::Value {
-        serde_json::to_value(document()).expect("the document serializes")
-    }
-
-    #[test]
-    fn every_route_of_the_table_is_in_the_document_with_its_answers_and_errors() {
-        let doc = json();
-        assert_eq!(doc["openapi"], "3.1.0");
-        for route in routes() {
-            let (method, path) = (route.rule.method.as_str().to_ascii_lowercase(), route.rule.path);
-            let op = &doc["paths"][path][&method];
-            assert!(op.is_object(), "{method} {path} is not in the document");
-            let responses = op["responses"].as_object().expect("responses");
-            assert!(
-                responses.keys().any(|s| s.starts_with('2')),
-                "{method} {path} has no 2xx answer"
-            );
-            for status in ["401", "403", "500"] {
-                assert_eq!(
-                    responses[status]["content"]["application/json"]["schema"]["$ref"],
-                    "#/components/schemas/Error",
-                    "{method} {path} answers {status} with the error body"
-                );
-            }
-            if path.contains('{') {
-                assert!(responses.contains_key("404"), "{method} {path} can answer 404");
-                assert!(responses.contains_key("400"), "{method} {path} can answer 400");
-            }
-            if op.get("requestBody").is_some() {
-                assert!(responses.contains_key("422"), "{method} {path} can answer 422");
-            }
-            assert_eq!(op["security"][0]["bearer"], serde_json::json!([]), "{method} {path}");
-            assert!(
-                op["description"].as_str().unwrap_or("").starts_with("Roles: "),
-                "{method} {path} names its roles"
-            );
-        }
-        let operations: usize = doc["paths"]
-            .as_object()
-            .map(|p| p.values().map(|i| i.as_object().map_or(0, |m| m.len())).sum())
-            .unwrap_or(0);
-        assert_eq!(operations, routes().len(), "nothing but the table's routes");
-    }
-
-    #[test]
-    fn every_schema_referred_to_is_in_the_document() {
-        let doc = json();
-        let mut names = Vec::new();
-        refs(&doc, &mut names);
-        assert!(!names.is_empty());
-        for name in names {
-            assert!(
-                doc["components"]["schemas"].get(&name).is_some(),
-                "#/components/schemas/{name} is referred to and missing"
-            );
-        }
-    }
-
-    #[test]
-    fn the_document_describes_the_bearer_token() {
-        let doc = json();
-        let scheme = &doc["components"]["securitySchemes"][BEARER];
-        assert_eq!(scheme["type"], "http");
-        assert_eq!(scheme["scheme"], "bearer");
-        assert_eq!(doc["components"]["schemas"][ERROR]["required"], serde_json::json!(["error"]));
-    }
-}
+mod tests;

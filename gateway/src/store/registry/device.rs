@@ -116,9 +116,10 @@ pub struct DeviceFilter {
 }
 
 /// A device that published without being registered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PendingDevice {
     /// The id it used.
+    #[schema(value_type = crate::api::ProtocolId)]
     pub id: DeviceId,
     /// First message, ms.
     pub first_seen_ms: UnixMs,
