@@ -127,8 +127,8 @@ use crate::notify::alert::Alert;
 use crate::store::{Store, StoreError, StoreHealth};
 
 pub use error::ApiError;
-pub(crate) use openapi::{Level, ProtocolId};
 use error::{Json, Subject};
+pub(crate) use openapi::{Level, ProtocolId};
 
 /// How long a change waits for room in the pipeline's control queue before giving up.
 const CONTROL_SEND_TIMEOUT: Duration = Duration::from_secs(5);

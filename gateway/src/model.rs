@@ -16,7 +16,19 @@ pub type EpisodeId = u64;
 pub type UnixMs = u64;
 
 /// What kind of occurrence an episode is. One episode per (device, channel, category) at a time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     /// A channel's value at or above its set-point (leakage or over-temperature).
@@ -127,7 +139,19 @@ pub enum Source {
 }
 
 /// The steps of a ticket, in order (each recorded with who and when).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketState {
     /// The episode started and was sent to the grid cell.

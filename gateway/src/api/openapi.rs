@@ -18,9 +18,7 @@ use utoipa::openapi::schema::{
     Array, Components, KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, Type,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{
-    Content, InfoBuilder, OpenApi, OpenApiBuilder, Paths, Ref, RefOr, Required,
-};
+use utoipa::openapi::{Content, InfoBuilder, OpenApi, OpenApiBuilder, Paths, Ref, RefOr, Required};
 use utoipa::{IntoParams, ToSchema};
 
 use super::routes::{Route, routes};
@@ -126,7 +124,10 @@ impl Op {
     }
 
     /// A route that answers bytes of one of `types`.
-    pub(crate) fn bytes(summary: impl Into<Cow<'static, str>>, types: &'static [&'static str]) -> Self {
+    pub(crate) fn bytes(
+        summary: impl Into<Cow<'static, str>>,
+        types: &'static [&'static str],
+    ) -> Self {
         Self::new(summary, Answer::Bytes(types))
     }
 
@@ -183,27 +184,42 @@ impl Op {
     pub(crate) fn error_statuses(&self, method: &Method, path: &str) -> Vec<(u16, &'static str)> {
         let mut out = vec![
             (401, "no token, or an unknown, revoked or mistyped one"),
-            (403, "the token's role may not call this route, or the thing lies outside the user's area"),
+            (
+                403,
+                "the token's role may not call this route, or the thing lies outside the user's area",
+            ),
         ];
         let has_path = path.contains('{');
         if has_path || self.query.is_some() || self.body.is_some() {
-            out.push((400, "a bad id in the path, a bad query parameter, or malformed JSON"));
+            out.push((
+                400,
+                "a bad id in the path, a bad query parameter, or malformed JSON",
+            ));
         }
         if has_path {
             out.push((404, "the thing named in the path does not exist"));
         }
         if *method != Method::GET {
-            out.push((409, "it conflicts with the state of the thing (exists, in use, an illegal move)"));
+            out.push((
+                409,
+                "it conflicts with the state of the thing (exists, in use, an illegal move)",
+            ));
         }
         match self.body {
             Some(Body::Json(_)) => {
                 out.push((413, "the body is too large"));
                 out.push((415, "the body is not `Content-Type: application/json`"));
-                out.push((422, "well-formed JSON that does not fit (the message names the field)"));
+                out.push((
+                    422,
+                    "well-formed JSON that does not fit (the message names the field)",
+                ));
             }
             Some(Body::Multipart(_)) => {
                 out.push((413, "a part is too large"));
-                out.push((415, "not multipart/form-data, or a photo that is not JPEG or PNG"));
+                out.push((
+                    415,
+                    "not multipart/form-data, or a photo that is not JPEG or PNG",
+                ));
                 out.push((422, "a part that does not fit (the message names it)"));
             }
             None => {}
@@ -213,8 +229,14 @@ impl Op {
                 out.push((s, "see the summary"));
             }
         }
-        out.push((500, "an internal error: logged with its cause, answered generically"));
-        out.push((503, "the store is busy or shutting down, or the pipeline could not be told"));
+        out.push((
+            500,
+            "an internal error: logged with its cause, answered generically",
+        ));
+        out.push((
+            503,
+            "the store is busy or shutting down, or the pipeline could not be told",
+        ));
         if *method != Method::GET {
             out.push((507, "the store's disk is full: nothing was written"));
         }
@@ -250,7 +272,10 @@ fn path_params(path: &str) -> Vec<&str> {
 }
 
 fn string_schema() -> Schema {
-    ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).into()
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .into()
 }
 
 /// An operation id from the method and path: `get_devices_id_history`.
@@ -314,10 +339,11 @@ fn operation(route: &Route, schemas: &mut Schemas) -> Operation {
                 .schema_type(Type::String)
                 .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
                 .into();
-            types.iter().fold(
-                OaResponse::builder().description("the bytes"),
-                |b, t| b.content(*t, Content::new(Some(binary.clone()))),
-            )
+            types
+                .iter()
+                .fold(OaResponse::builder().description("the bytes"), |b, t| {
+                    b.content(*t, Content::new(Some(binary.clone())))
+                })
         }
         Answer::Events => OaResponse::builder()
             .description("server-sent events; never ends")
@@ -330,7 +356,10 @@ fn operation(route: &Route, schemas: &mut Schemas) -> Operation {
             status.to_string(),
             OaResponse::builder()
                 .description(why)
-                .content("application/json", Content::new(Some(Ref::from_schema_name(ERROR))))
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name(ERROR))),
+                )
                 .build(),
         );
     }
@@ -366,9 +395,24 @@ fn primitives(paths: &Paths, schemas: &mut Schemas) {
     for name in names {
         let (ty, format, min, max): (Type, Option<KnownFormat>, Option<f64>, Option<f64>) =
             match name.as_str() {
-                "u8" => (Type::Integer, Some(KnownFormat::Int32), Some(0.0), Some(255.0)),
-                "u16" => (Type::Integer, Some(KnownFormat::Int32), Some(0.0), Some(65535.0)),
-                "u32" => (Type::Integer, Some(KnownFormat::Int64), Some(0.0), Some(4_294_967_295.0)),
+                "u8" => (
+                    Type::Integer,
+                    Some(KnownFormat::Int32),
+                    Some(0.0),
+                    Some(255.0),
+                ),
+                "u16" => (
+                    Type::Integer,
+                    Some(KnownFormat::Int32),
+                    Some(0.0),
+                    Some(65535.0),
+                ),
+                "u32" => (
+                    Type::Integer,
+                    Some(KnownFormat::Int64),
+                    Some(0.0),
+                    Some(4_294_967_295.0),
+                ),
                 "u64" => (Type::Integer, Some(KnownFormat::Int64), Some(0.0), None),
                 "i32" => (Type::Integer, Some(KnownFormat::Int32), None, None),
                 "i64" => (Type::Integer, Some(KnownFormat::Int64), None, None),

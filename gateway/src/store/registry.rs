@@ -66,7 +66,9 @@ pub struct WorkerFields {
 }
 
 /// What a worker's webhook expects ([`crate::notify::people`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookFormat {
     /// firegrid's person alert as JSON, timestamped and signed like the `[[webhooks]]`.

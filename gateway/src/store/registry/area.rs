@@ -17,7 +17,19 @@ use super::super::{Store, StoreError};
 use super::{AreaId, opt_text, text};
 
 /// A level of the area hierarchy, from the smallest up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AreaLevel {
     /// A grid cell: a few streets' worth of housing with its grid workers.

@@ -22,7 +22,9 @@ use super::{
 use crate::model::{DeviceKind, DeviceSpec, DeviceState, UnixMs};
 
 /// The encoding the gateway answers a device in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum WireEncoding {
     /// JSON (the default).
