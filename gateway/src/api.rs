@@ -11,6 +11,7 @@
 //! | --- | --- |
 //! | `GET /healthz` | `200` with uptime and the store's, broker's and journal's health, the data directory's disk (`disk`: level, free and total bytes; a low disk is listed in `warnings`), and the TSDB writer's state when it is on (`tsdb`: pending, dropped, last error, last success; never a reason for 503); `503` when not healthy (`problems` says why: the store does not answer, the broker is not connected or its listener does not answer, the last journal commit failed, the disk is full) |
 //! | `GET /metrics` | Prometheus text ([`Metrics::render`]); without a token only as `[api] metrics` allows |
+//! | `GET /api/v1/openapi.json` | the API described: an OpenAPI 3.1 document built from the route table (every route, its roles, query, body, answer and errors; decision 17) |
 //! | `GET /api/v1/me` | whose token this is: `{"user","role","area_id","token_id"}` |
 //! | `GET, POST /api/v1/users` | people (city-wide admin); create `{"name","role","area_id"}` → `201` with their first `token`, shown once |
 //! | `POST /api/v1/users/{name}/tokens` | another token for them (`201` `{"token_id","token"}`) |
@@ -90,6 +91,7 @@ mod evidence;
 mod hazards;
 mod history;
 mod live;
+mod openapi;
 mod registry;
 mod reports;
 mod resource;
@@ -126,6 +128,7 @@ use crate::store::{Store, StoreError, StoreHealth};
 
 pub use error::ApiError;
 use error::{Json, Subject};
+pub(crate) use openapi::{Level, ProtocolId};
 
 /// How long a change waits for room in the pipeline's control queue before giving up.
 const CONTROL_SEND_TIMEOUT: Duration = Duration::from_secs(5);

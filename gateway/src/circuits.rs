@@ -37,7 +37,8 @@ pub struct Circuit {
 }
 
 /// What one measured circuit contributes to the verdict.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = TraceEvidence)]
 pub struct Evidence {
     /// The circuit.
     pub circuit_id: i64,
@@ -55,7 +56,7 @@ pub struct Evidence {
 }
 
 /// Where the leak most likely is.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Suspect {
     /// The circuit whose own segment (or unmeasured branches) holds the leak.
     pub circuit_id: i64,
@@ -71,7 +72,7 @@ pub struct Suspect {
 }
 
 /// Which part of the tree a suspect is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Place {
     /// The traced circuit's own segment.
@@ -81,7 +82,7 @@ pub enum Place {
 }
 
 /// The verdict and its evidence.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Trace {
     /// The circuit traced.
     pub circuit_id: i64,
@@ -206,7 +207,7 @@ pub fn slope_per_day(points: &[(u64, f64)]) -> Option<f64> {
 }
 
 /// One circuit in a ranking.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Ranked {
     /// The circuit.
     pub circuit_id: i64,
@@ -224,7 +225,7 @@ pub struct Ranked {
 }
 
 /// What to rank by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RankBy {
     /// The steepest rising residual current first.

@@ -64,7 +64,7 @@ pub fn installer_topic(grid: &str, user: &str) -> String {
 }
 
 /// A test a device is asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TestKind {
     /// The installer sends the device's self-test command; its `self_test` event answers.

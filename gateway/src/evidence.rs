@@ -24,7 +24,7 @@ pub const DEFAULT_MAX_PHOTO_BYTES: u64 = 5 * 1024 * 1024;
 pub const MAX_NOTE_CHARS: usize = 1000;
 
 /// A photo's kind, as its bytes show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub enum MediaType {
     /// JPEG (`FF D8 FF`).
     #[serde(rename = "image/jpeg")]

@@ -16,7 +16,19 @@ pub type EpisodeId = u64;
 pub type UnixMs = u64;
 
 /// What kind of occurrence an episode is. One episode per (device, channel, category) at a time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     /// A channel's value at or above its set-point (leakage or over-temperature).
@@ -117,7 +129,7 @@ pub struct EpisodeKey {
 }
 
 /// Who detected the condition first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// The device reported it (an event or its last will).
@@ -127,7 +139,19 @@ pub enum Source {
 }
 
 /// The steps of a ticket, in order (each recorded with who and when).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketState {
     /// The episode started and was sent to the grid cell.
@@ -203,7 +227,7 @@ impl FromStr for TicketState {
 }
 
 /// A device's place in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceState {
     /// Known by id, not yet installed.
@@ -217,7 +241,7 @@ pub enum DeviceState {
 }
 
 /// What kind of device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceKind {
     /// An electrical-fire monitor speaking the firegrid MQTT protocol.

@@ -137,9 +137,11 @@ impl Areas {
 }
 
 /// A key area a row rolls up to.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[schema(as = ReportKeyArea)]
 pub struct KeyArea {
     /// Its id.
+    #[schema(value_type = crate::api::ProtocolId)]
     pub id: AreaId,
     /// Its name.
     pub name: String,
@@ -153,9 +155,10 @@ pub(crate) fn key_of(areas: &Areas, id: &AreaId) -> Option<KeyArea> {
 }
 
 /// Unresolved hazards of one area (a grid cell, a key area, or all), by age bucket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AgeRow {
     /// The area (`None` in the total).
+    #[schema(value_type = Option<crate::api::ProtocolId>)]
     pub area_id: Option<AreaId>,
     /// Its name.
     pub area: String,
@@ -189,7 +192,7 @@ impl AgeRow {
 }
 
 /// Unresolved hazards by age bucket and grid cell, rolled up by key area.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Unresolved {
     /// The time ages are measured at.
     pub now_ms: UnixMs,
@@ -262,7 +265,7 @@ pub fn unresolved(rows: &[HazardRow], areas: &Areas, now: UnixMs, key_only: bool
 }
 
 /// A site with repeated hazards.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RepeatSite {
     /// The site.
     pub site_id: i64,
@@ -271,6 +274,7 @@ pub struct RepeatSite {
     /// Its address.
     pub address: String,
     /// Its grid cell (its latest hazard's).
+    #[schema(value_type = crate::api::ProtocolId)]
     pub area_id: AreaId,
     /// The key area it lies in.
     pub key_area: Option<KeyArea>,
@@ -287,7 +291,7 @@ pub struct RepeatSite {
 }
 
 /// Repeat sites of a key area.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RepeatRollup {
     /// The key area.
     pub key_area: KeyArea,
@@ -298,7 +302,7 @@ pub struct RepeatRollup {
 }
 
 /// The repeat sites ("blacklist") report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RepeatSites {
     /// The window: `[from_ms, to_ms)`.
     pub from_ms: UnixMs,
@@ -397,11 +401,12 @@ pub fn repeat_sites(
 }
 
 /// A device that needs a visit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VisitRow {
     /// The device.
     pub device: String,
     /// Its grid cell.
+    #[schema(value_type = Option<crate::api::ProtocolId>)]
     pub area_id: Option<AreaId>,
     /// The key area it lies in.
     pub key_area: Option<KeyArea>,
@@ -416,7 +421,7 @@ pub struct VisitRow {
 }
 
 /// The devices report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Visits {
     /// The time of the report.
     pub now_ms: UnixMs,

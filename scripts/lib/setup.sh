@@ -81,3 +81,29 @@ setup_pymodbus() {
   fi
   export FIREGRID_PYTHON="$venv/bin/python"
 }
+
+# PyPI's schemathesis, an API fuzzer this project did not write, and openapi-spec-validator, in a
+# venv of its own beside pymodbus's (kept between runs). Exports FIREGRID_SCHEMATHESIS, the
+# venv's `schemathesis` command, which the API fuzz test requires (tests/tests/api_fuzz.rs);
+# the validator is the venv's `openapi-spec-validator` beside it.
+FIREGRID_SCHEMATHESIS_VERSION=4.32.5
+FIREGRID_OPENAPI_VALIDATOR_VERSION=0.9.0
+
+setup_schemathesis() {
+  setup_pymodbus # Debian's python3 and python3-venv
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/firegrid/venv-schemathesis"
+  if ! "$venv/bin/python" -c "
+import sys, importlib.metadata as m
+sys.exit(m.version('schemathesis') != '$FIREGRID_SCHEMATHESIS_VERSION'
+         or m.version('openapi-spec-validator') != '$FIREGRID_OPENAPI_VALIDATOR_VERSION')" \
+      >/dev/null 2>&1; then
+    echo "setup: installing schemathesis $FIREGRID_SCHEMATHESIS_VERSION in $venv"
+    rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+      "schemathesis==$FIREGRID_SCHEMATHESIS_VERSION" \
+      "openapi-spec-validator==$FIREGRID_OPENAPI_VALIDATOR_VERSION"
+  fi
+  export FIREGRID_SCHEMATHESIS="$venv/bin/schemathesis"
+}

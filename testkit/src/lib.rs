@@ -3,6 +3,7 @@
 //!
 //! - [`firegrid`]: the `firegrid` binary as a child process, configured by a typed
 //!   [`GatewayConfig`] that renders its TOML;
+//! - [`schemathesis`](mod@schemathesis): an outside API fuzzer (and an OpenAPI validator);
 //! - [`mosquitto`], [`victoria`], [`socat`], [`pymodbus`]: outside servers on free loopback
 //!   ports, started again on another port when the one picked was taken meanwhile;
 //! - [`port::free_port`], [`wait`] (wait on an observable condition, with a deadline and a
@@ -14,9 +15,9 @@
 //! the gateway would compile a second copy of the gateway's types into them.
 //!
 //! Outside programs come from Debian (`mosquitto`, `victoria-metrics`, `socat`) and PyPI
-//! (`pymodbus`); `scripts/test` installs them. `FIREGRID_MOSQUITTO` and
+//! (`pymodbus`, `schemathesis`); `scripts/test` installs them. `FIREGRID_MOSQUITTO` and
 //! `FIREGRID_VICTORIA_METRICS` override the binaries' paths; `FIREGRID_PYTHON` names a Python
-//! with pymodbus.
+//! with pymodbus; `FIREGRID_SCHEMATHESIS` the schemathesis command.
 
 pub mod firegrid;
 pub mod metrics;
@@ -25,6 +26,7 @@ pub mod mqtt;
 pub mod port;
 pub mod process;
 pub mod pymodbus;
+pub mod schemathesis;
 pub mod socat;
 pub mod summary;
 pub mod victoria;

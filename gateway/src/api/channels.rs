@@ -35,7 +35,7 @@ impl<S: Send + Sync> FromRequestParts<S> for DeviceChannel {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Binding {
     /// A circuit id, or `null` to unbind: required, so that an empty body binds nothing.

@@ -13,7 +13,7 @@ use std::collections::btree_map::Entry;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use firegrid_protocols::DeviceId;
 
@@ -21,7 +21,7 @@ use super::access::{Caller, check_area};
 use super::episodes::time_range;
 use super::error::{ApiError, Json, PathId, Query, Subject, query_area};
 use super::{ApiState, blocking, now_ms};
-use crate::circuits::{Circuit, RankBy, Ranked, TraceError, rank, slope_per_day, trace};
+use crate::circuits::{Circuit, RankBy, Ranked, Trace, TraceError, rank, slope_per_day, trace};
 use crate::model::{Category, UnixMs};
 use crate::store::{
     CircuitFields, CircuitFilter, EpisodeFilter, HOUR_MS, Measures, Noun, StoreError,
@@ -30,7 +30,8 @@ use crate::store::{
 /// The default floor, mA.
 const DEFAULT_MIN_MA: f64 = 30.0;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct LeakTraceQuery {
     from: Option<UnixMs>,
@@ -59,15 +60,39 @@ pub(super) async fn leak_trace(
     })
     .await?;
     match trace(&tree, id, min_ma) {
-        Ok(t) => Ok(Json(serde_json::json!({
-            "from_ms": from,
-            "to_ms": to,
-            "trace": t,
-        }))
+        Ok(trace) => Ok(Json(LeakTraceView {
+            from_ms: from,
+            to_ms: to,
+            trace,
+        })
         .into_response()),
         Err(e @ TraceError::Unmeasured(_)) => Err(ApiError::conflict(e.to_string())),
         Err(e @ TraceError::Unknown(_)) => Err(ApiError::not_found(e.to_string())),
     }
+}
+
+/// `GET /api/v1/circuits/{id}/leak-trace`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct LeakTraceView {
+    /// The readings' window, ms since the Unix epoch: from (inclusive)…
+    from_ms: UnixMs,
+    /// …to (exclusive).
+    to_ms: UnixMs,
+    /// Where the leak most likely sits, with the evidence.
+    trace: Trace,
+}
+
+/// `GET /api/v1/circuit-ranking`'s answer (as JSON).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct RankingView {
+    /// The window, ms since the Unix epoch: from (inclusive)…
+    from_ms: UnixMs,
+    /// …to (exclusive).
+    to_ms: UnixMs,
+    /// What they are ranked by.
+    by: RankBy,
+    /// The circuits, first the most suspect.
+    circuits: Vec<Ranked>,
 }
 
 /// The circuits of `id`'s site with the mean residual current of each over `[from, to)` (the
@@ -133,11 +158,13 @@ pub(crate) fn trace_tree(
 /// The most circuits one ranking looks at (their devices' hourly readings are read).
 const MAX_RANKED_DEVICES: u32 = 5000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RankingQuery {
     area: Option<String>,
     days: Option<u32>,
+    #[param(inline)]
     by: Option<RankBy>,
     limit: Option<usize>,
     format: Option<String>,
@@ -188,12 +215,12 @@ pub(super) async fn ranking(
     rank(&mut rows, by);
     rows.truncate(q.limit.unwrap_or(100).min(10_000));
     if !csv {
-        return Ok(Json(serde_json::json!({
-            "from_ms": from,
-            "to_ms": to,
-            "by": by,
-            "circuits": rows,
-        }))
+        return Ok(Json(RankingView {
+            from_ms: from,
+            to_ms: to,
+            by,
+            circuits: rows,
+        })
         .into_response());
     }
     let mut body = String::from("circuit_id,name,site_id,trend_ma_per_day,latest_ma,alarms\r\n");

@@ -24,7 +24,7 @@ use firegrid_protocols::DeviceId;
 
 use super::access::{Caller, check_area};
 use super::device_config::ConfigBody;
-use super::error::{ApiError, Json, PathId, Query, Subject, query_area};
+use super::error::{ApiError, Json, PathId, Query, Subject, query_area, query_ms};
 use super::registry::limit;
 use super::{ApiState, now_ms, tell_pipeline};
 use crate::commissioning::record::{self, Binding, Record, RecordDevice, TestEntry};
@@ -56,7 +56,8 @@ fn store_err(e: crate::store::StoreError) -> ApiError {
 
 // ---- events -----------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EventQuery {
     kind: Option<String>,
@@ -83,9 +84,10 @@ pub(super) async fn events(
             "kind {k:?}: an event kind is lower-case letters and _, e.g. self_test, config_applied"
         )));
     }
+    let before = query_ms("before", q.before)?;
     let found = run(&state, move |s| {
         scoped_device(s, &caller, &id)?;
-        s.events_of(&id, q.kind.as_deref(), q.before, limit)
+        s.events_of(&id, q.kind.as_deref(), before, limit)
             .map_err(store_err)
     })
     .await?;
@@ -94,14 +96,14 @@ pub(super) async fn events(
 
 // ---- tests ------------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TestBody {
     kind: TestKind,
 }
 
 /// A test as the API shows it: its times and the latencies they give.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct TestView {
     #[serde(flatten)]
     test: DeviceTest,
@@ -434,8 +436,17 @@ pub(super) async fn get_record(
         .into_response())
 }
 
-#[derive(Debug, Serialize)]
-struct RecordRef {
+/// The record-signing key (`GET /api/v1/commissioning/key`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct PublicKey {
+    /// Always `Ed25519`.
+    alg: &'static str,
+    /// The public key, base64.
+    public_key: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct RecordRef {
     id: i64,
     issued_ms: UnixMs,
     installer: String,
@@ -472,23 +483,30 @@ pub(super) async fn public_key(State(state): State<ApiState>) -> Result<Response
         .commissioning
         .public_key()
         .ok_or_else(|| ApiError::unavailable("the gateway has no record-signing key"))?;
-    Ok(Json(serde_json::json!({ "alg": "Ed25519", "public_key": key })).into_response())
+    Ok(Json(PublicKey {
+        alg: "Ed25519",
+        public_key: key,
+    })
+    .into_response())
 }
 
 // ---- roster and overdue self-tests ------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RosterQuery {
     area: Option<String>,
+    #[param(inline)]
     state: Option<DeviceState>,
+    #[param(inline)]
     kind: Option<DeviceKind>,
     limit: Option<u32>,
     offset: Option<u32>,
 }
 
 /// One roster row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub(crate) struct RosterRow {
     /// The device.
     pub(crate) id: String,
@@ -607,14 +625,15 @@ pub(super) async fn roster(
     Ok(Json(rows).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct OverdueQuery {
     area: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct OverdueRow {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct OverdueRow {
     #[serde(flatten)]
     device: RosterRow,
     period_days: u64,

@@ -20,7 +20,8 @@ use crate::store::StoreError;
 type ApiResult<T = Response> = Result<T, ApiError>;
 
 /// A body with the MQTT password issued with it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = DeviceRegistered)]
 pub(super) struct WithPassword<'a, T: Serialize> {
     /// What was made.
     #[serde(flatten)]
@@ -30,9 +31,10 @@ pub(super) struct WithPassword<'a, T: Serialize> {
 }
 
 /// A credential issued for a device.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct Issued {
     /// The device (its MQTT username and client id).
+    #[schema(value_type = crate::api::ProtocolId)]
     pub(super) id: DeviceId,
     /// Its password, shown once.
     pub(super) mqtt_password: String,

@@ -16,7 +16,7 @@ use super::resource::ApiResult;
 /// A device's configuration in the protocol's JSON shape (docs/protocol.md#config), as the API
 /// shows and takes it. In a request, `version` is optional: when given, it must be the version
 /// in force (the change is based on it); the gateway assigns the next one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConfigBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -33,7 +33,7 @@ pub(crate) struct ConfigBody {
 }
 
 /// One channel of a [`ConfigBody`]: exactly one of `residual_ma` and `temp_dc`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ChannelBody {
     ch: u8,

@@ -13,7 +13,8 @@ use firegrid_protocols::{DeviceId, GridId};
 
 use super::access::Caller;
 use super::credentials::{Issued, WithPassword, new_secret};
-use super::device_config::{ConfigBody, default_config};
+pub(super) use super::device_config::ConfigBody;
+use super::device_config::default_config;
 use super::error::{ApiError, Json, PathId, Subject, check_text, device_id, query_area};
 use super::registry::{limit, optional_area};
 use super::resource::{ApiResource, ApiResult, change, created};
@@ -29,14 +30,16 @@ const MAX_NOTE: usize = 1000;
 // ---- devices ----------------------------------------------------------------------------------
 
 /// A device as the API shows it (never its credential).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub(crate) struct DeviceView {
+    #[schema(value_type = crate::api::ProtocolId)]
     id: DeviceId,
     kind: DeviceKind,
     state: DeviceState,
     site_id: Option<SiteId>,
     room_id: Option<i64>,
     circuit_id: Option<CircuitId>,
+    #[schema(value_type = Option<crate::api::ProtocolId>)]
     grid_id: Option<GridId>,
     encoding: WireEncoding,
     config: ConfigBody,
@@ -63,10 +66,13 @@ impl From<&Device> for DeviceView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DeviceQuery {
+    #[param(inline)]
     state: Option<DeviceState>,
+    #[param(inline)]
     kind: Option<DeviceKind>,
     site: Option<SiteId>,
     area: Option<String>,
@@ -74,7 +80,7 @@ pub(super) struct DeviceQuery {
     offset: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DeviceCreate {
     id: String,
@@ -97,7 +103,7 @@ pub(super) struct DeviceCreate {
 
 /// A device's binding (`PUT /devices/{id}`): every field is replaced, an absent one is
 /// cleared. Its state and configuration have their own routes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DeviceUpdate {
     kind: DeviceKind,
@@ -155,7 +161,8 @@ impl ApiResource for DeviceFields {
             offset: q.offset.unwrap_or(0),
         })
     }
-    fn view(r: &Device) -> impl Serialize {
+    type View = DeviceView;
+    fn view(r: &Device) -> DeviceView {
         DeviceView::from(r)
     }
     async fn changed(state: &ApiState, id: &DeviceId, removed: bool) -> ApiResult<()> {
@@ -200,9 +207,10 @@ pub(super) const MAX_IMPORT: usize = 5000;
 const MAX_IMPORT_ERRORS: usize = 20;
 
 /// What an import answers: how many were registered, and their ids in order.
-#[derive(Debug, Serialize)]
-struct Imported {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Imported {
     created: usize,
+    #[schema(value_type = Vec<crate::api::ProtocolId>)]
     ids: Vec<DeviceId>,
     /// Each device's MQTT password, shown this once.
     credentials: Vec<Issued>,
@@ -275,6 +283,9 @@ pub(super) async fn import_devices(
     )
         .into_response())
 }
+
+/// `POST /devices`' answer: the device and its MQTT password.
+pub(super) type DeviceRegistered<'a> = WithPassword<'a, DeviceView>;
 
 /// `POST /devices`: the generic create, plus the device's MQTT password in the `201` body
 /// (`mqtt_password`, shown this once; only its hash is stored).
@@ -366,7 +377,7 @@ pub(crate) async fn config_change(
     Ok(after)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct StateBody {
     to: DeviceState,
@@ -471,7 +482,7 @@ pub(super) async fn set_device_state(
 
 // ---- commands ---------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(super) enum CommandName {
     SelfTest,
@@ -480,7 +491,7 @@ pub(super) enum CommandName {
     Reboot,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CommandBody {
     cmd: CommandName,
@@ -488,8 +499,9 @@ pub(super) struct CommandBody {
     ch: Option<u8>,
 }
 
-#[derive(Debug, Serialize)]
-struct CommandAccepted {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct CommandAccepted {
+    #[schema(value_type = crate::api::ProtocolId)]
     device: DeviceId,
     cmd: CommandName,
     #[serde(skip_serializing_if = "Option::is_none")]

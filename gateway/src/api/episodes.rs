@@ -23,13 +23,15 @@ type ApiResult<T = Response> = Result<T, ApiError>;
 const MAX_NOTE: usize = 1000;
 
 /// An episode as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub(crate) struct EpisodeView {
     id: EpisodeId,
+    #[schema(value_type = crate::api::ProtocolId)]
     device: DeviceId,
     #[serde(skip_serializing_if = "Option::is_none")]
     channel: Option<u8>,
     category: Category,
+    #[schema(value_type = crate::api::ProtocolId)]
     grid: GridId,
     source: Source,
     started_ms: UnixMs,
@@ -37,6 +39,7 @@ pub(crate) struct EpisodeView {
     /// Whether the condition goes on.
     open: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::api::Level>)]
     peak: Option<Level>,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
@@ -64,8 +67,8 @@ impl From<Episode> for EpisodeView {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct EpisodeWithSteps {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct EpisodeWithSteps {
     #[serde(flatten)]
     episode: EpisodeView,
     steps: Vec<TicketStep>,
@@ -75,14 +78,17 @@ struct EpisodeWithSteps {
     evidence: Vec<crate::store::Evidence>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EpisodeQuery {
     grid: Option<String>,
     area: Option<String>,
     device: Option<String>,
     /// The ticket's state.
+    #[param(inline)]
     state: Option<TicketState>,
+    #[param(inline)]
     category: Option<Category>,
     open: Option<bool>,
     from: Option<UnixMs>,
@@ -204,7 +210,7 @@ pub(super) async fn get_episode(
 }
 
 /// A ticket move. Who moves it is the caller (the token's user), never a field.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TicketBody {
     to: TicketState,
@@ -292,7 +298,7 @@ pub(crate) async fn ticket_move(
     Ok(episode)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AssignBody {
     worker_id: i64,
@@ -320,7 +326,20 @@ pub(super) async fn assign(
         )
     })
     .await??;
-    Ok(Json(serde_json::json!({ "episode": id, "assignee": assigned })).into_response())
+    Ok(Json(Assigned {
+        episode: id,
+        assignee: assigned,
+    })
+    .into_response())
+}
+
+/// `PUT /api/v1/episodes/{id}/assignee`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Assigned {
+    /// The episode.
+    episode: u64,
+    /// The worker it is assigned to.
+    assignee: crate::store::Assignee,
 }
 
 /// What the data says about verifying an episode's ticket now ([`crate::workflow`]).
@@ -368,7 +387,8 @@ fn refusal(v: &Verification) -> String {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AuditQuery {
     who: Option<String>,

@@ -320,3 +320,14 @@ pub(crate) fn check_text(field: &str, s: &str, max: usize, required: bool) -> Re
     }
     Ok(())
 }
+
+/// A time in a query (ms since the Unix epoch): 400 past what the store keeps (`i64::MAX`).
+pub(crate) fn query_ms(field: &str, ms: Option<u64>) -> Result<Option<u64>, ApiError> {
+    match ms {
+        Some(v) if i64::try_from(v).is_err() => Err(ApiError::bad_request(format!(
+            "{field} {v} is out of range: ms since the Unix epoch, at most {}",
+            i64::MAX
+        ))),
+        _ => Ok(ms),
+    }
+}

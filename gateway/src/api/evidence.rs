@@ -296,3 +296,15 @@ pub(super) async fn photo(
     );
     Ok(r)
 }
+
+/// The parts of `POST /api/v1/episodes/{id}/evidence` (`multipart/form-data`), for the API's
+/// document: a note, a photo, or both.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)] // described, read part by part by `add`
+pub(super) struct EvidenceParts {
+    /// A note, at most [`MAX_NOTE`] characters.
+    note: Option<String>,
+    /// A JPEG or PNG photo.
+    #[schema(value_type = Option<String>, format = Binary)]
+    photo: Option<Vec<u8>>,
+}

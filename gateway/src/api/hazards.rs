@@ -15,7 +15,8 @@ use super::ApiState;
 use super::access::{Caller, check_area};
 use super::error::{ApiError, Json, Query, Subject, query_area};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct HazardQuery {
     area: Option<String>,

@@ -40,42 +40,47 @@ const DEFAULT_POINTS: u64 = 1000;
 const MAX_TOTAL_POINTS: usize = 100_000;
 
 /// Answer format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(super) enum Format {
     Json,
     Csv,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DeviceHistoryQuery {
     ch: Option<ChannelNo>,
     from: Option<UnixMs>,
     to: Option<UnixMs>,
     step: Option<String>,
+    #[param(inline)]
     format: Option<Format>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CircuitHistoryQuery {
     from: Option<UnixMs>,
     to: Option<UnixMs>,
     step: Option<String>,
+    #[param(inline)]
     format: Option<Format>,
 }
 
 /// One channel's points.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 struct Series {
+    #[schema(value_type = crate::api::ProtocolId)]
     device: DeviceId,
     ch: ChannelNo,
     points: Vec<Point>,
 }
 
-#[derive(Debug, Serialize)]
-struct History {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct History {
     from_ms: UnixMs,
     to_ms: UnixMs,
     /// The step answered with (0: raw readings).

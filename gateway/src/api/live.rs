@@ -142,7 +142,8 @@ pub(super) async fn live_scope(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct LiveQuery {
     area: Option<String>,

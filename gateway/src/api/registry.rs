@@ -5,7 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use firegrid_protocols::GridId;
 
@@ -49,14 +49,16 @@ fn optional_text(field: &str, s: Option<&str>, max: usize) -> ApiResult<()> {
 
 // ---- areas ------------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AreaQuery {
     parent: Option<String>,
+    #[param(inline)]
     level: Option<AreaLevel>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AreaCreate {
     id: String,
@@ -66,7 +68,7 @@ pub(super) struct AreaCreate {
     name: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AreaUpdate {
     #[serde(default)]
@@ -113,7 +115,8 @@ impl ApiResource for AreaFields {
             level: q.level,
         })
     }
-    fn view(r: &Area) -> impl Serialize {
+    type View = Area;
+    fn view(r: &Area) -> Area {
         r.clone()
     }
 }
@@ -136,13 +139,14 @@ pub(super) async fn area_path(
 
 // ---- workers ----------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct WorkerQuery {
     area: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct WorkerBody {
     name: String,
@@ -225,20 +229,22 @@ impl ApiResource for WorkerFields {
                 .transpose()?,
         })
     }
-    fn view(r: &Worker) -> impl Serialize {
+    type View = Worker;
+    fn view(r: &Worker) -> Worker {
         r.clone()
     }
 }
 
 // ---- sites ------------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SiteQuery {
     area: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SiteBody {
     name: String,
@@ -290,20 +296,22 @@ impl ApiResource for SiteFields {
                 .transpose()?,
         })
     }
-    fn view(r: &Site) -> impl Serialize {
+    type View = Site;
+    fn view(r: &Site) -> Site {
         r.clone()
     }
 }
 
 // ---- rooms ------------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SiteChildQuery {
     site: Option<SiteId>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RoomBody {
     site_id: SiteId,
@@ -346,14 +354,15 @@ impl ApiResource for RoomFields {
     fn list_filter(q: SiteChildQuery) -> ApiResult<RoomFilter> {
         Ok(RoomFilter { site_id: q.site })
     }
-    fn view(r: &Room) -> impl Serialize {
+    type View = Room;
+    fn view(r: &Room) -> Room {
         r.clone()
     }
 }
 
 // ---- circuits ---------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CircuitBody {
     site_id: SiteId,
@@ -391,7 +400,8 @@ impl ApiResource for CircuitFields {
     fn list_filter(q: SiteChildQuery) -> ApiResult<CircuitFilter> {
         Ok(CircuitFilter { site_id: q.site })
     }
-    fn view(r: &Circuit) -> impl Serialize {
+    type View = Circuit;
+    fn view(r: &Circuit) -> Circuit {
         r.clone()
     }
 }

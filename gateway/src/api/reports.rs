@@ -29,7 +29,8 @@ use crate::store::{Actor, AreaId, HOUR_MS, Store, StoreError};
 pub(crate) const NAMES: [&str; 4] = ["unresolved", "repeat-sites", "grid-cells", "devices"];
 
 /// A report's query.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReportQuery {
     /// The area (default: the caller's).
@@ -47,7 +48,7 @@ pub(crate) struct ReportQuery {
 }
 
 /// A computed report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub(crate) enum Report {
     /// `unresolved`.
@@ -287,10 +288,26 @@ pub(crate) async fn key_areas(
     _caller: Caller,
 ) -> Result<Response, ApiError> {
     let rows = blocking(&state, Subject::NONE, |s| s.report_areas()).await?;
-    let keys: Vec<serde_json::Value> = rows
+    let keys: Vec<KeyAreaView> = rows
         .into_iter()
         .filter(|a| a.key)
-        .map(|a| serde_json::json!({"id": a.id, "name": a.name, "level": a.level}))
+        .map(|a| KeyAreaView {
+            id: a.id,
+            name: a.name,
+            level: a.level,
+        })
         .collect();
     Ok(Json(keys).into_response())
+}
+
+/// A key area as `GET /api/v1/key-areas` lists it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct KeyAreaView {
+    /// Its id.
+    #[schema(value_type = crate::api::ProtocolId)]
+    id: crate::store::AreaId,
+    /// Its name.
+    name: String,
+    /// Its level.
+    level: crate::store::AreaLevel,
 }

@@ -9,22 +9,27 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use utoipa::{IntoParams, ToSchema};
 
 use super::access::Caller;
 use super::error::{ApiError, Json, PathId, Query, Subject};
+use super::openapi::{Op, op, op_list};
 use super::{ApiState, blocking, now_ms};
 use crate::store::{RecordOf, Resource};
 
 pub(super) type ApiResult<T = Response> = Result<T, ApiError>;
 
-/// What the API needs of a registry noun beyond the store's [`Resource`].
+/// What the API needs of a registry noun beyond the store's [`Resource`]; each of its types
+/// describes itself for the OpenAPI document ([`super::openapi`]).
 pub(super) trait ApiResource: Resource {
     /// The body of a create.
-    type Create: DeserializeOwned + Send + 'static;
+    type Create: DeserializeOwned + ToSchema + Send + 'static;
     /// The body of a change (`PUT`).
-    type Update: DeserializeOwned + Send + 'static;
+    type Update: DeserializeOwned + ToSchema + Send + 'static;
     /// The query of a list.
-    type Query: DeserializeOwned + Send + 'static;
+    type Query: DeserializeOwned + IntoParams + Send + 'static;
+    /// The record as the API shows it.
+    type View: Serialize + ToSchema;
     /// The collection's path under `/api/v1/` (`areas`, `devices`).
     const PATH: &'static str;
 
@@ -37,7 +42,7 @@ pub(super) trait ApiResource: Resource {
     /// A list's filter.
     fn list_filter(query: Self::Query) -> ApiResult<Self::Filter>;
     /// The record as the API shows it.
-    fn view(record: &RecordOf<Self>) -> impl Serialize;
+    fn view(record: &RecordOf<Self>) -> Self::View;
     /// Tells whoever must know of a stored change (`removed`: it is gone).
     fn changed(
         _state: &ApiState,
@@ -55,6 +60,33 @@ pub(super) fn created(location: String, body: impl Serialize) -> Response {
         Json(body),
     )
         .into_response()
+}
+
+/// `GET /api/v1/{nouns}`'s description.
+pub(super) fn list_op<F: ApiResource>() -> Op {
+    op_list::<F::View>(format!("list the {}", F::PATH)).query::<F::Query>()
+}
+
+/// `POST /api/v1/{nouns}`'s description.
+pub(super) fn create_op<F: ApiResource>() -> Op {
+    op::<F::View>(format!("create one of the {}", F::PATH))
+        .status(201)
+        .body::<F::Create>()
+}
+
+/// `GET /api/v1/{nouns}/{id}`'s description.
+pub(super) fn get_op<F: ApiResource>() -> Op {
+    op::<F::View>(format!("one of the {}", F::PATH))
+}
+
+/// `PUT /api/v1/{nouns}/{id}`'s description.
+pub(super) fn update_op<F: ApiResource>() -> Op {
+    op::<F::View>(format!("change one of the {}", F::PATH)).body::<F::Update>()
+}
+
+/// `DELETE /api/v1/{nouns}/{id}`'s description.
+pub(super) fn delete_op<F: ApiResource>() -> Op {
+    Op::empty(format!("delete one of the {}", F::PATH))
 }
 
 fn subject<F: ApiResource>(id: &F::Id) -> Subject {

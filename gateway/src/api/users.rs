@@ -33,10 +33,11 @@ fn city_wide(caller: &Caller) -> ApiResult<()> {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct Me<'a> {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Me<'a> {
     user: &'a str,
     role: Role,
+    #[schema(value_type = Option<crate::api::ProtocolId>)]
     area_id: Option<&'a GridId>,
     token_id: &'a str,
 }
@@ -58,7 +59,7 @@ pub(super) async fn list_users(State(state): State<ApiState>, caller: Caller) ->
     Ok(Json(users).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct UserBody {
     name: String,
@@ -68,8 +69,8 @@ pub(super) struct UserBody {
 }
 
 /// A new token as answered, once.
-#[derive(Debug, Serialize)]
-struct TokenShown {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct TokenShown {
     token_id: String,
     /// `Authorization: Bearer <token>`; shown only now.
     token: String,
@@ -84,8 +85,8 @@ impl From<NewToken> for TokenShown {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct UserAdded {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct UserAdded {
     #[serde(flatten)]
     user: User,
     #[serde(flatten)]
@@ -144,7 +145,8 @@ pub(super) async fn issue_token(
     Ok((StatusCode::CREATED, Json(TokenShown::from(token))).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TokenQuery {
     user: Option<String>,

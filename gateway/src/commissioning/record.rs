@@ -25,7 +25,8 @@ pub const FORMAT: &str = "firegrid.commissioning/1";
 
 /// What the gateway certifies: the device as it found it, where it is bound, each test with
 /// its times and latencies, who commissioned it and when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = CommissioningRecord)]
 #[serde(deny_unknown_fields)]
 pub struct Record {
     /// [`FORMAT`].
@@ -45,7 +46,7 @@ pub struct Record {
 }
 
 /// The device as the gateway knew it when issuing the record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordDevice {
     /// Its id.
@@ -67,7 +68,8 @@ pub struct RecordDevice {
 }
 
 /// Where a device is installed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = RecordBinding)]
 #[serde(deny_unknown_fields)]
 pub struct Binding {
     /// The site's id.
@@ -89,7 +91,7 @@ pub struct Binding {
 }
 
 /// One test, with what was measured.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestEntry {
     /// The test's id.
@@ -115,7 +117,7 @@ pub struct TestEntry {
 }
 
 /// The signature of a record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Signature {
     /// `Ed25519`.
@@ -127,7 +129,7 @@ pub struct Signature {
 }
 
 /// A record and its signature: the record file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Signed {
     /// What is certified.

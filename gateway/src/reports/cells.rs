@@ -10,7 +10,7 @@ use crate::model::{Category, DeviceState, TicketState, UnixMs};
 use crate::store::AreaId;
 
 /// Durations' summary: count, median, 90th percentile and maximum (nearest rank), ms.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Times {
     /// How many.
     pub n: u64,
@@ -42,9 +42,10 @@ impl Times {
 }
 
 /// A grid cell's (or key area's, or everyone's) online rate and response times.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CellRow {
     /// The area (`None` in the total).
+    #[schema(value_type = Option<crate::api::ProtocolId>)]
     pub area_id: Option<AreaId>,
     /// Its name.
     pub area: String,
@@ -69,7 +70,7 @@ pub struct CellRow {
 }
 
 /// The grid cells report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Cells {
     /// The window of the response times: `[from_ms, to_ms)`.
     pub from_ms: UnixMs,

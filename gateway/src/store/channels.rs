@@ -22,7 +22,7 @@ use super::resource::{Actor, Noun, audit, check_scope, get_in, immediate, rows, 
 use super::{AreaId, Store, StoreError};
 
 /// What a channel measures, as far as circuits go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Measures {
     /// Residual (leakage) current.
@@ -32,9 +32,10 @@ pub enum Measures {
 }
 
 /// One channel of a device and the circuit it measures.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ChannelCircuit {
     /// The device.
+    #[schema(value_type = crate::api::ProtocolId)]
     pub device: DeviceId,
     /// The channel.
     pub channel: ChannelNo,

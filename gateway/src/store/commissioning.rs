@@ -83,7 +83,7 @@ pub struct RosterStatus {
 }
 
 /// A test as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeviceTest {
     /// Its id.
     pub id: i64,
@@ -110,7 +110,7 @@ pub struct DeviceTest {
 }
 
 /// A journaled event as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeviceEvent {
     /// Its sequence number.
     pub seq: i64,

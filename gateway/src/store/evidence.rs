@@ -8,7 +8,7 @@ use crate::evidence::MediaType;
 use crate::model::{EpisodeId, UnixMs};
 
 /// A photo kept as evidence.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Photo {
     /// Its checked type.
     #[serde(rename = "type")]
@@ -22,7 +22,7 @@ pub struct Photo {
 }
 
 /// One piece of evidence: a note, a photo, or both, sent together.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Evidence {
     /// Its id.
     pub id: i64,

@@ -208,7 +208,7 @@ pub struct Notification {
 }
 
 /// A step of a ticket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TicketStep {
     /// The episode.
     pub episode_id: EpisodeId,
@@ -223,7 +223,7 @@ pub struct TicketStep {
 }
 
 /// An audit-log entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Its id (increasing).
     pub id: i64,

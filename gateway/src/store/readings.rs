@@ -65,7 +65,7 @@ pub struct InsertReport {
 }
 
 /// Minimum, maximum and mean of a quantity over a point's interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Agg {
     /// Minimum.
     pub min: i64,
@@ -76,7 +76,7 @@ pub struct Agg {
 }
 
 /// One point of a history: an interval starting at `t_ms`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Point {
     /// Start of the interval (a multiple of the step since the epoch; the reading's own time
     /// for raw points).

@@ -42,11 +42,12 @@ pub type RoomId = i64;
 pub type CircuitId = i64;
 
 /// A worker's data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerFields {
     /// Name.
     pub name: String,
     /// The area they answer for (a grid cell, or higher for escalations).
+    #[schema(value_type = crate::api::ProtocolId)]
     pub area_id: AreaId,
     /// Phone number.
     pub phone: Option<String>,
@@ -65,7 +66,9 @@ pub struct WorkerFields {
 }
 
 /// What a worker's webhook expects ([`crate::notify::people`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookFormat {
     /// firegrid's person alert as JSON, timestamped and signed like the `[[webhooks]]`.
@@ -112,7 +115,7 @@ pub struct WorkerFilter {
 }
 
 /// A site's data (a rental building).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SiteFields {
     /// Name.
     pub name: String,
@@ -123,6 +126,7 @@ pub struct SiteFields {
     /// Their phone.
     pub owner_phone: Option<String>,
     /// The area (usually a grid cell) it lies in.
+    #[schema(value_type = crate::api::ProtocolId)]
     pub area_id: AreaId,
 }
 
@@ -137,7 +141,7 @@ pub struct SiteFilter {
 }
 
 /// A room's data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RoomFields {
     /// The site.
     pub site_id: SiteId,
@@ -162,7 +166,7 @@ pub struct RoomFilter {
 }
 
 /// A circuit's data: a node of a site's supply tree (supply → distribution box → circuit).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CircuitFields {
     /// The site.
     pub site_id: SiteId,

@@ -24,7 +24,7 @@ use crate::secret::{Secret, SecretError, SecretHash};
 const TOKEN_ID_BYTES: usize = 8;
 
 /// A person who uses the API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     /// Their user name (what the audit log says).
     pub name: String,
@@ -32,13 +32,14 @@ pub struct User {
     pub role: Role,
     /// The area whose subtree they see and act in; `None`: the whole city (admin and operator
     /// only).
+    #[schema(value_type = Option<crate::api::ProtocolId>)]
     pub area_id: Option<GridId>,
     /// When they were added, ms since the Unix epoch.
     pub created_ms: UnixMs,
 }
 
 /// A token as listed (never its secret or hash).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     /// The public id (the part before the dot).
     pub id: String,

@@ -58,7 +58,7 @@ impl Store {
 
 /// A hazard: a site with unresolved episodes (tickets neither verified nor closed), one thing
 /// to rectify however many episodes it had.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Hazard {
     /// The site.
     pub site_id: i64,
@@ -77,7 +77,7 @@ pub struct Hazard {
 }
 
 /// An episode of a [`Hazard`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct HazardEpisode {
     /// The episode.
     pub id: crate::model::EpisodeId,
@@ -152,7 +152,7 @@ impl Store {
 }
 
 /// The worker a ticket is assigned to.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Assignee {
     /// The worker's id.
     pub id: i64,

@@ -17,7 +17,19 @@ use super::super::{Store, StoreError};
 use super::{AreaId, opt_text, text};
 
 /// A level of the area hierarchy, from the smallest up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AreaLevel {
     /// A grid cell: a few streets' worth of housing with its grid workers.
@@ -62,9 +74,10 @@ impl FromStr for AreaLevel {
 }
 
 /// An area's data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AreaFields {
     /// The area it belongs to, of a higher level (none for the top).
+    #[schema(value_type = Option<crate::api::ProtocolId>)]
     pub parent_id: Option<AreaId>,
     /// Its level.
     pub level: AreaLevel,

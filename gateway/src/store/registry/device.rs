@@ -22,7 +22,9 @@ use super::{
 use crate::model::{DeviceKind, DeviceSpec, DeviceState, UnixMs};
 
 /// The encoding the gateway answers a device in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum WireEncoding {
     /// JSON (the default).
@@ -116,9 +118,10 @@ pub struct DeviceFilter {
 }
 
 /// A device that published without being registered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PendingDevice {
     /// The id it used.
+    #[schema(value_type = crate::api::ProtocolId)]
     pub id: DeviceId,
     /// First message, ms.
     pub first_seen_ms: UnixMs,
