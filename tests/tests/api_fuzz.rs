@@ -14,7 +14,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use firegrid_e2e::{BrokerSetup, Gateway};
+use firegrid_e2e::{BrokerSetup, Gateway, WAIT};
+use firegrid_testkit::Mqtt;
 use firegrid_testkit::schemathesis::{schemathesis, spec_validator};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -34,9 +35,11 @@ async fn post(gateway: &Gateway, path: &str, body: Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// The district the fuzzer's requests find: returns nothing, the ids are the documented ones
-/// (areas `fz-*`, device `fz-dev-1`, the store's first worker, site, room and circuit: 1).
-async fn district(gateway: &Gateway) {
+/// The district the fuzzer's requests find: the ids are the documented ones (areas `fz-*`,
+/// device `fz-dev-1`, the store's first worker, site, room and circuit: 1), and an open alarm
+/// episode of the device (its leakage alarm published over MQTT with its own credential), whose
+/// id is returned.
+async fn district(gateway: &Gateway) -> i64 {
     for (id, parent, level) in [
         ("fz-district", None, "district"),
         ("fz-street", Some("fz-district"), "street"),
@@ -69,13 +72,29 @@ async fn district(gateway: &Gateway) {
         json!({"site_id": site, "name": "Main"}),
     )
     .await;
-    post(
+    let device = post(
         gateway,
         "devices",
-        json!({"id": "fz-dev-1", "kind": "electrical_fire_monitor", "site_id": site,
-               "room_id": room["id"], "circuit_id": circuit["id"], "grid_id": "fz-grid"}),
+        json!({"id": "fz-dev-1", "kind": "electrical_fire_monitor", "state": "in_service",
+               "site_id": site, "room_id": room["id"], "circuit_id": circuit["id"],
+               "grid_id": "fz-grid"}),
     )
     .await;
+    let password = device["mqtt_password"].as_str().expect("the device's MQTT password");
+    let mqtt = Mqtt::connect_as(gateway.devices, "fz-dev-1", password).await;
+    mqtt.subscribe("firegrid/v1/dev/fz-dev-1/ack").await;
+    mqtt.publish(
+        "firegrid/v1/dev/fz-dev-1/event",
+        r#"{"seq":1,"up_ms":1000,"kind":"alarm_raised","ch":0,"residual_ma":412,"threshold_ma":300}"#,
+    )
+    .await;
+    mqtt.wait_for("the alarm's ack", "firegrid/v1/dev/fz-dev-1/ack", WAIT, |_| true)
+        .await;
+    let episodes = gateway.episodes("open=true").await;
+    episodes
+        .first()
+        .and_then(|e| e["id"].as_i64())
+        .unwrap_or_else(|| panic!("the alarm's episode: {episodes:?}"))
 }
 
 fn run(command: &mut Command) -> (bool, String) {
@@ -95,7 +114,7 @@ async fn the_api_document_validates_and_the_fuzzer_finds_no_server_error_or_sche
     let Some(st) = schemathesis() else { return };
     let dir = tempfile::tempdir().expect("a temp dir");
     let gateway = Gateway::start(dir.path(), BrokerSetup::Managed, "").await;
-    district(&gateway).await;
+    let episode = district(&gateway).await;
 
     // The document needs a token like every /api/v1 route (decision 17).
     let document = gateway.get("openapi.json").await;
@@ -110,7 +129,7 @@ async fn the_api_document_validates_and_the_fuzzer_finds_no_server_error_or_sche
     );
 
     let started = Instant::now();
-    let (passed, report) = fuzz(&st, &file, &gateway, dir.path());
+    let (passed, report) = fuzz(&st, &file, &gateway, dir.path(), episode);
     eprintln!(
         "schemathesis ran {:.0?}:\n{}",
         started.elapsed(),
@@ -124,10 +143,11 @@ async fn the_api_document_validates_and_the_fuzzer_finds_no_server_error_or_sche
 }
 
 /// schemathesis's configuration: the admin's token for the document's bearer scheme; the
-/// district's real ids as dictionaries that the reads and
-/// changes of one thing (`GET`, `PUT` `/…/{id}…`) draw their path's id from half of the time
-/// (the other half is generated: unknown or malformed ids). Deletes and creates are left to
-/// generated ids, so the district stays for the whole run.
+/// district's real ids (and the report names) as dictionaries that the reads and changes of
+/// one thing (`GET`, `PUT` `/…/{id}…`, `GET /reports/{name}`) draw their path's parameter from
+/// half of the time (the other half is generated: unknown or malformed ids). Deletes and
+/// creates are left to generated ids, so the district stays for the whole run. `EPISODE` is
+/// the open episode's id.
 const CONFIG: &str = r#"
 [auth.openapi.bearer]
 bearer = "${FIREGRID_FUZZ_TOKEN}"
@@ -160,11 +180,32 @@ parameters = { "path.id" = { dictionary = "area", probability = 0.5 } }
 include-path-regex = '^/api/v1/(workers|sites|rooms|circuits)/\{id\}'
 include-method-regex = "^(GET|PUT)$"
 parameters = { "path.id" = { dictionary = "number", probability = 0.5 } }
+
+[dictionaries.episode]
+values = ["EPISODE"]
+[[operations]]
+include-path-regex = '^/api/v1/episodes/\{id\}'
+include-method = "GET"
+parameters = { "path.id" = { dictionary = "episode", probability = 0.5 } }
+
+[dictionaries.report]
+values = ["unresolved", "repeat-sites", "grid-cells", "devices"]
+[[operations]]
+include-path = "/api/v1/reports/{name}"
+include-method = "GET"
+parameters = { "path.name" = { dictionary = "report", probability = 0.5 } }
 "#;
 
-fn fuzz(st: &Path, document: &Path, gateway: &Gateway, dir: &Path) -> (bool, String) {
+fn fuzz(
+    st: &Path,
+    document: &Path,
+    gateway: &Gateway,
+    dir: &Path,
+    episode: i64,
+) -> (bool, String) {
     let config = dir.join("schemathesis.toml");
-    std::fs::write(&config, CONFIG).expect("the fuzzer's configuration written");
+    std::fs::write(&config, CONFIG.replace("EPISODE", &episode.to_string()))
+        .expect("the fuzzer's configuration written");
     run(Command::new(st)
         .current_dir(dir)
         .arg("--config-file")
