@@ -75,7 +75,9 @@ pub fn reexec_with_tunables() {
         .args(std::env::args_os().skip(1))
         .env("GLIBC_TUNABLES", wanted)
         .exec();
-    eprintln!("firegrid: running with glibc's malloc defaults (could not restart with ours: {err})");
+    eprintln!(
+        "firegrid: running with glibc's malloc defaults (could not restart with ours: {err})"
+    );
 }
 
 /// Elsewhere than glibc on Linux: nothing to set.
@@ -101,7 +103,11 @@ mod tests {
     #[test]
     fn keeps_the_operators_settings_and_adds_only_what_is_missing() {
         assert_eq!(
-            tunables(Some("glibc.malloc.arena_max=8:glibc.malloc.tcache_count=0"), 4).as_deref(),
+            tunables(
+                Some("glibc.malloc.arena_max=8:glibc.malloc.tcache_count=0"),
+                4
+            )
+            .as_deref(),
             Some(
                 "glibc.malloc.arena_max=8:glibc.malloc.tcache_count=0:\
                  glibc.malloc.mmap_threshold=262144"

@@ -26,11 +26,11 @@ use crate::ingest::Refusal;
 use crate::model::{Category, DeviceState, Episode, EpisodeId, UnixMs};
 use crate::notify::Outgoing;
 use crate::notify::alert::{Alert, AlertKind};
-use crate::tsdb::Tags;
 use crate::store::{
     Device, JournalOp, NewEvent, NewNotification, NotificationKind, NotifyChannel, Sample,
     WireEncoding,
 };
+use crate::tsdb::Tags;
 
 /// A message as [`ingest::classify`](crate::ingest::classify) left it: from a device, or
 /// refused (with the device, when the topic named one).

@@ -21,7 +21,9 @@ const SETTLE: Duration = Duration::from_secs(1);
 /// The rate of the memory step's telemetry, msg/s: a tenth of the baseline rate (the ingest
 /// search's first step), at least 1000, and at least one message per device a minute.
 fn active_rate(devices: usize, baseline_per_s: f64) -> f64 {
-    (0.1 * baseline_per_s).max(1000.0).max(devices as f64 / 60.0)
+    (0.1 * baseline_per_s)
+        .max(1000.0)
+        .max(devices as f64 / 60.0)
 }
 
 /// How long the memory step waits for the gateway to take in what the broker queued: a

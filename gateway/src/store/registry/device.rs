@@ -403,7 +403,11 @@ impl Store {
     ///
     /// # Errors
     /// A database error.
-    pub fn device_pages(&self, page: u32, mut f: impl FnMut(Vec<Device>)) -> Result<(), StoreError> {
+    pub fn device_pages(
+        &self,
+        page: u32,
+        mut f: impl FnMut(Vec<Device>),
+    ) -> Result<(), StoreError> {
         let page = page.max(1);
         let mut after: Option<String> = None;
         loop {
