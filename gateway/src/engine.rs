@@ -246,7 +246,9 @@ struct Dev {
     heartbeat_interval_s: u32,
     last_seen_ms: UnixMs,
     will_at: Option<UnixMs>,
-    evals: Vec<Eval>,
+    /// One per enabled channel, allocated to its exact length (a `Vec` collected from a
+    /// filter reserves room for eight: 256 bytes for a five-channel monitor instead of 160).
+    evals: Box<[Eval]>,
     open: Vec<Open>,
     /// Its entry in the timer heap (entries at other times are stale, skipped when popped).
     timer: Option<UnixMs>,
@@ -390,17 +392,15 @@ impl Engine {
     }
 
     fn upsert(&mut self, spec: DeviceSpec, now: UnixMs) {
-        let evals = spec
-            .channels
-            .iter()
-            .filter(|c| c.enabled)
-            .map(|c| Eval {
-                channel: c.channel,
-                threshold: Some(c.threshold),
-                delay_ms: u32::from(c.delay_s).saturating_mul(1000),
-                ..Eval::default()
-            })
-            .collect();
+        // Allocated once at its exact length (no shrinking reallocation to leave a gap).
+        let mut evals = Vec::with_capacity(spec.channels.iter().filter(|c| c.enabled).count());
+        evals.extend(spec.channels.iter().filter(|c| c.enabled).map(|c| Eval {
+            channel: c.channel,
+            threshold: Some(c.threshold),
+            delay_ms: u32::from(c.delay_s).saturating_mul(1000),
+            ..Eval::default()
+        }));
+        let evals = evals.into_boxed_slice();
         let grid = match self.grids.get(&spec.grid) {
             Some(g) => Arc::clone(g),
             None => {

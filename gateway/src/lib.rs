@@ -15,6 +15,7 @@ pub mod evidence;
 pub mod fuzzing;
 pub mod ingest;
 pub mod maintenance;
+pub mod malloc;
 pub mod metrics;
 pub mod modbus;
 pub mod model;

@@ -147,6 +147,8 @@ fn main() -> ExitCode {
         } => decode_gb26875(&hex.join(" "), &profile),
         Cmd::Record { command } => record(command),
         Cmd::Run { config, data_dir } => {
+            // Before any thread: glibc reads its malloc settings only at a process's start.
+            firegrid_gateway::malloc::reexec_with_tunables();
             let mut cfg = match config.as_deref().map(Config::load).transpose() {
                 Ok(c) => c.unwrap_or_default(),
                 Err(e) => {

@@ -293,7 +293,10 @@ impl Pipeline {
         if let Some(feed) = &self.tsdb {
             let planner = &self.planner;
             feed.offer(&samples, |d| {
-                planner.known(d).map(|k| k.tags.clone()).unwrap_or_default()
+                planner
+                    .known(d)
+                    .map(|k| crate::tsdb::Tags::clone(&k.tags))
+                    .unwrap_or_default()
             });
         }
         let rows: usize = samples.iter().map(|s| s.readings.len()).sum();

@@ -11,12 +11,20 @@ use firegrid_protocols::GridId;
 
 use super::{Known, Planner};
 use crate::engine::{Engine, EngineConfig, Input, OpenEpisode};
-use crate::model::UnixMs;
+use crate::model::{DeviceState, UnixMs};
 use crate::store::{AreaFilter, Store, StoreError};
 
 /// How often the area tree (escalation paths) is read again; also read at once when a device
 /// names a grid cell the planner does not know.
 const AREAS_REFRESH: Duration = Duration::from_secs(30);
+
+/// Devices read from the registry at a time at start-up.
+const DEVICE_PAGE: u32 = 10_000;
+
+/// Whether the engine watches a device in this state (commissioned or in service).
+fn runs(state: DeviceState) -> bool {
+    matches!(state, DeviceState::Commissioned | DeviceState::InService)
+}
 
 /// The engine as the journal has it: the registry's devices, then the episodes that were open
 /// (or still escalating). Returns the open episodes too.
@@ -29,9 +37,14 @@ pub fn load_engine(
     now: UnixMs,
 ) -> Result<(Engine, Vec<OpenEpisode>), StoreError> {
     let mut engine = Engine::new(config, store.max_episode_id()?.saturating_add(1));
-    for spec in store.device_specs()? {
-        engine.handle(Input::Upsert(spec), now);
-    }
+    // A page of the registry at a time: a million devices are never all in memory as rows.
+    store.device_pages(DEVICE_PAGE, |page| {
+        for d in page.iter().filter(|d| runs(d.fields.state)) {
+            if let Some(spec) = d.spec() {
+                engine.handle(Input::Upsert(spec), now);
+            }
+        }
+    })?;
     let open = store.open_episodes()?;
     for e in &open {
         engine.restore(e.clone(), now);
@@ -42,11 +55,10 @@ pub fn load_engine(
 /// A planner over `engine`, with the registry's devices, the episodes the engine holds and
 /// the area tree, from the store.
 pub(super) fn planner_over(engine: Engine, store: &Store) -> Result<Planner, StoreError> {
-    let known = store
-        .all_devices()?
-        .iter()
-        .map(|d| (d.id.clone(), Known::of(d)))
-        .collect();
+    let mut known = HashMap::new();
+    store.device_pages(DEVICE_PAGE, |page| {
+        known.extend(page.iter().map(|d| (d.id.clone(), Known::of(d))));
+    })?;
     let mut open = Vec::new();
     for e in store.open_episodes()? {
         if let Some(row) = store.episode(e.id)? {

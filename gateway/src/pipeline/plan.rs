@@ -14,6 +14,7 @@
 //! hold never lives on in memory, and the device's resend opens the episode again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use firegrid_protocols::codec::Encoding;
 use firegrid_protocols::message::{Message, Seq, Status};
@@ -29,6 +30,7 @@ use crate::store::{
     Device, JournalOp, NewEvent, NewNotification, NotificationKind, NotifyChannel, Sample,
     WireEncoding,
 };
+use crate::tsdb::Tags;
 
 /// A message as [`ingest::classify`](crate::ingest::classify) left it: from a device, or
 /// refused (with the device, when the topic named one).
@@ -37,19 +39,21 @@ pub type Classified = Result<(DeviceId, Message), (Option<DeviceId>, Refusal)>;
 /// The deepest area hierarchy an escalation climbs (guards against a cycle in the tree).
 const MAX_AREA_DEPTH: usize = 16;
 
-/// What the pipeline needs of the device registry, cached.
+/// What the pipeline needs of the device registry, cached: 24 bytes per device (its
+/// tags are shared, see [`Planner`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Known {
     /// Its life-cycle state: only commissioned and in-service devices are taken.
     pub state: DeviceState,
     /// How to encode what is sent to it (acks, config, commands).
     pub encoding: Encoding,
-    /// Its readings' tags in the time-series database.
-    pub tags: crate::tsdb::Tags,
     /// The sequence number of its latest status (not the registry's: the planner's own, kept
     /// across registry changes): a status seen again (it is retained, and redelivered when
     /// the gateway reconnects) is not counted twice.
     pub last_status: Option<Seq>,
+    /// Its readings' tags in the time-series database. The planner holds each distinct set
+    /// once (devices of one site, circuit and grid cell share theirs).
+    pub tags: Arc<Tags>,
 }
 
 impl Known {
@@ -61,11 +65,11 @@ impl Known {
                 WireEncoding::Json => Encoding::Json,
                 WireEncoding::Binary => Encoding::Binary,
             },
-            tags: crate::tsdb::Tags {
+            tags: Arc::new(Tags {
                 site: d.fields.site_id,
                 circuit: d.fields.circuit_id,
                 grid: d.fields.grid_id.as_ref().map(ToString::to_string),
-            },
+            }),
             last_status: None,
         }
     }
@@ -154,6 +158,9 @@ pub struct Planner {
     openings: HashMap<EpisodeId, Seq>,
     /// The held episodes whose condition has ended (still held while they escalate).
     ended: HashSet<EpisodeId>,
+    /// Every distinct set of tags a known device has, held once (a device's [`Known`] points
+    /// at its set); a set no device has any more is dropped.
+    tags: HashSet<Arc<Tags>>,
 }
 
 impl Planner {
@@ -173,14 +180,40 @@ impl Planner {
             .map(|e| e.id)
             .collect();
         let episodes = held.iter().map(|e| (e.id, alert_of(e))).collect();
-        Self {
+        let mut planner = Self {
             engine,
-            known,
+            known: HashMap::with_capacity(known.len()),
             episodes,
             areas,
             webhooks: Vec::new(),
             openings: HashMap::new(),
             ended,
+            tags: HashSet::new(),
+        };
+        for (id, k) in known {
+            let k = planner.interned(k);
+            planner.known.insert(id, k);
+        }
+        planner
+    }
+
+    /// `k` with its tags replaced by the planner's copy of the same set (made the planner's
+    /// if it is new).
+    fn interned(&mut self, mut k: Known) -> Known {
+        match self.tags.get(&k.tags) {
+            Some(shared) => k.tags = Arc::clone(shared),
+            None => {
+                self.tags.insert(Arc::clone(&k.tags));
+            }
+        }
+        k
+    }
+
+    /// Drops the planner's copy of `tags` when no device has them any more.
+    fn release(&mut self, tags: Arc<Tags>) {
+        // Held by the set and by `tags` alone: no device points at them.
+        if Arc::strong_count(&tags) <= 2 {
+            self.tags.remove(&tags);
         }
     }
 
@@ -242,20 +275,19 @@ impl Planner {
 
     /// Records the registry's current view of a device (`None`: deleted).
     pub fn set_known(&mut self, id: &DeviceId, device: Option<&Device>) {
-        match device {
+        let old = match device {
             Some(d) => {
                 let last_status = self.known.get(id).and_then(|k| k.last_status);
-                self.known.insert(
-                    id.clone(),
-                    Known {
-                        last_status,
-                        ..Known::of(d)
-                    },
-                );
+                let k = self.interned(Known {
+                    last_status,
+                    ..Known::of(d)
+                });
+                self.known.insert(id.clone(), k)
             }
-            None => {
-                self.known.remove(id);
-            }
+            None => self.known.remove(id),
+        };
+        if let Some(old) = old {
+            self.release(old.tags);
         }
     }
 

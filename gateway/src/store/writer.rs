@@ -336,7 +336,9 @@ impl ReadingsWriter {
                     if statuses.is_empty() || (!now && statuses_written.elapsed() < STATUS_EVERY) {
                         return;
                     }
-                    let updates: Vec<_> = statuses.drain().map(|(_, u)| u).collect();
+                    // Taken whole rather than drained: a drained map keeps its table (a slot per
+                    // device heard from since the last write, at the fleet's peak) for good.
+                    let updates: Vec<_> = std::mem::take(statuses).into_values().collect();
                     if let Err(e) = store.record_statuses(&updates) {
                         tracing::warn!(
                             devices = updates.len(),

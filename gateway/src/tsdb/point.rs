@@ -21,7 +21,7 @@ pub const POINT_VERSION: u8 = 1;
 
 /// Where a device is, as the registry knew it when its readings were taken in: the tags of
 /// its points.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Tags {
     /// The site (building) it is installed at.
     pub site: Option<i64>,

@@ -180,6 +180,18 @@ async fn step(gw: &mut Gateway, load: &Load, plan: &Plan, per_s: f64) -> Result<
 /// # Errors
 /// [`BenchError::Api`].
 pub async fn drain(gw: &Gateway, load: &Load) -> Result<Duration, BenchError> {
+    drain_within(gw, load, DRAIN_LIMIT).await
+}
+
+/// [`drain`] with a limit of its own (`limit` if it did not drain).
+///
+/// # Errors
+/// [`BenchError::Api`].
+pub async fn drain_within(
+    gw: &Gateway,
+    load: &Load,
+    limit: Duration,
+) -> Result<Duration, BenchError> {
     let started = Instant::now();
     loop {
         let m = gw.metrics().await?;
@@ -187,8 +199,8 @@ pub async fn drain(gw: &Gateway, load: &Load) -> Result<Duration, BenchError> {
         if m.telemetry() >= target && m.stored() + m.dropped() >= target * CHANNELS as u64 {
             return Ok(started.elapsed());
         }
-        if started.elapsed() > DRAIN_LIMIT {
-            return Ok(DRAIN_LIMIT);
+        if started.elapsed() > limit {
+            return Ok(limit);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -9,6 +9,13 @@ pub struct Rss {
     pub rss_kib: u64,
     /// Its high-water mark (`VmHWM`), KiB.
     pub hwm_kib: u64,
+    /// Of the resident set, the anonymous memory (`RssAnon`: the heap, stacks), KiB.
+    pub anon_kib: u64,
+    /// Of the resident set, file pages mapped (`RssFile`: the binary, libraries, files mapped
+    /// by SQLite), KiB.
+    pub file_kib: u64,
+    /// Of the resident set, shared memory (`RssShmem`: SQLite's WAL indexes), KiB.
+    pub shmem_kib: u64,
 }
 
 /// The memory of process `pid` now; zeros if it cannot be read (not Linux, or gone).
@@ -30,6 +37,9 @@ fn parse(status: &str) -> Rss {
     Rss {
         rss_kib: field("VmRSS:"),
         hwm_kib: field("VmHWM:"),
+        anon_kib: field("RssAnon:"),
+        file_kib: field("RssFile:"),
+        shmem_kib: field("RssShmem:"),
     }
 }
 
@@ -48,12 +58,17 @@ mod tests {
 
     #[test]
     fn reads_rss_and_high_water_mark() {
-        let text = "Name:\tfiregrid\nVmHWM:\t   20480 kB\nVmRSS:\t   16384 kB\nThreads:\t9\n";
+        let text = "Name:\tfiregrid\nVmHWM:\t   20480 kB\nVmRSS:\t   16384 kB\n\
+                    RssAnon:\t   10240 kB\nRssFile:\t    6000 kB\nRssShmem:\t     144 kB\n\
+                    Threads:\t9\n";
         assert_eq!(
             parse(text),
             Rss {
                 rss_kib: 16384,
-                hwm_kib: 20480
+                hwm_kib: 20480,
+                anon_kib: 10240,
+                file_kib: 6000,
+                shmem_kib: 144,
             }
         );
         let me = rss(std::process::id());
@@ -64,11 +79,11 @@ mod tests {
     fn per_device_is_the_growth_over_the_devices() {
         let idle = Rss {
             rss_kib: 10_000,
-            hwm_kib: 0,
+            ..Rss::default()
         };
         let active = Rss {
             rss_kib: 12_000,
-            hwm_kib: 0,
+            ..Rss::default()
         };
         assert_eq!(per_device_bytes(idle, active, 1000), 2048.0);
         assert_eq!(per_device_bytes(idle, active, 0), 0.0);

@@ -46,8 +46,8 @@ fn known(state: DeviceState) -> Known {
     Known {
         state,
         encoding: Encoding::Json,
-        tags: crate::tsdb::Tags::default(),
         last_status: None,
+        tags: std::sync::Arc::default(),
     }
 }
 

@@ -21,6 +21,20 @@ use super::{
 };
 use crate::model::{DeviceKind, DeviceSpec, DeviceState, UnixMs};
 
+/// Devices per page when the whole registry is read ([`Store::device_pages`]).
+const DEVICE_PAGE: u32 = 10_000;
+
+/// A device of a `SELECT * FROM devices` row.
+fn device_row(r: &Row<'_>) -> Result<Device, StoreError> {
+    let (id, fields) = DeviceFields::from_row(r)?;
+    Ok(Device {
+        id,
+        fields,
+        created_ms: r.get("created_ms")?,
+        updated_ms: r.get("updated_ms")?,
+    })
+}
+
 /// The encoding the gateway answers a device in.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
@@ -377,21 +391,47 @@ impl Store {
     /// # Errors
     /// A database error.
     pub fn all_devices(&self) -> Result<Vec<Device>, StoreError> {
-        self.all_devices_paged(10_000)
+        self.all_devices_paged(DEVICE_PAGE)
     }
 
     pub(crate) fn all_devices_paged(&self, page: u32) -> Result<Vec<Device>, StoreError> {
         let mut all = Vec::new();
+        self.device_pages(page, |got| all.extend(got))?;
+        Ok(all)
+    }
+
+    /// Every device, by id, handed to `f` a page of `page` devices at a time: the registry is
+    /// never in memory whole (a million devices at start-up), and each page is read by key
+    /// (after the last id of the page before), so a page costs the same however far in it is.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn device_pages(
+        &self,
+        page: u32,
+        mut f: impl FnMut(Vec<Device>),
+    ) -> Result<(), StoreError> {
+        let page = page.max(1);
+        let mut after: Option<String> = None;
         loop {
-            let got = self.devices(&DeviceFilter {
-                limit: page,
-                offset: u32::try_from(all.len()).unwrap_or(u32::MAX),
-                ..DeviceFilter::default()
+            let got = self.read(|c| {
+                rows(
+                    c,
+                    "SELECT * FROM devices WHERE ?1 IS NULL OR id > ?1 ORDER BY id LIMIT ?2",
+                    &[
+                        after.clone().map_or(Value::Null, Value::Text),
+                        Value::Integer(i64::from(page)),
+                    ],
+                    device_row,
+                )
             })?;
             let last = got.len() < page as usize;
-            all.extend(got);
+            after = got.last().map(|d| d.id.to_string());
+            if !got.is_empty() {
+                f(got);
+            }
             if last {
-                return Ok(all);
+                return Ok(());
             }
         }
     }
@@ -401,24 +441,20 @@ impl Store {
     /// # Errors
     /// A database error.
     pub fn device_specs(&self) -> Result<Vec<DeviceSpec>, StoreError> {
-        let devices = self.read(|c| {
-            rows(
-                c,
-                "SELECT * FROM devices WHERE state IN ('commissioned', 'in_service') \
-                 AND grid_id IS NOT NULL ORDER BY id",
-                &[],
-                |r| {
-                    let (id, fields) = DeviceFields::from_row(r)?;
-                    Ok(Device {
-                        id,
-                        fields,
-                        created_ms: r.get("created_ms")?,
-                        updated_ms: r.get("updated_ms")?,
+        let mut specs = Vec::new();
+        self.device_pages(DEVICE_PAGE, |page| {
+            specs.extend(
+                page.iter()
+                    .filter(|d| {
+                        matches!(
+                            d.fields.state,
+                            DeviceState::Commissioned | DeviceState::InService
+                        )
                     })
-                },
-            )
+                    .filter_map(Device::spec),
+            );
         })?;
-        Ok(devices.iter().filter_map(Device::spec).collect())
+        Ok(specs)
     }
 
     // ---- pending devices ----------------------------------------------------------------------
