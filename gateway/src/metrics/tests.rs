@@ -222,7 +222,8 @@ fn names_in(text: &str, out: &mut BTreeSet<String>) {
 }
 
 /// The metric names the project documents: docs/, the READMEs, the Grafana dashboard's
-/// queries, and the tables in the module docs of the gateway's metrics.
+/// queries, the tables in the module docs of the gateway's metrics, the default
+/// configuration's comments.
 fn documented() -> BTreeSet<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files: Vec<_> = std::fs::read_dir(root.join("docs"))
@@ -258,6 +259,8 @@ fn documented() -> BTreeSet<String> {
             .join("\n");
         names_in(&docs, &mut names);
     }
+    // The default configuration's comments (`firegrid print-default-config`).
+    names_in(include_str!("../config.rs"), &mut names);
     names
 }
 
