@@ -45,6 +45,7 @@
 pub(crate) mod collect;
 pub(crate) mod fixed;
 mod labels;
+pub(crate) mod open;
 #[cfg(test)]
 mod measure;
 #[cfg(test)]
@@ -56,7 +57,6 @@ use std::time::Duration;
 
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -66,6 +66,7 @@ pub use labels::{API_REFUSALS, AlertChannel, AlertResult, IngestKind, Queue};
 use crate::model::Category;
 use collect::register;
 use fixed::{Fixed, Labels};
+use open::Sorted;
 
 /// The prefix of every metric name.
 pub const PREFIX: &str = "firegrid_";
@@ -94,9 +95,9 @@ pub struct Metrics {
     /// Every series below (clones of the same handles) and the collectors; rendered whole.
     registry: Registry,
     ingest: Fixed<Labels<1>, Count, 3>,
-    /// Refusal reasons are open-ended (the codec names its own), so a family: a read lock and
-    /// a hash per refusal, never on the alarm path.
-    refusals: Family<Labels<1>, Count>,
+    /// Refusal reasons are open-ended (the codec names its own), so a map: a read lock and a
+    /// lookup per refusal, never on the alarm path.
+    refusals: Sorted<Count>,
     journal_commit: Histogram,
     alarm_latency: Histogram,
     /// `channel` × `result`, at `channel * 3 + result`.
@@ -137,7 +138,7 @@ impl Metrics {
         let m = Self {
             registry: Registry::with_prefix(PREFIX.trim_end_matches('_')),
             ingest: Fixed::new(IngestKind::ALL.map(|k| [("kind", k.as_str())])),
-            refusals: Family::default(),
+            refusals: Sorted::new("reason"),
             journal_commit: Histogram::new(JOURNAL_COMMIT_BUCKETS),
             alarm_latency: Histogram::new(ALARM_LATENCY_BUCKETS),
             alerts: Fixed::new(std::array::from_fn(|i| {
@@ -293,7 +294,7 @@ impl Metrics {
     ///
     /// [`Refusal::reason`]: crate::ingest::Refusal::reason
     pub fn refused(&self, reason: &'static str) {
-        self.refusals.get_or_create(&[("reason", reason)]).inc();
+        self.refusals.with(reason, |c| c.inc());
     }
 
     /// Counts an API request refused by the access check, by reason (one of

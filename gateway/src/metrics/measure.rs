@@ -154,7 +154,7 @@ fn hot_operations_old_against_new() {
     let old_refusals: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
     let reasons = ["duplicate", "unknown_device", "decode_json", "bad_topic"];
     report(
-        "refusal by reason (`refused`: old mutex + map, new family lookup)",
+        "refusal by reason (`refused`: mutex + map, against read lock + map)",
         1,
         &|i| {
             let reason = reasons[i as usize % reasons.len()];
