@@ -3,10 +3,10 @@
 //!
 //! The series the pipeline touches per message and per alarm are prometheus-client metrics
 //! resolved once, when [`Metrics`] is made: a counter is one atomic add, a labelled counter
-//! (`kind`, `channel` × `result`, ...) is an array index and one atomic add ([`fixed`]), a
-//! histogram observation takes that histogram's own lock (decision 0018 and
-//! docs/performance.md measure them against the hand-written atomics they replaced). Counts
-//! kept elsewhere (the TSDB writer's, the managed broker's, the uplink's, the people
+//! (`kind`, `channel` × `result`, ...) is an array index and one atomic add
+//! (`metrics/fixed.rs`), a histogram observation takes that histogram's own lock (decision
+//! 0018 and docs/performance.md measure them against the hand-written atomics they replaced).
+//! Counts kept elsewhere (the TSDB writer's, the managed broker's, the uplink's, the people
 //! dispatcher's, the evidence routes', Modbus) are read at the scrape by collectors
 //! ([`prometheus_client::collector::Collector`]) registered beside them. [`Metrics`] is
 //! `Send + Sync`; share it as an `Arc<Metrics>` between the pipeline and the API.
@@ -45,9 +45,9 @@
 pub(crate) mod collect;
 pub(crate) mod fixed;
 mod labels;
-pub(crate) mod open;
 #[cfg(test)]
 mod measure;
+pub(crate) mod open;
 #[cfg(test)]
 mod tests;
 
