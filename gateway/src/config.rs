@@ -121,7 +121,7 @@ readings_retention_days = 30
 # answers from the rollups, by the hour, and says so).
 local_readings = "raw"
 # Devices that published without being registered are listed (GET /api/v1/pending) up to this
-# many; further invented ids are only counted (firegrid_pending_devices_ignored_total).
+# many; further invented ids are only counted (firegrid_pending_devices_dropped_total).
 pending_devices_max = 10000
 # Free space on the data directory's disk: below disk_low_mb a warning (logged, in /healthz);
 # below disk_full_mb a system alarm (/healthz 503, published retained on

@@ -15,7 +15,7 @@ pub mod files;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::metrics::{header, series};
+use crate::metrics::collect;
 
 /// The default largest photo, bytes (5 MiB: a phone camera's JPEG at full size).
 pub const DEFAULT_MAX_PHOTO_BYTES: u64 = 5 * 1024 * 1024;
@@ -189,41 +189,31 @@ impl EvidenceStats {
             .position(|r| *r == reason)
             .map_or(0, |i| self.refused[i].load(Ordering::Relaxed))
     }
+}
 
-    /// Appends the series to a `/metrics` page.
-    pub fn render(&self, out: &mut String) {
-        header(
-            out,
+impl prometheus_client::collector::Collector for EvidenceStats {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> std::fmt::Result {
+        collect::counters(
+            &mut encoder,
             "evidence_accepted_total",
             "Notes and photos kept as evidence on tickets.",
-            "counter",
-        );
-        series(
-            out,
-            "evidence_accepted_total",
-            &[("kind", "note")],
-            self.notes.load(Ordering::Relaxed),
-        );
-        series(
-            out,
-            "evidence_accepted_total",
-            &[("kind", "photo")],
-            self.photos.load(Ordering::Relaxed),
-        );
-        header(
-            out,
+            [
+                ([("kind", "note")], self.notes.load(Ordering::Relaxed)),
+                ([("kind", "photo")], self.photos.load(Ordering::Relaxed)),
+            ],
+        )?;
+        collect::counters(
+            &mut encoder,
             "evidence_refused_total",
             "Evidence uploads refused, by reason.",
-            "counter",
-        );
-        for (i, reason) in Refusal::REASONS.iter().enumerate() {
-            series(
-                out,
-                "evidence_refused_total",
-                &[("reason", reason)],
-                self.refused[i].load(Ordering::Relaxed),
-            );
-        }
+            Refusal::REASONS
+                .iter()
+                .zip(&self.refused)
+                .map(|(reason, n)| ([("reason", *reason)], n.load(Ordering::Relaxed))),
+        )
     }
 }
 
@@ -281,8 +271,7 @@ mod tests {
         s.accepted(true, true);
         assert_eq!(s.refusals("too_large"), 1);
         assert_eq!(s.refusals("not_image"), 2);
-        let mut out = String::new();
-        s.render(&mut out);
+        let out = crate::metrics::collect::exposition(s);
         assert!(out.contains("firegrid_evidence_refused_total{reason=\"not_image\"} 2"));
         assert!(out.contains("firegrid_evidence_accepted_total{kind=\"photo\"} 1"));
     }

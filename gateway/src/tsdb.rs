@@ -175,81 +175,77 @@ impl TsdbStats {
                 .clone(),
         }
     }
+}
 
-    /// The Prometheus text of these metrics, through `metric(name, help, type, labels, value)`;
-    /// nothing while the writer is off.
-    pub fn render(&self, mut metric: impl FnMut(&str, &str, &str, &[(&str, &str)], u64)) {
+impl prometheus_client::collector::Collector for TsdbStats {
+    /// The series; nothing while the writer is off.
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> std::fmt::Result {
+        use crate::metrics::collect::{as_gauge, counter, counters, gauge};
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         if load(&self.enabled) == 0 {
-            return;
+            return Ok(());
         }
-        let gauge = "gauge";
-        let counter = "counter";
-        metric(
+        let e = &mut encoder;
+        gauge(
+            e,
             "tsdb_spool_bytes",
             "Bytes of the TSDB disk spool.",
-            gauge,
-            &[],
-            load(&self.spool_bytes),
-        );
-        metric(
+            as_gauge(load(&self.spool_bytes)),
+        )?;
+        gauge(
+            e,
             "tsdb_spool_pending_readings",
             "Readings in the TSDB spool not yet confirmed by the server.",
-            gauge,
-            &[],
-            load(&self.pending),
-        );
-        metric(
+            as_gauge(load(&self.pending)),
+        )?;
+        counter(
+            e,
             "tsdb_spool_dropped_readings_total",
             "Readings dropped (oldest first) because the TSDB spool reached its size bound.",
-            counter,
-            &[],
             load(&self.spool_dropped),
-        );
-        metric(
+        )?;
+        counter(
+            e,
             "tsdb_queue_dropped_readings_total",
             "Readings not spooled because the spool thread's queue was full or a spool write failed.",
-            counter,
-            &[],
             load(&self.queue_dropped),
-        );
-        metric(
+        )?;
+        counter(
+            e,
             "tsdb_spooled_readings_total",
             "Readings appended to the TSDB spool.",
-            counter,
-            &[],
             load(&self.spooled),
-        );
-        metric(
+        )?;
+        counter(
+            e,
             "tsdb_written_readings_total",
             "Readings the TSDB confirmed.",
-            counter,
-            &[],
             load(&self.written),
-        );
-        metric(
+        )?;
+        counter(
+            e,
             "tsdb_dead_lettered_readings_total",
             "Readings the TSDB refused (4xx), written to the dead-letter file.",
-            counter,
-            &[],
             load(&self.dead_lettered),
-        );
-        for (i, result) in ["ok", "retry", "dead_letter"].into_iter().enumerate() {
-            metric(
-                "tsdb_batches_total",
-                "TSDB write attempts, by result.",
-                counter,
-                &[("result", result)],
-                load(&self.batches[i]),
-            );
-        }
-        metric(
+        )?;
+        counters(
+            e,
+            "tsdb_batches_total",
+            "TSDB write attempts, by result.",
+            ["ok", "retry", "dead_letter"]
+                .iter()
+                .zip(&self.batches)
+                .map(|(result, n)| ([("result", *result)], load(n))),
+        )?;
+        gauge(
+            e,
             "tsdb_last_success_timestamp_seconds",
             "When the TSDB last confirmed a batch (0: never).",
-            gauge,
-            &[],
-            load(&self.last_success_ms) / 1000,
-        );
+            as_gauge(load(&self.last_success_ms) / 1000),
+        )
     }
 }
 

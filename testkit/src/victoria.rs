@@ -7,8 +7,11 @@
 //! the writer sent none twice. [`VictoriaMetrics::start_with_dedup`] adds
 //! `-dedup.minScrapeInterval=1ms`, the setting docs/tsdb.md recommends for production, under
 //! which a re-sent batch (the writer is at-least-once at one narrow boundary) is idempotent.
+//! [`VictoriaMetrics::start_scraping`] makes it a scraper too: its own HTTP client, content
+//! negotiation and text parser read a `/metrics`, as a production scraper would.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -48,6 +51,8 @@ pub struct VictoriaMetrics {
     dir: tempfile::TempDir,
     http: reqwest::Client,
     dedup: bool,
+    /// Whether `scrape.yaml` in `dir` is its `-promscrape.config`.
+    scrape: bool,
     starts: u32,
 }
 
@@ -80,12 +85,40 @@ impl VictoriaMetrics {
         Self::start_as(true).await
     }
 
+    /// Starts one that also scrapes `http://{target}/metrics` every `interval` as the job
+    /// `job` (its series get `job` and `instance` labels; `up{job}` says whether the last
+    /// scrape worked, `scrape_samples_scraped{job}` how many samples it parsed).
+    ///
+    /// # Errors
+    /// [`VmError`] if it cannot start.
+    pub async fn start_scraping(
+        job: &str,
+        target: SocketAddr,
+        interval: Duration,
+    ) -> Result<Self, VmError> {
+        let dir = temp_dir("vm")?;
+        std::fs::write(
+            dir.path().join("scrape.yaml"),
+            format!(
+                "scrape_configs:\n  - job_name: {job}\n    scrape_interval: {}ms\n    \
+                 metrics_path: /metrics\n    static_configs:\n      - targets: [\"{target}\"]\n",
+                interval.as_millis()
+            ),
+        )?;
+        Self::start_in(dir, false, true).await
+    }
+
     async fn start_as(dedup: bool) -> Result<Self, VmError> {
+        Self::start_in(temp_dir("vm")?, dedup, false).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, dedup: bool, scrape: bool) -> Result<Self, VmError> {
         let mut me = Self {
             process: None,
             port: 0,
             dedup,
-            dir: temp_dir("vm")?,
+            scrape,
+            dir,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()?,
@@ -169,7 +202,13 @@ impl VictoriaMetrics {
                     "-search.disableCache",
                     "-loggerLevel=WARN",
                 ])
-                .args(self.dedup.then_some("-dedup.minScrapeInterval=1ms")),
+                .args(self.dedup.then_some("-dedup.minScrapeInterval=1ms"))
+                .args(self.scrape.then(|| {
+                    format!(
+                        "-promscrape.config={}",
+                        self.dir.path().join("scrape.yaml").display()
+                    )
+                })),
             &self.dir.path().join(format!("vm-{}.log", self.starts)),
         )?;
         let (http, health) = (self.http.clone(), format!("{}/health", self.url()));

@@ -11,7 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::metrics::{Histogram, header, series};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::metrics::histogram::Histogram;
+
+use crate::metrics::collect;
 
 /// Upper bounds (s) of the request-latency buckets: ~1 ms on a LAN, ~20–100 ms per request at
 /// 9600 baud.
@@ -82,7 +86,7 @@ impl Default for ModbusStats {
     fn default() -> Self {
         Self {
             buses: Mutex::new(BTreeMap::new()),
-            latency: Histogram::new(&REQUEST_BUCKETS),
+            latency: Histogram::new(REQUEST_BUCKETS),
         }
     }
 }
@@ -100,49 +104,42 @@ impl ModbusStats {
 
     /// Records a request's time.
     pub fn latency(&self, d: Duration) {
-        self.latency.observe(d);
+        self.latency.observe(d.as_secs_f64());
     }
+}
 
-    /// Writes the series (nothing if no bus is configured).
-    pub fn render(&self, out: &mut String) {
+impl Collector for ModbusStats {
+    /// The series (nothing if no bus is configured).
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
         let buses = self.buses.lock().unwrap_or_else(PoisonError::into_inner);
         if buses.is_empty() {
-            return;
+            return Ok(());
         }
-        header(
-            out,
+        collect::counters(
+            &mut encoder,
             "modbus_requests_total",
             "Modbus requests, by bus and result.",
-            "counter",
-        );
-        for (name, b) in buses.iter() {
-            for r in RequestResult::ALL {
-                series(
-                    out,
-                    "modbus_requests_total",
-                    &[("bus", name), ("result", r.as_str())],
-                    b.count(r),
-                );
-            }
-        }
-        header(
-            out,
+            buses.iter().flat_map(|(name, b)| {
+                RequestResult::ALL
+                    .map(|r| ([("bus", name.as_str()), ("result", r.as_str())], b.count(r)))
+            }),
+        )?;
+        collect::counters(
+            &mut encoder,
             "modbus_reconnects_total",
             "Modbus connections opened again after a timeout, garbage or failure.",
-            "counter",
-        );
-        for (name, b) in buses.iter() {
-            series(
-                out,
-                "modbus_reconnects_total",
-                &[("bus", name)],
-                b.reconnects.load(Ordering::Relaxed),
-            );
-        }
-        self.latency.render(
-            out,
+            buses.iter().map(|(name, b)| {
+                (
+                    [("bus", name.as_str())],
+                    b.reconnects.load(Ordering::Relaxed),
+                )
+            }),
+        )?;
+        self.latency.encode(encoder.encode_descriptor(
             "modbus_request_seconds",
             "Time of one Modbus request, sent to answered.",
-        );
+            None,
+            self.latency.metric_type(),
+        )?)
     }
 }

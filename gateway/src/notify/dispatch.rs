@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::{BrokerHandle, Priority};
 use crate::clock::now_ms;
-use crate::metrics::{header, series};
+use crate::metrics::collect;
 use crate::notify::alert::{Alert, SIGNATURE_HEADER};
 use crate::notify::people::{self, PeopleSettings, PersonChannel, Place};
 use crate::notify::webhook::address::{AddressPolicy, GuardedResolver, url_allowed};
@@ -180,53 +180,43 @@ impl PeopleStats {
     pub fn get(&self, channel: PersonChannel, outcome: Outcome) -> u64 {
         self.deliveries[channel as usize][outcome as usize].load(Ordering::Relaxed)
     }
+}
 
-    /// Appends the series to a `/metrics` page.
-    pub fn render(&self, out: &mut String) {
-        header(
-            out,
+impl prometheus_client::collector::Collector for PeopleStats {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> std::fmt::Result {
+        let outcomes = [
+            (Outcome::Ok, "ok"),
+            (Outcome::Retry, "retry"),
+            (Outcome::Stopped, "stopped"),
+        ];
+        collect::counters(
+            &mut encoder,
             "person_deliveries_total",
             "Alert deliveries to workers' own channels, by channel and result.",
-            "counter",
-        );
-        for channel in PersonChannel::ALL {
-            for (outcome, name) in [
-                (Outcome::Ok, "ok"),
-                (Outcome::Retry, "retry"),
-                (Outcome::Stopped, "stopped"),
-            ] {
-                series(
-                    out,
-                    "person_deliveries_total",
-                    &[("channel", channel.as_str()), ("result", name)],
-                    self.get(channel, outcome),
-                );
-            }
-        }
-        header(
-            out,
+            PersonChannel::ALL.into_iter().flat_map(|channel| {
+                outcomes.map(|(outcome, name)| {
+                    (
+                        [("channel", channel.as_str()), ("result", name)],
+                        self.get(channel, outcome),
+                    )
+                })
+            }),
+        )?;
+        collect::counter(
+            &mut encoder,
             "person_alerts_total",
             "Alerts fanned out to the workers of their areas.",
-            "counter",
-        );
-        series(
-            out,
-            "person_alerts_total",
-            &[],
             self.alerts.load(Ordering::Relaxed),
-        );
-        header(
-            out,
+        )?;
+        collect::counter(
+            &mut encoder,
             "person_dispatch_errors_total",
             "Store reads or writes of the people dispatcher that failed (retried).",
-            "counter",
-        );
-        series(
-            out,
-            "person_dispatch_errors_total",
-            &[],
             self.errors.load(Ordering::Relaxed),
-        );
+        )
     }
 }
 

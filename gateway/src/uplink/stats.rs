@@ -15,7 +15,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use crate::metrics::{header, series};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+
+use crate::metrics::collect::{self, counter, gauge};
 
 /// The counters.
 #[derive(Debug, Default)]
@@ -100,103 +103,77 @@ impl UplinkStats {
     pub fn duty_check(&self) {
         self.duty_checks.fetch_add(1, Ordering::Relaxed);
     }
+}
 
-    /// Appends the series (nothing while the uplink is off).
-    pub fn render(&self, out: &mut String) {
+impl Collector for UplinkStats {
+    /// The series (nothing while the uplink is off).
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
         if !self.enabled.load(Ordering::Relaxed) {
-            return;
+            return Ok(());
         }
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let flag = |a: &AtomicBool| u8::from(a.load(Ordering::Relaxed));
-        header(
-            out,
+        let flag = |a: &AtomicBool| i64::from(a.load(Ordering::Relaxed));
+        let e = &mut encoder;
+        gauge(
+            e,
             "uplink_connected",
             "Connected to the GB/T 26875.3 centre.",
-            "gauge",
-        );
-        series(out, "uplink_connected", &[], flag(&self.connected));
-        header(
-            out,
+            flag(&self.connected),
+        )?;
+        gauge(
+            e,
             "uplink_link_fault",
             "The link to the centre is faulty (frames unconfirmed after every try, or no connection).",
-            "gauge",
-        );
-        series(out, "uplink_link_fault", &[], flag(&self.link_fault));
-        header(
-            out,
+            flag(&self.link_fault),
+        )?;
+        counter(
+            e,
             "uplink_link_faults_total",
             "Times the link to the centre became faulty.",
-            "counter",
-        );
-        series(
-            out,
-            "uplink_link_faults_total",
-            &[],
             load(&self.link_faults),
-        );
-        header(
-            out,
+        )?;
+        collect::counters(
+            e,
             "uplink_frames_total",
             "Frames to the centre: sent, confirmed, retransmitted, denied.",
-            "counter",
-        );
-        for (what, c) in [
-            ("sent", &self.sent),
-            ("confirmed", &self.confirmed),
-            ("retransmitted", &self.retransmitted),
-            ("denied", &self.denied),
-        ] {
-            series(out, "uplink_frames_total", &[("what", what)], load(c));
-        }
-        header(
-            out,
-            "uplink_refused_total",
-            "Frames from the centre refused, by reason.",
-            "counter",
-        );
-        for (reason, n) in self
+            [
+                ("sent", &self.sent),
+                ("confirmed", &self.confirmed),
+                ("retransmitted", &self.retransmitted),
+                ("denied", &self.denied),
+            ]
+            .map(|(what, c)| ([("what", what)], load(c))),
+        )?;
+        let refused: Vec<_> = self
             .refused
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-        {
-            series(out, "uplink_refused_total", &[("reason", reason)], n);
-        }
-        header(
-            out,
+            .map(|(reason, n)| ([("reason", *reason)], *n))
+            .collect();
+        collect::counters(
+            e,
+            "uplink_refused_total",
+            "Frames from the centre refused, by reason.",
+            refused,
+        )?;
+        gauge(
+            e,
             "uplink_unconfirmed_frames",
             "Journaled frames the centre has not confirmed yet.",
-            "gauge",
-        );
-        series(
-            out,
-            "uplink_unconfirmed_frames",
-            &[],
             self.unconfirmed.load(Ordering::Relaxed),
-        );
-        header(
-            out,
+        )?;
+        gauge(
+            e,
             "uplink_clock_offset_ms",
             "The centre's clock minus the gateway's at the last clock sync, ms.",
-            "gauge",
-        );
-        series(
-            out,
-            "uplink_clock_offset_ms",
-            &[],
             self.clock_offset_ms.load(Ordering::Relaxed),
-        );
-        header(
-            out,
+        )?;
+        counter(
+            e,
             "uplink_duty_checks_total",
             "Duty checks (查岗) from the centre.",
-            "counter",
-        );
-        series(
-            out,
-            "uplink_duty_checks_total",
-            &[],
             load(&self.duty_checks),
-        );
+        )
     }
 }

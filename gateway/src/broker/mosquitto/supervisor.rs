@@ -129,6 +129,39 @@ pub struct BrokerStats {
     pub restarts: AtomicU64,
 }
 
+impl prometheus_client::collector::Collector for BrokerStats {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> std::fmt::Result {
+        for (name, help, value) in [
+            (
+                "broker_refused_logins_total",
+                "Logins the managed broker refused (no, wrong or revoked credential).",
+                &self.refused_logins,
+            ),
+            (
+                "broker_reloads_total",
+                "Account changes the managed broker loaded.",
+                &self.reloads,
+            ),
+            (
+                "broker_restarts_total",
+                "Restarts of the managed broker after it exited.",
+                &self.restarts,
+            ),
+        ] {
+            crate::metrics::collect::counter(
+                &mut encoder,
+                name,
+                help,
+                value.load(Ordering::Relaxed),
+            )?;
+        }
+        Ok(())
+    }
+}
+
 struct Shared {
     config: ManagedConfig,
     files: AccountFiles,
