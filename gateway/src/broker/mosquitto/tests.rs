@@ -474,6 +474,12 @@ async fn a_broker_left_behind_by_a_killed_gateway_is_stopped_at_the_next_start()
         .spawn()
         .expect("mosquitto starts");
     std::fs::write(broker_dir.join("mosquitto.pid"), stale.id().to_string()).expect("pid");
+    // Running as mosquitto (listening), not a fork that has yet to exec it: the gateway would
+    // rightly leave a process that is not a mosquitto of this directory alone.
+    until("the stale broker listening", WAIT, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .await;
     let r = Running::start_in(dir).await;
     // Stopped: it has exited (it is our child, so it waits here to be reaped).
     let status = stale.try_wait().expect("status");
