@@ -80,7 +80,9 @@ async fn district(gateway: &Gateway) -> i64 {
                "grid_id": "fz-grid"}),
     )
     .await;
-    let password = device["mqtt_password"].as_str().expect("the device's MQTT password");
+    let password = device["mqtt_password"]
+        .as_str()
+        .expect("the device's MQTT password");
     let mqtt = Mqtt::connect_as(gateway.devices, "fz-dev-1", password).await;
     mqtt.subscribe("firegrid/v1/dev/fz-dev-1/ack").await;
     mqtt.publish(
@@ -88,8 +90,13 @@ async fn district(gateway: &Gateway) -> i64 {
         r#"{"seq":1,"up_ms":1000,"kind":"alarm_raised","ch":0,"residual_ma":412,"threshold_ma":300}"#,
     )
     .await;
-    mqtt.wait_for("the alarm's ack", "firegrid/v1/dev/fz-dev-1/ack", WAIT, |_| true)
-        .await;
+    mqtt.wait_for(
+        "the alarm's ack",
+        "firegrid/v1/dev/fz-dev-1/ack",
+        WAIT,
+        |_| true,
+    )
+    .await;
     let episodes = gateway.episodes("open=true").await;
     episodes
         .first()
@@ -196,13 +203,7 @@ include-method = "GET"
 parameters = { "path.name" = { dictionary = "report", probability = 0.5 } }
 "#;
 
-fn fuzz(
-    st: &Path,
-    document: &Path,
-    gateway: &Gateway,
-    dir: &Path,
-    episode: i64,
-) -> (bool, String) {
+fn fuzz(st: &Path, document: &Path, gateway: &Gateway, dir: &Path, episode: i64) -> (bool, String) {
     let config = dir.join("schemathesis.toml");
     std::fs::write(&config, CONFIG.replace("EPISODE", &episode.to_string()))
         .expect("the fuzzer's configuration written");

@@ -663,13 +663,9 @@ async fn flood(
     });
     let mut acked = 0;
     while acked < count + 1 {
-        match eventloop
-            .poll()
-            .await
-            .expect("the flood connection stays up")
-        {
-            Event::Incoming(Packet::PubAck(_)) => acked += 1,
-            _ => {}
+        let event = eventloop.poll().await;
+        if let Event::Incoming(Packet::PubAck(_)) = event.expect("the flood connection stays up") {
+            acked += 1;
         }
     }
     publisher
