@@ -36,7 +36,9 @@ use firegrid_protocols::message::{EventKind, Level, Reading, SelfTestResult};
 use firegrid_protocols::thresholds::Threshold;
 use firegrid_protocols::{DeviceId, GridId};
 
-use crate::model::{Category, DeviceSpec, EpisodeId, EpisodeKey, Source, UnixMs};
+use crate::model::{
+    Category, DERIVED_EPISODE_IDS, DeviceSpec, EpisodeId, EpisodeKey, Source, UnixMs,
+};
 
 /// Settings of the engine (all with documented defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +111,9 @@ pub enum Input {
         device: DeviceId,
         /// What happened.
         kind: EventKind,
+        /// The id to open an episode under, if the event opens one (derived from the event,
+        /// see [`EpisodeId`]); `None`, or an id the engine holds already: the next of its own.
+        open_as: Option<EpisodeId>,
     },
     /// An online status (heartbeat) arrived.
     Online(DeviceId),
@@ -269,7 +274,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine with no devices; episode ids start at `next_id` (one past the journal's last).
+    /// An engine with no devices; its own episode ids start at `next_id` (one past the
+    /// journal's last below [`DERIVED_EPISODE_IDS`]).
     pub fn new(config: EngineConfig, next_id: EpisodeId) -> Self {
         Self {
             config,
@@ -284,7 +290,9 @@ impl Engine {
     /// Puts back an episode that was open when the gateway stopped (call after the device's
     /// [`Input::Upsert`]). Unknown devices are ignored.
     pub fn restore(&mut self, e: OpenEpisode, now: UnixMs) {
-        self.next_id = self.next_id.max(e.id.saturating_add(1));
+        if e.id < DERIVED_EPISODE_IDS {
+            self.next_id = self.next_id.max(e.id.saturating_add(1));
+        }
         let Some(dev) = self.devices.get_mut(&e.key.device) else {
             return;
         };
@@ -358,9 +366,13 @@ impl Engine {
                     self.schedule(&device, now);
                 }
             }
-            Input::Event { device, kind } => {
+            Input::Event {
+                device,
+                kind,
+                open_as,
+            } => {
                 if self.seen(&device, now, &mut out) {
-                    self.event(&device, kind, now, &mut out);
+                    self.event(&device, kind, open_as, now, &mut out);
                     self.schedule(&device, now);
                 }
             }
@@ -536,7 +548,14 @@ impl Engine {
         self.forget_finished(device);
     }
 
-    fn event(&mut self, device: &DeviceId, kind: EventKind, now: UnixMs, out: &mut Vec<Output>) {
+    fn event(
+        &mut self,
+        device: &DeviceId,
+        kind: EventKind,
+        open_as: Option<EpisodeId>,
+        now: UnixMs,
+        out: &mut Vec<Output>,
+    ) {
         let Some(dev) = self.devices.get_mut(device) else {
             return;
         };
@@ -592,8 +611,14 @@ impl Engine {
             }
             return;
         }
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = match open_as.filter(|id| !self.episodes.contains_key(id)) {
+            Some(id) => id,
+            None => {
+                let id = self.next_id;
+                self.next_id += 1;
+                id
+            }
+        };
         open(
             dev,
             device,

@@ -9,8 +9,17 @@ use serde::{Deserialize, Serialize};
 use firegrid_protocols::message::{ChannelConfig, Level};
 use firegrid_protocols::{DeviceId, GridId};
 
-/// An episode's id: assigned by the engine, increasing, the primary key of the journal.
+/// An episode's id, the primary key of the journal. Two ranges:
+/// - below [`DERIVED_EPISODE_IDS`], assigned by the engine in increasing order: episodes the
+///   gateway opens itself (a device gone offline, a set-point held too long);
+/// - from [`DERIVED_EPISODE_IDS`] up to 2^53, derived from the device and sequence number of
+///   the event that opened it (`pipeline::plan`): a device's own alarm opens the same
+///   episode again after a crash before its commit, so its alert, published before that
+///   commit, names the episode the journal will hold (decision record 20).
 pub type EpisodeId = u64;
+
+/// The first derived episode id (2^40): the engine's own ids stay below it.
+pub const DERIVED_EPISODE_IDS: EpisodeId = 1 << 40;
 
 /// Milliseconds since the Unix epoch (the gateway's clock).
 pub type UnixMs = u64;

@@ -9,13 +9,21 @@
 //!    the journal ops (events, episodes, the alerts to send) and the acks;
 //! 3. offers the readings to the readings writer and the time-series database (never waited
 //!    for), and writes the journal ops in **one** journal transaction (group commit, durable);
-//! 4. only then acknowledges the events end to end (`firegrid/v1/dev/{id}/ack`), hands the
-//!    alerts to the notifiers ([`crate::notify`]), and releases the broker's PUBACKs — so
-//!    nothing acknowledged can be lost, and anything not journaled comes again from its sender.
+//!    **while that commit runs**, publishes the `opened` alerts of episodes that devices'
+//!    events opened (the alarm path: [`Outgoing::early`]) on the urgent link;
+//! 4. only once the commit has succeeded acknowledges the events end to end
+//!    (`firegrid/v1/dev/{id}/ack`), hands the alerts to the notifiers ([`crate::notify`]: the
+//!    early ones only to be marked delivered), and releases the broker's PUBACKs — so nothing
+//!    acknowledged can be lost, and anything not journaled comes again from its sender.
+//!
+//! An early alert names what the journal will hold: its episode's id is derived from the
+//! event that opened it, and its alert id from that event too, so the device's resend after a
+//! crash (or a failed commit) opens the same episode and sends the same alert again, never a
+//! second id (decision record 20).
 //!
 //! If the journal write fails (disk full, I/O), nothing is acknowledged, and a plan that
 //! changed episodes is undone by building the planner again from the journal: the resent
-//! event opens its episode again, under one alert, acknowledged once.
+//! event opens its episode again, under one alert id, acknowledged once.
 //!
 //! Telemetry never waits behind the journal's fsync and alerts never wait behind telemetry:
 //! readings go to their own writer, alerts to their own broker link. No store call blocks a
@@ -45,15 +53,15 @@ use crate::engine::{Engine, Input};
 use crate::ingest::{self, Refusal, Refusals};
 use crate::metrics::{IngestKind, Metrics};
 use crate::model::{DeviceState, UnixMs};
-use crate::notify::Outgoing;
 use crate::notify::alert::Alert;
+use crate::notify::{Outgoing, publish_early};
 use crate::store::{
     JournalResult, JournalWriter, NotifyChannel, PendingSighting, ReadingsWriter, Store, StoreError,
 };
 
 pub use load::load_engine;
 use load::{planner_over, read_areas, watch_areas};
-pub use plan::{Classified, Known, Lookups, Plan, Planner, Refused};
+pub use plan::{Classified, Known, Lookups, Plan, Planner, Refused, derived_episode_id};
 
 /// The most broker messages handled in one batch (one journal transaction).
 const MAX_BATCH: usize = 512;
@@ -252,9 +260,17 @@ impl Pipeline {
             return Lookups::default();
         }
         let store = self.store.clone();
-        let read = tokio::task::spawn_blocking(move || store.journaled_events(&wanted)).await;
+        let read = tokio::task::spawn_blocking(move || {
+            let journaled = store.journaled_events(&wanted)?;
+            let taken_episodes = store.taken_episodes(&Lookups::episode_ids(&wanted))?;
+            Ok::<_, StoreError>(Lookups {
+                journaled,
+                taken_episodes,
+            })
+        })
+        .await;
         match read {
-            Ok(Ok(journaled)) => Lookups { journaled },
+            Ok(Ok(lookups)) => lookups,
             // Taken as new: the journal's insert still finds a resend (`ON CONFLICT DO
             // NOTHING`), so at worst the engine hears an event twice (it merges).
             Ok(Err(e)) => {
@@ -305,16 +321,33 @@ impl Pipeline {
         }
         if !ops.is_empty() {
             let started = std::time::Instant::now();
-            match self.journal.submit(ops).await {
-                Ok(results) => {
+            // The alarm path: early alerts go out while the commit runs (nothing is acked
+            // before it). The live view hears them as they go.
+            let (committed, published) = tokio::join!(
+                async {
+                    let r = self.journal.submit(ops).await;
                     self.metrics.journal_commit(started.elapsed());
+                    r
+                },
+                publish_early(&alerts, &self.broker, &self.metrics)
+            );
+            for (o, _) in alerts.iter().zip(&published).filter(|(_, sent)| **sent) {
+                let _ = self.live.send(Arc::new(o.alert.clone()));
+            }
+            match committed {
+                Ok(results) => {
                     self.journal_error.send_if_modified(|e| e.take().is_some());
                     // The notifications are the last ops, one per alert.
                     let tail = results.len().saturating_sub(alerts.len());
-                    for (mut o, result) in alerts.into_iter().zip(&results[tail..]) {
+                    for ((mut o, sent), result) in
+                        alerts.into_iter().zip(published).zip(&results[tail..])
+                    {
                         let JournalResult::Enqueued(id) = *result else {
                             continue;
                         };
+                        // Queued under another id than the one it went out with (a collision
+                        // of the derivation): it goes out again under the queued one.
+                        o.early = sent && u64::try_from(id).ok() == Some(o.alert.alert_id);
                         o.id = id;
                         o.alert.alert_id = u64::try_from(id).unwrap_or(0);
                         self.hand_over(o);
@@ -347,7 +380,7 @@ impl Pipeline {
 
     /// Hands a journaled alert to its notifier (and live clients).
     fn hand_over(&self, o: Outgoing) {
-        if o.channel == NotifyChannel::Mqtt {
+        if o.channel == NotifyChannel::Mqtt && !o.early {
             let _ = self.live.send(Arc::new(o.alert.clone()));
         }
         let queue = match o.channel {

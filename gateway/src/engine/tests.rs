@@ -65,6 +65,7 @@ fn alarm_event(value: i32) -> Input {
                 threshold: 300,
             },
         },
+        open_as: None,
     }
 }
 
@@ -182,6 +183,7 @@ fn a_device_latched_alarm_ends_only_with_its_clear() {
                 threshold: 300,
             },
         },
+        open_as: None,
     };
     assert_eq!(ended(&e.handle(clear.clone(), T0 + 101 * S)), [1]);
     assert!(
@@ -201,6 +203,7 @@ fn faults_smoke_battery_tamper_are_separate_episodes() {
     let ev = |kind| Input::Event {
         device: dev("d1"),
         kind,
+        open_as: None,
     };
     let mut out = e.handle(
         ev(EventKind::Fault {
@@ -309,6 +312,7 @@ fn escalation_until_acknowledged() {
         Input::Event {
             device: dev("d1"),
             kind: EventKind::Smoke,
+            open_as: None,
         },
         T0,
     );
@@ -344,6 +348,7 @@ fn a_category_with_an_acknowledge_deadline_escalates_on_its_own_steps() {
         Input::Event {
             device: dev("d1"),
             kind: EventKind::Smoke,
+            open_as: None,
         },
         T0,
     );
@@ -361,6 +366,7 @@ fn a_smoke_alarm_that_stopped_still_escalates_a_fault_does_not() {
     let ev = |kind| Input::Event {
         device: dev("d1"),
         kind,
+        open_as: None,
     };
     e.handle(ev(EventKind::Smoke), T0);
     e.handle(
@@ -506,6 +512,7 @@ fn restored_episodes_keep_their_ids_and_are_not_reopened() {
         Input::Event {
             device: dev("d1"),
             kind: EventKind::Smoke,
+            open_as: None,
         },
         T0 + S,
     );
@@ -552,6 +559,7 @@ fn a_failed_self_test_opens_a_device_fault_until_one_passes() {
     let test = |result| Input::Event {
         device: dev("d1"),
         kind: EventKind::SelfTest { result },
+        open_as: None,
     };
     assert!(
         e.handle(test(SelfTestResult::Passed), T0).is_empty(),

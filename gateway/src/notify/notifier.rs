@@ -25,6 +25,10 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
 /// An alert that was journaled and must now go out on one channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
+    /// Published on the urgent link before its journal commit (an episode a device's event
+    /// opened, on MQTT: the alarm path, [`publish_early`]): the notifier only journals its
+    /// delivery.
+    pub early: bool,
     /// The notification's id in the outbox.
     pub id: i64,
     /// MQTT or a webhook.
@@ -100,6 +104,7 @@ pub async fn run(
                         let mut alert: Alert = serde_json::from_value(n.fields.payload).ok()?;
                         alert.alert_id = u64::try_from(n.id).unwrap_or(0);
                         Some(Outgoing {
+                            early: false,
                             id: n.id,
                             channel: n.fields.channel,
                             target: n.fields.target,
@@ -121,9 +126,10 @@ pub async fn run(
         let tickets = webhook_tickets(&store, &batch).await;
         let sent =
             futures_util::future::join_all(batch.iter().zip(&tickets).map(|(o, ticket)| async {
-                match webhook::retry_wanted(o.attempts, *ticket) {
-                    true => Some(deliver(o, &broker, &webhooks).await),
-                    false => None,
+                match (o.early, webhook::retry_wanted(o.attempts, *ticket)) {
+                    (true, _) => Some((AlertChannel::Mqtt, Ok(()))),
+                    (false, true) => Some(deliver(o, &broker, &webhooks).await),
+                    (false, false) => None,
                 }
             }))
             .await;
@@ -136,7 +142,11 @@ pub async fn run(
                 Some((channel, Ok(()))) => {
                     recent.delivered(o.id, now_ms());
                     metrics.alert(channel, AlertResult::Ok);
-                    if o.alert.what == AlertKind::Opened && o.channel == NotifyChannel::Mqtt {
+                    // An early alert's latency was counted when it was published.
+                    if o.alert.what == AlertKind::Opened
+                        && o.channel == NotifyChannel::Mqtt
+                        && !o.early
+                    {
                         // From the message's arrival (the episode's start) to the alert's send.
                         metrics.alarm_latency(Duration::from_millis(
                             now_ms().saturating_sub(o.alert.started_ms),
@@ -264,20 +274,58 @@ async fn deliver(
                 .await
                 .map_err(|e| e.to_string()),
         ),
-        NotifyChannel::Mqtt | NotifyChannel::Sse => (
-            AlertChannel::Mqtt,
-            broker
-                .publish_confirmed(
-                    Priority::Urgent,
-                    o.target.clone(),
-                    body,
-                    false,
-                    CONFIRM_TIMEOUT,
-                )
-                .await
-                .map_err(|e| e.to_string()),
-        ),
+        NotifyChannel::Mqtt | NotifyChannel::Sse => {
+            (AlertChannel::Mqtt, publish_mqtt(o, body, broker).await)
+        }
     }
+}
+
+async fn publish_mqtt(o: &Outgoing, body: Vec<u8>, broker: &BrokerHandle) -> Result<(), String> {
+    broker
+        .publish_confirmed(
+            Priority::Urgent,
+            o.target.clone(),
+            body,
+            false,
+            CONFIRM_TIMEOUT,
+        )
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Publishes the [`early`](Outgoing::early) ones of `alerts` on the urgent link, all at once,
+/// while their journal commit runs (the pipeline's alarm path); whether each was confirmed by
+/// the broker, in the order of `alerts` (`false` for those not early). The alarm latency of
+/// each `opened` one confirmed is counted now.
+pub async fn publish_early(
+    alerts: &[Outgoing],
+    broker: &BrokerHandle,
+    metrics: &Metrics,
+) -> Vec<bool> {
+    futures_util::future::join_all(alerts.iter().map(|o| async move {
+        if !o.early {
+            return false;
+        }
+        let body = serde_json::to_vec(&o.alert).unwrap_or_default();
+        match publish_mqtt(o, body, broker).await {
+            Ok(()) => {
+                if o.alert.what == AlertKind::Opened {
+                    metrics.alarm_latency(Duration::from_millis(
+                        now_ms().saturating_sub(o.alert.started_ms),
+                    ));
+                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    episode = o.alert.episode,
+                    "alert not published before its commit, sent after it: {e}"
+                );
+                false
+            }
+        }
+    }))
+    .await
 }
 
 #[cfg(test)]

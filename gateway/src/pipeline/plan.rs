@@ -23,7 +23,7 @@ use firegrid_protocols::{DeviceId, GridId};
 use crate::commissioning::{Audience, audience};
 use crate::engine::{Engine, Input, Output};
 use crate::ingest::Refusal;
-use crate::model::{Category, DeviceState, Episode, EpisodeId, UnixMs};
+use crate::model::{Category, DERIVED_EPISODE_IDS, DeviceState, Episode, EpisodeId, UnixMs};
 use crate::notify::Outgoing;
 use crate::notify::alert::{Alert, AlertKind};
 use crate::store::{
@@ -75,11 +75,33 @@ impl Known {
     }
 }
 
+/// How many derivations of an event's episode id ([`derived_episode_id`]) are tried, in
+/// order, before the engine's own next id is taken.
+const EPISODE_ID_ATTEMPTS: u8 = 3;
+
+/// The id of the episode that the event `seq` of `device` opens, the `attempt`-th derivation
+/// (the next is taken when the journal or the engine holds one already): FNV-1a as for alert
+/// ids ([`alert_id`](crate::notify::alert::alert_id)), placed in
+/// [`DERIVED_EPISODE_IDS`]..2^53. Stable across builds: do not change it.
+pub fn derived_episode_id(device: &DeviceId, seq: Seq, attempt: u8) -> EpisodeId {
+    const SPAN: EpisodeId = (1 << 53) - DERIVED_EPISODE_IDS;
+    let h = crate::notify::alert::alert_id(&[
+        b"episode",
+        device.as_str().as_bytes(),
+        &seq.to_be_bytes(),
+        &[attempt],
+    ]);
+    DERIVED_EPISODE_IDS + h % SPAN
+}
+
 /// What the journal already holds of a batch, read in one go before planning.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lookups {
     /// The batch's events already journaled, by (device, sequence number): resends.
     pub journaled: HashSet<(DeviceId, Seq)>,
+    /// The derived episode ids of the batch's events ([`Lookups::episode_ids`]) that the
+    /// journal holds already.
+    pub taken_episodes: HashSet<EpisodeId>,
 }
 
 impl Lookups {
@@ -90,6 +112,17 @@ impl Lookups {
             .filter_map(|c| match c {
                 Ok((device, Message::Event(e))) => Some((device.clone(), e.seq)),
                 _ => None,
+            })
+            .collect()
+    }
+
+    /// Every episode id the `wanted` events may open an episode under: whether the journal
+    /// holds them is looked up too.
+    pub fn episode_ids(wanted: &[(DeviceId, Seq)]) -> Vec<EpisodeId> {
+        wanted
+            .iter()
+            .flat_map(|(device, seq)| {
+                (0..EPISODE_ID_ATTEMPTS).map(|a| derived_episode_id(device, *seq, a))
             })
             .collect()
     }
@@ -114,7 +147,8 @@ pub struct Plan {
     /// The journal ops: new events, the engine's decisions, then one notification per alert.
     pub journal: Vec<JournalOp>,
     /// The alerts, one per [`JournalOp::Notify`] at the end of `journal`, in the same order;
-    /// their `id` and `alert_id` are the notification's id, known once journaled.
+    /// their `id` and `alert_id` are the notification's id, known once journaled (the
+    /// [`early`](Outgoing::early) ones go out before, under the derived `alert_id`).
     pub alerts: Vec<Outgoing>,
     /// The events to acknowledge end to end, per device (new ones and resends alike).
     pub acks: BTreeMap<DeviceId, Vec<Seq>>,
@@ -234,7 +268,7 @@ impl Planner {
                 ..a.clone()
             })
             .collect();
-        open.sort_by_key(|a| a.episode);
+        open.sort_by_key(|a| (a.started_ms, a.episode));
         let mut notify = Vec::new();
         for alert in open {
             self.queue_alert(alert, now, &mut plan, &mut notify);
@@ -378,10 +412,14 @@ impl Planner {
                     return Err((Some(key.0), Refusal::Duplicate));
                 }
                 let (device, _) = key;
+                let open_as = (0..EPISODE_ID_ATTEMPTS)
+                    .map(|a| derived_episode_id(&device, e.seq, a))
+                    .find(|id| !lookups.taken_episodes.contains(id) && !self.engine.holds(*id));
                 let out = self.engine.handle(
                     Input::Event {
                         device: device.clone(),
                         kind: e.kind.clone(),
+                        open_as,
                     },
                     now,
                 );
@@ -504,6 +542,11 @@ impl Planner {
                     .iter()
                     .map(|url| (NotifyChannel::Webhook, url.clone())),
             );
+            // An episode a device's event opened under its derived id: the same id again
+            // after a crash before the commit, so its MQTT alert goes out before the commit.
+            let early = alert.what == AlertKind::Opened
+                && alert.episode >= DERIVED_EPISODE_IDS
+                && self.openings.contains_key(&alert.episode);
             for (channel, target) in targets {
                 let mut alert = alert.clone();
                 alert.alert_id = self.alert_id(&alert, channel, &target);
@@ -522,6 +565,7 @@ impl Planner {
                     next_attempt_ms: now,
                 }));
                 plan.alerts.push(Outgoing {
+                    early: early && channel == NotifyChannel::Mqtt,
                     id: 0,
                     channel,
                     target,

@@ -14,7 +14,9 @@ use super::registry::AreaId;
 use super::sql::{self, Where};
 use super::{Store, StoreError};
 use crate::engine::{OpenEpisode, Output};
-use crate::model::{Category, Episode, EpisodeId, EpisodeKey, TicketState, UnixMs};
+use crate::model::{
+    Category, DERIVED_EPISODE_IDS, Episode, EpisodeId, EpisodeKey, TicketState, UnixMs,
+};
 
 /// A notification's id (assigned by the store).
 pub type NotificationId = i64;
@@ -704,7 +706,7 @@ impl Store {
     pub fn open_episodes(&self) -> Result<Vec<OpenEpisode>, StoreError> {
         let sql = format!(
             "SELECT {EPISODE_COLS} FROM episodes WHERE ended_ms IS NULL OR ticket = 'raised' \
-             ORDER BY id"
+             ORDER BY started_ms, id"
         );
         let episodes = self.read(|c| collect(c, &sql, &[], episode_row))?;
         Ok(episodes
@@ -726,17 +728,42 @@ impl Store {
             .collect())
     }
 
-    /// The largest episode id journaled (0 if none): the engine starts at one past it.
+    /// The largest episode id the engine assigned (0 if none; derived ids, from
+    /// [`DERIVED_EPISODE_IDS`] up, are not counted): the engine starts at one past it.
     ///
     /// # Errors
     /// A database error.
     pub fn max_episode_id(&self) -> Result<EpisodeId, StoreError> {
         self.read(|c| {
-            Ok(
-                c.query_row("SELECT coalesce(max(id), 0) FROM episodes", [], |r| {
-                    r.get(0)
-                })?,
-            )
+            Ok(c.query_row(
+                "SELECT coalesce(max(id), 0) FROM episodes WHERE id < ?1",
+                [DERIVED_EPISODE_IDS],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    /// Which of `ids` the journal holds as episodes (the planner derives a new episode's id
+    /// and takes the next derivation when one is taken).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn taken_episodes(
+        &self,
+        ids: &[EpisodeId],
+    ) -> Result<std::collections::HashSet<EpisodeId>, StoreError> {
+        let mut found = std::collections::HashSet::new();
+        if ids.is_empty() {
+            return Ok(found);
+        }
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT 1 FROM episodes WHERE id = ?")?;
+            for id in ids {
+                if stmt.query_row([id], |_| Ok(())).optional()?.is_some() {
+                    found.insert(*id);
+                }
+            }
+            Ok(found)
         })
     }
 
@@ -779,7 +806,7 @@ impl Store {
             w.eq("started_ms < ?", sql::int(to)?);
         }
         let sql = format!(
-            "SELECT {EPISODE_COLS} FROM episodes{} ORDER BY id DESC LIMIT {} OFFSET {}",
+            "SELECT {EPISODE_COLS} FROM episodes{} ORDER BY started_ms DESC, id DESC LIMIT {} OFFSET {}",
             w.sql(),
             sql::page(filter.limit, 100, 10_000),
             filter.offset

@@ -131,7 +131,10 @@ impl Store {
         if unresolved_only {
             sql.push_str(" AND e.ticket NOT IN ('verified', 'closed')");
         }
-        sql.push_str(&format!(" ORDER BY e.id LIMIT {}", MAX_REPORT_EPISODES + 1));
+        sql.push_str(&format!(
+            " ORDER BY e.started_ms, e.id LIMIT {}",
+            MAX_REPORT_EPISODES + 1
+        ));
         let found = self.read(|c| {
             rows(c, &sql, &params, |r| {
                 let category: String = r.get(1)?;

@@ -189,8 +189,16 @@ fn an_alarm_event_opens_one_episode_journaled_with_its_alert_and_acked() {
     let a = &o.alert;
     assert_eq!(
         (a.what, a.episode, a.category, a.device.as_str(), a.channel),
-        (AlertKind::Opened, 1, Category::Alarm, "d1", Some(0))
+        (
+            AlertKind::Opened,
+            derived_episode_id(&dev("d1"), 1043, 0),
+            Category::Alarm,
+            "d1",
+            Some(0)
+        )
     );
+    // The alarm path: published while its commit runs.
+    assert!(o.early);
     assert_eq!((a.started_ms, a.sent_ms), (T0 + 5 * S, T0 + 5 * S));
     assert_eq!((a.value, a.threshold), (Some(412), Some(300)));
     // The journaled notification carries the very alert the notifier sends.
@@ -203,7 +211,7 @@ fn an_alarm_event_opens_one_episode_journaled_with_its_alert_and_acked() {
     );
     assert_eq!(
         (n.episode_id, n.kind, n.level),
-        (1, NotificationKind::Opened, 0)
+        (a.episode, NotificationKind::Opened, 0)
     );
 }
 
@@ -212,6 +220,7 @@ fn resends_in_the_batch_or_in_the_journal_are_acked_again_and_raise_nothing() {
     let mut p = planner();
     let lookups = Lookups {
         journaled: HashSet::from([(dev("d1"), 1042)]),
+        ..Lookups::default()
     };
     let plan = p.plan(
         vec![
@@ -349,6 +358,9 @@ fn an_episode_opened_and_ended_in_one_batch_sends_both_alerts() {
             (AlertKind::Ended, NotifyChannel::Webhook),
         ]
     );
+    // Only the opened alert's MQTT message goes out before the commit.
+    let early: Vec<bool> = plan.alerts.iter().map(|o| o.early).collect();
+    assert_eq!(early, [true, false, false, false]);
     let ids: HashSet<u64> = plan.alerts.iter().map(|o| o.alert.alert_id).collect();
     assert_eq!(ids.len(), 4, "one id per alert and channel");
     let (opened, ended) = (&plan.alerts[0].alert, &plan.alerts[2].alert);
@@ -384,25 +396,26 @@ fn escalation_climbs_the_area_tree_to_its_top_until_acknowledged() {
         T0 + 200 * S,
     );
     assert_eq!(alerts(&ended), [(AlertKind::Ended, 0, "grid-7".into())]);
-    // (Both devices have gone offline meanwhile: only episode 1's alerts are looked at.)
+    // (Both devices have gone offline meanwhile: only the alarm's alerts are looked at.)
     let second = p.tick(T0 + 600 * S);
+    let alarm = open.alerts[0].alert.episode;
     assert_eq!(
-        alerts_of(&second, 1),
+        alerts_of(&second, alarm),
         [(AlertKind::Escalated, 2, "district-1".into())]
     );
     // The hierarchy has no fourth level: the top again.
     let third = p.tick(T0 + 1800 * S);
     assert_eq!(
-        alerts_of(&third, 1),
+        alerts_of(&third, alarm),
         [(AlertKind::Escalated, 3, "district-1".into())]
     );
 
     let mut q = planner();
     q.plan(vec![leakage("d1", 1043)], &Lookups::default(), T0);
-    let ack = q.input(Input::Acknowledged(1), T0 + 60 * S);
+    let ack = q.input(Input::Acknowledged(alarm), T0 + 60 * S);
     assert!(ack.journal.is_empty());
     assert!(
-        alerts_of(&q.tick(T0 + 3600 * S), 1).is_empty(),
+        alerts_of(&q.tick(T0 + 3600 * S), alarm).is_empty(),
         "acknowledged: no escalation"
     );
     // An acknowledged episode that ended is forgotten.
@@ -458,9 +471,52 @@ fn alerts_of_an_episode_from_the_journal_describe_it_as_journaled() {
     );
     // A fault needs no person after its end: forgotten with it.
     assert!(p.episodes.is_empty());
-    // New episodes are numbered after the journal's.
-    let opened = p.plan(vec![leakage("d1", 1)], &Lookups::default(), T0);
-    assert_eq!(opened.alerts[0].alert.episode, 42);
+    // The engine's own episodes are numbered after the journal's (an event's are derived).
+    let offline = p.tick(T0 + 3600 * S);
+    assert_eq!(offline.opened, [Category::Offline, Category::Offline]);
+    let mut ids: Vec<EpisodeId> = offline.alerts.iter().map(|o| o.alert.episode).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [42, 43]);
+    // Opened by the gateway, they go out after their commit.
+    assert!(offline.alerts.iter().all(|o| !o.early));
+}
+
+#[test]
+fn an_event_opens_its_episode_under_the_first_derived_id_not_taken() {
+    let mut p = planner();
+    let derived = |attempt| derived_episode_id(&dev("d1"), 1043, attempt);
+    assert!(derived(0) >= crate::model::DERIVED_EPISODE_IDS && derived(0) < 1 << 53);
+    assert_ne!(derived(0), derived(1));
+    assert_ne!(derived(0), derived_episode_id(&dev("d1"), 1044, 0));
+    assert_ne!(derived(0), derived_episode_id(&dev("d2"), 1043, 0));
+    // The journal holds the first derivation (another device's episode, in theory): the
+    // next is taken, the same one whichever planner plans it.
+    let lookups = Lookups {
+        taken_episodes: HashSet::from([derived(0)]),
+        ..Lookups::default()
+    };
+    let plan = p.plan(vec![leakage("d1", 1043)], &lookups, T0);
+    assert_eq!(plan.alerts[0].alert.episode, derived(1));
+    assert!(plan.alerts[0].early);
+    let again = planner().plan(vec![leakage("d1", 1043)], &lookups, T0 + S);
+    assert_eq!(again.alerts[0].alert.episode, derived(1));
+    assert_eq!(
+        again.alerts[0].alert.alert_id,
+        plan.alerts[0].alert.alert_id
+    );
+    // Every derivation taken: the engine's next id, and the alert waits for its commit.
+    let lookups = Lookups {
+        taken_episodes: (0..3).map(derived).collect(),
+        ..Lookups::default()
+    };
+    let plan = planner().plan(vec![leakage("d1", 1043)], &lookups, T0);
+    assert_eq!(plan.alerts[0].alert.episode, 1);
+    assert!(!plan.alerts[0].early);
+    // What to look up for a batch: each event's derivations.
+    assert_eq!(
+        Lookups::episode_ids(&[(dev("d1"), 1043)]),
+        [derived(0), derived(1), derived(2)]
+    );
 }
 
 /// Why the shell rebuilds the planner when a journal write fails: planning changed the

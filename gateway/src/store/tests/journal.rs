@@ -315,6 +315,7 @@ fn open_episodes_round_trip_through_the_engine() {
     let ev = |kind| Input::Event {
         device: did("d-1"),
         kind,
+        open_as: None,
     };
     journal(&mut engine, ev(alarm(412)), T0 + 1_000);
     journal(&mut engine, ev(alarm(600)), T0 + 2_000); // a new peak
