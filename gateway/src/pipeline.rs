@@ -16,6 +16,12 @@
 //!    early ones only to be marked delivered), and releases the broker's PUBACKs — so nothing
 //!    acknowledged can be lost, and anything not journaled comes again from its sender.
 //!
+//! Commits are pipelined one deep: while a batch's commit is in flight, the next batch (or
+//! tick, or API change) is planned, its readings go out and its alarms are published; its own
+//! commit is queued only once the one before it has succeeded (so the journal never holds a
+//! plan made over one it refused), and a plan with nothing to journal is done at once. A slow
+//! disk delays acknowledgements, never the next alarm.
+//!
 //! An early alert names what the journal will hold: its episode's id is derived from the
 //! event that opened it, and its alert id from that event too, so the device's resend after a
 //! crash (or a failed commit) opens the same episode and sends the same alert again, never a
@@ -56,7 +62,8 @@ use crate::model::{DeviceState, UnixMs};
 use crate::notify::alert::Alert;
 use crate::notify::{Outgoing, publish_early};
 use crate::store::{
-    JournalResult, JournalWriter, NotifyChannel, PendingSighting, ReadingsWriter, Store, StoreError,
+    Committing, JournalOp, JournalResult, JournalWriter, NotifyChannel, PendingSighting,
+    ReadingsWriter, Store, StoreError,
 };
 
 pub use load::load_engine;
@@ -65,6 +72,31 @@ pub use plan::{Classified, Known, Lookups, Plan, Planner, Refused, derived_episo
 
 /// The most broker messages handled in one batch (one journal transaction).
 const MAX_BATCH: usize = 512;
+
+/// A staged plan: its journal ops, and what follows their commit.
+struct Staged {
+    ops: Vec<JournalOp>,
+    after: AfterCommit,
+}
+
+/// A batch whose journal commit is under way.
+struct InFlight {
+    committing: Committing,
+    after: AfterCommit,
+}
+
+/// What a plan does once its journal ops are durable.
+struct AfterCommit {
+    alerts: Vec<Outgoing>,
+    /// Which alerts went out before the commit.
+    published: Vec<bool>,
+    acks: BTreeMap<DeviceId, Vec<Seq>>,
+    tokens: Vec<AckToken>,
+    opened: Vec<crate::model::Category>,
+    changes_episodes: bool,
+    now: UnixMs,
+    started: std::time::Instant,
+}
 
 /// The pipeline task's parts.
 pub struct Pipeline {
@@ -154,6 +186,9 @@ impl Pipeline {
         cancel: CancellationToken,
     ) {
         let mut areas = watch_areas(self.store.clone(), cancel.clone());
+        // The last batch's journal commit, while the next batch is planned and its alarms
+        // published (one in flight at most).
+        let mut in_flight: Option<InFlight> = None;
         loop {
             let deadline = self.planner.next_deadline();
             let wait = deadline.map_or(Duration::from_secs(3600), |t| {
@@ -162,8 +197,15 @@ impl Pipeline {
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
+                result = async { (&mut in_flight.as_mut()?.committing).await.into() }, if in_flight.is_some() => {
+                    if let (Some(f), Some(result)) = (in_flight.take(), result) {
+                        self.finish(f.after, result).await;
+                    }
+                }
                 Some(c) = control.recv() => {
-                    self.control(c).await;
+                    for plan in self.control(c).await {
+                        in_flight = self.pipelined(plan, Vec::new(), now_ms(), in_flight.take()).await;
+                    }
                     self.metrics.set_devices_known(self.planner.engine().device_count() as u64);
                 }
                 Some(first) = incoming.recv() => {
@@ -182,7 +224,7 @@ impl Pipeline {
                             None => break,
                         }
                     }
-                    self.batch(batch).await;
+                    in_flight = self.batch(batch, in_flight.take()).await;
                 }
                 Ok(()) = areas.changed() => {
                     let tree = areas.borrow_and_update().clone();
@@ -191,17 +233,23 @@ impl Pipeline {
                 () = tokio::time::sleep(wait) => {
                     let now = now_ms();
                     let plan = self.planner.tick(now);
-                    self.execute(plan, Vec::new(), now).await;
+                    in_flight = self.pipelined(plan, Vec::new(), now, in_flight.take()).await;
                 }
                 else => break,
             }
         }
+        self.settle(&mut in_flight).await;
         if let Err(e) = self.readings.flush().await {
             tracing::warn!("readings not flushed at shutdown: {e}");
         }
     }
 
-    async fn batch(&mut self, batch: Vec<Incoming>) {
+    /// Plans a batch and does it [`pipelined`](Self::pipelined) behind `previous`.
+    async fn batch(
+        &mut self,
+        batch: Vec<Incoming>,
+        previous: Option<InFlight>,
+    ) -> Option<InFlight> {
         let now = now_ms();
         let mut topics = Vec::with_capacity(batch.len());
         let mut tokens = Vec::with_capacity(batch.len());
@@ -250,7 +298,43 @@ impl Pipeline {
         {
             tracing::debug!("pending devices not recorded: {e}");
         }
-        self.execute(plan, tokens, now).await;
+        self.pipelined(plan, tokens, now, previous).await
+    }
+
+    /// Does what `plan` says without waiting for the commit in flight (`previous`) where it
+    /// need not: readings out and alarms published at once; its own journal commit starts
+    /// once `previous` has succeeded, and is returned in flight. If `previous` failed, `plan`
+    /// is dropped unacknowledged: it was made over what the journal did not take (the planner
+    /// is rebuilt from the journal), and its messages come again from their senders.
+    async fn pipelined(
+        &mut self,
+        plan: Plan,
+        tokens: Vec<AckToken>,
+        now: UnixMs,
+        previous: Option<InFlight>,
+    ) -> Option<InFlight> {
+        let staged = self.stage(plan, tokens, now).await;
+        if staged.ops.is_empty() {
+            // Nothing to journal (telemetry, a command, resends already durable): done now,
+            // whatever is in flight.
+            self.finish(staged.after, Ok(Vec::new())).await;
+            return previous;
+        }
+        if let Some(p) = previous {
+            let result = p.committing.await;
+            if !self.finish(p.after, result).await {
+                return None;
+            }
+        }
+        self.commit(staged).await
+    }
+
+    /// Waits for the commit in flight, if any, and does what follows it.
+    async fn settle(&mut self, in_flight: &mut Option<InFlight>) {
+        if let Some(f) = in_flight.take() {
+            let result = f.committing.await;
+            self.finish(f.after, result).await;
+        }
     }
 
     /// What the journal holds of the batch's events, in one read off the runtime's threads.
@@ -284,8 +368,9 @@ impl Pipeline {
         }
     }
 
-    /// Does what a plan says: readings out, journal commit, then alerts, acks and PUBACKs.
-    async fn execute(&mut self, plan: Plan, tokens: Vec<AckToken>, now: UnixMs) {
+    /// The part of a plan that waits for no commit: readings and statuses out (never waited
+    /// for), and the early alerts published (the alarm path).
+    async fn stage(&mut self, plan: Plan, tokens: Vec<AckToken>, now: UnixMs) -> Staged {
         let changes_episodes = plan.changes_episodes();
         let Plan {
             journal: ops,
@@ -319,49 +404,94 @@ impl Pipeline {
         if !samples.is_empty() && self.readings.try_submit(samples).is_err() {
             self.metrics.readings_dropped(rows as u64);
         }
-        if !ops.is_empty() {
-            let started = std::time::Instant::now();
-            // The alarm path: early alerts go out while the commit runs (nothing is acked
-            // before it). The live view hears them as they go.
-            let (committed, published) = tokio::join!(
-                async {
-                    let r = self.journal.submit(ops).await;
-                    self.metrics.journal_commit(started.elapsed());
-                    r
-                },
-                publish_early(&alerts, &self.broker, &self.metrics)
-            );
-            for (o, _) in alerts.iter().zip(&published).filter(|(_, sent)| **sent) {
-                let _ = self.live.send(Arc::new(o.alert.clone()));
+        let published = publish_early(&alerts, &self.broker, &self.metrics).await;
+        for (o, _) in alerts.iter().zip(&published).filter(|(_, sent)| **sent) {
+            let _ = self.live.send(Arc::new(o.alert.clone()));
+        }
+        Staged {
+            ops,
+            after: AfterCommit {
+                alerts,
+                published,
+                acks,
+                tokens,
+                opened,
+                changes_episodes,
+                now,
+                started: std::time::Instant::now(),
+            },
+        }
+    }
+
+    /// Starts the journal commit of a staged plan; without journal ops, does what follows a
+    /// commit at once.
+    async fn commit(&mut self, staged: Staged) -> Option<InFlight> {
+        let Staged { ops, mut after } = staged;
+        if ops.is_empty() {
+            self.finish(after, Ok(Vec::new())).await;
+            return None;
+        }
+        after.started = std::time::Instant::now();
+        match self.journal.enqueue(ops).await {
+            Ok(committing) => Some(InFlight { committing, after }),
+            Err(e) => {
+                self.finish(after, Err(e)).await;
+                None
             }
-            match committed {
-                Ok(results) => {
-                    self.journal_error.send_if_modified(|e| e.take().is_some());
-                    // The notifications are the last ops, one per alert.
-                    let tail = results.len().saturating_sub(alerts.len());
-                    for ((mut o, sent), result) in
-                        alerts.into_iter().zip(published).zip(&results[tail..])
-                    {
-                        let JournalResult::Enqueued(id) = *result else {
-                            continue;
-                        };
-                        // Queued under another id than the one it went out with (a collision
-                        // of the derivation): it goes out again under the queued one.
-                        o.early = sent && u64::try_from(id).ok() == Some(o.alert.alert_id);
-                        o.id = id;
-                        o.alert.alert_id = u64::try_from(id).unwrap_or(0);
-                        self.hand_over(o);
-                    }
+        }
+    }
+
+    /// What follows a journal commit: on success the alerts to the notifiers (the early ones
+    /// only to be marked delivered), the acks and the PUBACKs; on failure nothing acknowledged,
+    /// and the planner rebuilt from the journal if the plan changed episodes. Whether it
+    /// succeeded.
+    async fn finish(
+        &mut self,
+        after: AfterCommit,
+        result: Result<Vec<JournalResult>, StoreError>,
+    ) -> bool {
+        let AfterCommit {
+            alerts,
+            published,
+            acks,
+            tokens,
+            opened,
+            changes_episodes,
+            now,
+            started,
+        } = after;
+        match result {
+            Ok(results) => {
+                if !results.is_empty() {
+                    self.metrics.journal_commit(started.elapsed());
                 }
-                Err(e) => {
-                    // Nothing is acknowledged: devices and the broker send it all again.
-                    tracing::error!("journal write failed, nothing acknowledged: {e}");
-                    self.journal_error.send_replace(Some(e.to_string()));
-                    if changes_episodes {
-                        self.rebuild(now).await;
-                    }
-                    return;
+                self.journal_error.send_if_modified(|e| e.take().is_some());
+                // The notifications are the last ops, one per alert.
+                let tail = results.len().saturating_sub(alerts.len());
+                for ((mut o, sent), result) in alerts
+                    .into_iter()
+                    .zip(published)
+                    .zip(results.get(tail..).unwrap_or_default())
+                {
+                    let JournalResult::Enqueued(id) = *result else {
+                        continue;
+                    };
+                    // Queued under another id than the one it went out with (a collision of
+                    // the derivation): it goes out again under the queued one.
+                    o.early = sent && u64::try_from(id).ok() == Some(o.alert.alert_id);
+                    o.id = id;
+                    o.alert.alert_id = u64::try_from(id).unwrap_or(0);
+                    self.hand_over(o);
                 }
+            }
+            Err(e) => {
+                // Nothing is acknowledged: devices and the broker send it all again.
+                tracing::error!("journal write failed, nothing acknowledged: {e}");
+                self.journal_error.send_replace(Some(e.to_string()));
+                if changes_episodes {
+                    self.rebuild(now).await;
+                }
+                return false;
             }
         }
         for category in opened {
@@ -376,6 +506,7 @@ impl Pipeline {
         for t in tokens {
             let _ = t.ack();
         }
+        true
     }
 
     /// Hands a journaled alert to its notifier (and live clients).
@@ -475,8 +606,10 @@ impl Pipeline {
             .unwrap_or(Err(StoreError::Closed))
     }
 
-    async fn control(&mut self, c: Control) {
+    /// The plans an API change calls for, in order (the shell pipelines them).
+    async fn control(&mut self, c: Control) -> Vec<Plan> {
         let now = now_ms();
+        let mut plans = Vec::new();
         let plan = match c {
             Control::Acknowledged(id) => self.planner.input(Input::Acknowledged(id), now),
             Control::DeviceRemoved(id) => {
@@ -488,7 +621,7 @@ impl Pipeline {
             }
             Control::DeviceChanged(id) => {
                 let Ok(Some(d)) = self.device(&id).await else {
-                    return;
+                    return plans;
                 };
                 let was = self.planner.known(&id).map(|k| k.state);
                 self.planner.set_known(&id, Some(&d));
@@ -496,8 +629,7 @@ impl Pipeline {
                 if was == Some(DeviceState::Commissioned)
                     && d.fields.state == DeviceState::InService
                 {
-                    let announce = self.planner.announce_in_service(&id, now);
-                    self.execute(announce, Vec::new(), now).await;
+                    plans.push(self.planner.announce_in_service(&id, now));
                 }
                 if let Some(grid) = &d.fields.grid_id
                     && !self.planner.knows_area(grid)
@@ -555,6 +687,7 @@ impl Pipeline {
                 Plan::default()
             }
         };
-        self.execute(plan, Vec::new(), now).await;
+        plans.push(plan);
+        plans
     }
 }

@@ -129,7 +129,9 @@ pub use users::{
     ActiveToken, MAX_USER_NAME, NewToken, Principal, TokenInfo, User, check_user_name,
 };
 pub use workflow::{Assignee, Hazard, HazardEpisode};
-pub use writer::{JournalStats, JournalWriter, ReadingsStats, ReadingsWriter, WriterOptions};
+pub use writer::{
+    Committing, JournalStats, JournalWriter, ReadingsStats, ReadingsWriter, WriterOptions,
+};
 
 /// Settings of the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -486,6 +488,32 @@ pub(crate) mod faults {
         };
         c.pragma_update(None, "max_page_count", pages)
             .expect("max_page_count sets");
+    }
+
+    /// Files whose journal transactions wait before they commit, and their release.
+    static HELD: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    static RELEASED: std::sync::Condvar = std::sync::Condvar::new();
+
+    /// Journal transactions on the store at `path` wait before their commit while held (a
+    /// slow disk), and go on once released.
+    pub(crate) fn hold_journal_commits(path: &Path, hold: bool) {
+        let mut held = super::lock(&HELD);
+        if hold {
+            held.push(path.to_path_buf());
+        } else {
+            held.retain(|p| p != path);
+            RELEASED.notify_all();
+        }
+    }
+
+    /// Waits while journal transactions on `path` are held.
+    pub(super) fn wait_while_held(path: &Path) {
+        let mut held = super::lock(&HELD);
+        while held.iter().any(|p| p == path) {
+            held = RELEASED
+                .wait(held)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
     }
 
     /// Whether this transaction must fail.

@@ -142,87 +142,127 @@ fn alerts_on(seen: &[(String, Value)], channel: u64) -> Vec<&Value> {
         .collect()
 }
 
+/// A whole gateway (`app::run` in this process, an outside Mosquitto, a store with the
+/// registry of [`registry`]) and device `d-1` on MQTT, subscribed to its acks and to every
+/// alert; what it receives comes out of `rx`.
+struct Rig {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    _mosquitto: firegrid_testkit::Mosquitto,
+    cancel: CancellationToken,
+    gateway: tokio::task::JoinHandle<Result<(), app::AppError>>,
+    client: AsyncClient,
+    rx: mpsc::UnboundedReceiver<(String, Value)>,
+    device: tokio::task::JoinHandle<()>,
+}
+
+impl Rig {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let data = dir.path().join("data");
+        let path = data.join("firegrid.db");
+        {
+            let (store, _) = Store::open(&path).expect("a fresh store");
+            registry(&store);
+        }
+        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut config = Config {
+            data_dir: data,
+            ..Config::default()
+        };
+        config.api.listen = any;
+        // An open Mosquitto: this test is about the journal, not about logins.
+        let mosquitto = firegrid_testkit::Mosquitto::start()
+            .await
+            .expect("mosquitto starts");
+        config.broker.mode = crate::broker::settings::BrokerMode::External;
+        config.broker.external.host = "127.0.0.1".into();
+        config.broker.external.port = mosquitto.port();
+        let cancel = CancellationToken::new();
+        let (ready, running) = oneshot::channel();
+        let gateway = tokio::spawn(app::run(config, cancel.clone(), Some(ready)));
+        let running = tokio::time::timeout(DEADLINE, running)
+            .await
+            .expect("the gateway starts in time")
+            .expect("the gateway says where it runs");
+        assert_eq!(running.store, path);
+        let mqtt = mosquitto.addr();
+
+        // The device: subscribed to its acks and to the alerts of its grid cell.
+        let (client, mut events) = AsyncClient::new(
+            MqttOptions::new("d-1", mqtt.ip().to_string(), mqtt.port()),
+            64,
+        );
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (subscribed_tx, subscribed) = oneshot::channel();
+        let device = tokio::spawn(async move {
+            let mut subscribed_tx = Some(subscribed_tx);
+            let mut subacks = 0;
+            while let Ok(event) = events.poll().await {
+                match event {
+                    Event::Incoming(Packet::SubAck(_)) => {
+                        subacks += 1;
+                        if subacks == 2
+                            && let Some(s) = subscribed_tx.take()
+                        {
+                            let _ = s.send(());
+                        }
+                    }
+                    Event::Incoming(Packet::Publish(p)) => {
+                        let json = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                        if tx.send((p.topic.clone(), json)).is_err() {
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        });
+        client
+            .subscribe("firegrid/v1/dev/d-1/ack", QoS::AtLeastOnce)
+            .await
+            .expect("subscribe queued");
+        client
+            .subscribe("firegrid/v1/alert/#", QoS::AtLeastOnce)
+            .await
+            .expect("subscribe queued");
+        tokio::time::timeout(DEADLINE, subscribed)
+            .await
+            .expect("subscribed in time")
+            .expect("subscribed");
+
+        Self {
+            _dir: dir,
+            path,
+            _mosquitto: mosquitto,
+            cancel,
+            gateway,
+            client,
+            rx,
+            device,
+        }
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        tokio::time::timeout(DEADLINE, self.gateway)
+            .await
+            .expect("the gateway stops in time")
+            .expect("the gateway task did not panic")
+            .expect("the gateway stopped cleanly");
+        self.device.abort();
+    }
+}
+
 /// Disk full at the commit of an alarm (twice: the broker's redelivery finds it full too),
 /// then space again: the redelivered event opens exactly one episode, under one alert id,
 /// acknowledged once — nothing of the failed commits lives on in memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_commit_that_fails_then_succeeds_gives_one_episode_one_alert_id_and_one_ack() {
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let data = dir.path().join("data");
-    let path = data.join("firegrid.db");
-    {
-        let (store, _) = Store::open(&path).expect("a fresh store");
-        registry(&store);
-    }
-    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let mut config = Config {
-        data_dir: data,
-        ..Config::default()
-    };
-    config.api.listen = any;
-    // An open Mosquitto: this test is about the journal, not about logins.
-    let mosquitto = firegrid_testkit::Mosquitto::start()
-        .await
-        .expect("mosquitto starts");
-    config.broker.mode = crate::broker::settings::BrokerMode::External;
-    config.broker.external.host = "127.0.0.1".into();
-    config.broker.external.port = mosquitto.port();
-    let cancel = CancellationToken::new();
-    let (ready, running) = oneshot::channel();
-    let gateway = tokio::spawn(app::run(config, cancel.clone(), Some(ready)));
-    let running = tokio::time::timeout(DEADLINE, running)
-        .await
-        .expect("the gateway starts in time")
-        .expect("the gateway says where it runs");
-    assert_eq!(running.store, path);
-    let mqtt = mosquitto.addr();
-
-    // The device: subscribed to its acks and to the alerts of its grid cell.
-    let (client, mut events) = AsyncClient::new(
-        MqttOptions::new("d-1", mqtt.ip().to_string(), mqtt.port()),
-        64,
-    );
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (subscribed_tx, subscribed) = oneshot::channel();
-    let device = tokio::spawn(async move {
-        let mut subscribed_tx = Some(subscribed_tx);
-        let mut subacks = 0;
-        while let Ok(event) = events.poll().await {
-            match event {
-                Event::Incoming(Packet::SubAck(_)) => {
-                    subacks += 1;
-                    if subacks == 2
-                        && let Some(s) = subscribed_tx.take()
-                    {
-                        let _ = s.send(());
-                    }
-                }
-                Event::Incoming(Packet::Publish(p)) => {
-                    let json = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
-                    if tx.send((p.topic.clone(), json)).is_err() {
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-    });
-    client
-        .subscribe("firegrid/v1/dev/d-1/ack", QoS::AtLeastOnce)
-        .await
-        .expect("subscribe queued");
-    client
-        .subscribe("firegrid/v1/alert/#", QoS::AtLeastOnce)
-        .await
-        .expect("subscribe queued");
-    tokio::time::timeout(DEADLINE, subscribed)
-        .await
-        .expect("subscribed in time")
-        .expect("subscribed");
-
+    let mut rig = Rig::start().await;
     // The disk is full for the next two journal commits.
-    faults::fail_journal_commits(&path, 2);
-    client
+    faults::fail_journal_commits(&rig.path, 2);
+    rig.client
         .publish(
             "firegrid/v1/dev/d-1/event",
             QoS::AtLeastOnce,
@@ -233,21 +273,21 @@ async fn a_journal_commit_that_fails_then_succeeds_gives_one_episode_one_alert_i
         .expect("publish queued");
     let mut seen = Vec::new();
     receive_until(
-        &mut rx,
+        &mut rig.rx,
         "the ack of 1043 after the disk had room again",
         &mut seen,
         |s| acks_of(s, 1043) >= 1 && !alerts_on(s, 0).is_empty(),
     )
     .await;
     assert_eq!(
-        faults::failed_journal_commits(&path),
+        faults::failed_journal_commits(&rig.path),
         2,
         "both commits failed"
     );
 
     // A later alarm on another channel, once acked and alerted, shows that everything before
     // it has been handled.
-    client
+    rig.client
         .publish(
             "firegrid/v1/dev/d-1/event",
             QoS::AtLeastOnce,
@@ -256,7 +296,7 @@ async fn a_journal_commit_that_fails_then_succeeds_gives_one_episode_one_alert_i
         )
         .await
         .expect("publish queued");
-    receive_until(&mut rx, "the ack and alert of 1044", &mut seen, |s| {
+    receive_until(&mut rig.rx, "the ack and alert of 1044", &mut seen, |s| {
         acks_of(s, 1044) >= 1 && !alerts_on(s, 1).is_empty()
     })
     .await;
@@ -283,7 +323,7 @@ async fn a_journal_commit_that_fails_then_succeeds_gives_one_episode_one_alert_i
     assert_eq!(alerts[0]["what"], "opened");
     let alert_id = alerts[0]["alert_id"].as_i64().expect("an alert id");
 
-    let (store, _) = Store::open(&path).expect("the store opens beside the gateway");
+    let (store, _) = Store::open(&rig.path).expect("the store opens beside the gateway");
     let episodes = store
         .episodes(&EpisodeFilter {
             device: Some(DeviceId::new("d-1").expect("a valid device id")),
@@ -310,11 +350,57 @@ async fn a_journal_commit_that_fails_then_succeeds_gives_one_episode_one_alert_i
         "1043 and 1044 journaled once each"
     );
 
-    cancel.cancel();
-    tokio::time::timeout(DEADLINE, gateway)
-        .await
-        .expect("the gateway stops in time")
-        .expect("the gateway task did not panic")
-        .expect("the gateway stopped cleanly");
-    device.abort();
+    rig.stop().await;
+}
+
+/// A slow disk: the journal's commit of one alarm does not return. Another alarm of the
+/// device, after it, still reaches the grid worker at once — planned and published while the
+/// first commit is in flight — and neither is acknowledged before the disk has written them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_goes_out_while_the_commit_before_it_is_still_in_flight() {
+    let mut rig = Rig::start().await;
+    faults::hold_journal_commits(&rig.path, true);
+    // Released however the test ends: a held writer would outlive it.
+    struct Release(std::path::PathBuf);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            faults::hold_journal_commits(&self.0, false);
+        }
+    }
+    let release = Release(rig.path.clone());
+    let mut seen = Vec::new();
+    for (seq, body) in [
+        (
+            1043,
+            r#"{"seq":1043,"up_ms":86460000,"kind":"alarm_raised","ch":0,"residual_ma":412,"threshold_ma":300}"#,
+        ),
+        (
+            1044,
+            r#"{"seq":1044,"up_ms":86461000,"kind":"alarm_raised","ch":1,"temp_dc":873,"threshold_dc":850}"#,
+        ),
+    ] {
+        rig.client
+            .publish("firegrid/v1/dev/d-1/event", QoS::AtLeastOnce, false, body)
+            .await
+            .expect("publish queued");
+        let ch = seq - 1043;
+        receive_until(
+            &mut rig.rx,
+            "the alarm's alert, its commit held",
+            &mut seen,
+            |s| !alerts_on(s, ch).is_empty(),
+        )
+        .await;
+    }
+    assert_eq!(
+        (acks_of(&seen, 1043), acks_of(&seen, 1044)),
+        (0, 0),
+        "nothing acked before the commit: {seen:?}"
+    );
+    drop(release);
+    receive_until(&mut rig.rx, "both acks once written", &mut seen, |s| {
+        acks_of(s, 1043) >= 1 && acks_of(s, 1044) >= 1
+    })
+    .await;
+    rig.stop().await;
 }

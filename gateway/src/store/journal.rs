@@ -686,6 +686,8 @@ impl Store {
                 }
             }
             #[cfg(test)]
+            super::faults::wait_while_held(self.path());
+            #[cfg(test)]
             if super::faults::take(self.path()) {
                 // Rolled back by the drop of `tx`, as a commit that found the disk full.
                 return Err(StoreError::DiskFull);

@@ -53,6 +53,23 @@ impl WriterOptions {
 
 type Reply = oneshot::Sender<Result<Vec<JournalResult>, StoreError>>;
 
+/// The result of ops queued by [`JournalWriter::enqueue`], once their transaction is durable.
+#[derive(Debug)]
+pub struct Committing(oneshot::Receiver<Result<Vec<JournalResult>, StoreError>>);
+
+impl std::future::Future for Committing {
+    type Output = Result<Vec<JournalResult>, StoreError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(StoreError::Closed)))
+    }
+}
+
 struct JournalRequest {
     ops: Vec<JournalOp>,
     reply: Reply,
@@ -170,12 +187,23 @@ impl JournalWriter {
     /// # Errors
     /// As [`Store::journal_batch`]; [`StoreError::Closed`] if the writer has stopped.
     pub async fn submit(&self, ops: Vec<JournalOp>) -> Result<Vec<JournalResult>, StoreError> {
+        self.enqueue(ops).await?.await
+    }
+
+    /// Queues `ops` for the next group commit (after everything queued before them) and
+    /// returns the wait for their result, so that the caller can do other work meanwhile.
+    /// Waits for queue space when the writer is behind.
+    ///
+    /// # Errors
+    /// [`StoreError::Closed`] if the writer has stopped; the returned future, as
+    /// [`submit`](Self::submit).
+    pub async fn enqueue(&self, ops: Vec<JournalOp>) -> Result<Committing, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(JournalRequest { ops, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        Ok(Committing(answer))
     }
 
     /// [`submit`](Self::submit) for threads outside the async runtime (panics if called
