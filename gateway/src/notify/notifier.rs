@@ -3,7 +3,9 @@
 //! One task per kind of channel — MQTT on the urgent broker link, or webhooks by signed POST —
 //! so that a slow webhook never delays an MQTT alert. The pipeline hands each alert over once
 //! its notification is journaled; a periodic sweep of the outbox picks up whatever is still
-//! due (after a restart, a failure, or when the queue was full).
+//! due (after a restart, a failure, or when the queue was full). An alarm's `opened` alert on
+//! MQTT is published by the pipeline itself ([`publish_early`]) while its notification is
+//! being journaled, and handed over only to be marked delivered (decision record 20).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +24,8 @@ use crate::store::{JournalOp, JournalWriter, NotifyChannel, Store};
 /// How long the notifier waits for the broker to confirm an alert before retrying it.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// An alert that was journaled and must now go out on one channel.
+/// An alert on one channel: journaled and to go out, or (an [`early`](Self::early) one) gone
+/// out while it was journaled and only to be marked delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
     /// Published on the urgent link before its journal commit (an episode a device's event
