@@ -116,6 +116,36 @@ fn run(command: &mut Command) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Whether a failed run failed only inside the fuzzer: CPython 3.11's `ast` module can lose
+/// count of its recursion depth after an error (cpython#106905), which Hypothesis meets while
+/// describing a strategy ("AST constructor recursion depth mismatch", hypothesis#4364), and
+/// schemathesis reports it as a runtime error of its own — while every test case passed.
+fn only_the_tools_own_error(report: &str) -> bool {
+    let all_passed = report.lines().any(|l| {
+        let mut n = l
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty());
+        l.contains(" generated, ")
+            && l.trim_end().ends_with(" passed")
+            && matches!((n.next(), n.next(), n.next()), (Some(a), Some(b), None) if a == b)
+    });
+    all_passed && report.contains("AST constructor recursion depth mismatch")
+}
+
+#[test]
+fn only_cpythons_ast_bug_with_every_case_passed_is_the_tools_own_error() {
+    let bug = "Runtime Error\nAST constructor recursion depth mismatch (before=66, after=61)";
+    assert!(only_the_tools_own_error(&format!(
+        "{bug}\nTest cases:\n  3348 generated, 3348 passed\n"
+    )));
+    assert!(!only_the_tools_own_error(&format!(
+        "{bug}\nTest cases:\n  3348 generated, 3347 passed, 1 failed\n"
+    )));
+    assert!(!only_the_tools_own_error(
+        "Runtime Error\nsomething else\nTest cases:\n  3348 generated, 3348 passed\n"
+    ));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_document_validates_and_the_fuzzer_finds_no_server_error_or_schema_violation() {
     let Some(st) = schemathesis() else { return };
@@ -136,7 +166,14 @@ async fn the_api_document_validates_and_the_fuzzer_finds_no_server_error_or_sche
     );
 
     let started = Instant::now();
-    let (passed, report) = fuzz(&st, &file, &gateway, dir.path(), episode);
+    let (mut passed, mut report) = fuzz(&st, &file, &gateway, dir.path(), episode);
+    if !passed && only_the_tools_own_error(&report) {
+        eprintln!(
+            "schemathesis stumbled on CPython's ast bug; run again:\n{}",
+            tail(&report)
+        );
+        (passed, report) = fuzz(&st, &file, &gateway, dir.path(), episode);
+    }
     eprintln!(
         "schemathesis ran {:.0?}:\n{}",
         started.elapsed(),
