@@ -8,9 +8,9 @@
 //!    registered-only and decommissioned ones are refused by name; resent events are acknowledged again, nothing raised), readings,
 //!    the journal ops (events, episodes, the alerts to send) and the acks;
 //! 3. offers the readings to the readings writer and the time-series database (never waited
-//!    for), and writes the journal ops in **one** journal transaction (group commit, durable);
-//!    **while that commit runs**, publishes the `opened` alerts of episodes that devices'
-//!    events opened (the alarm path: [`Outgoing::early`]) on the urgent link;
+//!    for), publishes the `opened` alerts of episodes that devices' events opened (the alarm
+//!    path: [`Outgoing::early`]) on the urgent link **without waiting for any commit**, and
+//!    writes the journal ops in **one** journal transaction (group commit, durable);
 //! 4. only once the commit has succeeded acknowledges the events end to end
 //!    (`firegrid/v1/dev/{id}/ack`), hands the alerts to the notifiers ([`crate::notify`]: the
 //!    early ones only to be marked delivered), and releases the broker's PUBACKs — so nothing
@@ -405,9 +405,6 @@ impl Pipeline {
             self.metrics.readings_dropped(rows as u64);
         }
         let published = publish_early(&alerts, &self.broker, &self.metrics).await;
-        for (o, _) in alerts.iter().zip(&published).filter(|(_, sent)| **sent) {
-            let _ = self.live.send(Arc::new(o.alert.clone()));
-        }
         Staged {
             ops,
             after: AfterCommit {
@@ -511,7 +508,8 @@ impl Pipeline {
 
     /// Hands a journaled alert to its notifier (and live clients).
     fn hand_over(&self, o: Outgoing) {
-        if o.channel == NotifyChannel::Mqtt && !o.early {
+        // The live stream reads the journal: woken once the alert is in it.
+        if o.channel == NotifyChannel::Mqtt {
             let _ = self.live.send(Arc::new(o.alert.clone()));
         }
         let queue = match o.channel {

@@ -4,8 +4,8 @@
 //! so that a slow webhook never delays an MQTT alert. The pipeline hands each alert over once
 //! its notification is journaled; a periodic sweep of the outbox picks up whatever is still
 //! due (after a restart, a failure, or when the queue was full). An alarm's `opened` alert on
-//! MQTT is published by the pipeline itself ([`publish_early`]) while its notification is
-//! being journaled, and handed over only to be marked delivered (decision record 20).
+//! MQTT is published by the pipeline itself ([`publish_early`]) before its notification is
+//! journaled, and handed over only to be marked delivered (decision record 20).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +25,7 @@ use crate::store::{JournalOp, JournalWriter, NotifyChannel, Store};
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// An alert on one channel: journaled and to go out, or (an [`early`](Self::early) one) gone
-/// out while it was journaled and only to be marked delivered.
+/// out before it was journaled and only to be marked delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
     /// Published on the urgent link before its journal commit (an episode a device's event
@@ -297,7 +297,7 @@ async fn publish_mqtt(o: &Outgoing, body: Vec<u8>, broker: &BrokerHandle) -> Res
 }
 
 /// Publishes the [`early`](Outgoing::early) ones of `alerts` on the urgent link, all at once,
-/// while their journal commit runs (the pipeline's alarm path); whether each was confirmed by
+/// before their journal commit (the pipeline's alarm path); whether each was confirmed by
 /// the broker, in the order of `alerts` (`false` for those not early). The alarm latency of
 /// each `opened` one confirmed is counted now.
 pub async fn publish_early(

@@ -197,7 +197,7 @@ fn an_alarm_event_opens_one_episode_journaled_with_its_alert_and_acked() {
             Some(0)
         )
     );
-    // The alarm path: published while its commit runs.
+    // The alarm path: published before its commit.
     assert!(o.early);
     assert_eq!((a.started_ms, a.sent_ms), (T0 + 5 * S, T0 + 5 * S));
     assert_eq!((a.value, a.threshold), (Some(412), Some(300)));
