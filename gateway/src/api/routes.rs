@@ -118,7 +118,7 @@ pub(crate) fn routes() -> Vec<Route> {
         route(M::GET, "/api/v1/devices/{id}", READ, get(one::<DeviceFields>), get_op::<DeviceFields>()),
         route(M::PUT, "/api/v1/devices/{id}", INSTALL, put(update::<DeviceFields>), update_op::<DeviceFields>()),
         route(M::DELETE, "/api/v1/devices/{id}", INSTALL, delete(remove::<DeviceFields>), delete_op::<DeviceFields>()),
-        route(M::POST, "/api/v1/devices/{id}/credentials", INSTALL, post(c::rotate), op::<c::Issued>("a new MQTT password for the device (shown once)").status(201)),
+        route(M::POST, "/api/v1/devices/{id}/credentials", INSTALL, post(c::rotate), op::<c::Issued>("a new MQTT password for the device (shown once)").status(201).errors(&[422])),
         route(M::DELETE, "/api/v1/devices/{id}/credentials", INSTALL, delete(c::revoke), Op::empty("revoke the device's MQTT password")),
         route(M::PUT, "/api/v1/devices/{id}/config", INSTALL, put(d::set_device_config), op::<d::DeviceView>("set-points and intervals; the version is assigned").body::<d::ConfigBody>()),
         route(M::POST, "/api/v1/devices/{id}/state", INSTALL, post(d::set_device_state), op::<d::DeviceView>("move the device's state (registered, commissioned, in_service, decommissioned)").body::<d::StateBody>()),
