@@ -420,14 +420,9 @@ impl Pipeline {
         }
     }
 
-    /// Starts the journal commit of a staged plan; without journal ops, does what follows a
-    /// commit at once.
+    /// Starts the journal commit of a staged plan (one with journal ops).
     async fn commit(&mut self, staged: Staged) -> Option<InFlight> {
         let Staged { ops, mut after } = staged;
-        if ops.is_empty() {
-            self.finish(after, Ok(Vec::new())).await;
-            return None;
-        }
         after.started = std::time::Instant::now();
         match self.journal.enqueue(ops).await {
             Ok(committing) => Some(InFlight { committing, after }),

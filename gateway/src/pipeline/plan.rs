@@ -94,6 +94,11 @@ pub fn derived_episode_id(device: &DeviceId, seq: Seq, attempt: u8) -> EpisodeId
     DERIVED_EPISODE_IDS + h % SPAN
 }
 
+/// Every id the event `seq` of `device` may open an episode under, in the order tried.
+fn episode_id_candidates(device: &DeviceId, seq: Seq) -> impl Iterator<Item = EpisodeId> + '_ {
+    (0..EPISODE_ID_ATTEMPTS).map(move |a| derived_episode_id(device, seq, a))
+}
+
 /// What the journal already holds of a batch, read in one go before planning.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lookups {
@@ -121,9 +126,7 @@ impl Lookups {
     pub fn episode_ids(wanted: &[(DeviceId, Seq)]) -> Vec<EpisodeId> {
         wanted
             .iter()
-            .flat_map(|(device, seq)| {
-                (0..EPISODE_ID_ATTEMPTS).map(|a| derived_episode_id(device, *seq, a))
-            })
+            .flat_map(|(device, seq)| episode_id_candidates(device, *seq))
             .collect()
     }
 }
@@ -412,8 +415,7 @@ impl Planner {
                     return Err((Some(key.0), Refusal::Duplicate));
                 }
                 let (device, _) = key;
-                let open_as = (0..EPISODE_ID_ATTEMPTS)
-                    .map(|a| derived_episode_id(&device, e.seq, a))
+                let open_as = episode_id_candidates(&device, e.seq)
                     .find(|id| !lookups.taken_episodes.contains(id) && !self.engine.holds(*id));
                 let out = self.engine.handle(
                     Input::Event {

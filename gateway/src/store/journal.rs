@@ -759,9 +759,8 @@ impl Store {
             return Ok(found);
         }
         self.read(|c| {
-            let mut stmt = c.prepare_cached("SELECT 1 FROM episodes WHERE id = ?")?;
             for id in ids {
-                if stmt.query_row([id], |_| Ok(())).optional()?.is_some() {
+                if episode_exists(c, *id)? {
                     found.insert(*id);
                 }
             }
