@@ -82,6 +82,8 @@ struct Staged {
 /// A batch whose journal commit is under way.
 struct InFlight {
     committing: Committing,
+    /// The (device, sequence number) of the events it journals.
+    events: Vec<(DeviceId, Seq)>,
     after: AfterCommit,
 }
 
@@ -266,7 +268,12 @@ impl Pipeline {
             // A refused message is taken too: redelivering it would refuse it again.
             tokens.push(m.ack);
         }
-        let lookups = self.lookups(&classified).await;
+        let mut lookups = self.lookups(&classified).await;
+        // The events of the commit in flight count as journaled: if it fails, this batch is
+        // dropped anyway (see `pipelined`), so a resend of one of them is a duplicate here.
+        if let Some(p) = &previous {
+            lookups.journaled.extend(p.events.iter().cloned());
+        }
         let plan = self.planner.plan(classified, &lookups, now);
         // Unregistered devices' sightings, one per device per batch: a flood of messages from
         // invented ids costs one queued request per batch, never one per message.
@@ -423,9 +430,20 @@ impl Pipeline {
     /// Starts the journal commit of a staged plan (one with journal ops).
     async fn commit(&mut self, staged: Staged) -> Option<InFlight> {
         let Staged { ops, mut after } = staged;
+        let events = ops
+            .iter()
+            .filter_map(|op| match op {
+                JournalOp::Event(e) => Some((e.device.clone(), e.event.seq)),
+                _ => None,
+            })
+            .collect();
         after.started = std::time::Instant::now();
         match self.journal.enqueue(ops).await {
-            Ok(committing) => Some(InFlight { committing, after }),
+            Ok(committing) => Some(InFlight {
+                committing,
+                events,
+                after,
+            }),
             Err(e) => {
                 self.finish(after, Err(e)).await;
                 None
