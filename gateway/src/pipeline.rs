@@ -16,11 +16,12 @@
 //!    early ones only to be marked delivered), and releases the broker's PUBACKs — so nothing
 //!    acknowledged can be lost, and anything not journaled comes again from its sender.
 //!
-//! Commits are pipelined one deep: while a batch's commit is in flight, the next batch (or
-//! tick, or API change) is planned, its readings go out and its alarms are published; its own
-//! commit is queued only once the one before it has succeeded (so the journal never holds a
-//! plan made over one it refused), and a plan with nothing to journal is done at once. A slow
-//! disk delays acknowledgements, never the next alarm.
+//! Commits are pipelined: while a commit is in flight, the next batches (and ticks, and API
+//! changes) are planned, their readings go out and their alarms are published; their journal
+//! ops are queued and committed together, in one transaction, only once the one in flight has
+//! succeeded (so the journal never holds a plan made over one it refused; if it failed they are
+//! dropped unacknowledged), and a plan with nothing to journal is done at once. A slow disk
+//! delays acknowledgements, never the next alarm (nor the one after it).
 //!
 //! An early alert names what the journal will hold: its episode's id is derived from the
 //! event that opened it, and its alert id from that event too, so the device's resend after a
@@ -73,18 +74,43 @@ pub use plan::{Classified, Known, Lookups, Plan, Planner, Refused, derived_episo
 /// The most broker messages handled in one batch (one journal transaction).
 const MAX_BATCH: usize = 512;
 
-/// A staged plan: its journal ops, and what follows their commit.
+/// The most staged plans queued behind the commit in flight; one more waits for it. Bounded in
+/// practice by the broker's in-flight windows (events are taken only as fast as they are
+/// acknowledged); this bounds ticks and API changes during a stalled disk.
+const MAX_QUEUED: usize = 64;
+
+/// A staged plan: its journal ops, the events among them, and what follows their commit.
 struct Staged {
     ops: Vec<JournalOp>,
-    after: AfterCommit,
-}
-
-/// A batch whose journal commit is under way.
-struct InFlight {
-    committing: Committing,
     /// The (device, sequence number) of the events it journals.
     events: Vec<(DeviceId, Seq)>,
     after: AfterCommit,
+}
+
+/// Journal commits in order: one in flight, and the plans staged behind it, queued (they were
+/// planned over it), which go to the journal together, in one transaction, once it has
+/// succeeded — or are dropped if it failed.
+#[derive(Default)]
+struct Commits {
+    in_flight: Option<InFlight>,
+    queued: Vec<Staged>,
+}
+
+impl Commits {
+    /// The events of every plan not yet durable: for the next batch's dedupe they count as
+    /// journaled (if their commit fails, that batch is dropped too).
+    fn events(&self) -> impl Iterator<Item = &(DeviceId, Seq)> {
+        let flying = self.in_flight.iter().flat_map(|f| &f.events);
+        flying.chain(self.queued.iter().flat_map(|s| &s.events))
+    }
+}
+
+/// Plans whose journal commit is under way (one transaction).
+struct InFlight {
+    committing: Committing,
+    events: Vec<(DeviceId, Seq)>,
+    /// Each plan's follow-up and how many of the transaction's ops (in order) are its own.
+    after: Vec<(AfterCommit, usize)>,
 }
 
 /// What a plan does once its journal ops are durable.
@@ -129,6 +155,7 @@ pub struct Pipeline {
     pub journal_error: watch::Sender<Option<String>>,
     planner: Planner,
     next_command: u32,
+    commits: Commits,
 }
 
 impl Pipeline {
@@ -165,6 +192,7 @@ impl Pipeline {
             modbus: crate::modbus::Router::default(),
             journal_error: watch::channel(None).0,
             planner,
+            commits: Commits::default(),
             // Command ids only need to differ per device across restarts: seconds since the epoch
             // advance faster than any device receives commands.
             next_command: u32::try_from(now_ms() / 1000).unwrap_or(1),
@@ -179,8 +207,9 @@ impl Pipeline {
     /// Runs until `cancel`: messages, API changes and engine deadlines.
     ///
     /// # Cancel safety
-    /// Every branch of the `select!` is cancel-safe (`recv`, `changed` and `sleep`); a batch
-    /// is handled to its end (journal commit, acks) before the loop looks at `cancel` again.
+    /// Every branch of the `select!` is cancel-safe (`recv`, `changed`, `sleep` and the
+    /// commit's answer); at `cancel` the commits under way are waited for and followed up
+    /// (acks) before it returns.
     pub async fn run(
         mut self,
         mut incoming: Uplink,
@@ -188,9 +217,6 @@ impl Pipeline {
         cancel: CancellationToken,
     ) {
         let mut areas = watch_areas(self.store.clone(), cancel.clone());
-        // The last batch's journal commit, while the next batch is planned and its alarms
-        // published (one in flight at most).
-        let mut in_flight: Option<InFlight> = None;
         loop {
             let deadline = self.planner.next_deadline();
             let wait = deadline.map_or(Duration::from_secs(3600), |t| {
@@ -199,14 +225,14 @@ impl Pipeline {
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
-                result = async { (&mut in_flight.as_mut()?.committing).await.into() }, if in_flight.is_some() => {
-                    if let (Some(f), Some(result)) = (in_flight.take(), result) {
-                        self.finish(f.after, result).await;
+                result = async { (&mut self.commits.in_flight.as_mut()?.committing).await.into() }, if self.commits.in_flight.is_some() => {
+                    if let (Some(f), Some(result)) = (self.commits.in_flight.take(), result) {
+                        self.landed(f, result).await;
                     }
                 }
                 Some(c) = control.recv() => {
                     for plan in self.control(c).await {
-                        in_flight = self.pipelined(plan, Vec::new(), now_ms(), in_flight.take()).await;
+                        self.pipelined(plan, Vec::new(), now_ms()).await;
                     }
                     self.metrics.set_devices_known(self.planner.engine().device_count() as u64);
                 }
@@ -226,7 +252,7 @@ impl Pipeline {
                             None => break,
                         }
                     }
-                    in_flight = self.batch(batch, in_flight.take()).await;
+                    self.batch(batch).await;
                 }
                 Ok(()) = areas.changed() => {
                     let tree = areas.borrow_and_update().clone();
@@ -235,23 +261,19 @@ impl Pipeline {
                 () = tokio::time::sleep(wait) => {
                     let now = now_ms();
                     let plan = self.planner.tick(now);
-                    in_flight = self.pipelined(plan, Vec::new(), now, in_flight.take()).await;
+                    self.pipelined(plan, Vec::new(), now).await;
                 }
                 else => break,
             }
         }
-        self.settle(&mut in_flight).await;
+        self.settle().await;
         if let Err(e) = self.readings.flush().await {
             tracing::warn!("readings not flushed at shutdown: {e}");
         }
     }
 
-    /// Plans a batch and does it [`pipelined`](Self::pipelined) behind `previous`.
-    async fn batch(
-        &mut self,
-        batch: Vec<Incoming>,
-        previous: Option<InFlight>,
-    ) -> Option<InFlight> {
+    /// Plans a batch and does it [`pipelined`](Self::pipelined).
+    async fn batch(&mut self, batch: Vec<Incoming>) {
         let now = now_ms();
         let mut topics = Vec::with_capacity(batch.len());
         let mut tokens = Vec::with_capacity(batch.len());
@@ -269,11 +291,9 @@ impl Pipeline {
             tokens.push(m.ack);
         }
         let mut lookups = self.lookups(&classified).await;
-        // The events of the commit in flight count as journaled: if it fails, this batch is
+        // The events of the commits under way count as journaled: if one fails, this batch is
         // dropped anyway (see `pipelined`), so a resend of one of them is a duplicate here.
-        if let Some(p) = &previous {
-            lookups.journaled.extend(p.events.iter().cloned());
-        }
+        lookups.journaled.extend(self.commits.events().cloned());
         let plan = self.planner.plan(classified, &lookups, now);
         // Unregistered devices' sightings, one per device per batch: a flood of messages from
         // invented ids costs one queued request per batch, never one per message.
@@ -305,42 +325,40 @@ impl Pipeline {
         {
             tracing::debug!("pending devices not recorded: {e}");
         }
-        self.pipelined(plan, tokens, now, previous).await
+        self.pipelined(plan, tokens, now).await;
     }
 
-    /// Does what `plan` says without waiting for the commit in flight (`previous`) where it
-    /// need not: readings out and alarms published at once; its own journal commit starts
-    /// once `previous` has succeeded, and is returned in flight. If `previous` failed, `plan`
-    /// is dropped unacknowledged: it was made over what the journal did not take (the planner
-    /// is rebuilt from the journal), and its messages come again from their senders.
-    async fn pipelined(
-        &mut self,
-        plan: Plan,
-        tokens: Vec<AckToken>,
-        now: UnixMs,
-        previous: Option<InFlight>,
-    ) -> Option<InFlight> {
+    /// Does what `plan` says without waiting for any commit where it need not: readings out
+    /// and alarms published at once; its journal ops committed at once if no commit is in
+    /// flight, else queued behind it (the loop goes on: the next alarm never waits for a
+    /// slow disk), and committed once it has succeeded. If it fails, the queued plans are
+    /// dropped unacknowledged: they were made over what the journal did not take (the planner
+    /// is rebuilt from the journal), and their messages come again from their senders.
+    async fn pipelined(&mut self, plan: Plan, tokens: Vec<AckToken>, now: UnixMs) {
         let staged = self.stage(plan, tokens, now).await;
         if staged.ops.is_empty() {
             // Nothing to journal (telemetry, a command, resends already durable): done now,
-            // whatever is in flight.
-            self.finish(staged.after, Ok(Vec::new())).await;
-            return previous;
+            // whatever is under way.
+            self.finish(staged.after, Vec::new()).await;
+            return;
         }
-        if let Some(p) = previous {
-            let result = p.committing.await;
-            if !self.finish(p.after, result).await {
-                return None;
-            }
+        self.commits.queued.push(staged);
+        if self.commits.queued.len() > MAX_QUEUED
+            && let Some(mut f) = self.commits.in_flight.take()
+        {
+            let result = (&mut f.committing).await;
+            self.landed(f, result).await;
         }
-        self.commit(staged).await
+        if self.commits.in_flight.is_none() {
+            self.commit_queued().await;
+        }
     }
 
-    /// Waits for the commit in flight, if any, and does what follows it.
-    async fn settle(&mut self, in_flight: &mut Option<InFlight>) {
-        if let Some(f) = in_flight.take() {
-            let result = f.committing.await;
-            self.finish(f.after, result).await;
+    /// Waits for the commits under way and does what follows them.
+    async fn settle(&mut self) {
+        while let Some(mut f) = self.commits.in_flight.take() {
+            let result = (&mut f.committing).await;
+            self.landed(f, result).await;
         }
     }
 
@@ -412,8 +430,16 @@ impl Pipeline {
             self.metrics.readings_dropped(rows as u64);
         }
         let published = publish_early(&alerts, &self.broker, &self.metrics).await;
+        let events = ops
+            .iter()
+            .filter_map(|op| match op {
+                JournalOp::Event(e) => Some((e.device.clone(), e.event.seq)),
+                _ => None,
+            })
+            .collect();
         Staged {
             ops,
+            events,
             after: AfterCommit {
                 alerts,
                 published,
@@ -427,82 +453,102 @@ impl Pipeline {
         }
     }
 
-    /// Starts the journal commit of a staged plan (one with journal ops).
-    async fn commit(&mut self, staged: Staged) -> Option<InFlight> {
-        let Staged { ops, mut after } = staged;
-        let events = ops
-            .iter()
-            .filter_map(|op| match op {
-                JournalOp::Event(e) => Some((e.device.clone(), e.event.seq)),
-                _ => None,
-            })
-            .collect();
-        after.started = std::time::Instant::now();
+    /// Starts the journal commit of the queued plans, in one transaction.
+    async fn commit_queued(&mut self) {
+        let queued = std::mem::take(&mut self.commits.queued);
+        if queued.is_empty() {
+            return;
+        }
+        let (mut ops, mut events, mut after) = (Vec::new(), Vec::new(), Vec::new());
+        let started = std::time::Instant::now();
+        for mut s in queued {
+            s.after.started = started;
+            after.push((s.after, s.ops.len()));
+            ops.append(&mut s.ops);
+            events.append(&mut s.events);
+        }
         match self.journal.enqueue(ops).await {
-            Ok(committing) => Some(InFlight {
-                committing,
-                events,
-                after,
-            }),
+            Ok(committing) => {
+                self.commits.in_flight = Some(InFlight {
+                    committing,
+                    events,
+                    after,
+                });
+            }
+            Err(e) => self.failed(after.into_iter().map(|(a, _)| a), &e).await,
+        }
+    }
+
+    /// What follows the commit in flight: on success each plan [finished](Self::finish) and
+    /// the queued ones committed; on failure [`failed`](Self::failed), with the queued ones.
+    async fn landed(&mut self, f: InFlight, result: Result<Vec<JournalResult>, StoreError>) {
+        match result {
+            Ok(results) => {
+                if let Some((first, _)) = f.after.first() {
+                    self.metrics.journal_commit(first.started.elapsed());
+                }
+                self.journal_error.send_if_modified(|e| e.take().is_some());
+                let mut results = results.into_iter();
+                for (after, ops) in f.after {
+                    self.finish(after, results.by_ref().take(ops).collect()).await;
+                }
+                self.commit_queued().await;
+            }
             Err(e) => {
-                self.finish(after, Err(e)).await;
-                None
+                let queued = std::mem::take(&mut self.commits.queued);
+                let afters = f.after.into_iter().map(|(a, _)| a);
+                self.failed(afters.chain(queued.into_iter().map(|s| s.after)), &e)
+                    .await;
             }
         }
     }
 
-    /// What follows a journal commit: on success the alerts to the notifiers (the early ones
-    /// only to be marked delivered), the acks and the PUBACKs; on failure nothing acknowledged,
-    /// and the planner rebuilt from the journal if the plan changed episodes. Whether it
-    /// succeeded.
-    async fn finish(
-        &mut self,
-        after: AfterCommit,
-        result: Result<Vec<JournalResult>, StoreError>,
-    ) -> bool {
+    /// After a failed journal write: nothing of `plans` acknowledged (devices and the broker
+    /// send it all again), and the planner rebuilt from the journal if one changed episodes.
+    async fn failed(&mut self, plans: impl Iterator<Item = AfterCommit>, e: &StoreError) {
+        tracing::error!("journal write failed, nothing acknowledged: {e}");
+        self.journal_error.send_replace(Some(e.to_string()));
+        let mut rebuild = None;
+        for after in plans {
+            if after.changes_episodes {
+                rebuild = Some(after.now);
+            }
+        }
+        if let Some(now) = rebuild {
+            self.rebuild(now).await;
+        }
+    }
+
+    /// What follows a plan's durable journal ops (`results`, one per op; none for a plan
+    /// without): the alerts to the notifiers (the early ones only to be marked delivered), the
+    /// acks and the PUBACKs.
+    async fn finish(&mut self, after: AfterCommit, results: Vec<JournalResult>) {
         let AfterCommit {
             alerts,
             published,
             acks,
             tokens,
             opened,
-            changes_episodes,
+            changes_episodes: _,
             now,
-            started,
+            started: _,
         } = after;
-        match result {
-            Ok(results) => {
-                if !results.is_empty() {
-                    self.metrics.journal_commit(started.elapsed());
-                }
-                self.journal_error.send_if_modified(|e| e.take().is_some());
-                // The notifications are the last ops, one per alert.
-                let tail = results.len().saturating_sub(alerts.len());
-                for ((mut o, sent), result) in alerts
-                    .into_iter()
-                    .zip(published)
-                    .zip(results.get(tail..).unwrap_or_default())
-                {
-                    let JournalResult::Enqueued(id) = *result else {
-                        continue;
-                    };
-                    // Queued under another id than the one it went out with (a collision of
-                    // the derivation): it goes out again under the queued one.
-                    o.early = sent && u64::try_from(id).ok() == Some(o.alert.alert_id);
-                    o.id = id;
-                    o.alert.alert_id = u64::try_from(id).unwrap_or(0);
-                    self.hand_over(o);
-                }
-            }
-            Err(e) => {
-                // Nothing is acknowledged: devices and the broker send it all again.
-                tracing::error!("journal write failed, nothing acknowledged: {e}");
-                self.journal_error.send_replace(Some(e.to_string()));
-                if changes_episodes {
-                    self.rebuild(now).await;
-                }
-                return false;
-            }
+        // The notifications are the last ops, one per alert.
+        let tail = results.len().saturating_sub(alerts.len());
+        for ((mut o, sent), result) in alerts
+            .into_iter()
+            .zip(published)
+            .zip(results.get(tail..).unwrap_or_default())
+        {
+            let JournalResult::Enqueued(id) = *result else {
+                continue;
+            };
+            // Queued under another id than the one it went out with (a collision of the
+            // derivation): it goes out again under the queued one.
+            o.early = sent && u64::try_from(id).ok() == Some(o.alert.alert_id);
+            o.id = id;
+            o.alert.alert_id = u64::try_from(id).unwrap_or(0);
+            self.hand_over(o);
         }
         for category in opened {
             self.metrics.episode_opened(category);
@@ -516,7 +562,6 @@ impl Pipeline {
         for t in tokens {
             let _ = t.ack();
         }
-        true
     }
 
     /// Hands a journaled alert to its notifier (and live clients).
