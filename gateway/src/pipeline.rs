@@ -490,7 +490,8 @@ impl Pipeline {
                 self.journal_error.send_if_modified(|e| e.take().is_some());
                 let mut results = results.into_iter();
                 for (after, ops) in f.after {
-                    self.finish(after, results.by_ref().take(ops).collect()).await;
+                    self.finish(after, results.by_ref().take(ops).collect())
+                        .await;
                 }
                 self.commit_queued().await;
             }

@@ -84,6 +84,7 @@ mod recovery;
 mod registry;
 mod reports;
 mod resource;
+mod rollup;
 mod schema;
 mod sessions;
 mod sql;

@@ -399,7 +399,11 @@ async fn an_alarm_goes_out_while_the_commit_before_it_is_still_in_flight() {
         .await;
     }
     assert_eq!(
-        (acks_of(&seen, 1043), acks_of(&seen, 1044), acks_of(&seen, 1045)),
+        (
+            acks_of(&seen, 1043),
+            acks_of(&seen, 1044),
+            acks_of(&seen, 1045)
+        ),
         (0, 0, 0),
         "nothing acked before the commit: {seen:?}"
     );

@@ -22,7 +22,7 @@ const CURRENT: u8 = 8;
 /// Why a blob is not a packed message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("packed readings: {0}")]
-pub(crate) struct PackError(&'static str);
+pub(crate) struct PackError(pub(super) &'static str);
 
 /// The blob of `readings`.
 pub(crate) fn pack(readings: &[Reading]) -> Vec<u8> {

@@ -14,7 +14,7 @@
 use rusqlite::{TransactionBehavior, params};
 use serde::Serialize;
 
-use super::readings::{DAY_MS, pairs};
+use super::readings::DAY_MS;
 use super::sql;
 use super::{Store, StoreError};
 use crate::model::UnixMs;
@@ -27,7 +27,7 @@ const CHUNK_ROWS: i64 = 1000;
 pub struct PruneReport {
     /// Raw readings.
     pub readings: u64,
-    /// Hourly rollups.
+    /// Hourly rollups (one per device and hour).
     pub hourly: u64,
     /// Entries of the pending-device list (the least recently seen beyond its bound).
     pub pending_devices: u64,
@@ -44,8 +44,7 @@ impl Store {
     /// Deletes what is past its retention at `now` ([`StoreOptions`](super::StoreOptions)): raw
     /// readings (whole days) and rollups, the pending-device list beyond its bound, delivered
     /// notifications past their retention and notifications nobody could deliver for too long.
-    /// Raw readings go one day's table per transaction, rollups 32 `(device, channel)` pairs
-    /// per transaction on the readings file, the rest in chunks of
+    /// Raw readings go one day's table per transaction, rollups and the rest in chunks of
     /// at most 1000 rows on the main file, so that no transaction is long. Run it hourly, off
     /// the alarm path.
     ///
@@ -76,23 +75,20 @@ impl Store {
             })?;
             report.readings += u64::try_from(rows).unwrap_or(0);
         }
-        let pairs = self.read(|c| pairs(c, "readings_hourly"))?;
-        for batch in pairs.chunks(32) {
-            report.hourly += self.write_readings(|conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let mut n = 0;
-                {
-                    let mut delete = tx.prepare_cached(
-                        "DELETE FROM readings_hourly WHERE device = ?1 AND channel = ?2 \
-                         AND hour_ms < ?3",
-                    )?;
-                    for (device, channel) in batch {
-                        n += delete.execute(params![device, channel, hourly_before])? as u64;
-                    }
-                }
-                tx.commit()?;
-                Ok(n)
+        // Rollups: the oldest hours first, in chunks (the table is keyed by the hour).
+        loop {
+            let n = self.write_readings(|conn| {
+                Ok(conn
+                    .prepare_cached(
+                        "DELETE FROM rollups WHERE (hour_ms, device) IN (SELECT hour_ms, device \
+                         FROM rollups WHERE hour_ms < ?1 LIMIT ?2)",
+                    )?
+                    .execute(params![hourly_before, CHUNK_ROWS])?)
             })?;
+            report.hourly += n as u64;
+            if (n as i64) < CHUNK_ROWS {
+                break;
+            }
         }
         report.pending_devices = self.delete_in_chunks(
             "DELETE FROM pending_devices WHERE id IN (SELECT id FROM pending_devices \

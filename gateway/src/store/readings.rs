@@ -3,9 +3,11 @@
 //! row count in `raw_days`), appended in the order written, with one index — `(device, ts_ms,
 //! seq)`, unique, which both the history's range reads and the dedupe of redelivered messages
 //! use. Retention drops a day's table whole ([`Store::prune`]), never a `DELETE`. Hourly
-//! rollups per (device, channel, hour) are updated in the same transaction, one upsert per
-//! rollup row of a chunk; with [`StoreOptions::raw_readings`] off (readings go to the TSDB),
-//! only the rollups are kept. History: raw, raw grouped by a step under an hour, or rollups.
+//! rollups, one row per (hour, device) with its channels packed ([`super::rollup`]), keyed by the hour
+//! first so that the hour being written is one compact run of the tree however large the fleet,
+//! are updated in the same transaction, one upsert per (device, hour) of a chunk; with
+//! [`StoreOptions::raw_readings`] off (readings go to the TSDB), only the rollups are kept.
+//! History: raw, raw grouped by a step under an hour, or rollups (one lookup per hour).
 //!
 //! [`StoreOptions::raw_readings`]: super::StoreOptions::raw_readings
 
@@ -18,6 +20,7 @@ use firegrid_protocols::DeviceId;
 use firegrid_protocols::channel::{ChannelNo, Quantity};
 use firegrid_protocols::message::{Reading, Seq, Telemetry};
 
+use super::rollup::{Acc, Hour, Rollup, values};
 use super::{Store, StoreError};
 use super::{packed, sql};
 use crate::model::UnixMs;
@@ -93,41 +96,6 @@ pub struct Point {
     pub current_ma: Option<Agg>,
 }
 
-/// Per quantity: count, min, max, sum.
-#[derive(Debug, Clone, Copy, Default)]
-struct Acc {
-    n: i64,
-    min: Option<i64>,
-    max: Option<i64>,
-    sum: i64,
-}
-
-impl Acc {
-    fn add(&mut self, v: Option<i64>) {
-        if let Some(v) = v {
-            self.n += 1;
-            self.min = Some(self.min.map_or(v, |m| m.min(v)));
-            self.max = Some(self.max.map_or(v, |m| m.max(v)));
-            self.sum = self.sum.saturating_add(v);
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Hour {
-    count: i64,
-    q: [Acc; 4],
-}
-
-fn values(r: &Reading) -> [Option<i64>; 4] {
-    [
-        r.residual_ma.map(i64::from),
-        r.temp_dc.map(i64::from),
-        r.voltage_dv.map(i64::from),
-        r.current_ma.map(i64::from),
-    ]
-}
-
 /// One day, ms: raw readings are kept in one table per UTC day of their time.
 pub const DAY_MS: u64 = 24 * HOUR_MS;
 
@@ -187,9 +155,37 @@ pub(super) fn count_day(tx: &Connection, day: u64, rows: u64) -> Result<(), Stor
     Ok(())
 }
 
+/// Adds `rollups` to those stored (one read and one write of a row per (hour, device)). A
+/// stored rollup that does not unpack (a damaged file) is replaced, with a warning.
+pub(super) fn add_rollups<'a>(
+    tx: &Connection,
+    rollups: impl IntoIterator<Item = (u64, &'a str, Rollup)>,
+) -> Result<(), StoreError> {
+    let mut read =
+        tx.prepare_cached("SELECT channels FROM rollups WHERE hour_ms = ?1 AND device = ?2")?;
+    let mut write = tx.prepare_cached(
+        "INSERT INTO rollups (hour_ms, device, channels) VALUES (?1, ?2, ?3) \
+         ON CONFLICT(hour_ms, device) DO UPDATE SET channels = excluded.channels",
+    )?;
+    for (hour_ms, device, mut rollup) in rollups {
+        let hour = sql::int(hour_ms)?;
+        let stored: Option<Vec<u8>> = read
+            .query_row(params![hour, device], |r| r.get(0))
+            .optional()?;
+        if let Some(blob) = stored {
+            match Rollup::unpack(&blob) {
+                Ok(before) => rollup.merge(&before),
+                Err(e) => tracing::warn!(device, hour_ms, "damaged hourly rollup replaced: {e}"),
+            }
+        }
+        write.execute(params![hour, device, rollup.pack()])?;
+    }
+    Ok(())
+}
+
 /// Writes one chunk (sorted by day, device, time, seq) in one transaction: each message one row
 /// of its day's table (`INSERT OR IGNORE`; none when `raw` is false), then the rollups of the
-/// rows that were new, one upsert per (device, channel, hour) of the chunk.
+/// rows that were new, one upsert per (hour, device) of the chunk.
 fn insert_chunk(
     conn: &mut Connection,
     chunk: &[&Sample],
@@ -197,7 +193,7 @@ fn insert_chunk(
 ) -> Result<InsertReport, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut report = InsertReport::default();
-    let mut hours: BTreeMap<(&str, ChannelNo, u64), Hour> = BTreeMap::new();
+    let mut hours: BTreeMap<(u64, &str), Rollup> = BTreeMap::new();
     let mut day: Option<(u64, u64)> = None;
     for s in chunk {
         let rows = s.readings.len() as u64;
@@ -222,64 +218,56 @@ fn insert_chunk(
             }
         }
         report.inserted += rows;
-        for r in &s.readings {
-            let hour = hours
-                .entry((s.device.as_str(), r.channel, s.ts_ms / HOUR_MS * HOUR_MS))
-                .or_default();
-            hour.count += 1;
-            for (acc, v) in hour.q.iter_mut().zip(values(r)) {
-                acc.add(v);
-            }
-        }
+        hours
+            .entry((s.ts_ms / HOUR_MS * HOUR_MS, s.device.as_str()))
+            .or_default()
+            .add(&s.readings);
     }
     if let Some((at, n)) = day {
         count_day(&tx, at, n)?;
     }
-    {
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO readings_hourly (device, channel, hour_ms, count, \
-             residual_n, residual_min, residual_max, residual_sum, \
-             temp_n, temp_min, temp_max, temp_sum, \
-             voltage_n, voltage_min, voltage_max, voltage_sum, \
-             current_n, current_min, current_max, current_sum) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-             ?17, ?18, ?19, ?20) \
-             ON CONFLICT(device, channel, hour_ms) DO UPDATE SET count = count + excluded.count, \
-             residual_n = residual_n + excluded.residual_n, \
-             residual_min = min(coalesce(residual_min, excluded.residual_min), \
-                                coalesce(excluded.residual_min, residual_min)), \
-             residual_max = max(coalesce(residual_max, excluded.residual_max), \
-                                coalesce(excluded.residual_max, residual_max)), \
-             residual_sum = residual_sum + excluded.residual_sum, \
-             temp_n = temp_n + excluded.temp_n, \
-             temp_min = min(coalesce(temp_min, excluded.temp_min), \
-                            coalesce(excluded.temp_min, temp_min)), \
-             temp_max = max(coalesce(temp_max, excluded.temp_max), \
-                            coalesce(excluded.temp_max, temp_max)), \
-             temp_sum = temp_sum + excluded.temp_sum, \
-             voltage_n = voltage_n + excluded.voltage_n, \
-             voltage_min = min(coalesce(voltage_min, excluded.voltage_min), \
-                               coalesce(excluded.voltage_min, voltage_min)), \
-             voltage_max = max(coalesce(voltage_max, excluded.voltage_max), \
-                               coalesce(excluded.voltage_max, voltage_max)), \
-             voltage_sum = voltage_sum + excluded.voltage_sum, \
-             current_n = current_n + excluded.current_n, \
-             current_min = min(coalesce(current_min, excluded.current_min), \
-                               coalesce(excluded.current_min, current_min)), \
-             current_max = max(coalesce(current_max, excluded.current_max), \
-                               coalesce(excluded.current_max, current_max)), \
-             current_sum = current_sum + excluded.current_sum",
-        )?;
-        for ((device, channel, hour_ms), h) in &hours {
-            let [r, t, v, c] = h.q;
-            upsert.execute(params![
-                device, channel, hour_ms, h.count, r.n, r.min, r.max, r.sum, t.n, t.min, t.max,
-                t.sum, v.n, v.min, v.max, v.sum, c.n, c.min, c.max, c.sum
-            ])?;
-        }
-    }
+    add_rollups(&tx, hours.into_iter().map(|((h, d), r)| (h, d, r)))?;
     tx.commit()?;
     Ok(report)
+}
+
+/// Calls `each(hour_ms, hour)` for every hourly rollup of a device's `channel` whose hour starts
+/// in `[from_ms, to_ms)`, oldest first: one lookup per hour, over the hours the table holds.
+fn each_rollup(
+    c: &Connection,
+    device: &DeviceId,
+    channel: ChannelNo,
+    (from_ms, to_ms): (UnixMs, UnixMs),
+    mut each: impl FnMut(UnixMs, &Hour),
+) -> Result<(), StoreError> {
+    let (first, last): (Option<i64>, Option<i64>) =
+        c.query_row("SELECT min(hour_ms), max(hour_ms) FROM rollups", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(());
+    };
+    let first = u64::try_from(first)
+        .unwrap_or(0)
+        .max(from_ms.div_ceil(HOUR_MS) * HOUR_MS);
+    let end = u64::try_from(last)
+        .unwrap_or(0)
+        .saturating_add(1)
+        .min(to_ms);
+    let mut read =
+        c.prepare_cached("SELECT channels FROM rollups WHERE hour_ms = ?1 AND device = ?2")?;
+    for hour_ms in (first..end).step_by(HOUR_MS as usize) {
+        let blob: Option<Vec<u8>> = read
+            .query_row(params![sql::int(hour_ms)?, device.as_str()], |r| r.get(0))
+            .optional()?;
+        let Some(blob) = blob else { continue };
+        let rollup = Rollup::unpack(&blob)
+            .map_err(|e| StoreError::Invalid(format!("rollups at {hour_ms}: {e}")))?;
+        if let Some(h) = rollup.channel(channel) {
+            each(hour_ms, h);
+        }
+    }
+    Ok(())
 }
 
 /// The days with a raw table in `[from_day, to_day]`, oldest first.
@@ -343,34 +331,30 @@ fn one(v: Option<i64>) -> Option<Agg> {
     })
 }
 
-fn agg(n: i64, min: Option<i64>, max: Option<i64>, sum: f64) -> Option<Agg> {
-    match (min, max) {
-        (Some(min), Some(max)) if n > 0 => Some(Agg {
+fn agg(a: Acc) -> Option<Agg> {
+    match (a.min, a.max) {
+        (Some(min), Some(max)) if a.n > 0 => Some(Agg {
             min,
             max,
-            avg: sum / n as f64,
+            avg: a.sum as f64 / a.n as f64,
         }),
         _ => None,
     }
 }
 
-/// The `(device, channel)` pairs of a table keyed by them, one index seek per pair (a skip
-/// scan: never a full scan of the table).
-pub(super) fn pairs(conn: &Connection, table: &str) -> Result<Vec<(String, i64)>, StoreError> {
-    let mut next = conn.prepare(&format!(
-        "SELECT device, channel FROM {table} WHERE (device, channel) > (?1, ?2) \
-         ORDER BY device, channel LIMIT 1"
-    ))?;
-    let mut out = Vec::new();
-    let mut at = (String::new(), -1_i64);
-    while let Some(pair) = next
-        .query_row(params![at.0, at.1], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
-    {
-        out.push(pair.clone());
-        at = pair;
-    }
-    Ok(out)
+/// The points of buckets of readings, oldest first.
+fn points_of(buckets: BTreeMap<u64, Hour>) -> Vec<Point> {
+    buckets
+        .into_iter()
+        .map(|(t_ms, h)| Point {
+            t_ms,
+            count: u64::try_from(h.count).unwrap_or(0),
+            residual_ma: agg(h.q[0]),
+            temp_dc: agg(h.q[1]),
+            voltage_dv: agg(h.q[2]),
+            current_ma: agg(h.q[3]),
+        })
+        .collect()
 }
 
 impl Store {
@@ -481,7 +465,6 @@ impl Store {
         to_ms: UnixMs,
         step_ms: u64,
     ) -> Result<Vec<Point>, StoreError> {
-        let (from, to) = (sql::int(from_ms)?, sql::int(to_ms)?);
         if step_ms > 0 && to_ms.saturating_sub(from_ms) / step_ms > MAX_POINTS {
             return Err(StoreError::InvalidQuery(format!(
                 "{} points asked for, at most {MAX_POINTS}: use a larger step",
@@ -519,68 +502,25 @@ impl Store {
             let mut buckets: BTreeMap<u64, Hour> = BTreeMap::new();
             self.read(|c| {
                 each_raw(c, device, channel, (from_ms, to_ms), |t_ms, r| {
-                    let b = buckets.entry(t_ms / step_ms * step_ms).or_default();
-                    b.count += 1;
-                    for (acc, v) in b.q.iter_mut().zip(values(r)) {
-                        acc.add(v);
-                    }
+                    buckets.entry(t_ms / step_ms * step_ms).or_default().add(r);
                     true
                 })
             })?;
             if buckets.len() as u64 > MAX_POINTS {
                 return Err(too_many());
             }
-            let q = |a: Acc| agg(a.n, a.min, a.max, a.sum as f64);
-            return Ok(buckets
-                .into_iter()
-                .map(|(t_ms, h)| Point {
-                    t_ms,
-                    count: u64::try_from(h.count).unwrap_or(0),
-                    residual_ma: q(h.q[0]),
-                    temp_dc: q(h.q[1]),
-                    voltage_dv: q(h.q[2]),
-                    current_ma: q(h.q[3]),
-                })
-                .collect());
+            return Ok(points_of(buckets));
         }
-        let step = sql::int(step_ms)?;
-        let limit = MAX_POINTS as i64 + 1;
-        let points = self.read(|c| {
-            let q = |p: &str| format!("min({p}_min), max({p}_max), total({p}_sum), total({p}_n)");
-            let sql = format!(
-                "SELECT hour_ms / ?5 * ?5 AS t, sum(count), {}, {}, {}, {} \
-                 FROM readings_hourly WHERE device = ?1 AND channel = ?2 \
-                 AND hour_ms >= ?3 AND hour_ms < ?4 GROUP BY t ORDER BY t LIMIT {limit}",
-                q("residual"),
-                q("temp"),
-                q("voltage"),
-                q("current")
-            );
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(
-                params![device.as_str(), i64::from(channel), from, to, step],
-                |r| {
-                    let q = |i: usize| -> rusqlite::Result<Option<Agg>> {
-                        let sum: f64 = r.get(i + 2)?;
-                        let n: f64 = r.get(i + 3)?;
-                        Ok(agg(n as i64, r.get(i)?, r.get(i + 1)?, sum))
-                    };
-                    Ok(Point {
-                        t_ms: r.get(0)?,
-                        count: r.get(1)?,
-                        residual_ma: q(2)?,
-                        temp_dc: q(6)?,
-                        voltage_dv: q(10)?,
-                        current_ma: q(14)?,
-                    })
-                },
-            )?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        let mut buckets: BTreeMap<u64, Hour> = BTreeMap::new();
+        self.read(|c| {
+            each_rollup(c, device, channel, (from_ms, to_ms), |hour_ms, h| {
+                buckets
+                    .entry(hour_ms / step_ms * step_ms)
+                    .or_default()
+                    .merge(h);
+            })
         })?;
-        if points.len() as u64 > MAX_POINTS {
-            return Err(too_many());
-        }
-        Ok(points)
+        Ok(points_of(buckets))
     }
 
     /// How many raw readings of `quantity` (as [`Reading::value_of`]) a channel had in
@@ -599,26 +539,24 @@ impl Store {
     ) -> Result<(u64, Option<i32>), StoreError> {
         let (mut count, mut max) = (0u64, None::<i32>);
         if !self.inner.options.raw_readings {
-            let p = match quantity {
-                Quantity::ResidualCurrent => "residual",
-                Quantity::Temperature => "temp",
+            let at = match quantity {
+                Quantity::ResidualCurrent => 0,
+                Quantity::Temperature => 1,
             };
-            return self.read(|c| {
-                let (n, max): (f64, Option<i64>) = c.query_row(
-                    &format!(
-                        "SELECT total({p}_n), max({p}_max) FROM readings_hourly \
-                         WHERE device = ?1 AND channel = ?2 AND hour_ms >= ?3 AND hour_ms <= ?4"
-                    ),
-                    params![
-                        device.as_str(),
-                        channel,
-                        sql::int(from_ms)?,
-                        sql::int(to_ms)?
-                    ],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
-                Ok((n as u64, max.map(|m| i32::try_from(m).unwrap_or(i32::MAX))))
-            });
+            let mut acc = Acc::default();
+            self.read(|c| {
+                each_rollup(
+                    c,
+                    device,
+                    channel,
+                    (from_ms, to_ms.saturating_add(1)),
+                    |_, h| {
+                        acc.merge(&h.q[at]);
+                    },
+                )
+            })?;
+            let max = acc.max.map(|m| i32::try_from(m).unwrap_or(i32::MAX));
+            return Ok((u64::try_from(acc.n).unwrap_or(0), max));
         }
         self.read(|c| {
             each_raw(

@@ -5,8 +5,12 @@
 //! Device by device, in windows of [`WINDOW_SEQ`] sequence numbers: each window's rows are
 //! grouped into messages by `(seq, ts_ms)`, written to their day's table, and deleted from the
 //! old table in the same transaction — a crash stops between windows and the next start goes
-//! on from there. The hourly rollups are already right (version 1 kept them) and are not
-//! touched. The old table is dropped once empty.
+//! on from there. The old table is dropped once empty.
+//!
+//! Then the hourly rollups of versions 1 and 2 (`readings_hourly`, one row per (device, channel,
+//! hour)) into version 3's (`rollups`, one per (hour, device), channels packed): in chunks of
+//! [`HOURLY_CHUNK`] rows, each chunk's rows added to the new table and deleted from the old one
+//! in one transaction, the old table dropped once empty.
 
 use std::collections::BTreeMap;
 
@@ -16,10 +20,14 @@ use firegrid_protocols::channel::MAX_CHANNELS;
 use firegrid_protocols::message::Reading;
 
 use super::StoreError;
-use super::readings::{DAY_MS, count_day, create_day, insert_row};
+use super::readings::{DAY_MS, add_rollups, count_day, create_day, insert_row};
+use super::rollup::{Acc, Hour, Rollup};
 
 /// Sequence numbers per transaction (at most this many messages of `MAX_CHANNELS` rows).
 const WINDOW_SEQ: i64 = 4096;
+
+/// Rows of the old rollups moved per transaction.
+const HOURLY_CHUNK: i64 = 4096;
 
 /// What [`drain`] moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,9 +42,10 @@ fn narrow<T: TryFrom<i64>>(v: Option<i64>) -> Option<T> {
     v.and_then(|v| T::try_from(v).ok())
 }
 
-/// Makes version 1's `readings` table again (empty) if it is gone, for a main file whose
-/// version 3 is still to run (it copies an older main file's readings into it): a main file
-/// older than its readings file, or a fresh one after the main file was found damaged.
+/// Makes version 1's `readings` and `readings_hourly` tables again (empty) if they are gone,
+/// for a main file whose version 3 is still to run (it copies an older main file's readings and
+/// rollups into them): a main file older than its readings file, or a fresh one after the main
+/// file was found damaged.
 ///
 /// # Errors
 /// A database error.
@@ -52,9 +61,127 @@ pub(super) fn table_for_main_v3(conn: &Connection) -> Result<(), StoreError> {
             voltage_dv  INTEGER,
             current_ma  INTEGER,
             PRIMARY KEY (device, channel, seq)
+        ) STRICT, WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS readings_hourly (
+            device      TEXT NOT NULL,
+            channel     INTEGER NOT NULL,
+            hour_ms     INTEGER NOT NULL,
+            count       INTEGER NOT NULL,
+            residual_n  INTEGER NOT NULL DEFAULT 0,
+            residual_min INTEGER,
+            residual_max INTEGER,
+            residual_sum INTEGER NOT NULL DEFAULT 0,
+            temp_n      INTEGER NOT NULL DEFAULT 0,
+            temp_min    INTEGER,
+            temp_max    INTEGER,
+            temp_sum    INTEGER NOT NULL DEFAULT 0,
+            voltage_n   INTEGER NOT NULL DEFAULT 0,
+            voltage_min INTEGER,
+            voltage_max INTEGER,
+            voltage_sum INTEGER NOT NULL DEFAULT 0,
+            current_n   INTEGER NOT NULL DEFAULT 0,
+            current_min INTEGER,
+            current_max INTEGER,
+            current_sum INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (device, channel, hour_ms)
         ) STRICT, WITHOUT ROWID;",
     )?;
     Ok(())
+}
+
+/// Whether the readings file has a table of this name.
+fn has_table(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [name],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// Moves every row of the old rollups (`readings_hourly`), if the table is there, into
+/// `rollups`, then drops it. Returns the rows moved.
+///
+/// # Errors
+/// A database error (what was moved before it stays moved; the next start goes on).
+pub(super) fn drain_hourly(conn: &mut Connection) -> Result<u64, StoreError> {
+    let mut moved = 0;
+    if !has_table(conn, "readings_hourly")? {
+        return Ok(moved);
+    }
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut keys = Vec::new();
+        let mut rollups: BTreeMap<(u64, String), Rollup> = BTreeMap::new();
+        {
+            let mut rows = tx.prepare_cached(
+                "SELECT device, channel, hour_ms, count, \
+                 residual_n, residual_min, residual_max, residual_sum, \
+                 temp_n, temp_min, temp_max, temp_sum, \
+                 voltage_n, voltage_min, voltage_max, voltage_sum, \
+                 current_n, current_min, current_max, current_sum \
+                 FROM readings_hourly ORDER BY device, channel, hour_ms LIMIT ?1",
+            )?;
+            let mut it = rows.query([HOURLY_CHUNK])?;
+            while let Some(r) = it.next()? {
+                let (device, channel, hour_ms): (String, i64, i64) =
+                    (r.get(0)?, r.get(1)?, r.get(2)?);
+                keys.push((device.clone(), channel, hour_ms));
+                let (Ok(ch), Ok(hour)) = (u8::try_from(channel), u64::try_from(hour_ms)) else {
+                    continue;
+                };
+                if usize::from(ch) >= MAX_CHANNELS {
+                    continue;
+                }
+                let acc = |i: usize| -> rusqlite::Result<Acc> {
+                    Ok(Acc {
+                        n: r.get(i)?,
+                        min: r.get(i + 1)?,
+                        max: r.get(i + 2)?,
+                        sum: r.get(i + 3)?,
+                    })
+                };
+                let mut hour_of = Rollup::default();
+                hour_of.0.insert(
+                    ch,
+                    Hour {
+                        count: r.get(3)?,
+                        q: [acc(4)?, acc(8)?, acc(12)?, acc(16)?],
+                    },
+                );
+                rollups.entry((hour, device)).or_default().merge(&hour_of);
+            }
+        }
+        if keys.is_empty() {
+            tx.execute_batch("DROP TABLE readings_hourly")?;
+            tx.commit()?;
+            if moved > 0 {
+                tracing::info!(
+                    rows = moved,
+                    "hourly rollups moved to one row per device and hour"
+                );
+            }
+            return Ok(moved);
+        }
+        add_rollups(
+            &tx,
+            rollups
+                .iter()
+                .map(|((h, d), r)| (*h, d.as_str(), r.clone())),
+        )?;
+        {
+            let mut delete = tx.prepare_cached(
+                "DELETE FROM readings_hourly WHERE device = ?1 AND channel = ?2 AND hour_ms = ?3",
+            )?;
+            for (device, channel, hour_ms) in &keys {
+                delete.execute(params![device, channel, hour_ms])?;
+            }
+        }
+        moved += keys.len() as u64;
+        tx.commit()?;
+    }
 }
 
 /// Moves every row of version 1's `readings` table, if it is there, into the day tables, then
@@ -64,14 +191,7 @@ pub(super) fn table_for_main_v3(conn: &Connection) -> Result<(), StoreError> {
 /// A database error (what was moved before it stays moved; the next start goes on).
 pub(super) fn drain(conn: &mut Connection) -> Result<Drained, StoreError> {
     let mut done = Drained::default();
-    let exists: Option<i64> = conn
-        .query_row(
-            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'readings'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if exists.is_none() {
+    if !has_table(conn, "readings")? {
         return Ok(done);
     }
     loop {

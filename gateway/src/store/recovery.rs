@@ -240,12 +240,15 @@ fn attempt(path: &Path, options: &StoreOptions) -> Result<(Store, StoreHealth), 
         StoreError::Sqlite(e) => classify(e),
         other => Attempt::Failed(other),
     })?;
-    // After the main file's migrations: its version 3 moves an older store's readings into the
-    // readings file's version-1 table, which this empties into the day tables.
-    super::readings_v1::drain(&mut readings).map_err(|e| match e {
-        StoreError::Sqlite(e) => classify(e),
-        other => Attempt::Failed(other),
-    })?;
+    // After the main file's migrations: its version 3 moves an older store's readings and
+    // rollups into the readings file's version-1 tables, which these empty into the day tables
+    // and the packed rollups.
+    super::readings_v1::drain(&mut readings)
+        .and_then(|_| super::readings_v1::drain_hourly(&mut readings))
+        .map_err(|e| match e {
+            StoreError::Sqlite(e) => classify(e),
+            other => Attempt::Failed(other),
+        })?;
     let bulk = open_connection(path, Role::Bulk).map_err(classify)?;
     let health = StoreHealth {
         path: path.to_path_buf(),

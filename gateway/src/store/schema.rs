@@ -524,8 +524,22 @@ CREATE TABLE raw_days (
 ) STRICT;
 "#;
 
+/// The readings file, version 3 (issue 12): hourly rollups one row per (hour, device), its
+/// channels packed (`rollup::Rollup`), keyed by the hour first so that the hour being written
+/// is one compact run of the tree. Version 1's `readings_hourly` stays until the store's opening
+/// has moved its rows here (`readings_v1::drain_hourly`, after the main file's migrations,
+/// version 3 of which still copies an older main file's rollups into it) and dropped it.
+const READINGS_V3: &str = r#"
+CREATE TABLE rollups (
+    hour_ms  INTEGER NOT NULL,
+    device   TEXT NOT NULL,
+    channels BLOB NOT NULL,
+    PRIMARY KEY (hour_ms, device)
+) STRICT, WITHOUT ROWID;
+"#;
+
 /// The readings file's migrations (its own `user_version`).
-pub(super) const READINGS_MIGRATIONS: &[&str] = &[READINGS_V1, READINGS_V2];
+pub(super) const READINGS_MIGRATIONS: &[&str] = &[READINGS_V1, READINGS_V2, READINGS_V3];
 
 /// The schema version this build writes.
 pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;
@@ -564,7 +578,7 @@ pub(super) const TABLES: &[&str] = &[
 
 /// The readings file's tables once opened (the day tables come with readings).
 #[cfg(test)]
-pub(super) const READINGS_TABLES: &[&str] = &["readings_hourly", "raw_days"];
+pub(super) const READINGS_TABLES: &[&str] = &["rollups", "raw_days"];
 
 /// The schema version of the open database.
 pub(super) fn version(conn: &Connection) -> Result<u32, rusqlite::Error> {

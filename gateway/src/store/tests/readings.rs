@@ -245,7 +245,8 @@ fn prune_drops_old_readings_and_keeps_rollups_longer() {
         report,
         PruneReport {
             readings: 20,
-            hourly: 6,
+            // One rollup per device and hour: d-1's two hours and d-2's one.
+            hourly: 3,
             ..PruneReport::default()
         }
     );

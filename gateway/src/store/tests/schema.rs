@@ -203,10 +203,7 @@ fn a_store_of_the_release_before_moves_its_readings_to_their_own_file_on_first_s
             .unwrap()
     };
     assert_eq!(
-        (
-            store.raw_readings_count().unwrap(),
-            count("readings_hourly")
-        ),
+        (store.raw_readings_count().unwrap(), count("rollups")),
         (3, 1)
     );
     // The history API reads them where they are now, raw and rolled up.
@@ -304,7 +301,12 @@ fn release_readings_v1(path: &Path) {
          INSERT INTO readings VALUES ('d-2', 3, 7, {T0}, 5, -12, 2301, 4000000000);
          INSERT INTO readings_hourly (device, channel, hour_ms, count, residual_n, residual_min,
              residual_max, residual_sum, voltage_n, voltage_min, voltage_max, voltage_sum)
-         VALUES ('d-1', 0, {T0}, 60, 60, 1, 60, 1830, 60, 2200, 2200, 132000);"
+         VALUES ('d-1', 0, {T0}, 60, 60, 1, 60, 1830, 60, 2200, 2200, 132000);
+         INSERT INTO readings_hourly (device, channel, hour_ms, count, temp_n, temp_min,
+             temp_max, temp_sum)
+         VALUES ('d-1', 1, {T0}, 60, 60, -5, 359, 10000),
+             ('d-1', 1, {T0} + 3600000, 1, 1, 300, 300, 300),
+             ('d-2', 3, {T0}, 1, 1, -12, -12, -12);"
     ))
     .unwrap();
 }
@@ -411,10 +413,68 @@ fn a_readings_file_of_the_release_before_moves_to_rows_per_message_in_day_tables
             })
         )]
     );
-    // The rollups are those the release kept (not added to again).
+    // The rollups are those the release kept (not added to again), now one row per device
+    // and hour with the channels packed.
     let hourly = store.history(&d1, 0, T0, T0 + HOUR_MS, HOUR_MS).unwrap();
     assert_eq!(hourly.len(), 1);
     assert_eq!(hourly[0].count, 60);
+    assert_eq!(
+        (
+            hourly[0].residual_ma,
+            hourly[0].voltage_dv,
+            hourly[0].temp_dc
+        ),
+        (
+            Some(Agg {
+                min: 1,
+                max: 60,
+                avg: 30.5
+            }),
+            Some(Agg {
+                min: 2200,
+                max: 2200,
+                avg: 2200.0
+            }),
+            None
+        )
+    );
+    let temp = store
+        .history(&d1, 1, T0, T0 + 2 * HOUR_MS, HOUR_MS)
+        .unwrap();
+    assert_eq!(
+        temp.iter()
+            .map(|p| (p.t_ms, p.count, p.temp_dc))
+            .collect::<Vec<_>>(),
+        [
+            (
+                T0,
+                60,
+                Some(Agg {
+                    min: -5,
+                    max: 359,
+                    avg: 10000.0 / 60.0
+                })
+            ),
+            (
+                T0 + HOUR_MS,
+                1,
+                Some(Agg {
+                    min: 300,
+                    max: 300,
+                    avg: 300.0
+                })
+            )
+        ]
+    );
+    let d2_hour = store
+        .history(&did("d-2"), 3, T0, T0 + HOUR_MS, HOUR_MS)
+        .unwrap();
+    assert_eq!(d2_hour.len(), 1);
+    assert_eq!(d2_hour[0].temp_dc.map(|a| a.min), Some(-12));
+    let rollups: i64 = raw(&readings_path(&path))
+        .query_row("SELECT count(*) FROM rollups", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rollups, 3, "(T0, d-1), (T0 + 1 h, d-1), (T0, d-2)");
     // What moved still deduplicates a redelivered message, and max_seq sees it.
     let r = store
         .insert_readings(&[super::readings::sample("d-1", 5000, T0 + 4999 * 60_000)])
