@@ -321,3 +321,76 @@ fn readings_timed_before_2020_or_a_day_ahead_are_refused_and_counted() {
         "no table for 1970 nor for the day after tomorrow"
     );
 }
+
+/// The readings writer's way: rollups held in memory and written every few seconds. Those not
+/// written before a crash are added again from the raw rows when the store opens, once.
+#[test]
+fn rollups_not_written_before_a_crash_are_added_from_the_rows_at_the_next_opening() {
+    let dir = tmp();
+    let path = db(&dir);
+    let store = open(&path);
+    let d = did("d-1");
+    let hourly = |store: &Store| {
+        store
+            .history(&d, 0, T0, T0 + 3 * HOUR_MS, HOUR_MS)
+            .unwrap()
+            .iter()
+            .map(|p| (p.t_ms, p.count, p.residual_ma.map(|a| a.max)))
+            .collect::<Vec<_>>()
+    };
+    let mut pending = PendingRollups::default();
+    let batch = minutes("d-1", T0, 90);
+    let (first, rest) = batch.split_at(30);
+    store
+        .insert_readings_deferred(first, T0, &mut pending)
+        .unwrap();
+    assert_eq!(pending.len(), 1, "one (hour, device)");
+    assert!(hourly(&store).is_empty(), "held, not written");
+    store.write_rollups(&mut pending).unwrap();
+    assert!(pending.is_empty());
+    assert_eq!(hourly(&store), [(T0, 30, Some(30))]);
+    // 60 more (into the next hour), and a redelivered one; then a crash before they are written.
+    store
+        .insert_readings_deferred(rest, T0, &mut pending)
+        .unwrap();
+    let r = store
+        .insert_readings_deferred(&batch[89..], T0, &mut pending)
+        .unwrap();
+    assert_eq!((r.inserted, r.duplicates), (0, 2));
+    assert_eq!(pending.len(), 2);
+    drop(pending);
+    drop(store);
+
+    let store = open(&path);
+    assert_eq!(
+        hourly(&store),
+        [(T0, 60, Some(60)), (T0 + HOUR_MS, 30, Some(90))],
+        "the held 60 added at opening, the 30 written before not twice"
+    );
+    drop(store);
+    let store = open(&path);
+    assert_eq!(hourly(&store)[0].1, 60, "added once");
+}
+
+/// Without raw readings there is nothing to add them from again: the rollups are written at once.
+#[test]
+fn without_raw_readings_the_writers_rollups_are_written_at_once() {
+    let dir = tmp();
+    let (store, _) = Store::open_with(
+        db(&dir),
+        StoreOptions {
+            raw_readings: false,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let mut pending = PendingRollups::default();
+    store
+        .insert_readings_deferred(&minutes("d-1", T0, 10), T0, &mut pending)
+        .unwrap();
+    assert!(pending.is_empty());
+    let points = store
+        .history(&did("d-1"), 0, T0, T0 + HOUR_MS, HOUR_MS)
+        .unwrap();
+    assert_eq!(points[0].count, 10);
+}
