@@ -71,6 +71,9 @@ impl Store {
                 tx.execute_batch(&format!("DROP TABLE IF EXISTS raw_{day}"))?;
                 tx.execute("DELETE FROM raw_days WHERE day = ?1", [day])?;
                 tx.commit()?;
+                if let Ok(day) = u64::try_from(day) {
+                    super::lock(&self.inner.made_days).remove(&day);
+                }
                 Ok(())
             })?;
             report.readings += u64::try_from(rows).unwrap_or(0);

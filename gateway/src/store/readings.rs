@@ -2,12 +2,20 @@
 //! ([`packed`]), in a table per UTC day of the readings' time (`raw_<day>`, listed with its
 //! row count in `raw_days`), appended in the order written, with one index — `(device, ts_ms,
 //! seq)`, unique, which both the history's range reads and the dedupe of redelivered messages
-//! use. Retention drops a day's table whole ([`Store::prune`]), never a `DELETE`. Hourly
-//! rollups, one row per (hour, device) with its channels packed ([`super::rollup`]), keyed by the hour
-//! first so that the hour being written is one compact run of the tree however large the fleet,
-//! are updated in the same transaction, one upsert per (device, hour) of a chunk; with
-//! [`StoreOptions::raw_readings`] off (readings go to the TSDB), only the rollups are kept.
-//! History: raw, raw grouped by a step under an hour, or rollups (one lookup per hour).
+//! use. Retention drops a day's table whole ([`Store::prune`]), never a `DELETE`.
+//!
+//! Hourly rollups: one row per (hour, device) with its channels packed ([`super::rollup`]),
+//! keyed by the hour first, so that the hour being written is one compact run of the tree
+//! however large the fleet. A direct [`Store::insert_readings`] upserts them in its own
+//! transaction; the readings writer holds them in memory ([`PendingRollups`]) and writes them
+//! every 2 s, so that each page of the hour is written once per interval rather than once per
+//! message (with 100 000 devices a message's upsert otherwise dirties a page of its own). The
+//! rows not yet rolled up are marked per day (`raw_days.pending_from`) in the transaction that
+//! stores them; the next opening after a crash adds them ([`roll_up_pending`]). History read
+//! from the rollups therefore lags the raw readings by up to 2 s. With
+//! [`StoreOptions::raw_readings`] off (readings go to the TSDB), only the rollups are kept, and
+//! written with each transaction. History: raw, raw grouped by a step under an hour, or
+//! rollups (one lookup per hour).
 //!
 //! [`StoreOptions::raw_readings`]: super::StoreOptions::raw_readings
 
@@ -240,6 +248,7 @@ fn insert_chunk(
     conn: &mut Connection,
     chunk: &[&Sample],
     raw: bool,
+    made_days: &mut std::collections::HashSet<u64>,
     mut pending: Option<&mut PendingRollups>,
 ) -> Result<InsertReport, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -260,7 +269,9 @@ fn insert_chunk(
                     if let Some(done) = day {
                         count(&tx, done)?;
                     }
-                    create_day(&tx, d)?;
+                    if made_days.insert(d) {
+                        create_day(&tx, d)?;
+                    }
                     day = Some((d, 0, None));
                     days.push(d);
                 }
@@ -605,8 +616,15 @@ impl Store {
                 to += 1;
             }
             let chunk = &samples[from..to];
-            let report =
-                self.write_readings(|conn| insert_chunk(conn, chunk, raw, pending.as_deref_mut()))?;
+            let report = self.write_readings(|conn| {
+                let mut made = super::lock(&self.inner.made_days);
+                let written = insert_chunk(conn, chunk, raw, &mut made, pending.as_deref_mut());
+                if written.is_err() {
+                    // A day made in the transaction rolled back is not there.
+                    made.clear();
+                }
+                written
+            })?;
             total.inserted += report.inserted;
             total.duplicates += report.duplicates;
             from = to;
