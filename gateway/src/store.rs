@@ -115,7 +115,7 @@ pub use journal::{
 pub use live::TicketMove;
 pub use people::{Delivery, PEOPLE_MARK};
 pub use prune::PruneReport;
-pub use readings::{Agg, DAY_MS, HOUR_MS, InsertReport, MAX_POINTS, PendingRollups, Point, Sample};
+pub use readings::{Agg, DAY_MS, HOUR_MS, InsertReport, MAX_POINTS, Point, Sample};
 pub use recovery::{Check, Recovery, StoreHealth, TableSalvage};
 pub use registry::{
     Area, AreaFields, AreaFilter, AreaId, AreaLevel, Circuit, CircuitFields, CircuitFilter,

@@ -6,15 +6,9 @@
 //!
 //! Hourly rollups: one row per (hour, device) with its channels packed ([`super::rollup`]),
 //! keyed by the hour first, so that the hour being written is one compact run of the tree
-//! however large the fleet. A direct [`Store::insert_readings`] upserts them in its own
-//! transaction; the readings writer holds them in memory ([`PendingRollups`]) and writes them
-//! every 2 s, so that each page of the hour is written once per interval rather than once per
-//! message (with 100 000 devices a message's upsert otherwise dirties a page of its own). The
-//! rows not yet rolled up are marked per day (`raw_days.pending_from`) in the transaction that
-//! stores them; the next opening after a crash adds them ([`roll_up_pending`]). History read
-//! from the rollups therefore lags the raw readings by up to 2 s. With
-//! [`StoreOptions::raw_readings`] off (readings go to the TSDB), only the rollups are kept, and
-//! written with each transaction. History: raw, raw grouped by a step under an hour, or
+//! however large the fleet, upserted in the transaction that stores the rows, one per (hour,
+//! device) of it (decision record 21). With [`StoreOptions::raw_readings`] off (readings go to
+//! the TSDB), only the rollups are kept. History: raw, raw grouped by a step under an hour, or
 //! rollups (one lookup per hour).
 //!
 //! [`StoreOptions::raw_readings`]: super::StoreOptions::raw_readings
@@ -134,7 +128,7 @@ pub(super) fn create_day(conn: &Connection, day: u64) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// Stores one message's row in its day's table (made before): its rowid if it was new.
+/// Stores one message's row in its day's table (made before): whether it was new.
 pub(super) fn insert_row(
     tx: &Connection,
     day: u64,
@@ -142,71 +136,25 @@ pub(super) fn insert_row(
     seq: Seq,
     ts_ms: UnixMs,
     readings: &[Reading],
-) -> Result<Option<i64>, StoreError> {
+) -> Result<bool, StoreError> {
     let mut insert = tx.prepare_cached(&format!(
         "INSERT OR IGNORE INTO {} (device, seq, ts_ms, channels) VALUES (?1, ?2, ?3, ?4)",
         day_table(day)
     ))?;
-    let new = insert.execute(params![
+    Ok(insert.execute(params![
         device,
         seq,
         sql::int(ts_ms)?,
         packed::pack(readings)
-    ])? > 0;
-    Ok(new.then(|| tx.last_insert_rowid()))
+    ])? > 0)
 }
 
 /// Adds `rows` reading rows to day `day`'s count (what [`Store::prune`] reports when it drops
-/// the day); `pending_from`: the first of them not added to the rollups, if not all are.
-pub(super) fn count_day(
-    tx: &Connection,
-    day: u64,
-    rows: u64,
-    pending_from: Option<i64>,
-) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "UPDATE raw_days SET readings = readings + ?2, \
-         pending_from = coalesce(pending_from, ?3) WHERE day = ?1",
-    )?
-    .execute(params![sql::int(day)?, sql::int(rows)?, pending_from])?;
+/// the day).
+pub(super) fn count_day(tx: &Connection, day: u64, rows: u64) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE raw_days SET readings = readings + ?2 WHERE day = ?1")?
+        .execute(params![sql::int(day)?, sql::int(rows)?])?;
     Ok(())
-}
-
-/// Rollups not yet written: the readings writer's, added to the `rollups` table every few
-/// seconds ([`Store::write_rollups`]) rather than with each transaction, so that a large fleet's
-/// hour is written page by page once per interval, not once per message. Each (hour, device)
-/// packed ([`Rollup::pack`]): ~60 bytes for a monitor.
-#[derive(Debug, Default)]
-pub struct PendingRollups {
-    rollups: BTreeMap<(u64, DeviceId), Vec<u8>>,
-    /// The days whose rows they cover (their `pending_from` is cleared when written).
-    days: std::collections::BTreeSet<u64>,
-}
-
-impl PendingRollups {
-    /// How many (hour, device) rollups wait.
-    pub fn len(&self) -> usize {
-        self.rollups.len()
-    }
-
-    /// Whether none waits.
-    pub fn is_empty(&self) -> bool {
-        self.rollups.is_empty() && self.days.is_empty()
-    }
-
-    fn add(&mut self, hour_ms: u64, device: &DeviceId, rollup: &Rollup) {
-        match self.rollups.get_mut(&(hour_ms, device.clone())) {
-            Some(blob) => {
-                let mut merged = Rollup::unpack(blob).unwrap_or_default();
-                merged.merge(rollup);
-                *blob = merged.pack();
-            }
-            None => {
-                self.rollups
-                    .insert((hour_ms, device.clone()), rollup.pack());
-            }
-        }
-    }
 }
 
 /// Adds `rollups` to those stored (one read and one write of a row per (hour, device)). A
@@ -237,133 +185,55 @@ pub(super) fn add_rollups<'a>(
     Ok(())
 }
 
-/// One day's rows of a chunk: the day, rows stored, the first new row's rowid.
-type DayRows = (u64, u64, Option<i64>);
-
 /// Writes one chunk (sorted by day, device, time, seq) in one transaction: each message one row
-/// of its day's table (`INSERT OR IGNORE`; none when `raw` is false), and the rollups of the
-/// rows that were new, one upsert per (hour, device) of the chunk — or, given `pending` (and
-/// `raw`), added there, the days marked as having rows not in the rollups yet.
+/// of its day's table (`INSERT OR IGNORE`; none when `raw` is false), then the rollups of the
+/// rows that were new, one upsert per (hour, device) of the chunk.
 fn insert_chunk(
     conn: &mut Connection,
     chunk: &[&Sample],
     raw: bool,
     made_days: &mut std::collections::HashSet<u64>,
-    mut pending: Option<&mut PendingRollups>,
 ) -> Result<InsertReport, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut report = InsertReport::default();
-    let mut hours: BTreeMap<(u64, &DeviceId), Rollup> = BTreeMap::new();
-    let deferred = raw && pending.is_some();
-    let mut day: Option<DayRows> = None;
-    let mut days = Vec::new();
-    let count =
-        |tx: &Connection, (at, n, first): DayRows| count_day(tx, at, n, first.filter(|_| deferred));
+    let mut hours: BTreeMap<(u64, &str), Rollup> = BTreeMap::new();
+    let mut day: Option<(u64, u64)> = None;
     for s in chunk {
         let rows = s.readings.len() as u64;
         if raw {
             let d = s.ts_ms / DAY_MS;
             match day {
-                Some((at, ..)) if at == d => {}
+                Some((at, _)) if at == d => {}
                 _ => {
-                    if let Some(done) = day {
-                        count(&tx, done)?;
+                    if let Some((at, n)) = day {
+                        count_day(&tx, at, n)?;
                     }
                     if made_days.insert(d) {
                         create_day(&tx, d)?;
                     }
-                    day = Some((d, 0, None));
-                    days.push(d);
+                    day = Some((d, 0));
                 }
             }
-            let Some(rowid) = insert_row(&tx, d, s.device.as_str(), s.seq, s.ts_ms, &s.readings)?
-            else {
+            if !insert_row(&tx, d, s.device.as_str(), s.seq, s.ts_ms, &s.readings)? {
                 report.duplicates += rows;
                 continue;
-            };
-            if let Some((_, n, first)) = &mut day {
+            }
+            if let Some((_, n)) = &mut day {
                 *n += rows;
-                first.get_or_insert(rowid);
             }
         }
         report.inserted += rows;
         hours
-            .entry((s.ts_ms / HOUR_MS * HOUR_MS, &s.device))
+            .entry((s.ts_ms / HOUR_MS * HOUR_MS, s.device.as_str()))
             .or_default()
             .add(&s.readings);
     }
-    if let Some(done) = day {
-        count(&tx, done)?;
+    if let Some((at, n)) = day {
+        count_day(&tx, at, n)?;
     }
-    match pending.as_deref_mut().filter(|_| deferred) {
-        Some(p) => {
-            p.days.extend(days);
-            for ((h, d), r) in &hours {
-                p.add(*h, d, r);
-            }
-        }
-        None => add_rollups(
-            &tx,
-            hours.iter().map(|((h, d), r)| (*h, d.as_str(), r.clone())),
-        )?,
-    }
+    add_rollups(&tx, hours.into_iter().map(|((h, d), r)| (h, d, r)))?;
     tx.commit()?;
     Ok(report)
-}
-
-/// Adds to the rollups the rows of every day whose `pending_from` says some are not in them
-/// (the readings writer's rollups of its last seconds before a crash), one transaction per day.
-/// Returns the rows added.
-///
-/// # Errors
-/// A database error.
-pub(super) fn roll_up_pending(conn: &mut Connection) -> Result<u64, StoreError> {
-    let days: Vec<(i64, i64)> = {
-        let mut stmt = conn.prepare(
-            "SELECT day, pending_from FROM raw_days WHERE pending_from IS NOT NULL ORDER BY day",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    let mut added = 0;
-    for (day, from) in days {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let table = day_table(u64::try_from(day).unwrap_or(0));
-        let mut hours: BTreeMap<(u64, String), Rollup> = BTreeMap::new();
-        {
-            let mut stmt = tx.prepare(&format!(
-                "SELECT device, ts_ms, channels FROM {table} WHERE rowid >= ?1"
-            ))?;
-            let mut rows = stmt.query([from])?;
-            while let Some(row) = rows.next()? {
-                let (device, ts): (String, i64) = (row.get(0)?, row.get(1)?);
-                let blob = row.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
-                let Ok(readings) = packed::unpack(blob) else {
-                    tracing::warn!(%table, device, "a damaged readings row left out of the rollups");
-                    continue;
-                };
-                let hour = u64::try_from(ts).unwrap_or(0) / HOUR_MS * HOUR_MS;
-                hours.entry((hour, device)).or_default().add(&readings);
-                added += 1;
-            }
-        }
-        add_rollups(
-            &tx,
-            hours.iter().map(|((h, d), r)| (*h, d.as_str(), r.clone())),
-        )?;
-        tx.execute(
-            "UPDATE raw_days SET pending_from = NULL WHERE day = ?1",
-            [day],
-        )?;
-        tx.commit()?;
-    }
-    if added > 0 {
-        tracing::info!(
-            messages = added,
-            "readings not yet in the hourly rollups added to them"
-        );
-    }
-    Ok(added)
 }
 
 /// Calls `each(hour_ms, hour)` for every hourly rollup of a device's `channel` whose hour starts
@@ -519,63 +389,6 @@ impl Store {
         batch: &[Sample],
         now: UnixMs,
     ) -> Result<InsertReport, StoreError> {
-        self.insert_with(batch, now, None)
-    }
-
-    /// [`insert_readings_at`](Self::insert_readings_at), the rollups of the rows stored added
-    /// to `pending` instead of the table (the readings writer's way: it writes them every few
-    /// seconds with [`write_rollups`](Self::write_rollups)); a crash before that loses nothing,
-    /// the next opening adds the rows to the rollups. Without raw readings, the rollups are
-    /// written at once (there are no rows to add them from again).
-    ///
-    /// # Errors
-    /// As [`insert_readings_at`](Self::insert_readings_at).
-    pub fn insert_readings_deferred(
-        &self,
-        batch: &[Sample],
-        now: UnixMs,
-        pending: &mut PendingRollups,
-    ) -> Result<InsertReport, StoreError> {
-        self.insert_with(batch, now, Some(pending))
-    }
-
-    /// Writes `pending` to the rollups, in one transaction, and empties it.
-    ///
-    /// # Errors
-    /// A database error (`pending` is kept, to be written again).
-    pub fn write_rollups(&self, pending: &mut PendingRollups) -> Result<(), StoreError> {
-        if pending.is_empty() {
-            return Ok(());
-        }
-        self.write_readings(|conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut rollups = Vec::with_capacity(pending.rollups.len());
-            for ((hour, device), blob) in &pending.rollups {
-                let r = Rollup::unpack(blob)
-                    .map_err(|e| StoreError::Invalid(format!("pending rollup: {e}")))?;
-                rollups.push((*hour, device.as_str(), r));
-            }
-            add_rollups(&tx, rollups)?;
-            let mut done =
-                tx.prepare_cached("UPDATE raw_days SET pending_from = NULL WHERE day = ?1")?;
-            for day in &pending.days {
-                done.execute([sql::int(*day)?])?;
-            }
-            drop(done);
-            tx.commit()?;
-            Ok(())
-        })?;
-        // Taken whole rather than cleared: a cleared map keeps its nodes for good.
-        *pending = PendingRollups::default();
-        Ok(())
-    }
-
-    fn insert_with(
-        &self,
-        batch: &[Sample],
-        now: UnixMs,
-        mut pending: Option<&mut PendingRollups>,
-    ) -> Result<InsertReport, StoreError> {
         let mut total = InsertReport::default();
         let mut samples: Vec<&Sample> = Vec::with_capacity(batch.len());
         for s in batch {
@@ -618,7 +431,7 @@ impl Store {
             let chunk = &samples[from..to];
             let report = self.write_readings(|conn| {
                 let mut made = super::lock(&self.inner.made_days);
-                let written = insert_chunk(conn, chunk, raw, &mut made, pending.as_deref_mut());
+                let written = insert_chunk(conn, chunk, raw, &mut made);
                 if written.is_err() {
                     // A day made in the transaction rolled back is not there.
                     made.clear();

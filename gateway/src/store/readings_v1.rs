@@ -268,7 +268,7 @@ pub(super) fn drain(conn: &mut Connection) -> Result<Drained, StoreError> {
             if !per_day.contains_key(&day) {
                 create_day(&tx, day)?;
             }
-            if insert_row(&tx, day, &device, seq, ts, readings)?.is_some() {
+            if insert_row(&tx, day, &device, seq, ts, readings)? {
                 *per_day.entry(day).or_default() += readings.len() as u64;
                 done.messages += 1;
             } else {
@@ -276,8 +276,7 @@ pub(super) fn drain(conn: &mut Connection) -> Result<Drained, StoreError> {
             }
         }
         for (day, rows) in per_day {
-            // Their rollups are there already (version 1 kept them).
-            count_day(&tx, day, rows, None)?;
+            count_day(&tx, day, rows)?;
         }
         {
             let mut delete = tx.prepare_cached(

@@ -245,7 +245,6 @@ fn attempt(path: &Path, options: &StoreOptions) -> Result<(Store, StoreHealth), 
     // and the packed rollups.
     super::readings_v1::drain(&mut readings)
         .and_then(|_| super::readings_v1::drain_hourly(&mut readings))
-        .and_then(|_| super::readings::roll_up_pending(&mut readings))
         .map_err(|e| match e {
             StoreError::Sqlite(e) => classify(e),
             other => Attempt::Failed(other),

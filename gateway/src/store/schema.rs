@@ -529,9 +529,6 @@ CREATE TABLE raw_days (
 /// is one compact run of the tree. Version 1's `readings_hourly` stays until the store's opening
 /// has moved its rows here (`readings_v1::drain_hourly`, after the main file's migrations,
 /// version 3 of which still copies an older main file's rollups into it) and dropped it.
-/// A day's `pending_from` is the first row of its table not yet in the rollups (the readings
-/// writer adds rollups every few seconds, not with each transaction), `NULL` when all are:
-/// opening the store adds the rows from there (`readings::roll_up_pending`).
 const READINGS_V3: &str = r#"
 CREATE TABLE rollups (
     hour_ms  INTEGER NOT NULL,
@@ -539,7 +536,6 @@ CREATE TABLE rollups (
     channels BLOB NOT NULL,
     PRIMARY KEY (hour_ms, device)
 ) STRICT, WITHOUT ROWID;
-ALTER TABLE raw_days ADD COLUMN pending_from INTEGER;
 "#;
 
 /// The readings file's migrations (its own `user_version`).

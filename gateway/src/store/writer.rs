@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use firegrid_protocols::DeviceId;
 
 use super::journal::{JournalOp, JournalResult};
-use super::readings::{PendingRollups, Sample};
+use super::readings::Sample;
 use super::{PendingSighting, Store, StoreError};
 
 /// Settings of a writer thread.
@@ -237,12 +237,8 @@ impl JournalWriter {
     }
 }
 
-/// How often the devices' latest statuses (the roster, `store/commissioning.rs`) and the hourly
-/// rollups of the readings stored since are written.
+/// How often the devices' latest statuses (the roster, `store/commissioning.rs`) are written.
 const STATUS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Rollups waiting past this many (hour, device) pairs are written at once (~60 bytes each).
-const MAX_PENDING_ROLLUPS: usize = 200_000;
 
 enum ReadingsRequest {
     Samples(Vec<Sample>),
@@ -299,26 +295,6 @@ impl std::fmt::Debug for ReadingsWriter {
     }
 }
 
-/// Writes the readings writer's rollups. If that fails they are kept for the next try, up to
-/// [`MAX_PENDING_ROLLUPS`]; past it they are let go (the rows stay marked, and the next opening
-/// of the store adds them to the rollups).
-fn write_rollups(store: &Store, rollups: &mut PendingRollups) {
-    if let Err(e) = store.write_rollups(rollups) {
-        if rollups.len() > MAX_PENDING_ROLLUPS {
-            tracing::error!(
-                pending = rollups.len(),
-                "hourly rollups not written, left to the next start: {e}"
-            );
-            *rollups = PendingRollups::default();
-        } else {
-            tracing::warn!(
-                pending = rollups.len(),
-                "hourly rollups not written yet: {e}"
-            );
-        }
-    }
-}
-
 fn rows(samples: &[Sample]) -> u64 {
     samples.iter().map(|s| s.readings.len() as u64).sum()
 }
@@ -339,12 +315,11 @@ impl ReadingsWriter {
         let thread = std::thread::Builder::new()
             .name("store-readings".into())
             .spawn(move || {
-                // Rollups go to `rollups`, written with the statuses (see below).
-                let write = |samples: &mut Vec<Sample>, rollups: &mut PendingRollups| {
+                let write = |samples: &mut Vec<Sample>| {
                     if samples.is_empty() {
                         return;
                     }
-                    match store.insert_readings_deferred(samples, crate::clock::now_ms(), rollups) {
+                    match store.insert_readings(samples) {
                         Ok(r) => {
                             c.inserted.fetch_add(r.inserted, Ordering::Relaxed);
                             c.duplicates.fetch_add(r.duplicates, Ordering::Relaxed);
@@ -385,13 +360,8 @@ impl ReadingsWriter {
                 // put a commit per batch beside the journal's.
                 let mut statuses_written = std::time::Instant::now();
                 let mut write_statuses = |statuses: &mut HashMap<DeviceId, super::StatusUpdate>,
-                                          rollups: &mut PendingRollups,
                                           now: bool| {
-                    let due = now || statuses_written.elapsed() >= STATUS_EVERY;
-                    if due || rollups.len() > MAX_PENDING_ROLLUPS {
-                        write_rollups(&store, rollups);
-                    }
-                    if statuses.is_empty() || !due {
+                    if statuses.is_empty() || (!now && statuses_written.elapsed() < STATUS_EVERY) {
                         return;
                     }
                     // Taken whole rather than drained: a drained map keeps its table (a slot per
@@ -406,7 +376,6 @@ impl ReadingsWriter {
                     statuses_written = std::time::Instant::now();
                 };
                 let mut samples = Vec::new();
-                let mut rollups = PendingRollups::default();
                 let mut pending: Vec<PendingSighting> = Vec::new();
                 let mut statuses: HashMap<DeviceId, super::StatusUpdate> = HashMap::new();
                 while let Some(first) = rx.blocking_recv() {
@@ -417,9 +386,7 @@ impl ReadingsWriter {
                             ReadingsRequest::Samples(s) => {
                                 samples.extend(s);
                                 if rows(&samples) >= max_rows {
-                                    write(&mut samples, &mut rollups);
-                                    // Due ones too while the queue never empties.
-                                    write_statuses(&mut statuses, &mut rollups, false);
+                                    write(&mut samples);
                                 }
                             }
                             ReadingsRequest::Pending(s) => pending.extend(s),
@@ -435,19 +402,19 @@ impl ReadingsWriter {
                             }
                             ReadingsRequest::Tick => {}
                             ReadingsRequest::Flush(done) => {
-                                write(&mut samples, &mut rollups);
+                                write(&mut samples);
                                 write_pending(&mut pending);
-                                write_statuses(&mut statuses, &mut rollups, true);
+                                write_statuses(&mut statuses, true);
                                 let _ = done.send(());
                             }
                         }
                         next = rx.try_recv().ok();
                     }
-                    write(&mut samples, &mut rollups);
+                    write(&mut samples);
                     write_pending(&mut pending);
-                    write_statuses(&mut statuses, &mut rollups, false);
+                    write_statuses(&mut statuses, false);
                 }
-                write_statuses(&mut statuses, &mut rollups, true);
+                write_statuses(&mut statuses, true);
             })
             .map_err(StoreError::Spawn)?;
         // Wakes the writer so that statuses taken while nothing else comes are written too;
