@@ -27,6 +27,9 @@ pub struct WriterOptions {
     pub queue: usize,
     /// The most ops (journal) or reading rows (readings) taken into one group.
     pub max_group: usize,
+    /// Readings only: the most reading rows waiting in the queue (then readings are refused),
+    /// whatever the number of requests they came in.
+    pub queued_rows: u64,
 }
 
 impl Default for WriterOptions {
@@ -34,6 +37,7 @@ impl Default for WriterOptions {
         Self {
             queue: 1024,
             max_group: 1000,
+            queued_rows: 262_144,
         }
     }
 }
@@ -43,10 +47,18 @@ impl WriterOptions {
     /// [`StoreOptions::readings_chunk_rows`](super::StoreOptions::readings_chunk_rows)) — the
     /// larger the transaction, the fewer times each index page is written
     /// (`store::tests::perf::readings_layout_old_and_new_on_the_same_stream`).
+    ///
+    /// What it may hold waiting is counted in reading rows, not requests: the pipeline hands
+    /// over one request per batch, and its batches are small exactly when it keeps up, so 1024
+    /// requests were a fraction of a second of telemetry — less than one of the readings file's
+    /// checkpoints takes (35–170 ms each, longer with a large fleet), which then dropped
+    /// readings though the writer kept up on average. 262 144 rows (52 428 five-channel
+    /// messages, about 10 MiB at most) ride out a few seconds.
     pub fn readings() -> Self {
         Self {
-            queue: 1024,
+            queue: 65_536,
             max_group: 8192,
+            queued_rows: 262_144,
         }
     }
 }
@@ -270,6 +282,8 @@ pub struct ReadingsStats {
 
 #[derive(Default)]
 struct ReadingsCounters {
+    /// Rows submitted and not yet taken by the writer thread.
+    queued: AtomicU64,
     inserted: AtomicU64,
     duplicates: AtomicU64,
     dropped: AtomicU64,
@@ -285,6 +299,7 @@ struct ReadingsCounters {
 pub struct ReadingsWriter {
     tx: mpsc::Sender<ReadingsRequest>,
     counters: Arc<ReadingsCounters>,
+    max_queued_rows: u64,
 }
 
 impl std::fmt::Debug for ReadingsWriter {
@@ -384,6 +399,7 @@ impl ReadingsWriter {
                     while let Some(request) = next.take() {
                         match request {
                             ReadingsRequest::Samples(s) => {
+                                c.queued.fetch_sub(rows(&s), Ordering::Relaxed);
                                 samples.extend(s);
                                 if rows(&samples) >= max_rows {
                                     write(&mut samples);
@@ -432,7 +448,14 @@ impl ReadingsWriter {
                 }
             })
             .map_err(StoreError::Spawn)?;
-        Ok((Self { tx, counters }, thread))
+        Ok((
+            Self {
+                tx,
+                counters,
+                max_queued_rows: options.queued_rows,
+            },
+            thread,
+        ))
     }
 
     /// Queues readings without waiting.
@@ -442,15 +465,27 @@ impl ReadingsWriter {
     /// acknowledged end to end, so a full queue drops it); [`StoreError::Closed`].
     pub fn try_submit(&self, samples: Vec<Sample>) -> Result<(), StoreError> {
         let n = rows(&samples);
-        self.tx
-            .try_send(ReadingsRequest::Samples(samples))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => {
-                    self.counters.dropped.fetch_add(n, Ordering::Relaxed);
-                    StoreError::QueueFull
-                }
-                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
-            })
+        let c = &self.counters;
+        let refuse = |e| {
+            c.queued.fetch_sub(n, Ordering::Relaxed);
+            if matches!(e, StoreError::QueueFull) {
+                c.dropped.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e)
+        };
+        if c.queued.fetch_add(n, Ordering::Relaxed) + n > self.max_queued_rows {
+            return refuse(StoreError::QueueFull);
+        }
+        match self.tx.try_send(ReadingsRequest::Samples(samples)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => refuse(StoreError::QueueFull),
+            Err(mpsc::error::TrySendError::Closed(_)) => refuse(StoreError::Closed),
+        }
+    }
+
+    /// Reading rows waiting in the queue now.
+    pub fn queued_rows(&self) -> u64 {
+        self.counters.queued.load(Ordering::Relaxed)
     }
 
     /// Queues sightings of unregistered devices ([`Store::record_pending_many`]) without

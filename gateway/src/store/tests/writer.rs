@@ -68,6 +68,7 @@ fn the_readings_writer_batches_flushes_and_never_blocks() {
         WriterOptions {
             queue: 1,
             max_group: 1,
+            queued_rows: 1000,
         },
     )
     .unwrap();
@@ -112,6 +113,57 @@ fn the_readings_writer_batches_flushes_and_never_blocks() {
         .unwrap();
     writer.flush_blocking().unwrap();
     assert_eq!(writer.stats().duplicates, 2);
+    drop(writer);
+    thread.join().unwrap();
+}
+
+/// The readings queue holds a number of rows, however they are split into requests: a full
+/// budget refuses (and counts) what does not fit, and taking rows frees it.
+#[test]
+fn the_readings_queue_is_bounded_by_rows_not_requests() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    let (writer, thread) = ReadingsWriter::spawn(
+        store.clone(),
+        WriterOptions {
+            queue: 100,
+            max_group: 1000,
+            queued_rows: 5,
+        },
+    )
+    .unwrap();
+    // The writer thread blocks on its first write while the readings connection is held.
+    let mut outcomes = Vec::new();
+    store
+        .write_readings(|_| {
+            for seq in 1..=4 {
+                // Two rows each: the first may be taken at once (then the budget is free
+                // again), the next two wait, the fourth does not fit in 5 rows.
+                outcomes.push(
+                    writer
+                        .try_submit(vec![super::readings::sample("d-1", seq, T0)])
+                        .is_ok(),
+                );
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(
+        outcomes == [true, true, false, false] || outcomes == [true, true, true, false],
+        "{outcomes:?}"
+    );
+    let refused = outcomes.iter().filter(|ok| !**ok).count() as u64;
+    writer.flush_blocking().unwrap();
+    assert_eq!(writer.queued_rows(), 0);
+    let stats = writer.stats();
+    assert_eq!(
+        (stats.dropped, stats.inserted),
+        (refused * 2, (4 - refused) * 2)
+    );
+    // Taken rows free the budget.
+    writer
+        .try_submit(vec![super::readings::sample("d-1", 9, T0)])
+        .unwrap();
     drop(writer);
     thread.join().unwrap();
 }
