@@ -37,7 +37,7 @@ impl Default for WriterOptions {
         Self {
             queue: 1024,
             max_group: 1000,
-            queued_rows: 262_144,
+            queued_rows: 131_072,
         }
     }
 }
@@ -52,13 +52,14 @@ impl WriterOptions {
     /// over one request per batch, and its batches are small exactly when it keeps up, so 1024
     /// requests were a fraction of a second of telemetry — less than one of the readings file's
     /// checkpoints takes (35–170 ms each, longer with a large fleet), which then dropped
-    /// readings though the writer kept up on average. 262 144 rows (52 428 five-channel
-    /// messages, about 10 MiB at most) ride out a few seconds.
+    /// readings though the writer kept up on average; at full load the same 1024 requests were
+    /// up to half a million messages. 131 072 rows (26 214 five-channel messages, about 5 MiB at
+    /// most) ride out a stall of well over a second at a large fleet's rate.
     pub fn readings() -> Self {
         Self {
             queue: 65_536,
             max_group: 8192,
-            queued_rows: 262_144,
+            queued_rows: 131_072,
         }
     }
 }
