@@ -34,7 +34,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 const KEEP_UP: f64 = 0.97;
 
 /// The share of the rows taken in during the window a sustained step must have stored during
-/// it: below [`KEEP_UP`] by the error of the stored count, which the gateway samples every
+/// it: below the 97 % taken in by the error of the stored count, which the gateway samples every
 /// 100 ms (up to 100 ms of rows at each end of a 3 s window).
 pub const STORED_SHARE: f64 = 0.90;
 
