@@ -50,41 +50,11 @@ fn narrow<T: TryFrom<i64>>(v: Option<i64>) -> Option<T> {
 /// # Errors
 /// A database error.
 pub(super) fn table_for_main_v3(conn: &Connection) -> Result<(), StoreError> {
+    // Version 1 as released (a migration is never edited), each statement made idempotent.
     conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS readings (
-            device      TEXT NOT NULL,
-            channel     INTEGER NOT NULL,
-            seq         INTEGER NOT NULL,
-            ts_ms       INTEGER NOT NULL,
-            residual_ma INTEGER,
-            temp_dc     INTEGER,
-            voltage_dv  INTEGER,
-            current_ma  INTEGER,
-            PRIMARY KEY (device, channel, seq)
-        ) STRICT, WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS readings_hourly (
-            device      TEXT NOT NULL,
-            channel     INTEGER NOT NULL,
-            hour_ms     INTEGER NOT NULL,
-            count       INTEGER NOT NULL,
-            residual_n  INTEGER NOT NULL DEFAULT 0,
-            residual_min INTEGER,
-            residual_max INTEGER,
-            residual_sum INTEGER NOT NULL DEFAULT 0,
-            temp_n      INTEGER NOT NULL DEFAULT 0,
-            temp_min    INTEGER,
-            temp_max    INTEGER,
-            temp_sum    INTEGER NOT NULL DEFAULT 0,
-            voltage_n   INTEGER NOT NULL DEFAULT 0,
-            voltage_min INTEGER,
-            voltage_max INTEGER,
-            voltage_sum INTEGER NOT NULL DEFAULT 0,
-            current_n   INTEGER NOT NULL DEFAULT 0,
-            current_min INTEGER,
-            current_max INTEGER,
-            current_sum INTEGER NOT NULL DEFAULT 0,
-            PRIMARY KEY (device, channel, hour_ms)
-        ) STRICT, WITHOUT ROWID;",
+        &super::schema::READINGS_MIGRATIONS[0]
+            .replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ")
+            .replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS "),
     )?;
     Ok(())
 }
