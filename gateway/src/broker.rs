@@ -41,6 +41,6 @@ pub mod setup;
 mod tests;
 
 pub use client::{
-    AckError, AckToken, Broker, BrokerError, BrokerHandle, BrokerState, ClientConfig,
+    AckError, AckToken, Broker, BrokerError, BrokerHandle, BrokerState, ClientConfig, Confirmation,
     CounterSnapshot, Credentials, Incoming, LinkState, Priority, Qos, Uplink, UplinkSender,
 };

@@ -11,4 +11,4 @@ pub mod robot;
 pub mod template;
 pub mod webhook;
 
-pub use notifier::{Outgoing, publish_early, run as notifier};
+pub use notifier::{EarlyPublishes, Outgoing, publish_early, run as notifier};

@@ -9,8 +9,9 @@
 //!    the journal ops (events, episodes, the alerts to send) and the acks;
 //! 3. offers the readings to the readings writer and the time-series database (never waited
 //!    for), publishes the `opened` alerts of episodes that devices' events opened (the alarm
-//!    path: [`Outgoing::early`]) on the urgent link **without waiting for any commit**, and
-//!    writes the journal ops in **one** journal transaction (group commit, durable);
+//!    path: [`Outgoing::early`]) on the urgent link **without waiting for any commit** (nor for
+//!    the broker's PUBACK: that is awaited once the commit is done), and writes the journal ops
+//!    in **one** journal transaction (group commit, durable);
 //! 4. only once the commit has succeeded acknowledges the events end to end
 //!    (`firegrid/v1/dev/{id}/ack`), hands the alerts to the notifiers ([`crate::notify`]: the
 //!    early ones only to be marked delivered), and releases the broker's PUBACKs — so nothing
@@ -61,7 +62,7 @@ use crate::ingest::{self, Refusal, Refusals};
 use crate::metrics::{IngestKind, Metrics};
 use crate::model::{DeviceState, UnixMs};
 use crate::notify::alert::Alert;
-use crate::notify::{Outgoing, publish_early};
+use crate::notify::{EarlyPublishes, Outgoing, publish_early};
 use crate::store::{
     Committing, JournalOp, JournalResult, JournalWriter, NotifyChannel, PendingSighting,
     ReadingsWriter, Store, StoreError,
@@ -116,8 +117,8 @@ struct InFlight {
 /// What a plan does once its journal ops are durable.
 struct AfterCommit {
     alerts: Vec<Outgoing>,
-    /// Which alerts went out before the commit.
-    published: Vec<bool>,
+    /// The alerts that went out before the commit, their PUBACKs under way.
+    published: EarlyPublishes,
     acks: BTreeMap<DeviceId, Vec<Seq>>,
     tokens: Vec<AckToken>,
     opened: Vec<crate::model::Category>,
@@ -534,6 +535,7 @@ impl Pipeline {
             now,
             started: _,
         } = after;
+        let published = published.confirmed().await;
         // The notifications are the last ops, one per alert.
         let tail = results.len().saturating_sub(alerts.len());
         for ((mut o, sent), result) in alerts

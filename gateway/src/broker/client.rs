@@ -68,6 +68,9 @@
 //! slot: rumqttc resends those after a reconnect, but the resends are not confirmed (their
 //! PUBACKs are ignored). Resends are told apart from queued requests by watching rumqttc's
 //! pending list (resends carry their packet id; queued requests it moved there have none).
+//! [`BrokerHandle::publish_unwaited`] is the same publish split in two: queued at once (or
+//! refused at once when the link is down or its queue full), its [`Confirmation`] awaited
+//! later — for the pipeline, which must not stop for the broker's round trip.
 
 mod ack;
 mod config;
@@ -83,7 +86,7 @@ mod uplink;
 pub use ack::{AckError, AckToken};
 pub use config::{ClientConfig, Credentials};
 pub use error::BrokerError;
-pub use handle::BrokerHandle;
+pub use handle::{BrokerHandle, Confirmation};
 pub use state::{BrokerState, CounterSnapshot, Incoming, LinkState, Priority, Qos};
 pub use uplink::{Uplink, UplinkSender};
 

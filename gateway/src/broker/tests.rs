@@ -650,6 +650,43 @@ async fn a_confirmed_publish_returns_once_the_broker_holds_the_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwaited_publish_is_queued_at_once_and_confirmed_when_the_broker_answers() {
+    let mut mosquitto = Mosquitto::start().await.expect("mosquitto starts");
+    let (gw, _rx, cancel) = connected(publisher(mosquitto.addr(), "gw-unwaited")).await;
+    let topic = "firegrid/v1/alert/c3";
+    // The broker frozen: nothing answers, yet the publish is queued and the call returns.
+    mosquitto.pause();
+    let confirmation = tokio::time::timeout(
+        WAIT,
+        gw.publish_unwaited(Priority::Urgent, topic, &b"early"[..], true, WAIT),
+    )
+    .await
+    .expect("returns without the broker's answer")
+    .expect("queued on the connected link");
+    mosquitto.resume();
+    confirmation
+        .confirmed()
+        .await
+        .expect("the broker acknowledges it once it runs again");
+    let payload = retained(mosquitto.addr(), "reader-unwaited", topic).await;
+    assert_eq!(&payload[..], b"early");
+
+    // A link that is down refuses at once: nothing is queued to go out after the reconnect.
+    mosquitto.kill();
+    let mut state = gw.state();
+    tokio::time::timeout(WAIT, state.wait_for(|s| s.urgent != LinkState::Connected))
+        .await
+        .expect("the client sees the broker gone")
+        .expect("runs");
+    let err = gw
+        .publish_unwaited(Priority::Urgent, topic, &b"down"[..], true, WAIT)
+        .await
+        .expect_err("the link is down");
+    assert!(matches!(err, BrokerError::NotConfirmed { .. }), "{err}");
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_confirmed_publish_fails_while_the_broker_is_down_and_works_after_its_restart() {
     let mut mosquitto = Mosquitto::start().await.expect("mosquitto starts");
     let (gw, _rx, cancel) = connected(publisher(mosquitto.addr(), "gw-confirm-down")).await;

@@ -296,39 +296,87 @@ async fn publish_mqtt(o: &Outgoing, body: Vec<u8>, broker: &BrokerHandle) -> Res
         .map_err(|e| e.to_string())
 }
 
-/// Publishes the [`early`](Outgoing::early) ones of `alerts` on the urgent link, all at once,
-/// before their journal commit (the pipeline's alarm path); whether each was confirmed by
-/// the broker, in the order of `alerts` (`false` for those not early). The alarm latency of
-/// each `opened` one confirmed is counted now.
+/// Queues the [`early`](Outgoing::early) ones of `alerts` on the urgent link, all at once,
+/// before their journal commit (the pipeline's alarm path), **without waiting for the
+/// broker**: their PUBACKs are awaited by tasks of their own, so the pipeline goes on to the
+/// next message while the broker answers. The alarm latency of each `opened` one confirmed is
+/// counted when its PUBACK comes.
 pub async fn publish_early(
     alerts: &[Outgoing],
     broker: &BrokerHandle,
-    metrics: &Metrics,
-) -> Vec<bool> {
-    futures_util::future::join_all(alerts.iter().map(|o| async move {
+    metrics: &Arc<Metrics>,
+) -> EarlyPublishes {
+    let mut confirming = Vec::with_capacity(alerts.len());
+    for o in alerts {
         if !o.early {
-            return false;
+            confirming.push(None);
+            continue;
         }
         let body = serde_json::to_vec(&o.alert).unwrap_or_default();
-        match publish_mqtt(o, body, broker).await {
-            Ok(()) => {
-                if o.alert.what == AlertKind::Opened {
-                    metrics.alarm_latency(Duration::from_millis(
-                        now_ms().saturating_sub(o.alert.started_ms),
-                    ));
-                }
-                true
-            }
+        let episode = o.alert.episode;
+        let queued = broker
+            .publish_unwaited(
+                Priority::Urgent,
+                o.target.clone(),
+                body,
+                false,
+                CONFIRM_TIMEOUT,
+            )
+            .await;
+        let confirmation = match queued {
+            Ok(c) => c,
             Err(e) => {
                 tracing::warn!(
-                    episode = o.alert.episode,
+                    episode,
                     "alert not published before its commit, sent after it: {e}"
                 );
-                false
+                confirming.push(None);
+                continue;
             }
-        }
-    }))
-    .await
+        };
+        let metrics = Arc::clone(metrics);
+        let opened = (o.alert.what == AlertKind::Opened).then_some(o.alert.started_ms);
+        confirming.push(Some(tokio::spawn(async move {
+            match confirmation.confirmed().await {
+                Ok(()) => {
+                    if let Some(started_ms) = opened {
+                        metrics.alarm_latency(Duration::from_millis(
+                            now_ms().saturating_sub(started_ms),
+                        ));
+                    }
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        episode,
+                        "alert not confirmed before its commit, sent after it: {e}"
+                    );
+                    false
+                }
+            }
+        })));
+    }
+    EarlyPublishes(confirming)
+}
+
+/// The early publishes of a plan's alerts ([`publish_early`]), one per alert, their PUBACKs
+/// under way.
+#[derive(Debug, Default)]
+pub struct EarlyPublishes(Vec<Option<tokio::task::JoinHandle<bool>>>);
+
+impl EarlyPublishes {
+    /// Whether the broker confirmed each alert, in the order of the alerts (`false` for
+    /// those not early or not queued). Waits for the PUBACKs still under way (each bounded by
+    /// its deadline); by the time the journal commit is done they have usually come.
+    pub async fn confirmed(self) -> Vec<bool> {
+        futures_util::future::join_all(self.0.into_iter().map(|c| async move {
+            match c {
+                Some(handle) => handle.await.unwrap_or(false),
+                None => false,
+            }
+        }))
+        .await
+    }
 }
 
 #[cfg(test)]

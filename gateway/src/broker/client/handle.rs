@@ -120,24 +120,77 @@ impl BrokerHandle {
                 ));
             }
         }
+        let mut confirmation = self
+            .queue_confirmed(priority, topic, payload.into(), retain, deadline)
+            .await?;
+        confirmation.timeout = timeout;
+        confirmation.confirmed().await
+    }
+
+    /// Queues a QoS 1 publish on the link of `priority` **at once**, without waiting: for the
+    /// link to be connected ([`BrokerError::NotConfirmed`] if it is not) nor for room in its
+    /// queue ([`BrokerError::Backpressure`] if it is full). The [`Confirmation`] resolves on the
+    /// broker's PUBACK, within `timeout`. For a caller that must not stop for the broker's
+    /// round trip (the pipeline's early alerts).
+    ///
+    /// # Errors
+    /// As above, and [`BrokerError::InvalidTopic`], [`BrokerError::TooLarge`],
+    /// [`BrokerError::Stopped`].
+    pub async fn publish_unwaited(
+        &self,
+        priority: Priority,
+        topic: impl Into<String>,
+        payload: impl Into<Bytes>,
+        retain: bool,
+        timeout: Duration,
+    ) -> Result<Confirmation, BrokerError> {
+        let topic = topic.into();
+        let link = match priority {
+            Priority::Normal => self.state.borrow().normal,
+            Priority::Urgent => self.state.borrow().urgent,
+        };
+        if link != LinkState::Connected {
+            return Err(BrokerError::NotConfirmed {
+                priority,
+                topic,
+                reason: format!("the link is {link:?}, not connected"),
+            });
+        }
+        let now = tokio::time::Instant::now();
+        let mut confirmation = self
+            .queue_confirmed(priority, topic, payload.into(), retain, now)
+            .await?;
+        confirmation.deadline = now + timeout;
+        confirmation.timeout = timeout;
+        Ok(confirmation)
+    }
+
+    /// Queues a QoS 1 publish with a confirmation slot, waiting until `deadline` for room; the
+    /// [`Confirmation`] then waits until that `deadline` for the PUBACK.
+    async fn queue_confirmed(
+        &self,
+        priority: Priority,
+        topic: String,
+        payload: Bytes,
+        retain: bool,
+        deadline: tokio::time::Instant,
+    ) -> Result<Confirmation, BrokerError> {
         let (tx, rx) = oneshot::channel();
         let message = Outbound {
             priority,
             topic: topic.clone(),
-            payload: payload.into(),
+            payload,
             qos: Qos::AtLeastOnce,
             retain,
         };
         self.enqueue(message, deadline, Some(tx)).await?;
-        match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(reason))) => Err(not_confirmed(topic, reason.to_string())),
-            Ok(Err(_)) => Err(not_confirmed(topic, "the link stopped".into())),
-            Err(_) => Err(not_confirmed(
-                topic,
-                format!("no PUBACK within {timeout:?}"),
-            )),
-        }
+        Ok(Confirmation {
+            rx,
+            deadline,
+            timeout: Duration::ZERO,
+            priority,
+            topic,
+        })
     }
 
     pub(super) async fn enqueue(
@@ -267,4 +320,43 @@ pub(super) struct Outbound {
 pub(super) struct PublishLink {
     pub(super) client: AsyncClient,
     pub(super) book: Arc<Confirmations>,
+}
+
+/// A confirmed publish, queued: [`confirmed`](Self::confirmed) once the broker has it.
+#[derive(Debug)]
+pub struct Confirmation {
+    rx: oneshot::Receiver<Result<(), &'static str>>,
+    deadline: tokio::time::Instant,
+    /// How long it was given (for the error).
+    timeout: Duration,
+    priority: Priority,
+    topic: String,
+}
+
+impl Confirmation {
+    /// `Ok` once the broker's PUBACK for it came; [`BrokerError::NotConfirmed`] if the link
+    /// dropped first, the broker lost the session, the client stopped or the deadline passed.
+    ///
+    /// # Errors
+    /// As above.
+    pub async fn confirmed(self) -> Result<(), BrokerError> {
+        let Self {
+            rx,
+            deadline,
+            timeout,
+            priority,
+            topic,
+        } = self;
+        let not_confirmed = |reason: String| BrokerError::NotConfirmed {
+            priority,
+            topic,
+            reason,
+        };
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(reason))) => Err(not_confirmed(reason.to_string())),
+            Ok(Err(_)) => Err(not_confirmed("the link stopped".into())),
+            Err(_) => Err(not_confirmed(format!("no PUBACK within {timeout:?}"))),
+        }
+    }
 }
