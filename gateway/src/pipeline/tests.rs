@@ -154,6 +154,8 @@ struct Rig {
     client: AsyncClient,
     rx: mpsc::UnboundedReceiver<(String, Value)>,
     device: tokio::task::JoinHandle<()>,
+    /// The HTTP API (its `/metrics` is open on loopback).
+    api: std::net::SocketAddr,
 }
 
 impl Rig {
@@ -186,6 +188,7 @@ impl Rig {
             .expect("the gateway starts in time")
             .expect("the gateway says where it runs");
         assert_eq!(running.store, path);
+        let api = running.api;
         let mqtt = mosquitto.addr();
 
         // The device: subscribed to its acks and to the alerts of its grid cell.
@@ -240,7 +243,27 @@ impl Rig {
             client,
             rx,
             device,
+            api,
         }
+    }
+
+    /// The count of one refusal reason in the gateway's `/metrics` (0 before the first).
+    async fn refusals(&self, reason: &str) -> f64 {
+        let text = reqwest::get(format!("http://{}/metrics", self.api))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("a body");
+        let series = format!("firegrid_refusals_total{{reason=\"{reason}\"}}");
+        firegrid_testkit::metrics::metric(&text, &series).unwrap_or(0.0)
+    }
+
+    async fn publish_event(&self, body: &str) {
+        self.client
+            .publish("firegrid/v1/dev/d-1/event", QoS::AtLeastOnce, false, body)
+            .await
+            .expect("publish queued");
     }
 
     async fn stop(self) {
@@ -412,5 +435,61 @@ async fn an_alarm_goes_out_while_the_commit_before_it_is_still_in_flight() {
         (1043..=1045).all(|seq| acks_of(s, seq) >= 1)
     })
     .await;
+    rig.stop().await;
+}
+
+/// The device resends two alarms whose journal commits are still under way (one in flight, one
+/// queued behind it): each resend is a duplicate (counted as one), raises nothing, and once the
+/// disk has written them each alarm is one episode with one alert, acknowledged (again for the
+/// resend).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resend_of_an_event_whose_commit_is_under_way_is_a_duplicate() {
+    let mut rig = Rig::start().await;
+    faults::hold_journal_commits(&rig.path, true);
+    struct Release(std::path::PathBuf);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            faults::hold_journal_commits(&self.0, false);
+        }
+    }
+    let release = Release(rig.path.clone());
+    let alarms = [
+        r#"{"seq":2001,"up_ms":86460000,"kind":"alarm_raised","ch":0,"residual_ma":412,"threshold_ma":300}"#,
+        r#"{"seq":2002,"up_ms":86461000,"kind":"alarm_raised","ch":1,"temp_dc":873,"threshold_dc":850}"#,
+    ];
+    let mut seen = Vec::new();
+    for (ch, body) in (0..).zip(alarms) {
+        rig.publish_event(body).await;
+        receive_until(&mut rig.rx, "the alarm's early alert", &mut seen, |s| {
+            !alerts_on(s, ch).is_empty()
+        })
+        .await;
+    }
+    assert_eq!(rig.refusals("duplicate").await, 0.0);
+    // The first commit is held (in flight), the second plan queued behind it: resend both.
+    for body in alarms {
+        rig.publish_event(body).await;
+    }
+    firegrid_testkit::until_async("both resends refused as duplicates", DEADLINE, || async {
+        (rig.refusals("duplicate").await >= 2.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        rig.refusals("duplicate").await,
+        2.0,
+        "one refusal per resend"
+    );
+    drop(release);
+    receive_until(&mut rig.rx, "two acks of each alarm", &mut seen, |s| {
+        acks_of(s, 2001) >= 2 && acks_of(s, 2002) >= 2
+    })
+    .await;
+    for ch in [0, 1] {
+        let alerts = alerts_on(&seen, ch);
+        assert_eq!(alerts.len(), 1, "one alert on channel {ch}: {alerts:?}");
+    }
+    let (store, _) = Store::open(&rig.path).expect("the store opens beside the gateway");
+    let episodes = store.episodes(&EpisodeFilter::default()).expect("episodes");
+    assert_eq!(episodes.len(), 2, "one episode per alarm: {episodes:?}");
     rig.stop().await;
 }
