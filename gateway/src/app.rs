@@ -245,7 +245,11 @@ pub async fn run(
                     usize::try_from(waiting).unwrap_or(usize::MAX),
                 );
                 metrics.set_queue_depth(Queue::Journal, journal.queue_depth());
-                metrics.set_queue_depth(Queue::Readings, readings.queue_depth());
+                // In reading rows, what the queue is bounded by (not requests, whose size varies).
+                metrics.set_queue_depth(
+                    Queue::Readings,
+                    usize::try_from(readings.queued_rows()).unwrap_or(usize::MAX),
+                );
                 metrics.set_queue_depth(Queue::Notify, notify.max_capacity() - notify.capacity());
                 let counters = broker.counters();
                 metrics.set_broker_counters(counters.reconnects, counters.oversize);

@@ -21,7 +21,7 @@
 //! | `firegrid_episodes_opened_total` | counter | `category` | [`Metrics::episode_opened`] |
 //! | `firegrid_devices_known` | gauge | | [`Metrics::set_devices_known`] |
 //! | `firegrid_disk_free_bytes` | gauge | | [`Metrics::set_disk_free`] (the data directory's file system, sampled) |
-//! | `firegrid_queue_depth` | gauge | `queue` = `ingest`, `journal`, `readings`, `notify` | [`Metrics::set_queue_depth`] |
+//! | `firegrid_queue_depth` | gauge | `queue` = `ingest`, `journal`, `readings` (in reading rows, what bounds it), `notify` | [`Metrics::set_queue_depth`] |
 //! | `firegrid_readings_dropped_total` | counter | | [`Metrics::readings_dropped`] |
 //! | `firegrid_readings_stored_total` | counter | | [`Metrics::set_readings_stored`] (reading rows written by the readings writer) |
 //! | `firegrid_device_dropped_telemetry_total` | counter | | [`Metrics::device_dropped_telemetry`] (telemetry devices dropped from a full outbox, from their statuses) |

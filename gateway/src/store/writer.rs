@@ -592,11 +592,6 @@ impl ReadingsWriter {
         wait.blocking_recv().map_err(|_| StoreError::Closed)
     }
 
-    /// Requests (batches of samples, sightings) waiting in the queue now.
-    pub fn queue_depth(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
-    }
-
     /// The counters so far.
     pub fn stats(&self) -> ReadingsStats {
         let c = &self.counters;
