@@ -165,15 +165,21 @@ async fn a_grid_worker_rectifies_their_cells_hazard_with_a_note_and_a_photo() {
         )))
         .await
         .expect("the card rectified, with its photo");
-    // The photo shows in the page (the browser loaded it through the session).
-    let loaded = phone
-        .execute(
-            "return arguments[0].complete && arguments[0].naturalWidth;",
-            vec![serde_json::to_value(&done).expect("element")],
-        )
-        .await
-        .expect("the image's state");
-    assert_eq!(loaded, serde_json::json!(2), "the 2×2 photo is shown");
+    // The photo shows in the page (the browser loaded it through the session): its element
+    // may be in the page before its bytes are, so wait for it to be complete.
+    let photo = serde_json::to_value(&done).expect("element");
+    let width = firegrid_testkit::wait::until_async("the photo loaded", ELEMENT, || async {
+        let state = phone
+            .execute(
+                "return arguments[0].complete && arguments[0].naturalWidth;",
+                vec![photo.clone()],
+            )
+            .await
+            .expect("the image's state");
+        (state != serde_json::json!(false)).then_some(state)
+    })
+    .await;
+    assert_eq!(width, serde_json::json!(2), "the 2×2 photo is shown");
 
     // The API lists the note and the photo, who sent them; the photo's bytes are the file's.
     let ticket = gateway.get(&format!("episodes/{episode}")).await;

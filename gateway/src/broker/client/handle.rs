@@ -120,11 +120,10 @@ impl BrokerHandle {
                 ));
             }
         }
-        let mut confirmation = self
-            .queue_confirmed(priority, topic, payload.into(), retain, deadline)
-            .await?;
-        confirmation.timeout = timeout;
-        confirmation.confirmed().await
+        self.queue_confirmed(priority, topic, payload.into(), retain, deadline, deadline)
+            .await?
+            .confirmed()
+            .await
     }
 
     /// Queues a QoS 1 publish on the link of `priority` **at once**, without waiting: for the
@@ -157,22 +156,19 @@ impl BrokerHandle {
             });
         }
         let now = tokio::time::Instant::now();
-        let mut confirmation = self
-            .queue_confirmed(priority, topic, payload.into(), retain, now)
-            .await?;
-        confirmation.deadline = now + timeout;
-        confirmation.timeout = timeout;
-        Ok(confirmation)
+        self.queue_confirmed(priority, topic, payload.into(), retain, now, now + timeout)
+            .await
     }
 
-    /// Queues a QoS 1 publish with a confirmation slot, waiting until `deadline` for room; the
-    /// [`Confirmation`] then waits until that `deadline` for the PUBACK.
+    /// Queues a QoS 1 publish with a confirmation slot, waiting until `room` for room in the
+    /// queue; the [`Confirmation`] waits until `deadline` for the PUBACK.
     async fn queue_confirmed(
         &self,
         priority: Priority,
         topic: String,
         payload: Bytes,
         retain: bool,
+        room: tokio::time::Instant,
         deadline: tokio::time::Instant,
     ) -> Result<Confirmation, BrokerError> {
         let (tx, rx) = oneshot::channel();
@@ -183,11 +179,11 @@ impl BrokerHandle {
             qos: Qos::AtLeastOnce,
             retain,
         };
-        self.enqueue(message, deadline, Some(tx)).await?;
+        self.enqueue(message, room, Some(tx)).await?;
         Ok(Confirmation {
             rx,
             deadline,
-            timeout: Duration::ZERO,
+            timeout: deadline.saturating_duration_since(tokio::time::Instant::now()),
             priority,
             topic,
         })
@@ -327,7 +323,7 @@ pub(super) struct PublishLink {
 pub struct Confirmation {
     rx: oneshot::Receiver<Result<(), &'static str>>,
     deadline: tokio::time::Instant,
-    /// How long it was given (for the error).
+    /// How long it was given once queued (for the error).
     timeout: Duration,
     priority: Priority,
     topic: String,
