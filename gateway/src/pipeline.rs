@@ -431,6 +431,11 @@ impl Pipeline {
             self.metrics.readings_dropped(rows as u64);
         }
         let published = publish_early(&alerts, &self.broker, &self.metrics).await;
+        if published.any() {
+            // The urgent link's task was woken on this worker, into the slot other workers
+            // cannot take: let it write the alert now, not after the next telemetry batches.
+            tokio::task::yield_now().await;
+        }
         let events = ops
             .iter()
             .filter_map(|op| match op {

@@ -365,6 +365,11 @@ pub async fn publish_early(
 pub struct EarlyPublishes(Vec<Option<tokio::task::JoinHandle<bool>>>);
 
 impl EarlyPublishes {
+    /// Whether any alert was queued.
+    pub fn any(&self) -> bool {
+        self.0.iter().any(Option::is_some)
+    }
+
     /// Whether the broker confirmed each alert, in the order of the alerts (`false` for
     /// those not early or not queued). Waits for the PUBACKs still under way (each bounded by
     /// its deadline); by the time the journal commit is done they have usually come.
