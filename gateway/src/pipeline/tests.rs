@@ -142,6 +142,23 @@ fn alerts_on(seen: &[(String, Value)], channel: u64) -> Vec<&Value> {
         .collect()
 }
 
+/// The journal's commits on a store held (a slow disk) while this lives; released however the
+/// test ends, since a held writer would outlive it.
+struct HeldCommits(std::path::PathBuf);
+
+impl HeldCommits {
+    fn new(path: &std::path::Path) -> Self {
+        faults::hold_journal_commits(path, true);
+        Self(path.to_path_buf())
+    }
+}
+
+impl Drop for HeldCommits {
+    fn drop(&mut self) {
+        faults::hold_journal_commits(&self.0, false);
+    }
+}
+
 /// A whole gateway (`app::run` in this process, an outside Mosquitto, a store with the
 /// registry of [`registry`]) and device `d-1` on MQTT, subscribed to its acks and to every
 /// alert; what it receives comes out of `rx`.
@@ -382,15 +399,7 @@ async fn a_journal_commit_that_fails_then_succeeds_gives_one_episode_one_alert_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alarm_goes_out_while_the_commit_before_it_is_still_in_flight() {
     let mut rig = Rig::start().await;
-    faults::hold_journal_commits(&rig.path, true);
-    // Released however the test ends: a held writer would outlive it.
-    struct Release(std::path::PathBuf);
-    impl Drop for Release {
-        fn drop(&mut self) {
-            faults::hold_journal_commits(&self.0, false);
-        }
-    }
-    let release = Release(rig.path.clone());
+    let release = HeldCommits::new(&rig.path);
     let mut seen = Vec::new();
     for (seq, body) in [
         (
@@ -445,14 +454,7 @@ async fn an_alarm_goes_out_while_the_commit_before_it_is_still_in_flight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resend_of_an_event_whose_commit_is_under_way_is_a_duplicate() {
     let mut rig = Rig::start().await;
-    faults::hold_journal_commits(&rig.path, true);
-    struct Release(std::path::PathBuf);
-    impl Drop for Release {
-        fn drop(&mut self) {
-            faults::hold_journal_commits(&self.0, false);
-        }
-    }
-    let release = Release(rig.path.clone());
+    let release = HeldCommits::new(&rig.path);
     let alarms = [
         r#"{"seq":2001,"up_ms":86460000,"kind":"alarm_raised","ch":0,"residual_ma":412,"threshold_ma":300}"#,
         r#"{"seq":2002,"up_ms":86461000,"kind":"alarm_raised","ch":1,"temp_dc":873,"threshold_dc":850}"#,

@@ -104,11 +104,10 @@ impl BrokerHandle {
         // unconfirmed, after the reconnect) while the caller retries.
         let mut state = self.state.clone();
         let up = state.wait_for(|s| {
-            let link = match priority {
-                Priority::Normal => s.normal,
-                Priority::Urgent => s.urgent,
-            };
-            matches!(link, LinkState::Connected | LinkState::Stopped)
+            matches!(
+                s.publishing(priority),
+                LinkState::Connected | LinkState::Stopped
+            )
         });
         match tokio::time::timeout_at(deadline, up).await {
             Ok(Ok(_)) => {} // Stopped: the publish below says so
@@ -144,10 +143,7 @@ impl BrokerHandle {
         timeout: Duration,
     ) -> Result<Confirmation, BrokerError> {
         let topic = topic.into();
-        let link = match priority {
-            Priority::Normal => self.state.borrow().normal,
-            Priority::Urgent => self.state.borrow().urgent,
-        };
+        let link = self.state.borrow().publishing(priority);
         if link != LinkState::Connected {
             return Err(BrokerError::NotConfirmed {
                 priority,
@@ -253,11 +249,7 @@ impl BrokerHandle {
                 }
             }
             // Full, or the link's event loop is gone.
-            let stopped = match priority {
-                Priority::Normal => self.state.borrow().normal,
-                Priority::Urgent => self.state.borrow().urgent,
-            } == LinkState::Stopped;
-            if stopped {
+            if self.state.borrow().publishing(priority) == LinkState::Stopped {
                 return Err(BrokerError::Stopped);
             }
             if tokio::time::timeout_at(deadline, room).await.is_err() {

@@ -112,6 +112,14 @@ impl BrokerState {
         [self.ingest, self.alarms, self.normal, self.urgent]
     }
 
+    /// The state of the publish link of `priority`.
+    pub(super) fn publishing(&self, priority: Priority) -> LinkState {
+        match priority {
+            Priority::Normal => self.normal,
+            Priority::Urgent => self.urgent,
+        }
+    }
+
     pub(super) fn get_mut(&mut self, role: Role) -> &mut LinkState {
         match role {
             Role::Ingest => &mut self.ingest,
