@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::access::Role;
+use crate::alarm_path::{AlarmPath, Scheduling};
 use crate::api::{self, ApiState, Health};
 use crate::broker::mosquitto::{Account, AccountSource, AccountsChanged, Grant};
 use crate::broker::settings::BrokerMode;
@@ -54,6 +55,9 @@ pub enum AppError {
         /// Why.
         source: std::io::Error,
     },
+    /// The alarm path's thread cannot start.
+    #[error("alarm path thread: {0}")]
+    AlarmPath(std::io::Error),
     /// The store cannot be opened.
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
@@ -149,6 +153,10 @@ pub async fn run(
     let tasks = TaskTracker::new();
 
     let metrics = Arc::new(Metrics::new());
+    // The alarm path's thread: the alarms and urgent links and the pipeline.
+    let alarm_path =
+        AlarmPath::start(config.alarm_path.realtime_priority).map_err(AppError::AlarmPath)?;
+    metrics.set_alarm_path_realtime(matches!(alarm_path.scheduling(), Scheduling::Realtime(_)));
     // The broker: the managed Mosquitto (default) or an external one, and the client.
     let accounts = AccountsChanged::default();
     let source: Arc<dyn AccountSource> = Arc::new(broker_accounts(store.clone()));
@@ -160,6 +168,7 @@ pub async fn run(
         metrics.managed_broker.clone(),
         &cancel,
         &tasks,
+        Some(alarm_path.handle()),
     )
     .await?;
     let (broker, incoming, managed) = (connected.broker, connected.incoming, connected.managed);
@@ -408,7 +417,11 @@ pub async fn run(
         control_tx.clone(),
         inner.clone(),
     ));
-    let pipeline_task = tasks.spawn(pipeline.run(incoming, control_rx, inner.clone()));
+    let pipeline_task = tasks.track_future(alarm_path.handle().spawn(pipeline.run(
+        incoming,
+        control_rx,
+        inner.clone(),
+    )));
     // Retention and checkpoints, on a schedule, off the alarm path.
     tasks.spawn(crate::maintenance::run(
         store.clone(),
@@ -501,6 +514,7 @@ pub async fn run(
     drop(journal);
     drop(readings);
     let _ = tokio::task::spawn_blocking(move || {
+        alarm_path.join();
         let _ = journal_thread.join();
         let _ = readings_thread.join();
     })

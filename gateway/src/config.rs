@@ -326,6 +326,26 @@ pub struct Config {
     pub commissioning: crate::commissioning::CommissioningSection,
     /// Notes and photo evidence on tickets.
     pub evidence: EvidenceSection,
+    /// The alarm path's thread.
+    pub alarm_path: AlarmPathSection,
+}
+
+/// `[alarm_path]`: how the alarm path's thread is scheduled ([`crate::alarm_path`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlarmPathSection {
+    /// `SCHED_FIFO` priority of the alarm path's thread (1–99), when the operating system
+    /// allows it (root, `CAP_SYS_NICE`, or `RLIMIT_RTPRIO`); 0: the ordinary class. Default 1,
+    /// the lowest real-time priority: ahead of every ordinary thread, behind the kernel's own.
+    pub realtime_priority: u8,
+}
+
+impl Default for AlarmPathSection {
+    fn default() -> Self {
+        Self {
+            realtime_priority: 1,
+        }
+    }
 }
 
 /// `[tickets]`: the hazard workflow's deadlines and verification ([`crate::workflow`]).
@@ -785,6 +805,7 @@ impl Default for Config {
             tickets: TicketsSection::default(),
             commissioning: crate::commissioning::CommissioningSection::default(),
             evidence: EvidenceSection::default(),
+            alarm_path: AlarmPathSection::default(),
         }
     }
 }
@@ -937,6 +958,9 @@ impl Config {
         }
         if self.store.disk_full_mb > self.store.disk_low_mb {
             return Err("[store] disk_full_mb must not be above disk_low_mb".into());
+        }
+        if self.alarm_path.realtime_priority > 99 {
+            return Err("[alarm_path] realtime_priority is 0 (off) or 1-99".into());
         }
         if self.engine.offline_factor == 0 {
             return Err("[engine] offline_factor must be at least 1".into());

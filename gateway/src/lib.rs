@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod access;
+pub mod alarm_path;
 pub mod api;
 pub mod app;
 pub mod broker;

@@ -20,6 +20,7 @@
 //! | `firegrid_alerts_total` | counter | `channel` = `mqtt`, `webhook`, `sse`; `result` = `ok`, `retry`, `stopped` (a webhook whose ticket was acknowledged) | [`Metrics::alert`] |
 //! | `firegrid_episodes_opened_total` | counter | `category` | [`Metrics::episode_opened`] |
 //! | `firegrid_devices_known` | gauge | | [`Metrics::set_devices_known`] |
+//! | `firegrid_alarm_path_realtime` | gauge | | [`Metrics::set_alarm_path_realtime`]: 1 when the alarm path's thread runs in the real-time class ([`crate::alarm_path`]) |
 //! | `firegrid_disk_free_bytes` | gauge | | [`Metrics::set_disk_free`] (the data directory's file system, sampled) |
 //! | `firegrid_queue_depth` | gauge | `queue` = `ingest`, `journal`, `readings` (in reading rows, what bounds it), `notify` | [`Metrics::set_queue_depth`] |
 //! | `firegrid_readings_dropped_total` | counter | | [`Metrics::readings_dropped`] |
@@ -104,6 +105,7 @@ pub struct Metrics {
     alerts: Fixed<Labels<2>, Count, 9>,
     episodes_opened: Fixed<Labels<1>, Count, 6>,
     devices_known: Gauge,
+    alarm_path_realtime: Gauge,
     disk_free: Gauge<u64, AtomicU64>,
     queue_depth: Fixed<Labels<1>, Gauge, 4>,
     readings_dropped: Count,
@@ -150,6 +152,7 @@ impl Metrics {
             })),
             episodes_opened: Fixed::new(Category::ALL.map(|c| [("category", c.as_str())])),
             devices_known: Gauge::default(),
+            alarm_path_realtime: Gauge::default(),
             disk_free: Gauge::default(),
             queue_depth: Fixed::new(Queue::ALL.map(|q| [("queue", q.as_str())])),
             readings_dropped: Count::default(),
@@ -213,6 +216,12 @@ impl Metrics {
             "devices_known",
             "Devices the alarm engine watches.",
             self.devices_known.clone(),
+        );
+        register(
+            r,
+            "alarm_path_realtime",
+            "1 when the alarm path's thread runs in the real-time scheduling class.",
+            self.alarm_path_realtime.clone(),
         );
         register(
             r,
@@ -329,6 +338,11 @@ impl Metrics {
     /// Sets how many devices the engine watches.
     pub fn set_devices_known(&self, n: u64) {
         self.devices_known.set(collect::as_gauge(n));
+    }
+
+    /// Sets whether the alarm path's thread runs in the real-time class.
+    pub fn set_alarm_path_realtime(&self, on: bool) {
+        self.alarm_path_realtime.set(i64::from(on));
     }
 
     /// Sets the free bytes of the data directory's file system.

@@ -75,6 +75,13 @@ pub use plan::{Classified, Known, Lookups, Plan, Planner, Refused, derived_episo
 /// The most broker messages handled in one batch (one journal transaction).
 const MAX_BATCH: usize = 512;
 
+/// After a telemetry batch smaller than [`MAX_BATCH`], the pipeline takes telemetry again only
+/// this much later (events and statuses at once meanwhile): under load, telemetry then comes
+/// in batches of a millisecond's worth, one wake-up of the alarm path's thread each, instead
+/// of one per message ([`crate::alarm_path`]). Measured at 10k devices: the thread's CPU at
+/// 30–40k msg/s from 26–42 % of a core to 13–20 %.
+const TELEMETRY_PACE: Duration = Duration::from_millis(1);
+
 /// The most staged plans queued behind the commit in flight; one more waits for it. Bounded in
 /// practice by the broker's in-flight windows (events are taken only as fast as they are
 /// acknowledged); this bounds ticks and API changes during a stalled disk.
@@ -218,6 +225,7 @@ impl Pipeline {
         cancel: CancellationToken,
     ) {
         let mut areas = watch_areas(self.store.clone(), cancel.clone());
+        let mut telemetry_from = tokio::time::Instant::now();
         loop {
             let deadline = self.planner.next_deadline();
             let wait = deadline.map_or(Duration::from_secs(3600), |t| {
@@ -237,7 +245,7 @@ impl Pipeline {
                     }
                     self.metrics.set_devices_known(self.planner.engine().device_count() as u64);
                 }
-                Some(first) = incoming.recv() => {
+                Some(first) = incoming.recv_paced(telemetry_from) => {
                     // A batch of events and statuses takes no telemetry along: its journal
                     // commit (and its alerts) would wait for that telemetry's processing.
                     let alarms_only = !first.topic.ends_with("/telemetry");
@@ -253,7 +261,11 @@ impl Pipeline {
                             None => break,
                         }
                     }
+                    let paced = !alarms_only && batch.len() < MAX_BATCH;
                     self.batch(batch).await;
+                    if paced {
+                        telemetry_from = tokio::time::Instant::now() + TELEMETRY_PACE;
+                    }
                 }
                 Ok(()) = areas.changed() => {
                     let tree = areas.borrow_and_update().clone();

@@ -167,7 +167,11 @@ impl Broker {
                 acks_written: 0,
                 confirms: (!role.subscribes()).then(|| Tracker::new(book.clone())),
             };
-            runtime.spawn(link.run());
+            // The links of the alarm path run on its thread, when it has one.
+            match (&config.alarm_path, role) {
+                (Some(alarm_path), Role::Alarms | Role::Urgent) => alarm_path.spawn(link.run()),
+                _ => runtime.spawn(link.run()),
+            };
             if !role.subscribes() {
                 clients.push(PublishLink { client, book });
             }

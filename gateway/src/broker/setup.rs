@@ -58,11 +58,13 @@ pub enum SetupError {
 }
 
 /// Starts the managed broker (or writes an external one's accounts) with the accounts of
-/// `source`, then connects the gateway's client. `changed` is what the rest of the gateway
-/// tells when accounts change.
+/// `source`, then connects the gateway's client, its alarms and urgent links on `alarm_path`
+/// (the alarm path's runtime) when given. `changed` is what the rest of the gateway tells when
+/// accounts change.
 ///
 /// # Errors
 /// [`SetupError`].
+#[allow(clippy::too_many_arguments)]
 pub async fn connect(
     config: &BrokerConfig,
     data_dir: &Path,
@@ -71,6 +73,7 @@ pub async fn connect(
     stats: Arc<BrokerStats>,
     cancel: &CancellationToken,
     tasks: &TaskTracker,
+    alarm_path: Option<&tokio::runtime::Handle>,
 ) -> Result<Connected, SetupError> {
     let (client, managed, device_addr) = match config.mode {
         BrokerMode::Managed => {
@@ -150,6 +153,7 @@ pub async fn connect(
     if !config.shared_group.is_empty() {
         client.share_group = Some(config.shared_group.clone());
     }
+    client.alarm_path = alarm_path.cloned();
     let (broker, incoming) = Broker::connect(client, cancel.child_token())?;
     Ok(Connected {
         broker,

@@ -97,6 +97,7 @@ fn whole_text_of_a_small_example() {
     m.alert(AlertChannel::Webhook, AlertResult::Retry);
     m.episode_opened(Category::Smoke);
     m.set_devices_known(12);
+    m.set_alarm_path_realtime(true);
     m.set_disk_free(1 << 40);
     m.set_queue_depth(Queue::Journal, 3);
     m.readings_dropped(5);

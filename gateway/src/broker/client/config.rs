@@ -57,6 +57,9 @@ pub struct ClientConfig {
     /// TLS to the broker (every link), verifying its certificate against these roots; `None`:
     /// plain TCP.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// The runtime the alarms and urgent links run on ([`crate::alarm_path`]); `None`: the
+    /// caller's, like the other two.
+    pub alarm_path: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -80,6 +83,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("backoff_min", &self.backoff_min)
             .field("backoff_max", &self.backoff_max)
             .field("tls", &self.tls.is_some())
+            .field("alarm_path", &self.alarm_path.is_some())
             .finish()
     }
 }
@@ -128,6 +132,7 @@ impl ClientConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
             tls: None,
+            alarm_path: None,
         }
     }
 

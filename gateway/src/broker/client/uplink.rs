@@ -51,10 +51,26 @@ impl Uplink {
     /// # Cancel safety
     /// Cancel-safe: it only awaits `mpsc::Receiver::recv`, which is.
     pub async fn recv(&mut self) -> Option<Incoming> {
+        self.recv_paced(tokio::time::Instant::now()).await
+    }
+
+    /// Like [`recv`](Self::recv), but telemetry only from `telemetry_from` on: an event or
+    /// status is taken at once meanwhile, telemetry waits in its queue (and, taken together
+    /// then, costs its taker one wake-up instead of one per message).
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: it awaits `mpsc::Receiver::recv` and a sleep.
+    pub async fn recv_paced(&mut self, telemetry_from: tokio::time::Instant) -> Option<Incoming> {
+        let telemetry = async {
+            if telemetry_from > tokio::time::Instant::now() {
+                tokio::time::sleep_until(telemetry_from).await;
+            }
+            self.telemetry.recv().await
+        };
         tokio::select! {
             biased;
             Some(m) = self.alarms.recv() => Some(m),
-            Some(m) = self.telemetry.recv() => Some(m),
+            Some(m) = telemetry => Some(m),
             else => None,
         }
     }
