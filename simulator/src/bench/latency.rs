@@ -4,7 +4,9 @@
 //! Each sample is an `alarm_raised` event of a device (and channel) no other sample used, so
 //! that each opens a new episode (the gateway raises one alert per episode). The instant is
 //! taken just before the publish call of the alarm's own connection, the receipt when the
-//! worker's client reads the alert; both on this process's monotonic clock.
+//! worker's client reads the alert; both on this process's monotonic clock. The alarm's
+//! connection and the worker's run on a thread of their own ([`Ends`]), not among the load
+//! generator's tasks.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -73,43 +75,96 @@ struct Seen {
     at: Instant,
 }
 
+/// The runtime of the alarm's two ends — the device that raises it and the grid worker who
+/// receives it — on a thread of its own, as they would be on machines of their own: neither
+/// waits for the load generator's tasks, nor for its busy runtime to poll their sockets. An
+/// ordinary thread: it shares the CPUs with everything else. Stopped on drop.
+#[derive(Debug)]
+struct Ends {
+    handle: tokio::runtime::Handle,
+    stop: CancellationToken,
+}
+
+impl Ends {
+    fn start() -> Result<Self, BenchError> {
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("bench-alarm-ends".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => {
+                        let _ = tx.send(Ok(rt.handle().clone()));
+                        rt.block_on(stopped.cancelled());
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            })?;
+        let handle = rx
+            .recv()
+            .map_err(|_| std::io::Error::other("the alarm ends' thread ended at start"))??;
+        Ok(Self { handle, stop })
+    }
+}
+
+impl Drop for Ends {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
 /// The grid worker's subscriber: every `opened` alarm alert, and every relayed event.
 #[derive(Debug)]
 pub struct Worker {
     seen: mpsc::UnboundedReceiver<Seen>,
     cancel: CancellationToken,
+    ends: Ends,
 }
 
 impl Worker {
-    /// Connects and subscribes to `firegrid/v1/alert/#`.
+    /// Connects and subscribes to `firegrid/v1/alert/#`, on the alarm ends' own thread.
     ///
     /// # Errors
     /// [`BenchError::Mqtt`].
     pub async fn start(port: u16) -> Result<Self, BenchError> {
-        let (client, mut eventloop) = load::client(port, "bench-worker");
-        load::connected(&mut eventloop, "worker").await?;
-        client
-            .subscribe("firegrid/v1/alert/#", QoS::AtLeastOnce)
-            .await
-            .map_err(|e| BenchError::Mqtt(format!("worker subscribe: {e}")))?;
-        // Wait for the SUBACK so that no alert can come before the subscription holds.
-        let suback = async {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::SubAck(_))) => return Ok(()),
-                    Ok(_) => {}
-                    Err(e) => return Err(BenchError::Mqtt(format!("worker: {e}"))),
-                }
-            }
-        };
-        tokio::time::timeout(ALERT_DEADLINE, suback)
-            .await
-            .map_err(|_| BenchError::Mqtt("worker: no SUBACK".into()))??;
+        let ends = Ends::start()?;
         let (tx, seen) = mpsc::unbounded_channel();
         let cancel = CancellationToken::new();
         let stop = cancel.clone();
-        tokio::spawn(async move {
-            let _client = client;
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        ends.handle.spawn(async move {
+            let (client, mut eventloop) = load::client(port, "bench-worker");
+            let subscribed = async {
+                load::connected(&mut eventloop, "worker").await?;
+                client
+                    .subscribe("firegrid/v1/alert/#", QoS::AtLeastOnce)
+                    .await
+                    .map_err(|e| BenchError::Mqtt(format!("worker subscribe: {e}")))?;
+                // Wait for the SUBACK so that no alert can come before the subscription holds.
+                let suback = async {
+                    loop {
+                        match eventloop.poll().await {
+                            Ok(Event::Incoming(Packet::SubAck(_))) => return Ok(()),
+                            Ok(_) => {}
+                            Err(e) => return Err(BenchError::Mqtt(format!("worker: {e}"))),
+                        }
+                    }
+                };
+                tokio::time::timeout(ALERT_DEADLINE, suback)
+                    .await
+                    .map_err(|_| BenchError::Mqtt("worker: no SUBACK".into()))?
+            }
+            .await;
+            let failed = subscribed.is_err();
+            if ready_tx.send(subscribed).is_err() || failed {
+                return;
+            }
             loop {
                 let event = tokio::select! {
                     () = stop.cancelled() => break,
@@ -132,7 +187,10 @@ impl Worker {
                 }
             }
         });
-        Ok(Self { seen, cancel })
+        ready
+            .await
+            .map_err(|_| BenchError::Mqtt("worker: stopped while connecting".into()))??;
+        Ok(Self { seen, cancel, ends })
     }
 }
 
@@ -206,11 +264,17 @@ pub async fn sample(
     first: usize,
     worker: &mut Worker,
 ) -> Result<LatencyStats, BenchError> {
-    let (client, mut eventloop) = load::client(port, "bench-alarm");
-    load::connected(&mut eventloop, "alarm publisher").await?;
+    // The device's connection on the alarm ends' thread, beside the worker's.
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
-    let poller = tokio::spawn(async move {
+    let (connected, client) = tokio::sync::oneshot::channel();
+    let poller = worker.ends.handle.spawn(async move {
+        let (client, mut eventloop) = load::client(port, "bench-alarm");
+        let up = load::connected(&mut eventloop, "alarm publisher").await;
+        let failed = up.is_err();
+        if connected.send(up.map(|()| client)).is_err() || failed {
+            return;
+        }
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
@@ -218,6 +282,9 @@ pub async fn sample(
             }
         }
     });
+    let client = client
+        .await
+        .map_err(|_| BenchError::Mqtt("alarm publisher: stopped while connecting".into()))??;
     // Drain anything left from an earlier round.
     while worker.seen.try_recv().is_ok() {}
 
