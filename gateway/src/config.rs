@@ -257,6 +257,14 @@ test_timeout_s = 120
 # by their content (JPEG or PNG only), at most this many bytes each (larger: 413, counted).
 max_photo_bytes = 5242880
 
+[alarm_path]
+# The alarm path's thread (the links that carry events in and alerts out, and the pipeline)
+# runs in the real-time scheduling class, SCHED_FIFO at this priority (1-99), so that under
+# load an alarm takes a CPU ahead of telemetry and storage (docs/decisions/0022). Needs root,
+# CAP_SYS_NICE or an RLIMIT_RTPRIO of at least this (systemd: LimitRTPRIO=1); without it the
+# thread runs in the ordinary class and the gateway says so at start. 0: the ordinary class.
+realtime_priority = 1
+
 [uplink.gb26875]
 # Report alarms, faults and readings to a city remote fire-monitoring centre over
 # GB/T 26875.3-2011 (docs/gb26875.md). Off unless enabled.
