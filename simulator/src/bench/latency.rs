@@ -5,7 +5,7 @@
 //! that each opens a new episode (the gateway raises one alert per episode). The instant is
 //! taken just before the publish call of the alarm's own connection, the receipt when the
 //! worker's client reads the alert; both on this process's monotonic clock. The alarm's
-//! connection and the worker's run on a thread of their own ([`Ends`]), not among the load
+//! connection and the worker's run on a thread of their own (`Ends`), not among the load
 //! generator's tasks.
 
 use std::collections::{HashMap, VecDeque};
