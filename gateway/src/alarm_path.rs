@@ -213,4 +213,69 @@ mod tests {
         assert_eq!(ordinary.scheduling(), &Scheduling::Normal(None));
         assert_eq!(observed(&ordinary).await.0, other);
     }
+
+    /// Starts an alarm path at priority 1 and says how it is scheduled, and its thread's policy.
+    fn start_and_observe() -> (Scheduling, ThreadSchedulePolicy) {
+        let path = AlarmPath::start(1).expect("started");
+        let (tx, rx) = std::sync::mpsc::channel();
+        path.handle().spawn(async move {
+            let _ = tx.send(thread_schedule_policy().expect("policy read"));
+        });
+        let policy = rx.recv().expect("task ran");
+        (path.scheduling().clone(), policy)
+    }
+
+    /// What a deployment without the permission sees.
+    fn assert_refused((scheduling, policy): (Scheduling, ThreadSchedulePolicy)) {
+        match scheduling {
+            Scheduling::Normal(Some(why)) => assert!(
+                why.contains("SCHED_FIFO 1 refused") && why.contains("not permitted"),
+                "{why}"
+            ),
+            s => panic!("expected a refusal, got {s:?}"),
+        }
+        assert_eq!(
+            policy,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other)
+        );
+    }
+
+    #[test]
+    fn without_the_permission_it_runs_in_the_ordinary_class_and_says_why() {
+        let here = start_and_observe();
+        if !matches!(here.0, Scheduling::Realtime(_)) {
+            // Not privileged here: this is the deployment without the permission.
+            assert_refused(here);
+            return;
+        }
+        // Privileged (root, as in CI): the same in a child of this test binary as `nobody`,
+        // with no real-time priority allowed (RLIMIT_RTPRIO 0) and so no capability.
+        let exe = std::env::current_exe().expect("test binary");
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                r#"ulimit -r 0 && exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@""#,
+                "sh",
+            ])
+            .arg(exe)
+            .args([
+                "--exact",
+                "alarm_path::tests::refused_in_this_process",
+                "--ignored",
+            ])
+            .output()
+            .expect("sh and setpriv (util-linux) run");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    #[ignore = "a helper: run by the test above as a user without the permission"]
+    fn refused_in_this_process() {
+        assert_refused(start_and_observe());
+    }
 }
