@@ -30,6 +30,7 @@
 //! # Layout
 //!
 //! - [`baseline`]: the plain subscriber/relay.
+//! - [`cpu`]: the CPU each process used in a window, and the machine's.
 //! - [`gateway`]: the `firegrid` child process, its API and `/metrics`, registration.
 //! - [`ingest`]: the sustained-rate search.
 //! - [`latency`]: alarm samples, the grid-worker subscriber, percentiles.
@@ -39,6 +40,7 @@
 //! - [`report`]: results, table, JSON.
 
 pub mod baseline;
+pub mod cpu;
 pub mod gateway;
 pub mod ingest;
 pub mod latency;
@@ -232,7 +234,7 @@ async fn one_size(
 
     // 1. The raw rate into a plain subscriber, on a broker of its own.
     let broker = Mosquitto::start_with(MOSQUITTO_CONFIG).await?;
-    let baseline_rate = baseline::max_rate(&broker, &fleet, plan).await?;
+    let (baseline_rate, baseline_cpu) = baseline::max_rate(&broker, &fleet, plan).await?;
     drop(broker);
     progress(&format!(
         "baseline: {baseline_rate:.0} msg/s to a plain subscriber"
@@ -256,6 +258,7 @@ async fn one_size(
     }
     drop(broker);
     result.baseline_per_s = baseline_rate;
+    result.baseline_cpu = baseline_cpu;
     result.ingest_ratio = if baseline_rate > 0.0 {
         result.ingest.sustained_per_s / baseline_rate
     } else {

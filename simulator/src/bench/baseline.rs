@@ -20,6 +20,7 @@ use firegrid_testkit::Mosquitto;
 use rumqttc::{Event, Packet, QoS, SubscribeFilter};
 use tokio_util::sync::CancellationToken;
 
+use super::cpu::{Meter, Usage};
 use super::latency::{self, LatencyStats, RELAY_PREFIX, Worker};
 use super::load::{self, FLAT_OUT, Fleet, Load};
 use super::{BenchError, Plan};
@@ -122,20 +123,28 @@ impl Drop for Relay {
 }
 
 /// The rate the relay receives with the publishers flat out, messages per second, over one
-/// window after a short warm-up.
+/// window after a short warm-up, and the CPU the broker and this process used in it.
 ///
 /// # Errors
 /// [`BenchError::Mqtt`].
-pub async fn max_rate(broker: &Mosquitto, fleet: &Fleet, plan: &Plan) -> Result<f64, BenchError> {
+pub async fn max_rate(
+    broker: &Mosquitto,
+    fleet: &Fleet,
+    plan: &Plan,
+) -> Result<(f64, Usage), BenchError> {
     let relay = Relay::start(broker.port()).await?;
     let load = Load::start(broker.port(), fleet, plan.publishers).await?;
     load.set_rate(FLAT_OUT);
     tokio::time::sleep(plan.window / 2).await;
-    let (c0, t0) = (relay.telemetry(), Instant::now());
+    let (c0, t0, meter) = (
+        relay.telemetry(),
+        Instant::now(),
+        Meter::start(None, broker.pid()),
+    );
     tokio::time::sleep(plan.window).await;
-    let (c1, t1) = (relay.telemetry(), Instant::now());
+    let (c1, t1, cpu) = (relay.telemetry(), Instant::now(), meter.usage());
     load.stop().await;
-    Ok((c1 - c0) as f64 / t1.duration_since(t0).as_secs_f64())
+    Ok(((c1 - c0) as f64 / t1.duration_since(t0).as_secs_f64(), cpu))
 }
 
 /// Alarm latency through the relay at a background load of `per_s` telemetry messages per

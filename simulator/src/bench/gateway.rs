@@ -139,6 +139,11 @@ impl Gateway {
         Ok(memory::rss(firegrid.process.pid()))
     }
 
+    /// Its process id (0 once stopped).
+    pub fn pid(&self) -> u32 {
+        self.firegrid.as_ref().map_or(0, |f| f.process.pid())
+    }
+
     /// Kills it (SIGKILL) and waits for it.
     pub fn stop(&mut self) {
         if let Some(mut f) = self.firegrid.take() {

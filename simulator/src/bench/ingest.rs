@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::cpu::{Meter, Usage};
 use super::gateway::Gateway;
 use super::load::{CHANNELS, Load};
 use super::{BenchError, Plan, progress};
@@ -57,6 +58,15 @@ pub struct Step {
     pub drain_s: f64,
     /// Whether the gateway kept up (see the module docs).
     pub sustained: bool,
+    /// The CPU the gateway, the broker and the load generator used in the window.
+    pub cpu: Usage,
+}
+
+impl Step {
+    /// The gateway's CPU per message taken in during the window, microseconds.
+    pub fn gateway_us_per_message(&self) -> f64 {
+        Usage::us_per_message(self.cpu.gateway_cores, self.ingested_per_s)
+    }
 }
 
 /// The search's outcome.
@@ -70,7 +80,17 @@ pub struct Ingest {
     pub steps: Vec<Step>,
 }
 
-/// Runs the search with `load` (connected to the gateway's broker).
+impl Ingest {
+    /// The sustained step that took in the most.
+    pub fn best(&self) -> Option<&Step> {
+        self.steps
+            .iter()
+            .filter(|s| s.sustained)
+            .max_by(|a, b| a.ingested_per_s.total_cmp(&b.ingested_per_s))
+    }
+}
+
+/// Runs the search with `load` (connected to the gateway's broker, process `broker_pid`).
 ///
 /// # Errors
 /// [`BenchError::Api`] when `/metrics` cannot be read.
@@ -79,6 +99,7 @@ pub async fn search(
     load: &Load,
     plan: &Plan,
     baseline_per_s: f64,
+    broker_pid: u32,
 ) -> Result<Ingest, BenchError> {
     let fractions: &[f64] = if plan.quick {
         &[0.2, 0.5, 0.8, 1.0]
@@ -89,7 +110,7 @@ pub async fn search(
     let mut good: Option<f64> = None;
     let mut bad: Option<f64> = None;
     for f in fractions {
-        let s = step(gw, load, plan, f * baseline_per_s).await?;
+        let s = step(gw, load, plan, f * baseline_per_s, broker_pid).await?;
         let ok = s.sustained;
         out.steps.push(s);
         if ok {
@@ -105,7 +126,7 @@ pub async fn search(
         let mut lo = good.unwrap_or(0.0);
         for _ in 0..2 {
             let mid = (lo + hi) / 2.0;
-            let s = step(gw, load, plan, mid).await?;
+            let s = step(gw, load, plan, mid, broker_pid).await?;
             if s.sustained {
                 lo = mid;
             } else {
@@ -114,23 +135,25 @@ pub async fn search(
             out.steps.push(s);
         }
     }
-    if let Some(best) = out
-        .steps
-        .iter()
-        .filter(|s| s.sustained)
-        .max_by(|a, b| a.ingested_per_s.total_cmp(&b.ingested_per_s))
-    {
-        out.sustained_per_s = best.ingested_per_s;
-        out.stored_rows_per_s = best.stored_rows_per_s;
+    if let Some((per_s, rows_per_s)) = out.best().map(|b| (b.ingested_per_s, b.stored_rows_per_s)) {
+        out.sustained_per_s = per_s;
+        out.stored_rows_per_s = rows_per_s;
     }
     Ok(out)
 }
 
 /// One step at `per_s`.
-async fn step(gw: &mut Gateway, load: &Load, plan: &Plan, per_s: f64) -> Result<Step, BenchError> {
+async fn step(
+    gw: &mut Gateway,
+    load: &Load,
+    plan: &Plan,
+    per_s: f64,
+    broker_pid: u32,
+) -> Result<Step, BenchError> {
     load.set_rate(per_s);
     tokio::time::sleep(plan.window / 4).await;
     let (m0, a0, t0) = (gw.metrics().await?, load.acked(), Instant::now());
+    let meter = Meter::start(Some(gw.pid()), broker_pid);
     let mut deepest_queue = m0.deepest_queue();
     let end = t0 + plan.window;
     while Instant::now() < end {
@@ -138,6 +161,7 @@ async fn step(gw: &mut Gateway, load: &Load, plan: &Plan, per_s: f64) -> Result<
         deepest_queue = deepest_queue.max(gw.metrics().await?.deepest_queue());
     }
     let (m1, a1, t1) = (gw.metrics().await?, load.acked(), Instant::now());
+    let cpu = meter.usage();
     load.set_rate(0.0);
     let drain = drain(gw, load).await?;
     gw.rss()?; // still running
@@ -161,10 +185,12 @@ async fn step(gw: &mut Gateway, load: &Load, plan: &Plan, per_s: f64) -> Result<
             && stored >= STORED_SHARE * ingested * CHANNELS as f64
             && dropped == 0
             && drain <= MAX_DRAIN,
+        cpu,
     };
     progress(&format!(
         "offered {:>7.0}/s: broker took {:>7.0}/s, gateway took in {:>7.0}/s, stored {:>8.0} rows/s, \
-         dropped {}, deepest queue {}, drained in {:.2} s: {}",
+         dropped {}, deepest queue {}, drained in {:.2} s: {}; CPU: gateway {:.2} ({:.1} us/msg), \
+         broker {:.2}, load {:.2} cores, machine {:.0} % busy, {:.0} % stolen",
         s.offered_per_s,
         s.published_per_s,
         s.ingested_per_s,
@@ -176,7 +202,13 @@ async fn step(gw: &mut Gateway, load: &Load, plan: &Plan, per_s: f64) -> Result<
             "sustained"
         } else {
             "NOT sustained"
-        }
+        },
+        s.cpu.gateway_cores,
+        s.gateway_us_per_message(),
+        s.cpu.broker_cores,
+        s.cpu.load_cores,
+        s.cpu.machine_busy * 100.0,
+        s.cpu.machine_steal * 100.0,
     ));
     Ok(s)
 }

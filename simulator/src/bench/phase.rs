@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use firegrid_testkit::Mosquitto;
 
+use super::cpu::Usage;
 use super::gateway::Gateway;
 use super::latency::{self, Worker};
 use super::load::{Fleet, Load};
@@ -78,7 +79,7 @@ pub async fn measure(
         drained.as_secs_f64()
     ));
 
-    let ingest = ingest::search(gw, &load, plan, baseline_per_s).await?;
+    let ingest = ingest::search(gw, &load, plan, baseline_per_s, broker.pid()).await?;
 
     let mut worker = Worker::start(broker.port()).await?;
     let mut loads = Vec::new();
@@ -124,6 +125,7 @@ pub async fn measure(
     Ok(SizeResult {
         devices: n,
         baseline_per_s,
+        baseline_cpu: Usage::default(),
         ingest_ratio: 0.0,
         registration,
         memory: Memory {

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::cpu::Usage;
 use super::gateway::Registration;
 use super::ingest::Ingest;
 use super::latency::LatencyStats;
@@ -90,6 +91,8 @@ pub struct SizeResult {
     pub devices: usize,
     /// Telemetry into a plain subscriber, messages per second.
     pub baseline_per_s: f64,
+    /// The CPU the broker and the load generator (with the plain subscriber) used then.
+    pub baseline_cpu: Usage,
     /// The gateway's sustained ingest over the baseline.
     pub ingest_ratio: f64,
     /// How registration went.
@@ -108,6 +111,38 @@ pub struct SizeResult {
     pub refused_unknown: u64,
     /// Offline episodes the gateway opened (devices silent too long between phases).
     pub offline_episodes: u64,
+}
+
+impl SizeResult {
+    /// Where the CPU went: per message taken in at the best sustained step (gateway, broker,
+    /// load generator) and at the baseline (broker, load generator with the plain subscriber).
+    pub fn cpu_line(&self) -> String {
+        let per = Usage::us_per_message;
+        let b = &self.baseline_cpu;
+        let at_baseline = format!(
+            "at the baseline broker {:.1}, load {:.1} (machine {:.0} % busy, {:.0} % stolen)",
+            per(b.broker_cores, self.baseline_per_s),
+            per(b.load_cores, self.baseline_per_s),
+            b.machine_busy * 100.0,
+            b.machine_steal * 100.0
+        );
+        match self.ingest.best() {
+            Some(s) => format!(
+                "{} devices, CPU us per message: at the best sustained step gateway {:.1}, \
+                 broker {:.1}, load {:.1} (machine {:.0} % busy, {:.0} % stolen); {at_baseline}",
+                self.devices,
+                s.gateway_us_per_message(),
+                per(s.cpu.broker_cores, s.ingested_per_s),
+                per(s.cpu.load_cores, s.ingested_per_s),
+                s.cpu.machine_busy * 100.0,
+                s.cpu.machine_steal * 100.0
+            ),
+            None => format!(
+                "{} devices, CPU us per message: no sustained step; {at_baseline}",
+                self.devices
+            ),
+        }
+    }
 }
 
 /// The gateway's memory at one size.
@@ -412,6 +447,9 @@ impl BenchResults {
                 r.refused_unknown,
                 r.offline_episodes
             );
+        }
+        for r in &self.sizes {
+            let _ = writeln!(t, "{}", r.cpu_line());
         }
         for r in &self.sizes {
             let a = &r.memory.active;

@@ -409,3 +409,42 @@ fn readings_layout_old_and_new_on_the_same_stream() {
         );
     }
 }
+
+/// The readings writer's CPU per message by the size of the group it takes at once (each group
+/// sorted, then written in transactions of `readings_chunk_rows`): the same stream of 300 000
+/// five-channel messages in arrival order, in groups of 1600 messages (the writer's group before
+/// it lingered: 8192 rows) and larger, at the benchmark's fleet sizes. CPU time of the writing
+/// thread (user and kernel, from `/proc/thread-self/schedstat`) and wall time.
+#[test]
+#[ignore = "a measurement: scripts/measure runs it"]
+fn readings_writer_groups() {
+    fn cpu_ns() -> u64 {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+    let messages = 300_000u32;
+    println!("readings writer, {messages} messages of 5 channels, CPU (wall) per message:");
+    for devices in [1000u32, 10_000, 100_000] {
+        let stream = fleet_stream(devices, messages);
+        let mut line = format!("  {devices:>6} devices:");
+        for group in [1600, 6400, 12_800] {
+            let dir = tmp();
+            let store = open(&db(&dir));
+            let (started, cpu) = (Instant::now(), cpu_ns());
+            for batch in stream.chunks(group) {
+                store.insert_readings(batch).unwrap();
+            }
+            let wall = started.elapsed().as_secs_f64();
+            let cpu = cpu_ns().saturating_sub(cpu) as f64 / 1e9;
+            let per = |s: f64| s * 1e6 / f64::from(messages);
+            line += &format!(
+                "  {group:>5}-message groups {:.1} us ({:.1} us)",
+                per(cpu),
+                per(wall)
+            );
+        }
+        println!("{line}");
+    }
+}

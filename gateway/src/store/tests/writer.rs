@@ -69,6 +69,7 @@ fn the_readings_writer_batches_flushes_and_never_blocks() {
             queue: 1,
             max_group: 1,
             queued_rows: 1000,
+            linger: Duration::ZERO,
         },
     )
     .unwrap();
@@ -117,6 +118,55 @@ fn the_readings_writer_batches_flushes_and_never_blocks() {
     thread.join().unwrap();
 }
 
+/// A group of samples smaller than `max_group` waits up to `linger` for more: a group is
+/// written as soon as it is full, a flush writes one at once, and the thread writes what it
+/// holds when its last sender is gone — never an hour later.
+#[test]
+fn the_readings_writer_gathers_a_group_before_writing() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    let (writer, thread) = ReadingsWriter::spawn(
+        store.clone(),
+        WriterOptions {
+            queue: 100,
+            max_group: 6,
+            queued_rows: 1000,
+            linger: Duration::from_secs(3600),
+        },
+    )
+    .unwrap();
+    // Three requests of two rows fill a group: written without a flush.
+    for seq in 1..=3 {
+        writer
+            .try_submit(vec![super::readings::sample("d-1", seq, T0)])
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while writer.stats().inserted < 6 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a full group waits: {:?}",
+            writer.stats()
+        );
+        std::thread::yield_now();
+    }
+    // A group not full waits (here an hour) for a flush ...
+    writer
+        .try_submit(vec![super::readings::sample("d-1", 4, T0)])
+        .unwrap();
+    writer.flush_blocking().unwrap();
+    let s = writer.stats();
+    assert_eq!(s.inserted, 8, "{s:?}");
+    assert!(s.groups >= 2, "{s:?}");
+    // ... or for the end.
+    writer
+        .try_submit(vec![super::readings::sample("d-1", 5, T0)])
+        .unwrap();
+    drop(writer);
+    thread.join().unwrap();
+    assert_eq!(store.raw_readings_count().unwrap(), 10);
+}
+
 /// The readings queue holds a number of rows, however they are split into requests: a full
 /// budget refuses (and counts) what does not fit, and taking rows frees it.
 #[test]
@@ -129,6 +179,7 @@ fn the_readings_queue_is_bounded_by_rows_not_requests() {
             queue: 100,
             max_group: 1000,
             queued_rows: 5,
+            linger: Duration::ZERO,
         },
     )
     .unwrap();
