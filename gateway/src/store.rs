@@ -23,7 +23,8 @@
 //!   and [`StoreHealth::recovery`] says what happened (also logged at `error`).
 //! - **Readings never delay alarms.** Readings and rollups are in a file of their own, written
 //!   by a connection of their own (`synchronous=NORMAL`: losing the last second of readings on
-//!   power loss is acceptable, they are not acknowledged end to end) fed by its own thread and
+//!   power loss is acceptable, they are not acknowledged end to end — nor are the up to 250 ms
+//!   the writer gathers before it writes, on a crash) fed by its own thread and
 //!   queue ([`ReadingsWriter`]): its own write lock, its own WAL, its own checkpoints. On the
 //!   main file, the pending-device list and pruning use a third connection (`NORMAL`); SQLite
 //!   has one write lock per file, so it and the journal take turns through an in-process gate
@@ -46,7 +47,8 @@
 //!   behind each other.
 //! - [`ReadingsWriter`]: a bounded queue of telemetry samples and pending-device sightings,
 //!   never blocking its caller ([`StoreError::QueueFull`] when full: the caller counts the drop);
-//!   it coalesces what is queued into chunked transactions.
+//!   it gathers what comes into groups (up to 65 536 rows or 250 ms, [`WriterOptions::readings`]),
+//!   each sorted by device and written in chunked transactions (decision record 23).
 //!
 //! Queries (API, start-up) use a small pool of read connections: WAL lets them read while the
 //! writers write.
@@ -143,8 +145,9 @@ pub struct StoreOptions {
     pub hourly_retention_ms: u64,
     /// Run `PRAGMA quick_check` at open (default true). It reads the whole file: seconds per GB.
     pub check_at_open: bool,
-    /// The most reading rows in one readings transaction (default 8192, the readings writer's
-    /// group; a message's rows are never split).
+    /// The most reading rows in one readings transaction (default 8192; a message's rows are
+    /// never split). The readings writer's groups are larger: sorted, then written in
+    /// transactions of this size, each over its own run of devices.
     pub readings_chunk_rows: usize,
     /// Whether raw readings are kept (default true). Off (`[store] local_readings =
     /// "rollups"`, with the TSDB on): only the hourly rollups, and history answers from them.
