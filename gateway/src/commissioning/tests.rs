@@ -119,3 +119,20 @@ fn the_roster_calls_a_silent_device_offline_after_three_heartbeats() {
     assert_eq!(online(Some(false), 1_000, 60, 2_000), Some(false));
     assert_eq!(online(None, 0, 60, 1), None);
 }
+
+proptest::proptest! {
+    /// The schedule looks up a device's last result only if it would be due without one: that
+    /// is exact, a result only ever makes a device due later.
+    #[test]
+    fn a_device_not_due_without_its_last_result_is_not_due_with_it(
+        period in 1u64..10_000,
+        last in proptest::option::of(0u64..50_000),
+        asked in proptest::option::of(0u64..50_000),
+        since in 0u64..50_000,
+        now in 0u64..60_000,
+    ) {
+        if !self_test_due(period, None, asked, since, now) {
+            proptest::prop_assert!(!self_test_due(period, last, asked, since, now));
+        }
+    }
+}

@@ -20,8 +20,8 @@ use super::{CommissioningSection, OpenTest, Outcome, TestKind, installer_topic, 
 use crate::broker::{BrokerHandle, Priority};
 use crate::clock::now_ms;
 use crate::control::Control;
-use crate::model::{DeviceState, UnixMs};
-use crate::store::{DeviceFields, DeviceFilter, Store, StoreError};
+use crate::model::UnixMs;
+use crate::store::{Store, StoreError};
 
 /// How often open tests are looked at.
 pub const LOOK_EVERY: Duration = Duration::from_millis(50);
@@ -200,54 +200,29 @@ async fn schedule(w: &Watch) -> Result<(), String> {
 }
 
 /// The commissioned and in-service devices whose scheduled self-test is due at `now` (at most
-/// [`SCHEDULE_BATCH`]).
+/// [`SCHEDULE_BATCH`]). A device asked or registered less than a period ago is not due
+/// whatever its last result says, so the registry is read once without events, and the last
+/// result is looked up only for the devices that pass that (few, in a fleet on its schedule).
 fn due_devices(
     s: &Store,
     section: &CommissioningSection,
     now: UnixMs,
 ) -> Result<Vec<DeviceId>, StoreError> {
     let asked = s.last_scheduled_tests()?;
+    let period = |kind| section.period_ms(kind);
+    let candidates = s.self_test_candidates(|id, kind, created_ms| {
+        period(kind)
+            .is_some_and(|p| super::self_test_due(p, None, asked.get(id).copied(), created_ms, now))
+    })?;
     let mut out = Vec::new();
-    for state in [DeviceState::Commissioned, DeviceState::InService] {
-        let mut offset = 0;
-        loop {
-            let page = s.list::<DeviceFields>(
-                &DeviceFilter {
-                    state: Some(state),
-                    limit: 1000,
-                    offset,
-                    ..DeviceFilter::default()
-                },
-                None,
-            )?;
-            let ids: Vec<DeviceId> = page.iter().map(|d| d.id.clone()).collect();
-            let last = s.roster_statuses(&ids)?;
-            for d in &page {
-                let Some(period) = section.period_ms(d.fields.kind) else {
-                    continue;
-                };
-                let key = d.id.to_string();
-                let last_result = last
-                    .get(&key)
-                    .and_then(|r| r.last_self_test.as_ref())
-                    .map(|t| t.0);
-                if super::self_test_due(
-                    period,
-                    last_result,
-                    asked.get(&key).copied(),
-                    d.created_ms,
-                    now,
-                ) {
-                    out.push(d.id.clone());
-                    if out.len() >= SCHEDULE_BATCH {
-                        return Ok(out);
-                    }
-                }
-            }
-            if page.len() < 1000 {
+    for (id, kind, created_ms) in candidates {
+        let Some(p) = period(kind) else { continue };
+        let last = s.last_self_test_ms(&id)?;
+        if super::self_test_due(p, last, asked.get(id.as_str()).copied(), created_ms, now) {
+            out.push(id);
+            if out.len() >= SCHEDULE_BATCH {
                 break;
             }
-            offset += 1000;
         }
     }
     Ok(out)

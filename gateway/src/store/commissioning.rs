@@ -10,9 +10,10 @@ use serde::Serialize;
 
 use firegrid_protocols::DeviceId;
 
+use super::names;
 use super::{Store, StoreError};
 use crate::commissioning::{OpenTest, Outcome, SeenEvent, TestKind};
-use crate::model::UnixMs;
+use crate::model::{DeviceKind, UnixMs};
 
 /// What one batch says of a device's status (the latest message of the device in the batch).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -422,6 +423,49 @@ impl Store {
                 test_row,
             )
             .optional()?)
+        })
+    }
+
+    /// The commissioned and in-service devices for which `keep(id, kind, created_ms)` says
+    /// yes, in id order, with their kind and registration time: one pass over the registry that
+    /// reads neither configurations nor events (the self-test schedule's first look at a fleet,
+    /// every minute).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn self_test_candidates(
+        &self,
+        mut keep: impl FnMut(&str, DeviceKind, UnixMs) -> bool,
+    ) -> Result<Vec<(DeviceId, DeviceKind, UnixMs)>, StoreError> {
+        self.read(|c| {
+            let mut s = c.prepare_cached(
+                "SELECT id, kind, created_ms FROM devices \
+                 WHERE state IN ('commissioned', 'in_service') ORDER BY id",
+            )?;
+            let mut rows = s.query([])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let id: String = r.get(0)?;
+                let kind = names::device_kind(&r.get::<_, String>(1)?)?;
+                let created_ms = r.get(2)?;
+                if keep(&id, kind, created_ms) {
+                    out.push((names::device_id(&id)?, kind, created_ms));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// When `device`'s latest self-test result was received, if it ever sent one.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn last_self_test_ms(&self, device: &DeviceId) -> Result<Option<UnixMs>, StoreError> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT max(received_ms) FROM events WHERE device = ?1 AND kind = 'self_test'",
+            )?
+            .query_row([device.as_str()], |r| r.get(0))?)
         })
     }
 

@@ -644,3 +644,54 @@ fn an_import_is_one_transaction_and_every_device_can_be_read_back() {
     assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err}");
     assert_eq!(store.all_devices().unwrap().len(), 10_050);
 }
+
+/// The self-test schedule's first look at a fleet: the commissioned and in-service devices
+/// only, with their kind and registration time, as far as the caller keeps them; and one
+/// device's latest self-test result.
+#[test]
+fn self_test_candidates_are_the_devices_in_service_the_caller_keeps() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    tree(&store);
+    let s = site(&store, "g1");
+    for (id, state) in [
+        ("a", DeviceState::Registered),
+        ("b", DeviceState::Commissioned),
+        ("c", DeviceState::InService),
+        ("e", DeviceState::InService),
+    ] {
+        store
+            .create(did(id), &fields(Some(s.id), Some("g1"), state), actor())
+            .unwrap();
+    }
+    let created = store.device(&did("c")).unwrap().unwrap().created_ms;
+    let all = store.self_test_candidates(|_, _, _| true).unwrap();
+    assert_eq!(
+        all,
+        ["b", "c", "e"].map(|id| (did(id), DeviceKind::ElectricalFireMonitor, created))
+    );
+    let kept = store.self_test_candidates(|id, _, _| id != "c").unwrap();
+    assert_eq!(
+        kept.iter().map(|(id, ..)| id.as_str()).collect::<Vec<_>>(),
+        ["b", "e"]
+    );
+
+    assert_eq!(store.last_self_test_ms(&did("c")).unwrap(), None);
+    let result = |seq: u32, received_ms: u64| {
+        JournalOp::Event(NewEvent {
+            device: did("c"),
+            event: event(
+                seq,
+                EventKind::SelfTest {
+                    result: firegrid_protocols::message::SelfTestResult::Passed,
+                },
+            ),
+            received_ms,
+        })
+    };
+    store
+        .journal_batch(&[result(1, T0), result(2, T0 + 500), new_event("c", 3)])
+        .unwrap();
+    assert_eq!(store.last_self_test_ms(&did("c")).unwrap(), Some(T0 + 500));
+    assert_eq!(store.last_self_test_ms(&did("e")).unwrap(), None);
+}
