@@ -438,6 +438,7 @@ impl ReadingsWriter {
             .name("store-readings".into())
             .spawn(move || {
                 let write = |group: &mut Group| {
+                    let n = group.rows;
                     let samples = group.take();
                     if samples.is_empty() {
                         return;
@@ -450,8 +451,8 @@ impl ReadingsWriter {
                             c.refused.fetch_add(r.refused, Ordering::Relaxed);
                         }
                         Err(e) => {
-                            c.failed.fetch_add(rows(&samples), Ordering::Relaxed);
-                            tracing::error!(rows = rows(&samples), "readings not stored: {e}");
+                            c.failed.fetch_add(n, Ordering::Relaxed);
+                            tracing::error!(rows = n, "readings not stored: {e}");
                         }
                     }
                 };

@@ -1,5 +1,21 @@
 use super::*;
 
+/// A readings writer with `options` on a fresh store: its folder (keep it), the store, the
+/// writer and its thread.
+fn readings_writer(
+    options: WriterOptions,
+) -> (
+    tempfile::TempDir,
+    Store,
+    ReadingsWriter,
+    std::thread::JoinHandle<()>,
+) {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    let (writer, thread) = ReadingsWriter::spawn(store.clone(), options).unwrap();
+    (dir, store, writer, thread)
+}
+
 #[test]
 fn the_journal_writer_serves_concurrent_callers() {
     let dir = tmp();
@@ -61,18 +77,12 @@ async fn the_journal_writer_answers_async_callers() {
 
 #[test]
 fn the_readings_writer_batches_flushes_and_never_blocks() {
-    let dir = tmp();
-    let store = open(&db(&dir));
-    let (writer, thread) = ReadingsWriter::spawn(
-        store.clone(),
-        WriterOptions {
-            queue: 1,
-            max_group: 1,
-            queued_rows: 1000,
-            linger: Duration::ZERO,
-        },
-    )
-    .unwrap();
+    let (_dir, store, writer, thread) = readings_writer(WriterOptions {
+        queue: 1,
+        max_group: 1,
+        queued_rows: 1000,
+        linger: Duration::ZERO,
+    });
 
     // Hold the readings connection: the writer thread blocks on its first write, the queue
     // fills, and the next submit is refused at once instead of waiting.
@@ -123,18 +133,12 @@ fn the_readings_writer_batches_flushes_and_never_blocks() {
 /// holds when its last sender is gone — never an hour later.
 #[test]
 fn the_readings_writer_gathers_a_group_before_writing() {
-    let dir = tmp();
-    let store = open(&db(&dir));
-    let (writer, thread) = ReadingsWriter::spawn(
-        store.clone(),
-        WriterOptions {
-            queue: 100,
-            max_group: 6,
-            queued_rows: 1000,
-            linger: Duration::from_secs(3600),
-        },
-    )
-    .unwrap();
+    let (_dir, store, writer, thread) = readings_writer(WriterOptions {
+        queue: 100,
+        max_group: 6,
+        queued_rows: 1000,
+        linger: Duration::from_secs(3600),
+    });
     // Three requests of two rows fill a group: written without a flush.
     for seq in 1..=3 {
         writer
@@ -171,18 +175,12 @@ fn the_readings_writer_gathers_a_group_before_writing() {
 /// budget refuses (and counts) what does not fit, and taking rows frees it.
 #[test]
 fn the_readings_queue_is_bounded_by_rows_not_requests() {
-    let dir = tmp();
-    let store = open(&db(&dir));
-    let (writer, thread) = ReadingsWriter::spawn(
-        store.clone(),
-        WriterOptions {
-            queue: 100,
-            max_group: 1000,
-            queued_rows: 5,
-            linger: Duration::ZERO,
-        },
-    )
-    .unwrap();
+    let (_dir, store, writer, thread) = readings_writer(WriterOptions {
+        queue: 100,
+        max_group: 1000,
+        queued_rows: 5,
+        linger: Duration::ZERO,
+    });
     // The writer thread blocks on its first write while the readings connection is held.
     let mut outcomes = Vec::new();
     store
