@@ -20,7 +20,7 @@ use firegrid_protocols::channel::MAX_CHANNELS;
 use firegrid_protocols::message::Reading;
 
 use super::StoreError;
-use super::readings::{DAY_MS, add_rollups, count_day, create_day, insert_row};
+use super::readings::{DAY_MS, DayKey, add_rollups, count_day, create_day, insert_row};
 use super::rollup::{Acc, Hour, Rollup};
 
 /// Sequence numbers per transaction (at most this many messages of `MAX_CHANNELS` rows).
@@ -236,7 +236,9 @@ pub(super) fn drain(conn: &mut Connection) -> Result<Drained, StoreError> {
             };
             let day = ts / DAY_MS;
             if !per_day.contains_key(&day) {
-                create_day(&tx, day)?;
+                // Keyed by the device: these rows come without their hours' rollups, which
+                // `Store::max_seq` follows in a bucketed day.
+                create_day(&tx, day, DayKey::Device)?;
             }
             if insert_row(&tx, day, &device, seq, ts, readings)? {
                 *per_day.entry(day).or_default() += readings.len() as u64;

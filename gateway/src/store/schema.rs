@@ -538,8 +538,17 @@ CREATE TABLE rollups (
 ) STRICT, WITHOUT ROWID;
 "#;
 
+/// The readings file, version 4 (issue 12, decision record 24): how each day table's unique
+/// index is keyed — 0 for `(device, ts_ms, seq)`, as every day table made before; else the
+/// width in ms of the time bucket that leads it, `(ts_ms / width, device, ts_ms, seq)`
+/// (`readings::create_day`). Existing day tables keep their index until retention drops them.
+const READINGS_V4: &str = r#"
+ALTER TABLE raw_days ADD COLUMN key_bucket_ms INTEGER NOT NULL DEFAULT 0;
+"#;
+
 /// The readings file's migrations (its own `user_version`).
-pub(super) const READINGS_MIGRATIONS: &[&str] = &[READINGS_V1, READINGS_V2, READINGS_V3];
+pub(super) const READINGS_MIGRATIONS: &[&str] =
+    &[READINGS_V1, READINGS_V2, READINGS_V3, READINGS_V4];
 
 /// The schema version this build writes.
 pub(super) const LATEST: u32 = MIGRATIONS.len() as u32;

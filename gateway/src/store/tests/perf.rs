@@ -448,3 +448,114 @@ fn readings_writer_groups() {
         println!("{line}");
     }
 }
+
+/// Bytes this process has had written to the disk so far (`/proc/self/io`).
+fn written_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("write_bytes:")?.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `messages` telemetry messages of `devices` devices in arrival order at `rate` a second (a
+/// device after another, each message timed at its arrival), five channels each.
+fn timed_stream(devices: u32, messages: u32, rate: u32) -> Vec<Sample> {
+    let mut seqs = vec![0u32; devices as usize];
+    fleet_stream(devices, messages)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            let d = (i as u32 * 7919) % devices;
+            seqs[d as usize] += 1;
+            s.seq = seqs[d as usize];
+            s.ts_ms = T0 + i as u64 * 1000 / u64::from(rate);
+            s
+        })
+        .collect()
+}
+
+/// The day tables' two keys (decision record 24): `(device, ts_ms, seq)` and `(ts_ms / 1000,
+/// device, ts_ms, seq)`. Writing: 30 s of a fleet sending 40 000 messages a second, in groups
+/// of 10 000 (the writer's at that rate), wall time, CPU and bytes written to the disk per
+/// message. Reading: one device's day of raw readings, one every 10 s, grouped by 10 minutes.
+#[test]
+#[ignore = "a measurement: scripts/measure runs it"]
+fn readings_keyed_by_device_or_by_the_second() {
+    use crate::store::readings::{DayKey, create_day};
+    fn keyed(key: DayKey, days: impl IntoIterator<Item = u64>) -> (TempDir, Store) {
+        let dir = tmp();
+        let store = open(&db(&dir));
+        for day in days {
+            store.write_readings(|c| create_day(c, day, key)).unwrap();
+        }
+        (dir, store)
+    }
+    fn cpu_ns() -> u64 {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+    let keys = [
+        ("device first", DayKey::Device),
+        ("second first", DayKey::NEW),
+    ];
+    let rate = 40_000u32;
+    println!(
+        "readings at {rate} messages/s, groups of 10 000, per message: wall (CPU), disk written"
+    );
+    for devices in [1000u32, 10_000, 100_000] {
+        let stream = timed_stream(devices, 30 * rate, rate);
+        let mut line = format!("  {devices:>6} devices:");
+        for (name, key) in keys {
+            let (_dir, store) = keyed(key, [T0 / DAY_MS]);
+            let (started, cpu, written) = (Instant::now(), cpu_ns(), written_bytes());
+            for batch in stream.chunks(10_000) {
+                store.insert_readings_at(batch, T0 + DAY_MS).unwrap();
+            }
+            let per = |x: f64| x / f64::from(30 * rate);
+            line += &format!(
+                "  {name}: {:.1} us ({:.1} us), {:.0} B",
+                per(started.elapsed().as_secs_f64() * 1e6),
+                per(cpu_ns().saturating_sub(cpu) as f64 / 1e3),
+                per((written_bytes() - written) as f64)
+            );
+        }
+        println!("{line}");
+    }
+    let (devices, every_ms) = (100u32, 10_000u64);
+    println!(
+        "one device's day ({} readings among {devices} devices), 144 points of 10 min:",
+        DAY_MS / every_ms
+    );
+    let day0 = T0 / DAY_MS * DAY_MS;
+    let stream: Vec<Sample> = (0..DAY_MS / every_ms)
+        .flat_map(|i| {
+            (0..devices).map(move |d| {
+                let mut s = super::readings::sample(&format!("fleet-{d:06}"), i as u32 + 1, 0);
+                s.ts_ms = day0 + i * every_ms + u64::from(d);
+                s
+            })
+        })
+        .collect();
+    for (name, key) in keys {
+        let (_dir, store) = keyed(key, [T0 / DAY_MS]);
+        for batch in stream.chunks(10_000) {
+            store.insert_readings_at(batch, T0 + DAY_MS).unwrap();
+        }
+        let device = did("fleet-000042");
+        let mut took = Vec::new();
+        for _ in 0..5 {
+            let started = Instant::now();
+            let points = store
+                .history(&device, 0, day0, day0 + DAY_MS, 600_000)
+                .unwrap();
+            took.push(started.elapsed());
+            assert_eq!(points.len(), 144);
+        }
+        println!("  {name}: {}", summary(took));
+    }
+}

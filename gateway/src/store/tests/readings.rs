@@ -321,3 +321,113 @@ fn readings_timed_before_2020_or_a_day_ahead_are_refused_and_counted() {
         "no table for 1970 nor for the day after tomorrow"
     );
 }
+
+/// The plan SQLite makes for a statement on the readings file, one line per step.
+fn plan(store_db: &Path, sql: &str) -> String {
+    let conn = raw(&readings_path(store_db));
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let details: Vec<String> = stmt
+        .query_map(
+            rusqlite::params_from_iter(std::iter::repeat_n(0, stmt.parameter_count())),
+            |r| r.get(3),
+        )
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    details.join("\n")
+}
+
+#[test]
+fn a_new_day_is_keyed_by_the_second_first_and_its_reads_use_that_key() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    store.insert_readings(&[sample("d-1", 1, T0)]).unwrap();
+    let day = T0 / DAY;
+    let index: String = raw(&readings_path(&db(&dir)))
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = ?1",
+            [format!("raw_{day}_key")],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        index.contains("(ts_ms / 1000, device, ts_ms, seq)"),
+        "{index}"
+    );
+    // The reads name the index's expression, so the index answers them: one lookup per
+    // bucket, no scan of the day (which would read the whole day once per second asked), no
+    // sort.
+    for sql in [
+        crate::store::readings::bucket_rows_sql(day, 1000),
+        crate::store::readings::bucket_max_seq_sql(day, 1000),
+    ] {
+        let plan = plan(&db(&dir), &sql);
+        assert!(
+            plan.contains(&format!("INDEX raw_{day}_key (<expr>=? AND device=?")),
+            "{sql}: {plan}"
+        );
+        assert!(
+            !plan.contains("SCAN r") && !plan.contains("SCAN raw_") && !plan.contains("TEMP"),
+            "{sql}: {plan}"
+        );
+    }
+}
+
+/// Readings of three devices over 40 s across a midnight, several in a second.
+fn samples_around_midnight() -> impl proptest::strategy::Strategy<Value = Vec<Sample>> {
+    use proptest::prelude::*;
+    let midnight = (T0 / DAY + 1) * DAY;
+    proptest::collection::vec((0..3usize, 0..40_000u64, 1..60u32), 1..80).prop_map(move |picks| {
+        picks
+            .into_iter()
+            .map(|(d, at, seq)| sample(["d-1", "d-2", "d-3"][d], seq, midnight - 20_000 + at))
+            .collect()
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(48))]
+
+    /// Whatever the order and batches the readings come in, a device's raw history over any
+    /// range is its distinct readings in the range in time order (then seq), across seconds
+    /// and days; `max_seq` is the highest seq of its newest second.
+    #[test]
+    fn the_raw_history_of_bucketed_days_is_each_devices_readings_in_time_order(
+        samples in samples_around_midnight(),
+        split in 0usize..80,
+        (from, len) in (0u64..42_000, 1u64..42_000),
+    ) {
+        let dir = tmp();
+        let store = open(&db(&dir));
+        let now = T0 + 2 * DAY;
+        let split = split.min(samples.len());
+        store.insert_readings_at(&samples[..split], now).unwrap();
+        store.insert_readings_at(&samples[split..], now).unwrap();
+        let midnight = (T0 / DAY + 1) * DAY;
+        let (from, to) = (midnight - 21_000 + from, midnight - 21_000 + from + len);
+        for device in ["d-1", "d-2", "d-3"] {
+            let mut expected: Vec<(u64, u32)> = samples
+                .iter()
+                .filter(|s| s.device.as_str() == device)
+                .map(|s| (s.ts_ms, s.seq))
+                .collect();
+            expected.sort_unstable();
+            expected.dedup();
+            let newest_second = expected.last().map(|(ts, _)| ts / 1000);
+            let max_seq = expected
+                .iter()
+                .filter(|(ts, _)| Some(ts / 1000) == newest_second)
+                .map(|(_, seq)| *seq)
+                .max();
+            expected.retain(|(ts, _)| (from..to).contains(ts));
+            let got: Vec<(u64, u32)> = store
+                .history(&did(device), 0, from, to, 0)
+                .unwrap()
+                .iter()
+                .map(|p| (p.t_ms, u32::try_from(p.residual_ma.unwrap().min).unwrap()))
+                .collect();
+            proptest::prop_assert_eq!(got, expected, "{} in [{}, {})", device, from, to);
+            proptest::prop_assert_eq!(store.max_seq(&did(device)).unwrap(), max_seq);
+        }
+    }
+}

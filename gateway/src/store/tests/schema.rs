@@ -486,3 +486,123 @@ fn a_readings_file_of_the_release_before_moves_to_rows_per_message_in_day_tables
     assert!(again.is_clean() && again.migrated_from.is_none(), "{again}");
     assert_eq!(store.raw_readings_count().unwrap(), 10_001);
 }
+
+/// A readings file as the release before this one wrote it (readings file version 3): day
+/// `T0`'s table keyed `(device, ts_ms, seq)`, with `d-1`'s messages 1–10 a minute apart from
+/// `T0` and `d-2`'s message 7, written with that release's statements.
+fn release_readings_v3(path: &Path) {
+    drop(open(path));
+    let readings = readings_path(path);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = readings.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+    let conn = raw(&readings);
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+        .unwrap();
+    for sql in &sch::READINGS_MIGRATIONS[..3] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 3).unwrap();
+    let day = T0 / DAY_MS;
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS raw_{day} (device TEXT NOT NULL, seq INTEGER NOT NULL, \
+         ts_ms INTEGER NOT NULL, channels BLOB NOT NULL) STRICT; \
+         CREATE UNIQUE INDEX IF NOT EXISTS raw_{day}_key ON raw_{day}(device, ts_ms, seq); \
+         INSERT OR IGNORE INTO raw_days (day, readings) VALUES ({day}, 22);"
+    ))
+    .unwrap();
+    let rows = (1..=10u32)
+        .map(|seq| ("d-1", seq, T0 + u64::from(seq - 1) * 60_000))
+        .chain([("d-2", 7, T0)]);
+    for (device, seq, ts) in rows {
+        let s = super::readings::sample(device, seq, ts);
+        conn.execute(
+            &format!(
+                "INSERT OR IGNORE INTO raw_{day} (device, seq, ts_ms, channels) \
+                 VALUES (?1, ?2, ?3, ?4)"
+            ),
+            rusqlite::params![
+                device,
+                seq,
+                ts as i64,
+                crate::store::packed::pack(&s.readings)
+            ],
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_readings_file_of_the_release_before_keeps_its_days_keyed_by_device_and_keys_new_days_by_the_second()
+ {
+    let dir = tmp();
+    let path = db(&dir);
+    release_readings_v3(&path);
+    let (store, health) = Store::open(&path).unwrap();
+    assert!(health.is_clean(), "{health}");
+    let file = readings_path(&path);
+    assert_eq!(sch::version(&raw(&file)).unwrap(), sch::READINGS_LATEST);
+    let (day, next) = (T0 / DAY_MS, T0 / DAY_MS + 1);
+    let key = |day: u64| -> (i64, String) {
+        let c = raw(&file);
+        let width = c
+            .query_row(
+                "SELECT key_bucket_ms FROM raw_days WHERE day = ?1",
+                [day as i64],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let sql = c
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE name = ?1",
+                [format!("raw_{day}_key")],
+                |r| r.get(0),
+            )
+            .unwrap();
+        (width, sql)
+    };
+    let (width, sql) = key(day);
+    assert_eq!(width, 0, "the release's day stays keyed by device");
+    assert!(sql.ends_with("(device, ts_ms, seq)"), "{sql}");
+
+    // The release's day still deduplicates and takes new messages; the next day is new.
+    let d1 = did("d-1");
+    let next_midnight = next * DAY_MS;
+    let r = store
+        .insert_readings_at(
+            &[
+                super::readings::sample("d-1", 10, T0 + 9 * 60_000),
+                super::readings::sample("d-1", 11, T0 + 10 * 60_000),
+                super::readings::sample("d-1", 12, next_midnight + 1500),
+            ],
+            next_midnight + 3_600_000,
+        )
+        .unwrap();
+    assert_eq!((r.inserted, r.duplicates), (4, 2));
+    assert_eq!(key(day).0, 0);
+    let (width, sql) = key(next);
+    assert_eq!(width, 1000);
+    assert!(sql.ends_with("(ts_ms / 1000, device, ts_ms, seq)"), "{sql}");
+
+    // The history reads both keys, in time order, across the midnight.
+    let seqs = |device: &DeviceId| -> Vec<i64> {
+        store
+            .history(device, 0, T0, next_midnight + 3_600_000, 0)
+            .unwrap()
+            .iter()
+            .map(|p| p.residual_ma.unwrap().min)
+            .collect()
+    };
+    assert_eq!(seqs(&d1), (1..=12).collect::<Vec<_>>());
+    assert_eq!(seqs(&did("d-2")), [7]);
+    // The highest seq: in the new day for d-1, in the release's day for d-2.
+    assert_eq!(store.max_seq(&d1).unwrap(), Some(12));
+    assert_eq!(store.max_seq(&did("d-2")).unwrap(), Some(7));
+    assert_eq!(store.max_seq(&did("d-3")).unwrap(), None);
+    assert_eq!(store.raw_readings_count().unwrap(), 22 + 4);
+    drop(store);
+    let (_, again) = Store::open(&path).unwrap();
+    assert!(again.is_clean() && again.migrated_from.is_none(), "{again}");
+}
