@@ -22,9 +22,10 @@
 //!   `-wal`/`-shm`), a fresh store is created, whatever rows can still be read are copied over,
 //!   and [`StoreHealth::recovery`] says what happened (also logged at `error`).
 //! - **Readings never delay alarms.** Readings and rollups are in a file of their own, written
-//!   by a connection of their own (`synchronous=NORMAL`: losing the last second of readings on
-//!   power loss is acceptable, they are not acknowledged end to end — nor are the up to 250 ms
-//!   the writer gathers before it writes, on a crash) fed by its own thread and
+//!   by a connection of their own (`synchronous=FULL`, though readings are not acknowledged end
+//!   to end and the up to 250 ms the writer gathers before it writes are lost on a crash: so
+//!   that its writes reach the disk commit by commit, never as a burst of dirty pages that a
+//!   journal fsync would wait behind — decision 25) fed by its own thread and
 //!   queue ([`ReadingsWriter`]): its own write lock, its own WAL, its own checkpoints. On the
 //!   main file, the pending-device list and pruning use a third connection (`NORMAL`); SQLite
 //!   has one write lock per file, so it and the journal take turns through an in-process gate
@@ -201,7 +202,7 @@ struct Inner {
     journal: Mutex<Connection>,
     /// `synchronous=NORMAL`, on the main file: pending devices, the main file's checkpoints.
     bulk: Mutex<Connection>,
-    /// `synchronous=NORMAL`, on the readings file: readings, rollups, their pruning and
+    /// `synchronous=FULL` (decision 25), on the readings file: readings, rollups, their pruning and
     /// checkpoints. Never waits for the journal, nor the journal for it.
     readings: Mutex<Connection>,
     /// Idle read connections.
@@ -269,7 +270,10 @@ fn configure(conn: &Connection, role: Role) -> Result<(), rusqlite::Error> {
             conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
         Role::Readings => {
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            // Not for the readings' sake (they are not acknowledged end to end): each commit's
+            // few MB go to the disk at once, instead of piling up as dirty pages that the
+            // kernel writes back in bursts an alarm's fsync then waits behind (decision 25).
+            conn.pragma_update(None, "synchronous", "FULL")?;
             conn.pragma_update(None, "wal_autocheckpoint", BULK_CHECKPOINT_PAGES)?;
         }
         Role::Reader => {

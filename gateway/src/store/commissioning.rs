@@ -146,43 +146,55 @@ fn test_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceTest> {
     })
 }
 
+/// Status updates per transaction in [`Store::record_statuses`]: ~5 ms of upserts.
+pub(super) const STATUS_CHUNK: usize = 1000;
+
 impl Store {
-    /// Stores a batch's status updates in one transaction (the readings writer's thread).
+    /// Stores status updates, in device order, [`STATUS_CHUNK`] per transaction (the readings
+    /// writer's thread): the main file has one write lock, and a journal write waiting for it
+    /// goes between two chunks — never behind a whole fleet's upserts (100 000 in one
+    /// transaction held it for 0.2–0.8 s).
     ///
     /// # Errors
-    /// A database error.
+    /// A database error (the chunks before it are stored).
     pub fn record_statuses(&self, updates: &[StatusUpdate]) -> Result<(), StoreError> {
-        self.write_bulk(|conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            {
-                let mut up = tx.prepare_cached(
-                    "INSERT INTO device_status (device_id, seen_ms, online, status_ms, firmware, \
-                     signal_dbm, battery_mv, config_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-                     ON CONFLICT(device_id) DO UPDATE SET seen_ms = max(seen_ms, excluded.seen_ms), \
-                     online = coalesce(excluded.online, online), \
-                     status_ms = coalesce(excluded.status_ms, status_ms), \
-                     firmware = coalesce(excluded.firmware, firmware), \
-                     signal_dbm = CASE WHEN excluded.config_version IS NULL THEN signal_dbm ELSE excluded.signal_dbm END, \
-                     battery_mv = CASE WHEN excluded.config_version IS NULL THEN battery_mv ELSE excluded.battery_mv END, \
-                     config_version = coalesce(excluded.config_version, config_version)",
-                )?;
-                for u in updates {
-                    let h = u.heartbeat.as_ref();
-                    up.execute(params![
-                        u.device.as_str(),
-                        u.seen_ms,
-                        u.online,
-                        u.online.map(|_| u.seen_ms),
-                        h.map(|h| h.firmware.as_str()),
-                        h.and_then(|h| h.signal_dbm),
-                        h.and_then(|h| h.battery_mv),
-                        h.map(|h| h.config_version),
-                    ])?;
+        let mut sorted: Vec<&StatusUpdate> = updates.iter().collect();
+        sorted.sort_unstable_by(|a, b| a.device.cmp(&b.device));
+        for chunk in sorted.chunks(STATUS_CHUNK) {
+            self.write_bulk(|conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                {
+                    let mut up = tx.prepare_cached(
+                        "INSERT INTO device_status (device_id, seen_ms, online, status_ms, firmware, \
+                         signal_dbm, battery_mv, config_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                         ON CONFLICT(device_id) DO UPDATE SET seen_ms = max(seen_ms, excluded.seen_ms), \
+                         online = coalesce(excluded.online, online), \
+                         status_ms = coalesce(excluded.status_ms, status_ms), \
+                         firmware = coalesce(excluded.firmware, firmware), \
+                         signal_dbm = CASE WHEN excluded.config_version IS NULL THEN signal_dbm ELSE excluded.signal_dbm END, \
+                         battery_mv = CASE WHEN excluded.config_version IS NULL THEN battery_mv ELSE excluded.battery_mv END, \
+                         config_version = coalesce(excluded.config_version, config_version)",
+                    )?;
+                    for u in chunk {
+                        let h = u.heartbeat.as_ref();
+                        up.execute(params![
+                            u.device.as_str(),
+                            u.seen_ms,
+                            u.online,
+                            u.online.map(|_| u.seen_ms),
+                            h.map(|h| h.firmware.as_str()),
+                            h.and_then(|h| h.signal_dbm),
+                            h.and_then(|h| h.battery_mv),
+                            h.map(|h| h.config_version),
+                        ])?;
+                    }
                 }
-            }
-            tx.commit()?;
-            Ok(())
-        })
+                tx.commit()?;
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
 
     /// The stored status and last self-test of each of `devices`.

@@ -473,7 +473,7 @@ impl Store {
     }
 
     /// Stores a batch of readings, at most [`StoreOptions::readings_chunk_rows`] rows per
-    /// transaction (`synchronous=NORMAL`: not fsynced per commit): each message one row of
+    /// transaction (each commit fsynced: decision 25): each message one row of
     /// its day's table, skipping messages already stored, and updates the hourly rollups with
     /// the new ones. With [`StoreOptions::raw_readings`] off, only the rollups. Readings timed
     /// before 2020 or more than a day after `now` are refused ([`InsertReport::refused`]).

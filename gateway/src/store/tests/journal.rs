@@ -821,3 +821,39 @@ fn prune_bounds_the_pending_list_and_the_notifications_outbox() {
     let again = store.prune(T0).unwrap();
     assert_eq!(again, PruneReport::default(), "idempotent");
 }
+
+#[test]
+fn a_journal_write_goes_between_two_chunks_of_a_fleets_statuses() {
+    let dir = tmp();
+    let store = open(&db(&dir));
+    let fleet = 100_000;
+    let updates: Vec<StatusUpdate> = (0..fleet)
+        .map(|i| StatusUpdate {
+            device: did(&format!("s-{i:06}")),
+            seen_ms: T0,
+            online: None,
+            heartbeat: None,
+        })
+        .collect();
+    let stored = |store: &Store| -> i64 {
+        store
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM device_status", [], |r| r.get(0))?))
+            .unwrap()
+    };
+    std::thread::scope(|s| {
+        let statuses = s.spawn(|| store.record_statuses(&updates).unwrap());
+        // Once the first chunk is in, an alarm's commit waits for one chunk at most, not for
+        // the fleet's.
+        while stored(&store) == 0 {
+            std::thread::yield_now();
+        }
+        store.journal_batch(&[new_event("d-1", 1)]).unwrap();
+        let meanwhile = stored(&store);
+        assert!(
+            meanwhile < fleet,
+            "the journal write waited for all {fleet} statuses"
+        );
+        statuses.join().unwrap();
+    });
+    assert_eq!(stored(&store), fleet);
+}

@@ -559,3 +559,40 @@ fn readings_keyed_by_device_or_by_the_second() {
         println!("  {name}: {}", summary(took));
     }
 }
+
+/// What an alarm's commit costs while a large fleet's readings are written as fast as they go
+/// (100 000 devices, 30 s of 40 000 messages a second, groups of 10 000): single-event journal
+/// commits every 10 ms meanwhile, beside the readings file's commits (decision 25).
+#[test]
+#[ignore = "a measurement: scripts/measure runs it"]
+fn journal_latency_beside_a_large_fleets_readings() {
+    let stream = timed_stream(100_000, 1_200_000, 40_000);
+    let dir = tmp();
+    let store = open(&db(&dir));
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let latencies = std::thread::scope(|s| {
+        let journal = s.spawn(|| {
+            let mut out = Vec::new();
+            let mut seq = 1;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                store.journal_batch(&[new_event("d-1", seq)]).unwrap();
+                out.push(t.elapsed());
+                seq += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            out
+        });
+        for batch in stream.chunks(10_000) {
+            store.insert_readings_at(batch, T0 + DAY_MS).unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        journal.join().unwrap()
+    });
+    println!(
+        "readings of 100 000 devices at {:.0} messages/s; journal commits meanwhile: {}",
+        stream.len() as f64 / started.elapsed().as_secs_f64(),
+        summary(latencies)
+    );
+}

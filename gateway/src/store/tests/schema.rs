@@ -116,12 +116,17 @@ fn the_journal_connection_is_durable_and_alone_in_its_file() {
         .unwrap();
     assert_eq!(files, 1);
     drop(journal);
-    for conn in [&store.inner.bulk, &store.inner.readings] {
-        let sync: i64 = lock(conn)
+    let sync = |conn: &Mutex<rusqlite::Connection>| -> i64 {
+        lock(conn)
             .pragma_query_value(None, "synchronous", |r| r.get(0))
-            .unwrap();
-        assert_eq!(sync, 1, "NORMAL");
-    }
+            .unwrap()
+    };
+    assert_eq!(sync(&store.inner.bulk), 1, "NORMAL");
+    assert_eq!(
+        sync(&store.inner.readings),
+        2,
+        "FULL: its writes reach the disk commit by commit (decision 25)"
+    );
     let readings_file: String = lock(&store.inner.readings)
         .query_row(
             "SELECT file FROM pragma_database_list WHERE name = 'main'",
