@@ -27,9 +27,10 @@
 //!   that its writes reach the disk commit by commit, never as a burst of dirty pages that a
 //!   journal fsync would wait behind — decision 25) fed by its own thread and
 //!   queue ([`ReadingsWriter`]): its own write lock, its own WAL, its own checkpoints. On the
-//!   main file, the pending-device list and pruning use a third connection (`NORMAL`); SQLite
-//!   has one write lock per file, so it and the journal take turns through an in-process gate
-//!   that lets a waiting journal write go first. Checkpoints of the main file run every 10 s
+//!   main file, the pending-device list, the devices' statuses (1000 per transaction) and
+//!   pruning use a third connection (`NORMAL`); SQLite has one write lock per file, so it and
+//!   the journal take turns through an in-process gate that lets a waiting journal write go
+//!   first, between two transactions. Checkpoints of the main file run every 10 s
 //!   off the alarm path ([`Store::checkpoint`], called by the gateway's maintenance task); the
 //!   journal connection checkpoints only as a safety net when its WAL has grown to ~40 MB.
 //! - **Readings survive a damaged main file, and the journal a damaged readings file.** The

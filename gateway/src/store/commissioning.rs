@@ -150,7 +150,7 @@ fn test_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceTest> {
 pub(super) const STATUS_CHUNK: usize = 1000;
 
 impl Store {
-    /// Stores status updates, in device order, [`STATUS_CHUNK`] per transaction (the readings
+    /// Stores status updates, in device order, 1000 per transaction (the readings
     /// writer's thread): the main file has one write lock, and a journal write waiting for it
     /// goes between two chunks — never behind a whole fleet's upserts (100 000 in one
     /// transaction held it for 0.2–0.8 s).

@@ -278,12 +278,8 @@ fn a_damaged_readings_file_is_replaced_and_the_journal_is_untouched() {
     );
 }
 
-/// A readings file as the release before this one wrote it (readings file version 1: one row
-/// per message and channel, keyed by `(device, channel, seq)`), written with its statements:
-/// device `d-1` sends 5000 messages a minute apart from `T0` (more than one window of the
-/// move), residual current on channel 0 and temperature on channel 1; `d-2` one message on
-/// channel 3 only, with every quantity; the hourly rollups as that release kept them.
-fn release_readings_v1(path: &Path) {
+/// A store at `path` whose readings file is empty (no schema), in WAL mode, open.
+fn empty_readings_file(path: &Path) -> rusqlite::Connection {
     drop(open(path));
     let readings = readings_path(path);
     for suffix in ["", "-wal", "-shm"] {
@@ -294,6 +290,16 @@ fn release_readings_v1(path: &Path) {
     let conn = raw(&readings);
     conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
         .unwrap();
+    conn
+}
+
+/// A readings file as the release before this one wrote it (readings file version 1: one row
+/// per message and channel, keyed by `(device, channel, seq)`), written with its statements:
+/// device `d-1` sends 5000 messages a minute apart from `T0` (more than one window of the
+/// move), residual current on channel 0 and temperature on channel 1; `d-2` one message on
+/// channel 3 only, with every quantity; the hourly rollups as that release kept them.
+fn release_readings_v1(path: &Path) {
+    let conn = empty_readings_file(path);
     conn.execute_batch(sch::READINGS_MIGRATIONS[0]).unwrap();
     conn.pragma_update(None, "user_version", 1).unwrap();
     conn.execute_batch(&format!(
@@ -496,16 +502,7 @@ fn a_readings_file_of_the_release_before_moves_to_rows_per_message_in_day_tables
 /// `T0`'s table keyed `(device, ts_ms, seq)`, with `d-1`'s messages 1–10 a minute apart from
 /// `T0` and `d-2`'s message 7, written with that release's statements.
 fn release_readings_v3(path: &Path) {
-    drop(open(path));
-    let readings = readings_path(path);
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = readings.clone().into_os_string();
-        p.push(suffix);
-        let _ = std::fs::remove_file(p);
-    }
-    let conn = raw(&readings);
-    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
-        .unwrap();
+    let conn = empty_readings_file(path);
     for sql in &sch::READINGS_MIGRATIONS[..3] {
         conn.execute_batch(sql).unwrap();
     }
