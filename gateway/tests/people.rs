@@ -147,9 +147,27 @@ impl Live {
         }
         head.push_str("\r\n");
         stream.write_all(head.as_bytes()).await.expect("sent");
+        // A stream without a cursor starts where the journal is when the server reads it, and
+        // the server answers only after that read: wait for the answer, so that what the test
+        // does next comes after the stream's start.
+        let mut buf = Vec::new();
+        let read_head = async {
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                let mut chunk = [0u8; 1024];
+                let n = stream.read(&mut chunk).await.expect("the stream reads");
+                assert!(n > 0, "the live stream closed before it answered");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        };
+        tokio::time::timeout(DEADLINE, read_head)
+            .await
+            .expect("the live stream answers");
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
         Self {
             stream,
-            buf: String::new(),
+            buf: body.to_owned(),
             events: Vec::new(),
         }
     }
