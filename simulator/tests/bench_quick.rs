@@ -98,6 +98,41 @@ async fn quick_mode_measures_everything_and_loses_no_alarm() {
         assert!(b.p99_ms > 0.0, "{b:?}");
     }
     assert!(results.goals.iter().any(|g| g.goal.contains("memory")));
+    // Issue 12's latency goals are for 10k devices and more: the same numbers as a 10k fleet's,
+    // then as one just over each bound, and under them.
+    let goal = |r: &bench::BenchResults, what: &str| {
+        r.goals
+            .iter()
+            .find(|g| g.goal.contains(what))
+            .map(|g| g.met)
+    };
+    assert_eq!(goal(&results, "p50 <= 2 ms"), None, "{:?}", results.goals);
+    let mut big = results.clone();
+    big.sizes[0].devices = 10_000;
+    for (l, p99) in big.sizes[0].loads.iter_mut().zip([5.0, 10.0]) {
+        (l.alarm.p50_ms, l.alarm.p99_ms) = (2.0, p99);
+    }
+    big.finish();
+    assert_eq!(
+        goal(&big, "p99 <= 5 ms, p50 <= 2 ms at 50%"),
+        Some(true),
+        "{:?}",
+        big.goals
+    );
+    assert_eq!(goal(&big, "p99 <= 10 ms, p50 <= 2 ms at 90%"), Some(true));
+    big.sizes[0].loads[0].alarm.p99_ms = 5.01;
+    big.sizes[0].loads[1].alarm.p50_ms = 2.01;
+    big.finish();
+    assert_eq!(goal(&big, "p99 <= 5 ms, p50 <= 2 ms at 50%"), Some(false));
+    assert_eq!(goal(&big, "p99 <= 10 ms, p50 <= 2 ms at 90%"), Some(false));
+    big.sizes[0].loads[1].alarm.p50_ms = 1.0;
+    big.sizes[0].loads[1].alarm.received -= 1;
+    big.finish();
+    assert_eq!(
+        goal(&big, "p99 <= 10 ms, p50 <= 2 ms at 90%"),
+        Some(false),
+        "an alert lost"
+    );
     assert!(table.contains("| 300 |"), "{table}");
 
     let json: serde_json::Value =

@@ -1,10 +1,12 @@
 //! The baseline: what the machine and Mosquitto do without the gateway.
 //!
-//! A plain **relay** client stands where the gateway stands: one connection subscribed (QoS 1)
-//! to the same uplink topics (`firegrid/v1/dev/+/telemetry` and `.../event`), PUBACKing at once
-//! and doing nothing with telemetry but count it; every event it republishes (QoS 1, on a
-//! second connection, as the gateway sends alerts on a link of their own) to
-//! `firegrid/v1/alert/bench-relay/{device}`. So:
+//! A plain **relay** stands where the gateway stands, in the gateway's shape without its work:
+//! one connection subscribed (QoS 1) to the telemetry (`firegrid/v1/dev/+/telemetry`), PUBACKing
+//! at once and doing nothing with it but count it; and, as the gateway's alarm path, a link of
+//! its own subscribed to the events (`.../event`) and another that republishes every event
+//! (QoS 1) to `firegrid/v1/alert/bench-relay/{device}`, both on a thread of their own scheduled
+//! as the gateway's alarm path is ([`AlarmPath`] at the gateway's default priority: the
+//! real-time class where the machine allows it). So:
 //!
 //! - [`max_rate`]: the publishers flat out; the rate the relay receives is the most this
 //!   machine moves through this broker to one subscriber;
@@ -16,8 +18,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use firegrid_gateway::alarm_path::{AlarmPath, Scheduling};
+use firegrid_gateway::config::AlarmPathSection;
 use firegrid_testkit::Mosquitto;
-use rumqttc::{Event, Packet, QoS, SubscribeFilter};
+use rumqttc::{AsyncClient, Event, EventLoop, Packet, QoS};
 use tokio_util::sync::CancellationToken;
 
 use super::cpu::{Meter, Usage};
@@ -25,89 +29,137 @@ use super::latency::{self, LatencyStats, RELAY_PREFIX, Worker};
 use super::load::{self, FLAT_OUT, Fleet, Load};
 use super::{BenchError, Plan};
 
+/// How long the relay waits for a SUBACK.
+const SUBACK_WAIT: Duration = Duration::from_secs(10);
+
 /// The plain relay. Stopped on drop.
 #[derive(Debug)]
 pub struct Relay {
     telemetry: Arc<AtomicU64>,
     cancel: CancellationToken,
+    /// The events' thread (dropped last: its tasks are cancelled first).
+    _events: AlarmPath,
+}
+
+/// A connection of the relay named `id`, connected and subscribed to `filter` (the SUBACK
+/// waited for).
+async fn subscribed(
+    port: u16,
+    id: &str,
+    filter: &str,
+) -> Result<(AsyncClient, EventLoop), BenchError> {
+    let (client, mut eventloop) = load::client(port, id);
+    load::connected(&mut eventloop, "relay").await?;
+    client
+        .subscribe(filter, QoS::AtLeastOnce)
+        .await
+        .map_err(|e| BenchError::Mqtt(format!("relay subscribe: {e}")))?;
+    let suback = async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(BenchError::Mqtt(format!("relay: {e}"))),
+            }
+        }
+    };
+    tokio::time::timeout(SUBACK_WAIT, suback)
+        .await
+        .map_err(|_| BenchError::Mqtt("relay: no SUBACK".into()))??;
+    Ok((client, eventloop))
+}
+
+/// Polls `eventloop` until `stop`, handing every PUBLISH to `each` (false: stop).
+async fn each_publish(
+    mut eventloop: EventLoop,
+    stop: CancellationToken,
+    mut each: impl AsyncFnMut(rumqttc::Publish) -> bool,
+) {
+    loop {
+        let event = tokio::select! {
+            () = stop.cancelled() => break,
+            e = eventloop.poll() => e,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if !each(p).await {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                super::progress(&format!("relay connection: {e}"));
+                break;
+            }
+        }
+    }
 }
 
 impl Relay {
-    /// Connects both links and subscribes (waiting for the SUBACK).
+    /// Connects its three links and subscribes (waiting for the SUBACKs).
     ///
     /// # Errors
-    /// [`BenchError::Mqtt`].
+    /// [`BenchError::Mqtt`]; [`BenchError::Io`] when the events' thread cannot start.
     pub async fn start(port: u16) -> Result<Self, BenchError> {
-        let (sub, mut sub_loop) = load::client(port, "bench-relay");
-        load::connected(&mut sub_loop, "relay").await?;
-        let (out, mut out_loop) = load::client(port, "bench-relay-out");
-        load::connected(&mut out_loop, "relay").await?;
-        sub.subscribe_many([
-            SubscribeFilter::new("firegrid/v1/dev/+/telemetry".into(), QoS::AtLeastOnce),
-            SubscribeFilter::new("firegrid/v1/dev/+/event".into(), QoS::AtLeastOnce),
-        ])
-        .await
-        .map_err(|e| BenchError::Mqtt(format!("relay subscribe: {e}")))?;
-        let suback = async {
-            loop {
-                match sub_loop.poll().await {
-                    Ok(Event::Incoming(Packet::SubAck(_))) => return Ok(()),
-                    Ok(_) => {}
-                    Err(e) => return Err(BenchError::Mqtt(format!("relay: {e}"))),
-                }
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), suback)
-            .await
-            .map_err(|_| BenchError::Mqtt("relay: no SUBACK".into()))??;
-
-        let telemetry = Arc::new(AtomicU64::new(0));
         let cancel = CancellationToken::new();
+        let events = AlarmPath::start(AlarmPathSection::default().realtime_priority)?;
+        if let Scheduling::Normal(Some(why)) = events.scheduling() {
+            super::progress(&format!(
+                "the relay's events run in the ordinary class: {why}"
+            ));
+        }
         let stop = cancel.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    e = out_loop.poll() => if e.is_err() { break; },
+        let relaying = events.handle().spawn(async move {
+            let (_sub, sub_loop) =
+                subscribed(port, "bench-relay-events", "firegrid/v1/dev/+/event").await?;
+            let (out, mut out_loop) = load::client(port, "bench-relay-out");
+            load::connected(&mut out_loop, "relay").await?;
+            let out_stop = stop.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = out_stop.cancelled() => break,
+                        e = out_loop.poll() => if e.is_err() { break; },
+                    }
                 }
-            }
-        });
-        let (count, stop) = (telemetry.clone(), cancel.clone());
-        tokio::spawn(async move {
-            let _sub = sub;
-            loop {
-                let event = tokio::select! {
-                    () = stop.cancelled() => break,
-                    e = sub_loop.poll() => e,
+            });
+            tokio::spawn(each_publish(sub_loop, stop, async move |p| {
+                let Some(device) = p
+                    .topic
+                    .strip_prefix("firegrid/v1/dev/")
+                    .and_then(|t| t.strip_suffix("/event"))
+                else {
+                    return true;
                 };
-                match event {
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        if p.topic.ends_with("/telemetry") {
-                            count.fetch_add(1, Ordering::Relaxed);
-                        } else if let Some(device) = p
-                            .topic
-                            .strip_prefix("firegrid/v1/dev/")
-                            .and_then(|t| t.strip_suffix("/event"))
-                        {
-                            let topic = format!("{RELAY_PREFIX}{device}");
-                            if out
-                                .publish(topic, QoS::AtLeastOnce, false, p.payload.to_vec())
-                                .await
-                                .is_err()
-                            {
-                                break;
-                            }
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        super::progress(&format!("relay connection: {e}"));
-                        break;
-                    }
-                }
-            }
+                out.publish(
+                    format!("{RELAY_PREFIX}{device}"),
+                    QoS::AtLeastOnce,
+                    false,
+                    p.payload.to_vec(),
+                )
+                .await
+                .is_ok()
+            }));
+            Ok::<_, BenchError>(())
         });
-        Ok(Self { telemetry, cancel })
+        relaying
+            .await
+            .map_err(|_| BenchError::Mqtt("relay: the events' thread stopped".into()))??;
+
+        let (sub, sub_loop) =
+            subscribed(port, "bench-relay", "firegrid/v1/dev/+/telemetry").await?;
+        let telemetry = Arc::new(AtomicU64::new(0));
+        let count = telemetry.clone();
+        tokio::spawn(each_publish(sub_loop, cancel.clone(), async move |_| {
+            let _sub = &sub;
+            count.fetch_add(1, Ordering::Relaxed);
+            true
+        }));
+        Ok(Self {
+            telemetry,
+            cancel,
+            _events: events,
+        })
     }
 
     /// Telemetry messages received so far.

@@ -4,13 +4,20 @@
 //! Each sample is an `alarm_raised` event of a device (and channel) no other sample used, so
 //! that each opens a new episode (the gateway raises one alert per episode). The instant is
 //! taken just before the publish call of the alarm's own connection, the receipt when the
-//! worker's client reads the alert; both on this process's monotonic clock. The alarm's
-//! connection and the worker's run on a thread of their own (`Ends`), not among the load
-//! generator's tasks.
+//! worker's client reads the alert; both on this process's monotonic clock.
+//!
+//! The alarm's two ends — the device's connection that raises it and the grid worker's that
+//! receives it — stand for a device and a phone on machines of their own. So they run on a
+//! thread of their own, not among the load generator's tasks, in the real-time class where
+//! the machine allows it ([`ENDS_PRIORITY`]): on a machine of its own an end is run as soon
+//! as its packet comes, and here it would otherwise wait for a CPU behind the gateway, the
+//! broker and the load generator, a wait no deployment has. They use a few microseconds of
+//! CPU per alarm. The same ends measure the two-hop baseline and the gateway.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use firegrid_gateway::alarm_path::{AlarmPath, Scheduling};
 use rumqttc::{Event, Packet, QoS};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -75,56 +82,16 @@ struct Seen {
     at: Instant,
 }
 
-/// The runtime of the alarm's two ends — the device that raises it and the grid worker who
-/// receives it — on a thread of its own, as they would be on machines of their own: neither
-/// waits for the load generator's tasks, nor for its busy runtime to poll their sockets. An
-/// ordinary thread: it shares the CPUs with everything else. Stopped on drop.
-#[derive(Debug)]
-struct Ends {
-    handle: tokio::runtime::Handle,
-    stop: CancellationToken,
-}
-
-impl Ends {
-    fn start() -> Result<Self, BenchError> {
-        let stop = CancellationToken::new();
-        let stopped = stop.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("bench-alarm-ends".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => {
-                        let _ = tx.send(Ok(rt.handle().clone()));
-                        rt.block_on(stopped.cancelled());
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                    }
-                }
-            })?;
-        let handle = rx
-            .recv()
-            .map_err(|_| std::io::Error::other("the alarm ends' thread ended at start"))??;
-        Ok(Self { handle, stop })
-    }
-}
-
-impl Drop for Ends {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
+/// `SCHED_FIFO` priority of the alarm ends' thread (the lowest; the ordinary class when the
+/// machine does not allow it).
+const ENDS_PRIORITY: u8 = 1;
 
 /// The grid worker's subscriber: every `opened` alarm alert, and every relayed event.
 #[derive(Debug)]
 pub struct Worker {
     seen: mpsc::UnboundedReceiver<Seen>,
     cancel: CancellationToken,
-    ends: Ends,
+    ends: AlarmPath,
 }
 
 impl Worker {
@@ -133,12 +100,15 @@ impl Worker {
     /// # Errors
     /// [`BenchError::Mqtt`].
     pub async fn start(port: u16) -> Result<Self, BenchError> {
-        let ends = Ends::start()?;
+        let ends = AlarmPath::start(ENDS_PRIORITY)?;
+        if let Scheduling::Normal(Some(why)) = ends.scheduling() {
+            super::progress(&format!("the alarm ends run in the ordinary class: {why}"));
+        }
         let (tx, seen) = mpsc::unbounded_channel();
         let cancel = CancellationToken::new();
         let stop = cancel.clone();
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
-        ends.handle.spawn(async move {
+        ends.handle().spawn(async move {
             let (client, mut eventloop) = load::client(port, "bench-worker");
             let subscribed = async {
                 load::connected(&mut eventloop, "worker").await?;
@@ -268,7 +238,7 @@ pub async fn sample(
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
     let (connected, client) = tokio::sync::oneshot::channel();
-    let poller = worker.ends.handle.spawn(async move {
+    let poller = worker.ends.handle().spawn(async move {
         let (client, mut eventloop) = load::client(port, "bench-alarm");
         let up = load::connected(&mut eventloop, "alarm publisher").await;
         let failed = up.is_err();

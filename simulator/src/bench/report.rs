@@ -301,43 +301,51 @@ impl BenchResults {
         Ok(())
     }
 
-    /// Works out where each goal lands.
+    /// Works out where each goal lands: issue 12's (its "done when"; the latency ones at 10k
+    /// devices and more), the project's ingest goal beyond it, and the alarm p99 against this
+    /// run's own two-hop baseline (the one goal a slower or busier machine does not move).
     pub fn finish(&mut self) {
         let mut goals = Vec::new();
         for s in &self.sizes {
             let n = s.devices;
-            goals.push(Goal {
-                goal: format!("{n} devices: ingest with storage >= 0.8 x baseline"),
-                value: format!(
-                    "{:.2} ({:.0} of {:.0} msg/s)",
-                    s.ingest_ratio, s.ingest.sustained_per_s, s.baseline_per_s
-                ),
-                met: s.ingest_ratio >= 0.8,
-            });
+            for (least, beyond) in [(0.5, ""), (0.8, " (the project's goal beyond)")] {
+                goals.push(Goal {
+                    goal: format!("{n} devices: ingest with storage >= {least} x baseline{beyond}"),
+                    value: format!(
+                        "{:.2} ({:.0} of {:.0} msg/s)",
+                        s.ingest_ratio, s.ingest.sustained_per_s, s.baseline_per_s
+                    ),
+                    met: s.ingest_ratio >= least,
+                });
+            }
             for l in &s.loads {
                 let pct = (l.fraction * 100.0).round();
-                let alarms_ok = l.alarm.received == l.alarm.sent;
-                if (l.fraction - 0.5).abs() < 1e-9 {
+                let all = l.alarm.received == l.alarm.sent && l.alarm.received > 0;
+                let lost = if all { "" } else { " (alarms lost)" };
+                let half = (l.fraction - 0.5).abs() < 1e-9;
+                if n >= 10_000 {
+                    let p99_max = if half { 5.0 } else { 10.0 };
+                    goals.push(Goal {
+                        goal: format!(
+                            "{n} devices: alarm p99 <= {p99_max} ms, p50 <= 2 ms at {pct}% load, every alert"
+                        ),
+                        value: format!(
+                            "p99 {:.2} ms, p50 {:.2} ms, {}/{} alerts",
+                            l.alarm.p99_ms, l.alarm.p50_ms, l.alarm.received, l.alarm.sent
+                        ),
+                        met: all && l.alarm.p99_ms <= p99_max && l.alarm.p50_ms <= 2.0,
+                    });
+                }
+                if half {
                     let base = l.baseline.as_ref().map_or(0.0, |b| b.p99_ms);
                     goals.push(Goal {
                         goal: format!("{n} devices: alarm p99 <= 3 x two-hop p99 at {pct}% load"),
                         value: format!(
-                            "{:.2} ms vs 3 x {base:.2} = {:.2} ms{}",
+                            "{:.2} ms vs 3 x {base:.2} = {:.2} ms{lost}",
                             l.alarm.p99_ms,
-                            3.0 * base,
-                            if alarms_ok { "" } else { " (alarms lost)" }
+                            3.0 * base
                         ),
-                        met: alarms_ok && base > 0.0 && l.alarm.p99_ms <= 3.0 * base,
-                    });
-                } else {
-                    goals.push(Goal {
-                        goal: format!("{n} devices: alarm p99 < 50 ms at {pct}% load"),
-                        value: format!(
-                            "{:.2} ms{}",
-                            l.alarm.p99_ms,
-                            if alarms_ok { "" } else { " (alarms lost)" }
-                        ),
-                        met: alarms_ok && l.alarm.received > 0 && l.alarm.p99_ms < 50.0,
+                        met: all && base > 0.0 && l.alarm.p99_ms <= 3.0 * base,
                     });
                 }
             }
