@@ -147,6 +147,8 @@ pub struct Health {
     broker_listening: AtomicBool,
     journal_error: Mutex<Option<String>>,
     disk: Mutex<Option<DiskReport>>,
+    /// The store's writer threads, by name: a stopped one is a problem.
+    writers: Mutex<Vec<(&'static str, crate::store::WriterFate)>>,
 }
 
 impl Health {
@@ -159,6 +161,7 @@ impl Health {
             broker_listening: AtomicBool::new(true),
             journal_error: Mutex::new(None),
             disk: Mutex::new(None),
+            writers: Mutex::new(Vec::new()),
         }
     }
 
@@ -208,6 +211,27 @@ impl Health {
             .journal_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = error;
+    }
+
+    /// Reports the store's `name` writer thread (`/healthz`: a problem once it has stopped).
+    pub fn watch_writer(&self, name: &'static str, fate: crate::store::WriterFate) {
+        self.writers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((name, fate));
+    }
+
+    /// The store's writer threads that stopped, and why.
+    pub fn stopped_writers(&self) -> Vec<String> {
+        self.writers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(|(name, fate)| {
+                fate.get()
+                    .map(|why| format!("{name} writer stopped: {why}"))
+            })
+            .collect()
     }
 
     /// Why the journal cannot be written, if it cannot.
@@ -528,6 +552,13 @@ async fn healthz(State(state): State<ApiState>) -> Response {
     if let Some(e) = &journal_error {
         problems.push(format!("journal: {e}"));
     }
+    problems.extend(
+        state
+            .health
+            .stopped_writers()
+            .into_iter()
+            .map(|w| format!("store: {w}")),
+    );
     let mut warnings = Vec::new();
     let disk = state.health.disk();
     if let Some(d) = &disk {

@@ -182,6 +182,8 @@ pub async fn run(
     );
 
     let health = Arc::new(Health::new(store_health));
+    health.watch_writer("journal", journal.fate());
+    health.watch_writer("readings", readings.fate());
     {
         // /healthz follows the broker connection.
         let (health, mut state) = (health.clone(), broker.state());

@@ -135,7 +135,8 @@ pub use users::{
 };
 pub use workflow::{Assignee, Hazard, HazardEpisode};
 pub use writer::{
-    Committing, JournalStats, JournalWriter, ReadingsStats, ReadingsWriter, WriterOptions,
+    Committing, JournalStats, JournalWriter, ReadingsStats, ReadingsWriter, WriterFate,
+    WriterOptions,
 };
 
 /// Settings of the store.
@@ -502,6 +503,24 @@ pub(crate) mod faults {
         };
         c.pragma_update(None, "max_page_count", pages)
             .expect("max_page_count sets");
+    }
+
+    /// Stores whose readings writer thread panics at its next group (a bug, made on purpose).
+    static PANICS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    /// The readings writer thread of the store at `path` panics at its next group.
+    pub(crate) fn panic_readings_writer(path: &Path) {
+        super::lock(&PANICS).push(path.to_path_buf());
+    }
+
+    /// Called by the readings writer before each group: panics if asked to.
+    pub(crate) fn readings_writer_panics(store: &super::Store) {
+        let mut p = super::lock(&PANICS);
+        if let Some(i) = p.iter().position(|x| *x == store.inner.path) {
+            p.swap_remove(i);
+            drop(p);
+            panic!("a readings writer panic made on purpose");
+        }
     }
 
     /// Files whose journal transactions wait before they commit, and their release.

@@ -1636,6 +1636,19 @@ async fn healthz_says_what_is_wrong() {
     let a = h.get("/healthz").await;
     assert_eq!(a.status, 503, "{}", a.text);
     assert_eq!(a.json()["problems"], json!(["broker: not connected"]));
+
+    // A store writer thread that stopped (app.rs watches both).
+    h.state.health.set_broker_connected(true);
+    let fate = crate::store::WriterFate::default();
+    h.state.health.watch_writer("readings", fate.clone());
+    assert_eq!(h.get("/healthz").await.status, 200);
+    fate.set("panicked: a bug".into()).unwrap();
+    let a = h.get("/healthz").await;
+    assert_eq!(a.status, 503, "{}", a.text);
+    assert_eq!(
+        a.json()["problems"],
+        json!(["store: readings writer stopped: panicked: a bug"])
+    );
 }
 
 /// A full disk (SQLite's own SQLITE_FULL: the journal connection may not grow) answers 507

@@ -5,11 +5,13 @@
 //! `.await` (backpressure) and the thread receives with `blocking_recv` — no runtime thread is
 //! ever blocked on SQLite. A writer thread ends when every handle ([`JournalWriter`],
 //! [`ReadingsWriter`], both `Clone`) is dropped, after finishing what is queued; join the
-//! returned `JoinHandle` to wait for that.
+//! returned `JoinHandle` to wait for that. A writer thread that stops before that (a panic: a
+//! bug) says why in [`WriterFate`], which `/healthz` reports; its handles' calls then fail with
+//! [`StoreError::Closed`].
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,26 @@ use firegrid_protocols::DeviceId;
 use super::journal::{JournalOp, JournalResult};
 use super::readings::Sample;
 use super::{PendingSighting, Store, StoreError};
+
+/// Why a writer thread stopped before its handles were dropped, once it has: set once, by
+/// the thread itself, when its work panics (a bug; the panic's message). `/healthz` reports it
+/// ([`crate::api::Health::watch_writer`]).
+pub type WriterFate = Arc<OnceLock<String>>;
+
+/// Runs `body` as the `name` writer thread's work; a panic in it ends the thread with its
+/// message in `fate` and in the log, instead of ending it silently.
+fn guarded(name: &'static str, fate: WriterFate, body: impl FnOnce()) {
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        let why = format!("panicked: {message}");
+        tracing::error!("the {name} writer thread stopped: {why}");
+        let _ = fate.set(why);
+    }
+}
 
 /// Settings of a writer thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +158,7 @@ struct JournalCounters {
 pub struct JournalWriter {
     tx: mpsc::Sender<JournalRequest>,
     counters: Arc<JournalCounters>,
+    fate: WriterFate,
 }
 
 impl std::fmt::Debug for JournalWriter {
@@ -159,52 +182,61 @@ impl JournalWriter {
         let counters = Arc::new(JournalCounters::default());
         let c = counters.clone();
         let max_group = options.max_group.max(1);
+        let fate = WriterFate::default();
+        let f = fate.clone();
         let thread = std::thread::Builder::new()
             .name("store-journal".into())
             .spawn(move || {
-                while let Some(first) = rx.blocking_recv() {
-                    let mut n = first.ops.len();
-                    let mut group = vec![first];
-                    // Group commit: whatever queued up during the previous fsync goes together.
-                    while n < max_group {
-                        match rx.try_recv() {
-                            Ok(r) => {
-                                n += r.ops.len();
-                                group.push(r);
+                guarded("journal", f, move || {
+                    while let Some(first) = rx.blocking_recv() {
+                        let mut n = first.ops.len();
+                        let mut group = vec![first];
+                        // Group commit: whatever queued up during the previous fsync goes together.
+                        while n < max_group {
+                            match rx.try_recv() {
+                                Ok(r) => {
+                                    n += r.ops.len();
+                                    group.push(r);
+                                }
+                                Err(_) => break,
                             }
-                            Err(_) => break,
+                        }
+                        let batches: Vec<&[JournalOp]> = group.iter().map(|r| &r.ops[..]).collect();
+                        let results = store.journal_group(&batches);
+                        c.requests.fetch_add(group.len() as u64, Ordering::Relaxed);
+                        c.largest_group
+                            .fetch_max(group.len() as u64, Ordering::Relaxed);
+                        match results {
+                            Ok(results) => {
+                                c.transactions.fetch_add(1, Ordering::Relaxed);
+                                c.ops.fetch_add(n as u64, Ordering::Relaxed);
+                                for (request, result) in group.into_iter().zip(results) {
+                                    // A caller that gave up does not get its answer; what it asked
+                                    // for is written all the same (its device resends; dedupe).
+                                    let _ = request.reply.send(result);
+                                }
+                            }
+                            Err(e) => {
+                                c.failures.fetch_add(1, Ordering::Relaxed);
+                                tracing::error!(
+                                    requests = group.len(),
+                                    "journal transaction failed: {e}"
+                                );
+                                for request in group {
+                                    let _ = request.reply.send(Err(e.shared()));
+                                }
+                            }
                         }
                     }
-                    let batches: Vec<&[JournalOp]> = group.iter().map(|r| &r.ops[..]).collect();
-                    let results = store.journal_group(&batches);
-                    c.requests.fetch_add(group.len() as u64, Ordering::Relaxed);
-                    c.largest_group
-                        .fetch_max(group.len() as u64, Ordering::Relaxed);
-                    match results {
-                        Ok(results) => {
-                            c.transactions.fetch_add(1, Ordering::Relaxed);
-                            c.ops.fetch_add(n as u64, Ordering::Relaxed);
-                            for (request, result) in group.into_iter().zip(results) {
-                                // A caller that gave up does not get its answer; what it asked
-                                // for is written all the same (its device resends; dedupe).
-                                let _ = request.reply.send(result);
-                            }
-                        }
-                        Err(e) => {
-                            c.failures.fetch_add(1, Ordering::Relaxed);
-                            tracing::error!(
-                                requests = group.len(),
-                                "journal transaction failed: {e}"
-                            );
-                            for request in group {
-                                let _ = request.reply.send(Err(e.shared()));
-                            }
-                        }
-                    }
-                }
+                })
             })
             .map_err(StoreError::Spawn)?;
-        Ok((Self { tx, counters }, thread))
+        Ok((Self { tx, counters, fate }, thread))
+    }
+
+    /// Why the thread stopped before its handles were dropped, if it did.
+    pub fn fate(&self) -> WriterFate {
+        self.fate.clone()
     }
 
     /// Journals `ops` in the next group commit and waits until they are durable. Then, and
@@ -377,6 +409,7 @@ pub struct ReadingsWriter {
     tx: mpsc::Sender<ReadingsRequest>,
     counters: Arc<ReadingsCounters>,
     max_queued_rows: u64,
+    fate: WriterFate,
 }
 
 impl std::fmt::Debug for ReadingsWriter {
@@ -434,116 +467,123 @@ impl ReadingsWriter {
             .enable_time()
             .build()
             .map_err(StoreError::Spawn)?;
+        let fate = WriterFate::default();
+        let f = fate.clone();
         let thread = std::thread::Builder::new()
             .name("store-readings".into())
             .spawn(move || {
-                let write = |group: &mut Group| {
-                    let n = group.rows;
-                    let samples = group.take();
-                    if samples.is_empty() {
-                        return;
-                    }
-                    c.groups.fetch_add(1, Ordering::Relaxed);
-                    match store.insert_readings(&samples) {
-                        Ok(r) => {
-                            c.inserted.fetch_add(r.inserted, Ordering::Relaxed);
-                            c.duplicates.fetch_add(r.duplicates, Ordering::Relaxed);
-                            c.refused.fetch_add(r.refused, Ordering::Relaxed);
+                guarded("readings", f, move || {
+                    let write = |group: &mut Group| {
+                        let n = group.rows;
+                        let samples = group.take();
+                        if samples.is_empty() {
+                            return;
                         }
-                        Err(e) => {
-                            c.failed.fetch_add(n, Ordering::Relaxed);
-                            tracing::error!(rows = n, "readings not stored: {e}");
+                        #[cfg(test)]
+                        super::faults::readings_writer_panics(&store);
+                        c.groups.fetch_add(1, Ordering::Relaxed);
+                        match store.insert_readings(&samples) {
+                            Ok(r) => {
+                                c.inserted.fetch_add(r.inserted, Ordering::Relaxed);
+                                c.duplicates.fetch_add(r.duplicates, Ordering::Relaxed);
+                                c.refused.fetch_add(r.refused, Ordering::Relaxed);
+                            }
+                            Err(e) => {
+                                c.failed.fetch_add(n, Ordering::Relaxed);
+                                tracing::error!(rows = n, "readings not stored: {e}");
+                            }
                         }
-                    }
-                };
-                // The sightings taken so far, in one transaction.
-                let write_pending = |pending: &mut Vec<PendingSighting>| {
-                    if pending.is_empty() {
-                        return;
-                    }
-                    match store.record_pending_many(pending) {
-                        Ok(o) if o.dropped > 0 => {
-                            let before = c.pending_dropped.fetch_add(o.dropped, Ordering::Relaxed);
-                            if before == 0 {
-                                tracing::warn!(
-                                    "the pending-device list is full: the least recently seen \
+                    };
+                    // The sightings taken so far, in one transaction.
+                    let write_pending = |pending: &mut Vec<PendingSighting>| {
+                        if pending.is_empty() {
+                            return;
+                        }
+                        match store.record_pending_many(pending) {
+                            Ok(o) if o.dropped > 0 => {
+                                let before =
+                                    c.pending_dropped.fetch_add(o.dropped, Ordering::Relaxed);
+                                if before == 0 {
+                                    tracing::warn!(
+                                        "the pending-device list is full: the least recently seen \
                                      devices leave it (firegrid_pending_devices_dropped_total)"
-                                );
+                                    );
+                                }
                             }
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(
+                                devices = pending.len(),
+                                "pending devices not recorded: {e}"
+                            ),
                         }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(
-                            devices = pending.len(),
-                            "pending devices not recorded: {e}"
-                        ),
-                    }
-                    pending.clear();
-                };
-                // The statuses due, one per device, in one transaction on the main file: at most
-                // every STATUS_EVERY (SEEN_EVERY), so a fleet's heartbeats never put a commit per
-                // batch beside the journal's.
-                let write_statuses = |statuses: &mut Statuses, all: bool| {
-                    let updates = statuses.due(Instant::now(), all);
-                    if updates.is_empty() {
-                        return;
-                    }
-                    if let Err(e) = store.record_statuses(&updates) {
-                        tracing::warn!(
-                            devices = updates.len(),
-                            "device statuses not recorded: {e}"
-                        );
-                    }
-                };
-                let mut group = Group::default();
-                let mut pending: Vec<PendingSighting> = Vec::new();
-                let mut statuses = Statuses::new(Instant::now());
-                while let Some(first) = rx.blocking_recv() {
-                    let mut next = Some(first);
-                    loop {
-                        // Take what is queued, in order, writing samples in groups.
-                        while let Some(request) = next.take() {
-                            match request {
-                                ReadingsRequest::Samples(s) => {
-                                    let n = rows(&s);
-                                    c.queued.fetch_sub(n, Ordering::Relaxed);
-                                    group.add(s, n);
-                                    if group.rows >= max_rows {
+                        pending.clear();
+                    };
+                    // The statuses due, one per device, in one transaction on the main file: at most
+                    // every STATUS_EVERY (SEEN_EVERY), so a fleet's heartbeats never put a commit per
+                    // batch beside the journal's.
+                    let write_statuses = |statuses: &mut Statuses, all: bool| {
+                        let updates = statuses.due(Instant::now(), all);
+                        if updates.is_empty() {
+                            return;
+                        }
+                        if let Err(e) = store.record_statuses(&updates) {
+                            tracing::warn!(
+                                devices = updates.len(),
+                                "device statuses not recorded: {e}"
+                            );
+                        }
+                    };
+                    let mut group = Group::default();
+                    let mut pending: Vec<PendingSighting> = Vec::new();
+                    let mut statuses = Statuses::new(Instant::now());
+                    while let Some(first) = rx.blocking_recv() {
+                        let mut next = Some(first);
+                        loop {
+                            // Take what is queued, in order, writing samples in groups.
+                            while let Some(request) = next.take() {
+                                match request {
+                                    ReadingsRequest::Samples(s) => {
+                                        let n = rows(&s);
+                                        c.queued.fetch_sub(n, Ordering::Relaxed);
+                                        group.add(s, n);
+                                        if group.rows >= max_rows {
+                                            write(&mut group);
+                                        }
+                                    }
+                                    ReadingsRequest::Pending(s) => pending.extend(s),
+                                    ReadingsRequest::Statuses(s) => {
+                                        for u in s {
+                                            statuses.take_in(u);
+                                        }
+                                    }
+                                    ReadingsRequest::Tick => {}
+                                    ReadingsRequest::Flush(done) => {
                                         write(&mut group);
+                                        write_pending(&mut pending);
+                                        write_statuses(&mut statuses, true);
+                                        let _ = done.send(());
                                     }
                                 }
-                                ReadingsRequest::Pending(s) => pending.extend(s),
-                                ReadingsRequest::Statuses(s) => {
-                                    for u in s {
-                                        statuses.take_in(u);
-                                    }
-                                }
-                                ReadingsRequest::Tick => {}
-                                ReadingsRequest::Flush(done) => {
-                                    write(&mut group);
-                                    write_pending(&mut pending);
-                                    write_statuses(&mut statuses, true);
-                                    let _ = done.send(());
-                                }
+                                next = rx.try_recv().ok();
                             }
-                            next = rx.try_recv().ok();
+                            // The queue is empty: a group not yet full waits a moment for more.
+                            let Some(deadline) = group.since.map(|t| t + linger) else {
+                                break;
+                            };
+                            let wait =
+                                async { tokio::time::timeout_at(deadline.into(), rx.recv()).await };
+                            match clock.block_on(wait) {
+                                Ok(Some(request)) => next = Some(request),
+                                // Lingered long enough, or every sender is gone.
+                                Ok(None) | Err(_) => break,
+                            }
                         }
-                        // The queue is empty: a group not yet full waits a moment for more.
-                        let Some(deadline) = group.since.map(|t| t + linger) else {
-                            break;
-                        };
-                        let wait =
-                            async { tokio::time::timeout_at(deadline.into(), rx.recv()).await };
-                        match clock.block_on(wait) {
-                            Ok(Some(request)) => next = Some(request),
-                            // Lingered long enough, or every sender is gone.
-                            Ok(None) | Err(_) => break,
-                        }
+                        write(&mut group);
+                        write_pending(&mut pending);
+                        write_statuses(&mut statuses, false);
                     }
-                    write(&mut group);
-                    write_pending(&mut pending);
-                    write_statuses(&mut statuses, false);
-                }
-                write_statuses(&mut statuses, true);
+                    write_statuses(&mut statuses, true);
+                })
             })
             .map_err(StoreError::Spawn)?;
         // Wakes the writer so that statuses taken while nothing else comes are written too;
@@ -566,9 +606,15 @@ impl ReadingsWriter {
                 tx,
                 counters,
                 max_queued_rows: options.queued_rows,
+                fate,
             },
             thread,
         ))
+    }
+
+    /// Why the thread stopped before its handles were dropped, if it did.
+    pub fn fate(&self) -> WriterFate {
+        self.fate.clone()
     }
 
     /// Queues readings without waiting.

@@ -216,3 +216,35 @@ fn the_readings_queue_is_bounded_by_rows_not_requests() {
     drop(writer);
     thread.join().unwrap();
 }
+
+/// A readings writer thread that panics (a bug) says so: its fate holds the panic's message
+/// (what `/healthz` reports), later readings are refused as `Closed` rather than queued for a
+/// thread that is gone, and the journal writer beside it goes on.
+#[test]
+fn a_readings_writer_that_panics_says_why_and_refuses_what_comes_after() {
+    let (dir, store, writer, thread) = readings_writer(WriterOptions::default());
+    let (journal, _journal_thread) =
+        JournalWriter::spawn(store.clone(), WriterOptions::default()).unwrap();
+    assert_eq!(writer.fate().get(), None);
+    crate::store::faults::panic_readings_writer(&db(&dir));
+    writer
+        .try_submit(vec![super::readings::sample("d-1", 1, T0)])
+        .unwrap();
+    // The thread ends by itself (its handle is still held).
+    thread
+        .join()
+        .expect("the panic is caught inside the thread");
+    assert_eq!(
+        writer.fate().get().map(String::as_str),
+        Some("panicked: a readings writer panic made on purpose")
+    );
+    assert!(matches!(
+        writer.try_submit(vec![super::readings::sample("d-1", 2, T0)]),
+        Err(StoreError::Closed)
+    ));
+    assert_eq!(journal.fate().get(), None);
+    assert_eq!(
+        journal.submit_blocking(vec![new_event("d-1", 1)]).unwrap(),
+        [JournalResult::Inserted]
+    );
+}
