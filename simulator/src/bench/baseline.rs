@@ -110,7 +110,7 @@ impl Relay {
         }
         let stop = cancel.clone();
         let relaying = events.handle().spawn(async move {
-            let (_sub, sub_loop) =
+            let (sub, sub_loop) =
                 subscribed(port, "bench-relay-events", "firegrid/v1/dev/+/event").await?;
             let (out, mut out_loop) = load::client(port, "bench-relay-out");
             load::connected(&mut out_loop, "relay").await?;
@@ -124,6 +124,8 @@ impl Relay {
                 }
             });
             tokio::spawn(each_publish(sub_loop, stop, async move |p| {
+                // The subscription's client lives as long as its loop.
+                let _sub = &sub;
                 let Some(device) = p
                     .topic
                     .strip_prefix("firegrid/v1/dev/")
@@ -151,6 +153,7 @@ impl Relay {
         let telemetry = Arc::new(AtomicU64::new(0));
         let count = telemetry.clone();
         tokio::spawn(each_publish(sub_loop, cancel.clone(), async move |_| {
+            // The subscription's client lives as long as its loop.
             let _sub = &sub;
             count.fetch_add(1, Ordering::Relaxed);
             true
