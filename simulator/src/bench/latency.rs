@@ -9,7 +9,7 @@
 //! The alarm's two ends — the device's connection that raises it and the grid worker's that
 //! receives it — stand for a device and a phone on machines of their own. So they run on a
 //! thread of their own, not among the load generator's tasks, in the real-time class where
-//! the machine allows it ([`ENDS_PRIORITY`]): on a machine of its own an end is run as soon
+//! the machine allows it (`ENDS_PRIORITY`): on a machine of its own an end is run as soon
 //! as its packet comes, and here it would otherwise wait for a CPU behind the gateway, the
 //! broker and the load generator, a wait no deployment has. They use a few microseconds of
 //! CPU per alarm. The same ends measure the two-hop baseline and the gateway.
