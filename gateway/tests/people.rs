@@ -180,17 +180,7 @@ impl Live {
     ) -> Vec<(String, String, Value)> {
         let read = async {
             loop {
-                if self.events.iter().any(|(n, _, d)| want(n, d)) {
-                    return;
-                }
-                let mut chunk = [0u8; 8192];
-                let n = self
-                    .stream
-                    .read(&mut chunk)
-                    .await
-                    .expect("the stream reads");
-                assert!(n > 0, "the live stream closed");
-                self.buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
+                // What is buffered first (events may have come with the answer's head).
                 // Events end with a blank line; chunked framing lines are not `event:` lines.
                 while let Some(end) = self.buf.find("\n\n") {
                     let block: String = self.buf.drain(..end + 2).collect();
@@ -208,6 +198,17 @@ impl Live {
                         self.events.push((n, i, d));
                     }
                 }
+                if self.events.iter().any(|(n, _, d)| want(n, d)) {
+                    return;
+                }
+                let mut chunk = [0u8; 8192];
+                let n = self
+                    .stream
+                    .read(&mut chunk)
+                    .await
+                    .expect("the stream reads");
+                assert!(n > 0, "the live stream closed");
+                self.buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
             }
         };
         tokio::time::timeout(DEADLINE, read)
