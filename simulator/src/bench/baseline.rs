@@ -21,16 +21,13 @@ use std::time::{Duration, Instant};
 use firegrid_gateway::alarm_path::{AlarmPath, Scheduling};
 use firegrid_gateway::config::AlarmPathSection;
 use firegrid_testkit::Mosquitto;
-use rumqttc::{AsyncClient, Event, EventLoop, Packet, QoS};
+use rumqttc::{Event, EventLoop, Packet, QoS};
 use tokio_util::sync::CancellationToken;
 
 use super::cpu::{Meter, Usage};
 use super::latency::{self, LatencyStats, RELAY_PREFIX, Worker};
 use super::load::{self, FLAT_OUT, Fleet, Load};
 use super::{BenchError, Plan};
-
-/// How long the relay waits for a SUBACK.
-const SUBACK_WAIT: Duration = Duration::from_secs(10);
 
 /// The plain relay. Stopped on drop.
 #[derive(Debug)]
@@ -39,34 +36,6 @@ pub struct Relay {
     cancel: CancellationToken,
     /// The events' thread (dropped last: its tasks are cancelled first).
     _events: AlarmPath,
-}
-
-/// A connection of the relay named `id`, connected and subscribed to `filter` (the SUBACK
-/// waited for).
-async fn subscribed(
-    port: u16,
-    id: &str,
-    filter: &str,
-) -> Result<(AsyncClient, EventLoop), BenchError> {
-    let (client, mut eventloop) = load::client(port, id);
-    load::connected(&mut eventloop, "relay").await?;
-    client
-        .subscribe(filter, QoS::AtLeastOnce)
-        .await
-        .map_err(|e| BenchError::Mqtt(format!("relay subscribe: {e}")))?;
-    let suback = async {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(_))) => return Ok(()),
-                Ok(_) => {}
-                Err(e) => return Err(BenchError::Mqtt(format!("relay: {e}"))),
-            }
-        }
-    };
-    tokio::time::timeout(SUBACK_WAIT, suback)
-        .await
-        .map_err(|_| BenchError::Mqtt("relay: no SUBACK".into()))??;
-    Ok((client, eventloop))
 }
 
 /// Polls `eventloop` until `stop`, handing every PUBLISH to `each` (false: stop).
@@ -111,7 +80,7 @@ impl Relay {
         let stop = cancel.clone();
         let relaying = events.handle().spawn(async move {
             let (sub, sub_loop) =
-                subscribed(port, "bench-relay-events", "firegrid/v1/dev/+/event").await?;
+                load::subscribed(port, "bench-relay-events", "firegrid/v1/dev/+/event").await?;
             let (out, mut out_loop) = load::client(port, "bench-relay-out");
             load::connected(&mut out_loop, "relay").await?;
             let out_stop = stop.clone();
@@ -149,7 +118,7 @@ impl Relay {
             .map_err(|_| BenchError::Mqtt("relay: the events' thread stopped".into()))??;
 
         let (sub, sub_loop) =
-            subscribed(port, "bench-relay", "firegrid/v1/dev/+/telemetry").await?;
+            load::subscribed(port, "bench-relay", "firegrid/v1/dev/+/telemetry").await?;
         let telemetry = Arc::new(AtomicU64::new(0));
         let count = telemetry.clone();
         tokio::spawn(each_publish(sub_loop, cancel.clone(), async move |_| {

@@ -109,32 +109,20 @@ impl Worker {
         let stop = cancel.clone();
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
         ends.handle().spawn(async move {
-            let (client, mut eventloop) = load::client(port, "bench-worker");
-            let subscribed = async {
-                load::connected(&mut eventloop, "worker").await?;
-                client
-                    .subscribe("firegrid/v1/alert/#", QoS::AtLeastOnce)
-                    .await
-                    .map_err(|e| BenchError::Mqtt(format!("worker subscribe: {e}")))?;
-                // Wait for the SUBACK so that no alert can come before the subscription holds.
-                let suback = async {
-                    loop {
-                        match eventloop.poll().await {
-                            Ok(Event::Incoming(Packet::SubAck(_))) => return Ok(()),
-                            Ok(_) => {}
-                            Err(e) => return Err(BenchError::Mqtt(format!("worker: {e}"))),
+            // Subscribed (the SUBACK waited for) before any alert can come.
+            let (_client, mut eventloop) =
+                match load::subscribed(port, "bench-worker", "firegrid/v1/alert/#").await {
+                    Ok(link) => {
+                        if ready_tx.send(Ok(())).is_err() {
+                            return;
                         }
+                        link
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
                     }
                 };
-                tokio::time::timeout(ALERT_DEADLINE, suback)
-                    .await
-                    .map_err(|_| BenchError::Mqtt("worker: no SUBACK".into()))?
-            }
-            .await;
-            let failed = subscribed.is_err();
-            if ready_tx.send(subscribed).is_err() || failed {
-                return;
-            }
             loop {
                 let event = tokio::select! {
                     () = stop.cancelled() => break,

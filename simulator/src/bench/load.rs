@@ -167,6 +167,37 @@ pub(crate) async fn connected(eventloop: &mut EventLoop, who: &str) -> Result<()
         .map_err(|_| BenchError::Mqtt(format!("{who}: no CONNACK within {CONNECT_TIMEOUT:?}")))?
 }
 
+/// A connection named `id`, connected and subscribed (QoS 1) to `filter`: returned once the
+/// broker's SUBACK came, so that nothing published after can miss the subscription.
+///
+/// # Errors
+/// [`BenchError::Mqtt`] when the connection fails or no CONNACK or SUBACK comes in time.
+pub(crate) async fn subscribed(
+    port: u16,
+    id: &str,
+    filter: &str,
+) -> Result<(AsyncClient, EventLoop), BenchError> {
+    let (client, mut eventloop) = client(port, id);
+    connected(&mut eventloop, id).await?;
+    client
+        .subscribe(filter, QoS::AtLeastOnce)
+        .await
+        .map_err(|e| BenchError::Mqtt(format!("{id} subscribe: {e}")))?;
+    let suback = async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(BenchError::Mqtt(format!("{id}: {e}"))),
+            }
+        }
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, suback)
+        .await
+        .map_err(|_| BenchError::Mqtt(format!("{id}: no SUBACK within {CONNECT_TIMEOUT:?}")))??;
+    Ok((client, eventloop))
+}
+
 /// Rate meaning "as fast as the connections go".
 pub const FLAT_OUT: f64 = f64::INFINITY;
 
