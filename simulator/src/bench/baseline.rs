@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use firegrid_gateway::alarm_path::{AlarmPath, Scheduling};
 use firegrid_gateway::config::AlarmPathSection;
 use firegrid_testkit::Mosquitto;
-use rumqttc::{Event, EventLoop, Packet, QoS};
+use rumqttc::QoS;
 use tokio_util::sync::CancellationToken;
 
 use super::cpu::{Meter, Usage};
@@ -36,32 +36,6 @@ pub struct Relay {
     cancel: CancellationToken,
     /// The events' thread (dropped last: its tasks are cancelled first).
     _events: AlarmPath,
-}
-
-/// Polls `eventloop` until `stop`, handing every PUBLISH to `each` (false: stop).
-async fn each_publish(
-    mut eventloop: EventLoop,
-    stop: CancellationToken,
-    mut each: impl AsyncFnMut(rumqttc::Publish) -> bool,
-) {
-    loop {
-        let event = tokio::select! {
-            () = stop.cancelled() => break,
-            e = eventloop.poll() => e,
-        };
-        match event {
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                if !each(p).await {
-                    break;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                super::progress(&format!("relay connection: {e}"));
-                break;
-            }
-        }
-    }
 }
 
 impl Relay {
@@ -92,25 +66,30 @@ impl Relay {
                     }
                 }
             });
-            tokio::spawn(each_publish(sub_loop, stop, async move |p| {
-                // The subscription's client lives as long as its loop.
-                let _sub = &sub;
-                let Some(device) = p
-                    .topic
-                    .strip_prefix("firegrid/v1/dev/")
-                    .and_then(|t| t.strip_suffix("/event"))
-                else {
-                    return true;
-                };
-                out.publish(
-                    format!("{RELAY_PREFIX}{device}"),
-                    QoS::AtLeastOnce,
-                    false,
-                    p.payload.to_vec(),
-                )
-                .await
-                .is_ok()
-            }));
+            tokio::spawn(load::each_publish(
+                sub_loop,
+                stop,
+                "relay",
+                async move |p| {
+                    // The subscription's client lives as long as its loop.
+                    let _sub = &sub;
+                    let Some(device) = p
+                        .topic
+                        .strip_prefix("firegrid/v1/dev/")
+                        .and_then(|t| t.strip_suffix("/event"))
+                    else {
+                        return true;
+                    };
+                    out.publish(
+                        format!("{RELAY_PREFIX}{device}"),
+                        QoS::AtLeastOnce,
+                        false,
+                        p.payload.to_vec(),
+                    )
+                    .await
+                    .is_ok()
+                },
+            ));
             Ok::<_, BenchError>(())
         });
         relaying
@@ -121,12 +100,17 @@ impl Relay {
             load::subscribed(port, "bench-relay", "firegrid/v1/dev/+/telemetry").await?;
         let telemetry = Arc::new(AtomicU64::new(0));
         let count = telemetry.clone();
-        tokio::spawn(each_publish(sub_loop, cancel.clone(), async move |_| {
-            // The subscription's client lives as long as its loop.
-            let _sub = &sub;
-            count.fetch_add(1, Ordering::Relaxed);
-            true
-        }));
+        tokio::spawn(load::each_publish(
+            sub_loop,
+            cancel.clone(),
+            "relay",
+            async move |_| {
+                // The subscription's client lives as long as its loop.
+                let _sub = &sub;
+                count.fetch_add(1, Ordering::Relaxed);
+                true
+            },
+        ));
         Ok(Self {
             telemetry,
             cancel,

@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use firegrid_gateway::alarm_path::{AlarmPath, Scheduling};
-use rumqttc::{Event, Packet, QoS};
+use rumqttc::QoS;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -110,7 +110,7 @@ impl Worker {
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
         ends.handle().spawn(async move {
             // Subscribed (the SUBACK waited for) before any alert can come.
-            let (_client, mut eventloop) =
+            let (_client, eventloop) =
                 match load::subscribed(port, "bench-worker", "firegrid/v1/alert/#").await {
                     Ok(link) => {
                         if ready_tx.send(Ok(())).is_err() {
@@ -123,27 +123,11 @@ impl Worker {
                         return;
                     }
                 };
-            loop {
-                let event = tokio::select! {
-                    () = stop.cancelled() => break,
-                    e = eventloop.poll() => e,
-                };
-                match event {
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let at = Instant::now();
-                        if let Some(seen) = parse(&p.topic, &p.payload, at)
-                            && tx.send(seen).is_err()
-                        {
-                            break;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        super::progress(&format!("worker connection: {e}"));
-                        break;
-                    }
-                }
-            }
+            load::each_publish(eventloop, stop, "worker", async move |p| {
+                let at = Instant::now();
+                parse(&p.topic, &p.payload, at).is_none_or(|seen| tx.send(seen).is_ok())
+            })
+            .await;
         });
         ready
             .await

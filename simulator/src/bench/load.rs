@@ -148,15 +148,17 @@ pub(crate) fn client(port: u16, client_id: &str) -> (AsyncClient, EventLoop) {
     (client, eventloop)
 }
 
-/// Polls `eventloop` until the broker's CONNACK.
-///
-/// # Errors
-/// [`BenchError::Mqtt`] when the connection fails or no CONNACK comes in time.
-pub(crate) async fn connected(eventloop: &mut EventLoop, who: &str) -> Result<(), BenchError> {
+/// Polls `eventloop` until the broker sends the packet `name`d (`is` tells it).
+async fn until_packet(
+    eventloop: &mut EventLoop,
+    who: &str,
+    name: &str,
+    is: fn(&Packet) -> bool,
+) -> Result<(), BenchError> {
     let wait = async {
         loop {
             match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                Ok(Event::Incoming(p)) if is(&p) => return Ok(()),
                 Ok(_) => {}
                 Err(e) => return Err(BenchError::Mqtt(format!("{who}: {e}"))),
             }
@@ -164,7 +166,18 @@ pub(crate) async fn connected(eventloop: &mut EventLoop, who: &str) -> Result<()
     };
     tokio::time::timeout(CONNECT_TIMEOUT, wait)
         .await
-        .map_err(|_| BenchError::Mqtt(format!("{who}: no CONNACK within {CONNECT_TIMEOUT:?}")))?
+        .map_err(|_| BenchError::Mqtt(format!("{who}: no {name} within {CONNECT_TIMEOUT:?}")))?
+}
+
+/// Polls `eventloop` until the broker's CONNACK.
+///
+/// # Errors
+/// [`BenchError::Mqtt`] when the connection fails or no CONNACK comes in time.
+pub(crate) async fn connected(eventloop: &mut EventLoop, who: &str) -> Result<(), BenchError> {
+    until_packet(eventloop, who, "CONNACK", |p| {
+        matches!(p, Packet::ConnAck(_))
+    })
+    .await
 }
 
 /// A connection named `id`, connected and subscribed (QoS 1) to `filter`: returned once the
@@ -183,19 +196,39 @@ pub(crate) async fn subscribed(
         .subscribe(filter, QoS::AtLeastOnce)
         .await
         .map_err(|e| BenchError::Mqtt(format!("{id} subscribe: {e}")))?;
-    let suback = async {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(_))) => return Ok(()),
-                Ok(_) => {}
-                Err(e) => return Err(BenchError::Mqtt(format!("{id}: {e}"))),
+    until_packet(&mut eventloop, id, "SUBACK", |p| {
+        matches!(p, Packet::SubAck(_))
+    })
+    .await?;
+    Ok((client, eventloop))
+}
+
+/// Polls `eventloop` until `stop`, handing every PUBLISH to `each` (false: stop); a
+/// connection error ends it, said on the progress lines as `who`'s.
+pub(crate) async fn each_publish(
+    mut eventloop: EventLoop,
+    stop: CancellationToken,
+    who: &str,
+    mut each: impl AsyncFnMut(rumqttc::Publish) -> bool,
+) {
+    loop {
+        let event = tokio::select! {
+            () = stop.cancelled() => break,
+            e = eventloop.poll() => e,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if !each(p).await {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                super::progress(&format!("{who} connection: {e}"));
+                break;
             }
         }
-    };
-    tokio::time::timeout(CONNECT_TIMEOUT, suback)
-        .await
-        .map_err(|_| BenchError::Mqtt(format!("{id}: no SUBACK within {CONNECT_TIMEOUT:?}")))??;
-    Ok((client, eventloop))
+    }
 }
 
 /// Rate meaning "as fast as the connections go".
