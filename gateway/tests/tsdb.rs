@@ -135,16 +135,16 @@ fn residuals(series: &[Series]) -> BTreeMap<(String, String, i64), f64> {
 }
 
 /// Like [`residuals`], but a point exported more than once is kept once if every copy has the
-/// same value; returns the points and how many extra copies there were.
-fn residuals_with_copies(series: &[Series]) -> (BTreeMap<(String, String, i64), f64>, usize) {
+/// same value; returns the points and the times (ms) of the extra copies.
+fn residuals_with_copies(series: &[Series]) -> (BTreeMap<(String, String, i64), f64>, Vec<i64>) {
     let mut out = BTreeMap::new();
-    let mut copies = 0;
+    let mut copies = Vec::new();
     for s in series {
         for &(t, v) in &s.points {
             let key = (s.labels["device"].clone(), s.labels["channel"].clone(), t);
             if let Some(before) = out.insert(key.clone(), v) {
                 assert_eq!(before, v, "two values for one reading: {key:?}");
-                copies += 1;
+                copies.push(t);
             }
         }
     }
@@ -636,11 +636,27 @@ async fn kill_9_of_the_gateway_during_an_outage_loses_nothing_and_doubles_only_u
         })
         .await
         .expect("export");
-    let (got, copies) = residuals_with_copies(&series);
-    let unconfirmed = unconfirmed_readings(&log_before_kill) + unconfirmed_readings(&gw.log_text());
+    let (got, mut copies) = residuals_with_copies(&series);
+    let log_after = gw.log_text();
+    let unconfirmed = unconfirmed_readings(&log_before_kill) + unconfirmed_readings(&log_after);
+    copies.sort_unstable();
+    let base_ms = i64::try_from(base).unwrap();
+    // What to look at if it fails: which messages came twice, and what the links said.
+    let said = |log: &str| -> String {
+        log.lines()
+            .filter(|l| l.contains("MQTT") || l.contains("WARN") || l.contains("ERROR"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     assert!(
-        copies <= unconfirmed,
-        "{copies} readings exported twice, but only {unconfirmed} were sent again unconfirmed"
+        copies.len() <= unconfirmed,
+        "{} readings exported twice (messages {:?}..={:?}), but only {unconfirmed} were sent \
+         again unconfirmed\nbefore the kill:\n{}\nafter the restart:\n{}",
+        copies.len(),
+        copies.first().map(|t| t - base_ms),
+        copies.last().map(|t| t - base_ms),
+        said(&log_before_kill),
+        said(&log_after),
     );
     let want: BTreeMap<_, _> = (0..seq)
         .flat_map(|s| {
