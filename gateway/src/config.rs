@@ -59,6 +59,12 @@ session_expiry_h = 168
 max_connections = 0
 # The longest keep-alive a client may ask for, s.
 max_keepalive_s = 900
+# Mosquitto's nice value (-20 to 19, lower runs first; 0: the gateway's own). Every alarm
+# crosses the broker twice: on a busy machine it runs ahead of the gateway's telemetry and
+# storage work (docs/decisions/0026). Below 0 needs root, CAP_SYS_NICE or an RLIMIT_NICE
+# allowing it (systemd: LimitNICE=-5); without it the broker runs at the gateway's own and the
+# gateway says so at start.
+nice = -5
 
 [broker.external]
 # The broker's host and port.
@@ -1152,6 +1158,13 @@ mod tests {
         assert!(
             err.starts_with("firegrid.toml:2:8: unknown variant `cloud`"),
             "{err}"
+        );
+        let err = parse("[broker.managed]\nnice = -21\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "firegrid.toml: [broker.managed] nice -21 must be -20..=19 (lower runs first)"
         );
         let err = parse("[engine]\nescalation_s = [600, 120]\n")
             .unwrap_err()

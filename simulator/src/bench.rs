@@ -52,6 +52,7 @@ pub mod report;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use firegrid_gateway::broker::mosquitto::{MANAGED_BROKER_NICE, set_nice};
 use firegrid_testkit::{Mosquitto, MosquittoError};
 
 pub use report::{BenchResults, SizeResult};
@@ -100,6 +101,10 @@ pub struct BenchArgs {
     /// Telemetry and events in the protocol's binary encoding instead of JSON.
     #[arg(long)]
     pub binary: bool,
+    /// Mosquitto's nice value, for the baselines and the gateway alike. Default: the managed
+    /// broker's, as the gateway runs it (`[broker.managed] nice`).
+    #[arg(long, default_value_t = MANAGED_BROKER_NICE, allow_negative_numbers = true)]
+    pub broker_nice: i8,
 }
 
 impl BenchArgs {
@@ -115,6 +120,7 @@ impl BenchArgs {
             alarm_spacing_ms: 50,
             window_s: None,
             binary: false,
+            broker_nice: MANAGED_BROKER_NICE,
         }
     }
 
@@ -147,6 +153,7 @@ impl BenchArgs {
                 firegrid_protocols::codec::Encoding::Json
             },
             quick: self.quick,
+            broker_nice: self.broker_nice,
         }
     }
 }
@@ -170,6 +177,8 @@ pub struct Plan {
     pub encoding: firegrid_protocols::codec::Encoding,
     /// Smoke mode.
     pub quick: bool,
+    /// Mosquitto's nice value.
+    pub broker_nice: i8,
 }
 
 /// Why the benchmark could not run.
@@ -212,8 +221,9 @@ pub enum BenchError {
 /// [`BenchError`] when a part cannot start or a step cannot be measured at all. A goal that is
 /// missed is a result, not an error.
 pub async fn run(args: BenchArgs) -> Result<BenchResults, BenchError> {
-    let plan = args.plan();
+    let mut plan = args.plan();
     let binary = gateway::locate(args.gateway.as_deref())?;
+    plan.broker_nice = allowed_nice(plan.broker_nice).await?;
     let started = Instant::now();
     let mut results = BenchResults::new(&plan, &binary).await;
     for &size in &plan.sizes {
@@ -233,7 +243,7 @@ async fn one_size(
     let fleet = load::Fleet::new(&format!("b{size}"), size, plan.encoding);
 
     // 1. The raw rate into a plain subscriber, on a broker of its own.
-    let broker = Mosquitto::start_with(MOSQUITTO_CONFIG).await?;
+    let broker = own_broker(plan).await?;
     let (baseline_rate, baseline_cpu) = baseline::max_rate(&broker, &fleet, plan).await?;
     drop(broker);
     progress(&format!(
@@ -241,7 +251,7 @@ async fn one_size(
     ));
 
     // 2. The gateway on a broker of its own.
-    let broker = Mosquitto::start_with(MOSQUITTO_CONFIG).await?;
+    let broker = own_broker(plan).await?;
     let mut gw = gateway::Gateway::start(binary, broker.port()).await?;
     let measured = phase::measure(plan, &fleet, &broker, &mut gw, baseline_rate).await;
     if measured.is_err() {
@@ -252,7 +262,7 @@ async fn one_size(
     drop(broker);
 
     // 3. The two-hop path without the gateway, at the same background loads.
-    let broker = Mosquitto::start_with(MOSQUITTO_CONFIG).await?;
+    let broker = own_broker(plan).await?;
     for load in &mut result.loads {
         load.baseline = Some(baseline::two_hop(&broker, &fleet, plan, load.offered_per_s).await?);
     }
@@ -265,6 +275,34 @@ async fn one_size(
         0.0
     };
     Ok(result)
+}
+
+/// A Mosquitto of its own for one phase, at the plan's nice value ([`allowed_nice`]).
+async fn own_broker(plan: &Plan) -> Result<Mosquitto, BenchError> {
+    let broker = Mosquitto::start_with(MOSQUITTO_CONFIG).await?;
+    if plan.broker_nice != 0 {
+        set_nice(broker.pid(), plan.broker_nice)?;
+    }
+    Ok(broker)
+}
+
+/// `nice` if the system lets this process give it to a Mosquitto, else 0 (the benchmark's
+/// own), said on stderr: the results then record what ran.
+async fn allowed_nice(nice: i8) -> Result<i8, BenchError> {
+    if nice == 0 {
+        return Ok(0);
+    }
+    let broker = Mosquitto::start_with(MOSQUITTO_CONFIG).await?;
+    match set_nice(broker.pid(), nice) {
+        Ok(()) => Ok(nice),
+        Err(e) => {
+            progress(&format!(
+                "Mosquitto runs at the benchmark's own nice value: nice {nice} refused ({e}); \
+                 run as root (or with CAP_SYS_NICE) to measure the managed broker's"
+            ));
+            Ok(0)
+        }
+    }
 }
 
 /// A progress line on stderr.

@@ -23,7 +23,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use files::{Account, Grant, Limits, TlsFiles};
-pub use supervisor::{BrokerStats, ManagedBroker, ManagedConfig, ManagedError};
+pub use supervisor::{
+    BrokerStats, MANAGED_BROKER_NICE, ManagedBroker, ManagedConfig, ManagedError, set_nice,
+};
 
 /// Where the accounts come from: called at every start and after every change.
 pub trait AccountSource: Send + Sync + 'static {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::client::ClientConfig;
-use super::mosquitto::{Limits, ManagedConfig, TlsFiles};
+use super::mosquitto::{Limits, MANAGED_BROKER_NICE, ManagedConfig, TlsFiles};
 
 /// Managed or external.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -61,6 +61,8 @@ pub struct ManagedSection {
     pub max_connections: u32,
     /// Longest keep-alive, s.
     pub max_keepalive_s: u16,
+    /// Mosquitto's nice value (−20 to 19; 0: the gateway's own).
+    pub nice: i8,
 }
 
 /// `[broker.external]`.
@@ -117,6 +119,7 @@ impl Default for ManagedSection {
             session_expiry_h: l.session_expiry_h,
             max_connections: l.max_connections,
             max_keepalive_s: l.max_keepalive_s,
+            nice: MANAGED_BROKER_NICE,
         }
     }
 }
@@ -161,6 +164,12 @@ impl BrokerConfig {
                 "[broker.managed] max_packet_bytes {} must be 1024..={client_max} (what the \
                  gateway's client accepts: a larger uplink must be refused by the broker)",
                 m.max_packet_bytes
+            ));
+        }
+        if !(-20..=19).contains(&m.nice) {
+            return Err(format!(
+                "[broker.managed] nice {} must be -20..=19 (lower runs first)",
+                m.nice
             ));
         }
         if !m.listen_tls.is_empty() {
@@ -229,6 +238,7 @@ impl BrokerConfig {
                 max_connections: m.max_connections,
                 max_keepalive_s: m.max_keepalive_s,
             },
+            nice: m.nice,
         }
     }
 }

@@ -82,6 +82,8 @@ pub struct Settings {
     pub channels: usize,
     /// Telemetry and events QoS.
     pub qos: u8,
+    /// Mosquitto's nice value, in every phase (the managed broker's default).
+    pub broker_nice: i8,
 }
 
 /// What one fleet size measured.
@@ -274,6 +276,7 @@ impl BenchResults {
                 encoding: format!("{:?}", plan.encoding).to_lowercase(),
                 channels: super::load::CHANNELS,
                 qos: 1,
+                broker_nice: plan.broker_nice,
             },
             sizes: Vec::new(),
             goals: Vec::new(),
@@ -413,14 +416,15 @@ impl BenchResults {
         let s = &self.settings;
         let _ = writeln!(
             t,
-            "telemetry: QoS {}, {}, {} channels per message; {} publisher connections; {} alarms per load, one every {:.0} ms; {:.1} s windows\n",
+            "telemetry: QoS {}, {}, {} channels per message; {} publisher connections; {} alarms per load, one every {:.0} ms; {:.1} s windows; broker at nice {}\n",
             s.qos,
             s.encoding,
             s.channels,
             s.publishers,
             s.alarms_per_load,
             s.alarm_spacing_ms,
-            s.window_s
+            s.window_s,
+            s.broker_nice
         );
         let _ = writeln!(
             t,

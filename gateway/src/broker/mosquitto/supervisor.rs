@@ -63,6 +63,28 @@ pub struct ManagedConfig {
     pub listen_tls: Option<(SocketAddr, TlsFiles)>,
     /// Per-client limits.
     pub limits: Limits,
+    /// Its nice value (−20 to 19; 0: the gateway's own), set at every start
+    /// ([`MANAGED_BROKER_NICE`] by default).
+    pub nice: i8,
+}
+
+/// The managed broker's default nice value: ahead of the gateway's ordinary threads (telemetry,
+/// storage, the API) when the machine is busy, because every alarm crosses the broker twice
+/// (docs/decisions/0026).
+pub const MANAGED_BROKER_NICE: i8 = -5;
+
+/// Sets the nice value of process `pid` (its main thread: Mosquitto has one).
+///
+/// # Errors
+/// The system refused (a value below the caller's own needs root, `CAP_SYS_NICE` or an
+/// `RLIMIT_NICE` allowing it), or `pid` is not a process.
+pub fn set_nice(pid: u32, nice: i8) -> std::io::Result<()> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| std::io::Error::other(format!("{pid} is not a process id")))?;
+    rustix::process::setpriority_process(Some(pid), i32::from(nice))?;
+    Ok(())
 }
 
 /// Why the managed broker could not start.
@@ -373,6 +395,18 @@ impl Shared {
             .map_err(io(format!("cannot start {}", c.binary.display())))?;
         if let Some(pid) = child.id() {
             let _ = std::fs::write(c.dir.join(PID_FILE), pid.to_string());
+            if c.nice != 0
+                && let Err(e) = set_nice(pid, c.nice)
+            {
+                tracing::warn!(
+                    "the managed broker runs at the gateway's own nice value (nice {} refused: \
+                     {e}): give the gateway CAP_SYS_NICE or an RLIMIT_NICE allowing it \
+                     (systemd: LimitNICE={}) so that alarms, which cross the broker twice, do \
+                     not wait for a CPU behind telemetry and storage",
+                    c.nice,
+                    c.nice
+                );
+            }
         }
         if let Some(stderr) = child.stderr.take() {
             tasks.spawn(self.clone().read_log(stderr));

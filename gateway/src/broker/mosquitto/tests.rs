@@ -244,7 +244,27 @@ fn config(dir: &std::path::Path) -> ManagedConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         listen_tls: None,
         limits: Limits::default(),
+        nice: test_nice(),
     }
+}
+
+/// A nice value the tests' broker may always be given: 3 above the test's own (raising one's
+/// nice value needs no privilege).
+fn test_nice() -> i8 {
+    let own = rustix::process::getpriority_process(None).expect("own nice value");
+    i8::try_from((own + 3).min(19)).expect("a nice value")
+}
+
+/// The nice value of process `pid` (`/proc/PID/stat`, field 19).
+fn nice_of(pid: i32) -> i8 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let after = &stat[stat.rfind(')').expect("a command name") + 2..];
+    after
+        .split(' ')
+        .nth(16)
+        .and_then(|n| n.parse().ok())
+        .expect("a nice field")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -423,7 +443,7 @@ async fn a_city_wide_installer_reads_only_their_test_alerts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_that_dies_is_restarted_and_health_follows() {
+async fn a_broker_that_dies_is_restarted_at_its_nice_value_and_health_follows() {
     let r = Running::start().await;
     let mut listening = r.broker.listening();
     assert!(*listening.borrow_and_update());
@@ -437,6 +457,11 @@ async fn a_broker_that_dies_is_restarted_and_health_follows() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("kill");
+    assert_eq!(
+        nice_of(pid),
+        test_nice(),
+        "the broker runs at its nice value"
+    );
     tokio::time::timeout(WAIT, listening.wait_for(|up| !*up))
         .await
         .expect("not listening within the wait")
@@ -446,6 +471,17 @@ async fn a_broker_that_dies_is_restarted_and_health_follows() {
         .expect("listening again within the wait")
         .expect("the broker is still watched");
     assert_eq!(r.broker.stats().restarts.load(Ordering::Relaxed), 1);
+    let restarted: i32 = std::fs::read_to_string(r._dir.path().join("mosquitto/mosquitto.pid"))
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("a pid");
+    assert_ne!(restarted, pid);
+    assert_eq!(
+        nice_of(restarted),
+        test_nice(),
+        "and so does the restarted one"
+    );
     let _gw = r.gateway().await;
     r.stop().await;
 }
