@@ -117,9 +117,12 @@ impl Writer {
     }
 }
 
+/// Residual-current readings by (device, channel, time in ms).
+type Residuals = BTreeMap<(String, String, i64), f64>;
+
 /// (device, channel, ts ms) → values, of every exported `firegrid_residual_ma` point; panics
 /// on a point exported twice.
-fn residuals(series: &[Series]) -> BTreeMap<(String, String, i64), f64> {
+fn residuals(series: &[Series]) -> Residuals {
     let mut out = BTreeMap::new();
     for s in series {
         assert_eq!(s.labels["__name__"], "firegrid_residual_ma");
@@ -136,7 +139,7 @@ fn residuals(series: &[Series]) -> BTreeMap<(String, String, i64), f64> {
 
 /// Like [`residuals`], but a point exported more than once is kept once if every copy has the
 /// same value; returns the points and the times (ms) of the extra copies.
-fn residuals_with_copies(series: &[Series]) -> (BTreeMap<(String, String, i64), f64>, Vec<i64>) {
+fn residuals_with_copies(series: &[Series]) -> (Residuals, Vec<i64>) {
     let mut out = BTreeMap::new();
     let mut copies = Vec::new();
     for s in series {
@@ -165,7 +168,7 @@ fn unconfirmed_readings(log: &str) -> usize {
 }
 
 /// What `points` should look like in the export.
-fn expected(points: &[Point]) -> BTreeMap<(String, String, i64), f64> {
+fn expected(points: &[Point]) -> Residuals {
     points
         .iter()
         .map(|p| {
@@ -177,7 +180,7 @@ fn expected(points: &[Point]) -> BTreeMap<(String, String, i64), f64> {
         .collect()
 }
 
-async fn export_n(vm: &VictoriaMetrics, n: usize) -> BTreeMap<(String, String, i64), f64> {
+async fn export_n(vm: &VictoriaMetrics, n: usize) -> Residuals {
     let series = vm
         .export_until("firegrid_residual_ma", WAIT, |s| {
             firegrid_testkit::point_count(s) >= n
