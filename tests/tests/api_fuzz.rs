@@ -119,7 +119,10 @@ fn run(command: &mut Command) -> (bool, String) {
 /// Whether a failed run failed only inside the fuzzer: CPython 3.11's `ast` module can lose
 /// count of its recursion depth after an error (cpython#106905), which Hypothesis meets while
 /// describing a strategy ("AST constructor recursion depth mismatch", hypothesis#4364), and
-/// schemathesis reports it as a runtime error of its own — while every test case passed.
+/// schemathesis reports it as a runtime error of its own — while every test case passed. The
+/// count is shared between threads: with two workers a run met it about one time in three on
+/// this machine (twice in a row once), with one worker not in six runs; one worker it is, and
+/// such a run is still run once more.
 fn only_the_tools_own_error(report: &str) -> bool {
     let all_passed = report.lines().any(|l| {
         let mut n = l
@@ -257,7 +260,8 @@ fn fuzz(st: &Path, document: &Path, gateway: &Gateway, dir: &Path, episode: i64)
         ])
         .args(["--max-examples", MAX_EXAMPLES, "--seed", SEED])
         .args(["--phases", "examples,coverage,fuzzing"])
-        .args(["--workers", "2", "--request-timeout", "10"])
+        // One worker: CPython 3.11's `ast` bug is met between threads (`only_the_tools_own_error`).
+        .args(["--workers", "1", "--request-timeout", "10"])
         .args(["--exclude-path", "/api/v1/live"])
         .args(["--output-sanitize", "false"])
         .env("FIREGRID_FUZZ_TOKEN", &gateway.token)
