@@ -33,6 +33,7 @@
 //! | `firegrid_broker_refused_logins_total` | counter | | the managed broker ([`Metrics::managed_broker`]): logins refused (no, wrong or revoked credential) |
 //! | `firegrid_broker_reloads_total` | counter | | the managed broker: account changes loaded |
 //! | `firegrid_broker_restarts_total` | counter | | the managed broker: restarts after it exited |
+//! | `firegrid_broker_nice` | gauge | | the managed broker: its nice value after its last start (`[broker.managed] nice`, or the gateway's own when refused: decision 26) |
 //! | `firegrid_tsdb_*` | | | the TSDB writer, when on: [`TsdbStats`] (docs/tsdb.md) |
 //! | `firegrid_modbus_*` | | `bus`, `result` | [`Metrics::modbus`], when a bus is configured (see [`crate::modbus::stats`]) |
 //! | `firegrid_uplink_*` | | | [`Metrics::uplink`], when the GB/T 26875.3 uplink is on (see [`crate::uplink::stats`]) |

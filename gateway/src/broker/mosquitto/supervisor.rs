@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -79,12 +79,23 @@ pub const MANAGED_BROKER_NICE: i8 = -5;
 /// The system refused (a value below the caller's own needs root, `CAP_SYS_NICE` or an
 /// `RLIMIT_NICE` allowing it), or `pid` is not a process.
 pub fn set_nice(pid: u32, nice: i8) -> std::io::Result<()> {
-    let pid = i32::try_from(pid)
+    rustix::process::setpriority_process(Some(process(pid)?), i32::from(nice))?;
+    Ok(())
+}
+
+/// The nice value of process `pid`.
+///
+/// # Errors
+/// `pid` is not a process.
+fn nice_of(pid: u32) -> std::io::Result<i32> {
+    Ok(rustix::process::getpriority_process(Some(process(pid)?))?)
+}
+
+fn process(pid: u32) -> std::io::Result<rustix::process::Pid> {
+    i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)
-        .ok_or_else(|| std::io::Error::other(format!("{pid} is not a process id")))?;
-    rustix::process::setpriority_process(Some(pid), i32::from(nice))?;
-    Ok(())
+        .ok_or_else(|| std::io::Error::other(format!("{pid} is not a process id")))
 }
 
 /// Why the managed broker could not start.
@@ -149,6 +160,8 @@ pub struct BrokerStats {
     pub reloads: AtomicU64,
     /// Times the broker was restarted after it exited.
     pub restarts: AtomicU64,
+    /// Its nice value, read back after its last start.
+    pub nice: AtomicI64,
 }
 
 impl prometheus_client::collector::Collector for BrokerStats {
@@ -180,7 +193,13 @@ impl prometheus_client::collector::Collector for BrokerStats {
                 value.load(Ordering::Relaxed),
             )?;
         }
-        Ok(())
+        crate::metrics::collect::gauge(
+            &mut encoder,
+            "broker_nice",
+            "The managed broker's nice value after its last start (lower runs first; the \
+             gateway's own when the setting was refused).",
+            self.nice.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -406,6 +425,9 @@ impl Shared {
                     c.nice,
                     c.nice
                 );
+            }
+            if let Ok(now) = nice_of(pid) {
+                self.stats.nice.store(i64::from(now), Ordering::Relaxed);
             }
         }
         if let Some(stderr) = child.stderr.take() {

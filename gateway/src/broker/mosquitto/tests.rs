@@ -482,6 +482,11 @@ async fn a_broker_that_dies_is_restarted_at_its_nice_value_and_health_follows() 
         test_nice(),
         "and so does the restarted one"
     );
+    assert_eq!(
+        r.broker.stats().nice.load(Ordering::Relaxed),
+        i64::from(test_nice()),
+        "firegrid_broker_nice says so"
+    );
     let _gw = r.gateway().await;
     r.stop().await;
 }
